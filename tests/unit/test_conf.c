@@ -1,0 +1,172 @@
+/* The configuration parser: good files load with defaults, and every kind of
+ * mistake is refused with file, line, key and what was expected. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <confdr/conf.h>
+
+struct cfg {
+	char *platform;
+	char *hosts;
+	int64_t prefetch;
+	uint64_t timeout_ms;
+	bool verbose;
+	int mode;
+	char *password;
+};
+
+static const char *const modes[] = { "preempt", "nopreempt", NULL };
+
+static const struct cdr_conf_key keys[] = {
+	{ "daemon", "platform", CDR_CONF_STR, offsetof(struct cfg, platform), NULL, 0, 0, NULL, cdr_conf_check_id,
+	  "this platform's MOID" },
+	{ "zookeeper", "hosts", CDR_CONF_STR, offsetof(struct cfg, hosts), "127.0.0.1:2181", 0, 0, NULL,
+	  cdr_conf_check_hostport, "ZooKeeper ensemble" },
+	{ "amqp", "prefetch", CDR_CONF_INT, offsetof(struct cfg, prefetch), "256", 1, 65535, NULL, NULL, NULL },
+	{ "amqp", "timeout", CDR_CONF_MS, offsetof(struct cfg, timeout_ms), "2s", 100, 60000, NULL, NULL, NULL },
+	{ "amqp", "verbose", CDR_CONF_BOOL, offsetof(struct cfg, verbose), "false", 0, 0, NULL, NULL, NULL },
+	{ "amqp", "password", CDR_CONF_STR, offsetof(struct cfg, password), "", 0, 0, NULL, NULL, NULL },
+	{ "room", "mode", CDR_CONF_ENUM, offsetof(struct cfg, mode), "nopreempt", 0, 0, modes, NULL, NULL },
+	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL },
+};
+static const struct cdr_conf_key *const tables[] = { keys, NULL };
+
+static void test_good_file_with_defaults(void **state)
+{
+	struct cfg c = { 0 };
+	struct cdr_conf_errors errs = { 0 };
+	const char *text = "# a comment\n"
+			   "[daemon]\n"
+			   "platform = p1\n"
+			   "\n"
+			   "[amqp]\n"
+			   "  timeout = 500ms  \n"
+			   "password = \"a # b \"\n"
+			   "verbose = yes\n";
+
+	assert_int_equal(cdr_conf_parse("t.conf", text, tables, &c, &errs), 0);
+	assert_int_equal(errs.n, 0);
+	assert_string_equal(c.platform, "p1");
+	assert_string_equal(c.hosts, "127.0.0.1:2181");
+	assert_int_equal(c.prefetch, 256);
+	assert_int_equal(c.timeout_ms, 500);
+	assert_true(c.verbose);
+	assert_string_equal(c.password, "a # b ");
+	assert_int_equal(c.mode, 1);
+	cdr_conf_release(tables, &c);
+	assert_null(c.platform);
+}
+
+/* Parses text, expects failure and that some error line equals want. */
+static void expect_error(const char *text, const char *want)
+{
+	struct cfg c = { 0 };
+	struct cdr_conf_errors errs = { 0 };
+	bool found = false;
+
+	assert_int_equal(cdr_conf_parse("t.conf", text, tables, &c, &errs), -22);
+	for (size_t i = 0; i < errs.n; i++) {
+		if (strcmp(errs.lines[i], want) == 0)
+			found = true;
+	}
+	if (!found) {
+		for (size_t i = 0; i < errs.n; i++)
+			print_error("got: %s\n", errs.lines[i]);
+		fail_msg("missing error: %s", want);
+	}
+	assert_null(c.platform); /* nothing left to release on failure */
+	cdr_conf_errors_clear(&errs);
+}
+
+static void test_errors_name_file_line_and_expectation(void **state)
+{
+	expect_error("[daemon]\nplatfrom = p1\n", "t.conf:2: [daemon] platfrom: unknown key");
+	expect_error("[amqp]\nprefetch = 0\n[daemon]\nplatform = p1\n",
+		     "t.conf:2: [amqp] prefetch: expected an integer 1..65535, got \"0\"");
+	expect_error("[daemon]\nplatform = p1\n[amqp]\nprefetch = 12x\n",
+		     "t.conf:4: [amqp] prefetch: expected an integer 1..65535, got \"12x\"");
+	expect_error("[daemon]\nplatform = p1\n[amqp]\ntimeout = 5\n",
+		     "t.conf:4: [amqp] timeout: expected a duration 100ms..60000ms (like 500ms, 2s, 1m), got \"5\"");
+	expect_error("[daemon]\nplatform = p1\n[amqp]\ntimeout = 2h\n",
+		     "t.conf:4: [amqp] timeout: expected a duration 100ms..60000ms (like 500ms, 2s, 1m), got \"2h\"");
+	expect_error("[daemon]\nplatform = p1\n[amqp]\nverbose = maybe\n",
+		     "t.conf:4: [amqp] verbose: expected true or false, got \"maybe\"");
+	expect_error("[daemon]\nplatform = P 1\n",
+		     "t.conf:2: [daemon] platform: expected an id of lowercase letters, digits, '_', '.' and '-'");
+	expect_error("[daemon]\nplatform =\n", "t.conf:2: [daemon] platform: missing value");
+	expect_error("[daemon]\nplatform = p1\nplatform = p2\n",
+		     "t.conf:3: [daemon] platform: set twice (first on line 2)");
+	expect_error("[amqp]\nprefetch = 3\n", "t.conf: [daemon] platform: required, not set (this platform's MOID)");
+	expect_error("[daemon\nplatform = p1\n", "t.conf:1: expected [section]");
+	expect_error("[nosuch]\nx = 1\n[daemon]\nplatform = p1\n", "t.conf:1: [nosuch]: unknown section");
+	expect_error("platform = p1\n", "t.conf:1: platform: key outside any [section]");
+	expect_error("[daemon]\nplatform p1\n", "t.conf:2: expected key = value");
+	expect_error("[daemon]\nplatform = p1\n[zookeeper]\nhosts = localhost\n",
+		     "t.conf:4: [zookeeper] hosts: expected host:port[,host:port...]");
+	expect_error("[daemon]\nplatform = p1\n[zookeeper]\nhosts = a:1,b:99999\n",
+		     "t.conf:4: [zookeeper] hosts: expected host:port with a port 1..65535");
+	expect_error("[daemon]\nplatform = p1\n[room]\nmode = sometimes\n",
+		     "t.conf:4: [room] mode: expected one of preempt, nopreempt; got \"sometimes\"");
+	expect_error("[daemon]\nplatform = p1\n[amqp]\npassword = \"abc\n",
+		     "t.conf:4: [amqp] password: unterminated quote");
+}
+
+static void test_all_errors_are_collected(void **state)
+{
+	struct cfg c = { 0 };
+	struct cdr_conf_errors errs = { 0 };
+
+	assert_int_equal(cdr_conf_parse("t.conf", "[amqp]\nprefetch = -1\nbogus = 1\ntimeout = x\n", tables, &c, &errs),
+			 -22);
+	/* prefetch, bogus, timeout, and the missing platform */
+	assert_int_equal(errs.n, 4);
+	cdr_conf_errors_clear(&errs);
+}
+
+static void test_durations(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(cdr_conf_parse_ms("250ms", &v), 0);
+	assert_int_equal(v, 250);
+	assert_int_equal(cdr_conf_parse_ms("3s", &v), 0);
+	assert_int_equal(v, 3000);
+	assert_int_equal(cdr_conf_parse_ms("2m", &v), 0);
+	assert_int_equal(v, 120000);
+	assert_int_equal(cdr_conf_parse_ms("1h", &v), 0);
+	assert_int_equal(v, 3600000);
+	assert_int_equal(cdr_conf_parse_ms("10", &v), -22);
+	assert_int_equal(cdr_conf_parse_ms("-1s", &v), -22);
+	assert_int_equal(cdr_conf_parse_ms("s", &v), -22);
+	assert_int_equal(cdr_conf_parse_ms("99999999999999999999s", &v), -22);
+}
+
+static void test_missing_file(void **state)
+{
+	struct cfg c = { 0 };
+	struct cdr_conf_errors errs = { 0 };
+
+	assert_int_equal(cdr_conf_load("/nonexistent/confdr.conf", tables, &c, &errs), -2);
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.lines[0], "/nonexistent/confdr.conf: cannot open: No such file or directory");
+	cdr_conf_errors_clear(&errs);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_file_with_defaults),
+		cmocka_unit_test(test_errors_name_file_line_and_expectation),
+		cmocka_unit_test(test_all_errors_are_collected),
+		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_missing_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
