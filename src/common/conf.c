@@ -146,7 +146,7 @@ static const char *store(const struct cdr_conf_key *k, const char *value, void *
 
 	switch (k->type) {
 	case CDR_CONF_STR: {
-		const char *bad = k->check ? k->check(value) : NULL;
+		const char *bad = k->check && *value ? k->check(value) : NULL;
 		char *copy;
 
 		if (bad)
@@ -337,7 +337,8 @@ int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key
 			}
 			value[vl - 1] = '\0';
 			value++;
-		} else if (!*value) {
+		} else if (!*value && !(k->type == CDR_CONF_STR && k->def && !*k->def)) {
+			/* Only optional strings (default "") may be left empty. */
 			add_error(errs, "%s:%d: [%s] %s: missing value", name, lineno, section, key);
 			continue;
 		}

@@ -1,0 +1,108 @@
+/* The life of a confdr daemon, shared by css, rms and pms.
+ *
+ * main() of each daemon is one call: cdr_daemon_main(&ops, argc, argv). It
+ * parses the arguments, loads and validates the config (every error as
+ * "file:line: [section] key: message", exit 78), and runs the loop:
+ *
+ *   ZooKeeper session -> this platform's topology -> its main room's
+ *   endpoints (watched) -> AMQP, Redis, MySQL connections (re-connected with
+ *   back-off, switched when an endpoint changes) -> leader election
+ *   (/election/<platform>/<daemon>) -> the daemon's own work.
+ *
+ * It publishes the daemon's liveness and connection states as the ephemeral
+ * node /live/<platform>/<daemon>/<instance> (what `confdrctl status` shows).
+ * SIGTERM/SIGINT stop gracefully within [daemon] shutdown_timeout, a second
+ * one forces the exit; SIGHUP reloads the config if the new one is valid. */
+#ifndef CONFDR_DAEMON_H
+#define CONFDR_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <confdr/conf.h>
+
+struct cdr_daemon;
+struct cdr_loop;
+struct cdr_mq;
+struct cdr_redis;
+struct cdr_db;
+struct cdr_zk;
+
+/* The keys every daemon has; a daemon's own config struct starts with it. */
+struct cdr_daemon_conf {
+	char *platform;
+	char *instance;
+	int log_level; /* enum cdr_log_level */
+	bool log_timestamps;
+	uint64_t shutdown_timeout_ms;
+
+	char *zk_hosts;
+	char *zk_chroot;
+	uint64_t zk_session_timeout_ms;
+
+	char *amqp_user;
+	char *amqp_password;
+	uint64_t amqp_heartbeat_ms;
+	int64_t amqp_prefetch;
+	uint64_t reconnect_min_ms;
+	uint64_t reconnect_max_ms;
+
+	uint64_t redis_connect_timeout_ms;
+
+	char *mysql_user;
+	char *mysql_password;
+	uint64_t mysql_connect_timeout_ms;
+	char *mysql_migrations;
+};
+
+/* The table behind struct cdr_daemon_conf (ended by a NULL name). */
+extern const struct cdr_conf_key cdr_daemon_conf_keys[];
+
+/* What a daemon plugs into the common life. Every callback runs on the loop. */
+struct cdr_daemon_ops {
+	const char *name;    /* "css" */
+	const char *summary; /* one line for --help */
+	/* The daemon's own keys (offsets into its conf struct) or NULL, and the
+	 * size of that struct, which starts with struct cdr_daemon_conf. */
+	const struct cdr_conf_key *keys;
+	size_t conf_size;
+	bool uses_redis;
+	bool uses_mysql;
+
+	/* Builds the daemon's server once the loop exists; no I/O yet. Returns
+	 * 0 or a negative errno (the daemon exits 1). */
+	int (*init)(struct cdr_daemon *d, void **server);
+	/* The connections are usable, or one of them went down ("amqp",
+	 * "redis", "mysql", "zookeeper"). */
+	void (*on_link)(struct cdr_daemon *d, void *server, const char *link, bool up);
+	/* Became active (leader, with a new epoch) or standby. A daemon that is
+	 * told standby stops acting at once: its epoch is no longer valid. */
+	void (*on_role)(struct cdr_daemon *d, void *server, bool active, int64_t epoch);
+	/* A valid new config after SIGHUP (same struct layout); the daemon copies
+	 * what it can apply live. May be NULL. */
+	void (*reload)(struct cdr_daemon *d, void *server, const void *conf);
+	/* Frees the server; called after the loop stopped. */
+	void (*free)(void *server);
+};
+
+/* Runs a daemon; returns the process exit code (0, 1, 64 usage, 78 config). */
+int cdr_daemon_main(const struct cdr_daemon_ops *ops, int argc, char **argv);
+
+/* Accessors for the daemon's modules. Borrowed; the link getters return NULL
+ * until the endpoint is known (the objects then exist even while the link is
+ * down: check cdr_daemon_link_up). */
+struct cdr_loop *cdr_daemon_loop(struct cdr_daemon *d);
+const void *cdr_daemon_conf(struct cdr_daemon *d);
+struct cdr_zk *cdr_daemon_zk(struct cdr_daemon *d);
+struct cdr_mq *cdr_daemon_mq(struct cdr_daemon *d);
+struct cdr_redis *cdr_daemon_redis(struct cdr_daemon *d);
+struct cdr_db *cdr_daemon_db(struct cdr_daemon *d);
+bool cdr_daemon_link_up(struct cdr_daemon *d, const char *link);
+bool cdr_daemon_active(struct cdr_daemon *d);
+int64_t cdr_daemon_epoch(struct cdr_daemon *d);
+
+/* Asks for a graceful stop, as SIGTERM does. */
+void cdr_daemon_stop(struct cdr_daemon *d);
+
+#endif
