@@ -1,0 +1,49 @@
+/* The broker topology of the design (section 4), declared by every daemon so
+ * that whichever starts first creates it. docs/amqp.md explains the choices. */
+#include "confdr/mq.h"
+
+#include <errno.h>
+#include <stddef.h>
+
+/* Work queues: durable, dead-lettered to confdr.dlx so that a message a
+ * consumer rejects (malformed, oversize) is kept for an operator. */
+static const char *const work_queues[] = {
+	CDR_MQ_MAU_CONF_Q, CDR_MQ_MAU_CMU_Q, CDR_MQ_RMS_REQ_Q, CDR_MQ_PMS_REQ_Q, CDR_MQ_BMC_CDR_Q,
+};
+
+static const struct {
+	const char *name, *type;
+} exchanges[] = {
+	{ CDR_MQ_DLX, "fanout" },	     /* every dead letter, whatever its key */
+	{ CDR_MQ_MAU_CMCMU_EX, "direct" },   /* routing key = the MCU's key */
+	{ CDR_MQ_CMU_MAU_EX, "topic" },	     /* MCUs publish with any key; bound with "#" */
+	{ CDR_MQ_RMS_NTF_EX, "fanout" },     /* MCU up/down, to every CSS */
+	{ CDR_MQ_PMS_NTF_EX, "fanout" },     /* room/platform state, to all */
+	{ CDR_MQ_MODB_NOTIFY_EX, "fanout" }, /* BMC's user-domain/platform changes */
+	{ CDR_MQ_UPU_NTF_EX, "fanout" },     /* E164 reports; UPU binds its own queue */
+	{ CDR_MQ_ALARM_EX, "fanout" },	     /* alarms, to whoever watches */
+};
+
+int cdr_mq_declare_design(struct cdr_mq *mq)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(exchanges) / sizeof(exchanges[0]); i++) {
+		r = cdr_mq_declare_exchange(mq, exchanges[i].name, exchanges[i].type, true);
+		if (r < 0)
+			return r;
+	}
+	r = cdr_mq_declare_queue(mq, CDR_MQ_DEAD_Q, true, NULL);
+	if (r < 0)
+		return r;
+	r = cdr_mq_bind(mq, CDR_MQ_DEAD_Q, CDR_MQ_DLX, "");
+	if (r < 0)
+		return r;
+	for (i = 0; i < sizeof(work_queues) / sizeof(work_queues[0]); i++) {
+		r = cdr_mq_declare_queue(mq, work_queues[i], true, CDR_MQ_DLX);
+		if (r < 0)
+			return r;
+	}
+	return cdr_mq_bind(mq, CDR_MQ_MAU_CMU_Q, CDR_MQ_CMU_MAU_EX, "#");
+}
