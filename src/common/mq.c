@@ -755,9 +755,12 @@ static int session_open(struct cdr_mq *mq)
 		return -1;
 	}
 	ms_to_tv(CONNECT_TIMEOUT_MS, &tv);
+	errno = 0;
 	r = amqp_socket_open_noblock(sock, mq->url.host, mq->url.port, &tv);
 	if (r < 0) {
-		set_why(mq, "connect to %s:%u: %s", mq->url.host, mq->url.port, amqp_error_string2(r));
+		int e = errno;
+		set_why(mq, "connect to %s:%u: %s%s%s%s", mq->url.host, mq->url.port, amqp_error_string2(r),
+			e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
 		return -1;
 	}
 	pthread_mutex_lock(&mq->mu);
@@ -1050,6 +1053,34 @@ static int on_return(struct cdr_mq *mq, amqp_basic_return_t *m)
 	return 0;
 }
 
+/* A basic.publish closed the channel (no such exchange, access refused):
+ * publishing those messages again would only close the next channel too, so
+ * the unconfirmed ones to the exchange the broker names fail with -EIO. The
+ * name is only in the reply text ("... exchange 'x' in vhost 'v' ..."). */
+static void fail_publishes_to(struct cdr_mq *mq, amqp_bytes_t text)
+{
+	static const char mark[] = "exchange '";
+	char *t = dup_bytes(text), *name, *end;
+	struct pub *p, *next;
+
+	if (!t)
+		return;
+	name = strstr(t, mark);
+	end = name ? strchr(name + strlen(mark), '\'') : NULL;
+	if (name && end) {
+		name += strlen(mark);
+		*end = '\0';
+		for (p = TAILQ_FIRST(&mq->unconfirmed); p; p = next) {
+			next = TAILQ_NEXT(p, link);
+			if (strcmp(p->exchange, name) == 0) {
+				TAILQ_REMOVE(&mq->unconfirmed, p, link);
+				post_confirm(mq, p, -EIO);
+			}
+		}
+	}
+	free(t);
+}
+
 /* Handles one frame read outside an RPC. Returns -1 when the connection must
  * go (mq->why set). */
 static int dispatch(struct cdr_mq *mq, amqp_frame_t *f)
@@ -1094,6 +1125,8 @@ static int dispatch(struct cdr_mq *mq, amqp_frame_t *f)
 		amqp_channel_close_ok_t ok = { 0 };
 		set_why(mq, "channel closed by the broker: %u %.*s", m->reply_code, (int)m->reply_text.len,
 			(const char *)m->reply_text.bytes);
+		if (m->class_id == 60 && m->method_id == 40)
+			fail_publishes_to(mq, m->reply_text);
 		amqp_send_method(mq->conn, CH, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 		return -1;
 	}
