@@ -159,7 +159,7 @@ struct ctx {
 	struct cdr_loop *loop;
 	struct cdr_mq *mq, *mq2;
 	int ups, downs, downs_after_up, ups_after_down;
-	char last_why[512];
+	char last_why[512], down_why[512];
 	/* confirms */
 	int confirms, confirm_status[MAXMSG];
 	/* deliveries */
@@ -186,6 +186,7 @@ static void on_state(bool up, const char *why, void *arg)
 			c->ups_after_down++;
 		c->ups++;
 	} else {
+		snprintf(c->down_why, sizeof(c->down_why), "%s", why);
 		c->downs++;
 		if (c->ups)
 			c->downs_after_up++;
@@ -445,6 +446,69 @@ static void test_nack_requeue_and_dead_letter(void **state)
 	C.mq = cdr_mq_free(C.mq);
 	assert_int_equal(admin_queue_count("test.mq.work"), 0);
 	assert_int_equal(admin_queue_count("test.mq.dead"), 1);
+}
+
+/* A delivery held across a re-connection: its ack is dropped, the broker
+ * delivers the message again (redelivered) to the re-issued consumer. The
+ * re-connection is forced by publishing to a missing exchange. */
+static void test_ack_from_older_connection_is_dropped(void **state)
+{
+	static const char *const qs[] = { "test.mq.hold", NULL };
+
+	admin_delete(qs, NULL);
+	C.mq = new_mq("test-hold");
+	assert_int_equal(cdr_mq_declare_queue(C.mq, "test.mq.hold", true, NULL), 0);
+	assert_int_equal(cdr_mq_consume(C.mq, "test.mq.hold", on_hold, NULL), 0);
+	assert_int_equal(publish_n(C.mq, "", "test.mq.hold", 0, true, true), 0);
+	want = 1;
+	assert_true(run_until(C.loop, confirms_and_deliveries_done, NULL, 15000));
+	struct cdr_mq_delivery *old = C.held[0];
+	C.held[0] = NULL;
+	assert_false(old->redelivered);
+
+	assert_int_equal(publish_n(C.mq, "test.mq.no-such-ex", "k", 1, false, false), 0);
+	want = 2;
+	assert_true(run_until(C.loop, delivered_done, NULL, 15000));
+	assert_int_equal(C.confirm_status[1], -EIO);
+	assert_true(C.downs_after_up >= 1);
+	assert_true(C.ups_after_down >= 1);
+	assert_int_equal(C.seen[0], 2);
+	assert_true(C.held[0]->redelivered);
+	assert_int_equal(cdr_mq_ack(old), 0); /* dropped: another connection's tag */
+	run_for(C.loop, 300);
+	assert_true(cdr_mq_connected(C.mq)); /* a stale tag would have closed the channel */
+	assert_int_equal(C.ups, 2);
+	assert_int_equal(cdr_mq_ack(C.held[0]), 0);
+	C.held[0] = NULL;
+	run_for(C.loop, 300);
+	C.mq = cdr_mq_free(C.mq);
+	assert_int_equal(admin_queue_count("test.mq.hold"), 0);
+	admin_delete(qs, NULL);
+}
+
+/* A declaration the broker refuses is reported, dropped, and does not stop
+ * the handle (nor come back after the re-connection). */
+static void test_refused_declaration_is_dropped(void **state)
+{
+	static const char *const qs[] = { "test.mq.pre", NULL };
+
+	admin_delete(qs, NULL);
+	C.mq = new_mq("test-refused");
+	assert_int_equal(cdr_mq_declare_queue(C.mq, "test.mq.pre", false, NULL), 0);
+	assert_int_equal(cdr_mq_declare_queue(C.mq, "test.mq.pre", true, NULL), 0); /* other arguments: 406 */
+	assert_int_equal(publish_n(C.mq, "", "test.mq.pre", 0, false, true), 0);
+	want = 1;
+	assert_true(run_until(C.loop, confirms_done, NULL, 15000));
+	assert_int_equal(C.confirm_status[0], 0);
+	assert_true(C.downs >= 1);
+	if (!strstr(C.down_why, "declare queue test.mq.pre: 406 PRECONDITION_FAILED"))
+		fail_msg("down reason: %s", C.down_why);
+	assert_true(run_until(C.loop, is_up, C.mq, 15000));
+	run_for(C.loop, 500);
+	assert_true(cdr_mq_connected(C.mq));
+	assert_int_equal(C.downs, 1); /* once, not again after the re-connection */
+	assert_int_equal(admin_queue_count("test.mq.pre"), 1);
+	admin_delete(qs, NULL);
 }
 
 /* ---- request/reply */
@@ -747,6 +811,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_publish_consume_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unroutable_mandatory_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nack_requeue_and_dead_letter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ack_from_older_connection_is_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_declaration_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_request_reply_and_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscribe_fanout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_declare_design, setup, teardown),
