@@ -1,0 +1,862 @@
+/* confdrctl: the operators' command line for a confdr service domain.
+ *
+ * Each subcommand is one entry of `commands` below: its words, its usage
+ * line, what it does, and its function. confdrctl runs its own event loop
+ * and waits for each ZooKeeper answer in turn (every wait bounded), which
+ * keeps the commands simple sequences. */
+#include <confdr/log.h>
+#include <confdr/loop.h>
+#include <confdr/topology.h>
+#include <confdr/zk.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+/* sysexits.h values */
+#define EX_FAIL 1
+#define EX_USAGE 64
+#define EX_DATAERR 65
+#define EX_UNAVAILABLE 69
+#define EX_SOFTWARE 70
+
+#define DEFAULT_ZK "127.0.0.1:17181"
+#define DEFAULT_CHROOT "/dr"
+
+struct ctl {
+	const char *hosts;
+	const char *chroot;
+	unsigned timeout_s; /* to connect, and for each answer */
+	struct cdr_loop *loop;
+	struct cdr_zk *zk;
+	struct cdr_timer *timer;
+	bool timed_out;
+	bool connected;
+};
+
+struct command {
+	const char *words[2]; /* e.g. {"topology", "load"}; second NULL if none */
+	const char *usage;    /* arguments after the words */
+	const char *help;
+	int (*run)(struct ctl *c, int argc, char **argv);
+};
+
+static const struct command commands[];
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] COMMAND ...\n\n"
+		   "Options:\n"
+		   "  --zk HOSTS         ZooKeeper servers, host:port[,host:port...]\n"
+		   "                     (default: $CONFDR_ZK, else " DEFAULT_ZK ")\n"
+		   "  --chroot PATH      the service domain's root node (default: $CONFDR_ZK_CHROOT, else " DEFAULT_CHROOT
+		   ")\n"
+		   "  --timeout SECONDS  how long to wait to connect and for each answer (default 5)\n"
+		   "  -h, --help         this text\n\n"
+		   "Commands:\n");
+	for (const struct command *c = commands; c->run; c++) {
+		fprintf(f, "  %s%s%s %s\n", c->words[0], c->words[1] ? " " : "", c->words[1] ? c->words[1] : "",
+			c->usage);
+		fprintf(f, "      %s\n", c->help);
+	}
+	fprintf(f, "\nExit status: 0 done, 1 failed (or --wait timed out), 64 bad usage, 65 bad input file,\n"
+		   "69 ZooKeeper unreachable.\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "confdrctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n\n");
+	usage(stderr);
+	return EX_USAGE;
+}
+
+/* ---- waiting on the loop ---- */
+
+static void on_timer(void *arg)
+{
+	struct ctl *c = arg;
+
+	c->timed_out = true;
+	cdr_loop_stop(c->loop);
+}
+
+/* Runs the loop until *done or timeout_ms; true if done. */
+static bool run_until(struct ctl *c, const bool *done, uint64_t timeout_ms)
+{
+	c->timed_out = false;
+	cdr_timer_start(c->timer, timeout_ms, false);
+	while (!*done && !c->timed_out)
+		if (cdr_loop_run(c->loop) < 0)
+			break;
+	cdr_timer_stop(c->timer);
+	return *done;
+}
+
+static void on_session(enum cdr_zk_state state, void *arg)
+{
+	struct ctl *c = arg;
+
+	c->connected = state == CDR_ZK_CONNECTED;
+	cdr_loop_stop(c->loop);
+}
+
+static int zk_connect(struct ctl *c)
+{
+	struct cdr_zk_opts o = {
+		.hosts = c->hosts,
+		.chroot = c->chroot,
+		.session_timeout_ms = 10000,
+		.on_session = on_session,
+		.arg = c,
+	};
+	int ret;
+
+	ret = cdr_zk_new(c->loop, &o, &c->zk);
+	if (ret < 0) {
+		fprintf(stderr, "confdrctl: cannot reach ZooKeeper at %s: %s\n", c->hosts, strerror(-ret));
+		return EX_UNAVAILABLE;
+	}
+	if (!run_until(c, &c->connected, c->timeout_s * 1000ull)) {
+		fprintf(stderr, "confdrctl: cannot reach ZooKeeper at %s: no session within %u s\n", c->hosts,
+			c->timeout_s);
+		return EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
+/* One answer, copied out of the callback. */
+struct answer {
+	bool done;
+	int status;
+	char error[128];
+	char *data; /* NULL if none */
+	size_t len;
+	char **children;
+	size_t nchildren;
+	char *path;
+};
+
+static void answer_clear(struct answer *a)
+{
+	for (size_t i = 0; i < a->nchildren; i++)
+		free(a->children[i]);
+	free(a->children);
+	free(a->data);
+	free(a->path);
+	memset(a, 0, sizeof(*a));
+}
+
+static struct ctl *answer_ctl; /* for cdr_loop_stop from on_answer */
+
+static void on_answer(const struct cdr_zk_result *r, void *arg)
+{
+	struct answer *a = arg;
+
+	a->status = r->status;
+	snprintf(a->error, sizeof(a->error), "%s", r->error ? r->error : "");
+	if (r->data) {
+		a->data = malloc(r->len + 1);
+		if (a->data) {
+			memcpy(a->data, r->data, r->len);
+			a->data[r->len] = '\0';
+			a->len = r->len;
+		}
+	}
+	if (r->nchildren) {
+		a->children = calloc(r->nchildren, sizeof(char *));
+		for (size_t i = 0; a->children && i < r->nchildren; i++)
+			if ((a->children[a->nchildren] = strdup(r->children[i])))
+				a->nchildren++;
+	}
+	a->path = r->path ? strdup(r->path) : NULL;
+	a->done = true;
+	cdr_loop_stop(answer_ctl->loop);
+}
+
+/* Waits for a request started with on_answer/a. A request that gets no
+ * answer in time ends the program: its callback must never run later on a
+ * dead stack frame. */
+static int wait_answer(struct ctl *c, int started, struct answer *a, const char *what, const char *path)
+{
+	if (started < 0) {
+		fprintf(stderr, "confdrctl: %s %s: %s\n", what, path, strerror(-started));
+		exit(EX_SOFTWARE);
+	}
+	if (!run_until(c, &a->done, c->timeout_s * 1000ull)) {
+		fprintf(stderr, "confdrctl: ZooKeeper at %s: no answer to %s %s within %u s\n", c->hosts, what, path,
+			c->timeout_s);
+		exit(EX_UNAVAILABLE);
+	}
+	return a->status;
+}
+
+static int zk_get(struct ctl *c, const char *path, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	return wait_answer(c, cdr_zk_get(c->zk, path, NULL, NULL, on_answer, a), a, "reading", path);
+}
+
+static int zk_children(struct ctl *c, const char *path, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	return wait_answer(c, cdr_zk_children(c->zk, path, NULL, NULL, on_answer, a), a, "listing", path);
+}
+
+static int zk_create(struct ctl *c, const char *path, const char *data, unsigned flags, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	return wait_answer(c, cdr_zk_create(c->zk, path, data, data ? strlen(data) : 0, flags, on_answer, a), a,
+			   "creating", path);
+}
+
+static int zk_set(struct ctl *c, const char *path, const char *data, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	return wait_answer(c, cdr_zk_set(c->zk, path, data, strlen(data), -1, on_answer, a), a, "writing", path);
+}
+
+static int zk_delete(struct ctl *c, const char *path, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	return wait_answer(c, cdr_zk_delete(c->zk, path, -1, on_answer, a), a, "deleting", path);
+}
+
+static int zk_fail(struct ctl *c, const char *what, const char *path, const struct answer *a)
+{
+	fprintf(stderr, "confdrctl: %s %s%s: %s\n", what, strcmp(c->chroot, "/") ? c->chroot : "", path,
+		a->error[0] ? a->error : strerror(-a->status));
+	return EX_FAIL;
+}
+
+/* Deletes path and everything under it. */
+static int zk_delete_tree(struct ctl *c, const char *path)
+{
+	struct answer a;
+	int st = zk_children(c, path, &a);
+
+	if (st == -ENOENT) {
+		answer_clear(&a);
+		return 0;
+	}
+	if (st) {
+		zk_fail(c, "listing", path, &a);
+		answer_clear(&a);
+		return EX_FAIL;
+	}
+	for (size_t i = 0; i < a.nchildren; i++) {
+		char *p;
+		int ret;
+		if (asprintf(&p, "%s/%s", path, a.children[i]) < 0)
+			exit(EX_SOFTWARE);
+		ret = zk_delete_tree(c, p);
+		free(p);
+		if (ret) {
+			answer_clear(&a);
+			return ret;
+		}
+	}
+	answer_clear(&a);
+	st = zk_delete(c, path, &a);
+	if (st && st != -ENOENT) {
+		zk_fail(c, "deleting", path, &a);
+		answer_clear(&a);
+		return EX_FAIL;
+	}
+	answer_clear(&a);
+	return 0;
+}
+
+/* ---- topology load ---- */
+
+struct node {
+	char *path, *json;
+};
+
+struct nodes {
+	struct node *v;
+	size_t n, cap;
+};
+
+static void collect_node(const char *path, const char *json, void *arg)
+{
+	struct nodes *ns = arg;
+
+	if (ns->n == ns->cap) {
+		ns->cap = ns->cap ? ns->cap * 2 : 64;
+		ns->v = realloc(ns->v, ns->cap * sizeof(*ns->v));
+		if (!ns->v)
+			exit(EX_SOFTWARE);
+	}
+	ns->v[ns->n].path = strdup(path);
+	ns->v[ns->n].json = strdup(json);
+	if (!ns->v[ns->n].path || !ns->v[ns->n].json)
+		exit(EX_SOFTWARE);
+	ns->n++;
+}
+
+static bool nodes_have(const struct nodes *ns, const char *path)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		if (strcmp(ns->v[i].path, path) == 0)
+			return true;
+	return false;
+}
+
+/* Whether some node of ns lies under prefix ("/endpoints/p1"). */
+static bool nodes_under(const struct nodes *ns, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	for (size_t i = 0; i < ns->n; i++)
+		if (strncmp(ns->v[i].path, prefix, n) == 0 && ns->v[i].path[n] == '/')
+			return true;
+	return false;
+}
+
+/* Removes what under dir is not in ns: leaves not listed, subtrees holding
+ * none of ns's nodes. depth is how many levels below dir the leaves are. */
+static int remove_stale(struct ctl *c, const char *dir, int depth, const struct nodes *ns, unsigned *removed)
+{
+	struct answer a;
+	int st = zk_children(c, dir, &a), ret = 0;
+
+	if (st == -ENOENT) {
+		answer_clear(&a);
+		return 0;
+	}
+	if (st) {
+		ret = zk_fail(c, "listing", dir, &a);
+		answer_clear(&a);
+		return ret;
+	}
+	for (size_t i = 0; i < a.nchildren && !ret; i++) {
+		char *p;
+		if (asprintf(&p, "%s/%s", dir, a.children[i]) < 0)
+			exit(EX_SOFTWARE);
+		if (depth <= 1 ? !nodes_have(ns, p) : !nodes_under(ns, p)) {
+			ret = zk_delete_tree(c, p);
+			if (!ret) {
+				printf("removed %s\n", p);
+				(*removed)++;
+			}
+		} else if (depth > 1) {
+			ret = remove_stale(c, p, depth - 1, ns, removed);
+		}
+		free(p);
+	}
+	answer_clear(&a);
+	return ret;
+}
+
+static int cmd_topology_load(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "endpoints", required_argument, NULL, 'e' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *topo_path, *eps_path = NULL;
+	struct cdr_topology *t = NULL;
+	struct nodes ns = { 0 };
+	unsigned created = 0, updated = 0, unchanged = 0, removed = 0;
+	char err[8192];
+	int opt, ret;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "e:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'e': eps_path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("topology load: bad option");
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error("topology load: expected one TOPOLOGY.json");
+	topo_path = argv[optind];
+
+	ret = cdr_topology_load_files(topo_path, eps_path, &t, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "confdrctl: %s (%s%s%s):\n%s\n",
+			ret == -EINVAL ? "invalid topology" : "cannot read the topology", topo_path, eps_path ? ", " : "",
+			eps_path ? eps_path : "", err);
+		return EX_DATAERR;
+	}
+	if (cdr_topology_nodes(t, collect_node, &ns) < 0)
+		exit(EX_SOFTWARE);
+	if ((ret = zk_connect(c)))
+		goto out;
+
+	/* The directories exist even when empty, so a reader can tell "no
+	 * user domains" from "never loaded". */
+	{
+		const char *dirs[] = { "/topology/platforms", "/topology/rooms", "/topology/user_domains",
+				       eps_path ? "/endpoints" : NULL, eps_path ? "/replicas" : NULL };
+		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+			struct answer a;
+			int st;
+			if (!dirs[i])
+				continue;
+			st = zk_create(c, dirs[i], NULL, CDR_ZK_PARENTS, &a);
+			if (st && st != -EEXIST) {
+				ret = zk_fail(c, "creating", dirs[i], &a);
+				answer_clear(&a);
+				goto out;
+			}
+			answer_clear(&a);
+		}
+	}
+
+	/* Create or overwrite each node; leave equal ones alone. */
+	for (size_t i = 0; i < ns.n; i++) {
+		const char *path = ns.v[i].path, *json = ns.v[i].json;
+		struct answer a;
+		int st = zk_get(c, path, &a);
+		if (st == -ENOENT) {
+			answer_clear(&a);
+			st = zk_create(c, path, json, CDR_ZK_PARENTS, &a);
+			if (st == 0) {
+				created++;
+				answer_clear(&a);
+				continue;
+			}
+			if (st != -EEXIST) {
+				ret = zk_fail(c, "creating", path, &a);
+				answer_clear(&a);
+				goto out;
+			}
+			/* created meanwhile: overwrite it */
+		} else if (st) {
+			ret = zk_fail(c, "reading", path, &a);
+			answer_clear(&a);
+			goto out;
+		} else if (a.data && strcmp(a.data, json) == 0) {
+			unchanged++;
+			answer_clear(&a);
+			continue;
+		}
+		answer_clear(&a);
+		st = zk_set(c, path, json, &a);
+		if (st) {
+			ret = zk_fail(c, "writing", path, &a);
+			answer_clear(&a);
+			goto out;
+		}
+		answer_clear(&a);
+		updated++;
+	}
+
+	/* Remove what the file no longer has. */
+	if ((ret = remove_stale(c, "/topology/platforms", 1, &ns, &removed)) ||
+	    (ret = remove_stale(c, "/topology/rooms", 1, &ns, &removed)) ||
+	    (ret = remove_stale(c, "/topology/user_domains", 1, &ns, &removed)))
+		goto out;
+	if (eps_path && ((ret = remove_stale(c, "/endpoints", 3, &ns, &removed)) ||
+			 (ret = remove_stale(c, "/replicas", 2, &ns, &removed))))
+		goto out;
+
+	printf("topology loaded into %s%s: %zu platforms, %zu rooms, %zu user domains; "
+	       "%u nodes created, %u updated, %u unchanged, %u removed\n",
+	       c->hosts, c->chroot, cdr_topology_nplatforms(t), cdr_topology_nrooms(t), cdr_topology_nuser_domains(t),
+	       created, updated, unchanged, removed);
+	ret = 0;
+out:
+	for (size_t i = 0; i < ns.n; i++) {
+		free(ns.v[i].path);
+		free(ns.v[i].json);
+	}
+	free(ns.v);
+	cdr_topology_free(t);
+	return ret;
+}
+
+/* ---- topology show ---- */
+
+struct fetched {
+	bool done;
+	int status;
+	struct cdr_topology *t;
+	char err[2048];
+	struct ctl *c;
+};
+
+static void on_fetched(int status, struct cdr_topology *t, const char *err, void *arg)
+{
+	struct fetched *f = arg;
+
+	f->status = status;
+	f->t = t;
+	snprintf(f->err, sizeof(f->err), "%s", err ? err : "");
+	f->done = true;
+	cdr_loop_stop(f->c->loop);
+}
+
+static void print_endpoint(const char *indent, const char *svc, const struct cdr_endpoint *ep)
+{
+	printf("%s%-6s %s:%u", indent, svc, ep->host, ep->port);
+	if (ep->vhost)
+		printf(" vhost %s", ep->vhost);
+	if (ep->database)
+		printf(" database %s", ep->database);
+	if (ep->on_platform)
+		printf(" on platform %s", ep->on_platform);
+	printf("\n");
+}
+
+static int cmd_topology_show(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	struct fetched f = { .c = c };
+	bool json = false;
+	int opt, ret;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("topology show: bad option");
+		}
+	}
+	if (optind != argc)
+		return usage_error("topology show: unexpected argument %s", argv[optind]);
+	if ((ret = zk_connect(c)))
+		return ret;
+	ret = cdr_topology_fetch(c->zk, on_fetched, &f);
+	if (ret < 0)
+		exit(EX_SOFTWARE);
+	if (!run_until(c, &f.done, c->timeout_s * 3000ull)) {
+		fprintf(stderr, "confdrctl: ZooKeeper at %s: no answer within %u s\n", c->hosts, c->timeout_s * 3);
+		exit(EX_UNAVAILABLE);
+	}
+	if (f.status) {
+		fprintf(stderr, "confdrctl: %s\n", f.err);
+		return EX_FAIL;
+	}
+	if (json) {
+		char *s = cdr_topology_dump(f.t);
+		if (!s)
+			exit(EX_SOFTWARE);
+		printf("%s\n", s);
+		free(s);
+	} else {
+		for (size_t i = 0; i < cdr_topology_nplatforms(f.t); i++) {
+			const struct cdr_platform *p = cdr_topology_platform_at(f.t, i);
+			printf("platform %s (%s): main room %s, backup platform %s\n", p->id, p->name, p->main_room,
+			       p->backup_platform ? p->backup_platform : "-");
+			for (size_t k = 0; k < cdr_topology_nrooms(f.t); k++) {
+				const struct cdr_room *r = cdr_topology_room_at(f.t, k);
+				if (strcmp(r->platform, p->id) != 0)
+					continue;
+				printf("  room %s%s: backup rooms", r->id,
+				       strcmp(r->id, p->main_room) == 0 ? " (main)" : "");
+				for (size_t b = 0; b < r->nbackup_rooms; b++)
+					printf("%s%s", b ? ", " : " ", r->backup_rooms[b]);
+				printf("%s\n", r->nbackup_rooms ? "" : " -");
+				for (int s = 0; s < CDR_SVC_COUNT; s++) {
+					const struct cdr_endpoint *ep = cdr_topology_endpoint(f.t, p->id, r->id, s);
+					if (ep)
+						print_endpoint("    ", cdr_service_name(s), ep);
+				}
+			}
+			for (int s = 0; s < CDR_SVC_COUNT; s++) {
+				const struct cdr_endpoint *ep = cdr_topology_replica(f.t, p->id, s);
+				if (ep)
+					print_endpoint("  replica ", cdr_service_name(s), ep);
+			}
+			printf("  user domains:");
+			for (size_t k = 0, n = 0; k < cdr_topology_nuser_domains(f.t); k++) {
+				const struct cdr_user_domain *d = cdr_topology_user_domain_at(f.t, k);
+				if (strcmp(d->platform, p->id) == 0)
+					printf("%s%s (%s)", n++ ? ", " : " ", d->id, d->room);
+			}
+			printf("\n");
+		}
+	}
+	cdr_topology_free(f.t);
+	return 0;
+}
+
+/* ---- status ---- */
+
+/* Reads /live/<pmoid>/<daemon>/<instance> into an array of objects, sorted
+ * by platform, daemon, instance (the listings are sorted). */
+static int read_live(struct ctl *c, json_t *out)
+{
+	struct answer pl, dl, il, node;
+	int st, ret = 0;
+	char path[1024];
+
+	st = zk_children(c, "/live", &pl);
+	if (st == -ENOENT)
+		goto out_pl;
+	if (st) {
+		ret = zk_fail(c, "listing", "/live", &pl);
+		goto out_pl;
+	}
+	for (size_t i = 0; i < pl.nchildren && !ret; i++) {
+		snprintf(path, sizeof(path), "/live/%s", pl.children[i]);
+		st = zk_children(c, path, &dl);
+		if (st && st != -ENOENT)
+			ret = zk_fail(c, "listing", path, &dl);
+		for (size_t k = 0; !st && k < dl.nchildren && !ret; k++) {
+			snprintf(path, sizeof(path), "/live/%s/%s", pl.children[i], dl.children[k]);
+			st = zk_children(c, path, &il);
+			if (st && st != -ENOENT)
+				ret = zk_fail(c, "listing", path, &il);
+			for (size_t m = 0; !st && m < il.nchildren && !ret; m++) {
+				json_error_t je;
+				json_t *v;
+				snprintf(path, sizeof(path), "/live/%s/%s/%s", pl.children[i], dl.children[k],
+					 il.children[m]);
+				st = zk_get(c, path, &node);
+				if (st == 0 && node.data &&
+				    (v = json_loads(node.data, 0, &je)) && json_is_object(v)) {
+					/* The path says who it is, whatever the JSON says. */
+					json_object_set_new(v, "platform", json_string(pl.children[i]));
+					json_object_set_new(v, "daemon", json_string(dl.children[k]));
+					json_object_set_new(v, "instance", json_string(il.children[m]));
+					json_array_append_new(out, v);
+				} else if (st == 0) {
+					fprintf(stderr, "confdrctl: %s: not a JSON object, ignored\n", path);
+				} else if (st != -ENOENT) {
+					ret = zk_fail(c, "reading", path, &node);
+				}
+				st = 0;
+				answer_clear(&node);
+			}
+			st = 0;
+			answer_clear(&il);
+		}
+		st = 0;
+		answer_clear(&dl);
+	}
+out_pl:
+	answer_clear(&pl);
+	return ret;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "-";
+}
+
+static bool all_up(json_t *o)
+{
+	static const char *conns[] = { "amqp", "redis", "mysql", "zookeeper" };
+
+	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++)
+		if (strcmp(jstr(o, conns[i]), "up") != 0)
+			return false;
+	return true;
+}
+
+static void print_table(json_t *list)
+{
+	size_t i;
+	json_t *o;
+
+	printf("%-9s %-7s %-24s %-8s %6s %-5s %-5s %-5s %s\n", "PLATFORM", "DAEMON", "INSTANCE", "ROLE", "EPOCH",
+	       "AMQP", "REDIS", "MYSQL", "SINCE");
+	json_array_foreach(list, i, o) {
+		json_t *ep = json_object_get(o, "epoch"), *since = json_object_get(o, "since");
+		char epoch[24] = "-", when[32] = "-";
+		if (json_is_integer(ep))
+			snprintf(epoch, sizeof(epoch), "%" JSON_INTEGER_FORMAT, json_integer_value(ep));
+		if (json_is_integer(since)) {
+			time_t s = (time_t)(json_integer_value(since) / 1000);
+			struct tm tm;
+			if (gmtime_r(&s, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		}
+		printf("%-9s %-7s %-24s %-8s %6s %-5s %-5s %-5s %s\n", jstr(o, "platform"), jstr(o, "daemon"),
+		       jstr(o, "instance"), jstr(o, "role"), epoch, jstr(o, "amqp"), jstr(o, "redis"), jstr(o, "mysql"),
+		       when);
+	}
+	if (json_array_size(list) == 0)
+		printf("(no daemon alive)\n");
+}
+
+static void on_poll(void *arg)
+{
+	bool *fired = arg;
+	*fired = true;
+}
+
+static int cmd_status(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "wait", required_argument, NULL, 'w' },
+					      { "expect", required_argument, NULL, 'n' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	bool json = false;
+	long wait_s = -1, expect = -1;
+	json_t *list = NULL;
+	uint64_t deadline;
+	size_t up;
+	int opt, ret;
+	char *end;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jw:n:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'w':
+			wait_s = strtol(optarg, &end, 10);
+			if (*end || end == optarg || wait_s < 0 || wait_s > 86400)
+				return usage_error("status: --wait wants seconds (0..86400), not \"%s\"", optarg);
+			break;
+		case 'n':
+			expect = strtol(optarg, &end, 10);
+			if (*end || end == optarg || expect < 0 || expect > 100000)
+				return usage_error("status: --expect wants a count, not \"%s\"", optarg);
+			break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("status: bad option");
+		}
+	}
+	if (optind != argc)
+		return usage_error("status: unexpected argument %s", argv[optind]);
+	if ((wait_s >= 0) != (expect >= 0))
+		return usage_error("status: --wait and --expect go together");
+	if ((ret = zk_connect(c)))
+		return ret;
+
+	deadline = cdr_now_ms() + (wait_s > 0 ? (uint64_t)wait_s * 1000 : 0);
+	for (;;) {
+		json_t *o;
+		size_t i;
+		bool fired = false;
+		struct cdr_timer *t;
+
+		json_decref(list);
+		list = json_array();
+		if (!list)
+			exit(EX_SOFTWARE);
+		if ((ret = read_live(c, list)))
+			goto out;
+		up = 0;
+		json_array_foreach(list, i, o)
+			up += all_up(o);
+		if (expect < 0 || up >= (size_t)expect || cdr_now_ms() >= deadline)
+			break;
+		/* Poll again in half a second (on the loop: the session stays
+		 * served meanwhile). */
+		if (cdr_timer_new(c->loop, on_poll, &fired, &t) < 0)
+			exit(EX_SOFTWARE);
+		cdr_timer_start(t, 500, false);
+		run_until(c, &fired, 1000);
+		cdr_timer_free(t);
+	}
+	if (json) {
+		char *s = json_dumps(list, JSON_INDENT(2));
+		printf("%s\n", s ? s : "[]");
+		free(s);
+	} else {
+		print_table(list);
+	}
+	ret = 0;
+	if (expect >= 0 && up < (size_t)expect) {
+		fprintf(stderr, "confdrctl: %zu of %ld daemons alive with every connection up after %ld s\n", up, expect,
+			wait_s);
+		ret = EX_FAIL;
+	}
+out:
+	json_decref(list);
+	return ret;
+}
+
+static const struct command commands[] = {
+	{ { "topology", "load" }, "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
+	  "validate the files, then write /topology (and /endpoints, /replicas) nodes: created or\n"
+	  "      overwritten, nodes of platforms/rooms/domains no longer in the files removed",
+	  cmd_topology_load },
+	{ { "topology", "show" }, "[--json]", "read the topology back from ZooKeeper, validate and print it",
+	  cmd_topology_show },
+	{ { "status", NULL }, "[--json] [--wait SECONDS --expect N]",
+	  "list the daemons alive (/live/<platform>/<daemon>/<instance>); with --wait, poll until N\n"
+	  "      of them report every connection up (exit 1 if not within SECONDS)",
+	  cmd_status },
+	{ { NULL, NULL }, NULL, NULL, NULL },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = { { "zk", required_argument, NULL, 'z' },
+					      { "chroot", required_argument, NULL, 'c' },
+					      { "timeout", required_argument, NULL, 't' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	struct ctl c = { .timeout_s = 5 };
+	const struct command *cmd;
+	int opt, ret, nwords;
+	char *end;
+	long v;
+
+	c.hosts = getenv("CONFDR_ZK");
+	if (!c.hosts || !*c.hosts)
+		c.hosts = DEFAULT_ZK;
+	c.chroot = getenv("CONFDR_ZK_CHROOT");
+	if (!c.chroot || !*c.chroot)
+		c.chroot = DEFAULT_CHROOT;
+
+	while ((opt = getopt_long(argc, argv, "+z:c:t:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'z': c.hosts = optarg; break;
+		case 'c': c.chroot = optarg; break;
+		case 't':
+			v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < 1 || v > 3600)
+				return usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);
+			c.timeout_s = (unsigned)v;
+			break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("bad option");
+		}
+	}
+	if (c.chroot[0] != '/')
+		return usage_error("--chroot must be an absolute path, not \"%s\"", c.chroot);
+	if (optind >= argc)
+		return usage_error("no command");
+	for (cmd = commands; cmd->run; cmd++) {
+		if (strcmp(cmd->words[0], argv[optind]) != 0)
+			continue;
+		if (!cmd->words[1])
+			break;
+		if (optind + 1 < argc && strcmp(cmd->words[1], argv[optind + 1]) == 0)
+			break;
+	}
+	if (!cmd->run)
+		return usage_error("unknown command \"%s%s%s\"", argv[optind], optind + 1 < argc ? " " : "",
+				   optind + 1 < argc ? argv[optind + 1] : "");
+	nwords = cmd->words[1] ? 2 : 1;
+
+	/* The library logs at debug only; confdrctl says what failed itself. */
+	cdr_log_setup("confdrctl", "-", getenv("CONFDR_DEBUG") ? CDR_LOG_DEBUG : CDR_LOG_ERR, false);
+	answer_ctl = &c;
+	if (cdr_loop_new(&c.loop) < 0 || cdr_timer_new(c.loop, on_timer, &c, &c.timer) < 0) {
+		fprintf(stderr, "confdrctl: cannot create the event loop\n");
+		return EX_SOFTWARE;
+	}
+	/* The command sees its own argv: argv[0] is its last word. */
+	ret = cmd->run(&c, argc - optind - nwords + 1, argv + optind + nwords - 1);
+	c.zk = cdr_zk_free(c.zk);
+	c.timer = cdr_timer_free(c.timer);
+	c.loop = cdr_loop_free(c.loop);
+	return ret;
+}
