@@ -734,6 +734,10 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 		return usage_error("status: unexpected argument %s", argv[optind]);
 	if ((wait_s >= 0) != (expect >= 0))
 		return usage_error("status: --wait and --expect go together");
+	/* While waiting for daemons, also wait for ZooKeeper itself (the sandbox
+	 * may still be starting it). */
+	if (wait_s > (long)c->timeout_s)
+		c->timeout_s = (unsigned)wait_s;
 	if ((ret = zk_connect(c)))
 		return ret;
 
