@@ -23,6 +23,7 @@
 #include <zookeeper/zookeeper.h>
 
 #include <confdr/loop.h>
+#include <confdr/topology.h>
 #include <confdr/zk.h>
 
 static struct cdr_loop *loop;
@@ -708,6 +709,120 @@ static void test_data_watch_after_expiry(void **state)
 	cdr_zk_free(zk2);
 }
 
+/* The topology written node by node (as confdrctl does) reads back equal,
+ * under a chroot of the test's own. */
+struct writer {
+	struct cdr_zk *zk;
+	int pending, failed;
+};
+
+static void on_written(const struct cdr_zk_result *r, void *arg)
+{
+	struct writer *w = arg;
+
+	w->pending--;
+	if (r->status)
+		w->failed++;
+}
+
+static void write_node(const char *path, const char *json, void *arg)
+{
+	struct writer *w = arg;
+
+	assert_int_equal(cdr_zk_create(w->zk, path, json, strlen(json), CDR_ZK_PARENTS, on_written, w), 0);
+	w->pending++;
+}
+
+static bool none_pending(void *arg)
+{
+	return ((struct writer *)arg)->pending == 0;
+}
+
+struct fetched {
+	bool done;
+	int status;
+	struct cdr_topology *t;
+	char err[1024];
+};
+
+static void on_fetched(int status, struct cdr_topology *t, const char *err, void *arg)
+{
+	struct fetched *f = arg;
+
+	f->status = status;
+	f->t = t;
+	snprintf(f->err, sizeof(f->err), "%s", err ? err : "");
+	f->done = true;
+}
+
+static void test_topology_fetch(void **state)
+{
+	struct session_log s = { 0 };
+	struct cdr_zk_opts o = { .hosts = hosts, .session_timeout_ms = 6000, .on_session = on_session, .arg = &s };
+	struct cdr_topology *t = NULL;
+	struct fetched f = { 0 };
+	struct writer w = { 0 };
+	struct cdr_zk *zk = NULL, *root;
+	char chroot[256], err[1024], *d1, *d2;
+
+	(void)state;
+	snprintf(chroot, sizeof(chroot), "%s%s-topo", chroot_path, base);
+	o.chroot = chroot;
+	assert_int_equal(cdr_zk_new(loop, &o, &zk), 0);
+	assert_true(run_until(is_true, &s.up, 10000));
+
+	/* nothing loaded yet */
+	assert_int_equal(cdr_topology_fetch(zk, on_fetched, &f), 0);
+	assert_true(run_until(is_true, &f.done, 10000));
+	assert_int_equal(f.status, -ENOENT);
+	assert_non_null(strstr(f.err, "no topology"));
+
+	assert_int_equal(cdr_topology_load_files(CONFDR_SOURCE_DIR "/tests/fixtures/topology-good.json",
+						 CONFDR_SOURCE_DIR "/tests/fixtures/topology-good-endpoints.json", &t,
+						 err, sizeof(err)),
+			 0);
+	w.zk = zk;
+	assert_int_equal(cdr_topology_nodes(t, write_node, &w), 0);
+	assert_true(run_until(none_pending, &w, 10000));
+	assert_int_equal(w.failed, 0);
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(cdr_topology_fetch(zk, on_fetched, &f), 0);
+	assert_true(run_until(is_true, &f.done, 10000));
+	if (f.status)
+		fail_msg("fetch: %s", f.err);
+	d1 = cdr_topology_dump(t);
+	d2 = cdr_topology_dump(f.t);
+	assert_string_equal(d1, d2);
+	assert_string_equal(cdr_topology_main_endpoint(f.t, "p2", CDR_SVC_REDIS)->host, "127.0.0.1");
+	free(d1);
+	free(d2);
+	cdr_topology_free(f.t);
+
+	/* a node that breaks the rules is refused with its name */
+	{
+		struct answer a = { 0 };
+		const char *bad = "{\"platform\": \"p9\"}";
+		assert_int_equal(do_set(zk, "/topology/rooms/p1-r2", bad, -1, &a), 0);
+		free(a.data);
+	}
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(cdr_topology_fetch(zk, on_fetched, &f), 0);
+	assert_true(run_until(is_true, &f.done, 10000));
+	assert_int_equal(f.status, -EINVAL);
+	assert_null(f.t);
+	assert_non_null(strstr(f.err, "room \"p1-r2\": unknown platform \"p9\""));
+
+	cdr_topology_free(t);
+	cdr_zk_free(zk);
+	/* remove the test chroot through a handle on the usual one */
+	memset(&s, 0, sizeof(s));
+	root = open_zk(&s);
+	snprintf(chroot, sizeof(chroot), "%s-topo", base);
+	delete_tree(root, chroot);
+	cdr_zk_free(root);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -745,6 +860,7 @@ int main(void)
 		cmocka_unit_test(test_election),
 		cmocka_unit_test(test_session_expiry),
 		cmocka_unit_test(test_data_watch_after_expiry),
+		cmocka_unit_test(test_topology_fetch),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
