@@ -660,7 +660,8 @@ static bool all_up(json_t *o)
 	static const char *conns[] = { "amqp", "redis", "mysql", "zookeeper" };
 
 	for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++)
-		if (strcmp(jstr(o, conns[i]), "up") != 0)
+		/* "unused": a daemon that needs no such link (rms has no MySQL). */
+		if (strcmp(jstr(o, conns[i]), "up") != 0 && strcmp(jstr(o, conns[i]), "unused") != 0)
 			return false;
 	return true;
 }
