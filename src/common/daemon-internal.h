@@ -1,0 +1,57 @@
+/* Private state of the daemon runner, shared by daemon.c and daemon_links.c. */
+#ifndef CONFDR_DAEMON_INTERNAL_H
+#define CONFDR_DAEMON_INTERNAL_H
+
+#include <confdr/daemon.h>
+#include <confdr/loop.h>
+
+enum daemon_link { LINK_ZK, LINK_AMQP, LINK_REDIS, LINK_MYSQL, LINK_COUNT };
+
+struct cdr_daemon {
+	const struct cdr_daemon_ops *ops;
+	const struct cdr_conf_key *tables[3];
+	const char *conf_path;
+	struct cdr_daemon_conf *conf; /* really ops->conf_size bytes */
+	char instance[160];
+	uint64_t started_wall_ms;
+	void *server;
+	int exit_code;
+	bool stopping;
+
+	struct cdr_loop *loop;
+	struct cdr_timer *deadline_timer;
+	struct cdr_timer *live_timer;
+	struct cdr_timer *retry_timer; /* topology not (yet) readable */
+	struct cdr_backoff topo_backoff;
+
+	struct cdr_zk *zk;
+	struct cdr_zk_election *election;
+	struct cdr_zk_data_watch *watch[LINK_COUNT]; /* endpoint watches (amqp, redis, mysql) */
+	struct cdr_mq *mq;
+	struct cdr_redis *redis;
+	struct cdr_db *db;
+	char *main_room;
+	char *endpoint[LINK_COUNT]; /* last endpoint JSON applied, to ignore repeats */
+	char live_path[512];
+	bool live_created;
+	bool live_creating;
+	bool migrated;
+	struct migration *migration; /* schema migrations running */
+
+	bool link_used[LINK_COUNT];
+	bool link_known[LINK_COUNT];
+	bool link_up[LINK_COUNT];
+	bool active;
+	int64_t epoch;
+};
+
+int daemon_run(struct cdr_daemon *d);
+int daemon_links_start(struct cdr_daemon *d);
+void daemon_links_stop(struct cdr_daemon *d);
+void daemon_links_free(struct cdr_daemon *d);
+void daemon_set_link(struct cdr_daemon *d, enum daemon_link link, bool up, const char *why);
+void daemon_live_changed(struct cdr_daemon *d);
+void daemon_live_write(void *arg);
+char *daemon_live_json(struct cdr_daemon *d);
+
+#endif

@@ -1,0 +1,369 @@
+/* The daemon's connections: ZooKeeper session -> topology -> watched
+ * endpoints -> AMQP / Redis / MySQL clients; the election; the liveness node. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <confdr/log.h>
+#include <confdr/mq.h>
+#include <confdr/zk.h>
+
+#include "daemon-internal.h"
+
+static const char *const endpoint_names[LINK_COUNT] = { NULL, "mq", "redis", "mysql" };
+
+/* ---- liveness ---- */
+
+static void on_live_created(const struct cdr_zk_result *r, void *arg)
+{
+	struct cdr_daemon *d = arg;
+
+	d->live_creating = false;
+	if (r->status == 0 || r->status == -EEXIST) {
+		d->live_created = true;
+		daemon_live_changed(d); /* write the newest state over what we created */
+	} else if (r->status != -ECANCELED) {
+		cdr_warn("zookeeper: cannot create %s: %s; retrying", d->live_path, r->error ? r->error : "");
+		daemon_live_changed(d);
+	}
+}
+
+static void on_live_set(const struct cdr_zk_result *r, void *arg)
+{
+	struct cdr_daemon *d = arg;
+
+	if (r->status == -ENOENT) {
+		/* A new session lost the ephemeral node: create it again. */
+		d->live_created = false;
+		daemon_live_changed(d);
+	}
+}
+
+void daemon_live_write(void *arg)
+{
+	struct cdr_daemon *d = arg;
+	char *json;
+
+	if (!d->zk || !d->link_up[LINK_ZK] || d->stopping)
+		return;
+	json = daemon_live_json(d);
+	if (!json)
+		return;
+	if (!d->live_created) {
+		if (!d->live_creating) {
+			d->live_creating = true;
+			if (cdr_zk_create(d->zk, d->live_path, json, strlen(json), CDR_ZK_EPHEMERAL | CDR_ZK_PARENTS,
+					  on_live_created, d) < 0)
+				d->live_creating = false;
+		}
+	} else {
+		cdr_zk_set(d->zk, d->live_path, json, strlen(json), -1, on_live_set, d);
+	}
+	free(json);
+}
+
+/* ---- the clients ---- */
+
+static void on_mq_state(bool up, const char *why, void *arg)
+{
+	daemon_set_link(arg, LINK_AMQP, up, why);
+}
+
+/* Reads {"host": ..., "port": ...} (+ one more string key) from an endpoint. */
+static int endpoint_parse(const char *data, size_t len, const char *extra_key, char **host, int *port, char **extra)
+{
+	json_error_t jerr;
+	json_t *o = json_loadb(data, len, 0, &jerr), *h, *p, *x = NULL;
+	int r = -EINVAL;
+
+	if (!o || !json_is_object(o))
+		goto out;
+	h = json_object_get(o, "host");
+	p = json_object_get(o, "port");
+	if (extra_key)
+		x = json_object_get(o, extra_key);
+	if (!json_is_string(h) || !json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 65535)
+		goto out;
+	if (extra_key && !json_is_string(x))
+		goto out;
+	*host = strdup(json_string_value(h));
+	*port = (int)json_integer_value(p);
+	*extra = extra_key ? strdup(json_string_value(x)) : NULL;
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+/* Percent-encodes s for the path or userinfo of an amqp:// URL. */
+static void url_encode(const char *s, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *s && n + 4 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == '~')
+			out[n++] = (char)c;
+		else
+			n += (size_t)snprintf(out + n, len - n, "%%%02X", c);
+	}
+	out[n] = '\0';
+}
+
+static void apply_mq(struct cdr_daemon *d, const char *host, int port, const char *vhost)
+{
+	const struct cdr_daemon_conf *cf = d->conf;
+	char user[256], pass[256], vh[256], url[1024];
+	struct cdr_mq_opts o = { 0 };
+	int r;
+
+	url_encode(cf->amqp_user, user, sizeof(user));
+	url_encode(cf->amqp_password, pass, sizeof(pass));
+	url_encode(vhost, vh, sizeof(vh));
+	snprintf(url, sizeof(url), "amqp://%s:%s@%s:%d/%s", user, pass, host, port, vh);
+	if (d->mq) {
+		/* A moved broker: the old connection drains (bounded) and goes. */
+		cdr_notice("amqp: endpoint changed to %s:%d/%s; re-connecting", host, port, vhost);
+		d->mq = cdr_mq_free(d->mq);
+		daemon_set_link(d, LINK_AMQP, false, "endpoint changed");
+	}
+	o.url = url;
+	o.name = d->ops->name;
+	o.heartbeat_s = (unsigned)(cf->amqp_heartbeat_ms / 1000);
+	o.reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
+	o.reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
+	o.prefetch = (unsigned)cf->amqp_prefetch;
+	o.on_state = on_mq_state;
+	o.arg = d;
+	if ((r = cdr_mq_new(d->loop, &o, &d->mq)) < 0) {
+		cdr_err("amqp: cannot create a client for %s:%d/%s: %s", host, port, vhost, strerror(-r));
+		return;
+	}
+	cdr_info("amqp: connecting to %s:%d vhost %s as %s", host, port, vhost, cf->amqp_user);
+	cdr_mq_declare_design(d->mq);
+}
+
+static void on_endpoint(int status, const char *data, size_t len, void *arg, enum daemon_link link)
+{
+	struct cdr_daemon *d = arg;
+	const char *extra_key = link == LINK_AMQP ? "vhost" : link == LINK_MYSQL ? "database" : NULL;
+	char *host = NULL, *extra = NULL;
+	int port;
+
+	if (status == -ENOENT) {
+		cdr_warn("zookeeper: endpoint %s of %s/%s is missing; keeping the current connection, waiting for it",
+			 endpoint_names[link], d->conf->platform, d->main_room);
+		return;
+	}
+	if (status < 0)
+		return; /* session trouble: the watch re-reads after re-connect */
+	if (d->endpoint[link] && strlen(d->endpoint[link]) == len && !memcmp(d->endpoint[link], data, len))
+		return;
+	if (endpoint_parse(data, len, extra_key, &host, &port, &extra) < 0) {
+		cdr_err("zookeeper: endpoint %s of %s/%s is not {\"host\",\"port\"%s%s%s}: %.*s", endpoint_names[link],
+			d->conf->platform, d->main_room, extra_key ? ",\"" : "", extra_key ? extra_key : "",
+			extra_key ? "\"" : "", (int)len, data);
+		return;
+	}
+	free(d->endpoint[link]);
+	d->endpoint[link] = strndup(data, len);
+	if (!d->stopping) {
+		if (link == LINK_AMQP)
+			apply_mq(d, host, port, extra);
+		else
+			cdr_warn("%s endpoint %s:%d: this build has no %s client yet", endpoint_names[link], host, port,
+				 endpoint_names[link]);
+	}
+	free(host);
+	free(extra);
+}
+
+static void on_mq_endpoint(int status, const char *data, size_t len, void *arg)
+{
+	on_endpoint(status, data, len, arg, LINK_AMQP);
+}
+
+static void on_redis_endpoint(int status, const char *data, size_t len, void *arg)
+{
+	on_endpoint(status, data, len, arg, LINK_REDIS);
+}
+
+static void on_mysql_endpoint(int status, const char *data, size_t len, void *arg)
+{
+	on_endpoint(status, data, len, arg, LINK_MYSQL);
+}
+
+/* ---- topology ---- */
+
+static void topology_read(void *arg);
+
+static void retry_topology(struct cdr_daemon *d)
+{
+	uint64_t ms = cdr_backoff_next(&d->topo_backoff);
+
+	cdr_warn("retrying the topology read in %" PRIu64 " ms", ms);
+	cdr_timer_start(d->retry_timer, ms, false);
+}
+
+static void on_platform(const struct cdr_zk_result *r, void *arg)
+{
+	struct cdr_daemon *d = arg;
+	static const cdr_zk_data_fn fns[LINK_COUNT] = { NULL, on_mq_endpoint, on_redis_endpoint, on_mysql_endpoint };
+	json_error_t jerr;
+	json_t *o, *main_room;
+	char path[512];
+
+	if (r->status == -ECANCELED || d->stopping)
+		return;
+	if (r->status == -ENOENT) {
+		cdr_err("platform %s is not in the ZooKeeper topology (%s%s); has deploy loaded it?", d->conf->platform,
+			d->conf->zk_chroot, r->path);
+		retry_topology(d);
+		return;
+	}
+	if (r->status < 0) {
+		cdr_warn("zookeeper: cannot read %s: %s", r->path, r->error ? r->error : strerror(-r->status));
+		retry_topology(d);
+		return;
+	}
+	o = json_loadb(r->data ? r->data : "", r->len, 0, &jerr);
+	main_room = json_object_get(o, "main_room");
+	if (!json_is_string(main_room)) {
+		cdr_err("zookeeper: %s has no \"main_room\" string: %.*s", r->path, (int)r->len, r->data ? r->data : "");
+		json_decref(o);
+		retry_topology(d);
+		return;
+	}
+	d->main_room = strdup(json_string_value(main_room));
+	json_decref(o);
+	cdr_backoff_reset(&d->topo_backoff);
+	cdr_info("platform %s: main room %s", d->conf->platform, d->main_room);
+	for (int i = LINK_AMQP; i < LINK_COUNT; i++) {
+		int rc;
+
+		if (!d->link_used[i])
+			continue;
+		snprintf(path, sizeof(path), "/endpoints/%s/%s/%s", d->conf->platform, d->main_room, endpoint_names[i]);
+		rc = cdr_zk_data_watch_new(d->zk, path, fns[i], d, &d->watch[i]);
+		if (rc < 0)
+			cdr_err("zookeeper: cannot watch %s: %s", path, strerror(-rc));
+	}
+}
+
+static void topology_read(void *arg)
+{
+	struct cdr_daemon *d = arg;
+	char path[256];
+
+	if (d->main_room || d->stopping)
+		return;
+	snprintf(path, sizeof(path), "/topology/platforms/%s", d->conf->platform);
+	if (cdr_zk_get(d->zk, path, NULL, NULL, on_platform, d) < 0)
+		retry_topology(d);
+}
+
+/* ---- session and election ---- */
+
+static void on_leader(bool leader, int64_t epoch, void *arg)
+{
+	struct cdr_daemon *d = arg;
+
+	if (leader == d->active && (!leader || epoch == d->epoch))
+		return;
+	d->active = leader;
+	if (leader)
+		d->epoch = epoch;
+	if (leader)
+		cdr_notice("role: active, epoch %" PRId64, epoch);
+	else
+		cdr_notice("role: standby (epoch %" PRId64 " no longer valid)", d->epoch);
+	if (d->ops->on_role)
+		d->ops->on_role(d, d->server, leader, d->epoch);
+	daemon_live_changed(d);
+}
+
+static void on_session(enum cdr_zk_state st, void *arg)
+{
+	struct cdr_daemon *d = arg;
+
+	switch (st) {
+	case CDR_ZK_CONNECTED:
+		daemon_set_link(d, LINK_ZK, true, d->conf->zk_hosts);
+		if (!d->main_room && !cdr_timer_pending(d->retry_timer))
+			topology_read(d);
+		daemon_live_changed(d);
+		break;
+	case CDR_ZK_DISCONNECTED:
+		daemon_set_link(d, LINK_ZK, false, "connection lost, session may survive");
+		break;
+	case CDR_ZK_EXPIRED:
+		d->live_created = false;
+		daemon_set_link(d, LINK_ZK, false, "session expired");
+		break;
+	}
+}
+
+int daemon_links_start(struct cdr_daemon *d)
+{
+	const struct cdr_daemon_conf *cf = d->conf;
+	struct cdr_zk_opts o = { 0 };
+	char path[256], *data;
+	int r;
+
+	snprintf(d->live_path, sizeof(d->live_path), "/live/%s/%s/%s", cf->platform, d->ops->name, d->instance);
+	cdr_backoff_init(&d->topo_backoff, cf->reconnect_min_ms, cf->reconnect_max_ms);
+	if ((r = cdr_timer_new(d->loop, topology_read, d, &d->retry_timer)) < 0)
+		return r;
+	o.hosts = cf->zk_hosts;
+	o.chroot = cf->zk_chroot;
+	o.session_timeout_ms = (unsigned)cf->zk_session_timeout_ms;
+	o.reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
+	o.reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
+	o.on_session = on_session;
+	o.arg = d;
+	if ((r = cdr_zk_new(d->loop, &o, &d->zk)) < 0) {
+		cdr_err("zookeeper: cannot create a client for %s: %s", cf->zk_hosts, strerror(-r));
+		return r;
+	}
+	cdr_info("zookeeper: connecting to %s chroot %s", cf->zk_hosts, cf->zk_chroot);
+	snprintf(path, sizeof(path), "/election/%s/%s", cf->platform, d->ops->name);
+	data = daemon_live_json(d);
+	r = cdr_zk_election_new(d->zk, path, data, data ? strlen(data) : 0, on_leader, d, &d->election);
+	free(data);
+	if (r < 0)
+		cdr_err("zookeeper: cannot join the election at %s: %s", path, strerror(-r));
+	return r;
+}
+
+void daemon_links_stop(struct cdr_daemon *d)
+{
+	/* Step down first so a standby can take over while we drain. */
+	if (d->election) {
+		d->election = cdr_zk_election_free(d->election);
+		if (d->active)
+			on_leader(false, d->epoch, d);
+	}
+	d->mq = cdr_mq_free(d->mq);
+}
+
+void daemon_links_free(struct cdr_daemon *d)
+{
+	daemon_links_stop(d);
+	for (int i = 0; i < LINK_COUNT; i++) {
+		d->watch[i] = cdr_zk_data_watch_free(d->watch[i]);
+		free(d->endpoint[i]);
+		d->endpoint[i] = NULL;
+	}
+	/* Closing the session removes the liveness and election nodes at once. */
+	d->zk = cdr_zk_free(d->zk);
+	d->retry_timer = cdr_timer_free(d->retry_timer);
+	free(d->main_room);
+	d->main_room = NULL;
+}
