@@ -1,0 +1,289 @@
+/* Redis client: hiredis async on the loop, re-connection with back-off. */
+#include <confdr/redis.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <confdr/log.h>
+#include <confdr/loop.h>
+
+struct cdr_redis {
+	struct cdr_loop *loop;
+	char *host;
+	int port;
+	char *name;
+	unsigned connect_timeout_ms;
+	cdr_redis_state_fn on_state;
+	void *arg;
+
+	redisAsyncContext *ac; /* NULL while waiting to re-connect */
+	bool up;
+	bool reported;	       /* on_state told at least once */
+	bool closing;
+	bool switching;        /* dropping the connection for a new endpoint */
+	struct cdr_backoff backoff;
+	struct cdr_timer *retry_timer;
+	struct cdr_timer *connect_timer;
+};
+
+struct pending {
+	struct cdr_redis *r;
+	cdr_redis_fn cb;
+	void *arg;
+};
+
+static void connect_now(void *arg);
+
+static void set_state(struct cdr_redis *r, bool up, const char *why)
+{
+	if (r->reported && r->up == up)
+		return;
+	r->reported = true;
+	r->up = up;
+	cdr_debug("redis %s: %s %s:%d (%s)", r->name, up ? "up" : "down", r->host, r->port, why ? why : "");
+	if (r->on_state)
+		r->on_state(up, why, r->arg);
+}
+
+static void schedule_retry(struct cdr_redis *r)
+{
+	if (r->closing)
+		return;
+	cdr_timer_start(r->retry_timer, cdr_backoff_next(&r->backoff), false);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct cdr_redis *r = ac->data;
+	char why[256];
+
+	cdr_timer_stop(r->connect_timer);
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback. */
+		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", r->host, r->port, ac->errstr);
+		r->ac = NULL;
+		set_state(r, false, why);
+		schedule_retry(r);
+		return;
+	}
+	cdr_backoff_reset(&r->backoff);
+	snprintf(why, sizeof(why), "%s:%d", r->host, r->port);
+	set_state(r, true, why);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct cdr_redis *r = ac->data;
+	char why[256];
+
+	/* hiredis frees the context after this callback. */
+	r->ac = NULL;
+	if (r->closing || r->switching)
+		return;
+	snprintf(why, sizeof(why), "connection to %s:%d lost: %s", r->host, r->port,
+		 status == REDIS_OK ? "closed" : ac->errstr);
+	set_state(r, false, why);
+	schedule_retry(r);
+}
+
+static void on_connect_timeout(void *arg)
+{
+	struct cdr_redis *r = arg;
+	char why[256];
+
+	if (!r->ac)
+		return;
+	snprintf(why, sizeof(why), "cannot connect to %s:%d: no answer within %u ms", r->host, r->port,
+		 r->connect_timeout_ms);
+	/* Not connected yet: freeing calls no disconnect callback. */
+	redisAsyncFree(r->ac);
+	r->ac = NULL;
+	set_state(r, false, why);
+	schedule_retry(r);
+}
+
+static void connect_now(void *arg)
+{
+	struct cdr_redis *r = arg;
+	redisAsyncContext *ac;
+	char why[256];
+
+	if (r->closing || r->ac)
+		return;
+	ac = redisAsyncConnect(r->host, r->port);
+	if (!ac || ac->err) {
+		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", r->host, r->port,
+			 ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		set_state(r, false, why);
+		schedule_retry(r);
+		return;
+	}
+	ac->data = r;
+	if (redisLibeventAttach(ac, cdr_loop_base(r->loop)) != REDIS_OK) {
+		redisAsyncFree(ac);
+		set_state(r, false, "cannot attach to the event loop");
+		schedule_retry(r);
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->ac = ac;
+	cdr_timer_start(r->connect_timer, r->connect_timeout_ms, false);
+}
+
+int cdr_redis_new(struct cdr_loop *loop, const struct cdr_redis_opts *opts, struct cdr_redis **ret)
+{
+	struct cdr_redis *r;
+
+	if (!opts || !opts->host || !*opts->host || opts->port < 1 || opts->port > 65535)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->loop = loop;
+	r->host = strdup(opts->host);
+	r->port = opts->port;
+	r->name = strdup(opts->name ? opts->name : "redis");
+	r->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
+	r->on_state = opts->on_state;
+	r->arg = opts->arg;
+	cdr_backoff_init(&r->backoff, opts->reconnect_min_ms ? opts->reconnect_min_ms : 200,
+			 opts->reconnect_max_ms ? opts->reconnect_max_ms : 10000);
+	if (!r->host || !r->name || cdr_timer_new(loop, connect_now, r, &r->retry_timer) < 0 ||
+	    cdr_timer_new(loop, on_connect_timeout, r, &r->connect_timer) < 0) {
+		cdr_redis_free(r);
+		return -ENOMEM;
+	}
+	connect_now(r);
+	*ret = r;
+	return 0;
+}
+
+struct cdr_redis *cdr_redis_free(struct cdr_redis *r)
+{
+	if (!r)
+		return NULL;
+	r->closing = true;
+	if (r->ac) {
+		/* Pending callbacks run now with a NULL reply: -ECANCELED. */
+		redisAsyncFree(r->ac);
+		r->ac = NULL;
+	}
+	cdr_timer_free(r->retry_timer);
+	cdr_timer_free(r->connect_timer);
+	free(r->host);
+	free(r->name);
+	free(r);
+	return NULL;
+}
+
+bool cdr_redis_connected(const struct cdr_redis *r)
+{
+	return r->up;
+}
+
+int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port)
+{
+	char *h;
+
+	if (!host || !*host || port < 1 || port > 65535)
+		return -EINVAL;
+	h = strdup(host);
+	if (!h)
+		return -ENOMEM;
+	free(r->host);
+	r->host = h;
+	r->port = port;
+	cdr_backoff_reset(&r->backoff);
+	cdr_timer_stop(r->retry_timer);
+	cdr_timer_stop(r->connect_timer);
+	if (r->ac) {
+		redisAsyncContext *ac = r->ac;
+
+		/* A connected context calls on_disconnect (which schedules a
+		 * retry); either way we connect to the new endpoint right away. */
+		r->switching = true;
+		redisAsyncFree(ac);
+		r->switching = false;
+		r->ac = NULL;
+		set_state(r, false, "endpoint changed");
+	}
+	connect_now(r);
+	return 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct pending *p = privdata;
+	const redisReply *rep = reply;
+	int status;
+
+	if (!rep)
+		status = p->r->closing ? -ECANCELED : -ECONNRESET;
+	else if (rep->type == REDIS_REPLY_ERROR)
+		status = -EPROTO;
+	else
+		status = 0;
+	p->cb(status, rep, p->arg);
+	free(p);
+}
+
+static struct pending *pending_new(struct cdr_redis *r, cdr_redis_fn cb, void *arg)
+{
+	struct pending *p = malloc(sizeof(*p));
+
+	if (p) {
+		p->r = r;
+		p->cb = cb;
+		p->arg = arg;
+	}
+	return p;
+}
+
+int cdr_redis_command(struct cdr_redis *r, cdr_redis_fn cb, void *arg, const char *fmt, ...)
+{
+	struct pending *p;
+	va_list ap;
+	int rc;
+
+	if (!r->up || !r->ac)
+		return -ENOTCONN;
+	p = pending_new(r, cb, arg);
+	if (!p)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	rc = redisvAsyncCommand(r->ac, on_reply, p, fmt, ap);
+	va_end(ap);
+	if (rc != REDIS_OK) {
+		free(p);
+		return -EIO;
+	}
+	return 0;
+}
+
+int cdr_redis_command_argv(struct cdr_redis *r, cdr_redis_fn cb, void *arg, int argc, const char **argv,
+			   const size_t *argvlen)
+{
+	struct pending *p;
+
+	if (!r->up || !r->ac)
+		return -ENOTCONN;
+	p = pending_new(r, cb, arg);
+	if (!p)
+		return -ENOMEM;
+	if (redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
+		free(p);
+		return -EIO;
+	}
+	return 0;
+}

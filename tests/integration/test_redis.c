@@ -1,0 +1,297 @@
+/* Redis client against the sandbox's real servers: commands, 10,000
+ * pipelined commands each answered once, MULTI/EXEC, errors, a server restart
+ * survived by the same client, the replica receiving what p1 wrote. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include <confdr/loop.h>
+#include <confdr/redis.h>
+
+struct ctx {
+	struct cdr_loop *loop;
+	struct cdr_redis *r;
+	struct cdr_timer *guard, *tick;
+	int ups, downs;
+	bool up;
+	int answered, failed, errors, expected;
+	char last[128];
+	long long last_int;
+	int last_status;
+	bool (*until)(struct ctx *);
+};
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		fail_msg("%s is not set: run under the sandbox (eval \"$(deploy/sandbox.sh env)\")", name);
+	return v;
+}
+
+static void split(const char *hostport, char *host, size_t len, int *port)
+{
+	const char *colon = strrchr(hostport, ':');
+
+	assert_non_null(colon);
+	snprintf(host, len, "%.*s", (int)(colon - hostport), hostport);
+	*port = atoi(colon + 1);
+}
+
+static void on_state(bool up, const char *why, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->up = up;
+	if (up)
+		c->ups++;
+	else
+		c->downs++;
+}
+
+static void on_guard(void *arg)
+{
+	cdr_loop_stop(((struct ctx *)arg)->loop);
+}
+
+static void on_tick(void *arg)
+{
+	struct ctx *c = arg;
+
+	if (c->until && c->until(c))
+		cdr_loop_stop(c->loop);
+}
+
+/* Runs the loop until cond holds or ms pass; returns whether it held. */
+static bool run_until(struct ctx *c, bool (*cond)(struct ctx *), uint64_t ms)
+{
+	c->until = cond;
+	if (cond(c))
+		return true;
+	cdr_timer_start(c->guard, ms, false);
+	cdr_timer_start(c->tick, 10, true);
+	cdr_loop_run(c->loop);
+	cdr_timer_stop(c->guard);
+	cdr_timer_stop(c->tick);
+	return cond(c);
+}
+
+static bool is_up(struct ctx *c) { return c->up; }
+static bool is_down(struct ctx *c) { return !c->up && c->downs > 0; }
+static bool all_answered(struct ctx *c) { return c->answered + c->failed + c->errors >= c->expected; }
+
+static void on_reply(int status, const struct redisReply *reply, void *arg)
+{
+	struct ctx *c = arg;
+
+	c->last_status = status;
+	if (status == 0) {
+		c->answered++;
+		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)
+			snprintf(c->last, sizeof(c->last), "%s", reply->str);
+		else if (reply->type == REDIS_REPLY_INTEGER)
+			c->last_int = reply->integer;
+		else if (reply->type == REDIS_REPLY_ARRAY)
+			c->last_int = (long long)reply->elements;
+	} else if (status == -EPROTO) {
+		c->errors++;
+		snprintf(c->last, sizeof(c->last), "%s", reply->str);
+	} else {
+		c->failed++;
+	}
+}
+
+static void open_client(struct ctx *c, const char *hostport)
+{
+	struct cdr_redis_opts o = { 0 };
+	char host[64];
+	int port;
+
+	*c = (struct ctx){ 0 };
+	split(hostport, host, sizeof(host), &port);
+	assert_int_equal(cdr_loop_new(&c->loop), 0);
+	assert_int_equal(cdr_timer_new(c->loop, on_guard, c, &c->guard), 0);
+	assert_int_equal(cdr_timer_new(c->loop, on_tick, c, &c->tick), 0);
+	o.host = host;
+	o.port = port;
+	o.name = "test";
+	o.reconnect_min_ms = 50;
+	o.reconnect_max_ms = 500;
+	o.on_state = on_state;
+	o.arg = c;
+	assert_int_equal(cdr_redis_new(c->loop, &o, &c->r), 0);
+	assert_true(run_until(c, is_up, 5000));
+}
+
+static void close_client(struct ctx *c)
+{
+	c->r = cdr_redis_free(c->r);
+	c->guard = cdr_timer_free(c->guard);
+	c->tick = cdr_timer_free(c->tick);
+	c->loop = cdr_loop_free(c->loop);
+}
+
+/* Sends one command and waits for its answer. */
+static void call(struct ctx *c, const char *fmt, const char *a, const char *b)
+{
+	c->answered = c->failed = c->errors = 0;
+	c->expected = 1;
+	assert_int_equal(cdr_redis_command(c->r, on_reply, c, fmt, a, b), 0);
+	assert_true(run_until(c, all_answered, 5000));
+}
+
+static void test_commands_and_errors(void **state)
+{
+	struct ctx c;
+	const char *argv[] = { "SET", "test:redis:bin", "a\0b" };
+	size_t argvlen[] = { 3, 14, 3 };
+
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	call(&c, "SET %s %s", "test:redis:k", "hello world");
+	assert_string_equal(c.last, "OK");
+	call(&c, "GET %s", "test:redis:k", NULL);
+	assert_string_equal(c.last, "hello world");
+	/* binary-safe argv */
+	c.answered = 0;
+	c.expected = 1;
+	assert_int_equal(cdr_redis_command_argv(c.r, on_reply, &c, 3, argv, argvlen), 0);
+	assert_true(run_until(&c, all_answered, 5000));
+	call(&c, "STRLEN %s", "test:redis:bin", NULL);
+	assert_int_equal(c.last_int, 3);
+	/* a Redis error comes back as -EPROTO with its text */
+	call(&c, "INCR %s", "test:redis:k", NULL);
+	assert_int_equal(c.last_status, -EPROTO);
+	assert_non_null(strstr(c.last, "not an integer"));
+	/* MULTI/EXEC: both keys or neither */
+	call(&c, "MULTI", NULL, NULL);
+	call(&c, "SET %s %s", "test:redis:a", "1");
+	assert_string_equal(c.last, "QUEUED");
+	call(&c, "SET %s %s", "test:redis:b", "2");
+	call(&c, "EXEC", NULL, NULL);
+	assert_int_equal(c.last_int, 2);
+	call(&c, "MGET %s %s", "test:redis:a", "test:redis:b");
+	assert_int_equal(c.last_int, 2);
+	call(&c, "DEL %s %s", "test:redis:a", "test:redis:b");
+	close_client(&c);
+}
+
+#define N_PIPELINED 10000
+
+static void test_pipelined_all_answered_once(void **state)
+{
+	struct ctx c;
+	char key[64];
+
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	call(&c, "DEL %s", "test:redis:counter", NULL);
+	c.answered = c.failed = c.errors = 0;
+	c.expected = N_PIPELINED;
+	for (int i = 0; i < N_PIPELINED; i++) {
+		snprintf(key, sizeof(key), "test:redis:counter");
+		assert_int_equal(cdr_redis_command(c.r, on_reply, &c, "INCR %s", key), 0);
+	}
+	assert_true(run_until(&c, all_answered, 20000));
+	assert_int_equal(c.answered, N_PIPELINED);
+	assert_int_equal(c.failed + c.errors, 0);
+	/* the last INCR answered the total: every command ran exactly once */
+	assert_int_equal(c.last_int, N_PIPELINED);
+	close_client(&c);
+}
+
+static void sandbox(const char *what, const char *server)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "\"%s\" server %s %s >/dev/null 2>&1", env("CONFDR_SANDBOX"), what, server);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_restart_is_survived(void **state)
+{
+	struct ctx c;
+
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	call(&c, "SET %s %s", "test:redis:persist", "kept");
+	sandbox("stop", "redis-p1");
+	assert_true(run_until(&c, is_down, 10000));
+	/* fail fast while down */
+	assert_int_equal(cdr_redis_command(c.r, on_reply, &c, "PING"), -ENOTCONN);
+	sleep(2);
+	sandbox("start", "redis-p1");
+	assert_true(run_until(&c, is_up, 20000));
+	assert_int_equal(c.ups, 2);
+	/* the same client works again, and the AOF kept the data */
+	call(&c, "GET %s", "test:redis:persist", NULL);
+	assert_string_equal(c.last, "kept");
+	close_client(&c);
+}
+
+static void test_replica_receives_writes(void **state)
+{
+	struct ctx p1, replica;
+	char value[64];
+
+	snprintf(value, sizeof(value), "v-%d", (int)getpid());
+	open_client(&p1, env("CONFDR_P1_REDIS"));
+	open_client(&replica, env("CONFDR_P1_REDIS_REPLICA"));
+	call(&p1, "SET %s %s", "test:redis:replicated", value);
+	call(&p1, "WAIT %s %s", "1", "5000");
+	assert_int_equal(p1.last_int, 1);
+	call(&replica, "GET %s", "test:redis:replicated", NULL);
+	assert_string_equal(replica.last, value);
+	close_client(&replica);
+	close_client(&p1);
+}
+
+static void test_unreachable_and_free_cancels(void **state)
+{
+	struct ctx c = { 0 };
+	struct cdr_redis_opts o = { 0 };
+
+	assert_int_equal(cdr_loop_new(&c.loop), 0);
+	assert_int_equal(cdr_timer_new(c.loop, on_guard, &c, &c.guard), 0);
+	assert_int_equal(cdr_timer_new(c.loop, on_tick, &c, &c.tick), 0);
+	o.host = "127.0.0.1";
+	o.port = 1; /* nothing listens there */
+	o.on_state = on_state;
+	o.arg = &c;
+	o.reconnect_min_ms = 20;
+	assert_int_equal(cdr_redis_new(c.loop, &o, &c.r), 0);
+	assert_true(run_until(&c, is_down, 5000));
+	assert_int_equal(cdr_redis_command(c.r, on_reply, &c, "PING"), -ENOTCONN);
+	o.port = 0;
+	assert_int_equal(cdr_redis_new(c.loop, &o, &c.r), -EINVAL);
+	close_client(&c);
+
+	/* commands in flight at free are answered -ECANCELED, once each */
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	c.answered = c.failed = 0;
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(cdr_redis_command(c.r, on_reply, &c, "PING"), 0);
+	c.r = cdr_redis_free(c.r);
+	assert_int_equal(c.failed, 100);
+	assert_int_equal(c.last_status, -ECANCELED);
+	close_client(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_commands_and_errors),
+		cmocka_unit_test(test_pipelined_all_answered_once),
+		cmocka_unit_test(test_replica_receives_writes),
+		cmocka_unit_test(test_unreachable_and_free_cancels),
+		cmocka_unit_test(test_restart_is_survived),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
