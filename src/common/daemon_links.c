@@ -11,6 +11,7 @@
 
 #include <confdr/log.h>
 #include <confdr/mq.h>
+#include <confdr/redis.h>
 #include <confdr/zk.h>
 
 #include "daemon-internal.h"
@@ -74,6 +75,11 @@ static void on_mq_state(bool up, const char *why, void *arg)
 	daemon_set_link(arg, LINK_AMQP, up, why);
 }
 
+static void on_redis_state(bool up, const char *why, void *arg)
+{
+	daemon_set_link(arg, LINK_REDIS, up, why);
+}
+
 /* Reads {"host": ..., "port": ...} (+ one more string key) from an endpoint. */
 static int endpoint_parse(const char *data, size_t len, const char *extra_key, char **host, int *port, char **extra)
 {
@@ -132,6 +138,7 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 		/* A moved broker: the old connection drains (bounded) and goes. */
 		cdr_notice("amqp: endpoint changed to %s:%d/%s; re-connecting", host, port, vhost);
 		d->mq = cdr_mq_free(d->mq);
+	d->redis = cdr_redis_free(d->redis);
 		daemon_set_link(d, LINK_AMQP, false, "endpoint changed");
 	}
 	o.url = url;
@@ -148,6 +155,32 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 	}
 	cdr_info("amqp: connecting to %s:%d vhost %s as %s", host, port, vhost, cf->amqp_user);
 	cdr_mq_declare_design(d->mq);
+}
+
+static void apply_redis(struct cdr_daemon *d, const char *host, int port)
+{
+	const struct cdr_daemon_conf *cf = d->conf;
+	struct cdr_redis_opts o = { 0 };
+	int r;
+
+	if (d->redis) {
+		cdr_notice("redis: endpoint changed to %s:%d; re-connecting", host, port);
+		if ((r = cdr_redis_set_endpoint(d->redis, host, port)) < 0)
+			cdr_err("redis: cannot switch to %s:%d: %s", host, port, strerror(-r));
+		return;
+	}
+	o.host = host;
+	o.port = port;
+	o.name = cf->platform;
+	o.connect_timeout_ms = (unsigned)cf->redis_connect_timeout_ms;
+	o.reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
+	o.reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
+	o.on_state = on_redis_state;
+	o.arg = d;
+	if ((r = cdr_redis_new(d->loop, &o, &d->redis)) < 0)
+		cdr_err("redis: cannot create a client for %s:%d: %s", host, port, strerror(-r));
+	else
+		cdr_info("redis: connecting to %s:%d", host, port);
 }
 
 static void on_endpoint(int status, const char *data, size_t len, void *arg, enum daemon_link link)
@@ -177,6 +210,8 @@ static void on_endpoint(int status, const char *data, size_t len, void *arg, enu
 	if (!d->stopping) {
 		if (link == LINK_AMQP)
 			apply_mq(d, host, port, extra);
+		else if (link == LINK_REDIS)
+			apply_redis(d, host, port);
 		else
 			cdr_warn("%s endpoint %s:%d: this build has no %s client yet", endpoint_names[link], host, port,
 				 endpoint_names[link]);
@@ -351,6 +386,7 @@ void daemon_links_stop(struct cdr_daemon *d)
 			on_leader(false, d->epoch, d);
 	}
 	d->mq = cdr_mq_free(d->mq);
+	d->redis = cdr_redis_free(d->redis);
 }
 
 void daemon_links_free(struct cdr_daemon *d)

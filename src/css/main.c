@@ -14,7 +14,7 @@ static const struct cdr_daemon_ops ops = {
 	.name = "css",
 	.summary = "confdr conference scheduling service: creates, ends and restores conferences.",
 	.conf_size = sizeof(struct cdr_daemon_conf),
-	.uses_redis = false,
+	.uses_redis = true,
 	.uses_mysql = false,
 	.on_role = on_role,
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The daemons against the sandbox's real servers: all six start and connect;
-# a RabbitMQ restart is survived without a restart of the daemons;
+# RabbitMQ and Redis restarts are survived without a restart of the daemons;
 # SIGHUP reloads a valid file and refuses a broken one; the standby takes over
 # when the active one stops; SIGTERM stops cleanly and removes the liveness node.
 set -uo pipefail
@@ -19,6 +19,7 @@ cleanup() {
 	done
 	# Whatever happened, the servers are left running for the next test.
 	"$CONFDR_SANDBOX" server start rabbitmq >/dev/null 2>&1
+	"$CONFDR_SANDBOX" server start redis-p1 >/dev/null 2>&1
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -98,7 +99,7 @@ for p in p1 p2; do
 done
 
 for p in p1 p2; do
-	wait_for 60 "$p css up: amqp connected" links_are "t-$p-css" up any any
+	wait_for 60 "$p css up: amqp and redis connected" links_are "t-$p-css" up up any
 	wait_for 30 "$p rms up: amqp connected" links_are "t-$p-rms" up unused unused
 	wait_for 30 "$p pms up: amqp connected" links_are "t-$p-pms" up unused unused
 done
@@ -114,6 +115,13 @@ for p in p1 p2; do
 		wait_for 60 "$p $d re-connected to amqp" links_are "t-$p-$d" up any any
 	done
 done
+
+# Redis of p1 goes away and comes back.
+"$CONFDR_SANDBOX" server stop redis-p1 >/dev/null || not_ok "stop redis-p1"
+wait_for 30 "p1 css sees redis down" links_are t-p1-css any down any
+"$CONFDR_SANDBOX" server start redis-p1 >/dev/null || not_ok "start redis-p1"
+wait_for 30 "p1 css re-connected to redis" links_are t-p1-css up up any
+[ "$(live t-p2-css redis)" = up ] && ok "p2 css (other Redis) untouched" || not_ok "p2 css redis $(live t-p2-css redis)"
 
 alive=0
 for k in "${!pid[@]}"; do kill -0 "${pid[$k]}" 2>/dev/null && alive=$((alive + 1)); done
