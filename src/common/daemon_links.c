@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include <confdr/db.h>
 #include <confdr/log.h>
 #include <confdr/mq.h>
 #include <confdr/redis.h>
@@ -78,6 +79,11 @@ static void on_mq_state(bool up, const char *why, void *arg)
 static void on_redis_state(bool up, const char *why, void *arg)
 {
 	daemon_set_link(arg, LINK_REDIS, up, why);
+}
+
+static void on_db_state(bool up, const char *why, void *arg)
+{
+	daemon_set_link(arg, LINK_MYSQL, up, why);
 }
 
 /* Reads {"host": ..., "port": ...} (+ one more string key) from an endpoint. */
@@ -183,6 +189,115 @@ static void apply_redis(struct cdr_daemon *d, const char *host, int port)
 		cdr_info("redis: connecting to %s:%d", host, port);
 }
 
+struct migration {
+	struct cdr_daemon *d;
+	struct cdr_db_opts opts;
+	char *host, *database, *dir;
+	int status;
+	char err[512];
+	pthread_t thread;
+	bool joined;
+};
+
+static void create_db(struct cdr_daemon *d, const char *host, int port, const char *database);
+
+static void migration_done(void *arg)
+{
+	struct migration *m = arg;
+	struct cdr_daemon *d = m->d;
+
+	if (!m->joined)
+		pthread_join(m->thread, NULL);
+	d->migration = NULL;
+	if (m->status < 0) {
+		cdr_err("mysql: schema migrations in %s failed: %s; stopping", m->dir, m->err);
+		d->exit_code = 1;
+		cdr_daemon_stop(d);
+	} else {
+		cdr_notice("mysql: schema up to date (%s)", m->dir);
+		d->migrated = true;
+		if (!d->stopping)
+			create_db(d, m->host, m->opts.port, m->database);
+	}
+	free(m->host);
+	free(m->database);
+	free(m->dir);
+	free(m);
+}
+
+/* Migrations block (DDL on a fresh connection): a thread of their own. */
+static void *migration_thread(void *arg)
+{
+	struct migration *m = arg;
+
+	m->status = cdr_db_migrate_sync(&m->opts, m->dir, m->err, sizeof(m->err));
+	cdr_loop_post(m->d->loop, migration_done, m);
+	return NULL;
+}
+
+static void fill_db_opts(struct cdr_daemon *d, struct cdr_db_opts *o, const char *host, int port, const char *database)
+{
+	const struct cdr_daemon_conf *cf = d->conf;
+
+	memset(o, 0, sizeof(*o));
+	o->host = host;
+	o->port = port;
+	o->user = cf->mysql_user;
+	o->password = cf->mysql_password;
+	o->database = database;
+	o->connect_timeout_ms = (unsigned)cf->mysql_connect_timeout_ms;
+	o->reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
+	o->reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
+	o->on_state = on_db_state;
+	o->arg = d;
+}
+
+static void create_db(struct cdr_daemon *d, const char *host, int port, const char *database)
+{
+	struct cdr_db_opts o;
+	int r;
+
+	fill_db_opts(d, &o, host, port, database);
+	if ((r = cdr_db_new(d->loop, &o, &d->db)) < 0)
+		cdr_err("mysql: cannot create a client for %s:%d/%s: %s", host, port, database, strerror(-r));
+	else
+		cdr_info("mysql: connecting to %s:%d database %s as %s", host, port, database, d->conf->mysql_user);
+}
+
+static void apply_mysql(struct cdr_daemon *d, const char *host, int port, const char *database)
+{
+	struct migration *m;
+
+	if (d->db) {
+		cdr_notice("mysql: endpoint changed to %s:%d/%s; re-connecting", host, port, database);
+		d->db = cdr_db_free(d->db);
+		daemon_set_link(d, LINK_MYSQL, false, "endpoint changed");
+	}
+	if (!*d->conf->mysql_migrations || d->migrated) {
+		create_db(d, host, port, database);
+		return;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return;
+	m->d = d;
+	m->host = strdup(host);
+	m->database = strdup(database);
+	m->dir = strdup(d->conf->mysql_migrations);
+	fill_db_opts(d, &m->opts, m->host, port, m->database);
+	m->opts.on_state = NULL;
+	cdr_info("mysql: applying schema migrations from %s to %s:%d/%s", m->dir, host, port, database);
+	if (pthread_create(&m->thread, NULL, migration_thread, m) != 0) {
+		cdr_err("mysql: cannot start the migration thread");
+		free(m->host);
+		free(m->database);
+		free(m->dir);
+		free(m);
+		return;
+	}
+	d->migration = m;
+}
+
 static void on_endpoint(int status, const char *data, size_t len, void *arg, enum daemon_link link)
 {
 	struct cdr_daemon *d = arg;
@@ -213,8 +328,7 @@ static void on_endpoint(int status, const char *data, size_t len, void *arg, enu
 		else if (link == LINK_REDIS)
 			apply_redis(d, host, port);
 		else
-			cdr_warn("%s endpoint %s:%d: this build has no %s client yet", endpoint_names[link], host, port,
-				 endpoint_names[link]);
+			apply_mysql(d, host, port, extra);
 	}
 	free(host);
 	free(extra);
@@ -387,6 +501,16 @@ void daemon_links_stop(struct cdr_daemon *d)
 	}
 	d->mq = cdr_mq_free(d->mq);
 	d->redis = cdr_redis_free(d->redis);
+	d->db = cdr_db_free(d->db);
+	if (d->migration) {
+		/* Stopping while migrations run: wait for them (a schema change is
+		 * not cut half-way), then let migration_done release them. */
+		struct migration *m = d->migration;
+
+		pthread_join(m->thread, NULL);
+		m->joined = true;
+		cdr_loop_flush(d->loop);
+	}
 }
 
 void daemon_links_free(struct cdr_daemon *d)

@@ -15,7 +15,7 @@ static const struct cdr_daemon_ops ops = {
 	.summary = "confdr conference scheduling service: creates, ends and restores conferences.",
 	.conf_size = sizeof(struct cdr_daemon_conf),
 	.uses_redis = true,
-	.uses_mysql = false,
+	.uses_mysql = true,
 	.on_role = on_role,
 };
 

@@ -99,7 +99,7 @@ for p in p1 p2; do
 done
 
 for p in p1 p2; do
-	wait_for 60 "$p css up: amqp and redis connected" links_are "t-$p-css" up up any
+	wait_for 60 "$p css up: amqp, redis and mysql connected (schema migrated)" links_are "t-$p-css" up up up
 	wait_for 30 "$p rms up: amqp connected" links_are "t-$p-rms" up unused unused
 	wait_for 30 "$p pms up: amqp connected" links_are "t-$p-pms" up unused unused
 done
@@ -120,7 +120,7 @@ done
 "$CONFDR_SANDBOX" server stop redis-p1 >/dev/null || not_ok "stop redis-p1"
 wait_for 30 "p1 css sees redis down" links_are t-p1-css any down any
 "$CONFDR_SANDBOX" server start redis-p1 >/dev/null || not_ok "start redis-p1"
-wait_for 30 "p1 css re-connected to redis" links_are t-p1-css up up any
+wait_for 30 "p1 css re-connected to redis" links_are t-p1-css up up up
 [ "$(live t-p2-css redis)" = up ] && ok "p2 css (other Redis) untouched" || not_ok "p2 css redis $(live t-p2-css redis)"
 
 alive=0
