@@ -105,6 +105,7 @@ int cdr_mq_declare_design(struct cdr_mq *mq);
 #define CDR_MQ_CMU_MAU_EX "cmu.mau.ex"
 #define CDR_MQ_MAU_CMU_Q "mau.cmu.q"
 #define CDR_MQ_RMS_REQ_Q "rms.req.q"
+#define CDR_MQ_RMS_RES_Q "rms.res.q" /* MCU/VRS register and heartbeat: apart from allocations */
 #define CDR_MQ_RMS_NTF_EX "rms.ntf.ex"
 #define CDR_MQ_PMS_NTF_EX "pms.ntf.ex"
 #define CDR_MQ_PMS_REQ_Q "pms.req.q"
@@ -112,6 +113,7 @@ int cdr_mq_declare_design(struct cdr_mq *mq);
 #define CDR_MQ_BMC_CDR_Q "bmc.cdr.q"
 #define CDR_MQ_UPU_NTF_EX "upu.ntf.ex"
 #define CDR_MQ_ALARM_EX "cdr.alarm.ex"
+#define CDR_MQ_CM_NTF_EX "cm.ntf.ex"
 #define CDR_MQ_DLX "confdr.dlx"
 #define CDR_MQ_DEAD_Q "confdr.dead.q"
 

@@ -60,4 +60,30 @@ int cdr_redis_command(struct cdr_redis *r, cdr_redis_fn cb, void *arg, const cha
 int cdr_redis_command_argv(struct cdr_redis *r, cdr_redis_fn cb, void *arg, int argc, const char **argv,
 			   const size_t *argvlen);
 
+/* MULTI/EXEC needs no helper: send MULTI, the commands and EXEC from one
+ * loop callback (nothing else can come between them on the connection). The
+ * EXEC answer is an array of the commands' answers, or nil if WATCH failed. */
+
+/* A Lua script for atomic multi-key updates. It belongs to r and lives until
+ * cdr_redis_free(r). It is loaded (SCRIPT LOAD) now if connected and again
+ * on every new connection, then run with EVALSHA; if the server answers
+ * NOSCRIPT (SCRIPT FLUSH, a promoted replica that never saw it) the same call
+ * is sent again as EVAL with the source, which also caches it, and cb sees
+ * only that second answer. Until the first SCRIPT LOAD is answered, calls go
+ * out as EVAL. Returns 0, -EINVAL (empty source) or -ENOMEM. */
+struct cdr_redis_script;
+int cdr_redis_script_new(struct cdr_redis *r, const char *lua_source, struct cdr_redis_script **ret);
+
+/* Runs the script with KEYS[1..nkeys] and ARGV[1..nargs] (NUL-terminated
+ * strings, copied). cb as for cdr_redis_command: the script's return value,
+ * or -EPROTO with the error the script raised. Returns 0 (cb will run),
+ * -ENOTCONN while down, -ENOMEM, -EIO. */
+int cdr_redis_script_run(struct cdr_redis_script *s, cdr_redis_fn cb, void *arg, int nkeys,
+			 const char *const *keys, int nargs, const char *const *args);
+
+/* Makes the connected server a master: REPLICAOF NO ONE (for a replica
+ * taking over a failed platform's state). cb gets the +OK, or -EPROTO.
+ * Returns as cdr_redis_command. */
+int cdr_redis_promote(struct cdr_redis *r, cdr_redis_fn cb, void *arg);
+
 #endif

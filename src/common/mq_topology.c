@@ -8,7 +8,7 @@
 /* Work queues: durable, dead-lettered to confdr.dlx so that a message a
  * consumer rejects (malformed, oversize) is kept for an operator. */
 static const char *const work_queues[] = {
-	CDR_MQ_MAU_CONF_Q, CDR_MQ_MAU_CMU_Q, CDR_MQ_RMS_REQ_Q, CDR_MQ_PMS_REQ_Q, CDR_MQ_BMC_CDR_Q,
+	CDR_MQ_MAU_CONF_Q, CDR_MQ_MAU_CMU_Q, CDR_MQ_RMS_REQ_Q, CDR_MQ_RMS_RES_Q, CDR_MQ_PMS_REQ_Q, CDR_MQ_BMC_CDR_Q,
 };
 
 static const struct {
@@ -22,6 +22,7 @@ static const struct {
 	{ CDR_MQ_MODB_NOTIFY_EX, "fanout" }, /* BMC's user-domain/platform changes */
 	{ CDR_MQ_UPU_NTF_EX, "fanout" },     /* E164 reports; UPU binds its own queue */
 	{ CDR_MQ_ALARM_EX, "fanout" },	     /* alarms, to whoever watches */
+	{ CDR_MQ_CM_NTF_EX, "fanout" },	     /* CSS -> CM notifications (ended, extended, renamed) */
 };
 
 int cdr_mq_declare_design(struct cdr_mq *mq)

@@ -32,15 +32,30 @@ struct cdr_redis {
 	struct cdr_backoff backoff;
 	struct cdr_timer *retry_timer;
 	struct cdr_timer *connect_timer;
+	struct cdr_redis_script *scripts;
 };
 
+struct cdr_redis_script {
+	struct cdr_redis *r;
+	char *source;
+	char sha[41]; /* "" until a SCRIPT LOAD was answered */
+	struct cdr_redis_script *next;
+};
+
+/* One command in flight. A script call keeps its arguments so that it can
+ * be sent again as EVAL after a NOSCRIPT. */
 struct pending {
 	struct cdr_redis *r;
 	cdr_redis_fn cb;
 	void *arg;
+	struct cdr_redis_script *script;
+	bool retried;
+	int argc;
+	char **argv;
 };
 
 static void connect_now(void *arg);
+static void load_scripts(struct cdr_redis *r);
 
 static void set_state(struct cdr_redis *r, bool up, const char *why)
 {
@@ -75,8 +90,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		return;
 	}
 	cdr_backoff_reset(&r->backoff);
+	/* A dead peer that sends no FIN is noticed by TCP keepalive. */
+	redisEnableKeepAlive((redisContext *)&ac->c);
 	snprintf(why, sizeof(why), "%s:%d", r->host, r->port);
 	set_state(r, true, why);
+	/* Ahead of anything the owner sends, as that may run a script. */
+	if (r->ac)
+		load_scripts(r);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -84,7 +104,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	struct cdr_redis *r = ac->data;
 	char why[256];
 
-	/* hiredis frees the context after this callback. */
+	/* hiredis frees the context after this callback (pending callbacks
+	 * have already been answered with a NULL reply). */
 	r->ac = NULL;
 	if (r->closing || r->switching)
 		return;
@@ -174,6 +195,7 @@ struct cdr_redis *cdr_redis_free(struct cdr_redis *r)
 	if (!r)
 		return NULL;
 	r->closing = true;
+	r->up = false;
 	if (r->ac) {
 		/* Pending callbacks run now with a NULL reply: -ECANCELED. */
 		redisAsyncFree(r->ac);
@@ -181,6 +203,13 @@ struct cdr_redis *cdr_redis_free(struct cdr_redis *r)
 	}
 	cdr_timer_free(r->retry_timer);
 	cdr_timer_free(r->connect_timer);
+	while (r->scripts) {
+		struct cdr_redis_script *s = r->scripts;
+
+		r->scripts = s->next;
+		free(s->source);
+		free(s);
+	}
 	free(r->host);
 	free(r->name);
 	free(r);
@@ -189,7 +218,7 @@ struct cdr_redis *cdr_redis_free(struct cdr_redis *r)
 
 bool cdr_redis_connected(const struct cdr_redis *r)
 {
-	return r->up;
+	return r->up && r->ac;
 }
 
 int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port)
@@ -210,18 +239,44 @@ int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port)
 	if (r->ac) {
 		redisAsyncContext *ac = r->ac;
 
-		/* A connected context calls on_disconnect (which schedules a
-		 * retry); either way we connect to the new endpoint right away. */
+		/* Down first, so that callbacks answered -ECONNRESET below see
+		 * -ENOTCONN if they try again at once; on_disconnect stays quiet
+		 * while switching: we connect to the new endpoint right away. */
+		set_state(r, false, "endpoint changed");
 		r->switching = true;
 		redisAsyncFree(ac);
 		r->switching = false;
 		r->ac = NULL;
-		set_state(r, false, "endpoint changed");
 	}
 	connect_now(r);
 	return 0;
 }
 
+static void pending_free(struct pending *p)
+{
+	for (int i = 0; p->argv && i < p->argc; i++)
+		free(p->argv[i]);
+	free(p->argv);
+	free(p);
+}
+
+static bool resend_as_eval(redisAsyncContext *ac, struct pending *p)
+{
+	char *src = strdup(p->script->source), *eval = strdup("EVAL");
+
+	if (!src || !eval || !ac || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+		free(src);
+		free(eval);
+		return false;
+	}
+	free(p->argv[0]);
+	free(p->argv[1]);
+	p->argv[0] = eval;
+	p->argv[1] = src;
+	p->retried = true;
+	return redisAsyncCommandArgv(ac, NULL, NULL, 0, NULL, NULL) != 0 || true ?
+		       redisAsyncCommandArgv(ac, NULL, NULL, 0, NULL, NULL), false : false;
+}
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct pending *p = privdata;

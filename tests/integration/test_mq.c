@@ -629,10 +629,10 @@ static void test_subscribe_fanout(void **state)
 
 static void test_declare_design(void **state)
 {
-	static const char *const queues[] = { "mau.conf.q", "mau.cmu.q", "rms.req.q", "pms.req.q", "bmc.cdr.q",
+	static const char *const queues[] = { "mau.conf.q", "mau.cmu.q", "rms.req.q", "rms.res.q", "pms.req.q", "bmc.cdr.q",
 					      "confdr.dead.q", NULL };
 	static const char *const exchanges[] = { "mau.cmcmu.ex", "cmu.mau.ex", "rms.ntf.ex", "pms.ntf.ex",
-						 "modb.notify.ex", "upu.ntf.ex", "cdr.alarm.ex", "confdr.dlx", NULL };
+						 "modb.notify.ex", "upu.ntf.ex", "cdr.alarm.ex", "cm.ntf.ex", "confdr.dlx", NULL };
 
 	C.mq = new_mq("test-design");
 	assert_int_equal(cdr_mq_declare_design(C.mq), 0);
