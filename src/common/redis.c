@@ -92,11 +92,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	cdr_backoff_reset(&r->backoff);
 	/* A dead peer that sends no FIN is noticed by TCP keepalive. */
 	redisEnableKeepAlive((redisContext *)&ac->c);
+	/* Ahead of anything the owner sends once told we are up. */
+	load_scripts(r);
 	snprintf(why, sizeof(why), "%s:%d", r->host, r->port);
 	set_state(r, true, why);
-	/* Ahead of anything the owner sends, as that may run a script. */
-	if (r->ac)
-		load_scripts(r);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -260,11 +259,18 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* NOSCRIPT: the same call again as EVAL with the source (which caches it). */
 static bool resend_as_eval(redisAsyncContext *ac, struct pending *p)
 {
-	char *src = strdup(p->script->source), *eval = strdup("EVAL");
+	char *src, *eval;
 
-	if (!src || !eval || !ac || (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))) {
+	if (ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))
+		return false;
+	src = strdup(p->script->source);
+	eval = strdup("EVAL");
+	if (!src || !eval) {
 		free(src);
 		free(eval);
 		return false;
@@ -274,9 +280,9 @@ static bool resend_as_eval(redisAsyncContext *ac, struct pending *p)
 	p->argv[0] = eval;
 	p->argv[1] = src;
 	p->retried = true;
-	return redisAsyncCommandArgv(ac, NULL, NULL, 0, NULL, NULL) != 0 || true ?
-		       redisAsyncCommandArgv(ac, NULL, NULL, 0, NULL, NULL), false : false;
+	return redisAsyncCommandArgv(ac, on_reply, p, p->argc, (const char **)p->argv, NULL) == REDIS_OK;
 }
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct pending *p = privdata;
@@ -289,13 +295,19 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		status = -EPROTO;
 	else
 		status = 0;
+	if (status == -EPROTO && p->script && !p->retried && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+		if (resend_as_eval(ac, p))
+			return;
+		rep = NULL;
+		status = -ECONNRESET;
+	}
 	p->cb(status, rep, p->arg);
-	free(p);
+	pending_free(p);
 }
 
 static struct pending *pending_new(struct cdr_redis *r, cdr_redis_fn cb, void *arg)
 {
-	struct pending *p = malloc(sizeof(*p));
+	struct pending *p = calloc(1, sizeof(*p));
 
 	if (p) {
 		p->r = r;
@@ -303,6 +315,14 @@ static struct pending *pending_new(struct cdr_redis *r, cdr_redis_fn cb, void *a
 		p->arg = arg;
 	}
 	return p;
+}
+
+/* hiredis refuses commands on a context that is going away: that is "not
+ * connected" to our caller (e.g. a callback answered -ECONNRESET that tries
+ * again at once). */
+static int refused(const struct cdr_redis *r)
+{
+	return !r->ac || (r->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)) ? -ENOTCONN : -EIO;
 }
 
 int cdr_redis_command(struct cdr_redis *r, cdr_redis_fn cb, void *arg, const char *fmt, ...)
@@ -321,7 +341,7 @@ int cdr_redis_command(struct cdr_redis *r, cdr_redis_fn cb, void *arg, const cha
 	va_end(ap);
 	if (rc != REDIS_OK) {
 		free(p);
-		return -EIO;
+		return refused(r);
 	}
 	return 0;
 }
@@ -338,7 +358,105 @@ int cdr_redis_command_argv(struct cdr_redis *r, cdr_redis_fn cb, void *arg, int 
 		return -ENOMEM;
 	if (redisAsyncCommandArgv(r->ac, on_reply, p, argc, argv, argvlen) != REDIS_OK) {
 		free(p);
-		return -EIO;
+		return refused(r);
 	}
 	return 0;
+}
+
+int cdr_redis_promote(struct cdr_redis *r, cdr_redis_fn cb, void *arg)
+{
+	return cdr_redis_command(r, cb, arg, "REPLICAOF NO ONE");
+}
+
+/* ---- scripts ---- */
+
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct cdr_redis_script *s = privdata;
+	const redisReply *rep = reply;
+
+	/* A failed load is not fatal: calls go out as EVAL, or fall back on
+	 * NOSCRIPT. */
+	if (rep && rep->type == REDIS_REPLY_STRING && rep->len == 40)
+		memcpy(s->sha, rep->str, 41);
+	else
+		cdr_debug("redis %s: SCRIPT LOAD failed: %s", s->r->name,
+			  rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "no answer");
+}
+
+/* Only on a connected context (on_connect runs before r->up is set). */
+static void load_script(struct cdr_redis_script *s)
+{
+	struct cdr_redis *r = s->r;
+
+	if (r->ac && (r->ac->c.flags & REDIS_CONNECTED))
+		redisAsyncCommand(r->ac, on_script_loaded, s, "SCRIPT LOAD %s", s->source);
+}
+
+static void load_scripts(struct cdr_redis *r)
+{
+	for (struct cdr_redis_script *s = r->scripts; s; s = s->next)
+		load_script(s);
+}
+
+int cdr_redis_script_new(struct cdr_redis *r, const char *lua_source, struct cdr_redis_script **ret)
+{
+	struct cdr_redis_script *s;
+
+	if (!lua_source || !*lua_source)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->source = strdup(lua_source);
+	if (!s->source) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->r = r;
+	s->next = r->scripts;
+	r->scripts = s;
+	load_script(s);
+	*ret = s;
+	return 0;
+}
+
+int cdr_redis_script_run(struct cdr_redis_script *s, cdr_redis_fn cb, void *arg, int nkeys,
+			 const char *const *keys, int nargs, const char *const *args)
+{
+	struct cdr_redis *r = s->r;
+	struct pending *p;
+	int n = 3 + nkeys + nargs;
+	char num[16];
+
+	if (nkeys < 0 || nargs < 0)
+		return -EINVAL;
+	if (!r->up || !r->ac)
+		return -ENOTCONN;
+	p = pending_new(r, cb, arg);
+	if (!p)
+		return -ENOMEM;
+	p->script = s;
+	p->argv = calloc((size_t)n, sizeof(char *));
+	if (!p->argv)
+		goto nomem;
+	snprintf(num, sizeof(num), "%d", nkeys);
+	p->argv[p->argc++] = strdup(s->sha[0] ? "EVALSHA" : "EVAL");
+	p->argv[p->argc++] = strdup(s->sha[0] ? s->sha : s->source);
+	p->argv[p->argc++] = strdup(num);
+	for (int i = 0; i < nkeys; i++)
+		p->argv[p->argc++] = strdup(keys[i]);
+	for (int i = 0; i < nargs; i++)
+		p->argv[p->argc++] = strdup(args[i]);
+	for (int i = 0; i < n; i++)
+		if (!p->argv[i])
+			goto nomem;
+	if (redisAsyncCommandArgv(r->ac, on_reply, p, p->argc, (const char **)p->argv, NULL) != REDIS_OK) {
+		pending_free(p);
+		return refused(r);
+	}
+	return 0;
+nomem:
+	pending_free(p);
+	return -ENOMEM;
 }
