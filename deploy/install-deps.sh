@@ -6,7 +6,7 @@ pkgs=(build-essential cmake pkg-config
 	librabbitmq-dev libhiredis-dev libzookeeper-mt-dev default-libmysqlclient-dev
 	libjansson-dev libevent-dev libcmocka-dev
 	rabbitmq-server redis-server redis-tools zookeeper mariadb-server mariadb-client
-	netcat-openbsd procps jq valgrind)
+	netcat-openbsd procps jq valgrind clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
