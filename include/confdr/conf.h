@@ -28,9 +28,9 @@ struct cdr_conf_key {
 	const char *section;
 	const char *name; /* NULL ends a table */
 	enum cdr_conf_type type;
-	size_t offset;    /* of the value in the caller's struct */
-	const char *def;  /* default, as it would be written in the file; NULL: required */
-	int64_t min, max; /* INT and MS; both 0: unbounded */
+	size_t offset;		    /* of the value in the caller's struct */
+	const char *def;	    /* default, as it would be written in the file; NULL: required */
+	int64_t min, max;	    /* INT and MS; both 0: unbounded */
 	const char *const *choices; /* ENUM: NULL-terminated */
 	/* Optional extra check of a STR value: returns NULL if fine, else a
 	 * static message ("expected lowercase letters, digits and '-'"). */
@@ -48,8 +48,7 @@ struct cdr_conf_errors {
  * applied to keys not in the file. Returns 0 when the file is valid, -EINVAL
  * with errs filled when it is not, -errno when it cannot be read (errs says
  * so too). On failure out holds nothing that needs releasing. */
-int cdr_conf_load(const char *path, const struct cdr_conf_key *const *tables, void *out,
-		  struct cdr_conf_errors *errs);
+int cdr_conf_load(const char *path, const struct cdr_conf_key *const *tables, void *out, struct cdr_conf_errors *errs);
 
 /* The same on text already in memory; name is used in messages. */
 int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key *const *tables, void *out,
@@ -64,7 +63,7 @@ void cdr_conf_errors_clear(struct cdr_conf_errors *errs);
 int cdr_conf_parse_ms(const char *s, uint64_t *ret);
 
 /* Validators for STR keys. */
-const char *cdr_conf_check_id(const char *value);      /* a MOID: [a-z0-9][a-z0-9_.-]* */
+const char *cdr_conf_check_id(const char *value);	/* a MOID: [a-z0-9][a-z0-9_.-]* */
 const char *cdr_conf_check_hostport(const char *value); /* host:port[,host:port...] */
 
 #endif

@@ -21,9 +21,9 @@ struct cdr_db_opts {
 	const char *user;
 	const char *password;
 	const char *database;
-	unsigned connect_timeout_ms;                  /* 0 = 5000 */
+	unsigned connect_timeout_ms;		     /* 0 = 5000 */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* 0 = 200 / 10000 */
-	cdr_db_state_fn on_state; /* runs on the loop thread; may be NULL */
+	cdr_db_state_fn on_state;		     /* runs on the loop thread; may be NULL */
 	void *arg;
 };
 
@@ -32,12 +32,12 @@ struct cdr_db_opts {
  * lost during a job that may not be repeated), -ECANCELED (freed). */
 struct cdr_db_result {
 	int status;
-	unsigned code;       /* mysql_errno, 0 if none */
-	const char *error;   /* the server's or client's text, NULL if none */
-	uint64_t affected;   /* rows changed by the last statement */
+	unsigned code;	   /* mysql_errno, 0 if none */
+	const char *error; /* the server's or client's text, NULL if none */
+	uint64_t affected; /* rows changed by the last statement */
 	uint64_t insert_id;
 	size_t nrows, ncols; /* of the last statement that returned rows */
-	char **cells;        /* nrows * ncols values, row-major; NULL for SQL NULL */
+	char **cells;	     /* nrows * ncols values, row-major; NULL for SQL NULL */
 };
 
 /* The value at (row, col), NULL for SQL NULL or out of range. */
@@ -53,7 +53,7 @@ struct cdr_db_param {
 };
 #define CDR_DB_STR(s) ((struct cdr_db_param){ .str = (s) })
 #define CDR_DB_INT(n) ((struct cdr_db_param){ .num = (n), .is_num = true })
-#define CDR_DB_NULL ((struct cdr_db_param){ 0 })
+#define CDR_DB_NULL   ((struct cdr_db_param){ 0 })
 
 /* Starts the worker, which connects in the background and re-connects with
  * back-off. Returns 0, -EINVAL, -ENOMEM or a pthread error. */
@@ -68,8 +68,8 @@ struct cdr_db *cdr_db_free(struct cdr_db *db);
  * the count must match (-EINVAL). idempotent: if the connection is lost, the
  * job is run again on the next connection; otherwise it fails -ECONNRESET.
  * cb runs exactly once on the loop thread. Returns 0 or -EINVAL/-ENOMEM. */
-int cdr_db_exec(struct cdr_db *db, const char *sql, const struct cdr_db_param *params, size_t nparams,
-		bool idempotent, cdr_db_fn cb, void *arg);
+int cdr_db_exec(struct cdr_db *db, const char *sql, const struct cdr_db_param *params, size_t nparams, bool idempotent,
+		cdr_db_fn cb, void *arg);
 
 /* Queues several statements (no parameters: already built with
  * cdr_db_exec's rules, or constant) run in one transaction: all or none.
@@ -88,8 +88,8 @@ int cdr_db_migrate_sync(const struct cdr_db_opts *opts, const char *dir, char *e
  * whose name is not NNN_name.sql, or two with one version, is an error. */
 struct cdr_db_migration {
 	unsigned version;
-	char *name;     /* "001_init.sql" */
-	char *sql;      /* contents */
+	char *name;	   /* "001_init.sql" */
+	char *sql;	   /* contents */
 	uint64_t checksum; /* FNV-1a 64 of the contents */
 };
 int cdr_db_migrations_read(const char *dir, struct cdr_db_migration **ret, size_t *n, char *err, size_t errlen);

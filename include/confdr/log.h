@@ -38,10 +38,14 @@ bool cdr_log_enabled(enum cdr_log_level level);
 void cdr_log(enum cdr_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cdr_logv(enum cdr_log_level level, const char *fmt, va_list ap);
 
-#define cdr_debug(...)  do { if (cdr_log_enabled(CDR_LOG_DEBUG)) cdr_log(CDR_LOG_DEBUG, __VA_ARGS__); } while (0)
-#define cdr_info(...)   cdr_log(CDR_LOG_INFO, __VA_ARGS__)
+#define cdr_debug(...)                                                                                                 \
+	do {                                                                                                           \
+		if (cdr_log_enabled(CDR_LOG_DEBUG))                                                                    \
+			cdr_log(CDR_LOG_DEBUG, __VA_ARGS__);                                                           \
+	} while (0)
+#define cdr_info(...)	cdr_log(CDR_LOG_INFO, __VA_ARGS__)
 #define cdr_notice(...) cdr_log(CDR_LOG_NOTICE, __VA_ARGS__)
-#define cdr_warn(...)   cdr_log(CDR_LOG_WARN, __VA_ARGS__)
-#define cdr_err(...)    cdr_log(CDR_LOG_ERR, __VA_ARGS__)
+#define cdr_warn(...)	cdr_log(CDR_LOG_WARN, __VA_ARGS__)
+#define cdr_err(...)	cdr_log(CDR_LOG_ERR, __VA_ARGS__)
 
 #endif

@@ -24,11 +24,11 @@ struct cdr_mq;
 
 /* A broker address, parsed from "amqp://user:pass@host:port/vhost". */
 struct cdr_mq_url {
-	char *user;     /* default "guest" */
+	char *user;	/* default "guest" */
 	char *password; /* default "guest" */
-	char *host;     /* default "localhost"; IPv6 literals without brackets */
-	char *vhost;    /* percent-decoded; default "/" when the URL has no path */
-	uint16_t port;  /* default 5672 */
+	char *host;	/* default "localhost"; IPv6 literals without brackets */
+	char *vhost;	/* percent-decoded; default "/" when the URL has no path */
+	uint16_t port;	/* default 5672 */
 };
 
 /* Parses url into *ret (its strings owned by *ret; release them with
@@ -49,15 +49,15 @@ void cdr_mq_url_clear(struct cdr_mq_url *u);
 typedef void (*cdr_mq_state_fn)(bool up, const char *why, void *arg);
 
 struct cdr_mq_opts {
-	const char *url;      /* required; copied */
-	const char *name;     /* for debug logs and the connection name; default "confdr" */
-	unsigned heartbeat_s; /* AMQP heartbeat; 0 = default 10, capped at 600 */
+	const char *url;			     /* required; copied */
+	const char *name;			     /* for debug logs and the connection name; default "confdr" */
+	unsigned heartbeat_s;			     /* AMQP heartbeat; 0 = default 10, capped at 600 */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* back-off; 0 = defaults 200 / 10000 */
-	unsigned prefetch;    /* unacked deliveries per connection; 0 = default 64 */
-	size_t max_body;      /* largest body published or accepted; 0 = default 1 MiB */
-	size_t max_pending;   /* published but not yet confirmed; 0 = default 65536 */
-	cdr_mq_state_fn on_state; /* may be NULL */
-	void *arg;            /* for on_state */
+	unsigned prefetch;			     /* unacked deliveries per connection; 0 = default 64 */
+	size_t max_body;			     /* largest body published or accepted; 0 = default 1 MiB */
+	size_t max_pending;			     /* published but not yet confirmed; 0 = default 65536 */
+	cdr_mq_state_fn on_state;		     /* may be NULL */
+	void *arg;				     /* for on_state */
 };
 
 /* Creates the handle and its I/O thread, which connects in the background
@@ -100,22 +100,22 @@ int cdr_mq_bind(struct cdr_mq *mq, const char *queue, const char *exchange, cons
 int cdr_mq_declare_design(struct cdr_mq *mq);
 
 /* Names of the design topology, for publishers and consumers. */
-#define CDR_MQ_MAU_CONF_Q "mau.conf.q"
-#define CDR_MQ_MAU_CMCMU_EX "mau.cmcmu.ex"
-#define CDR_MQ_CMU_MAU_EX "cmu.mau.ex"
-#define CDR_MQ_MAU_CMU_Q "mau.cmu.q"
-#define CDR_MQ_RMS_REQ_Q "rms.req.q"
-#define CDR_MQ_RMS_RES_Q "rms.res.q" /* MCU/VRS register and heartbeat: apart from allocations */
-#define CDR_MQ_RMS_NTF_EX "rms.ntf.ex"
-#define CDR_MQ_PMS_NTF_EX "pms.ntf.ex"
-#define CDR_MQ_PMS_REQ_Q "pms.req.q"
+#define CDR_MQ_MAU_CONF_Q     "mau.conf.q"
+#define CDR_MQ_MAU_CMCMU_EX   "mau.cmcmu.ex"
+#define CDR_MQ_CMU_MAU_EX     "cmu.mau.ex"
+#define CDR_MQ_MAU_CMU_Q      "mau.cmu.q"
+#define CDR_MQ_RMS_REQ_Q      "rms.req.q"
+#define CDR_MQ_RMS_RES_Q      "rms.res.q" /* MCU/VRS register and heartbeat: apart from allocations */
+#define CDR_MQ_RMS_NTF_EX     "rms.ntf.ex"
+#define CDR_MQ_PMS_NTF_EX     "pms.ntf.ex"
+#define CDR_MQ_PMS_REQ_Q      "pms.req.q"
 #define CDR_MQ_MODB_NOTIFY_EX "modb.notify.ex"
-#define CDR_MQ_BMC_CDR_Q "bmc.cdr.q"
-#define CDR_MQ_UPU_NTF_EX "upu.ntf.ex"
-#define CDR_MQ_ALARM_EX "cdr.alarm.ex"
-#define CDR_MQ_CM_NTF_EX "cm.ntf.ex"
-#define CDR_MQ_DLX "confdr.dlx"
-#define CDR_MQ_DEAD_Q "confdr.dead.q"
+#define CDR_MQ_BMC_CDR_Q      "bmc.cdr.q"
+#define CDR_MQ_UPU_NTF_EX     "upu.ntf.ex"
+#define CDR_MQ_ALARM_EX	      "cdr.alarm.ex"
+#define CDR_MQ_CM_NTF_EX      "cm.ntf.ex"
+#define CDR_MQ_DLX	      "confdr.dlx"
+#define CDR_MQ_DEAD_Q	      "confdr.dead.q"
 
 /* Message properties for a publish. Every field may be NULL / false.
  * content_type defaults to "application/json". */
@@ -126,7 +126,7 @@ struct cdr_mq_props {
 	const char *type;
 	const char *content_type;
 	bool persistent; /* delivery_mode 2 */
-	bool mandatory;  /* an unroutable message is returned: confirm gets -EIO */
+	bool mandatory;	 /* an unroutable message is returned: confirm gets -EIO */
 };
 
 /* Publisher confirm: 0 when the broker has taken the message (for a
@@ -142,9 +142,8 @@ typedef void (*cdr_mq_confirm_fn)(int status, void *arg);
  * run), -EMSGSIZE (len > max_body), -ENOBUFS (max_pending messages not yet
  * confirmed), -EINVAL (NULL exchange or routing_key), -ECANCELED (the handle
  * is being freed) or -ENOMEM; on error confirm_fn will not run. */
-int cdr_mq_publish(struct cdr_mq *mq, const char *exchange, const char *routing_key,
-		   const struct cdr_mq_props *props, const void *body, size_t len,
-		   cdr_mq_confirm_fn confirm_fn, void *arg);
+int cdr_mq_publish(struct cdr_mq *mq, const char *exchange, const char *routing_key, const struct cdr_mq_props *props,
+		   const void *body, size_t len, cdr_mq_confirm_fn confirm_fn, void *arg);
 
 /* A message received. Fields are read-only, valid until the delivery is
  * consumed by cdr_mq_ack/cdr_mq_nack (or, for a reply, until reply_fn
@@ -178,8 +177,7 @@ int cdr_mq_consume(struct cdr_mq *mq, const char *queue, cdr_mq_deliver_fn fn, v
  * exchange with binding_key ("" for fanout), consumed like cdr_mq_consume and
  * re-created after every re-connection (notifications sent while
  * disconnected are missed). Returns 0, -EINVAL or -ENOMEM. */
-int cdr_mq_subscribe(struct cdr_mq *mq, const char *exchange, const char *binding_key,
-		     cdr_mq_deliver_fn fn, void *arg);
+int cdr_mq_subscribe(struct cdr_mq *mq, const char *exchange, const char *binding_key, cdr_mq_deliver_fn fn, void *arg);
 
 /* Acknowledges and frees d. If d came on an earlier connection than the
  * current one the ack is dropped silently (the broker has requeued the
@@ -203,8 +201,8 @@ typedef void (*cdr_mq_reply_fn)(int status, const struct cdr_mq_delivery *reply,
  * debug log). A reply sent to the queue of an earlier connection is lost:
  * such a request ends in -ETIMEDOUT and the caller retries.
  * Returns 0 (reply_fn will run), or as cdr_mq_publish (reply_fn will not). */
-int cdr_mq_request(struct cdr_mq *mq, const char *exchange, const char *routing_key,
-		   const void *body, size_t len, unsigned timeout_ms, cdr_mq_reply_fn reply_fn, void *arg);
+int cdr_mq_request(struct cdr_mq *mq, const char *exchange, const char *routing_key, const void *body, size_t len,
+		   unsigned timeout_ms, cdr_mq_reply_fn reply_fn, void *arg);
 
 /* Answers request: publishes body (application/json, not persistent) through
  * the default exchange to request->reply_to with request->correlation_id.

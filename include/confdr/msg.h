@@ -19,16 +19,16 @@
 #include <jansson.h>
 
 #define CDR_MSG_MAX_DEFAULT (64 * 1024)
-#define CDR_MSG_MAX_DEPTH 16
+#define CDR_MSG_MAX_DEPTH   16
 
 enum cdr_field_type {
-	CDR_F_STR,   /* string, length min..max */
-	CDR_F_E164,  /* string of digits, length min..max (default 3..32) */
-	CDR_F_INT,   /* integer, min..max */
+	CDR_F_STR,  /* string, length min..max */
+	CDR_F_E164, /* string of digits, length min..max (default 3..32) */
+	CDR_F_INT,  /* integer, min..max */
 	CDR_F_BOOL,
-	CDR_F_ENUM,  /* string, one of choices */
-	CDR_F_OBJ,   /* any object */
-	CDR_F_ARR,   /* any array, at most max elements */
+	CDR_F_ENUM, /* string, one of choices */
+	CDR_F_OBJ,  /* any object */
+	CDR_F_ARR,  /* any array, at most max elements */
 	CDR_F_STR_OR_NULL,
 };
 
@@ -41,11 +41,11 @@ struct cdr_field {
 };
 
 struct cdr_msg_type {
-	const char *name;   /* "cm_mau_createconf_req" */
+	const char *name; /* "cm_mau_createconf_req" */
 	const char *from, *to;
-	const char *route;  /* the exchange or queue it travels on */
+	const char *route; /* the exchange or queue it travels on */
 	const struct cdr_field *fields;
-	bool strict;        /* unknown body fields refused (else tolerated) */
+	bool strict; /* unknown body fields refused (else tolerated) */
 };
 
 /* The table of every message type, ended by a NULL name. */
@@ -62,11 +62,11 @@ struct cdr_msg {
 };
 
 struct cdr_msg_error {
-	char reason[32];   /* bad_request, unknown_type, too_large */
+	char reason[32]; /* bad_request, unknown_type, too_large */
 	char detail[256];
-	char id[128];      /* "" when it could not be read */
-	char e164[40];     /* "" when it could not be read */
-	char type[96];     /* "" when it could not be read */
+	char id[128];  /* "" when it could not be read */
+	char e164[40]; /* "" when it could not be read */
+	char type[96]; /* "" when it could not be read */
 };
 
 /* Decodes len bytes (any content). max_len 0: CDR_MSG_MAX_DEFAULT. Returns 0

@@ -18,12 +18,12 @@ struct redisReply;
 typedef void (*cdr_redis_state_fn)(bool up, const char *why, void *arg);
 
 struct cdr_redis_opts {
-	const char *host; /* required; copied. An address: resolved on the loop thread */
-	int port;         /* 1..65535 */
-	const char *name; /* for debug logs, e.g. the platform; default "redis" */
-	unsigned connect_timeout_ms;                  /* 0 = 2000 */
+	const char *host;			     /* required; copied. An address: resolved on the loop thread */
+	int port;				     /* 1..65535 */
+	const char *name;			     /* for debug logs, e.g. the platform; default "redis" */
+	unsigned connect_timeout_ms;		     /* 0 = 2000 */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* back-off; 0 = 200 / 10000 */
-	cdr_redis_state_fn on_state; /* up/down changes, with why; may be NULL */
+	cdr_redis_state_fn on_state;		     /* up/down changes, with why; may be NULL */
 	void *arg;
 };
 
@@ -78,8 +78,8 @@ int cdr_redis_script_new(struct cdr_redis *r, const char *lua_source, struct cdr
  * strings, copied). cb as for cdr_redis_command: the script's return value,
  * or -EPROTO with the error the script raised. Returns 0 (cb will run),
  * -ENOTCONN while down, -ENOMEM, -EIO. */
-int cdr_redis_script_run(struct cdr_redis_script *s, cdr_redis_fn cb, void *arg, int nkeys,
-			 const char *const *keys, int nargs, const char *const *args);
+int cdr_redis_script_run(struct cdr_redis_script *s, cdr_redis_fn cb, void *arg, int nkeys, const char *const *keys,
+			 int nargs, const char *const *args);
 
 /* Makes the connected server a master: REPLICAOF NO ONE (for a replica
  * taking over a failed platform's state). cb gets the +OK, or -EPROTO.

@@ -51,8 +51,8 @@ int cdr_service_parse(const char *s, enum cdr_service *ret);
 struct cdr_endpoint {
 	const char *host;
 	uint16_t port;
-	const char *vhost;       /* mq: the vhost, NULL if not given */
-	const char *database;    /* mysql: the database, NULL if not given */
+	const char *vhost;	 /* mq: the vhost, NULL if not given */
+	const char *database;	 /* mysql: the database, NULL if not given */
 	const char *on_platform; /* replicas: the platform hosting it, else NULL */
 };
 
@@ -68,14 +68,14 @@ struct cdr_endpoint {
  * Unknown member names are ignored (newer writers). On error every problem
  * found is written to err (one per line, truncated to errlen) and -EINVAL
  * returned; -ENOMEM if out of memory. *ret written only on success. */
-int cdr_topology_parse(const char *topology, size_t len, const char *endpoints, size_t elen,
-		       struct cdr_topology **ret, char *err, size_t errlen);
+int cdr_topology_parse(const char *topology, size_t len, const char *endpoints, size_t elen, struct cdr_topology **ret,
+		       char *err, size_t errlen);
 
 /* The same from files (endpoints_path may be NULL). A file that cannot be
  * read gives its -errno and "PATH: reason" in err; problems in it are
  * prefixed with its path. */
-int cdr_topology_load_files(const char *topology_path, const char *endpoints_path, struct cdr_topology **ret,
-			    char *err, size_t errlen);
+int cdr_topology_load_files(const char *topology_path, const char *endpoints_path, struct cdr_topology **ret, char *err,
+			    size_t errlen);
 
 struct cdr_topology *cdr_topology_free(struct cdr_topology *t);
 
@@ -87,12 +87,11 @@ const struct cdr_room *cdr_topology_main_room(const struct cdr_topology *t, cons
 
 /* The endpoint of svc in a platform's room, of its main room, and the
  * replica of a platform's svc held elsewhere (only redis so far). */
-const struct cdr_endpoint *cdr_topology_endpoint(const struct cdr_topology *t, const char *pmoid,
-						 const char *room, enum cdr_service svc);
+const struct cdr_endpoint *cdr_topology_endpoint(const struct cdr_topology *t, const char *pmoid, const char *room,
+						 enum cdr_service svc);
 const struct cdr_endpoint *cdr_topology_main_endpoint(const struct cdr_topology *t, const char *pmoid,
 						      enum cdr_service svc);
-const struct cdr_endpoint *cdr_topology_replica(const struct cdr_topology *t, const char *pmoid,
-						enum cdr_service svc);
+const struct cdr_endpoint *cdr_topology_replica(const struct cdr_topology *t, const char *pmoid, enum cdr_service svc);
 
 /* Iteration, in id order: i from 0 to the count. */
 size_t cdr_topology_nplatforms(const struct cdr_topology *t);

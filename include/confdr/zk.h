@@ -41,7 +41,7 @@ struct cdr_zk_election;
 enum cdr_zk_state {
 	CDR_ZK_CONNECTED,    /* a session is established (new or resumed) */
 	CDR_ZK_DISCONNECTED, /* the connection is lost; the session may live on */
-	CDR_ZK_EXPIRED,      /* the session is gone: ephemerals and watches lost */
+	CDR_ZK_EXPIRED,	     /* the session is gone: ephemerals and watches lost */
 };
 
 /* on_session: EXPIRED is reported as soon as the server says so, or when the
@@ -50,11 +50,11 @@ enum cdr_zk_state {
 typedef void (*cdr_zk_session_fn)(enum cdr_zk_state state, void *arg);
 
 struct cdr_zk_opts {
-	const char *hosts;         /* "host:port,host:port"; required; copied */
-	const char *chroot;        /* NULL or "" = "/"; e.g. "/dr"; created if missing */
-	unsigned session_timeout_ms; /* asked of the server; 0 = 10000 */
+	const char *hosts;			     /* "host:port,host:port"; required; copied */
+	const char *chroot;			     /* NULL or "" = "/"; e.g. "/dr"; created if missing */
+	unsigned session_timeout_ms;		     /* asked of the server; 0 = 10000 */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* new-session back-off; 0 = 100 / 10000 */
-	cdr_zk_session_fn on_session; /* may be NULL */
+	cdr_zk_session_fn on_session;		     /* may be NULL */
 	void *arg;
 };
 
@@ -88,16 +88,16 @@ int cdr_zk_session(const struct cdr_zk *zk, struct cdr_zk_session *ret);
 
 /* The outcome of a request. Everything is borrowed for the callback. */
 struct cdr_zk_result {
-	int status;          /* 0 or -errno (see the table above) */
-	const char *error;   /* ZooKeeper's text when status != 0, else NULL */
-	const char *path;    /* the path asked; for create: the node made (with
+	int status;	   /* 0 or -errno (see the table above) */
+	const char *error; /* ZooKeeper's text when status != 0, else NULL */
+	const char *path;  /* the path asked; for create: the node made (with
 			      * its sequence suffix), relative to the chroot */
-	const char *data;    /* get: the data, with a NUL after len bytes; NULL
+	const char *data;  /* get: the data, with a NUL after len bytes; NULL
 			      * for a node without data */
 	size_t len;
 	const char *const *children; /* children: names (not paths), sorted */
 	size_t nchildren;
-	int32_t version;     /* get/exists/set/create: the node's data version */
+	int32_t version;	 /* get/exists/set/create: the node's data version */
 	int64_t ephemeral_owner; /* get/exists: session owning it, 0 if persistent */
 };
 
@@ -105,11 +105,11 @@ struct cdr_zk_result {
 typedef void (*cdr_zk_fn)(const struct cdr_zk_result *r, void *arg);
 
 enum cdr_zk_event {
-	CDR_ZK_EV_CREATED,  /* the node now exists (watch set by exists) */
+	CDR_ZK_EV_CREATED, /* the node now exists (watch set by exists) */
 	CDR_ZK_EV_DELETED,
 	CDR_ZK_EV_CHANGED,  /* its data changed */
 	CDR_ZK_EV_CHILDREN, /* a child was added or removed */
-	CDR_ZK_EV_LOST,     /* the watch is gone with its session (or the handle):
+	CDR_ZK_EV_LOST,	    /* the watch is gone with its session (or the handle):
 			     * read again to learn what changed meanwhile */
 };
 
@@ -125,32 +125,30 @@ typedef void (*cdr_zk_watch_fn)(enum cdr_zk_event ev, const char *path, void *ar
  * within a session keeps the watch. */
 
 /* Reads a node's data. */
-int cdr_zk_get(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg,
-	       cdr_zk_fn fn, void *arg);
+int cdr_zk_get(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn, void *arg);
 
 /* Tells whether a node exists (status 0 or -ENOENT). Unlike get, the watch
  * is armed also when the node does not exist (it fires with CREATED). */
-int cdr_zk_exists(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg,
-		  cdr_zk_fn fn, void *arg);
+int cdr_zk_exists(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn, void *arg);
 
 /* Lists a node's children (names, sorted). The watch is a child watch. */
-int cdr_zk_children(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg,
-		    cdr_zk_fn fn, void *arg);
+int cdr_zk_children(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn,
+		    void *arg);
 
 enum {
 	CDR_ZK_EPHEMERAL = 0x1, /* deleted when the session ends */
-	CDR_ZK_SEQUENCE = 0x2,  /* a 10-digit increasing suffix is appended */
-	CDR_ZK_PARENTS = 0x4,   /* missing parents are created (persistent, empty) */
+	CDR_ZK_SEQUENCE = 0x2,	/* a 10-digit increasing suffix is appended */
+	CDR_ZK_PARENTS = 0x4,	/* missing parents are created (persistent, empty) */
 };
 
 /* Creates path with data (len bytes, copied; NULL = no data). The result's
  * path is the node made. */
-int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags,
-		  cdr_zk_fn fn, void *arg);
+int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags, cdr_zk_fn fn,
+		  void *arg);
 
 /* Sets a node's data if its version is `version` (-1: any). */
-int cdr_zk_set(struct cdr_zk *zk, const char *path, const void *data, size_t len, int32_t version,
-	       cdr_zk_fn fn, void *arg);
+int cdr_zk_set(struct cdr_zk *zk, const char *path, const void *data, size_t len, int32_t version, cdr_zk_fn fn,
+	       void *arg);
 
 /* Deletes a node (it must have no children) if its version is `version`
  * (-1: any). */
@@ -195,8 +193,8 @@ struct cdr_zk_data_watch *cdr_zk_data_watch_free(struct cdr_zk_data_watch *w);
 typedef void (*cdr_zk_leader_fn)(bool leader, int64_t epoch, void *arg);
 
 /* Returns 0, -EINVAL or -ENOMEM; *ret written only on success. */
-int cdr_zk_election_new(struct cdr_zk *zk, const char *path, const void *data, size_t len,
-			cdr_zk_leader_fn fn, void *arg, struct cdr_zk_election **ret);
+int cdr_zk_election_new(struct cdr_zk *zk, const char *path, const void *data, size_t len, cdr_zk_leader_fn fn,
+			void *arg, struct cdr_zk_election **ret);
 
 /* Whether this contender currently leads, and its epoch (-1 if none). */
 bool cdr_zk_election_leader(const struct cdr_zk_election *e);

@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #define MAX_FILE_BYTES (1 << 20)
-#define MAX_LINE 4096
+#define MAX_LINE       4096
 
 static void add_error(struct cdr_conf_errors *errs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -373,7 +373,8 @@ int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key
 			}
 			bad = store(k, k->def, out, msg, sizeof(msg));
 			if (bad)
-				add_error(errs, "%s: [%s] %s: bad built-in default: %s", name, k->section, k->name, bad);
+				add_error(errs, "%s: [%s] %s: bad built-in default: %s", name, k->section, k->name,
+					  bad);
 		}
 	}
 	free(seen);
@@ -384,8 +385,7 @@ int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key
 	return 0;
 }
 
-int cdr_conf_load(const char *path, const struct cdr_conf_key *const *tables, void *out,
-		  struct cdr_conf_errors *errs)
+int cdr_conf_load(const char *path, const struct cdr_conf_key *const *tables, void *out, struct cdr_conf_errors *errs)
 {
 	FILE *f = fopen(path, "re");
 	char *text;

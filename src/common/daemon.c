@@ -21,7 +21,7 @@
 
 #include "daemon-internal.h"
 
-#define EXIT_USAGE 64
+#define EXIT_USAGE  64
 #define EXIT_CONFIG 78
 
 static const char *const link_names[] = { "zookeeper", "amqp", "redis", "mysql" };
@@ -248,9 +248,18 @@ int cdr_daemon_main(const struct cdr_daemon_ops *ops, int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 't': test_only = true; break;
 		case 'K': list_keys = true; break;
-		case 'h': usage(ops, stdout); free(d); return 0;
-		case 'V': printf("confdr-%s %s\n", ops->name, CONFDR_VERSION); free(d); return 0;
-		default: usage(ops, stderr); free(d); return EXIT_USAGE;
+		case 'h':
+			usage(ops, stdout);
+			free(d);
+			return 0;
+		case 'V':
+			printf("confdr-%s %s\n", ops->name, CONFDR_VERSION);
+			free(d);
+			return 0;
+		default:
+			usage(ops, stderr);
+			free(d);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
@@ -308,8 +317,8 @@ int daemon_run(struct cdr_daemon *d)
 		cdr_err("cannot create the event loop: %s", strerror(-r));
 		return 1;
 	}
-	if (cdr_loop_on_signal(d->loop, SIGTERM, on_term, d) < 0 || cdr_loop_on_signal(d->loop, SIGINT, on_term, d) < 0 ||
-	    cdr_loop_on_signal(d->loop, SIGHUP, on_hup, d) < 0 ||
+	if (cdr_loop_on_signal(d->loop, SIGTERM, on_term, d) < 0 ||
+	    cdr_loop_on_signal(d->loop, SIGINT, on_term, d) < 0 || cdr_loop_on_signal(d->loop, SIGHUP, on_hup, d) < 0 ||
 	    cdr_timer_new(d->loop, on_deadline, d, &d->deadline_timer) < 0 ||
 	    cdr_timer_new(d->loop, daemon_live_write, d, &d->live_timer) < 0) {
 		cdr_err("cannot set up signals and timers");
@@ -345,14 +354,38 @@ out:
 
 /* ---- accessors ---- */
 
-struct cdr_loop *cdr_daemon_loop(struct cdr_daemon *d) { return d->loop; }
-const void *cdr_daemon_conf(struct cdr_daemon *d) { return d->conf; }
-struct cdr_zk *cdr_daemon_zk(struct cdr_daemon *d) { return d->zk; }
-struct cdr_mq *cdr_daemon_mq(struct cdr_daemon *d) { return d->mq; }
-struct cdr_redis *cdr_daemon_redis(struct cdr_daemon *d) { return d->redis; }
-struct cdr_db *cdr_daemon_db(struct cdr_daemon *d) { return d->db; }
-bool cdr_daemon_active(struct cdr_daemon *d) { return d->active; }
-int64_t cdr_daemon_epoch(struct cdr_daemon *d) { return d->epoch; }
+struct cdr_loop *cdr_daemon_loop(struct cdr_daemon *d)
+{
+	return d->loop;
+}
+const void *cdr_daemon_conf(struct cdr_daemon *d)
+{
+	return d->conf;
+}
+struct cdr_zk *cdr_daemon_zk(struct cdr_daemon *d)
+{
+	return d->zk;
+}
+struct cdr_mq *cdr_daemon_mq(struct cdr_daemon *d)
+{
+	return d->mq;
+}
+struct cdr_redis *cdr_daemon_redis(struct cdr_daemon *d)
+{
+	return d->redis;
+}
+struct cdr_db *cdr_daemon_db(struct cdr_daemon *d)
+{
+	return d->db;
+}
+bool cdr_daemon_active(struct cdr_daemon *d)
+{
+	return d->active;
+}
+int64_t cdr_daemon_epoch(struct cdr_daemon *d)
+{
+	return d->epoch;
+}
 
 bool cdr_daemon_link_up(struct cdr_daemon *d, const char *link)
 {

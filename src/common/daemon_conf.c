@@ -6,16 +6,17 @@
 
 static const char *const log_levels[] = { "debug", "info", "notice", "warn", "error", NULL };
 
-#define K(sec, key, type, field, def, min, max, choices, check, help) \
-	{ sec, key, type, offsetof(struct cdr_daemon_conf, field), def, min, max, choices, check, help }
+#define K(sec, key, type, field, def, min, max, choices, check, help)                                                  \
+	{                                                                                                              \
+		sec, key, type, offsetof(struct cdr_daemon_conf, field), def, min, max, choices, check, help           \
+	}
 
 const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	K("daemon", "platform", CDR_CONF_STR, platform, NULL, 0, 0, NULL, cdr_conf_check_id,
 	  "this platform's MOID, e.g. p1"),
 	K("daemon", "instance", CDR_CONF_STR, instance, "", 0, 0, NULL, cdr_conf_check_id,
 	  "instance name in ZooKeeper and logs; empty: <hostname>-<pid>"),
-	K("daemon", "log_level", CDR_CONF_ENUM, log_level, "info", 0, 0, log_levels, NULL,
-	  "lowest level logged"),
+	K("daemon", "log_level", CDR_CONF_ENUM, log_level, "info", 0, 0, log_levels, NULL, "lowest level logged"),
 	K("daemon", "log_timestamps", CDR_CONF_BOOL, log_timestamps, "true", 0, 0, NULL, NULL,
 	  "stamp log lines (off under journald)"),
 	K("daemon", "shutdown_timeout", CDR_CONF_MS, shutdown_timeout_ms, "10s", 100, 300000, NULL, NULL,

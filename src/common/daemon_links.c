@@ -120,8 +120,8 @@ static void url_encode(const char *s, char *out, size_t len)
 	for (; *s && n + 4 < len; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '.' || c == '~')
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		    c == '_' || c == '.' || c == '~')
 			out[n++] = (char)c;
 		else
 			n += (size_t)snprintf(out + n, len - n, "%%%02X", c);
@@ -144,7 +144,7 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 		/* A moved broker: the old connection drains (bounded) and goes. */
 		cdr_notice("amqp: endpoint changed to %s:%d/%s; re-connecting", host, port, vhost);
 		d->mq = cdr_mq_free(d->mq);
-	d->redis = cdr_redis_free(d->redis);
+		d->redis = cdr_redis_free(d->redis);
 		daemon_set_link(d, LINK_AMQP, false, "endpoint changed");
 	}
 	o.url = url;
@@ -385,7 +385,8 @@ static void on_platform(const struct cdr_zk_result *r, void *arg)
 	o = json_loadb(r->data ? r->data : "", r->len, 0, &jerr);
 	main_room = json_object_get(o, "main_room");
 	if (!json_is_string(main_room)) {
-		cdr_err("zookeeper: %s has no \"main_room\" string: %.*s", r->path, (int)r->len, r->data ? r->data : "");
+		cdr_err("zookeeper: %s has no \"main_room\" string: %.*s", r->path, (int)r->len,
+			r->data ? r->data : "");
 		json_decref(o);
 		retry_topology(d);
 		return;
@@ -449,9 +450,7 @@ static void on_session(enum cdr_zk_state st, void *arg)
 			topology_read(d);
 		daemon_live_changed(d);
 		break;
-	case CDR_ZK_DISCONNECTED:
-		daemon_set_link(d, LINK_ZK, false, "connection lost, session may survive");
-		break;
+	case CDR_ZK_DISCONNECTED: daemon_set_link(d, LINK_ZK, false, "connection lost, session may survive"); break;
 	case CDR_ZK_EXPIRED:
 		d->live_created = false;
 		daemon_set_link(d, LINK_ZK, false, "session expired");

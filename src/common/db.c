@@ -48,7 +48,7 @@ struct cdr_db {
 	struct job *head, *tail;
 	bool stop;
 
-	MYSQL *conn; /* worker thread only */
+	MYSQL *conn;  /* worker thread only */
 	int reported; /* worker: -1 none yet, 0 down, 1 up */
 };
 
@@ -129,8 +129,8 @@ static MYSQL *open_conn(const struct cdr_db_opts *o, char *err, size_t errlen, b
 	mysql_options(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	if (!mysql_real_connect(c, o->host, o->user, o->password, o->database, (unsigned)o->port, NULL,
 				multi ? CLIENT_MULTI_STATEMENTS : 0)) {
-		snprintf(err, errlen, "cannot connect to %s:%d/%s: %s", o->host, o->port, o->database ? o->database : "",
-			 mysql_error(c));
+		snprintf(err, errlen, "cannot connect to %s:%d/%s: %s", o->host, o->port,
+			 o->database ? o->database : "", mysql_error(c));
 		mysql_close(c);
 		return NULL;
 	}
@@ -166,8 +166,12 @@ static bool nap(struct cdr_db *db, uint64_t ms)
 
 static void ensure_conn(struct cdr_db *db)
 {
-	struct cdr_db_opts o = { .host = db->host, .port = db->port, .user = db->user, .password = db->password,
-				 .database = db->database, .connect_timeout_ms = db->connect_timeout_ms };
+	struct cdr_db_opts o = { .host = db->host,
+				 .port = db->port,
+				 .user = db->user,
+				 .password = db->password,
+				 .database = db->database,
+				 .connect_timeout_ms = db->connect_timeout_ms };
 	char err[512];
 
 	while (!db->conn) {
@@ -419,11 +423,26 @@ static char *expand(const char *sql, const struct cdr_db_param *p, size_t n, int
 			out[used++] = '\'';
 			for (const char *c = p[k].str; *c; c++) {
 				switch (*c) {
-				case '\'': out[used++] = '\\'; out[used++] = '\''; break;
-				case '\\': out[used++] = '\\'; out[used++] = '\\'; break;
-				case '\n': out[used++] = '\\'; out[used++] = 'n'; break;
-				case '\r': out[used++] = '\\'; out[used++] = 'r'; break;
-				case '\032': out[used++] = '\\'; out[used++] = 'Z'; break;
+				case '\'':
+					out[used++] = '\\';
+					out[used++] = '\'';
+					break;
+				case '\\':
+					out[used++] = '\\';
+					out[used++] = '\\';
+					break;
+				case '\n':
+					out[used++] = '\\';
+					out[used++] = 'n';
+					break;
+				case '\r':
+					out[used++] = '\\';
+					out[used++] = 'r';
+					break;
+				case '\032':
+					out[used++] = '\\';
+					out[used++] = 'Z';
+					break;
 				default: out[used++] = *c;
 				}
 			}
@@ -441,8 +460,8 @@ bad:
 	return NULL;
 }
 
-int cdr_db_exec(struct cdr_db *db, const char *sql, const struct cdr_db_param *params, size_t nparams,
-		bool idempotent, cdr_db_fn cb, void *arg)
+int cdr_db_exec(struct cdr_db *db, const char *sql, const struct cdr_db_param *params, size_t nparams, bool idempotent,
+		cdr_db_fn cb, void *arg)
 {
 	struct job *j;
 	int err = 0;
@@ -577,7 +596,9 @@ int cdr_db_migrations_read(const char *dir, struct cdr_db_migration **ret, size_
 		v = strtoul(name, &end, 10);
 		if (end - name != 3 || *end != '_' || len < 9 || strcmp(name + len - 4, ".sql") != 0 || v == 0 ||
 		    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != len) {
-			snprintf(err, errlen, "%s/%s: not a migration name (NNN_name.sql, NNN from 001, lowercase, digits, _ . -)", dir, name);
+			snprintf(err, errlen,
+				 "%s/%s: not a migration name (NNN_name.sql, NNN from 001, lowercase, digits, _ . -)",
+				 dir, name);
 			r = -EINVAL;
 			break;
 		}
@@ -606,7 +627,8 @@ int cdr_db_migrations_read(const char *dir, struct cdr_db_migration **ret, size_
 		qsort(m, n, sizeof(*m), by_version);
 		for (size_t i = 1; i < n; i++) {
 			if (m[i].version == m[i - 1].version) {
-				snprintf(err, errlen, "%s: %s and %s have the same version", dir, m[i - 1].name, m[i].name);
+				snprintf(err, errlen, "%s: %s and %s have the same version", dir, m[i - 1].name,
+					 m[i].name);
 				r = -EINVAL;
 				break;
 			}

@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CH 1
-#define REPLY_TAG "cdr.reply"
+#define CH	   1
+#define REPLY_TAG  "cdr.reply"
 #define SEQ_HEADER "x-confdr-seq"
 
 enum {
@@ -328,9 +328,9 @@ struct cdr_mq {
 	uint64_t next_tag;
 	struct pub_list unconfirmed;
 	char reply_queue[256];
-	bool blocked;	    /* connection.blocked: publishing paused */
-	bool chan_exc;	    /* the last failure was a channel exception */
-	bool conn_closed;   /* the broker closed the connection (close-ok sent) */
+	bool blocked;	  /* connection.blocked: publishing paused */
+	bool chan_exc;	  /* the last failure was a channel exception */
+	bool conn_closed; /* the broker closed the connection (close-ok sent) */
 	char why[WHY_LEN];
 
 	/* loop thread only */
@@ -455,8 +455,8 @@ static struct rpc *rpc_by_id(struct cdr_mq *mq, uint64_t id)
 	struct rpc *rpc;
 
 	TAILQ_FOREACH(rpc, &mq->rpcs, link)
-		if (rpc->id == id)
-			return rpc;
+	if (rpc->id == id)
+		return rpc;
 	return NULL;
 }
 
@@ -503,8 +503,8 @@ static void on_posted_delivery(void *arg)
 	if (!d->consumer) {
 		struct rpc *rpc;
 		TAILQ_FOREACH(rpc, &mq->rpcs, link)
-			if (d->pub.correlation_id && strcmp(rpc->corr, d->pub.correlation_id) == 0)
-				break;
+		if (d->pub.correlation_id && strcmp(rpc->corr, d->pub.correlation_id) == 0)
+			break;
 		if (rpc)
 			rpc_finish(rpc, 0, &d->pub);
 		else
@@ -551,11 +551,8 @@ static int reply_check(struct cdr_mq *mq, amqp_rpc_reply_t r, const char *what)
 {
 	mq->chan_exc = false;
 	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		return 0;
-	case AMQP_RESPONSE_NONE:
-		set_why(mq, "%s: no reply", what);
-		return -1;
+	case AMQP_RESPONSE_NORMAL: return 0;
+	case AMQP_RESPONSE_NONE: set_why(mq, "%s: no reply", what); return -1;
 	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
 		set_why(mq, "%s: %s", what, amqp_error_string2(r.library_error));
 		return -1;
@@ -788,8 +785,8 @@ static int session_open(struct cdr_mq *mq)
 	props[1].value.value.bytes = amqp_cstring_bytes(mq->name);
 	if (reply_check(mq,
 			amqp_login_with_properties(mq->conn, mq->url.vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
-						   (int)mq->heartbeat_s, &proptab, AMQP_SASL_METHOD_PLAIN,
-						   mq->url.user, mq->url.password),
+						   (int)mq->heartbeat_s, &proptab, AMQP_SASL_METHOD_PLAIN, mq->url.user,
+						   mq->url.password),
 			"login") < 0)
 		return -1;
 	amqp_channel_open(mq->conn, CH);
@@ -963,7 +960,8 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 	struct content c;
 	struct delivery *d;
 	struct consumer *cons = NULL;
-	bool reply = m->consumer_tag.len == strlen(REPLY_TAG) && memcmp(m->consumer_tag.bytes, REPLY_TAG, m->consumer_tag.len) == 0;
+	bool reply = m->consumer_tag.len == strlen(REPLY_TAG) &&
+		     memcmp(m->consumer_tag.bytes, REPLY_TAG, m->consumer_tag.len) == 0;
 	uint64_t tag = m->delivery_tag;
 	bool redelivered = m->redelivered;
 	char *exchange = dup_bytes(m->exchange), *rkey = dup_bytes(m->routing_key);
@@ -983,8 +981,8 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 		return -1;
 	}
 	if ((!reply && !cons) || c.too_big) {
-		cdr_debug("mq %s: %s from %s/%s dropped", mq->name, c.too_big ? "oversize message" : "message for no consumer",
-			  exchange, rkey);
+		cdr_debug("mq %s: %s from %s/%s dropped", mq->name,
+			  c.too_big ? "oversize message" : "message for no consumer", exchange, rkey);
 		free(exchange);
 		free(rkey);
 		content_clear(&c);
@@ -1044,10 +1042,10 @@ static int on_return(struct cdr_mq *mq, amqp_basic_return_t *m)
 	if (c.strs[5]) {
 		seq = strtoull(c.strs[5], NULL, 10);
 		TAILQ_FOREACH(p, &mq->unconfirmed, link)
-			if (p->seq == seq) {
-				p->returned = true; /* its basic.ack follows */
-				break;
-			}
+		if (p->seq == seq) {
+			p->returned = true; /* its basic.ack follows */
+			break;
+		}
 	}
 	content_clear(&c);
 	return 0;
@@ -1090,8 +1088,7 @@ static int dispatch(struct cdr_mq *mq, amqp_frame_t *f)
 		return 0;
 	}
 	switch (f->payload.method.id) {
-	case AMQP_BASIC_DELIVER_METHOD:
-		return on_deliver(mq, f->payload.method.decoded);
+	case AMQP_BASIC_DELIVER_METHOD: return on_deliver(mq, f->payload.method.decoded);
 	case AMQP_BASIC_ACK_METHOD: {
 		amqp_basic_ack_t *m = f->payload.method.decoded;
 		settle(mq, m->delivery_tag, m->multiple, 0);
@@ -1102,8 +1099,7 @@ static int dispatch(struct cdr_mq *mq, amqp_frame_t *f)
 		settle(mq, m->delivery_tag, m->multiple, -EIO);
 		return 0;
 	}
-	case AMQP_BASIC_RETURN_METHOD:
-		return on_return(mq, f->payload.method.decoded);
+	case AMQP_BASIC_RETURN_METHOD: return on_return(mq, f->payload.method.decoded);
 	case AMQP_BASIC_CANCEL_METHOD: {
 		amqp_basic_cancel_t *m = f->payload.method.decoded;
 		struct consumer *c = consumer_by_tag(mq, m->consumer_tag);
@@ -1147,9 +1143,7 @@ static int dispatch(struct cdr_mq *mq, amqp_frame_t *f)
 		cdr_debug("mq %s: broker unblocked publishing", mq->name);
 		mq->blocked = false;
 		return 0;
-	default:
-		cdr_debug("mq %s: ignored method 0x%08x", mq->name, f->payload.method.id);
-		return 0;
+	default: cdr_debug("mq %s: ignored method 0x%08x", mq->name, f->payload.method.id); return 0;
 	}
 }
 
@@ -1650,8 +1644,7 @@ int cdr_mq_consume(struct cdr_mq *mq, const char *queue, cdr_mq_deliver_fn fn, v
 	return add_consumer(mq, queue, NULL, NULL, fn, arg);
 }
 
-int cdr_mq_subscribe(struct cdr_mq *mq, const char *exchange, const char *binding_key, cdr_mq_deliver_fn fn,
-		     void *arg)
+int cdr_mq_subscribe(struct cdr_mq *mq, const char *exchange, const char *binding_key, cdr_mq_deliver_fn fn, void *arg)
 {
 	if (!mq || !name_ok(exchange, false) || !fn)
 		return -EINVAL;
@@ -1707,9 +1700,8 @@ int cdr_mq_nack(struct cdr_mq_delivery *d, bool requeue)
 }
 
 /* Builds a pub from the arguments and queues it for the I/O thread. */
-static int enqueue(struct cdr_mq *mq, const char *exchange, const char *routing_key,
-		   const struct cdr_mq_props *props, const void *body, size_t len, cdr_mq_confirm_fn fn, void *arg,
-		   uint64_t rpc_id)
+static int enqueue(struct cdr_mq *mq, const char *exchange, const char *routing_key, const struct cdr_mq_props *props,
+		   const void *body, size_t len, cdr_mq_confirm_fn fn, void *arg, uint64_t rpc_id)
 {
 	static const struct cdr_mq_props none;
 	struct pub *p;
@@ -1762,9 +1754,8 @@ static int enqueue(struct cdr_mq *mq, const char *exchange, const char *routing_
 	return 0;
 }
 
-int cdr_mq_publish(struct cdr_mq *mq, const char *exchange, const char *routing_key,
-		   const struct cdr_mq_props *props, const void *body, size_t len, cdr_mq_confirm_fn confirm_fn,
-		   void *arg)
+int cdr_mq_publish(struct cdr_mq *mq, const char *exchange, const char *routing_key, const struct cdr_mq_props *props,
+		   const void *body, size_t len, cdr_mq_confirm_fn confirm_fn, void *arg)
 {
 	return enqueue(mq, exchange, routing_key, props, body, len, confirm_fn, arg, 0);
 }

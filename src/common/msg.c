@@ -55,7 +55,8 @@ static size_t depth_of(const json_t *v, size_t limit)
 	if (limit == 0)
 		return 1;
 	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, k, x) {
+		json_object_foreach((json_t *)v, k, x)
+		{
 			size_t c = depth_of(x, limit - 1);
 			if (c > d)
 				d = c;
@@ -63,7 +64,8 @@ static size_t depth_of(const json_t *v, size_t limit)
 		return d + 1;
 	}
 	if (json_is_array(v)) {
-		json_array_foreach(v, i, x) {
+		json_array_foreach(v, i, x)
+		{
 			size_t c = depth_of(x, limit - 1);
 			if (c > d)
 				d = c;
@@ -117,7 +119,8 @@ static int check_field(const struct cdr_field *f, const json_t *v, struct cdr_ms
 				    f->min, f->max, json_kind(v));
 		n = json_integer_value(v);
 		if (n < f->min || n > f->max)
-			return fail(err, -EINVAL, "body.%s: expected integer %" PRId64 "..%" PRId64 ", got %" JSON_INTEGER_FORMAT,
+			return fail(err, -EINVAL,
+				    "body.%s: expected integer %" PRId64 "..%" PRId64 ", got %" JSON_INTEGER_FORMAT,
 				    f->name, f->min, f->max, n);
 		return 0;
 	}
@@ -151,8 +154,8 @@ static int check_field(const struct cdr_field *f, const json_t *v, struct cdr_ms
 		if (!json_is_array(v))
 			return fail(err, -EINVAL, "body.%s: expected array, got %s", f->name, json_kind(v));
 		if ((int64_t)json_array_size(v) < f->min || (f->max && (int64_t)json_array_size(v) > f->max))
-			return fail(err, -EINVAL, "body.%s: expected %" PRId64 "..%" PRId64 " elements, got %zu", f->name,
-				    f->min, f->max, json_array_size(v));
+			return fail(err, -EINVAL, "body.%s: expected %" PRId64 "..%" PRId64 " elements, got %zu",
+				    f->name, f->min, f->max, json_array_size(v));
 		return 0;
 	}
 	return fail(err, -EINVAL, "body.%s: unknown field type", f->name);
@@ -177,7 +180,8 @@ int cdr_msg_check_body(const struct cdr_msg_type *spec, const json_t *body, stru
 			return r;
 	}
 	if (spec->strict) {
-		json_object_foreach((json_t *)body, key, v) {
+		json_object_foreach((json_t *)body, key, v)
+		{
 			const struct cdr_field *f;
 
 			for (f = spec->fields; f->name && strcmp(f->name, key); f++)
@@ -241,7 +245,8 @@ int cdr_msg_decode(const void *buf, size_t len, size_t max_len, struct cdr_msg *
 		goto out;
 	}
 	if (!json_is_integer(ts) || json_integer_value(ts) < 0) {
-		r = fail(err, -EINVAL, "ts: expected milliseconds since the epoch (integer >= 0)%s", ts ? "" : ", missing");
+		r = fail(err, -EINVAL, "ts: expected milliseconds since the epoch (integer >= 0)%s",
+			 ts ? "" : ", missing");
 		goto out;
 	}
 	if (!json_is_string(src) || json_string_length(src) == 0 || json_string_length(src) > 64) {
@@ -333,7 +338,8 @@ int cdr_msg_reply_type(const char *req, bool ack, char *out, size_t len)
 
 json_t *cdr_msg_nack_body(const struct cdr_msg_error *err)
 {
-	json_t *b = json_pack("{s:s, s:s}", "reason", err->reason[0] ? err->reason : "bad_request", "detail", err->detail);
+	json_t *b =
+		json_pack("{s:s, s:s}", "reason", err->reason[0] ? err->reason : "bad_request", "detail", err->detail);
 
 	if (b && err->e164[0])
 		json_object_set_new(b, "e164", json_string(err->e164));

@@ -4,15 +4,42 @@
 
 #include <stddef.h>
 
-#define END { NULL, 0, false, 0, 0, NULL }
-#define E164 { "e164", CDR_F_E164, true, 3, 32, NULL }
-#define E164_OPT { "e164", CDR_F_E164, false, 3, 32, NULL }
-#define ID(n) { n, CDR_F_STR, true, 1, 64, NULL }
-#define ID_OPT(n) { n, CDR_F_STR, false, 1, 64, NULL }
-#define EPOCH { "epoch", CDR_F_INT, true, 0, INT64_MAX, NULL }
-#define REASON { "reason", CDR_F_STR, true, 1, 64, NULL }
-#define DETAIL { "detail", CDR_F_STR, false, 0, 1024, NULL }
-#define FLAG(n) { n, CDR_F_BOOL, false, 0, 0, NULL }
+#define END                                                                                                            \
+	{                                                                                                              \
+		NULL, 0, false, 0, 0, NULL                                                                             \
+	}
+#define E164                                                                                                           \
+	{                                                                                                              \
+		"e164", CDR_F_E164, true, 3, 32, NULL                                                                  \
+	}
+#define E164_OPT                                                                                                       \
+	{                                                                                                              \
+		"e164", CDR_F_E164, false, 3, 32, NULL                                                                 \
+	}
+#define ID(n)                                                                                                          \
+	{                                                                                                              \
+		n, CDR_F_STR, true, 1, 64, NULL                                                                        \
+	}
+#define ID_OPT(n)                                                                                                      \
+	{                                                                                                              \
+		n, CDR_F_STR, false, 1, 64, NULL                                                                       \
+	}
+#define EPOCH                                                                                                          \
+	{                                                                                                              \
+		"epoch", CDR_F_INT, true, 0, INT64_MAX, NULL                                                           \
+	}
+#define REASON                                                                                                         \
+	{                                                                                                              \
+		"reason", CDR_F_STR, true, 1, 64, NULL                                                                 \
+	}
+#define DETAIL                                                                                                         \
+	{                                                                                                              \
+		"detail", CDR_F_STR, false, 0, 1024, NULL                                                              \
+	}
+#define FLAG(n)                                                                                                        \
+	{                                                                                                              \
+		n, CDR_F_BOOL, false, 0, 0, NULL                                                                       \
+	}
 
 static const char *const resolutions[] = { "360p", "480p", "720p", "1080p", "4k", NULL };
 static const char *const mcu_states[] = { "up", "down", "drain", NULL };
@@ -20,8 +47,8 @@ static const char *const room_states[] = { "normal", "abnormal", NULL };
 static const char *const platform_states[] = { "up", "down", NULL };
 static const char *const switch_targets[] = { "room", "platform", NULL };
 static const char *const switch_to[] = { "backup", "normal", NULL };
-static const char *const alloc_reasons[] = { "no_capacity", "unknown_room", "unknown_capability", "bad_request",
-					     "not_active", NULL };
+static const char *const alloc_reasons[] = { "no_capacity", "unknown_room", "unknown_capability",
+					     "bad_request", "not_active",   NULL };
 static const char *const modb_kinds[] = { "user_domain", "platform", NULL };
 static const char *const modb_ops[] = { "add", "update", "delete", NULL };
 static const char *const upu_states[] = { "start", "end", NULL };
@@ -56,28 +83,38 @@ static const struct cdr_field mcu_create_req[] = {
 	E164, { "conf", CDR_F_OBJ, true, 0, 0, NULL }, EPOCH, { "generation", CDR_F_INT, true, 0, INT64_MAX, NULL },
 	END,
 };
-static const struct cdr_field mcu_ack[] = { E164, ID("mcu"), { "generation", CDR_F_INT, false, 0, INT64_MAX, NULL },
-					    END };
+static const struct cdr_field mcu_ack[] = {
+	E164, ID("mcu"), { "generation", CDR_F_INT, false, 0, INT64_MAX, NULL }, END
+};
 static const struct cdr_field mcu_nack[] = { E164, ID("mcu"), REASON, DETAIL, END };
 static const struct cdr_field mcu_end_req[] = { E164, { "reason", CDR_F_STR, false, 1, 64, NULL }, EPOCH, END };
 static const struct cdr_field conflist_ntf[] = {
-	ID("mcu"), { "seq", CDR_F_INT, true, 0, INT64_MAX, NULL }, { "confs", CDR_F_ARR, true, 0, 100000, NULL }, END,
+	ID("mcu"),
+	{ "seq", CDR_F_INT, true, 0, INT64_MAX, NULL },
+	{ "confs", CDR_F_ARR, true, 0, 100000, NULL },
+	END,
 };
 static const struct cdr_field mcu_renamed_ntf[] = { E164, ID("mcu"), { "name", CDR_F_STR, true, 1, 128, NULL }, END };
 static const struct cdr_field mcu_password_ntf[] = { E164, ID("mcu"), END };
 
 /* ---- MCU / VRS <-> RMS ---- */
 static const struct cdr_field mcu_register_req[] = {
-	ID("mcu"), ID("room"), ID("platform"), ID("key"),
+	ID("mcu"),
+	ID("room"),
+	ID("platform"),
+	ID("key"),
 	{ "capacity_confs", CDR_F_INT, true, 1, 100000, NULL },
 	{ "capacity_ports", CDR_F_INT, true, 1, 1000000, NULL },
-	FLAG("h265"), FLAG("res_1080p"), FLAG("xmpu"),
+	FLAG("h265"),
+	FLAG("res_1080p"),
+	FLAG("xmpu"),
 	{ "weight", CDR_F_INT, false, 1, 1000, NULL },
 	{ "priority", CDR_F_INT, false, 0, 1000, NULL },
 	END,
 };
-static const struct cdr_field register_ack[] = { ID_OPT("mcu"), ID_OPT("vrs"), EPOCH,
-						 { "heartbeat_ms", CDR_F_INT, true, 100, 600000, NULL }, END };
+static const struct cdr_field register_ack[] = {
+	ID_OPT("mcu"), ID_OPT("vrs"), EPOCH, { "heartbeat_ms", CDR_F_INT, true, 100, 600000, NULL }, END
+};
 static const struct cdr_field mcu_heartbeat[] = { ID("mcu"), { "running", CDR_F_INT, true, 0, 100000, NULL }, END };
 static const struct cdr_field vrs_register_req[] = {
 	ID("vrs"), ID("room"), ID("platform"), { "capacity", CDR_F_INT, true, 1, 100000, NULL }, END,
@@ -90,11 +127,14 @@ static const struct cdr_field alloc_req[] = {
 	E164, ID("user_domain"), ID("room"), FLAG("h265"), FLAG("res_1080p"), FLAG("xmpu"), FLAG("record"), END,
 };
 static const struct cdr_field alloc_ack[] = {
-	E164, ID("mcu"), { "vrs", CDR_F_STR_OR_NULL, true, 1, 64, NULL }, ID("room"), ID("platform"),
-	ID("reservation"), END,
+	E164, ID("mcu"), { "vrs", CDR_F_STR_OR_NULL, true, 1, 64, NULL }, ID("room"), ID("platform"), ID("reservation"),
+	END,
 };
 static const struct cdr_field alloc_nack[] = {
-	E164_OPT, { "reason", CDR_F_ENUM, true, 0, 0, alloc_reasons }, DETAIL, END,
+	E164_OPT,
+	{ "reason", CDR_F_ENUM, true, 0, 0, alloc_reasons },
+	DETAIL,
+	END,
 };
 static const struct cdr_field bulkalloc_req[] = { ID("room"), { "confs", CDR_F_ARR, true, 1, 100000, NULL }, END };
 static const struct cdr_field bulkalloc_ack[] = { { "results", CDR_F_ARR, true, 0, 100000, NULL }, END };
@@ -109,20 +149,34 @@ static const struct cdr_field mcu_ntf[] = {
 
 /* ---- PMS ---- */
 static const struct cdr_field room_ntf[] = {
-	ID("room"), ID("platform"), { "state", CDR_F_ENUM, true, 0, 0, room_states }, FLAG("manual"), REASON,
-	{ "since", CDR_F_INT, true, 0, INT64_MAX, NULL }, EPOCH, END,
+	ID("room"),
+	ID("platform"),
+	{ "state", CDR_F_ENUM, true, 0, 0, room_states },
+	FLAG("manual"),
+	REASON,
+	{ "since", CDR_F_INT, true, 0, INT64_MAX, NULL },
+	EPOCH,
+	END,
 };
 static const struct cdr_field platform_ntf[] = {
-	ID("platform"), { "state", CDR_F_ENUM, true, 0, 0, platform_states }, FLAG("manual"), REASON,
-	{ "since", CDR_F_INT, true, 0, INT64_MAX, NULL }, EPOCH, END,
+	ID("platform"),
+	{ "state", CDR_F_ENUM, true, 0, 0, platform_states },
+	FLAG("manual"),
+	REASON,
+	{ "since", CDR_F_INT, true, 0, INT64_MAX, NULL },
+	EPOCH,
+	END,
 };
 static const struct cdr_field state_req[] = { ID_OPT("platform"), END };
 static const struct cdr_field state_ack[] = {
-	{ "platforms", CDR_F_OBJ, true, 0, 0, NULL }, { "rooms", CDR_F_OBJ, true, 0, 0, NULL }, EPOCH, END,
+	{ "platforms", CDR_F_OBJ, true, 0, 0, NULL },
+	{ "rooms", CDR_F_OBJ, true, 0, 0, NULL },
+	EPOCH,
+	END,
 };
 static const struct cdr_field switch_req[] = {
 	{ "target", CDR_F_ENUM, true, 0, 0, switch_targets }, ID("id"), { "to", CDR_F_ENUM, true, 0, 0, switch_to },
-	{ "operator", CDR_F_STR, true, 1, 64, NULL }, END,
+	{ "operator", CDR_F_STR, true, 1, 64, NULL },	      END,
 };
 static const struct cdr_field switch_ack[] = { ID("id"), { "state", CDR_F_STR, true, 1, 16, NULL }, EPOCH, END };
 static const struct cdr_field alarm_ntf[] = {
@@ -132,17 +186,26 @@ static const struct cdr_field alarm_ntf[] = {
 /* ---- BMC, UPU ---- */
 static const struct cdr_field modb_ntf[] = {
 	{ "kind", CDR_F_ENUM, true, 0, 0, modb_kinds }, ID("id"), { "op", CDR_F_ENUM, true, 0, 0, modb_ops },
-	{ "data", CDR_F_OBJ, false, 0, 0, NULL }, END,
+	{ "data", CDR_F_OBJ, false, 0, 0, NULL },	END,
 };
 static const struct cdr_field cdr_ntf[] = {
-	E164, ID("user_domain"), ID("platform"), ID_OPT("host_platform"),
-	{ "start", CDR_F_INT, true, 0, INT64_MAX, NULL }, { "end", CDR_F_INT, true, 0, INT64_MAX, NULL }, REASON, END,
+	E164,
+	ID("user_domain"),
+	ID("platform"),
+	ID_OPT("host_platform"),
+	{ "start", CDR_F_INT, true, 0, INT64_MAX, NULL },
+	{ "end", CDR_F_INT, true, 0, INT64_MAX, NULL },
+	REASON,
+	END,
 };
 static const struct cdr_field upu_ntf[] = {
 	E164, ID("user_domain"), ID("platform"), { "state", CDR_F_ENUM, true, 0, 0, upu_states }, END,
 };
 
-#define T(n, f, t, r, fl, s) { n, f, t, r, fl, s }
+#define T(n, f, t, r, fl, s)                                                                                           \
+	{                                                                                                              \
+		n, f, t, r, fl, s                                                                                      \
+	}
 
 const struct cdr_msg_type cdr_msg_types[] = {
 	/* The CM sends the full create JSON: fields beyond ours are tolerated. */

@@ -26,9 +26,9 @@ struct cdr_redis {
 
 	redisAsyncContext *ac; /* NULL while waiting to re-connect */
 	bool up;
-	bool reported;	       /* on_state told at least once */
+	bool reported; /* on_state told at least once */
 	bool closing;
-	bool switching;        /* dropping the connection for a new endpoint */
+	bool switching; /* dropping the connection for a new endpoint */
 	struct cdr_backoff backoff;
 	struct cdr_timer *retry_timer;
 	struct cdr_timer *connect_timer;
@@ -421,8 +421,8 @@ int cdr_redis_script_new(struct cdr_redis *r, const char *lua_source, struct cdr
 	return 0;
 }
 
-int cdr_redis_script_run(struct cdr_redis_script *s, cdr_redis_fn cb, void *arg, int nkeys,
-			 const char *const *keys, int nargs, const char *const *args)
+int cdr_redis_script_run(struct cdr_redis_script *s, cdr_redis_fn cb, void *arg, int nkeys, const char *const *keys,
+			 int nargs, const char *const *args)
 {
 	struct cdr_redis *r = s->r;
 	struct pending *p;

@@ -149,8 +149,8 @@ const struct cdr_room *cdr_topology_main_room(const struct cdr_topology *t, cons
 	return p ? cdr_topology_room(t, p->main_room) : NULL;
 }
 
-const struct cdr_endpoint *cdr_topology_endpoint(const struct cdr_topology *t, const char *pmoid,
-						 const char *room, enum cdr_service svc)
+const struct cdr_endpoint *cdr_topology_endpoint(const struct cdr_topology *t, const char *pmoid, const char *room,
+						 enum cdr_service svc)
 {
 	for (size_t i = 0; pmoid && room && i < t->nendpoints; i++) {
 		const struct endpoint_entry *x = &t->endpoints[i];
@@ -167,8 +167,7 @@ const struct cdr_endpoint *cdr_topology_main_endpoint(const struct cdr_topology 
 	return p ? cdr_topology_endpoint(t, pmoid, p->main_room, svc) : NULL;
 }
 
-const struct cdr_endpoint *cdr_topology_replica(const struct cdr_topology *t, const char *pmoid,
-						enum cdr_service svc)
+const struct cdr_endpoint *cdr_topology_replica(const struct cdr_topology *t, const char *pmoid, enum cdr_service svc)
 {
 	for (size_t i = 0; pmoid && i < t->nendpoints; i++) {
 		const struct endpoint_entry *x = &t->endpoints[i];
@@ -178,22 +177,34 @@ const struct cdr_endpoint *cdr_topology_replica(const struct cdr_topology *t, co
 	return NULL;
 }
 
-size_t cdr_topology_nplatforms(const struct cdr_topology *t) { return t->nplatforms; }
+size_t cdr_topology_nplatforms(const struct cdr_topology *t)
+{
+	return t->nplatforms;
+}
 const struct cdr_platform *cdr_topology_platform_at(const struct cdr_topology *t, size_t i)
 {
 	return i < t->nplatforms ? &t->platforms[i] : NULL;
 }
-size_t cdr_topology_nrooms(const struct cdr_topology *t) { return t->nrooms; }
+size_t cdr_topology_nrooms(const struct cdr_topology *t)
+{
+	return t->nrooms;
+}
 const struct cdr_room *cdr_topology_room_at(const struct cdr_topology *t, size_t i)
 {
 	return i < t->nrooms ? &t->rooms[i] : NULL;
 }
-size_t cdr_topology_nuser_domains(const struct cdr_topology *t) { return t->ndomains; }
+size_t cdr_topology_nuser_domains(const struct cdr_topology *t)
+{
+	return t->ndomains;
+}
 const struct cdr_user_domain *cdr_topology_user_domain_at(const struct cdr_topology *t, size_t i)
 {
 	return i < t->ndomains ? &t->domains[i] : NULL;
 }
-bool cdr_topology_has_endpoints(const struct cdr_topology *t) { return t->eps != NULL; }
+bool cdr_topology_has_endpoints(const struct cdr_topology *t)
+{
+	return t->eps != NULL;
+}
 
 struct cdr_topology *cdr_topology_free(struct cdr_topology *t)
 {
@@ -276,7 +287,8 @@ static int parse_endpoints(struct cdr_topology *t, json_t *eps, struct errs *e)
 		err_add(e, "endpoints: the document must be an object");
 		return 0;
 	}
-	json_object_foreach(eps, pid, pv) {
+	json_object_foreach(eps, pid, pv)
+	{
 		bool replicas = strcmp(pid, "replicas") == 0;
 		if (!replicas && !cdr_topology_platform(t, pid)) {
 			err_add(e, "endpoints: unknown platform \"%s\"", pid);
@@ -286,7 +298,8 @@ static int parse_endpoints(struct cdr_topology *t, json_t *eps, struct errs *e)
 			err_add(e, "endpoints \"%s\" must be an object", pid);
 			continue;
 		}
-		json_object_foreach(pv, rid, rv) {
+		json_object_foreach(pv, rid, rv)
+		{
 			const struct cdr_room *room;
 			if (replicas) {
 				/* "replicas": {pmoid: {svc: endpoint}} */
@@ -306,13 +319,15 @@ static int parse_endpoints(struct cdr_topology *t, json_t *eps, struct errs *e)
 				err_add(e, "endpoints \"%s/%s\" must be an object", pid, rid);
 				continue;
 			}
-			json_object_foreach(rv, sname, sv) {
-				struct endpoint_entry x = { .platform = replicas ? rid : pid, .room = replicas ? NULL : rid };
+			json_object_foreach(rv, sname, sv)
+			{
+				struct endpoint_entry x = { .platform = replicas ? rid : pid,
+							    .room = replicas ? NULL : rid };
 				char where[512];
 				snprintf(where, sizeof(where), "%s/%s/%s", pid, rid, sname);
 				if (cdr_service_parse(sname, &x.svc) < 0) {
-					err_add(e, "endpoints \"%s/%s\": unknown service \"%s\" (mq, redis, mysql)", pid,
-						rid, sname);
+					err_add(e, "endpoints \"%s/%s\": unknown service \"%s\" (mq, redis, mysql)",
+						pid, rid, sname);
 					continue;
 				}
 				if (parse_endpoint(sv, where, replicas, &x.ep, e) < 0)
@@ -363,7 +378,8 @@ static int build(json_t *topo, json_t *eps, struct cdr_topology **ret, struct er
 	if (!t->platforms || !t->rooms || !t->domains)
 		goto free_t;
 
-	json_object_foreach(platforms, id, v) {
+	json_object_foreach(platforms, id, v)
+	{
 		struct cdr_platform *p = &t->platforms[t->nplatforms];
 		if (!id_ok(id)) {
 			err_add(e, "platform \"%s\": bad id (letters, digits, '.', '_', '-')", id);
@@ -379,7 +395,8 @@ static int build(json_t *topo, json_t *eps, struct cdr_topology **ret, struct er
 		p->main_room = get_str(v, "main_room", true, "platform", id, e);
 		t->nplatforms++;
 	}
-	json_object_foreach(rooms, id, v) {
+	json_object_foreach(rooms, id, v)
+	{
 		struct cdr_room *r = &t->rooms[t->nrooms];
 		json_t *b;
 		if (!id_ok(id)) {
@@ -401,7 +418,8 @@ static int build(json_t *topo, json_t *eps, struct cdr_topology **ret, struct er
 			json_t *x;
 			if (!list)
 				goto free_t;
-			json_array_foreach(b, k, x) {
+			json_array_foreach(b, k, x)
+			{
 				if (!json_is_string(x))
 					err_add(e, "room \"%s\": backup room #%zu is not a string", id, k + 1);
 				else
@@ -411,7 +429,8 @@ static int build(json_t *topo, json_t *eps, struct cdr_topology **ret, struct er
 		}
 		t->nrooms++;
 	}
-	json_object_foreach(domains, id, v) {
+	json_object_foreach(domains, id, v)
+	{
 		struct cdr_user_domain *d = &t->domains[t->ndomains];
 		if (!id_ok(id)) {
 			err_add(e, "user domain \"%s\": bad id (letters, digits, '.', '_', '-')", id);
@@ -499,8 +518,8 @@ static json_t *load_text(const char *text, size_t len, const char *what, struct 
 	return v;
 }
 
-int cdr_topology_parse(const char *topology, size_t len, const char *endpoints, size_t elen,
-		       struct cdr_topology **ret, char *err, size_t errlen)
+int cdr_topology_parse(const char *topology, size_t len, const char *endpoints, size_t elen, struct cdr_topology **ret,
+		       char *err, size_t errlen)
 {
 	struct errs e = { .buf = err, .size = errlen };
 	json_t *topo, *eps = NULL;
@@ -539,8 +558,8 @@ static json_t *load_file(const char *path, struct errs *e, int *errp)
 	return NULL;
 }
 
-int cdr_topology_load_files(const char *topology_path, const char *endpoints_path, struct cdr_topology **ret,
-			    char *err, size_t errlen)
+int cdr_topology_load_files(const char *topology_path, const char *endpoints_path, struct cdr_topology **ret, char *err,
+			    size_t errlen)
 {
 	struct errs e = { .buf = err, .size = errlen };
 	json_t *topo, *eps = NULL;
@@ -702,7 +721,7 @@ struct slot {
 	struct fetch *f;
 	json_t *into; /* borrowed from f's documents */
 	char *key;
-	int level;    /* listings: what the children are (see on_list) */
+	int level; /* listings: what the children are (see on_list) */
 	char *path;
 };
 
@@ -793,7 +812,8 @@ static void start(struct fetch *f, const char *path, json_t *into, const char *k
 	s->into = into;
 	s->level = level;
 	f->pending++;
-	ret = list ? cdr_zk_children(f->zk, path, NULL, NULL, on_list, s) : cdr_zk_get(f->zk, path, NULL, NULL, on_node, s);
+	ret = list ? cdr_zk_children(f->zk, path, NULL, NULL, on_list, s)
+		   : cdr_zk_get(f->zk, path, NULL, NULL, on_node, s);
 	if (ret < 0) {
 		f->pending--;
 		slot_free(s);

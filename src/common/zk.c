@@ -33,19 +33,19 @@ struct req {
 	struct cdr_zk *zk;
 	struct req *prev, *next; /* zk->reqs, loop thread only */
 	enum op op;
-	unsigned gen;            /* handle generation it was sent on */
+	unsigned gen; /* handle generation it was sent on */
 	cdr_zk_fn fn;
 	void *arg;
 	cdr_zk_watch_fn watch;
 	void *watch_arg;
-	char *path;              /* relative to the chroot */
+	char *path; /* relative to the chroot */
 	/* result */
 	int rc;
 	char *data;
-	int len;                 /* -1: no data */
+	int len; /* -1: no data */
 	char **children;
 	size_t nchildren;
-	char *created;           /* full path */
+	char *created; /* full path */
 	struct Stat stat;
 	bool has_stat;
 };
@@ -93,7 +93,7 @@ struct cdr_zk {
 	zhandle_t *zh;
 	struct conn *conn;
 	unsigned gen;
-	bool connected;     /* told CONNECTED, no DISCONNECTED/EXPIRED since */
+	bool connected;	     /* told CONNECTED, no DISCONNECTED/EXPIRED since */
 	bool ever_connected; /* this handle has had a session */
 	bool chroot_ok;
 	bool freeing;
@@ -479,8 +479,8 @@ static void on_void(int rc, const void *data)
 
 /* Sends one request for path (absolute on the server: chroot included).
  * Returns 0 (r will be delivered) or -ENOMEM; r is consumed either way. */
-static int submit(struct cdr_zk *zk, struct req *r, const char *full, const void *data, size_t len,
-		  int flags, int32_t version)
+static int submit(struct cdr_zk *zk, struct req *r, const char *full, const void *data, size_t len, int flags,
+		  int32_t version)
 {
 	int rc;
 	int watch = r->watch ? 1 : 0;
@@ -570,14 +570,12 @@ static int request(struct cdr_zk *zk, enum op op, const char *path, cdr_zk_watch
 	return ret;
 }
 
-int cdr_zk_get(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn,
-	       void *arg)
+int cdr_zk_get(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn, void *arg)
 {
 	return request(zk, OP_GET, path, watch, watch_arg, NULL, 0, 0, -1, fn, arg);
 }
 
-int cdr_zk_exists(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn,
-		  void *arg)
+int cdr_zk_exists(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn, void *arg)
 {
 	return request(zk, OP_EXISTS, path, watch, watch_arg, NULL, 0, 0, -1, fn, arg);
 }
@@ -609,8 +607,8 @@ static int create_parents(struct cdr_zk *zk, const char *full)
 	return ret;
 }
 
-int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags,
-		  cdr_zk_fn fn, void *arg)
+int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags, cdr_zk_fn fn,
+		  void *arg)
 {
 	int zflags = 0;
 
@@ -667,7 +665,6 @@ static void ensure_chroot(struct cdr_zk *zk)
 	if (r)
 		submit(zk, r, zk->chroot, NULL, 0, 0, -1);
 }
-
 
 static void event_deliver(void *arg);
 
@@ -1093,12 +1090,12 @@ struct cdr_zk_election {
 	size_t len;
 	cdr_zk_leader_fn fn;
 	void *arg;
-	char *node;   /* our node's name in this session, NULL if none */
+	char *node; /* our node's name in this session, NULL if none */
 	int64_t seq;
 	bool leader;
 	int64_t epoch;
 	bool creating, checking, check_again;
-	bool unsure;  /* a create failed with the connection: it may exist */
+	bool unsure; /* a create failed with the connection: it may exist */
 	struct cdr_timer *step_down;
 	/* finding our node after an unsure create */
 	char **cands;

@@ -21,13 +21,13 @@
 #include <jansson.h>
 
 /* sysexits.h values */
-#define EX_FAIL 1
-#define EX_USAGE 64
-#define EX_DATAERR 65
+#define EX_FAIL	       1
+#define EX_USAGE       64
+#define EX_DATAERR     65
 #define EX_UNAVAILABLE 69
-#define EX_SOFTWARE 70
+#define EX_SOFTWARE    70
 
-#define DEFAULT_ZK "127.0.0.1:17181"
+#define DEFAULT_ZK     "127.0.0.1:17181"
 #define DEFAULT_CHROOT "/dr"
 
 struct ctl {
@@ -52,15 +52,16 @@ static const struct command commands[];
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] COMMAND ...\n\n"
-		   "Options:\n"
-		   "  --zk HOSTS         ZooKeeper servers, host:port[,host:port...]\n"
-		   "                     (default: $CONFDR_ZK, else " DEFAULT_ZK ")\n"
-		   "  --chroot PATH      the service domain's root node (default: $CONFDR_ZK_CHROOT, else " DEFAULT_CHROOT
-		   ")\n"
-		   "  --timeout SECONDS  how long to wait to connect and for each answer (default 5)\n"
-		   "  -h, --help         this text\n\n"
-		   "Commands:\n");
+	fprintf(f,
+		"usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] COMMAND ...\n\n"
+		"Options:\n"
+		"  --zk HOSTS         ZooKeeper servers, host:port[,host:port...]\n"
+		"                     (default: $CONFDR_ZK, else " DEFAULT_ZK ")\n"
+		"  --chroot PATH      the service domain's root node (default: $CONFDR_ZK_CHROOT, else " DEFAULT_CHROOT
+		")\n"
+		"  --timeout SECONDS  how long to wait to connect and for each answer (default 5)\n"
+		"  -h, --help         this text\n\n"
+		"Commands:\n");
 	for (const struct command *c = commands; c->run; c++) {
 		fprintf(f, "  %s%s%s %s\n", c->words[0], c->words[1] ? " " : "", c->words[1] ? c->words[1] : "",
 			c->usage);
@@ -389,8 +390,8 @@ static int cmd_topology_load(struct ctl *c, int argc, char **argv)
 	ret = cdr_topology_load_files(topo_path, eps_path, &t, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "confdrctl: %s (%s%s%s):\n%s\n",
-			ret == -EINVAL ? "invalid topology" : "cannot read the topology", topo_path, eps_path ? ", " : "",
-			eps_path ? eps_path : "", err);
+			ret == -EINVAL ? "invalid topology" : "cannot read the topology", topo_path,
+			eps_path ? ", " : "", eps_path ? eps_path : "", err);
 		return EX_DATAERR;
 	}
 	if (cdr_topology_nodes(t, collect_node, &ns) < 0)
@@ -623,8 +624,7 @@ static int read_live(struct ctl *c, json_t *out)
 				snprintf(path, sizeof(path), "/live/%s/%s/%s", pl.children[i], dl.children[k],
 					 il.children[m]);
 				st = zk_get(c, path, &node);
-				if (st == 0 && node.data &&
-				    (v = json_loads(node.data, 0, &je)) && json_is_object(v)) {
+				if (st == 0 && node.data && (v = json_loads(node.data, 0, &je)) && json_is_object(v)) {
 					/* The path says who it is, whatever the JSON says. */
 					json_object_set_new(v, "platform", json_string(pl.children[i]));
 					json_object_set_new(v, "daemon", json_string(dl.children[k]));
@@ -673,7 +673,8 @@ static void print_table(json_t *list)
 
 	printf("%-9s %-7s %-24s %-8s %6s %-5s %-5s %-5s %s\n", "PLATFORM", "DAEMON", "INSTANCE", "ROLE", "EPOCH",
 	       "AMQP", "REDIS", "MYSQL", "SINCE");
-	json_array_foreach(list, i, o) {
+	json_array_foreach(list, i, o)
+	{
 		json_t *ep = json_object_get(o, "epoch"), *since = json_object_get(o, "since");
 		char epoch[24] = "-", when[32] = "-";
 		if (json_is_integer(ep))
@@ -756,8 +757,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 		if ((ret = read_live(c, list)))
 			goto out;
 		up = 0;
-		json_array_foreach(list, i, o)
-			up += all_up(o);
+		json_array_foreach(list, i, o) up += all_up(o);
 		if (expect < 0 || up >= (size_t)expect || cdr_now_ms() >= deadline)
 			break;
 		/* Poll again in half a second (on the loop: the session stays
@@ -777,8 +777,8 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 	}
 	ret = 0;
 	if (expect >= 0 && up < (size_t)expect) {
-		fprintf(stderr, "confdrctl: %zu of %ld daemons alive with every connection up after %ld s\n", up, expect,
-			wait_s);
+		fprintf(stderr, "confdrctl: %zu of %ld daemons alive with every connection up after %ld s\n", up,
+			expect, wait_s);
 		ret = EX_FAIL;
 	}
 out:
@@ -787,13 +787,17 @@ out:
 }
 
 static const struct command commands[] = {
-	{ { "topology", "load" }, "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
+	{ { "topology", "load" },
+	  "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
 	  "validate the files, then write /topology (and /endpoints, /replicas) nodes: created or\n"
 	  "      overwritten, nodes of platforms/rooms/domains no longer in the files removed",
 	  cmd_topology_load },
-	{ { "topology", "show" }, "[--json]", "read the topology back from ZooKeeper, validate and print it",
+	{ { "topology", "show" },
+	  "[--json]",
+	  "read the topology back from ZooKeeper, validate and print it",
 	  cmd_topology_show },
-	{ { "status", NULL }, "[--json] [--wait SECONDS --expect N]",
+	{ { "status", NULL },
+	  "[--json] [--wait SECONDS --expect N]",
 	  "list the daemons alive (/live/<platform>/<daemon>/<instance>); with --wait, poll until N\n"
 	  "      of them report every connection up (exit 1 if not within SECONDS)",
 	  cmd_status },

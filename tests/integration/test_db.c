@@ -134,8 +134,9 @@ static void test_migrations_idempotent_and_checked(void **state)
 	exec(&c, "SELECT COUNT(*) FROM schema_migrations WHERE version = 1", NULL, 0);
 	assert_int_equal(c.status, 0);
 	assert_string_equal(c.cell[0], "1");
-	exec(&c, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
-		 "AND table_name IN ('confinfo', 'conf_template')",
+	exec(&c,
+	     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+	     "AND table_name IN ('confinfo', 'conf_template')",
 	     NULL, 0);
 	assert_string_equal(c.cell[0], "2");
 	close_db(&c);

@@ -32,7 +32,8 @@ static const char *need_env(const char *name)
 	const char *v = getenv(name);
 
 	if (!v || !*v)
-		fail_msg("%s is not set: run the sandbox (deploy/sandbox.sh up; eval \"$(deploy/sandbox.sh env)\")", name);
+		fail_msg("%s is not set: run the sandbox (deploy/sandbox.sh up; eval \"$(deploy/sandbox.sh env)\")",
+			 name);
 	return v;
 }
 
@@ -333,8 +334,11 @@ static void test_bad_url_refused(void **state)
 static void test_publish_consume_ack(void **state)
 {
 	static const char *const qs[] = { "test.mq.basic", NULL }, *const exs[] = { "test.mq.ex", NULL };
-	struct cdr_mq_props p = { .correlation_id = "corr-1", .reply_to = "somewhere", .message_id = "0",
-				  .type = "test_mq_basic_ntf", .persistent = true };
+	struct cdr_mq_props p = { .correlation_id = "corr-1",
+				  .reply_to = "somewhere",
+				  .message_id = "0",
+				  .type = "test_mq_basic_ntf",
+				  .persistent = true };
 	const char *body = "{\"hello\": \"world\"}";
 
 	admin_delete(qs, exs);
@@ -411,7 +415,8 @@ static void test_unroutable_mandatory_fails(void **state)
 
 static void test_nack_requeue_and_dead_letter(void **state)
 {
-	static const char *const qs[] = { "test.mq.work", "test.mq.dead", NULL }, *const exs[] = { "test.mq.dlx", NULL };
+	static const char *const qs[] = { "test.mq.work", "test.mq.dead", NULL }, *const exs[] = { "test.mq.dlx",
+												   NULL };
 
 	admin_delete(qs, exs);
 	C.mq = new_mq("test-nack");
@@ -629,10 +634,11 @@ static void test_subscribe_fanout(void **state)
 
 static void test_declare_design(void **state)
 {
-	static const char *const queues[] = { "mau.conf.q", "mau.cmu.q", "rms.req.q", "rms.res.q", "pms.req.q", "bmc.cdr.q",
-					      "confdr.dead.q", NULL };
-	static const char *const exchanges[] = { "mau.cmcmu.ex", "cmu.mau.ex", "rms.ntf.ex", "pms.ntf.ex",
-						 "modb.notify.ex", "upu.ntf.ex", "cdr.alarm.ex", "cm.ntf.ex", "confdr.dlx", NULL };
+	static const char *const queues[] = { "mau.conf.q", "mau.cmu.q", "rms.req.q",	  "rms.res.q",
+					      "pms.req.q",  "bmc.cdr.q", "confdr.dead.q", NULL };
+	static const char *const exchanges[] = { "mau.cmcmu.ex",   "cmu.mau.ex", "rms.ntf.ex",	 "pms.ntf.ex",
+						 "modb.notify.ex", "upu.ntf.ex", "cdr.alarm.ex", "cm.ntf.ex",
+						 "confdr.dlx",	   NULL };
 
 	C.mq = new_mq("test-design");
 	assert_int_equal(cdr_mq_declare_design(C.mq), 0);
@@ -654,8 +660,12 @@ static void test_declare_design(void **state)
 
 static void test_unreachable_broker_then_free(void **state)
 {
-	struct cdr_mq_opts o = { .url = "amqp://confdr:confdr@127.0.0.1:1/p1", .name = "test-nobroker",
-				 .reconnect_min_ms = 50, .reconnect_max_ms = 200, .on_state = on_state, .arg = &C };
+	struct cdr_mq_opts o = { .url = "amqp://confdr:confdr@127.0.0.1:1/p1",
+				 .name = "test-nobroker",
+				 .reconnect_min_ms = 50,
+				 .reconnect_max_ms = 200,
+				 .on_state = on_state,
+				 .arg = &C };
 
 	assert_int_equal(cdr_mq_new(C.loop, &o, &C.mq), 0);
 	assert_int_equal(publish_n(C.mq, "", "test.mq.none", 0, true, false), 0);

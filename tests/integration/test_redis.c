@@ -1,6 +1,8 @@
 /* Redis client against the sandbox's real servers: commands, 10,000
- * pipelined commands each answered once, MULTI/EXEC, errors, a server restart
- * survived by the same client, the replica receiving what p1 wrote. */
+ * pipelined commands each answered once, MULTI/EXEC, the Lua script helper
+ * (also after SCRIPT FLUSH), errors, a server restart survived by the same
+ * client, the replica receiving what p1 wrote, switching endpoints, and
+ * promoting the replica (re-attached afterwards). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,8 @@ struct ctx {
 	bool up;
 	int answered, failed, errors, expected;
 	char last[128];
+	char role[16], link[32]; /* ROLE: first element, replica link state */
+	char *info;		 /* INFO: malloc'd */
 	long long last_int;
 	int last_status;
 	bool (*until)(struct ctx *);
@@ -86,9 +90,18 @@ static bool run_until(struct ctx *c, bool (*cond)(struct ctx *), uint64_t ms)
 	return cond(c);
 }
 
-static bool is_up(struct ctx *c) { return c->up; }
-static bool is_down(struct ctx *c) { return !c->up && c->downs > 0; }
-static bool all_answered(struct ctx *c) { return c->answered + c->failed + c->errors >= c->expected; }
+static bool is_up(struct ctx *c)
+{
+	return c->up;
+}
+static bool is_down(struct ctx *c)
+{
+	return !c->up && c->downs > 0;
+}
+static bool all_answered(struct ctx *c)
+{
+	return c->answered + c->failed + c->errors >= c->expected;
+}
 
 static void on_reply(int status, const struct redisReply *reply, void *arg)
 {
@@ -101,8 +114,22 @@ static void on_reply(int status, const struct redisReply *reply, void *arg)
 			snprintf(c->last, sizeof(c->last), "%s", reply->str);
 		else if (reply->type == REDIS_REPLY_INTEGER)
 			c->last_int = reply->integer;
+		else if (reply->type == REDIS_REPLY_ARRAY && reply->elements &&
+			 reply->element[0]->type == REDIS_REPLY_INTEGER)
+			c->last_int = reply->element[0]->integer; /* SCRIPT EXISTS */
 		else if (reply->type == REDIS_REPLY_ARRAY)
 			c->last_int = (long long)reply->elements;
+		if (reply->type == REDIS_REPLY_STRING && reply->len > 100) {
+			free(c->info);
+			c->info = strdup(reply->str);
+		}
+		if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 &&
+		    reply->element[0]->type == REDIS_REPLY_STRING) {
+			snprintf(c->role, sizeof(c->role), "%s", reply->element[0]->str);
+			c->link[0] = '\0';
+			if (reply->elements >= 4 && reply->element[3]->type == REDIS_REPLY_STRING)
+				snprintf(c->link, sizeof(c->link), "%s", reply->element[3]->str);
+		}
 	} else if (status == -EPROTO) {
 		c->errors++;
 		snprintf(c->last, sizeof(c->last), "%s", reply->str);
@@ -136,6 +163,8 @@ static void open_client(struct ctx *c, const char *hostport)
 static void close_client(struct ctx *c)
 {
 	c->r = cdr_redis_free(c->r);
+	free(c->info);
+	c->info = NULL;
 	c->guard = cdr_timer_free(c->guard);
 	c->tick = cdr_timer_free(c->tick);
 	c->loop = cdr_loop_free(c->loop);
@@ -216,6 +245,66 @@ static void sandbox(const char *what, const char *server)
 	assert_int_equal(system(cmd), 0);
 }
 
+static const char script_src[] = "return redis.call('INCRBY', KEYS[1], ARGV[1]) + "
+				 "redis.call('INCRBY', KEYS[2], ARGV[1])";
+
+static void run_script(struct ctx *c, struct cdr_redis_script *s, const char *by)
+{
+	const char *keys[] = { "test:redis:s1", "test:redis:s2" }, *args[] = { by };
+
+	c->answered = c->failed = c->errors = 0;
+	c->expected = 1;
+	assert_int_equal(cdr_redis_script_run(s, on_reply, c, 2, keys, 1, args), 0);
+	assert_true(run_until(c, all_answered, 5000));
+}
+
+static void test_script_helper_and_noscript(void **state)
+{
+	struct ctx c;
+	struct cdr_redis_script *s, *bad;
+	char sha[128];
+
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	call(&c, "DEL %s %s", "test:redis:s1", "test:redis:s2");
+	assert_int_equal(cdr_redis_script_new(c.r, script_src, &s), 0);
+	assert_int_equal(cdr_redis_script_new(c.r, "", &bad), -EINVAL);
+	run_script(&c, s, "5");
+	assert_int_equal(c.last_status, 0);
+	assert_int_equal(c.last_int, 10); /* both keys moved in one step */
+	run_script(&c, s, "1");
+	assert_int_equal(c.last_int, 12);
+
+	/* The server forgets every script: the next call still succeeds, first
+	 * as EVALSHA (NOSCRIPT), then again as EVAL, which caches it again. */
+	call(&c, "SCRIPT LOAD %s", script_src, NULL);
+	snprintf(sha, sizeof(sha), "%s", c.last);
+	assert_int_equal(strlen(sha), 40);
+	call(&c, "SCRIPT FLUSH", NULL, NULL);
+	call(&c, "SCRIPT EXISTS %s", sha, NULL);
+	assert_int_equal(c.last_int, 0);
+	call(&c, "CONFIG RESETSTAT", NULL, NULL);
+	run_script(&c, s, "1");
+	assert_int_equal(c.last_status, 0);
+	assert_int_equal(c.last_int, 14);
+	assert_int_equal(c.answered, 1); /* the NOSCRIPT was not seen */
+	call(&c, "INFO %s", "commandstats", NULL);
+	assert_non_null(c.info);
+	assert_non_null(strstr(c.info, "cmdstat_evalsha:calls=1"));
+	assert_non_null(strstr(c.info, "cmdstat_eval:calls=1"));
+	call(&c, "SCRIPT EXISTS %s", sha, NULL);
+	assert_int_equal(c.last_int, 1);
+	call(&c, "GET %s", "test:redis:s2", NULL);
+	assert_string_equal(c.last, "7");
+
+	/* An error raised by a script is -EPROTO with its text. */
+	assert_int_equal(cdr_redis_script_new(c.r, "return redis.error_reply('conference busy')", &bad), 0);
+	run_script(&c, bad, "1");
+	assert_int_equal(c.last_status, -EPROTO);
+	assert_non_null(strstr(c.last, "conference busy"));
+	call(&c, "DEL %s %s", "test:redis:s1", "test:redis:s2");
+	close_client(&c);
+}
+
 static void test_restart_is_survived(void **state)
 {
 	struct ctx c;
@@ -253,6 +342,69 @@ static void test_replica_receives_writes(void **state)
 	close_client(&p1);
 }
 
+static bool replica_linked(struct ctx *c)
+{
+	if (!c->answered && !c->failed && !c->errors)
+		return false; /* ROLE still in flight */
+	if (strcmp(c->role, "slave") == 0 && strcmp(c->link, "connected") == 0)
+		return true;
+	c->answered = c->failed = c->errors = 0;
+	cdr_redis_command(c->r, on_reply, c, "ROLE");
+	return false;
+}
+
+static void test_switch_endpoint_and_promote(void **state)
+{
+	struct ctx c;
+	char host[64], value[64], port[16];
+	int p1port;
+
+	snprintf(value, sizeof(value), "moved-%d", (int)getpid());
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	call(&c, "SET %s %s", "test:redis:moved", value);
+	call(&c, "WAIT %s %s", "1", "5000");
+	assert_int_equal(c.last_int, 1);
+
+	/* Switch the same client to p1's replica (what a ZooKeeper watch does
+	 * after a promotion): down, then up on the new endpoint. */
+	split(env("CONFDR_P1_REDIS_REPLICA"), host, sizeof(host), &p1port);
+	assert_int_equal(cdr_redis_set_endpoint(c.r, host, p1port), 0);
+	assert_false(cdr_redis_connected(c.r));
+	assert_int_equal(c.downs, 1);
+	assert_true(run_until(&c, is_up, 5000));
+	assert_int_equal(c.ups, 2);
+	call(&c, "GET %s", "test:redis:moved", NULL);
+	assert_string_equal(c.last, value);
+	call(&c, "ROLE", NULL, NULL);
+	assert_string_equal(c.role, "slave");
+	call(&c, "SET %s %s", "test:redis:moved", "x");
+	assert_int_equal(c.last_status, -EPROTO); /* READONLY */
+
+	/* Promote it: it takes writes. Then make it p1's replica again. */
+	c.answered = c.failed = c.errors = 0;
+	c.expected = 1;
+	assert_int_equal(cdr_redis_promote(c.r, on_reply, &c), 0);
+	assert_true(run_until(&c, all_answered, 5000));
+	assert_int_equal(c.last_status, 0);
+	assert_string_equal(c.last, "OK");
+	call(&c, "ROLE", NULL, NULL);
+	assert_string_equal(c.role, "master");
+	call(&c, "SET %s %s", "test:redis:promoted", "yes");
+	assert_string_equal(c.last, "OK");
+	split(env("CONFDR_P1_REDIS"), host, sizeof(host), &p1port);
+	snprintf(port, sizeof(port), "%d", p1port);
+	call(&c, "REPLICAOF %s %s", host, port);
+	assert_string_equal(c.last, "OK");
+	c.answered = 1;
+	c.role[0] = '\0';
+	assert_true(run_until(&c, replica_linked, 20000));
+	close_client(&c);
+
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	call(&c, "DEL %s %s", "test:redis:moved", "test:redis:promoted");
+	close_client(&c);
+}
+
 static void test_unreachable_and_free_cancels(void **state)
 {
 	struct ctx c = { 0 };
@@ -287,10 +439,9 @@ static void test_unreachable_and_free_cancels(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_commands_and_errors),
-		cmocka_unit_test(test_pipelined_all_answered_once),
-		cmocka_unit_test(test_replica_receives_writes),
-		cmocka_unit_test(test_unreachable_and_free_cancels),
+		cmocka_unit_test(test_commands_and_errors),	    cmocka_unit_test(test_pipelined_all_answered_once),
+		cmocka_unit_test(test_script_helper_and_noscript),  cmocka_unit_test(test_replica_receives_writes),
+		cmocka_unit_test(test_switch_endpoint_and_promote), cmocka_unit_test(test_unreachable_and_free_cancels),
 		cmocka_unit_test(test_restart_is_survived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -296,7 +296,7 @@ static void test_requests_and_watches(void **state)
 	assert_string_equal(w.path, P("/req/a"));
 	assert_int_equal(do_set(zk, P("/req/a"), "three", -1, &a), 0);
 	assert_int_equal(do_get(zk, P("/req/a"), &a), 0); /* a round trip: the event would be here */
-	assert_int_equal(w.fired, 1);                     /* one-shot */
+	assert_int_equal(w.fired, 1);			  /* one-shot */
 	assert_string_equal(a.data, "three");
 
 	/* children, sorted, and a child watch */
@@ -829,7 +829,8 @@ static int setup(void **state)
 	hosts = getenv("CONFDR_ZK");
 	chroot_path = getenv("CONFDR_ZK_CHROOT");
 	if (!hosts || !*hosts || !chroot_path || !*chroot_path) {
-		fprintf(stderr, "test_zk: CONFDR_ZK and CONFDR_ZK_CHROOT must be set (eval \"$(deploy/sandbox.sh env)\")\n");
+		fprintf(stderr,
+			"test_zk: CONFDR_ZK and CONFDR_ZK_CHROOT must be set (eval \"$(deploy/sandbox.sh env)\")\n");
 		return -1;
 	}
 	snprintf(base, sizeof(base), "/test-zk-%d", (int)getpid());
@@ -854,12 +855,9 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_requests_and_watches),
-		cmocka_unit_test(test_free_cancels),
-		cmocka_unit_test(test_data_watch),
-		cmocka_unit_test(test_election),
-		cmocka_unit_test(test_session_expiry),
-		cmocka_unit_test(test_data_watch_after_expiry),
+		cmocka_unit_test(test_requests_and_watches), cmocka_unit_test(test_free_cancels),
+		cmocka_unit_test(test_data_watch),	     cmocka_unit_test(test_election),
+		cmocka_unit_test(test_session_expiry),	     cmocka_unit_test(test_data_watch_after_expiry),
 		cmocka_unit_test(test_topology_fetch),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -74,7 +74,7 @@ static void test_repeating_timer(void **state)
 }
 
 #define N_THREADS 4
-#define N_POSTS 2000
+#define N_POSTS	  2000
 
 struct item {
 	struct ctx *c;

@@ -63,7 +63,8 @@ static void refused_body(const char *body, const char *want)
 	char buf[1024];
 
 	snprintf(buf, sizeof(buf),
-		 "{\"type\": \"cm_mau_createconf_req\", \"id\": \"r1\", \"ts\": 1, \"src\": \"cm\", \"body\": %s}", body);
+		 "{\"type\": \"cm_mau_createconf_req\", \"id\": \"r1\", \"ts\": 1, \"src\": \"cm\", \"body\": %s}",
+		 body);
 	const char *e = strstr(body, "\"e164\": \"");
 	char e164[40] = "";
 
@@ -81,15 +82,19 @@ static void test_malformed_envelopes(void **state)
 	REFUSED("\"just a string\"", "expected a JSON object, got string");
 	refused("{\"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": {}}", 45, 0,
 		"type: expected a string of 1..64 characters, missing", "a", "");
-	refused("{\"type\": \"nosuch_type_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": {}}", strlen("{\"type\": \"nosuch_type_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": {}}"), 0,
+	refused("{\"type\": \"nosuch_type_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": {}}",
+		strlen("{\"type\": \"nosuch_type_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": {}}"), 0,
 		"type: unknown message type \"nosuch_type_req\"", "a", "");
 	REFUSED("{\"type\": \"cm_mau_endconf_req\", \"ts\": 1, \"src\": \"cm\", \"body\": {}}", "id: expected");
-	refused("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": -5, \"src\": \"cm\", \"body\": {}}", strlen("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": -5, \"src\": \"cm\", \"body\": {}}"), 0,
-		"ts: expected milliseconds", "a", "");
-	refused("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": [1]}", strlen("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": [1]}"), 0,
-		"body: expected object, got array", "a", "");
-	refused("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\"}", strlen("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\"}"), 0, "body: missing",
-		"a", "");
+	refused("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": -5, \"src\": \"cm\", \"body\": {}}",
+		strlen("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": -5, \"src\": \"cm\", \"body\": {}}"),
+		0, "ts: expected milliseconds", "a", "");
+	refused("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": [1]}",
+		strlen("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\", \"body\": [1]}"),
+		0, "body: expected object, got array", "a", "");
+	refused("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\"}",
+		strlen("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, \"src\": \"cm\"}"), 0,
+		"body: missing", "a", "");
 	REFUSED("{\"type\": \"a\", \"type\": \"b\"}", "duplicate");
 	/* a NUL byte inside a string, and raw bytes after the object */
 	refused("{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\\u0000b\"}", 48, 0, "not JSON", "", "");
@@ -103,8 +108,9 @@ static void test_deep_nesting_and_huge_numbers(void **state)
 	char deep[512];
 	size_t n = 0;
 
-	n += (size_t)snprintf(deep, sizeof(deep), "{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, "
-						  "\"src\": \"cm\", \"body\": {\"e164\": \"1234\", \"x\": ");
+	n += (size_t)snprintf(deep, sizeof(deep),
+			      "{\"type\": \"cm_mau_endconf_req\", \"id\": \"a\", \"ts\": 1, "
+			      "\"src\": \"cm\", \"body\": {\"e164\": \"1234\", \"x\": ");
 	for (int i = 0; i < 40; i++)
 		deep[n++] = '[';
 	for (int i = 0; i < 40; i++)

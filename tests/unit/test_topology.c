@@ -125,9 +125,11 @@ static const struct bad bads[] = {
 	{ "topology-bad-unknown-platform.json", NULL, { "room \"p1-r2\": unknown platform \"p9\"" } },
 	{ "topology-bad-self-backup.json", NULL, { "room \"p1-r2\": its backup rooms name the room itself" } },
 	{ "topology-bad-unknown-backup-room.json", NULL, { "room \"p2-r1\": unknown backup room \"p3-r1\"" } },
-	{ "topology-bad-foreign-main-room.json", NULL,
+	{ "topology-bad-foreign-main-room.json",
+	  NULL,
 	  { "platform \"p2\": main room \"p1-r2\" belongs to platform \"p1\"" } },
-	{ "topology-bad-domain-room.json", NULL,
+	{ "topology-bad-domain-room.json",
+	  NULL,
 	  { "user domain \"ud-p2-a\": room \"p1-r1\" belongs to platform \"p1\", not \"p2\"" } },
 	{ "topology-bad-unknown-backup-platform.json", NULL, { "platform \"p1\": unknown backup platform \"p7\"" } },
 	{ "topology-bad-backup-twice.json", NULL, { "room \"p1-r1\": backup room \"p2-r1\" listed twice" } },
@@ -135,7 +137,8 @@ static const struct bad bads[] = {
 	{ "topology-bad-id.json", NULL, { "user domain \"ud/evil\": bad id" } },
 	{ "topology-bad-duplicate.json", NULL, { "topology-bad-duplicate.json:", "duplicate object key", "p1-r1" } },
 	{ "topology-bad-syntax.json", NULL, { "topology-bad-syntax.json:1:" } },
-	{ "topology-good.json", "topology-bad-endpoints.json",
+	{ "topology-good.json",
+	  "topology-bad-endpoints.json",
 	  { "endpoints \"p1\": room \"p2-r1\" belongs to platform \"p2\"",
 	    "endpoint \"p2/p2-r1/redis\": \"port\" must be an integer in 1..65535",
 	    "endpoints \"p2/p2-r1\": unknown service \"ftp\"",
@@ -330,14 +333,10 @@ static void test_missing_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_lookups),
-		cmocka_unit_test(test_without_endpoints),
-		cmocka_unit_test(test_bad_fixtures),
-		cmocka_unit_test(test_every_bad_fixture_listed),
-		cmocka_unit_test(test_bad_strings),
-		cmocka_unit_test(test_optional_and_unknown_members),
-		cmocka_unit_test(test_nodes_round_trip),
-		cmocka_unit_test(test_services),
+		cmocka_unit_test(test_good_lookups),	 cmocka_unit_test(test_without_endpoints),
+		cmocka_unit_test(test_bad_fixtures),	 cmocka_unit_test(test_every_bad_fixture_listed),
+		cmocka_unit_test(test_bad_strings),	 cmocka_unit_test(test_optional_and_unknown_members),
+		cmocka_unit_test(test_nodes_round_trip), cmocka_unit_test(test_services),
 		cmocka_unit_test(test_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
