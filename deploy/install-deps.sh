@@ -1,29 +1,64 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages confdr builds, tests and runs with, if any is
-# missing. Needs root (apt-get); a no-op when everything is present.
+# Installs the Debian 12 packages confdr builds, tests and runs with, when one
+# is missing; a fast no-op (one dpkg-query) when all are present.
+#
+#   deploy/install-deps.sh           install what is missing (needs root)
+#   deploy/install-deps.sh --check   only report what is missing (exit 1 if any)
+#   deploy/install-deps.sh --list    print the package list
+#
+# Needs only Debian's archive. Package scripts are kept from starting the
+# system services (policy-rc.d answers 101 during the install): the sandbox
+# (deploy/sandbox.sh) runs its own servers on its own ports, without systemd,
+# and depends on none of the system ones.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config
+
+pkgs=(
+	# build and tests
+	build-essential cmake pkg-config valgrind
 	librabbitmq-dev libhiredis-dev libzookeeper-mt-dev default-libmysqlclient-dev
 	libjansson-dev libevent-dev libcmocka-dev
+	# servers the sandbox runs (zookeeper pulls in a Java runtime)
 	rabbitmq-server redis-server redis-tools zookeeper mariadb-server mariadb-client
-	netcat-openbsd procps jq valgrind clang-format)
+	# tools deploy/sandbox.sh and the test scripts use
+	netcat-openbsd procps iproute2 util-linux coreutils jq
+)
+
+case ${1:-} in
+--list) printf '%s\n' "${pkgs[@]}"; exit 0 ;;
+--check | "") ;;
+-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+*) echo "install-deps: unknown option $1 (see --help)" >&2; exit 64 ;;
+esac
+
+# One dpkg-query for all: packages it does not know are reported on stderr and
+# are missing as well.
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${pkgs[@]}" 2>/dev/null | awk '$2 == "ii" {print $1}' || true)
 missing=()
 for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	grep -qxF "$p" <<<"$installed" || missing+=("$p")
 done
 [ ${#missing[@]} = 0 ] && exit 0
-if [ "$(id -u)" != 0 ]; then
-	echo "install-deps: missing Debian packages: ${missing[*]}; run as root to install them" >&2
+
+if [ "${1:-}" = --check ]; then
+	echo "install-deps: missing Debian packages: ${missing[*]}" >&2
 	exit 1
 fi
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing Debian packages: ${missing[*]}; run deploy/install-deps.sh as root to install them" >&2
+	exit 1
+fi
+
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Package scripts must not start the system services: confdr runs its own.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e $policy ]; then
-	printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy && created_policy=1
+	printf '#!/bin/sh\n# installed by confdr deploy/install-deps.sh for the duration of an install\nexit 101\n' >$policy
+	chmod 755 $policy
+	created_policy=1
 fi
 trap '[ $created_policy = 1 ] && rm -f $policy' EXIT
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,216 +1,460 @@
 #!/usr/bin/env bash
-# confdr sandbox: a two-platform world of real servers on loopback.
+# confdr sandbox: a two-platform world of real servers on 127.0.0.1, no systemd.
 #
-# Usage: deploy/sandbox.sh COMMAND
-#   up                 start RabbitMQ (vhosts p1, p2), a Redis per platform and a
-#                      replica of each on the other platform, ZooKeeper, MariaDB
-#                      (databases confdr_p1, confdr_p2); load the topology and the
-#                      endpoints into ZooKeeper. Idempotent.
-#   status [--json]    what runs, on which port, with which pid
-#   env                shell export lines with every endpoint (eval "$(... env)")
-#   server stop NAME   stop one server (for fault tests); NAME is one of
-#   server start NAME    rabbitmq redis-p1 redis-p2 redis-p1-replica
-#                        redis-p2-replica zookeeper mariadb
-#   start              up, build, and start css, rms and pms of both platforms
+# Usage: deploy/sandbox.sh COMMAND [ARGS]
+#   up                 start what is not running: RabbitMQ (vhosts p1, p2, own epmd),
+#                      Redis of p1 and p2 and a replica of each hosted on the other
+#                      platform, ZooKeeper, MariaDB (databases confdr_p1, confdr_p2);
+#                      write run/endpoints.json and load it and conf/sandbox-topology.json
+#                      into ZooKeeper (confdrctl topology load; builds confdrctl if it
+#                      is missing). Idempotent: what runs stays.
+#   status [--json]    servers and daemons: port, pid, state
+#   env                export lines for the tests: eval "$(deploy/sandbox.sh env)"
+#   server stop NAME   stop one server and wait until it is gone; start one and wait
+#   server start NAME    until it answers. NAME: rabbitmq redis-p1 redis-p2
+#                        redis-p1-replica redis-p2-replica zookeeper mariadb
+#   start              up, build (cmake --build), start css, rms and pms of both
+#                      platforms (configs run/<p>/<d>.conf, logs run/logs/<p>-<d>.log)
 #   stop               stop the daemons
-#   demo               start, then report every daemon up and connected
-#   down               stop the daemons and the servers; leaves no process behind
-#   logs [NAME]        list the logs, or tail one (e.g. p1-css, rabbitmq)
+#   demo               start, then confdrctl status --wait 60 --expect 6; a report;
+#                      exits 1 unless all six daemons are up and connected
+#   down               stop the daemons and the servers (by pid file), our epmd, and
+#                      check that no process of the sandbox is left
+#   logs [-f] [NAME]   list the logs, or tail one (rabbitmq, redis-p1, p1-css, ...)
 #
-# Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE (17000).
-# Runs as root on Debian 12; installs missing packages with apt-get. No systemd.
+# Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE (default 17000:
+# AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382, ZooKeeper +181,
+# MariaDB +306), CONFDR_BUILD_DIR (default <repo>/build).
+# Every wait is bounded; on a server that does not come up the tail of its log is shown.
+# Installs missing Debian packages first (deploy/install-deps.sh, root).
 set -euo pipefail
 
-top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-self=$top/deploy/sandbox.sh
-RUN=${CONFDR_RUN_DIR:-$top/run}
+SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF=$SELF_DIR/$(basename "${BASH_SOURCE[0]}")
+TOP=$(cd "$SELF_DIR/.." && pwd)
+RUN=$(realpath -m "${CONFDR_RUN_DIR:-$TOP/run}")
+BUILD=$(realpath -m "${CONFDR_BUILD_DIR:-$TOP/build}")
 BASE=${CONFDR_PORT_BASE:-17000}
-BUILD=${CONFDR_BUILD_DIR:-$top/build}
-AMQP_PORT=$((BASE + 672)) DIST_PORT=$((BASE + 673)) EPMD_PORT=$((BASE + 369))
-REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380)) REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
-ZK_PORT=$((BASE + 181)) MYSQL_PORT=$((BASE + 306))
 HOST=127.0.0.1
-SERVERS=(zookeeper rabbitmq redis-p1 redis-p2 redis-p1-replica redis-p2-replica mariadb)
-PLATFORMS=(p1 p2)
-DAEMONS=(pms rms css)
+CHROOT=/dr
 
 say() { printf 'sandbox: %s\n' "$*"; }
+warn() { printf 'sandbox: warning: %s\n' "$*" >&2; }
 die() { printf 'sandbox: %s\n' "$*" >&2; exit 1; }
+
+case $BASE in '' | *[!0-9]*) die "CONFDR_PORT_BASE must be a number, not '$BASE'" ;; esac
+[ "$BASE" -ge 1024 ] && [ "$BASE" -le 64000 ] || die "CONFDR_PORT_BASE must be within 1024..64000, not $BASE"
+
+AMQP_PORT=$((BASE + 672)) DIST_PORT=$((BASE + 673)) EPMD_PORT=$((BASE + 369))
+REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380))
+REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
+ZK_PORT=$((BASE + 181)) MYSQL_PORT=$((BASE + 306))
+
+# Start order (slowest first: they boot in parallel); stopped in reverse.
+SERVERS=(rabbitmq zookeeper redis-p1 redis-p2 redis-p1-replica redis-p2-replica mariadb)
+PLATFORMS=(p1 p2)
+DAEMONS=(pms rms css)
+# Every process the sandbox starts carries this in its environment; `down`
+# finds leftovers by it (Redis overwrites its environment: found by its cwd).
+MARK=CONFDR_SANDBOX_RUN
+
+RABBIT_BIN=/usr/lib/rabbitmq/bin
+[ -x $RABBIT_BIN/rabbitmq-server ] || RABBIT_BIN=$(dirname "$(command -v rabbitmq-server 2>/dev/null || echo /usr/sbin/rabbitmq-server)")
 
 port_of() {
 	case $1 in
 	rabbitmq) echo $AMQP_PORT ;; redis-p1) echo $REDIS_P1 ;; redis-p2) echo $REDIS_P2 ;;
 	redis-p1-replica) echo $REDIS_P1_REPLICA ;; redis-p2-replica) echo $REDIS_P2_REPLICA ;;
-	zookeeper) echo $ZK_PORT ;; mariadb) echo $MYSQL_PORT ;; *) return 1 ;;
+	zookeeper) echo $ZK_PORT ;; mariadb) echo $MYSQL_PORT ;; epmd) echo $EPMD_PORT ;;
+	*) return 1 ;;
 	esac
 }
+check_server_name() {
+	case " ${SERVERS[*]} " in *" $1 "*) return 0 ;; esac
+	die "unknown server '$1' (one of: ${SERVERS[*]})"
+}
+
+# ---------------------------------------------------------------- processes
 
 pidfile() { echo "$RUN/pids/$1.pid"; }
-pid_of() { local f; f=$(pidfile "$1"); [ -s "$f" ] && cat "$f"; }
-running() { local p; p=$(pid_of "$1") && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+logfile() { echo "$RUN/logs/$1.log"; }
 
-# wait_until SECONDS WHAT COMMAND...: polls, or fails showing the server's log.
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local st
+	[ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] || return 1
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	case ${st%% *} in Z | X | x | '') return 1 ;; esac
+}
+
+# ours PID: alive and started by this sandbox (this run dir).
+ours() {
+	local pid=$1 cwd
+	alive "$pid" || return 1
+	grep -qzxF "$MARK=$RUN" "/proc/$pid/environ" 2>/dev/null && return 0
+	if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
+		cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
+		case $cwd in "$RUN"/*) return 0 ;; esac
+	fi
+	return 1
+}
+
+# pid_of NAME: the pid in NAME's pid file when that process is ours; a stale
+# pid file is removed.
+pid_of() {
+	local f p
+	f=$(pidfile "$1")
+	[ -s "$f" ] || return 1
+	p=$(cat "$f" 2>/dev/null || true)
+	if ours "$p"; then echo "$p"; return 0; fi
+	rm -f "$f"
+	return 1
+}
+running() { pid_of "$1" >/dev/null; }
+
+listener_pid() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1; }
+listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+
+# spawn NAME COMMAND...: runs COMMAND in its own session (so its whole process
+# group can be stopped), marked, output appended to NAME's log, pid to NAME's
+# pid file. fd 9 (the sandbox lock) is not inherited.
+spawn() {
+	local name=$1
+	shift
+	env "$MARK=$RUN" setsid "$@" >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
+	echo $! >"$(pidfile "$name")"
+}
+
+# group_alive PID: a live process is left in the process group PID leads.
+group_alive() {
+	local p
+	for p in $(pgrep -g "$1" 2>/dev/null); do alive "$p" && return 0; done
+	alive "$1"
+}
+
+# stop_pid NAME SECONDS: SIGTERM to NAME's process, wait up to SECONDS for it
+# and its process group to be gone, then SIGKILL the group. No-op if not running.
+stop_pid() {
+	local name=$1 t=$2 p end
+	p=$(pid_of "$name") || { rm -f "$(pidfile "$name")"; return 0; }
+	kill -TERM "$p" 2>/dev/null || true
+	wait_gone "$name" "$p" "$t"
+	rm -f "$(pidfile "$name")"
+}
+
+# wait_gone NAME PID SECONDS: waits for PID's group to end; SIGKILL after SECONDS.
+wait_gone() {
+	local name=$1 p=$2 t=$3 end pg
+	pg=$p
+	[ "$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')" = "$p" ] || pg=
+	end=$((SECONDS + t))
+	while if [ -n "$pg" ]; then group_alive "$pg"; else alive "$p"; fi; do
+		if [ $SECONDS -ge $end ]; then
+			warn "$name (pid $p) did not stop within ${t}s; killing it"
+			if [ -n "$pg" ]; then kill -KILL -- "-$pg" 2>/dev/null || true; fi
+			kill -KILL "$p" 2>/dev/null || true
+			end=$((SECONDS + 10))
+			while alive "$p"; do
+				[ $SECONDS -ge $end ] && die "$name (pid $p) survives SIGKILL"
+				sleep 0.1
+			done
+			return 0
+		fi
+		sleep 0.1
+	done
+}
+
+# show_log NAME: the tail of NAME's log, on stderr.
+show_log() {
+	echo "---- last lines of $(logfile "$1") ----" >&2
+	tail -n 25 "$(logfile "$1")" >&2 2>/dev/null || echo "(no log)" >&2
+	echo "----" >&2
+}
+
+# wait_until SECONDS NAME COMMAND...: polls COMMAND until it succeeds; fails
+# with the tail of NAME's log after SECONDS, or at once when NAME's process died.
 wait_until() {
-	local t=$1 what=$2 end
+	local t=$1 name=$2 end
 	shift 2
 	end=$((SECONDS + t))
 	until "$@" >/dev/null 2>&1; do
+		if ! running "$name"; then
+			echo "sandbox: $name exited while starting" >&2
+			show_log "$name"
+			return 1
+		fi
 		if [ $SECONDS -ge $end ]; then
-			echo "sandbox: $what did not come up within ${t}s; last lines of its log:" >&2
-			tail -n 20 "$RUN/logs/$what.log" >&2 2>/dev/null || true
+			echo "sandbox: $name did not answer within ${t}s" >&2
+			show_log "$name"
 			return 1
 		fi
 		sleep 0.2
 	done
 }
 
-# ---- RabbitMQ ----
+# claim_port NAME: if NAME's port is served by a process of ours that has no
+# pid file (a half-finished earlier run), adopt it; if by someone else, fail.
+claim_port() {
+	local name=$1 port p pg
+	port=$(port_of "$name")
+	listening "$port" || return 0
+	p=$(listener_pid "$port")
+	if [ -n "$p" ] && ours "$p"; then
+		pg=$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')
+		ours "$pg" && p=$pg
+		echo "$p" >"$(pidfile "$name")"
+		say "adopting $name (pid $p) already listening on $HOST:$port"
+		return 0
+	fi
+	die "port $port (for $name) is in use by ${p:-another process}${p:+ ($(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-80))}; stop it or choose another CONFDR_PORT_BASE"
+}
+
+# ---------------------------------------------------------------- epmd + RabbitMQ
+
+# The Erlang environment of our node and of rabbitmqctl: nothing from /etc.
 rmq_env() {
+	export "$MARK=$RUN"
 	export RABBITMQ_NODENAME=confdr@localhost RABBITMQ_NODE_IP_ADDRESS=$HOST RABBITMQ_NODE_PORT=$AMQP_PORT
 	export RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=$HOST
-	export RABBITMQ_MNESIA_BASE=$RUN/rabbitmq/mnesia RABBITMQ_LOG_BASE=$RUN/rabbitmq/log
-	export RABBITMQ_CONFIG_FILE=$RUN/rabbitmq/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$RUN/rabbitmq/enabled_plugins
+	export RABBITMQ_MNESIA_BASE=$RUN/rabbitmq/mnesia RABBITMQ_LOG_BASE=$RUN/rabbitmq/log RABBITMQ_LOGS=-
+	export RABBITMQ_CONFIG_FILE=$RUN/rabbitmq/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$RUN/rabbitmq/enabled_plugins
 	export RABBITMQ_CONF_ENV_FILE=$RUN/rabbitmq/rabbitmq-env.conf RABBITMQ_ADVANCED_CONFIG_FILE=$RUN/rabbitmq/advanced.config
-	export RABBITMQ_PID_FILE=$(pidfile rabbitmq) HOME=$RUN/rabbitmq/home
+	export RABBITMQ_PID_FILE=$RUN/rabbitmq/beam.pid HOME=$RUN/rabbitmq/home
+	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
-rmqctl() { (rmq_env && /usr/lib/rabbitmq/bin/rabbitmqctl "$@"); }
+rmqctl() { (rmq_env && exec timeout 60 "$RABBIT_BIN/rabbitmqctl" "$@" 9>&-); }
 
-start_rabbitmq() {
-	mkdir -p "$RUN/rabbitmq/home" "$RUN/rabbitmq/mnesia" "$RUN/rabbitmq/log"
-	[ -f "$RUN/rabbitmq/home/.erlang.cookie" ] || {
-		head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/rabbitmq/home/.erlang.cookie"
-		chmod 600 "$RUN/rabbitmq/home/.erlang.cookie"
-	}
-	printf 'loopback_users = none\nlisteners.tcp.default = %s:%s\n' $HOST $AMQP_PORT >"$RUN/rabbitmq/rabbitmq.conf"
-	echo '[].' >"$RUN/rabbitmq/enabled_plugins"
-	: >"$RUN/rabbitmq/rabbitmq-env.conf"
-	echo '[].' >"$RUN/rabbitmq/advanced.config"
-	(rmq_env && exec setsid /usr/lib/rabbitmq/bin/rabbitmq-server) >>"$RUN/logs/rabbitmq.log" 2>&1 </dev/null &
-	wait_until 90 rabbitmq rmqctl await_startup --timeout 5 || return 1
-	local v
+epmd_ok() { ERL_EPMD_PORT=$EPMD_PORT timeout 5 epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
+start_epmd() {
+	running epmd && return 0
+	claim_port epmd
+	running epmd && return 0
+	spawn epmd epmd -port "$EPMD_PORT" -address "$HOST"
+	wait_until 10 epmd epmd_ok
+}
+
+# confdr/confdr, password hashed as RabbitMQ's sha256 scheme: base64(salt || sha256(salt || password)).
+CONFDR_RMQ_HASH=kI3GCtabAP6RLDkpw/PBZERREHA0OOrThFYD2BPn4PeoPFuG
+
+spawn_rabbitmq() {
+	local d=$RUN/rabbitmq
+	mkdir -p "$d/home" "$d/mnesia" "$d/log"
+	if [ ! -s "$d/home/.erlang.cookie" ]; then
+		(umask 077 && head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F >"$d/home/.erlang.cookie")
+	fi
+	chmod 600 "$d/home/.erlang.cookie"
+	cat >"$d/rabbitmq.conf" <<CONF
+# written by deploy/sandbox.sh
+loopback_users = none
+listeners.tcp.default = $HOST:$AMQP_PORT
+load_definitions = $d/definitions.json
+disk_free_limit.absolute = 50MB
+log.console = true
+log.console.level = info
+log.file = false
+CONF
+	cat >"$d/definitions.json" <<JSON
+{"users": [{"name": "confdr", "password_hash": "$CONFDR_RMQ_HASH",
+            "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}],
+ "vhosts": [{"name": "p1"}, {"name": "p2"}],
+ "permissions": [{"user": "confdr", "vhost": "p1", "configure": ".*", "write": ".*", "read": ".*"},
+                 {"user": "confdr", "vhost": "p2", "configure": ".*", "write": ".*", "read": ".*"}]}
+JSON
+	echo '[].' >"$d/enabled_plugins"
+	: >"$d/rabbitmq-env.conf"
+	echo '[].' >"$d/advanced.config"
+	start_epmd
+	(rmq_env && spawn rabbitmq "$RABBIT_BIN/rabbitmq-server")
+}
+rabbitmq_ok() { rmqctl await_startup --timeout 5; }
+setup_rabbitmq() {
+	# The definitions file made vhosts, user and permissions at boot; check, and
+	# repair with rabbitmqctl if not.
+	local perms v
+	perms=$(rmqctl -q list_user_permissions confdr 2>/dev/null || true)
 	for v in "${PLATFORMS[@]}"; do
-		rmqctl list_vhosts -q | grep -qx "$v" || rmqctl add_vhost "$v" >/dev/null
+		grep -q "^${v}[[:space:]]" <<<"$perms" && continue
+		warn "RabbitMQ: permissions of confdr on vhost $v missing; creating them"
+		rmqctl -q list_vhosts | grep -qx "$v" || rmqctl -q add_vhost "$v" >/dev/null
+		rmqctl -q list_users | awk '{print $1}' | grep -qx confdr || rmqctl -q add_user confdr confdr >/dev/null
+		rmqctl -q set_permissions -p "$v" confdr '.*' '.*' '.*' >/dev/null
 	done
-	rmqctl list_users -q | grep -q '^confdr' || rmqctl add_user confdr confdr >/dev/null
-	for v in "${PLATFORMS[@]}"; do rmqctl set_permissions -p "$v" confdr '.*' '.*' '.*' >/dev/null; done
 }
 stop_rabbitmq() {
 	local p
-	p=$(pid_of rabbitmq) || true
-	rmqctl stop "$(pidfile rabbitmq)" >/dev/null 2>&1 || true
-	[ -n "$p" ] && for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-	[ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+	p=$(pid_of rabbitmq) || return 0
+	if alive "$(cat "$RUN/rabbitmq/beam.pid" 2>/dev/null || true)"; then
+		rmqctl stop "$RUN/rabbitmq/beam.pid" >/dev/null 2>&1 || kill -TERM "$p" 2>/dev/null || true
+	else
+		kill -TERM "$p" 2>/dev/null || true
+	fi
+	wait_gone rabbitmq "$p" 30
 	rm -f "$(pidfile rabbitmq)"
 }
 
-# ---- Redis ----
-start_redis() {
+# ---------------------------------------------------------------- Redis
+
+spawn_redis() {
 	local name=$1 port args=()
 	port=$(port_of "$name")
 	mkdir -p "$RUN/$name"
 	case $name in
-	redis-p1-replica) args=(--replicaof $HOST $REDIS_P1) ;;
-	redis-p2-replica) args=(--replicaof $HOST $REDIS_P2) ;;
+	redis-p1-replica) args=(--replicaof "$HOST" "$REDIS_P1") ;;
+	redis-p2-replica) args=(--replicaof "$HOST" "$REDIS_P2") ;;
 	esac
-	setsid redis-server --port "$port" --bind $HOST --dir "$RUN/$name" --daemonize no --save '' \
-		--appendonly yes --protected-mode no --pidfile "$RUN/$name/redis.pid" "${args[@]}" \
-		>>"$RUN/logs/$name.log" 2>&1 </dev/null &
-	echo $! >"$(pidfile "$name")"
-	wait_until 20 "$name" redis-cli -h $HOST -p "$port" ping
+	spawn "$name" redis-server --port "$port" --bind $HOST --dir "$RUN/$name" --daemonize no \
+		--save '' --appendonly yes --protected-mode no --pidfile "$RUN/$name/redis.pid" "${args[@]}"
 }
+rcli() { timeout 5 redis-cli -h $HOST -p "$1" "${@:2}"; }
+redis_ok() { [ "$(rcli "$1" ping 2>/dev/null)" = PONG ]; }
+replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
 
-# ---- ZooKeeper ----
-start_zookeeper() {
-	local cp
-	mkdir -p "$RUN/zookeeper/data"
-	cat >"$RUN/zookeeper/zoo.cfg" <<CFG
-tickTime=1000
-minSessionTimeout=2000
+# ---------------------------------------------------------------- ZooKeeper
+
+spawn_zookeeper() {
+	local d=$RUN/zookeeper cp j
+	mkdir -p "$d/data"
+	cat >"$d/zoo.cfg" <<CFG
+# written by deploy/sandbox.sh
+tickTime=2000
+initLimit=10
+syncLimit=5
+minSessionTimeout=4000
 maxSessionTimeout=60000
-dataDir=$RUN/zookeeper/data
+dataDir=$d/data
 clientPort=$ZK_PORT
 clientPortAddress=$HOST
+maxClientCnxns=0
 admin.enableServer=false
 4lw.commands.whitelist=srvr
+autopurge.snapRetainCount=3
+autopurge.purgeInterval=1
 CFG
-	cat >"$RUN/zookeeper/log4j.properties" <<'CFG'
-log4j.rootLogger=INFO, F
-log4j.appender.F=org.apache.log4j.ConsoleAppender
-log4j.appender.F.layout=org.apache.log4j.PatternLayout
-log4j.appender.F.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
+	cat >"$d/log4j.properties" <<'CFG'
+# written by deploy/sandbox.sh: everything to stdout, which is the sandbox's log
+log4j.rootLogger=INFO, CONSOLE
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
 CFG
-	cp=$RUN/zookeeper:$(ls /usr/share/java/zookeeper*.jar /usr/share/java/*.jar 2>/dev/null | tr '\n' ':')
-	setsid java -Xmx256m -Dzookeeper.log.dir="$RUN/zookeeper" -Dlog4j.configuration="file:$RUN/zookeeper/log4j.properties" \
-		-cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$RUN/zookeeper/zoo.cfg" \
-		>>"$RUN/logs/zookeeper.log" 2>&1 </dev/null &
-	echo $! >"$(pidfile zookeeper)"
-	wait_until 60 zookeeper zk_ok
+	# zookeeper.jar's manifest names its dependencies; add an slf4j binding and log4j.
+	cp=$d
+	for j in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-log4j12.jar log4j-1.2.jar; do
+		[ -f "/usr/share/java/$j" ] || die "ZooKeeper: /usr/share/java/$j is missing (packages zookeeper, libslf4j-java, liblog4j1.2-java)"
+		cp=$cp:/usr/share/java/$j
+	done
+	spawn zookeeper java -Xmx256m -Djava.net.preferIPv4Stack=true -Dzookeeper.log.dir="$d" \
+		-Dlog4j.configuration="file:$d/log4j.properties" -Dzookeeper.admin.enableServer=false \
+		-Dzookeeper.jmx.log4j.disable=true \
+		-cp "$cp" org.apache.zookeeper.server.ZooKeeperServerMain "$d/zoo.cfg"
 }
-zk_ok() { echo srvr | nc -q 1 -w 2 $HOST $ZK_PORT 2>/dev/null | grep -q '^Mode'; }
+zk_ok() { echo srvr | timeout 5 nc -q 1 -w 2 $HOST "$ZK_PORT" 2>/dev/null | grep -q '^Mode: standalone'; }
 
-# ---- MariaDB ----
-start_mariadb() {
-	local dir=$RUN/mariadb
-	mkdir -p "$dir"
-	if [ ! -d "$dir/data/mysql" ]; then
-		mariadb-install-db --no-defaults --datadir="$dir/data" --user=root --auth-root-authentication-method=normal \
-			--skip-test-db >>"$RUN/logs/mariadb.log" 2>&1 || die "mariadb-install-db failed (see $RUN/logs/mariadb.log)"
+# ---------------------------------------------------------------- MariaDB
+
+spawn_mariadb() {
+	local d=$RUN/mariadb
+	mkdir -p "$d"
+	if [ ! -d "$d/data/mysql" ]; then
+		# Into a scratch dir first, so an interrupted install is redone, never half-used.
+		rm -rf "$d/data" "$d/data.new"
+		say "mariadb: creating the data dir (mariadb-install-db)"
+		timeout 120 mariadb-install-db --no-defaults --datadir="$d/data.new" --user=root \
+			--auth-root-authentication-method=normal --skip-test-db \
+			>>"$(logfile mariadb)" 2>&1 </dev/null 9>&- ||
+			{ show_log mariadb; die "mariadb-install-db failed"; }
+		mv "$d/data.new" "$d/data"
 	fi
-	setsid mariadbd --no-defaults --datadir="$dir/data" --port=$MYSQL_PORT --bind-address=$HOST \
-		--socket="$dir/mysql.sock" --user=root --pid-file="$dir/mariadbd.pid" --skip-name-resolve \
-		--innodb-buffer-pool-size=128M --max-connections=500 \
-		>>"$RUN/logs/mariadb.log" 2>&1 </dev/null &
-	echo $! >"$(pidfile mariadb)"
-	wait_until 60 mariadb mariadb-admin --no-defaults --socket="$dir/mysql.sock" -uroot ping
-	mariadb --no-defaults --socket="$dir/mysql.sock" -uroot <<'SQL'
+	spawn mariadb mariadbd --no-defaults --datadir="$d/data" --port="$MYSQL_PORT" --bind-address=$HOST \
+		--socket="$d/mysql.sock" --user=root --pid-file="$d/mariadbd.pid" --skip-name-resolve \
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+		--innodb-buffer-pool-size=128M --max-connections=500
+}
+mysql_root() { timeout 30 mariadb --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=5 "$@"; }
+mariadb_ok() { timeout 10 mariadb-admin --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=2 ping; }
+setup_mariadb() {
+	mysql_root <<'SQL'
 CREATE DATABASE IF NOT EXISTS confdr_p1;
 CREATE DATABASE IF NOT EXISTS confdr_p2;
 CREATE USER IF NOT EXISTS 'confdr'@'127.0.0.1' IDENTIFIED BY 'confdr';
 CREATE USER IF NOT EXISTS 'confdr'@'localhost' IDENTIFIED BY 'confdr';
+ALTER USER 'confdr'@'127.0.0.1' IDENTIFIED BY 'confdr';
+ALTER USER 'confdr'@'localhost' IDENTIFIED BY 'confdr';
 GRANT ALL PRIVILEGES ON confdr_p1.* TO 'confdr'@'127.0.0.1', 'confdr'@'localhost';
 GRANT ALL PRIVILEGES ON confdr_p2.* TO 'confdr'@'127.0.0.1', 'confdr'@'localhost';
 SQL
 }
 
-# Stops a server by its pid file: TERM, wait, KILL after 20 s.
-stop_pid() {
-	local name=$1 p
-	p=$(pid_of "$name") || true
-	if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-		kill -TERM "$p" 2>/dev/null || true
-		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-		kill -0 "$p" 2>/dev/null && { say "$name did not stop in 20 s; killing it"; kill -KILL "$p" 2>/dev/null || true; sleep 0.2; }
-	fi
-	rm -f "$(pidfile "$name")"
+# ---------------------------------------------------------------- one server
+
+# server_spawn NAME: starts NAME if it is not running (does not wait).
+server_spawn() {
+	local name=$1
+	running "$name" && return 0
+	claim_port "$name"
+	running "$name" && return 0
+	say "starting $name on $HOST:$(port_of "$name")"
+	case $name in
+	rabbitmq) spawn_rabbitmq ;;
+	redis-*) spawn_redis "$name" ;;
+	zookeeper) spawn_zookeeper ;;
+	mariadb) spawn_mariadb ;;
+	esac
+}
+
+# server_await NAME: waits until NAME answers, then sets it up (idempotent).
+server_await() {
+	local name=$1 port
+	port=$(port_of "$name")
+	case $name in
+	rabbitmq) wait_until 120 rabbitmq rabbitmq_ok && setup_rabbitmq ;;
+	redis-*) wait_until 30 "$name" redis_ok "$port" ;;
+	zookeeper) wait_until 60 zookeeper zk_ok ;;
+	mariadb) wait_until 90 mariadb mariadb_ok && setup_mariadb ;;
+	esac
 }
 
 server_start() {
-	local name=$1
-	port_of "$name" >/dev/null || die "unknown server '$name' (one of: ${SERVERS[*]})"
-	if running "$name"; then return 0; fi
-	mkdir -p "$RUN/pids" "$RUN/logs"
-	case $name in
-	rabbitmq) start_rabbitmq ;;
-	redis-*) start_redis "$name" ;;
-	zookeeper) start_zookeeper ;;
-	mariadb) start_mariadb ;;
-	esac
+	check_server_name "$1"
+	server_spawn "$1"
+	server_await "$1" || die "$1 did not come up (log: $(logfile "$1"))"
+	say "$1 is up (pid $(pid_of "$1" || echo '?'), $HOST:$(port_of "$1"))"
 }
+
 server_stop() {
-	local name=$1
-	port_of "$name" >/dev/null || die "unknown server '$name' (one of: ${SERVERS[*]})"
+	local name=$1 p
+	check_server_name "$name"
+	if ! running "$name"; then
+		# No pid file, but maybe one of ours still serves the port.
+		p=$(listener_pid "$(port_of "$name")")
+		if [ -n "$p" ] && ours "$p"; then echo "$p" >"$(pidfile "$name")"; else
+			say "$name is not running"
+			return 0
+		fi
+	fi
+	say "stopping $name (pid $(pid_of "$name"))"
 	case $name in
 	rabbitmq) stop_rabbitmq ;;
-	*) stop_pid "$name" ;;
+	mariadb) stop_pid mariadb 60 ;;
+	*) stop_pid "$name" 30 ;;
 	esac
 }
 
+# ---------------------------------------------------------------- build, topology
+
+# build [TARGET]: cmake configure (once) and build; output in run/logs/build.log.
 build() {
-	if [ ! -x "$BUILD/confdrctl" ] || [ ! -x "$BUILD/confdr-css" ] || [ "${1:-}" = force ]; then
-		say "building into $BUILD"
-		cmake -S "$top" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-		cmake --build "$BUILD" -j"$(nproc)" >/dev/null || die "build failed: cmake --build $BUILD"
-	fi
+	local target=${1:-} log
+	log=$(logfile build)
+	say "building${target:+ $target} in $BUILD (log $log)"
+	{
+		[ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$TOP" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+		cmake --build "$BUILD" -j"$(nproc)" ${target:+--target "$target"}
+	} >"$log" 2>&1 </dev/null 9>&- || {
+		tail -n 30 "$log" >&2
+		die "build failed (full log: $log)"
+	}
 }
 
 endpoints_json() {
@@ -228,180 +472,285 @@ endpoints_json() {
 JSON
 }
 
-cmd_up() {
-	"$top/deploy/install-deps.sh"
-	mkdir -p "$RUN/pids" "$RUN/logs"
-	local s t0=$SECONDS
-	for s in "${SERVERS[@]}"; do
-		if running "$s"; then continue; fi
-		say "starting $s on $HOST:$(port_of "$s")"
-		server_start "$s" || die "$s failed to start"
-	done
-	build
+ctl() { timeout 120 "$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot "$CHROOT" "$@" 9>&-; }
+
+load_topology() {
 	endpoints_json >"$RUN/endpoints.json"
-	"$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot /dr topology load "$top/conf/sandbox-topology.json" \
-		--endpoints "$RUN/endpoints.json" >/dev/null || die "loading the topology into ZooKeeper failed"
-	say "up in $((SECONDS - t0)) s (run dir $RUN)"
+	[ -x "$BUILD/confdrctl" ] || build confdrctl
+	[ -x "$BUILD/confdrctl" ] || die "confdrctl is missing ($BUILD/confdrctl): cannot load the topology into ZooKeeper"
+	ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
+		die "loading the topology into ZooKeeper failed: $BUILD/confdrctl --zk $HOST:$ZK_PORT topology load conf/sandbox-topology.json --endpoints $RUN/endpoints.json"
+	say "topology and endpoints loaded into ZooKeeper $HOST:$ZK_PORT$CHROOT"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_up() {
+	local s t0=$SECONDS fail=0 port
+	"$TOP/deploy/install-deps.sh" 9>&- || die "dependencies missing (deploy/install-deps.sh)"
+	mkdir -p "$RUN/pids" "$RUN/logs"
+	for s in "${SERVERS[@]}"; do server_spawn "$s"; done
+	for s in "${SERVERS[@]}"; do
+		server_await "$s" || { echo "sandbox: $s did not come up (log: $(logfile "$s"))" >&2; fail=1; }
+	done
+	[ $fail = 0 ] || die "up failed; what runs stays (see '$SELF status'; '$SELF down' stops it)"
+	for s in redis-p1-replica redis-p2-replica; do
+		port=$(port_of "$s")
+		wait_until 20 "$s" replica_linked "$port" 2>/dev/null || warn "$s is up but not yet linked to its primary"
+	done
+	load_topology
+	say "up in $((SECONDS - t0)) s; run dir $RUN; endpoints: eval \"\$($SELF env)\""
+}
+
+state_of() { # NAME PORT -> up | not listening | stopped
+	if running "$1"; then
+		if [ -z "${2:-}" ] || listening "$2"; then echo up; else echo "not listening"; fi
+	else echo stopped; fi
 }
 
 cmd_status() {
-	local json=0 s p st first=1
-	[ "${1:-}" = --json ] && json=1
-	[ $json = 1 ] && printf '{"run_dir": "%s", "servers": [' "$RUN"
-	[ $json = 0 ] && printf '%-18s %-6s %-8s %s\n' SERVER PORT PID STATE
-	for s in "${SERVERS[@]}"; do
-		p=$(pid_of "$s" || true)
-		if running "$s"; then st=running; else st=stopped; p=; fi
-		if [ $json = 1 ]; then
+	local json=0 s p st port first=1 pl d
+	case ${1:-} in --json) json=1 ;; '') ;; *) die "usage: sandbox.sh status [--json]" ;; esac
+	if [ $json = 1 ]; then
+		printf '{"run_dir": "%s", "port_base": %s, "servers": [' "$RUN" "$BASE"
+		for s in epmd "${SERVERS[@]}"; do
+			port=$(port_of "$s"); p=$(pid_of "$s" || true); st=$(state_of "$s" "$port")
 			[ $first = 1 ] || printf ', '
 			first=0
-			printf '{"name": "%s", "port": %s, "pid": %s, "state": "%s"}' "$s" "$(port_of "$s")" "${p:-null}" "$st"
-		else
-			printf '%-18s %-6s %-8s %s\n' "$s" "$(port_of "$s")" "${p:--}" "$st"
-		fi
-	done
-	first=1
-	[ $json = 1 ] && printf '], "daemons": ['
-	[ $json = 0 ] && printf '\n%-18s %-8s %s\n' DAEMON PID STATE
-	for pl in "${PLATFORMS[@]}"; do
-		for d in "${DAEMONS[@]}"; do
-			s=$pl-$d
-			p=$(pid_of "$s" || true)
-			if running "$s"; then st=running; else st=stopped; p=; fi
-			if [ $json = 1 ]; then
+			printf '{"name": "%s", "port": %s, "pid": %s, "state": "%s", "log": "%s"}' \
+				"$s" "$port" "${p:-null}" "$st" "$(logfile "$s")"
+		done
+		printf '], "daemons": ['
+		first=1
+		for pl in "${PLATFORMS[@]}"; do
+			for d in "${DAEMONS[@]}"; do
+				s=$pl-$d; p=$(pid_of "$s" || true); st=$(state_of "$s")
 				[ $first = 1 ] || printf ', '
 				first=0
-				printf '{"name": "%s", "pid": %s, "state": "%s"}' "$s" "${p:-null}" "$st"
-			else
-				printf '%-18s %-8s %s\n' "$s" "${p:--}" "$st"
-			fi
+				printf '{"name": "%s", "platform": "%s", "daemon": "%s", "pid": %s, "state": "%s", "log": "%s"}' \
+					"$s" "$pl" "$d" "${p:-null}" "$st" "$(logfile "$s")"
+			done
+		done
+		printf ']}\n'
+		return 0
+	fi
+	echo "run dir $RUN"
+	printf '%-18s %-15s %-8s %s\n' SERVER PORT PID STATE
+	for s in epmd "${SERVERS[@]}"; do
+		port=$(port_of "$s"); p=$(pid_of "$s" || true)
+		printf '%-18s %-15s %-8s %s\n' "$s" "$HOST:$port" "${p:--}" "$(state_of "$s" "$port")"
+	done
+	printf '\n%-18s %-15s %-8s %s\n' DAEMON CONFIG PID STATE
+	for pl in "${PLATFORMS[@]}"; do
+		for d in "${DAEMONS[@]}"; do
+			s=$pl-$d; p=$(pid_of "$s" || true)
+			printf '%-18s %-15s %-8s %s\n' "$s" "run/$pl/$d.conf" "${p:--}" "$(state_of "$s")"
 		done
 	done
-	[ $json = 1 ] && printf ']}\n'
-	return 0
 }
 
 cmd_env() {
-	cat <<ENV
-export CONFDR_SANDBOX=$self
-export CONFDR_RUN_DIR=$RUN
-export CONFDR_P1_AMQP_URL=amqp://confdr:confdr@$HOST:$AMQP_PORT/p1
-export CONFDR_P2_AMQP_URL=amqp://confdr:confdr@$HOST:$AMQP_PORT/p2
-export CONFDR_P1_REDIS=$HOST:$REDIS_P1
-export CONFDR_P2_REDIS=$HOST:$REDIS_P2
-export CONFDR_P1_REDIS_REPLICA=$HOST:$REDIS_P1_REPLICA
-export CONFDR_P2_REDIS_REPLICA=$HOST:$REDIS_P2_REPLICA
-export CONFDR_ZK=$HOST:$ZK_PORT
-export CONFDR_ZK_CHROOT=/dr
-export CONFDR_MYSQL_HOST=$HOST
-export CONFDR_MYSQL_PORT=$MYSQL_PORT
-export CONFDR_MYSQL_USER=confdr
-export CONFDR_MYSQL_PASSWORD=confdr
-export CONFDR_P1_MYSQL_DB=confdr_p1
-export CONFDR_P2_MYSQL_DB=confdr_p2
-ENV
+
+	q() { printf 'export %s=%q\n' "$1" "$2"; }
+	q CONFDR_SANDBOX "$SELF"
+	q CONFDR_RUN_DIR "$RUN"
+	q CONFDR_P1_AMQP_URL "amqp://confdr:confdr@$HOST:$AMQP_PORT/p1"
+	q CONFDR_P2_AMQP_URL "amqp://confdr:confdr@$HOST:$AMQP_PORT/p2"
+	q CONFDR_P1_REDIS "$HOST:$REDIS_P1"
+	q CONFDR_P2_REDIS "$HOST:$REDIS_P2"
+	q CONFDR_P1_REDIS_REPLICA "$HOST:$REDIS_P1_REPLICA"
+	q CONFDR_P2_REDIS_REPLICA "$HOST:$REDIS_P2_REPLICA"
+	q CONFDR_ZK "$HOST:$ZK_PORT"
+	q CONFDR_ZK_CHROOT "$CHROOT"
+	q CONFDR_MYSQL_HOST "$HOST"
+	q CONFDR_MYSQL_PORT "$MYSQL_PORT"
+	q CONFDR_MYSQL_USER confdr
+	q CONFDR_MYSQL_PASSWORD confdr
+	q CONFDR_P1_MYSQL_DB confdr_p1
+	q CONFDR_P2_MYSQL_DB confdr_p2
 }
 
 daemon_conf() {
 	local p=$1 d=$2
 	cat <<CONF
-# Written by deploy/sandbox.sh start; see conf/$d.conf for every key.
+# written by deploy/sandbox.sh start; conf/$d.conf lists every key
 [daemon]
 platform = $p
 instance = $p-$d-1
 log_level = info
 log_timestamps = true
+
 [zookeeper]
 hosts = $HOST:$ZK_PORT
-chroot = /dr
+chroot = $CHROOT
 session_timeout = 6s
+
 [amqp]
 user = confdr
 password = confdr
+
 [mysql]
 user = confdr
 password = confdr
 CONF
-	[ "$d" = css ] && echo "migrations = $top/deploy/sql"
-	return 0
+	if [ "$d" = css ]; then echo "migrations = $TOP/deploy/sql"; fi
 }
 
 cmd_start() {
+	local p d name missing=() started=() bad=0
 	cmd_up
-	local p d name
+	build
+	for d in "${DAEMONS[@]}"; do [ -x "$BUILD/confdr-$d" ] || missing+=("$BUILD/confdr-$d"); done
+	[ ${#missing[@]} = 0 ] || die "daemon binaries missing: ${missing[*]}"
 	for p in "${PLATFORMS[@]}"; do
 		mkdir -p "$RUN/$p"
 		for d in "${DAEMONS[@]}"; do
 			name=$p-$d
-			if running "$name"; then continue; fi
+			if running "$name"; then say "$name already runs (pid $(pid_of "$name"))"; continue; fi
 			daemon_conf "$p" "$d" >"$RUN/$p/$d.conf"
-			setsid "$BUILD/confdr-$d" -c "$RUN/$p/$d.conf" >>"$RUN/logs/$name.log" 2>&1 </dev/null &
-			echo $! >"$(pidfile "$name")"
-			say "started $name (pid $!, log $RUN/logs/$name.log)"
+			spawn "$name" "$BUILD/confdr-$d" -c "$RUN/$p/$d.conf"
+			started+=("$name")
+			say "started $name (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
 		done
 	done
+	[ ${#started[@]} = 0 ] && return 0
+	sleep 1
+	for name in "${started[@]}"; do
+		running "$name" && continue
+		echo "sandbox: $name exited at start" >&2
+		show_log "$name"
+		bad=1
+	done
+	[ $bad = 0 ] || die "a daemon did not start"
 }
 
 cmd_stop() {
-	local p d
+	local p d any=0
 	for p in "${PLATFORMS[@]}"; do
-		for d in css rms pms; do stop_pid "$p-$d"; done
+		for d in css rms pms; do
+			running "$p-$d" || continue
+			any=1
+			say "stopping $p-$d (pid $(pid_of "$p-$d"))"
+			stop_pid "$p-$d" 20
+		done
+	done
+	[ $any = 1 ] || say "no daemon runs"
+}
+
+# leftovers: "pid cmdline" of every live process of ours (marker / Redis cwd),
+# this script and its ancestors excepted.
+leftovers() {
+	local d p skip=" " a=$$
+	while [ -n "$a" ] && [ "$a" != 0 ] && [ "$a" != 1 ]; do
+		skip="$skip$a "
+		a=$(ps -o ppid= -p "$a" 2>/dev/null | tr -d ' ')
+	done
+	skip="$skip$BASHPID "
+	for d in /proc/[0-9]*; do
+		p=${d#/proc/}
+		case $skip in *" $p "*) continue ;; esac
+		ours "$p" || continue
+		printf '%s %s\n' "$p" "$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null | cut -c1-150)"
 	done
 }
 
 cmd_down() {
-	local s i left
+	local i s left p pat others
+	mkdir -p "$RUN/pids"
 	cmd_stop
 	for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do
 		s=${SERVERS[$i]}
-		if [ -f "$(pidfile "$s")" ]; then say "stopping $s"; server_stop "$s"; fi
+		if running "$s" || { p=$(listener_pid "$(port_of "$s")") && [ -n "$p" ] && ours "$p"; }; then
+			server_stop "$s"
+		fi
 	done
-	# Our own epmd (RabbitMQ's port mapper on its own port).
-	(rmq_env && epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1) || true
-	for _ in $(seq 25); do pgrep -f "epmd.*$EPMD_PORT|$RUN" >/dev/null || break; sleep 0.2; done
-	left=$(pgrep -af -- "$RUN|epmd.*-port $EPMD_PORT" || true)
+	if running epmd; then say "stopping epmd (pid $(pid_of epmd))"; stop_pid epmd 10; fi
+	# Anything of ours still alive (lost pid file, an epmd a CLI started): stop it.
+	left=$(leftovers)
 	if [ -n "$left" ]; then
-		echo "sandbox: processes of the sandbox still running:" >&2
+		warn "stopping leftover processes of the sandbox:"
 		echo "$left" >&2
-		return 1
+		for p in $(awk '{print $1}' <<<"$left"); do kill -TERM "$p" 2>/dev/null || true; done
+		for _ in $(seq 100); do [ -z "$(leftovers)" ] && break; sleep 0.1; done
+		for p in $(leftovers | awk '{print $1}'); do kill -KILL "$p" 2>/dev/null || true; done
+		sleep 0.5
 	fi
-	say "down: no process of the sandbox is left"
+	left=$(leftovers)
+	# And what pgrep finds by the run dir's path (not ours if not marked: reported only).
+	pat=$(printf '%s' "$RUN/" | sed 's/[][\.*^$+?(){}|]/\\&/g')
+	others=$(pgrep -af -- "$pat" | grep -v -E "^($$|$BASHPID) " || true)
+	if [ -n "$left" ]; then
+		echo "sandbox: processes of the sandbox still alive:" >&2
+		echo "$left" >&2
+		exit 1
+	fi
+	[ -z "$others" ] || warn "processes not started by the sandbox use $RUN (left alone):"$'\n'"$others"
+	say "down: no process of the sandbox is left (checked: pid files, 'pgrep -af $RUN/', the $MARK marker)"
 }
 
 cmd_demo() {
-	local t0=$SECONDS
+	local t0=$SECONDS out rc
 	cmd_start
-	say "waiting for every daemon of both platforms to report up and connected"
+	say "waiting (up to 60 s) for the six daemons of p1 and p2 to be up and connected"
+	rc=0
+	out=$(ctl status --wait 60 --expect 6 2>&1) || rc=$?
+	echo "$out"
 	echo
-	if "$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot /dr status --wait 60 --expect 6; then
-		echo
-		say "demo: 6 of 6 daemons up and connected on p1 and p2 ($((SECONDS - t0)) s)."
-		say "next: '$self status', '$BUILD/confdrctl --zk $HOST:$ZK_PORT status', '$self down'"
-	else
-		echo
-		"$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot /dr status || true
-		say "demo: not every daemon is up and connected; logs in $RUN/logs/"
-		return 1
+	if [ $rc = 0 ]; then
+		say "demo: all 6 daemons (css, rms, pms of p1 and p2) are up and connected ($((SECONDS - t0)) s)"
+		say "next: '$SELF status', '$BUILD/confdrctl --zk $HOST:$ZK_PORT status', '$SELF down'"
+		return 0
 	fi
+	say "demo: NOT all daemons are up and connected (confdrctl status exit $rc):"
+	local p d
+	for p in "${PLATFORMS[@]}"; do
+		for d in "${DAEMONS[@]}"; do
+			running "$p-$d" || { echo "  $p-$d: process not running; last log lines:"; tail -n 5 "$(logfile "$p-$d")" 2>/dev/null | sed 's/^/    /'; }
+		done
+	done
+	say "logs in $RUN/logs/"
+	exit 1
 }
 
 cmd_logs() {
-	if [ -z "${1:-}" ]; then ls -1 "$RUN/logs" 2>/dev/null; return 0; fi
-	tail -n 50 "$RUN/logs/$1.log"
+	local follow=0 f
+	[ "${1:-}" = -f ] && { follow=1; shift; }
+	if [ -z "${1:-}" ]; then ls -1 "$RUN/logs" 2>/dev/null | sed 's/\.log$//'; return 0; fi
+	f=$(logfile "$1")
+	[ -f "$f" ] || die "no log $f (see '$SELF logs')"
+	if [ $follow = 1 ]; then exec tail -n 50 -F "$f"; fi
+	tail -n 50 "$f"
+}
+
+usage() { sed -n '2,29p' "$SELF" | sed 's/^# \{0,1\}//'; }
+
+# Commands that change the sandbox take a lock on the run dir, so that two of
+# them (say, two tests stopping servers) do not interleave.
+lock() {
+	mkdir -p "$RUN" || die "cannot create the run dir $RUN"
+	exec 9>"$RUN/.lock"
+	flock -w 300 9 || die "another deploy/sandbox.sh holds $RUN/.lock for more than 300 s"
 }
 
 case ${1:-} in
-up) cmd_up ;;
+up) lock; cmd_up ;;
 status) shift; cmd_status "$@" ;;
 env) cmd_env ;;
 server)
-	[ $# = 3 ] || die "usage: sandbox.sh server stop|start NAME"
-	case $2 in start) server_start "$3" ;; stop) server_stop "$3" ;; *) die "usage: sandbox.sh server stop|start NAME" ;; esac ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
-down) cmd_down ;;
-demo) cmd_demo ;;
+	[ $# = 3 ] || die "usage: sandbox.sh server stop|start NAME (NAME: ${SERVERS[*]})"
+	check_server_name "$3"
+	lock
+	mkdir -p "$RUN/pids" "$RUN/logs"
+	case $2 in
+	start) server_start "$3" ;;
+	stop) server_stop "$3" ;;
+	*) die "usage: sandbox.sh server stop|start NAME" ;;
+	esac ;;
+start) lock; cmd_start ;;
+stop) lock; cmd_stop ;;
+down) lock; cmd_down ;;
+demo) lock; cmd_demo ;;
 logs) shift; cmd_logs "$@" ;;
--h | --help | help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
-*) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+-h | --help | help) usage ;;
+*) usage >&2; exit 64 ;;
 esac
