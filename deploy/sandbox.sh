@@ -18,8 +18,8 @@
 #   stop               stop the daemons
 #   demo               start, then confdrctl status --wait 60 --expect 6; a report;
 #                      exits 1 unless all six daemons are up and connected
-#   down               stop the daemons and the servers (by pid file), our epmd, and
-#                      check that no process of the sandbox is left
+#   down               stop the daemons, the servers and our epmd (by pid file), then
+#                      any leftover process of the sandbox; checks that none is left
 #   logs [-f] [NAME]   list the logs, or tail one (rabbitmq, redis-p1, p1-css, ...)
 #
 # Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE (default 17000:
@@ -118,11 +118,12 @@ listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # spawn NAME COMMAND...: runs COMMAND in its own session (so its whole process
 # group can be stopped), marked, output appended to NAME's log, pid to NAME's
-# pid file. fd 9 (the sandbox lock) is not inherited.
+# pid file; working dir the run dir (crash dumps stay there). fd 9 (the sandbox
+# lock) is not inherited.
 spawn() {
 	local name=$1
 	shift
-	env "$MARK=$RUN" setsid "$@" >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
+	(cd "$RUN" && exec env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
 	echo $! >"$(pidfile "$name")"
 }
 
@@ -220,7 +221,7 @@ rmq_env() {
 	export RABBITMQ_MNESIA_BASE=$RUN/rabbitmq/mnesia RABBITMQ_LOG_BASE=$RUN/rabbitmq/log RABBITMQ_LOGS=-
 	export RABBITMQ_CONFIG_FILE=$RUN/rabbitmq/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$RUN/rabbitmq/enabled_plugins
 	export RABBITMQ_CONF_ENV_FILE=$RUN/rabbitmq/rabbitmq-env.conf RABBITMQ_ADVANCED_CONFIG_FILE=$RUN/rabbitmq/advanced.config
-	export RABBITMQ_PID_FILE=$RUN/rabbitmq/beam.pid HOME=$RUN/rabbitmq/home
+	export RABBITMQ_PID_FILE=$RUN/rabbitmq/beam.pid HOME=$RUN/rabbitmq/home ERL_CRASH_DUMP=$RUN/rabbitmq/erl_crash.dump
 	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 rmqctl() { (rmq_env && exec timeout 60 "$RABBIT_BIN/rabbitmqctl" "$@" 9>&-); }
@@ -502,10 +503,17 @@ cmd_up() {
 	say "up in $((SECONDS - t0)) s; run dir $RUN; endpoints: eval \"\$($SELF env)\""
 }
 
-state_of() { # NAME PORT -> up | not listening | stopped
+# state_of NAME [PORT]: up | not listening | stopped | up (no pid file) | port taken (pid P)
+state_of() {
+	local p
 	if running "$1"; then
 		if [ -z "${2:-}" ] || listening "$2"; then echo up; else echo "not listening"; fi
-	else echo stopped; fi
+	elif [ -n "${2:-}" ] && listening "$2"; then
+		p=$(listener_pid "$2")
+		if [ -n "$p" ] && ours "$p"; then echo "up (no pid file)"; else echo "port taken (pid ${p:-?})"; fi
+	else
+		echo stopped
+	fi
 }
 
 cmd_status() {
@@ -540,11 +548,11 @@ cmd_status() {
 		port=$(port_of "$s"); p=$(pid_of "$s" || true)
 		printf '%-18s %-15s %-8s %s\n' "$s" "$HOST:$port" "${p:--}" "$(state_of "$s" "$port")"
 	done
-	printf '\n%-18s %-15s %-8s %s\n' DAEMON CONFIG PID STATE
+	printf '\n%-18s %-15s %-8s %s\n' DAEMON LOG PID STATE
 	for pl in "${PLATFORMS[@]}"; do
 		for d in "${DAEMONS[@]}"; do
 			s=$pl-$d; p=$(pid_of "$s" || true)
-			printf '%-18s %-15s %-8s %s\n' "$s" "run/$pl/$d.conf" "${p:--}" "$(state_of "$s")"
+			printf '%-18s %-15s %-8s %s\n' "$s" "logs/$s.log" "${p:--}" "$(state_of "$s")"
 		done
 	done
 }
