@@ -964,7 +964,7 @@ int cdr_db_migrations_read(const char *dir, struct cdr_db_migration **ret, size_
 		n++;
 	}
 	closedir(d);
-	if (!r) {
+	if (!r && n) {
 		qsort(m, n, sizeof(*m), by_version);
 		for (size_t i = 1; i < n; i++) {
 			if (m[i].version == m[i - 1].version) {
