@@ -1,14 +1,5 @@
 /* confdr-pms: the platform management service: room/platform health and manual DR switches. */
 #include <confdr/daemon.h>
-#include <confdr/log.h>
-
-static void on_role(struct cdr_daemon *d, void *server, bool active, int64_t epoch)
-{
-	if (active)
-		cdr_notice("active with epoch %lld", (long long)epoch);
-	else
-		cdr_notice("standby");
-}
 
 static const struct cdr_daemon_ops ops = {
 	.name = "pms",
@@ -16,7 +7,6 @@ static const struct cdr_daemon_ops ops = {
 	.conf_size = sizeof(struct cdr_daemon_conf),
 	.uses_redis = false,
 	.uses_mysql = false,
-	.on_role = on_role,
 };
 
 int main(int argc, char **argv)
