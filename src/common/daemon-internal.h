@@ -19,7 +19,6 @@ struct cdr_daemon {
 	bool stopping;
 
 	struct cdr_loop *loop;
-	struct cdr_timer *deadline_timer;
 	struct cdr_timer *live_timer;
 	struct cdr_timer *retry_timer; /* topology not (yet) readable */
 	struct cdr_backoff topo_backoff;

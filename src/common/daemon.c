@@ -161,25 +161,32 @@ void daemon_set_link(struct cdr_daemon *d, enum daemon_link link, bool up, const
 
 /* ---- signals and stop ---- */
 
-static void on_deadline(void *arg)
+/* The deadline of a graceful stop. Draining runs on the loop thread and may
+ * block in a client's _free (a MariaDB query up to its read timeout), so the
+ * deadline cannot be a loop timer: SIGALRM ends the process from outside. */
+static void on_deadline(int signo)
 {
-	struct cdr_daemon *d = arg;
+	static const char msg[] = "confdr: graceful stop did not finish within [daemon] shutdown_timeout; exiting\n";
+	ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
 
-	cdr_err("graceful stop did not finish within %" PRIu64 " ms; stopping now", d->conf->shutdown_timeout_ms);
-	d->exit_code = 1;
-	cdr_loop_stop(d->loop);
+	(void)n;
+	_exit(1);
 }
 
 void cdr_daemon_stop(struct cdr_daemon *d)
 {
+	struct sigaction sa = { 0 };
+
 	if (d->stopping)
 		return;
 	d->stopping = true;
 	cdr_notice("stopping (deadline %" PRIu64 " ms)", d->conf->shutdown_timeout_ms);
-	cdr_timer_start(d->deadline_timer, d->conf->shutdown_timeout_ms, false);
-	/* The links drain in daemon_links_stop (consumers cancelled, outstanding
-	 * confirms and writes flushed by each module's _free, bounded by its own
-	 * deadline); the loop then ends. */
+	sa.sa_handler = on_deadline;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm((unsigned)((d->conf->shutdown_timeout_ms + 999) / 1000));
+	/* Step down, cancel consumers, drain confirms and writes (each module's
+	 * _free is bounded), close the ZooKeeper session; then the loop ends. */
 	daemon_links_stop(d);
 	cdr_loop_stop(d->loop);
 }
@@ -319,7 +326,6 @@ int daemon_run(struct cdr_daemon *d)
 	}
 	if (cdr_loop_on_signal(d->loop, SIGTERM, on_term, d) < 0 ||
 	    cdr_loop_on_signal(d->loop, SIGINT, on_term, d) < 0 || cdr_loop_on_signal(d->loop, SIGHUP, on_hup, d) < 0 ||
-	    cdr_timer_new(d->loop, on_deadline, d, &d->deadline_timer) < 0 ||
 	    cdr_timer_new(d->loop, daemon_live_write, d, &d->live_timer) < 0) {
 		cdr_err("cannot set up signals and timers");
 		d->exit_code = 1;
@@ -345,7 +351,6 @@ out:
 	if (d->ops->free && d->server)
 		d->ops->free(d->server);
 	d->server = NULL;
-	d->deadline_timer = cdr_timer_free(d->deadline_timer);
 	d->live_timer = cdr_timer_free(d->live_timer);
 	d->loop = cdr_loop_free(d->loop);
 	cdr_notice("stopped (exit %d)", d->exit_code);
