@@ -54,7 +54,7 @@ struct cdr_mq_opts {
 	unsigned heartbeat_s;			     /* AMQP heartbeat; 0 = default 10, capped at 600 */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* back-off; 0 = defaults 200 / 10000 */
 	unsigned prefetch;			     /* unacked deliveries per connection; 0 = default 64 */
-	size_t max_body;			     /* largest body published or accepted; 0 = default 1 MiB */
+	size_t max_body;			     /* largest body published or accepted; 0 = default 4 MiB */
 	size_t max_pending;			     /* published but not yet confirmed; 0 = default 65536 */
 	cdr_mq_state_fn on_state;		     /* may be NULL */
 	void *arg;				     /* for on_state */
@@ -169,9 +169,17 @@ typedef void (*cdr_mq_deliver_fn)(struct cdr_mq_delivery *d, void *arg);
 /* Consumes queue with manual acks (prefetch from opts), re-issued after every
  * re-connection. The queue must exist (declare it first): a refused consume
  * is reported through on_state(false, why) and retried after the back-off.
- * There is no cancel: consumers live as long as the handle.
- * Returns 0, -EINVAL or -ENOMEM. */
+ * Consuming a queue again after cdr_mq_cancel resumes it (with the new fn
+ * and arg). Returns 0, -EALREADY (already consumed), -EINVAL, -ECANCELED or
+ * -ENOMEM. */
 int cdr_mq_consume(struct cdr_mq *mq, const char *queue, cdr_mq_deliver_fn fn, void *arg);
+
+/* Stops consuming queue (a daemon that became standby): basic.cancel is
+ * sent, and deliveries the broker had already sent are rejected with
+ * requeue instead of reaching fn, so another consumer gets them. Deliveries
+ * the callee already holds stay its own to ack or nack. Returns 0, -ENOENT
+ * (queue never consumed) or -EINVAL. */
+int cdr_mq_cancel(struct cdr_mq *mq, const char *queue);
 
 /* Notifications: an exclusive, auto-deleted, server-named queue bound to
  * exchange with binding_key ("" for fanout), consumed like cdr_mq_consume and

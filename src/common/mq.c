@@ -262,6 +262,8 @@ struct consumer {
 	void *arg;
 	char tag[32];
 	uint64_t issued_gen;
+	bool cancel;   /* under mu: the loop wants it stopped (cdr_mq_cancel) */
+	bool loop_off; /* loop thread only: deliveries are requeued, not handed over */
 };
 
 struct ackcmd {
@@ -515,6 +517,12 @@ static void on_posted_delivery(void *arg)
 	}
 	d->live = true;
 	TAILQ_INSERT_TAIL(&mq->live, d, link);
+	if (d->consumer->loop_off) {
+		/* Cancelled after the broker sent it: give it back for whoever
+		 * consumes now (the new leader). */
+		cdr_mq_nack(&d->pub, true);
+		return;
+	}
 	d->consumer->fn(&d->pub, d->consumer->arg);
 }
 
@@ -723,9 +731,27 @@ static int sync_topology(struct cdr_mq *mq)
 	for (d = decl_first(mq); d; d = decl_next(mq, d))
 		if (!d->failed && d->applied_gen != mq->gen && apply_decl(mq, d) < 0)
 			return -1;
-	for (c = consumer_first(mq); c; c = consumer_next(mq, c))
+	for (c = consumer_first(mq); c; c = consumer_next(mq, c)) {
+		bool cancel;
+
+		pthread_mutex_lock(&mq->mu);
+		cancel = c->cancel;
+		pthread_mutex_unlock(&mq->mu);
+		if (cancel) {
+			if (c->issued_gen == mq->gen) {
+				char what[320];
+
+				snprintf(what, sizeof(what), "cancel consumer of %s", c->queue);
+				amqp_basic_cancel(mq->conn, CH, amqp_cstring_bytes(c->tag));
+				if (rpc_check(mq, what) < 0)
+					return -1;
+			}
+			c->issued_gen = 0;
+			continue;
+		}
 		if (c->issued_gen != mq->gen && issue_consumer(mq, c) < 0)
 			return -1;
+	}
 	return 0;
 }
 
@@ -1432,7 +1458,7 @@ int cdr_mq_new(struct cdr_loop *loop, const struct cdr_mq_opts *opts, struct cdr
 	}
 	mq->heartbeat_s = opts->heartbeat_s ? (opts->heartbeat_s > 600 ? 600 : opts->heartbeat_s) : 10;
 	mq->prefetch = opts->prefetch ? (opts->prefetch > 65535 ? 65535 : opts->prefetch) : 64;
-	mq->max_body = opts->max_body ? opts->max_body : 1024 * 1024;
+	mq->max_body = opts->max_body ? opts->max_body : 4 * 1024 * 1024;
 	mq->max_pending = opts->max_pending ? opts->max_pending : 65536;
 	mq->on_state = opts->on_state;
 	mq->arg = opts->arg;
@@ -1637,11 +1663,56 @@ static int add_consumer(struct cdr_mq *mq, const char *queue, const char *exchan
 	return 0;
 }
 
+static struct consumer *queue_consumer(struct cdr_mq *mq, const char *queue)
+{
+	struct consumer *c;
+
+	for (c = mq->consumers; c; c = c->next) /* the loop alone appends: no lock to read */
+		if (c->queue && strcmp(c->queue, queue) == 0)
+			return c;
+	return NULL;
+}
+
+static void set_cancel(struct cdr_mq *mq, struct consumer *c, bool cancel)
+{
+	c->loop_off = cancel;
+	pthread_mutex_lock(&mq->mu);
+	c->cancel = cancel;
+	mq->topo_dirty = true;
+	pthread_mutex_unlock(&mq->mu);
+	wake(mq);
+}
+
 int cdr_mq_consume(struct cdr_mq *mq, const char *queue, cdr_mq_deliver_fn fn, void *arg)
 {
+	struct consumer *c;
+
 	if (!mq || !name_ok(queue, false) || !fn)
 		return -EINVAL;
+	if ((c = queue_consumer(mq, queue))) {
+		if (!c->loop_off)
+			return -EALREADY;
+		if (mq->closing)
+			return -ECANCELED;
+		c->fn = fn;
+		c->arg = arg;
+		set_cancel(mq, c, false);
+		return 0;
+	}
 	return add_consumer(mq, queue, NULL, NULL, fn, arg);
+}
+
+int cdr_mq_cancel(struct cdr_mq *mq, const char *queue)
+{
+	struct consumer *c;
+
+	if (!mq || !queue)
+		return -EINVAL;
+	if (!(c = queue_consumer(mq, queue)))
+		return -ENOENT;
+	if (!c->loop_off)
+		set_cancel(mq, c, true);
+	return 0;
 }
 
 int cdr_mq_subscribe(struct cdr_mq *mq, const char *exchange, const char *binding_key, cdr_mq_deliver_fn fn, void *arg)

@@ -85,9 +85,11 @@ static const char *const room_states[] = { "normal", "abnormal", NULL };
 static const char *const platform_states[] = { "up", "down", NULL };
 static const char *const switch_targets[] = { "room", "platform", NULL };
 static const char *const target_states[] = { "normal", "abnormal", "up", "down", NULL };
-static const char *const rms_reasons[] = { "no_capacity",	  "unknown_room",	 "unknown_capability",
-					   "unknown_user_domain", "unknown_reservation", "bad_request",
-					   "not_active",	  "stale_epoch",	 NULL };
+static const char *const rms_reasons[] = {
+	"no_capacity", "unknown_room", "unknown_capability", "unknown_user_domain", "unknown_reservation",
+	"bad_request", "not_active",   "stale_epoch",	     "other_platform",	    "unknown_mcu",
+	NULL
+};
 static const char *const severities[] = { "critical", "major", "minor", "warning", "cleared", NULL };
 static const char *const modb_kinds[] = { "user_domain", "platform", "service_domain", NULL };
 static const char *const modb_ops[] = { "add", "update", "delete", NULL };
@@ -95,6 +97,7 @@ static const char *const upu_states[] = { "start", "end", NULL };
 static const char *const upu_kinds[] = { "conference", "scheduled", "template", "virtual_room", NULL };
 
 static const struct cdr_field id_item = STR("[]", 1, 64, true, NULL);
+static const struct cdr_field cap_item = STR("[]", 1, 32, true, NULL);
 
 /* ---- shared bodies ---- */
 static const struct cdr_field nack[] = { E164_O, CODE("reason", true, "stable reason code"), DETAIL, END };
@@ -309,6 +312,7 @@ static const struct cdr_field restarted_ntf[] = { ID_R("platform", "platform of 
 		BOOL("h265", false, "H.265 needed"), BOOL("res_1080p", false, "1080p needed"),                         \
 		BOOL("xmpu", false, "XMPU needed"), BOOL("record", false, "a VRS too, in the MCU's room"),             \
 		INT("ports", 1, 100000, false, "ports to reserve (default 16)"),                                       \
+		ARR("caps", 0, 8, &cap_item, false, "capabilities by name: h265, 1080p, xmpu (as the booleans)"),      \
 		ARR("exclude_mcus", 0, 64, &id_item, false, "MCUs not to use (the failed one)")
 static const struct cdr_field alloc_item_fields[] = { ALLOC_FIELDS, END };
 static const struct cdr_field alloc_item = ITEM_OBJ(alloc_item_fields);
@@ -325,13 +329,15 @@ static const struct cdr_field alloc_req[] = {
 static const struct cdr_field alloc_result_fields[] = { ALLOC_RESULT, END };
 static const struct cdr_field alloc_result = ITEM_OBJ(alloc_result_fields);
 static const struct cdr_field alloc_ack[] = { ALLOC_RESULT, EPOCH, END };
+#define OTHER_PLATFORM                                                                                                 \
+	ID_O("room", "other_platform: the first backup room that belongs to another platform"),                        \
+		ID_O("platform", "other_platform: that room's platform")
 static const struct cdr_field alloc_nack[] = {
-	E164_O,
-	ENUM("reason", rms_reasons, true, "why"),
-	DETAIL,
-	END,
+	E164_O, ENUM("reason", rms_reasons, true, "why"), DETAIL, OTHER_PLATFORM, END,
 };
-static const struct cdr_field alloc_failed_fields[] = { E164_R, ENUM("reason", rms_reasons, true, "why"), DETAIL, END };
+static const struct cdr_field alloc_failed_fields[] = {
+	E164_R, ENUM("reason", rms_reasons, true, "why"), DETAIL, OTHER_PLATFORM, END,
+};
 static const struct cdr_field alloc_failed = ITEM_OBJ(alloc_failed_fields);
 static const struct cdr_field bulkalloc_req[] = {
 	ARR("confs", 1, 10000, &alloc_item, true, "one allocation each"),
@@ -385,6 +391,69 @@ static const struct cdr_field vrs_ntf[] = {
 	ID_R("platform", "its platform"),
 	ENUM("state", vrs_states, true, "up or down"),
 	CODE("reason", true, "registered, heartbeat_lost, ..."),
+	EPOCH,
+	END,
+};
+
+static const struct cdr_field drain_req[] = {
+	ID_R("mcu", "MCU MOID"),
+	BOOL("drain", true, "true: no new conferences (running ones stay); false: back in service"),
+	STR("operator", 1, 64, true, "who asked (audit)"),
+	END,
+};
+static const struct cdr_field drain_ack[] = {
+	ID_R("mcu", "MCU MOID"),
+	ENUM("state", mcu_states, true, "its state now"),
+	BOOL("drain", true, "drained"),
+	EPOCH,
+	END,
+};
+static const struct cdr_field rms_nack[] = {
+	ENUM("reason", rms_reasons, true, "why"),
+	DETAIL,
+	END,
+};
+static const struct cdr_field inventory_req[] = { ID_O("room", "only this room"), END };
+static const struct cdr_field mcu_info_fields[] = {
+	ID_R("mcu", "MCU MOID"),
+	ID_R("key", "its routing key"),
+	ID_R("room", "its room"),
+	ENUM("state", mcu_states, true, "up, down or drain"),
+	BOOL("drain", true, "drained (also while down)"),
+	INT("capacity_confs", 0, 100000, true, "conferences it can hold"),
+	INT("capacity_ports", 0, 1000000, true, "ports it can hold"),
+	INT("running_confs", 0, 1000000, true, "running: its last report plus confirmations since"),
+	INT("reserved_confs", 0, 1000000, true, "reservations not yet confirmed"),
+	INT("used_ports", 0, 10000000, true, "ports running and reserved"),
+	BOOL("h265", true, "H.265 capable"),
+	BOOL("res_1080p", true, "1080p capable"),
+	BOOL("xmpu", true, "XMPU"),
+	INT("weight", 1, 1000, true, "weight"),
+	INT("priority", 0, 1000, true, "priority, lower preferred"),
+	BOOL("backup", true, "used only when every primary of the room is down"),
+	MS_R("since", "state since, ms since the Unix epoch"),
+	MS_R("last_seen", "last registration or heartbeat, ms since the Unix epoch"),
+	END,
+};
+static const struct cdr_field mcu_info = ITEM_OBJ(mcu_info_fields);
+static const struct cdr_field vrs_info_fields[] = {
+	ID_R("vrs", "VRS MOID"),
+	ID_R("room", "its room"),
+	ENUM("state", vrs_states, true, "up or down"),
+	INT("capacity", 0, 100000, true, "recordings it can hold"),
+	INT("running", 0, 1000000, true, "running: its last report plus confirmations since"),
+	INT("reserved", 0, 1000000, true, "reservations not yet confirmed"),
+	MS_R("since", "state since, ms since the Unix epoch"),
+	MS_R("last_seen", "last registration or heartbeat, ms since the Unix epoch"),
+	END,
+};
+static const struct cdr_field vrs_info = ITEM_OBJ(vrs_info_fields);
+static const struct cdr_field inventory_ack[] = {
+	ID_R("platform", "platform of this rms"),
+	ARR("mcus", 0, 100000, &mcu_info, true, "every MCU known, by id"),
+	ARR("vrs", 0, 100000, &vrs_info, true, "every VRS known, by id"),
+	INT("reservations", 0, INT64_MAX, true, "reservations pending"),
+	INT("allocations", 0, INT64_MAX, true, "confirmed allocations held"),
 	EPOCH,
 	END,
 };
@@ -591,6 +660,15 @@ const struct cdr_msg_type cdr_msg_types[] = {
 	T("rms_mau_capability_nack", "rms", "css", "reply_to", NULL, alloc_nack, true, "unknown_user_domain, ..."),
 	T("rms_all_mcu_ntf", "rms", "css", "rms.ntf.ex", NULL, mcu_ntf, true, "an MCU is up, down or draining"),
 	T("rms_all_vrs_ntf", "rms", "css", "rms.ntf.ex", NULL, vrs_ntf, true, "a VRS is up or down"),
+
+	T("ctl_rms_drain_req", "confdrctl", "rms", "rms.req.q", NULL, drain_req, true,
+	  "drain an MCU (no new conferences) or take it out of drain"),
+	T("rms_ctl_drain_ack", "rms", "confdrctl", "reply_to", NULL, drain_ack, true, "done; rms_all_mcu_ntf follows"),
+	T("rms_ctl_drain_nack", "rms", "confdrctl", "reply_to", NULL, rms_nack, true, "unknown_mcu, ..."),
+	T("ctl_rms_inventory_req", "confdrctl", "rms", "rms.req.q", NULL, inventory_req, true,
+	  "the MCUs and VRS rms knows, with their load"),
+	T("rms_ctl_inventory_ack", "rms", "confdrctl", "reply_to", NULL, inventory_ack, true, "the inventory"),
+	T("rms_ctl_inventory_nack", "rms", "confdrctl", "reply_to", NULL, rms_nack, true, "unknown_room, ..."),
 
 	/* PMS. */
 	T("pms_all_room_ntf", "pms", "all", "pms.ntf.ex", NULL, room_ntf, true, "a room is normal or abnormal"),
