@@ -661,6 +661,8 @@ const struct cdr_msg_type cdr_msg_types[] = {
 	T("rms_all_mcu_ntf", "rms", "css", "rms.ntf.ex", NULL, mcu_ntf, true, "an MCU is up, down or draining"),
 	T("rms_all_vrs_ntf", "rms", "css", "rms.ntf.ex", NULL, vrs_ntf, true, "a VRS is up or down"),
 
+	T("rms_any_request_nack", "rms", "any", "reply_to", NULL, nack, true,
+	  "refusal of a message on rms.req.q or rms.res.q whose type could not be read as a request"),
 	T("ctl_rms_drain_req", "confdrctl", "rms", "rms.req.q", NULL, drain_req, true,
 	  "drain an MCU (no new conferences) or take it out of drain"),
 	T("rms_ctl_drain_ack", "rms", "confdrctl", "reply_to", NULL, drain_ack, true, "done; rms_all_mcu_ntf follows"),

@@ -586,7 +586,7 @@ static void refuse(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_m
 	char *txt;
 
 	cdr_warn("%s: refused a message (%s): %s", queue, cdr_msg_fault_name(err->fault), err->detail);
-	if (dl->reply_to && (txt = cdr_msg_encode_refusal(err, dl->correlation_id, NULL, s->src))) {
+	if (dl->reply_to && (txt = cdr_msg_encode_refusal(err, dl->correlation_id, "rms_any_request_nack", s->src))) {
 		send_reply(s, dl, txt);
 		free(txt);
 		cdr_mq_ack(dl);
