@@ -6,6 +6,8 @@
  * keeps the commands simple sequences. */
 #include <confdr/log.h>
 #include <confdr/loop.h>
+#include <confdr/mq.h>
+#include <confdr/msg.h>
 #include <confdr/topology.h>
 #include <confdr/zk.h>
 
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -67,8 +70,10 @@ static void usage(FILE *f)
 			c->usage);
 		fprintf(f, "      %s\n", c->help);
 	}
-	fprintf(f, "\nExit status: 0 done, 1 failed (or --wait timed out), 64 bad usage, 65 bad input file,\n"
-		   "69 ZooKeeper unreachable.\n");
+	fprintf(f, "\nThe broker of each platform is found in ZooKeeper; its user and password are $CONFDR_AMQP_USER\n"
+		   "and $CONFDR_AMQP_PASSWORD (default confdr/confdr).\n"
+		   "\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform),\n"
+		   "64 bad usage, 65 bad input file, 69 ZooKeeper, a broker or an rms unreachable.\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -786,6 +791,273 @@ out:
 	return ret;
 }
 
+/* ---- rms: mcu list | drain | undrain ---- */
+
+struct rpc {
+	bool done;
+	int status;
+	json_t *reply; /* the envelope */
+	struct ctl *c;
+};
+
+static void on_rpc(int status, const struct cdr_mq_delivery *reply, void *arg)
+{
+	struct rpc *r = arg;
+
+	r->status = status;
+	r->reply = reply ? json_loadb(reply->body, reply->len, 0, NULL) : NULL;
+	r->done = true;
+	cdr_loop_stop(r->c->loop);
+}
+
+/* The topology from ZooKeeper (exits on failure). */
+static struct cdr_topology *fetch_topology(struct ctl *c)
+{
+	struct fetched f = { .c = c };
+	int ret;
+
+	if ((ret = zk_connect(c)))
+		exit(ret);
+	if (cdr_topology_fetch(c->zk, on_fetched, &f) < 0)
+		exit(EX_SOFTWARE);
+	if (!run_until(c, &f.done, c->timeout_s * 3000ull)) {
+		fprintf(stderr, "confdrctl: ZooKeeper at %s: no answer within %u s\n", c->hosts, c->timeout_s * 3);
+		exit(EX_UNAVAILABLE);
+	}
+	if (f.status) {
+		fprintf(stderr, "confdrctl: %s\n", f.err);
+		exit(EX_FAIL);
+	}
+	return f.t;
+}
+
+/* Sends a request to the rms of platform p through its broker (found in the
+ * topology's endpoints) and returns the answer's envelope, or NULL with a
+ * message printed (*ex set: EX_UNAVAILABLE). */
+static json_t *rms_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *type, json_t *body,
+			int *ex)
+{
+	const struct cdr_endpoint *ep = cdr_topology_main_endpoint(t, p, CDR_SVC_MQ);
+	const char *user = getenv("CONFDR_AMQP_USER"), *pass = getenv("CONFDR_AMQP_PASSWORD");
+	struct cdr_mq_opts o = { 0 };
+	struct cdr_mq *mq = NULL;
+	struct rpc r = { .c = c };
+	char url[512], id[64], *txt;
+
+	*ex = EX_UNAVAILABLE;
+	if (!ep) {
+		fprintf(stderr, "confdrctl: platform %s has no broker endpoint in ZooKeeper (/endpoints/%s/...)\n", p,
+			p);
+		json_decref(body);
+		return NULL;
+	}
+	snprintf(url, sizeof(url), "amqp://%s:%s@%s:%u/%s", user && *user ? user : "confdr",
+		 pass && *pass ? pass : "confdr", ep->host, ep->port, ep->vhost ? ep->vhost : "");
+	o.url = url;
+	o.name = "confdrctl";
+	snprintf(id, sizeof(id), "confdrctl-%ld-%s", (long)getpid(), type);
+	txt = cdr_msg_encode(type, id, "confdrctl", 0, body);
+	if (!txt || cdr_mq_new(c->loop, &o, &mq) < 0 ||
+	    cdr_mq_request(mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), c->timeout_s * 1000, on_rpc, &r) < 0) {
+		fprintf(stderr, "confdrctl: cannot send to the broker of %s\n", p);
+		free(txt);
+		cdr_mq_free(mq);
+		return NULL;
+	}
+	free(txt);
+	run_until(c, &r.done, c->timeout_s * 1000ull + 2000);
+	cdr_mq_free(mq);
+	if (r.status || !r.reply) {
+		fprintf(stderr, "confdrctl: the rms of %s did not answer within %u s (broker %s:%u vhost %s)\n", p,
+			c->timeout_s, ep->host, ep->port, ep->vhost ? ep->vhost : "");
+		json_decref(r.reply);
+		return NULL;
+	}
+	*ex = 0;
+	return r.reply;
+}
+
+static const char *body_str(json_t *env, const char *key)
+{
+	const char *v = json_string_value(json_object_get(json_object_get(env, "body"), key));
+
+	return v ? v : "";
+}
+
+static bool is_nack(json_t *env)
+{
+	const char *type = json_string_value(json_object_get(env, "type"));
+
+	return !type || strstr(type, "_nack") != NULL;
+}
+
+static int cmd_mcu_list(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "platform", required_argument, NULL, 'p' },
+					      { "room", required_argument, NULL, 'r' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *platform = NULL, *room = NULL;
+	struct cdr_topology *t;
+	json_t *all = json_array();
+	bool json = false;
+	int opt, ret = 0, ex;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jp:r:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'p': platform = optarg; break;
+		case 'r': room = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("mcu list: bad option");
+		}
+	}
+	if (optind != argc)
+		return usage_error("mcu list: unexpected argument %s", argv[optind]);
+	t = fetch_topology(c);
+	if (room && !cdr_topology_room(t, room)) {
+		fprintf(stderr, "confdrctl: unknown room %s\n", room);
+		cdr_topology_free(t);
+		return EX_FAIL;
+	}
+	if (room && !platform)
+		platform = cdr_topology_room(t, room)->platform;
+	if (platform && !cdr_topology_platform(t, platform)) {
+		fprintf(stderr, "confdrctl: unknown platform %s\n", platform);
+		cdr_topology_free(t);
+		return EX_FAIL;
+	}
+	if (!json)
+		printf("%-8s %-20s %-8s %-6s %11s %9s %11s %s\n", "PLATFORM", "MCU", "ROOM", "STATE", "CONFS",
+		       "RESERVED", "PORTS", "CAPS");
+	for (size_t i = 0; i < cdr_topology_nplatforms(t); i++) {
+		const char *p = cdr_topology_platform_at(t, i)->id;
+		json_t *body = room ? json_pack("{s:s}", "room", room) : json_object(), *env, *m;
+		size_t k;
+
+		if (platform && strcmp(platform, p) != 0) {
+			json_decref(body);
+			continue;
+		}
+		if (!(env = rms_call(c, t, p, "ctl_rms_inventory_req", body, &ex))) {
+			ret = ex;
+			continue;
+		}
+		if (is_nack(env)) {
+			fprintf(stderr, "confdrctl: rms of %s: %s: %s\n", p, body_str(env, "reason"),
+				body_str(env, "detail"));
+			ret = EX_FAIL;
+			json_decref(env);
+			continue;
+		}
+		json_array_foreach(json_object_get(json_object_get(env, "body"), "mcus"), k, m)
+		{
+			char confs[32], ports[32], caps[32];
+
+			json_object_set_new(m, "platform", json_string(p));
+			json_array_append(all, m);
+			if (json)
+				continue;
+			snprintf(confs, sizeof(confs), "%lld/%lld",
+				 (long long)json_integer_value(json_object_get(m, "running_confs")),
+				 (long long)json_integer_value(json_object_get(m, "capacity_confs")));
+			snprintf(ports, sizeof(ports), "%lld/%lld",
+				 (long long)json_integer_value(json_object_get(m, "used_ports")),
+				 (long long)json_integer_value(json_object_get(m, "capacity_ports")));
+			snprintf(caps, sizeof(caps), "%s%s%s%s",
+				 json_is_true(json_object_get(m, "h265")) ? "h265 " : "",
+				 json_is_true(json_object_get(m, "res_1080p")) ? "1080p " : "",
+				 json_is_true(json_object_get(m, "xmpu")) ? "xmpu " : "",
+				 json_is_true(json_object_get(m, "backup")) ? "backup" : "");
+			printf("%-8s %-20s %-8s %-6s %11s %9lld %11s %s\n", p, jstr(m, "mcu"), jstr(m, "room"),
+			       jstr(m, "state"), confs,
+			       (long long)json_integer_value(json_object_get(m, "reserved_confs")), ports, caps);
+		}
+		json_decref(env);
+	}
+	if (json) {
+		char *s = json_dumps(all, JSON_INDENT(2));
+
+		printf("%s\n", s ? s : "[]");
+		free(s);
+	}
+	json_decref(all);
+	cdr_topology_free(t);
+	return ret;
+}
+
+static int cmd_mcu_drain_common(struct ctl *c, int argc, char **argv, bool drain)
+{
+	static const struct option opts[] = { { "platform", required_argument, NULL, 'p' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *platform = NULL, *mcu, *who = getenv("SUDO_USER");
+	struct cdr_topology *t;
+	int opt, ex, ret = EX_FAIL;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': platform = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("mcu %s: bad option", drain ? "drain" : "undrain");
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("mcu %s: one MCU expected", drain ? "drain" : "undrain");
+	mcu = argv[optind];
+	if (!who || !*who)
+		who = getenv("USER");
+	t = fetch_topology(c);
+	if (platform && !cdr_topology_platform(t, platform)) {
+		fprintf(stderr, "confdrctl: unknown platform %s\n", platform);
+		cdr_topology_free(t);
+		return EX_FAIL;
+	}
+	/* Without --platform: the rms that knows the MCU. */
+	for (size_t i = 0; i < cdr_topology_nplatforms(t); i++) {
+		const char *p = cdr_topology_platform_at(t, i)->id;
+		json_t *env;
+
+		if (platform && strcmp(platform, p) != 0)
+			continue;
+		env = rms_call(
+			c, t, p, "ctl_rms_drain_req",
+			json_pack("{s:s, s:b, s:s}", "mcu", mcu, "drain", drain, "operator", who ? who : "confdrctl"),
+			&ex);
+		if (!env) {
+			ret = ex;
+			continue;
+		}
+		if (!is_nack(env)) {
+			printf("mcu %s on %s: %s\n", mcu, p, body_str(env, "state"));
+			json_decref(env);
+			cdr_topology_free(t);
+			return 0;
+		}
+		if (platform || strcmp(body_str(env, "reason"), "unknown_mcu") != 0)
+			fprintf(stderr, "confdrctl: rms of %s: %s: %s\n", p, body_str(env, "reason"),
+				body_str(env, "detail"));
+		json_decref(env);
+	}
+	if (!platform && ret == EX_FAIL)
+		fprintf(stderr, "confdrctl: no rms knows mcu %s\n", mcu);
+	cdr_topology_free(t);
+	return ret;
+}
+
+static int cmd_mcu_drain(struct ctl *c, int argc, char **argv)
+{
+	return cmd_mcu_drain_common(c, argc, argv, true);
+}
+
+static int cmd_mcu_undrain(struct ctl *c, int argc, char **argv)
+{
+	return cmd_mcu_drain_common(c, argc, argv, false);
+}
+
 static const struct command commands[] = {
 	{ { "topology", "load" },
 	  "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
@@ -801,6 +1073,15 @@ static const struct command commands[] = {
 	  "list the daemons alive (/live/<platform>/<daemon>/<instance>); with --wait, poll until N\n"
 	  "      of them report every connection up (exit 1 if not within SECONDS)",
 	  cmd_status },
+	{ { "mcu", "list" },
+	  "[--platform P] [--room R] [--json]",
+	  "the MCUs each platform's rms knows: state, conferences running/capacity, reserved, ports, caps",
+	  cmd_mcu_list },
+	{ { "mcu", "drain" },
+	  "MCU [--platform P]",
+	  "no new conferences on MCU (running ones stay); without --platform, the rms that knows it",
+	  cmd_mcu_drain },
+	{ { "mcu", "undrain" }, "MCU [--platform P]", "take MCU out of drain", cmd_mcu_undrain },
 	{ { NULL, NULL }, NULL, NULL, NULL },
 };
 
