@@ -1,834 +1,1501 @@
-/* mcusim: simulated MCUs (and VRS) of one room, speaking the real protocol
- * over the real broker (docs/mcusim.md, docs/protocol.md):
- *   register with rms (cmu_rms_register_req on rms.res.q) and heart-beat;
- *   register again on rms_all_restarted_ntf, on an rms epoch change, and
- *   after a broker re-connection;
- *   take create / end / rename on mau.cmcmu.ex with each MCU's key (a private
- *   auto-deleted queue: a killed simulator leaves nothing behind) and answer
- *   ACK or NACK on cmu.mau.ex;
- *   report each MCU's conference list periodically;
- *   optionally refuse, be slow, fail at random, or never answer.
- * Killing it is how tests take MCUs or a room down. */
+/* mcusim: simulated MCUs (and VRS) of one machine room, speaking the real
+ * protocol (docs/protocol.md, "css <-> MCU" and "MCU / VRS <-> rms") over the
+ * platform's real RabbitMQ, for the tests and the DR drills (docs/mcusim.md).
+ *
+ * One process, one loop, one AMQP handle. Each MCU consumes its commands
+ * through a private auto-deleted queue bound to mau.cmcmu.ex with its key, so
+ * a killed simulator leaves nothing behind. Registration, heartbeats,
+ * conference lists and the state file are driven by one periodic tick that
+ * walks every unit; delayed answers (--slow) wait in one FIFO behind one
+ * timer. Nothing here sleeps. */
 #include <confdr/hmap.h>
 #include <confdr/log.h>
 #include <confdr/loop.h>
 #include <confdr/mq.h>
 #include <confdr/msg.h>
+#include <confdr/topology.h>
+#include <confdr/zk.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#define EX_USAGE	    64
-#define EX_UNAVAILABLE	    69
-#define REGISTER_TIMEOUT_MS 3000
-#define STATE_EVERY_MS	    200
+/* sysexits.h values */
+#define EX_USAGE       64
+#define EX_UNAVAILABLE 69
+#define EX_SOFTWARE    70
 
-struct conf {
-	char e164[40];
+#define DEFAULT_ZK	    "127.0.0.1:17181"
+#define DEFAULT_CHROOT	    "/dr"
+#define TICK_MS		    20	  /* heartbeats are late by at most this */
+#define REGISTER_TIMEOUT_MS 3000  /* per registration request */
+#define REGISTER_MIN_MS	    500	  /* registration back-off */
+#define REGISTER_MAX_MS	    10000 /* (cdr_backoff: doubling, +-20 %) */
+#define STATE_MIN_MS	    200	  /* state file: at most this often */
+#define MAX_FENCES	    16	  /* css senders remembered per MCU */
+#define MAX_ID		    64	  /* protocol: MCU/VRS ids are 1..64 bytes */
+#define DEFAULT_PORTS	    16	  /* conf.max_participants when absent */
+
+struct conference {
+	char e164[CDR_MSG_E164_MAX + 1]; /* the key in unit.confs */
+	int64_t generation;
+	int64_t ports;
 	char *name;
-	int64_t generation, ports;
 };
 
-struct mcu {
+/* The highest css epoch seen from one sender (envelope src). */
+struct fence {
+	char src[65];
+	int64_t epoch;
+};
+
+struct sim;
+
+/* An MCU or a VRS. */
+struct unit {
 	struct sim *sim;
-	char id[128];
 	bool vrs;
-	bool registered, registering;
-	int64_t rms_epoch, hb_ms, seq, list_seq;
-	uint64_t next_hb_ms, next_register_ms;
+	char id[MAX_ID + 1]; /* also the MCU's routing key */
+
+	/* registration with rms */
+	bool registered;
+	bool reg_inflight;
+	bool reg_again;	      /* register again when the request in flight ends */
+	uint64_t next_reg_ms; /* 0: nothing scheduled */
+	unsigned reg_failures;
+	uint64_t reg_count;
 	struct cdr_backoff backoff;
-	struct cdr_hmap *confs; /* e164 -> struct conf */
+	int64_t epoch; /* rms epoch of the last ack; -1 before */
+	uint64_t hb_ms, next_hb_ms;
+	int64_t hb_seq;
+
+	/* MCU only */
+	struct cdr_hmap *confs; /* e164 -> struct conference */
 	int64_t used_ports;
+	int64_t list_seq;
+	uint64_t next_list_ms;
+	struct fence fences[MAX_FENCES];
+	size_t nfences;
+};
+
+/* An answer held back by --slow. */
+struct delayed {
+	struct delayed *next;
+	struct unit *u;
+	struct cdr_mq_delivery *d;
+	char *txt;
+	char type[96], id[128];
+	uint64_t due_ms;
 };
 
 struct opts {
-	const char *platform, *room, *prefix, *vrs_prefix, *amqp, *state;
-	int count, nvrs;
-	int64_t capacity, ports, vrs_capacity;
-	bool h265, r1080, xmpu, backup, refuse, no_answer;
-	int weight, priority;
+	const char *platform, *room, *prefix, *vrs_prefix;
+	unsigned count, nvrs;
+	int64_t capacity, ports, vrs_capacity, weight, priority;
+	bool h265, res_1080p, xmpu, backup;
+	const char *amqp, *zk, *chroot, *amqp_user, *amqp_password;
+	uint64_t list_interval_ms, slow_ms, duration_s;
+	bool refuse, no_answer;
 	double fail_rate;
-	unsigned seed;
-	int64_t slow_ms, list_ms, duration_s;
-	int verbosity;
+	uint64_t seed;
+	bool seed_given;
+	const char *state;
+	enum cdr_log_level level;
+};
+
+struct counters {
+	uint64_t creates_acked, creates_again, creates_nacked, creates_ignored;
+	uint64_t ends_acked, ends_nacked, renames_acked, renames_nacked;
+	uint64_t stale, malformed, unexpected, publish_failed;
 };
 
 struct sim {
 	struct opts o;
 	struct cdr_loop *loop;
 	struct cdr_mq *mq;
-	struct mcu *mcus; /* count MCUs then nvrs VRS */
-	int n;
-	struct cdr_timer *tick, *stop_timer;
-	struct cdr_hmap *css_epochs; /* sender -> int64 epoch (boxed) */
-	bool was_up, state_dirty;
-	uint64_t state_written_ms, seq;
-	uint64_t n_acked, n_nacked, n_ended;
+	struct cdr_timer *tick, *slow_timer, *stop_timer;
+	struct unit *units; /* count MCUs, then nvrs VRS */
+	size_t nunits;
+	struct delayed *slow_head, **slow_tail;
+	bool stopping;
+	bool was_up;
+	int64_t rms_epoch_seen; /* highest rms epoch on rms.ntf.ex, -1 before */
+	uint64_t rng;
+	bool state_dirty;
+	uint64_t state_next_ms; /* earliest next write */
+	struct counters n;
+	char url_shown[256]; /* the broker, without the password */
 };
 
-static struct sim S;
+/* ---- small helpers ---- */
 
-/* ---- publishing ---- */
-
-static void publish(const char *exchange, const char *key, const char *txt, const char *corr, bool persistent)
+static uint64_t rng_next(struct sim *s)
 {
-	struct cdr_mq_props p = { .persistent = persistent, .correlation_id = corr };
-	int r = cdr_mq_publish(S.mq, exchange, key, &p, txt, strlen(txt), NULL, NULL);
+	/* splitmix64: tiny, good enough, reproducible from --seed. */
+	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
 
-	if (r < 0)
-		cdr_warn("publish to %s/%s failed: %s", exchange, key, strerror(-r));
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
-/* ---- registration and heartbeats ---- */
-
-static void on_registered(int status, const struct cdr_mq_delivery *reply, void *arg)
+static double rng_unit(struct sim *s)
 {
-	struct mcu *m = arg;
-	struct cdr_msg_error err;
-	struct cdr_msg *msg = NULL;
+	return (double)(rng_next(s) >> 11) / (double)(1ull << 53);
+}
 
-	m->registering = false;
-	if (status || cdr_msg_decode(reply->body, reply->len, 0, &msg, &err) < 0) {
-		cdr_warn("%s: registration %s; retrying", m->id, status ? strerror(-status) : err.detail);
-		m->next_register_ms = cdr_now_ms() + cdr_backoff_next(&m->backoff);
+static const char *kind(const struct unit *u)
+{
+	return u->vrs ? "vrs" : "mcu";
+}
+
+static void conference_free(struct conference *c)
+{
+	if (c) {
+		free(c->name);
+		free(c);
+	}
+}
+
+static void on_answer_confirm(int status, void *arg)
+{
+	struct sim *s = arg;
+
+	if (status == 0 || status == -ECANCELED)
 		return;
-	}
-	if (strstr(cdr_msg_type(msg), "_nack")) {
-		cdr_warn("%s: registration refused: %s: %s; retrying", m->id, cdr_msg_str(msg, "reason", "?"),
-			 cdr_msg_str(msg, "detail", ""));
-		m->next_register_ms = cdr_now_ms() + cdr_backoff_next(&m->backoff);
-	} else {
-		m->registered = true;
-		m->rms_epoch = cdr_msg_int(msg, "epoch", 0);
-		m->hb_ms = cdr_msg_int(msg, "heartbeat_ms", 1000);
-		m->next_hb_ms = cdr_now_ms() + (uint64_t)m->hb_ms;
-		cdr_backoff_reset(&m->backoff);
-		cdr_info("%s registered with rms epoch %" PRId64 ", heartbeat %" PRId64 " ms", m->id, m->rms_epoch,
-			 m->hb_ms);
-		S.state_dirty = true;
-	}
-	cdr_msg_free(msg);
-}
-
-static void do_register(struct mcu *m)
-{
-	char id[200], *txt;
-	json_t *b;
-	int r;
-
-	if (m->vrs)
-		b = json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:I}", "vrs", m->id, "room", S.o.room, "platform",
-			      S.o.platform, "capacity", (json_int_t)S.o.vrs_capacity, "weight", S.o.weight, "priority",
-			      S.o.priority, "running", (json_int_t)cdr_hmap_count(m->confs));
-	else
-		b = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:i, s:i, s:b, s:I, s:I}", "mcu", m->id,
-			      "key", m->id, "room", S.o.room, "platform", S.o.platform, "capacity_confs",
-			      (json_int_t)S.o.capacity, "capacity_ports", (json_int_t)S.o.ports, "h265", S.o.h265,
-			      "res_1080p", S.o.r1080, "xmpu", S.o.xmpu, "weight", S.o.weight, "priority", S.o.priority,
-			      "backup", S.o.backup, "running_confs", (json_int_t)cdr_hmap_count(m->confs), "used_ports",
-			      (json_int_t)m->used_ports);
-	snprintf(id, sizeof(id), "%s-register-%" PRIu64, m->id, ++S.seq);
-	txt = cdr_msg_encode(m->vrs ? "vrs_rms_register_req" : "cmu_rms_register_req", id, m->id, 0, b);
-	if (!txt)
-		return;
-	r = cdr_mq_request(S.mq, "", CDR_MQ_RMS_RES_Q, txt, strlen(txt), REGISTER_TIMEOUT_MS, on_registered, m);
-	free(txt);
-	if (r < 0) {
-		m->next_register_ms = cdr_now_ms() + cdr_backoff_next(&m->backoff);
-		return;
-	}
-	m->registering = true;
-}
-
-static void heartbeat(struct mcu *m)
-{
-	char id[200], *txt;
-	json_t *b;
-
-	if (m->vrs)
-		b = json_pack("{s:s, s:I, s:I, s:I}", "vrs", m->id, "seq", (json_int_t)++m->seq, "running",
-			      (json_int_t)cdr_hmap_count(m->confs), "epoch", (json_int_t)m->rms_epoch);
-	else
-		b = json_pack("{s:s, s:I, s:I, s:I, s:I}", "mcu", m->id, "seq", (json_int_t)++m->seq, "running_confs",
-			      (json_int_t)cdr_hmap_count(m->confs), "used_ports", (json_int_t)m->used_ports, "epoch",
-			      (json_int_t)m->rms_epoch);
-	snprintf(id, sizeof(id), "%s-hb-%" PRId64, m->id, m->seq);
-	txt = cdr_msg_encode(m->vrs ? "vrs_rms_heartbeat_ntf" : "cmu_rms_heartbeat_ntf", id, m->id, 0, b);
-	if (txt)
-		publish("", CDR_MQ_RMS_RES_Q, txt, NULL, false);
-	free(txt);
-}
-
-static void conflist(struct mcu *m)
-{
-	json_t *confs = json_array();
-	size_t it = 0;
-	void *v;
-	char id[200], *txt;
-
-	while (cdr_hmap_next(m->confs, &it, NULL, &v)) {
-		struct conf *c = v;
-
-		json_array_append_new(confs, json_pack("{s:s, s:I, s:s}", "e164", c->e164, "generation",
-						       (json_int_t)c->generation, "name", c->name));
-	}
-	snprintf(id, sizeof(id), "%s-conflist-%" PRId64, m->id, ++m->list_seq);
-	txt = cdr_msg_encode(
-		"cmu_mau_conflist_ntf", id, m->id, 0,
-		json_pack("{s:s, s:I, s:o}", "mcu", m->id, "seq", (json_int_t)m->list_seq, "confs", confs));
-	if (txt)
-		publish(CDR_MQ_CMU_MAU_EX, m->id, txt, NULL, true);
-	free(txt);
-}
-
-static void reregister_all(const char *why)
-{
-	cdr_info("registering again: %s", why);
-	for (int i = 0; i < S.n; i++) {
-		S.mcus[i].registered = false;
-		S.mcus[i].next_register_ms = 0;
-		cdr_backoff_reset(&S.mcus[i].backoff);
-	}
+	/* The first, then every hundredth: a broker refusing everything
+	 * must not flood the log. */
+	if (s->n.publish_failed++ % 100 == 0)
+		cdr_warn("the broker refused a message to %s (%s); %" PRIu64 " refused so far", CDR_MQ_CMU_MAU_EX,
+			 strerror(-status), s->n.publish_failed);
 }
 
 /* ---- the state file ---- */
 
-static void write_state(void)
+static int cmp_conf(const void *a, const void *b)
+{
+	const struct conference *x = *(struct conference *const *)a, *y = *(struct conference *const *)b;
+
+	return strcmp(x->e164, y->e164);
+}
+
+static json_t *state_json(struct sim *s)
 {
 	json_t *mcus = json_array(), *vrs = json_array(), *doc;
-	char tmp[4096];
-	FILE *f;
 
-	if (!S.o.state)
-		return;
-	for (int i = 0; i < S.n; i++) {
-		struct mcu *m = &S.mcus[i];
-		json_t *confs = json_array();
-		size_t it = 0;
-		void *v;
+	for (size_t i = 0; i < s->nunits; i++) {
+		struct unit *u = &s->units[i];
+		json_t *epoch = u->epoch >= 0 ? json_integer(u->epoch) : json_null();
 
-		if (m->vrs) {
-			json_array_append_new(vrs, json_pack("{s:s, s:b}", "id", m->id, "registered", m->registered));
+		if (u->vrs) {
+			json_array_append_new(vrs, json_pack("{s:s, s:b, s:o}", "id", u->id, "registered",
+							     u->registered, "rms_epoch", epoch));
 			continue;
 		}
-		while (cdr_hmap_next(m->confs, &it, NULL, &v)) {
-			struct conf *c = v;
+		size_t n = cdr_hmap_count(u->confs), k = 0, it = 0;
+		struct conference **v = calloc(n ? n : 1, sizeof(*v));
+		json_t *confs = json_array();
+		const char *key;
+		void *val;
 
-			json_array_append_new(confs, json_pack("{s:s, s:I, s:s}", "e164", c->e164, "generation",
-							       (json_int_t)c->generation, "name", c->name));
-		}
-		json_array_append_new(mcus,
-				      json_pack("{s:s, s:s, s:b, s:I, s:o}", "id", m->id, "key", m->id, "registered",
-						m->registered, "rms_epoch", (json_int_t)m->rms_epoch, "confs", confs));
+		while (v && cdr_hmap_next(u->confs, &it, &key, &val))
+			v[k++] = val;
+		if (v)
+			qsort(v, k, sizeof(*v), cmp_conf);
+		for (size_t j = 0; j < k; j++)
+			json_array_append_new(confs, json_pack("{s:s, s:I, s:s}", "e164", v[j]->e164, "generation",
+							       (json_int_t)v[j]->generation, "name", v[j]->name));
+		free(v);
+		/* json_pack "o" steals epoch and confs. */
+		json_array_append_new(mcus, json_pack("{s:s, s:s, s:b, s:o, s:o}", "id", u->id, "key", u->id,
+						      "registered", u->registered, "rms_epoch", epoch, "confs", confs));
 	}
-	doc = json_pack("{s:i, s:s, s:s, s:I, s:o, s:o}", "pid", (int)getpid(), "platform", S.o.platform, "room",
-			S.o.room, "updated_ms", (json_int_t)cdr_wall_ms(), "mcus", mcus, "vrs", vrs);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", S.o.state);
-	f = fopen(tmp, "w");
-	if (!f || json_dumpf(doc, f, JSON_COMPACT) < 0 || fclose(f) != 0 || rename(tmp, S.o.state) < 0)
-		cdr_warn("cannot write the state file %s: %s", S.o.state, strerror(errno));
+	/* "o" steals mcus and vrs. */
+	doc = json_pack("{s:I, s:s, s:s, s:I, s:b, s:o, s:o}", "pid", (json_int_t)getpid(), "platform", s->o.platform,
+			"room", s->o.room, "updated_ms", (json_int_t)cdr_wall_ms(), "refuse", s->o.refuse, "mcus", mcus,
+			"vrs", vrs);
+	return doc;
+}
+
+/* Writes the state file atomically (FILE.tmp, then rename). */
+static void state_write(struct sim *s)
+{
+	char tmp[4096];
+	uint64_t t0 = cdr_now_ms(), took;
+	json_t *doc;
+	int r;
+
+	if (!s->o.state)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", s->o.state);
+	doc = state_json(s);
+	r = doc ? json_dump_file(doc, tmp, JSON_COMPACT) : -1;
 	json_decref(doc);
-	S.state_dirty = false;
-	S.state_written_ms = cdr_now_ms();
-}
-
-/* ---- commands from css ---- */
-
-struct pending {
-	char *txt, *corr, *key;
-	struct cdr_timer *t;
-};
-
-static void send_pending(void *arg)
-{
-	struct pending *p = arg;
-
-	publish(CDR_MQ_CMU_MAU_EX, p->key, p->txt, p->corr, true);
-	cdr_timer_free(p->t);
-	free(p->txt);
-	free(p->corr);
-	free(p->key);
-	free(p);
-}
-
-/* Answers req from MCU m: ack, or nack with reason. */
-static void reply(struct mcu *m, const struct cdr_msg *req, bool ack, const char *reason, const char *detail,
-		  int64_t generation)
-{
-	json_t *b = json_pack("{s:s, s:s}", "e164", cdr_msg_str(req, "e164", ""), "mcu", m->id);
-	struct pending *p;
-	char *txt;
-
-	if (generation >= 0)
-		json_object_set_new(b, "generation", json_integer(generation));
-	if (!ack) {
-		json_object_set_new(b, "reason", json_string(reason));
-		json_object_set_new(b, "detail", json_string(detail ? detail : ""));
+	if (r != 0 || rename(tmp, s->o.state) != 0) {
+		cdr_warn("cannot write the state file %s: %s; trying again later", s->o.state,
+			 r != 0 ? "cannot write the temporary file" : strerror(errno));
+		unlink(tmp);
+		s->state_next_ms = cdr_now_ms() + 1000;
+		return;
 	}
-	txt = cdr_msg_encode_reply(req, ack, m->id, b);
+	s->state_dirty = false;
+	/* A large state (thousands of conferences) is not rewritten more than
+	 * a fifth of the time. */
+	took = cdr_now_ms() - t0;
+	s->state_next_ms = cdr_now_ms() + (took * 5 > STATE_MIN_MS ? took * 5 : STATE_MIN_MS);
+}
+
+static void state_changed(struct sim *s)
+{
+	s->state_dirty = true;
+}
+
+/* ---- registration and heartbeats ---- */
+
+static void register_soon(struct unit *u, bool reset_backoff)
+{
+	if (reset_backoff)
+		cdr_backoff_reset(&u->backoff);
+	if (u->reg_inflight)
+		u->reg_again = true;
+	else
+		u->next_reg_ms = cdr_now_ms();
+}
+
+static void register_later(struct unit *u, const char *why)
+{
+	uint64_t delay = cdr_backoff_next(&u->backoff);
+
+	u->next_reg_ms = cdr_now_ms() + delay;
+	/* The first failure of a streak is worth a warning, the rest not. */
+	if (u->reg_failures++ == 0)
+		cdr_warn("%s %s: registration with rms failed: %s; retrying in %" PRIu64 " ms", kind(u), u->id, why,
+			 delay);
+	else
+		cdr_debug("%s %s: registration with rms failed: %s; retrying in %" PRIu64 " ms", kind(u), u->id, why,
+			  delay);
+}
+
+static void on_register_reply(int status, const struct cdr_mq_delivery *reply, void *arg)
+{
+	struct unit *u = arg;
+	struct sim *s = u->sim;
+	struct cdr_msg_error err;
+	struct cdr_msg *m = NULL;
+	const char *type, *want_ack = u->vrs ? "rms_vrs_register_ack" : "rms_cmu_register_ack";
+	const char *want_nack = u->vrs ? "rms_vrs_register_nack" : "rms_cmu_register_nack";
+	char why[512];
+
+	u->reg_inflight = false;
+	if (s->stopping)
+		return;
+	if (status < 0) {
+		register_later(u, status == -ETIMEDOUT ? "no answer within 3 s" : strerror(-status));
+		goto again;
+	}
+	if (cdr_msg_decode(reply->body, reply->len, 0, &m, &err) < 0) {
+		snprintf(why, sizeof(why), "unreadable answer: %s: %s", cdr_msg_fault_name(err.fault), err.detail);
+		register_later(u, why);
+		goto again;
+	}
+	type = cdr_msg_type(m);
+	if (strcmp(type, want_nack) == 0) {
+		snprintf(why, sizeof(why), "refused: %s: %s", cdr_msg_str(m, "reason", "?"),
+			 cdr_msg_str(m, "detail", ""));
+		register_later(u, why);
+		goto again;
+	}
+	if (strcmp(type, want_ack) != 0) {
+		snprintf(why, sizeof(why), "unexpected answer %s", type);
+		register_later(u, why);
+		goto again;
+	}
+	u->registered = true;
+	u->epoch = cdr_msg_int(m, "epoch", 0);
+	u->hb_ms = (uint64_t)cdr_msg_int(m, "heartbeat_ms", 1000);
+	u->next_hb_ms = cdr_now_ms(); /* the first heartbeat at the next tick */
+	u->reg_failures = 0;
+	u->reg_count++;
+	cdr_backoff_reset(&u->backoff);
+	state_changed(s);
+	cdr_info("%s registered with rms epoch %" PRId64 ", heartbeat %" PRIu64 " ms", u->id, u->epoch, u->hb_ms);
+	/* An answer from a deposed rms: the new one must know us too. */
+	if (u->epoch < s->rms_epoch_seen)
+		register_soon(u, true);
+again:
+	if (u->reg_again) {
+		u->reg_again = false;
+		u->next_reg_ms = cdr_now_ms();
+	}
+	cdr_msg_free(m);
+}
+
+static void send_register(struct unit *u)
+{
+	struct sim *s = u->sim;
+	const struct opts *o = &s->o;
+	char id[128], *txt;
+	json_t *body;
+	int r;
+
+	if (u->vrs)
+		body = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i}", "vrs", u->id, "room", o->room, "platform",
+				 o->platform, "capacity", (json_int_t)o->vrs_capacity, "weight", (json_int_t)o->weight,
+				 "priority", (json_int_t)o->priority, "running", 0);
+	else
+		body = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:I, s:I, s:b, s:I, s:I}", "mcu", u->id,
+				 "key", u->id, "room", o->room, "platform", o->platform, "capacity_confs",
+				 (json_int_t)o->capacity, "capacity_ports", (json_int_t)o->ports, "h265", o->h265,
+				 "res_1080p", o->res_1080p, "xmpu", o->xmpu, "weight", (json_int_t)o->weight,
+				 "priority", (json_int_t)o->priority, "backup", o->backup, "running_confs",
+				 (json_int_t)cdr_hmap_count(u->confs), "used_ports", (json_int_t)u->used_ports);
+	snprintf(id, sizeof(id), "%s-register-%" PRIu64, u->id, u->reg_count + u->reg_failures + 1);
+	txt = cdr_msg_encode(u->vrs ? "vrs_rms_register_req" : "cmu_rms_register_req", id, u->id, 0, body);
+	if (!txt) {
+		register_later(u, "out of memory");
+		return;
+	}
+	u->next_reg_ms = 0;
+	r = cdr_mq_request(s->mq, "", CDR_MQ_RMS_RES_Q, txt, strlen(txt), REGISTER_TIMEOUT_MS, on_register_reply, u);
+	free(txt);
+	if (r < 0) {
+		register_later(u, strerror(-r));
+		return;
+	}
+	u->reg_inflight = true;
+	/* Not registered until the ack: no heartbeats with a stale epoch. */
+	if (u->registered) {
+		u->registered = false;
+		state_changed(s);
+	}
+}
+
+static void send_heartbeat(struct unit *u)
+{
+	struct sim *s = u->sim;
+	struct cdr_mq_props p = { .persistent = false };
+	char id[128], *txt;
+	json_t *body;
+	int r;
+
+	u->hb_seq++;
+	if (u->vrs)
+		body = json_pack("{s:s, s:I, s:i, s:I}", "vrs", u->id, "seq", (json_int_t)u->hb_seq, "running", 0,
+				 "epoch", (json_int_t)u->epoch);
+	else
+		body = json_pack("{s:s, s:I, s:I, s:I, s:I}", "mcu", u->id, "seq", (json_int_t)u->hb_seq,
+				 "running_confs", (json_int_t)cdr_hmap_count(u->confs), "used_ports",
+				 (json_int_t)u->used_ports, "epoch", (json_int_t)u->epoch);
+	snprintf(id, sizeof(id), "%s-heartbeat-%" PRId64, u->id, u->hb_seq);
+	txt = cdr_msg_encode(u->vrs ? "vrs_rms_heartbeat_ntf" : "cmu_rms_heartbeat_ntf", id, u->id, 0, body);
 	if (!txt)
 		return;
-	if (S.o.slow_ms <= 0) {
-		publish(CDR_MQ_CMU_MAU_EX, m->id, txt, cdr_msg_id(req), true);
-		free(txt);
-		return;
-	}
-	p = calloc(1, sizeof(*p));
-	if (!p || cdr_timer_new(S.loop, send_pending, p, &p->t) < 0) {
-		free(p);
-		free(txt);
-		return;
-	}
-	p->txt = txt;
-	p->corr = strdup(cdr_msg_id(req));
-	p->key = strdup(m->id);
-	cdr_timer_start(p->t, (uint64_t)S.o.slow_ms, false);
+	p.message_id = id;
+	r = cdr_mq_publish(s->mq, "", CDR_MQ_RMS_RES_Q, &p, txt, strlen(txt), NULL, NULL);
+	if (r < 0)
+		cdr_debug("%s %s: heartbeat %" PRId64 " not sent: %s", kind(u), u->id, u->hb_seq, strerror(-r));
+	free(txt);
 }
 
-static bool stale(const struct cdr_msg *req)
+static void send_conflist(struct unit *u)
 {
-	const char *who = cdr_msg_str(req, "platform", cdr_msg_src(req));
-	int64_t epoch = cdr_msg_int(req, "epoch", 0), *seen = cdr_hmap_get(S.css_epochs, who);
-	char *k;
+	struct sim *s = u->sim;
+	struct cdr_mq_props p = { .persistent = true };
+	json_t *confs = json_array(), *body;
+	const char *key;
+	void *val;
+	size_t it = 0;
+	char id[128], *txt;
+	int r;
 
-	if (seen) {
-		if (epoch < *seen)
-			return true;
-		*seen = epoch;
-		return false;
+	while (cdr_hmap_next(u->confs, &it, &key, &val)) {
+		const struct conference *c = val;
+		json_array_append_new(confs, json_pack("{s:s, s:I, s:s}", "e164", c->e164, "generation",
+						       (json_int_t)c->generation, "name", c->name));
 	}
-	seen = malloc(sizeof(*seen) + strlen(who) + 1);
-	if (!seen)
-		return false;
-	*seen = epoch;
-	k = (char *)(seen + 1);
-	strcpy(k, who);
-	cdr_hmap_put(S.css_epochs, k, seen);
-	return false;
+	u->list_seq++;
+	body = json_pack("{s:s, s:I, s:o}", "mcu", u->id, "seq", (json_int_t)u->list_seq, "confs", confs);
+	snprintf(id, sizeof(id), "%s-conflist-%" PRId64, u->id, u->list_seq);
+	txt = cdr_msg_encode("cmu_mau_conflist_ntf", id, u->id, 0, body);
+	if (!txt)
+		return;
+	p.message_id = id;
+	p.type = "cmu_mau_conflist_ntf";
+	r = cdr_mq_publish(s->mq, CDR_MQ_CMU_MAU_EX, u->id, &p, txt, strlen(txt), on_answer_confirm, s);
+	if (r < 0)
+		cdr_warn("mcu %s: conference list %" PRId64 " not sent: %s", u->id, u->list_seq, strerror(-r));
+	free(txt);
 }
 
-static void on_create(struct mcu *m, const struct cdr_msg *req)
-{
-	const char *e164 = cdr_msg_str(req, "e164", "");
-	json_t *conf = cdr_msg_get(req, "conf");
-	int64_t gen = cdr_msg_int(req, "generation", 0), ports = cdr_msg_jint(conf, "max_participants", 16);
-	struct conf *c = cdr_hmap_get(m->confs, e164);
-	char detail[128];
-
-	if (S.o.no_answer)
-		return;
-	if (S.o.refuse || (S.o.fail_rate > 0 && (double)rand_r(&S.o.seed) / RAND_MAX < S.o.fail_rate)) {
-		S.n_nacked++;
-		reply(m, req, false, S.o.refuse ? "mcu_refused" : "random_failure", "mcusim was told to refuse", gen);
-		return;
-	}
-	if (c) { /* a redelivery or a re-create: idempotent */
-		c->generation = gen;
-		S.n_acked++;
-		reply(m, req, true, NULL, NULL, gen);
-		return;
-	}
-	if ((int64_t)cdr_hmap_count(m->confs) >= S.o.capacity) {
-		snprintf(detail, sizeof(detail), "%" PRId64 " conferences running, capacity %" PRId64,
-			 (int64_t)cdr_hmap_count(m->confs), S.o.capacity);
-		S.n_nacked++;
-		reply(m, req, false, "no_capacity", detail, gen);
-		return;
-	}
-	if (m->used_ports + ports > S.o.ports) {
-		snprintf(detail, sizeof(detail), "%" PRId64 " ports asked, %" PRId64 " free", ports,
-			 S.o.ports - m->used_ports);
-		S.n_nacked++;
-		reply(m, req, false, "no_ports", detail, gen);
-		return;
-	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	snprintf(c->e164, sizeof(c->e164), "%s", e164);
-	c->name = strdup(cdr_msg_jstr(conf, "name", e164));
-	c->generation = gen;
-	c->ports = ports;
-	if (!c->name || cdr_hmap_put(m->confs, c->e164, c) < 0) {
-		free(c->name);
-		free(c);
-		return;
-	}
-	m->used_ports += ports;
-	S.n_acked++;
-	S.state_dirty = true;
-	reply(m, req, true, NULL, NULL, gen);
-}
-
-static void on_end(struct mcu *m, const struct cdr_msg *req)
-{
-	struct conf *c = cdr_hmap_del(m->confs, cdr_msg_str(req, "e164", ""));
-
-	if (!c) {
-		reply(m, req, false, "unknown_conference", "not running on this MCU", -1);
-		return;
-	}
-	m->used_ports -= c->ports;
-	free(c->name);
-	free(c);
-	S.n_ended++;
-	S.state_dirty = true;
-	reply(m, req, true, NULL, NULL, -1);
-}
-
-static void on_rename(struct mcu *m, const struct cdr_msg *req)
-{
-	struct conf *c = cdr_hmap_get(m->confs, cdr_msg_str(req, "e164", ""));
-	char *name;
-
-	if (!c) {
-		reply(m, req, false, "unknown_conference", "not running on this MCU", -1);
-		return;
-	}
-	if ((name = strdup(cdr_msg_str(req, "name", c->name)))) {
-		free(c->name);
-		c->name = name;
-	}
-	S.state_dirty = true;
-	reply(m, req, true, NULL, NULL, -1);
-}
-
-static void on_command(struct cdr_mq_delivery *d, void *arg)
-{
-	struct mcu *m = arg;
-	struct cdr_msg_error err;
-	struct cdr_msg *req = NULL;
-	const char *type;
-
-	if (cdr_msg_decode(d->body, d->len, 0, &req, &err) < 0) {
-		cdr_warn("%s: dropped a message it cannot read (%s): %s", m->id, cdr_msg_fault_name(err.fault),
-			 err.detail);
-		cdr_mq_ack(d);
-		return;
-	}
-	type = cdr_msg_type(req);
-	if (stale(req)) {
-		reply(m, req, false, "stale_epoch", "an older epoch than one already seen", -1);
-	} else if (!strcmp(type, "mau_cmu_createconf_req")) {
-		on_create(m, req);
-	} else if (!strcmp(type, "mau_cmu_endconf_req")) {
-		on_end(m, req);
-	} else if (!strcmp(type, "mau_cmu_renameconf_req")) {
-		on_rename(m, req);
-	} else {
-		cdr_debug("%s: %s ignored", m->id, type);
-	}
-	cdr_msg_free(req);
-	cdr_mq_ack(d);
-}
-
-static void on_rms_ntf(struct cdr_mq_delivery *d, void *arg)
-{
-	struct cdr_msg_error err;
-	struct cdr_msg *msg = NULL;
-
-	(void)arg;
-	if (cdr_msg_decode(d->body, d->len, 0, &msg, &err) == 0) {
-		int64_t epoch = cdr_msg_int(msg, "epoch", -1);
-		bool changed = false;
-
-		for (int i = 0; i < S.n; i++)
-			changed |= S.mcus[i].registered && epoch > S.mcus[i].rms_epoch;
-		if (!strcmp(cdr_msg_type(msg), "rms_all_restarted_ntf"))
-			reregister_all("rms restarted");
-		else if (changed)
-			reregister_all("rms epoch changed");
-	}
-	cdr_msg_free(msg);
-	cdr_mq_ack(d);
-}
-
-/* ---- life ---- */
-
+/* The one periodic timer: registrations due, heartbeats due, conference
+ * lists due, the state file. */
 static void on_tick(void *arg)
 {
+	struct sim *s = arg;
 	uint64_t now = cdr_now_ms();
+	bool up = cdr_mq_connected(s->mq);
 
-	(void)arg;
-	if (!cdr_mq_connected(S.mq))
-		return;
-	for (int i = 0; i < S.n; i++) {
-		struct mcu *m = &S.mcus[i];
+	for (size_t i = 0; i < s->nunits && up; i++) {
+		struct unit *u = &s->units[i];
 
-		if (!m->registered && !m->registering && now >= m->next_register_ms)
-			do_register(m);
-		if (m->registered && now >= m->next_hb_ms) {
-			heartbeat(m);
-			m->next_hb_ms = now + (uint64_t)m->hb_ms;
+		if (!u->reg_inflight && u->next_reg_ms && now >= u->next_reg_ms)
+			send_register(u);
+		if (u->registered && now >= u->next_hb_ms) {
+			send_heartbeat(u);
+			u->next_hb_ms += u->hb_ms;
+			if (u->next_hb_ms <= now) /* late (a stalled loop): do not send a burst */
+				u->next_hb_ms = now + u->hb_ms;
+		}
+		if (!u->vrs && s->o.list_interval_ms && now >= u->next_list_ms) {
+			send_conflist(u);
+			u->next_list_ms = now + s->o.list_interval_ms;
 		}
 	}
-	if (S.o.list_ms > 0) {
-		static uint64_t next_list;
-
-		if (now >= next_list) {
-			for (int i = 0; i < S.n; i++)
-				if (!S.mcus[i].vrs)
-					conflist(&S.mcus[i]);
-			next_list = now + (uint64_t)S.o.list_ms;
-		}
-	}
-	if (S.state_dirty && now - S.state_written_ms >= STATE_EVERY_MS)
-		write_state();
+	if (s->state_dirty && now >= s->state_next_ms)
+		state_write(s);
 }
 
 static void on_mq_state(bool up, const char *why, void *arg)
 {
-	(void)arg;
-	if (up && S.was_up)
-		reregister_all("broker re-connected");
-	if (up)
-		S.was_up = true;
-	if (!up)
-		cdr_warn("broker: %s", why ? why : "down");
-}
+	struct sim *s = arg;
 
-static void on_signal(int signo, void *arg)
-{
-	(void)arg;
-	if (signo == SIGUSR1) {
-		write_state();
+	if (!up) {
+		cdr_warn("AMQP down: %s", why);
+		s->was_up = false;
+		/* Deliveries and replies of that connection are gone: register
+		 * again once it is back. */
+		for (size_t i = 0; i < s->nunits; i++)
+			if (s->units[i].registered) {
+				s->units[i].registered = false;
+				state_changed(s);
+			}
 		return;
 	}
-	cdr_loop_stop(S.loop);
+	cdr_info("AMQP up: %s; registering %u MCUs and %u VRS", why, s->o.count, s->o.nvrs);
+	s->was_up = true;
+	for (size_t i = 0; i < s->nunits; i++) {
+		struct unit *u = &s->units[i];
+
+		register_soon(u, true);
+		/* Reconciliation: the conference list at (re)connection, spread
+		 * over the first tenth of an interval. */
+		if (!u->vrs && s->o.list_interval_ms)
+			u->next_list_ms = cdr_now_ms() + (s->o.list_interval_ms / 10) * i / s->nunits;
+	}
 }
 
-static void on_stop_timer(void *arg)
+/* rms.ntf.ex: rms_all_restarted_ntf, and every rms_all_* for its epoch. */
+static void on_rms_ntf(struct cdr_mq_delivery *d, void *arg)
 {
-	(void)arg;
-	cdr_info("--duration reached");
-	cdr_loop_stop(S.loop);
+	struct sim *s = arg;
+	struct cdr_msg_error err;
+	struct cdr_msg *m;
+	const char *type;
+	int64_t epoch;
+	size_t again = 0;
+
+	if (cdr_msg_decode(d->body, d->len, 0, &m, &err) < 0) {
+		cdr_warn("dropped a malformed message on %s: %s: %s", CDR_MQ_RMS_NTF_EX, cdr_msg_fault_name(err.fault),
+			 err.detail);
+		cdr_mq_ack(d);
+		return;
+	}
+	type = cdr_msg_type(m);
+	epoch = cdr_msg_int(m, "epoch", -1);
+	if (strncmp(type, "rms_all_", 8) != 0 || s->stopping)
+		goto out;
+	if (strcmp(type, "rms_all_restarted_ntf") == 0) {
+		const char *platform = cdr_msg_str(m, "platform", s->o.platform);
+
+		if (strcmp(platform, s->o.platform) != 0) {
+			cdr_debug("ignored rms_all_restarted_ntf of platform %s", platform);
+			goto out;
+		}
+		if (epoch > s->rms_epoch_seen)
+			s->rms_epoch_seen = epoch;
+		for (size_t i = 0; i < s->nunits; i++)
+			register_soon(&s->units[i], true);
+		cdr_notice("rms of %s restarted (epoch %" PRId64 "): registering %zu MCUs and VRS again", s->o.platform,
+			   epoch, s->nunits);
+		goto out;
+	}
+	if (epoch <= s->rms_epoch_seen)
+		goto out;
+	s->rms_epoch_seen = epoch;
+	for (size_t i = 0; i < s->nunits; i++) {
+		struct unit *u = &s->units[i];
+		if (u->registered && u->epoch < epoch) {
+			register_soon(u, true);
+			again++;
+		}
+	}
+	if (again)
+		cdr_notice("%s with rms epoch %" PRId64 ", newer than our registrations: registering %zu again", type,
+			   epoch, again);
+out:
+	cdr_msg_free(m);
+	cdr_mq_ack(d);
 }
+
+/* ---- conferences ---- */
+
+/* Publishes an answer and acks the delivery. Takes txt. */
+static void answer_now(struct unit *u, struct cdr_mq_delivery *d, const char *type, const char *id, char *txt)
+{
+	struct sim *s = u->sim;
+	struct cdr_mq_props p = { .persistent = true, .correlation_id = id, .message_id = id, .type = type };
+	int r;
+
+	if (txt) {
+		r = cdr_mq_publish(s->mq, CDR_MQ_CMU_MAU_EX, u->id, &p, txt, strlen(txt), on_answer_confirm, s);
+		if (r < 0) {
+			s->n.publish_failed++;
+			cdr_warn("mcu %s: %s %s not sent: %s; the request is dropped", u->id, type, id, strerror(-r));
+		}
+		free(txt);
+	}
+	cdr_mq_ack(d);
+}
+
+static void arm_slow_timer(struct sim *s)
+{
+	uint64_t now = cdr_now_ms();
+
+	if (s->slow_head)
+		cdr_timer_start(s->slow_timer, s->slow_head->due_ms > now ? s->slow_head->due_ms - now : 0, false);
+}
+
+/* Every delay is the same, so the FIFO is in due order. */
+static void flush_delayed(struct sim *s, bool all)
+{
+	uint64_t now = cdr_now_ms();
+
+	while (s->slow_head && (all || s->slow_head->due_ms <= now)) {
+		struct delayed *x = s->slow_head;
+
+		s->slow_head = x->next;
+		if (!s->slow_head)
+			s->slow_tail = &s->slow_head;
+		answer_now(x->u, x->d, x->type, x->id, x->txt);
+		free(x);
+	}
+	arm_slow_timer(s);
+}
+
+static void on_slow_timer(void *arg)
+{
+	flush_delayed(arg, false);
+}
+
+/* Answers request m (delivered as d) with an ACK or NACK whose body is taken
+ * (stolen), now or after --slow. */
+static void answer(struct unit *u, struct cdr_mq_delivery *d, const struct cdr_msg *m, bool ack, json_t *body)
+{
+	struct sim *s = u->sim;
+	char type[96] = "", *txt;
+	struct delayed *x;
+
+	cdr_msg_reply_type(cdr_msg_type(m), ack, type, sizeof(type));
+	txt = cdr_msg_encode_reply(m, ack, u->id, body);
+	if (!txt)
+		cdr_warn("mcu %s: cannot encode %s (out of memory)", u->id, type);
+	if (!s->o.slow_ms || !txt || !(x = calloc(1, sizeof(*x)))) {
+		answer_now(u, d, type, cdr_msg_id(m), txt);
+		return;
+	}
+	x->u = u;
+	x->d = d;
+	x->txt = txt;
+	snprintf(x->type, sizeof(x->type), "%s", type);
+	snprintf(x->id, sizeof(x->id), "%s", cdr_msg_id(m));
+	x->due_ms = cdr_now_ms() + s->o.slow_ms;
+	*s->slow_tail = x;
+	s->slow_tail = &x->next;
+	if (!cdr_timer_pending(s->slow_timer))
+		arm_slow_timer(s);
+}
+
+static json_t *nack_body(const struct unit *u, const char *e164, int64_t generation, const char *reason,
+			 const char *detail)
+{
+	json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "e164", e164, "mcu", u->id, "reason", reason, "detail", detail);
+
+	if (b && generation >= 0)
+		json_object_set_new(b, "generation", json_integer(generation));
+	return b;
+}
+
+/* Fencing of a deposed css: false (and the highest epoch in *seen) when
+ * epoch is older than one already seen from the same sender. */
+static bool fence_ok(struct unit *u, const char *src, int64_t epoch, int64_t *seen)
+{
+	struct fence *f = NULL;
+
+	for (size_t i = 0; i < u->nfences; i++)
+		if (strcmp(u->fences[i].src, src) == 0)
+			f = &u->fences[i];
+	if (!f) {
+		if (u->nfences < MAX_FENCES) {
+			f = &u->fences[u->nfences++];
+		} else { /* forget the sender with the lowest epoch */
+			f = &u->fences[0];
+			for (size_t i = 1; i < MAX_FENCES; i++)
+				if (u->fences[i].epoch < f->epoch)
+					f = &u->fences[i];
+		}
+		snprintf(f->src, sizeof(f->src), "%s", src);
+		f->epoch = epoch;
+		return true;
+	}
+	if (epoch < f->epoch) {
+		*seen = f->epoch;
+		return false;
+	}
+	f->epoch = epoch;
+	return true;
+}
+
+static bool fenced(struct unit *u, struct cdr_mq_delivery *d, const struct cdr_msg *m, const char *e164)
+{
+	int64_t epoch = cdr_msg_int(m, "epoch", 0), seen = 0;
+	char detail[160];
+
+	if (fence_ok(u, cdr_msg_src(m), epoch, &seen))
+		return false;
+	u->sim->n.stale++;
+	snprintf(detail, sizeof(detail), "epoch %" PRId64 " is older than %" PRId64 " already seen from %s", epoch,
+		 seen, cdr_msg_src(m));
+	cdr_info("mcu %s: %s %s for %s refused: %s", u->id, cdr_msg_type(m), cdr_msg_id(m), e164, detail);
+	answer(u, d, m, false, nack_body(u, e164, cdr_msg_int(m, "generation", -1), "stale_epoch", detail));
+	return true;
+}
+
+static void on_create(struct unit *u, struct cdr_mq_delivery *d, const struct cdr_msg *m)
+{
+	struct sim *s = u->sim;
+	const char *e164 = cdr_msg_str(m, "e164", "");
+	int64_t gen = cdr_msg_int(m, "generation", 0);
+	json_t *conf = cdr_msg_get(m, "conf");
+	int64_t ports = cdr_msg_jint(conf, "max_participants", DEFAULT_PORTS);
+	struct conference *c;
+	char detail[160];
+	const char *reason = NULL;
+
+	if (s->o.no_answer) { /* a silent MCU: nothing happens, nobody is told */
+		s->n.creates_ignored++;
+		cdr_debug("mcu %s: create %s of %s ignored (--no-answer)", u->id, cdr_msg_id(m), e164);
+		cdr_mq_ack(d);
+		return;
+	}
+	if (fenced(u, d, m, e164)) {
+		s->n.creates_nacked++;
+		return;
+	}
+	if ((c = cdr_hmap_get(u->confs, e164))) { /* a redelivery, or css retrying: the same answer */
+		if (gen > c->generation) {
+			c->generation = gen;
+			state_changed(s);
+		}
+		s->n.creates_acked++;
+		s->n.creates_again++;
+		cdr_debug("mcu %s: conference %s runs already: acked again (generation %" PRId64 ")", u->id, e164, gen);
+		answer(u, d, m, true, json_pack("{s:s, s:s, s:I}", "e164", e164, "mcu", u->id, "generation", gen));
+		return;
+	}
+	if (ports < 1)
+		ports = DEFAULT_PORTS;
+	if (s->o.refuse) {
+		reason = "mcu_refused";
+		snprintf(detail, sizeof(detail), "refusing every create (--refuse)");
+	} else if (s->o.fail_rate > 0 && rng_unit(s) < s->o.fail_rate) {
+		reason = "random_failure";
+		snprintf(detail, sizeof(detail), "simulated failure (--fail-rate %g)", s->o.fail_rate);
+	} else if ((int64_t)cdr_hmap_count(u->confs) >= s->o.capacity) {
+		reason = "no_capacity";
+		snprintf(detail, sizeof(detail), "%zu conferences running, capacity %" PRId64, cdr_hmap_count(u->confs),
+			 s->o.capacity);
+	} else if (u->used_ports + ports > s->o.ports) {
+		reason = "no_ports";
+		snprintf(detail, sizeof(detail), "%" PRId64 " ports asked, %" PRId64 " free", ports,
+			 s->o.ports - u->used_ports);
+	}
+	if (!reason) {
+		c = calloc(1, sizeof(*c));
+		if (c) {
+			snprintf(c->e164, sizeof(c->e164), "%s", e164);
+			c->generation = gen;
+			c->ports = ports;
+			c->name = strdup(cdr_msg_jstr(conf, "name", ""));
+		}
+		if (!c || !c->name || cdr_hmap_put(u->confs, c->e164, c) < 0) {
+			conference_free(c);
+			reason = "internal_error";
+			snprintf(detail, sizeof(detail), "out of memory");
+		}
+	}
+	if (reason) {
+		s->n.creates_nacked++;
+		cdr_debug("mcu %s: create %s of %s refused: %s (%s)", u->id, cdr_msg_id(m), e164, reason, detail);
+		answer(u, d, m, false, nack_body(u, e164, gen, reason, detail));
+		return;
+	}
+	u->used_ports += ports;
+	s->n.creates_acked++;
+	state_changed(s);
+	cdr_debug("mcu %s: conference %s created (generation %" PRId64 ", %" PRId64 " ports)", u->id, e164, gen, ports);
+	answer(u, d, m, true, json_pack("{s:s, s:s, s:I}", "e164", e164, "mcu", u->id, "generation", gen));
+}
+
+static void on_end_or_rename(struct unit *u, struct cdr_mq_delivery *d, const struct cdr_msg *m, bool rename)
+{
+	struct sim *s = u->sim;
+	const char *e164 = cdr_msg_str(m, "e164", "");
+	struct conference *c;
+	int64_t gen;
+
+	if (fenced(u, d, m, e164)) {
+		if (rename)
+			s->n.renames_nacked++;
+		else
+			s->n.ends_nacked++;
+		return;
+	}
+	c = cdr_hmap_get(u->confs, e164);
+	if (!c) {
+		if (rename)
+			s->n.renames_nacked++;
+		else
+			s->n.ends_nacked++;
+		cdr_debug("mcu %s: %s %s: %s is not running here", u->id, cdr_msg_type(m), cdr_msg_id(m), e164);
+		answer(u, d, m, false, nack_body(u, e164, -1, "unknown_conference", "not running here"));
+		return;
+	}
+	gen = c->generation;
+	if (rename) {
+		char *name = strdup(cdr_msg_str(m, "name", ""));
+
+		if (!name) {
+			s->n.renames_nacked++;
+			answer(u, d, m, false, nack_body(u, e164, gen, "internal_error", "out of memory"));
+			return;
+		}
+		free(c->name);
+		c->name = name;
+		s->n.renames_acked++;
+		cdr_debug("mcu %s: conference %s renamed", u->id, e164);
+	} else {
+		cdr_hmap_del(u->confs, e164);
+		u->used_ports -= c->ports;
+		conference_free(c);
+		s->n.ends_acked++;
+		cdr_debug("mcu %s: conference %s ended (%s)", u->id, e164, cdr_msg_str(m, "reason", "no reason"));
+	}
+	state_changed(s);
+	answer(u, d, m, true, json_pack("{s:s, s:s, s:I}", "e164", e164, "mcu", u->id, "generation", gen));
+}
+
+/* mau.cmcmu.ex, this MCU's key. */
+static void on_command(struct cdr_mq_delivery *d, void *arg)
+{
+	struct unit *u = arg;
+	struct sim *s = u->sim;
+	struct cdr_msg_error err;
+	struct cdr_msg *m;
+	const char *type;
+
+	if (cdr_msg_decode(d->body, d->len, 0, &m, &err) < 0) {
+		s->n.malformed++;
+		cdr_warn("mcu %s: dropped a malformed message (id \"%s\", type \"%s\"): %s: %s", u->id, err.id,
+			 err.type, cdr_msg_fault_name(err.fault), err.detail);
+		cdr_mq_ack(d);
+		return;
+	}
+	type = cdr_msg_type(m);
+	if (strcmp(type, "mau_cmu_createconf_req") == 0) {
+		on_create(u, d, m);
+	} else if (strcmp(type, "mau_cmu_endconf_req") == 0) {
+		on_end_or_rename(u, d, m, false);
+	} else if (strcmp(type, "mau_cmu_renameconf_req") == 0) {
+		on_end_or_rename(u, d, m, true);
+	} else if (strcmp(type, "mau_cmu_extendconf_ack") == 0 || strcmp(type, "mau_cmu_extendconf_nack") == 0) {
+		/* answers to extension requests, which the simulator never makes */
+		cdr_debug("mcu %s: ignored %s %s", u->id, type, cdr_msg_id(m));
+		cdr_mq_ack(d);
+	} else {
+		s->n.unexpected++;
+		cdr_warn("mcu %s: dropped %s %s from %s: not a message for an MCU", u->id, type, cdr_msg_id(m),
+			 cdr_msg_src(m));
+		cdr_mq_ack(d);
+	}
+	cdr_msg_free(m);
+}
+
+/* ---- life ---- */
+
+static void on_stop_signal(int signo, void *arg)
+{
+	struct sim *s = arg;
+
+	cdr_notice("%s: stopping", strsignal(signo));
+	s->stopping = true;
+	cdr_loop_stop(s->loop);
+}
+
+static void on_usr1(int signo, void *arg)
+{
+	struct sim *s = arg;
+
+	state_write(s);
+}
+
+static void on_usr2(int signo, void *arg)
+{
+	struct sim *s = arg;
+
+	s->o.refuse = !s->o.refuse;
+	state_changed(s);
+	cdr_notice("SIGUSR2: %s creates now", s->o.refuse ? "refusing" : "accepting");
+}
+
+static void on_duration(void *arg)
+{
+	struct sim *s = arg;
+
+	cdr_notice("--duration %" PRIu64 " s reached: stopping", s->o.duration_s);
+	s->stopping = true;
+	cdr_loop_stop(s->loop);
+}
+
+/* ---- finding the broker ---- */
+
+struct lookup {
+	struct cdr_loop *loop;
+	bool done, connected;
+	int status;
+	char url[512], err[512];
+	const char *platform, *room, *user, *password;
+};
+
+static void on_lookup_session(enum cdr_zk_state state, void *arg)
+{
+	struct lookup *l = arg;
+
+	l->connected = state == CDR_ZK_CONNECTED;
+}
+
+static void on_lookup_topology(int status, struct cdr_topology *t, const char *err, void *arg)
+{
+	struct lookup *l = arg;
+	const struct cdr_endpoint *ep;
+
+	l->done = true;
+	l->status = status;
+	if (status < 0) {
+		snprintf(l->err, sizeof(l->err), "%s", err ? err : strerror(-status));
+		return;
+	}
+	ep = cdr_topology_endpoint(t, l->platform, l->room, CDR_SVC_MQ);
+	if (!ep)
+		ep = cdr_topology_main_endpoint(t, l->platform, CDR_SVC_MQ);
+	if (!ep) {
+		l->status = -ENOENT;
+		snprintf(l->err, sizeof(l->err), "no broker endpoint for platform %s (room %s) in ZooKeeper",
+			 l->platform, l->room);
+	} else {
+		snprintf(l->url, sizeof(l->url), "amqp://%s:%s@%s:%u/%s", l->user, l->password, ep->host, ep->port,
+			 ep->vhost ? ep->vhost : "");
+	}
+	cdr_topology_free(t);
+}
+
+static void on_lookup_tick(void *arg)
+{
+	struct lookup *l = arg;
+
+	if (l->done)
+		cdr_loop_stop(l->loop);
+}
+
+/* Reads the broker of (platform, room) from ZooKeeper's /endpoints, within
+ * 10 s. Returns 0 with url filled, or an exit code with a message printed. */
+static int lookup_broker(struct sim *s, char *url, size_t len)
+{
+	struct lookup l = { .loop = s->loop,
+			    .platform = s->o.platform,
+			    .room = s->o.room,
+			    .user = s->o.amqp_user,
+			    .password = s->o.amqp_password };
+	struct cdr_zk_opts zo = { .hosts = s->o.zk,
+				  .chroot = s->o.chroot,
+				  .session_timeout_ms = 10000,
+				  .on_session = on_lookup_session,
+				  .arg = &l };
+	struct cdr_zk *zk = NULL;
+	struct cdr_timer *t = NULL;
+	uint64_t end = cdr_now_ms() + 10000;
+	bool asked = false;
+	int r;
+
+	if ((r = cdr_zk_new(s->loop, &zo, &zk)) < 0 || (r = cdr_timer_new(s->loop, on_lookup_tick, &l, &t)) < 0) {
+		fprintf(stderr, "mcusim: ZooKeeper at %s: %s\n", s->o.zk, strerror(-r));
+		cdr_zk_free(zk);
+		return EX_UNAVAILABLE;
+	}
+	cdr_timer_start(t, 20, true);
+	while (!l.done && !s->stopping && cdr_now_ms() < end) {
+		if (l.connected && !asked) {
+			if ((r = cdr_topology_fetch(zk, on_lookup_topology, &l)) < 0) {
+				l.status = r;
+				snprintf(l.err, sizeof(l.err), "%s", strerror(-r));
+				break;
+			}
+			asked = true;
+		}
+		/* on_lookup_tick stops the loop once done; each round is short. */
+		cdr_timer_start(t, 20, false);
+		cdr_loop_run(s->loop);
+	}
+	cdr_timer_free(t);
+	cdr_zk_free(zk); /* runs a fetch still pending with -ECANCELED */
+	if (s->stopping)
+		return -1;
+	if (!l.done) {
+		fprintf(stderr,
+			"mcusim: no broker URL: ZooKeeper at %s%s did not answer within 10 s "
+			"(give --amqp URL or set CONFDR_%s_AMQP_URL)\n",
+			s->o.zk, s->o.chroot, s->o.platform);
+		return EX_UNAVAILABLE;
+	}
+	if (l.status < 0) {
+		fprintf(stderr, "mcusim: no broker URL from ZooKeeper at %s%s: %s\n", s->o.zk, s->o.chroot, l.err);
+		return EX_UNAVAILABLE;
+	}
+	snprintf(url, len, "%s", l.url);
+	return 0;
+}
+
+/* ---- options ---- */
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mcusim --platform P --room ROOM [options]\n\n"
-		   "Simulated MCUs (and VRS) of one room on the real broker: they register with rms and heart-beat,\n"
-		   "take create/end/rename on mau.cmcmu.ex with their key, answer on cmu.mau.ex, and report\n"
-		   "their conference lists. Kill it to take them down.\n\n"
-		   "  --platform P          platform MOID (required)\n"
-		   "  --room ROOM           room MOID, e.g. p1-r1 (required)\n"
-		   "  --count N             MCUs to simulate (default 1, at most 1000)\n"
-		   "  --prefix S            MCU ids and keys are S-01, S-02, ... (default mcu-ROOM)\n"
-		   "  --capacity N          conferences per MCU (default 500)\n"
-		   "  --ports N             ports per MCU (default capacity x 16)\n"
-		   "  --h265 yes|no         H.265 capable (default yes)\n"
-		   "  --1080p yes|no        1080p capable (default yes)\n"
-		   "  --xmpu yes|no         XMPU (default no)\n"
-		   "  --weight N            weight (default 100)\n"
-		   "  --priority N          priority, lower preferred (default 100)\n"
-		   "  --backup              register as backup (sorry-server) MCUs\n"
-		   "  --vrs N               VRS to simulate too (default 0)\n"
-		   "  --vrs-prefix S        VRS ids are S-01, S-02, ... (default vrs-ROOM)\n"
-		   "  --vrs-capacity N      recordings per VRS (default 500)\n"
-		   "  --amqp URL            broker (default $CONFDR_<PLATFORM>_AMQP_URL, then $CONFDR_AMQP_URL)\n"
-		   "  --list-interval MS    conference list every MS ms per MCU (default 5000; 0 never)\n"
-		   "  --refuse              NACK every create (reason mcu_refused)\n"
-		   "  --fail-rate R         NACK a create with probability R, 0..1 (reason random_failure)\n"
-		   "  --seed N              random seed for --fail-rate (default 1)\n"
-		   "  --slow MS             answer every request MS ms late\n"
-		   "  --no-answer           never answer creates (still heart-beats)\n"
-		   "  --state FILE          write what runs to FILE (JSON, atomically) on change, on SIGUSR1, at exit\n"
-		   "  --duration S          stop after S seconds (default 0: until SIGTERM/SIGINT)\n"
-		   "  -v, -q                more, less logging\n"
-		   "  -h, --help            this text\n\n"
-		   "Exit status: 0 stopped, 64 bad usage, 69 no broker address.\n");
+	fprintf(f,
+		"usage: mcusim --platform P --room ROOM [options]\n"
+		"\n"
+		"Simulates MCUs (and VRS) of one machine room on the platform's real RabbitMQ: they register\n"
+		"with rms and heart-beat, answer css's create/end/rename commands on mau.cmcmu.ex, and report\n"
+		"their conference lists on cmu.mau.ex (docs/mcusim.md).\n"
+		"\n"
+		"What is simulated:\n"
+		"  --platform P          platform of the MCUs (required)\n"
+		"  --room ROOM           their machine room, e.g. p1-r1 (required)\n"
+		"  --count N             MCUs, 1..10000 (default 1)\n"
+		"  --prefix PREFIX       MCU ids and keys PREFIX-01..PREFIX-NN (default mcu-ROOM)\n"
+		"  --capacity N          conferences per MCU, 1..100000 (default 500)\n"
+		"  --ports N             ports per MCU, 1..1000000 (default capacity x 16, at most 1000000)\n"
+		"  --h265 yes|no         H.265 capable (default yes)\n"
+		"  --1080p yes|no        1080p capable (default yes)\n"
+		"  --xmpu yes|no         XMPU media processing (default no)\n"
+		"  --weight N            share of allocations among equals, 1..1000 (default 100)\n"
+		"  --priority N          0..1000, lower is preferred (default 100)\n"
+		"  --backup              register as backup MCUs (used when every primary of the room is down)\n"
+		"  --vrs M               VRS (recorders) in the same room, 0..1000 (default 0)\n"
+		"  --vrs-prefix PREFIX   VRS ids PREFIX-01.. (default vrs-ROOM)\n"
+		"  --vrs-capacity N      recordings per VRS, 1..100000 (default 500)\n"
+		"\n"
+		"Broker:\n"
+		"  --amqp URL            amqp://user:pass@host:port/vhost (default $CONFDR_<P>_AMQP_URL, P "
+		"upper-cased\n"
+		"                        and '-' as '_', then $CONFDR_AMQP_URL, else the room's broker in ZooKeeper)\n"
+		"  --zk HOSTS            ZooKeeper, for that last case (default $CONFDR_ZK, else " DEFAULT_ZK ")\n"
+		"  --chroot PATH         its root node (default $CONFDR_ZK_CHROOT, else " DEFAULT_CHROOT ")\n"
+		"  --amqp-user USER      user for a broker found in ZooKeeper (default confdr)\n"
+		"  --amqp-password PASS  its password (default confdr)\n"
+		"\n"
+		"Behaviour:\n"
+		"  --list-interval MS    each MCU sends cmu_mau_conflist_ntf at (re)connection and then every MS,\n"
+		"                        100..86400000; 0 = never (default 5000)\n"
+		"  --refuse              NACK every create of a new conference (reason mcu_refused);\n"
+		"                        SIGUSR2 toggles this at run time\n"
+		"  --fail-rate R         NACK a create at random with probability R, 0..1 (reason random_failure)\n"
+		"  --seed N              seed of that randomness (default: from the clock; logged at start)\n"
+		"  --slow MS             delay every answer by MS, 0..600000 (the request stays unacked meanwhile)\n"
+		"  --no-answer           never answer creates, nor run them (\"MCU silent\"); still heart-beats\n"
+		"  --state FILE          write the state (MCUs, registration, conferences) as JSON to FILE\n"
+		"                        (atomically, at most every 200 ms when it changed, on SIGUSR1, at exit)\n"
+		"  --duration S          stop after S seconds, 0..31536000; 0 = until SIGTERM/SIGINT (default 0)\n"
+		"  -v, --verbose         log every command and answer (debug)\n"
+		"  -q, --quiet           log warnings and errors only\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT stop (answers held by --slow are sent, the state file written), SIGUSR1\n"
+		"writes the state file now, SIGUSR2 toggles --refuse.\n"
+		"Exit status: 0 stopped, 64 bad usage or no broker URL, 69 ZooKeeper or the broker unusable,\n"
+		"70 internal error.\n");
 }
 
-static int bad(const char *fmt, const char *arg)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "mcusim: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, " (see --help)\n");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(mcusim --help lists the options)\n");
 	return EX_USAGE;
 }
 
-static bool num(const char *s, int64_t lo, int64_t hi, int64_t *out)
+static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *ret)
 {
 	char *end;
 	long long v;
 
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
+	if (errno || end == s || *end || v < min || v > max)
 		return false;
-	*out = v;
+	*ret = v;
 	return true;
 }
 
-static bool yesno(const char *s, bool *out)
+static bool parse_yes_no(const char *s, bool *ret)
 {
-	if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "1"))
-		*out = true;
-	else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "0"))
-		*out = false;
+	if (strcmp(s, "yes") == 0)
+		*ret = true;
+	else if (strcmp(s, "no") == 0)
+		*ret = false;
 	else
 		return false;
 	return true;
 }
 
-static int parse(int argc, char **argv, struct opts *o)
+/* Ids become ZooKeeper node names, AMQP routing keys and JSON strings. */
+static bool id_ok(const char *s)
 {
-	static const struct option lo[] = {
-		{ "platform", required_argument, NULL, 'P' },
-		{ "room", required_argument, NULL, 'R' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "prefix", required_argument, NULL, 'p' },
-		{ "capacity", required_argument, NULL, 'c' },
-		{ "ports", required_argument, NULL, 'o' },
-		{ "h265", required_argument, NULL, '5' },
-		{ "1080p", required_argument, NULL, '8' },
-		{ "xmpu", required_argument, NULL, 'x' },
-		{ "weight", required_argument, NULL, 'w' },
-		{ "priority", required_argument, NULL, 'y' },
-		{ "backup", no_argument, NULL, 'b' },
-		{ "vrs", required_argument, NULL, 'V' },
-		{ "vrs-prefix", required_argument, NULL, 'W' },
-		{ "vrs-capacity", required_argument, NULL, 'C' },
-		{ "amqp", required_argument, NULL, 'a' },
-		{ "list-interval", required_argument, NULL, 'l' },
-		{ "refuse", no_argument, NULL, 'r' },
-		{ "fail-rate", required_argument, NULL, 'f' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "slow", required_argument, NULL, 'S' },
-		{ "no-answer", no_argument, NULL, 'N' },
-		{ "state", required_argument, NULL, 'T' },
-		{ "duration", required_argument, NULL, 'd' },
+	if (!*s || strlen(s) > MAX_ID)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
+		      *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+enum {
+	O_PLATFORM = 256,
+	O_ROOM,
+	O_COUNT,
+	O_PREFIX,
+	O_CAPACITY,
+	O_PORTS,
+	O_H265,
+	O_1080P,
+	O_XMPU,
+	O_WEIGHT,
+	O_PRIORITY,
+	O_BACKUP,
+	O_VRS,
+	O_VRS_PREFIX,
+	O_VRS_CAPACITY,
+	O_AMQP,
+	O_ZK,
+	O_CHROOT,
+	O_AMQP_USER,
+	O_AMQP_PASSWORD,
+	O_LIST_INTERVAL,
+	O_REFUSE,
+	O_FAIL_RATE,
+	O_SEED,
+	O_SLOW,
+	O_NO_ANSWER,
+	O_STATE,
+	O_DURATION,
+};
+
+/* Returns 0, or an exit code (usage printed); -1 for --help (done). */
+static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char *vrs_prefix, size_t len)
+{
+	static const struct option lopts[] = {
+		{ "platform", required_argument, NULL, O_PLATFORM },
+		{ "room", required_argument, NULL, O_ROOM },
+		{ "count", required_argument, NULL, O_COUNT },
+		{ "prefix", required_argument, NULL, O_PREFIX },
+		{ "capacity", required_argument, NULL, O_CAPACITY },
+		{ "ports", required_argument, NULL, O_PORTS },
+		{ "h265", required_argument, NULL, O_H265 },
+		{ "1080p", required_argument, NULL, O_1080P },
+		{ "xmpu", required_argument, NULL, O_XMPU },
+		{ "weight", required_argument, NULL, O_WEIGHT },
+		{ "priority", required_argument, NULL, O_PRIORITY },
+		{ "backup", no_argument, NULL, O_BACKUP },
+		{ "vrs", required_argument, NULL, O_VRS },
+		{ "vrs-prefix", required_argument, NULL, O_VRS_PREFIX },
+		{ "vrs-capacity", required_argument, NULL, O_VRS_CAPACITY },
+		{ "amqp", required_argument, NULL, O_AMQP },
+		{ "zk", required_argument, NULL, O_ZK },
+		{ "chroot", required_argument, NULL, O_CHROOT },
+		{ "amqp-user", required_argument, NULL, O_AMQP_USER },
+		{ "amqp-password", required_argument, NULL, O_AMQP_PASSWORD },
+		{ "list-interval", required_argument, NULL, O_LIST_INTERVAL },
+		{ "refuse", no_argument, NULL, O_REFUSE },
+		{ "fail-rate", required_argument, NULL, O_FAIL_RATE },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "slow", required_argument, NULL, O_SLOW },
+		{ "no-answer", no_argument, NULL, O_NO_ANSWER },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "duration", required_argument, NULL, O_DURATION },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int opt;
 	int64_t v;
-	char *end;
+	bool ports_given = false;
+	int opt;
 
-	*o = (struct opts){ .count = 1,
-			    .capacity = 500,
-			    .vrs_capacity = 500,
-			    .h265 = true,
-			    .r1080 = true,
-			    .weight = 100,
-			    .priority = 100,
-			    .seed = 1,
-			    .list_ms = 5000 };
-	while ((opt = getopt_long(argc, argv, "vqh", lo, NULL)) != -1) {
+	*o = (struct opts){
+		.count = 1,
+		.capacity = 500,
+		.vrs_capacity = 500,
+		.weight = 100,
+		.priority = 100,
+		.h265 = true,
+		.res_1080p = true,
+		.amqp_user = "confdr",
+		.amqp_password = "confdr",
+		.list_interval_ms = 5000,
+		.level = CDR_LOG_INFO,
+	};
+	o->zk = getenv("CONFDR_ZK");
+	if (!o->zk || !*o->zk)
+		o->zk = DEFAULT_ZK;
+	o->chroot = getenv("CONFDR_ZK_CHROOT");
+	if (!o->chroot || !*o->chroot)
+		o->chroot = DEFAULT_CHROOT;
+
+#define INT_OPT(field, min, max, what)                                                                                 \
+	do {                                                                                                           \
+		if (!parse_int(optarg, min, max, &v))                                                                  \
+			return usage_error("--%s wants %s (%lld..%lld), not \"%s\"", lopts[idx].name, what,            \
+					   (long long)(min), (long long)(max), optarg);                                \
+		field = v;                                                                                             \
+	} while (0)
+#define YES_NO(field)                                                                                                  \
+	do {                                                                                                           \
+		if (!parse_yes_no(optarg, &field))                                                                     \
+			return usage_error("--%s wants yes or no, not \"%s\"", lopts[idx].name, optarg);               \
+	} while (0)
+
+	optind = 1;
+	for (;;) {
+		int idx = 0;
+		if ((opt = getopt_long(argc, argv, "vqh", lopts, &idx)) == -1)
+			break;
 		switch (opt) {
-		case 'P': o->platform = optarg; break;
-		case 'R': o->room = optarg; break;
-		case 'p': o->prefix = optarg; break;
-		case 'W': o->vrs_prefix = optarg; break;
-		case 'a': o->amqp = optarg; break;
-		case 'T': o->state = optarg; break;
-		case 'b': o->backup = true; break;
-		case 'r': o->refuse = true; break;
-		case 'N': o->no_answer = true; break;
-		case 'v': o->verbosity++; break;
-		case 'q': o->verbosity--; break;
-		case 'n':
-			if (!num(optarg, 1, 1000, &v))
-				return bad("--count wants 1..1000, not %s", optarg);
-			o->count = (int)v;
+		case O_PLATFORM: o->platform = optarg; break;
+		case O_ROOM: o->room = optarg; break;
+		case O_COUNT: INT_OPT(o->count, 1, 10000, "a count"); break;
+		case O_PREFIX: o->prefix = optarg; break;
+		case O_CAPACITY: INT_OPT(o->capacity, 1, 100000, "a count"); break;
+		case O_PORTS:
+			INT_OPT(o->ports, 1, 1000000, "a count");
+			ports_given = true;
 			break;
-		case 'V':
-			if (!num(optarg, 0, 1000, &v))
-				return bad("--vrs wants 0..1000, not %s", optarg);
-			o->nvrs = (int)v;
+		case O_H265: YES_NO(o->h265); break;
+		case O_1080P: YES_NO(o->res_1080p); break;
+		case O_XMPU: YES_NO(o->xmpu); break;
+		case O_WEIGHT: INT_OPT(o->weight, 1, 1000, "a weight"); break;
+		case O_PRIORITY: INT_OPT(o->priority, 0, 1000, "a priority"); break;
+		case O_BACKUP: o->backup = true; break;
+		case O_VRS: INT_OPT(o->nvrs, 0, 1000, "a count"); break;
+		case O_VRS_PREFIX: o->vrs_prefix = optarg; break;
+		case O_VRS_CAPACITY: INT_OPT(o->vrs_capacity, 1, 100000, "a count"); break;
+		case O_AMQP: o->amqp = optarg; break;
+		case O_ZK: o->zk = optarg; break;
+		case O_CHROOT: o->chroot = optarg; break;
+		case O_AMQP_USER: o->amqp_user = optarg; break;
+		case O_AMQP_PASSWORD: o->amqp_password = optarg; break;
+		case O_LIST_INTERVAL:
+			INT_OPT(o->list_interval_ms, 0, 86400000, "milliseconds");
+			if (o->list_interval_ms && o->list_interval_ms < 100)
+				return usage_error("--list-interval wants 0 or 100..86400000 ms, not \"%s\"", optarg);
 			break;
-		case 'c':
-			if (!num(optarg, 1, 100000, &o->capacity))
-				return bad("--capacity wants 1..100000, not %s", optarg);
-			break;
-		case 'o':
-			if (!num(optarg, 1, 1000000, &o->ports))
-				return bad("--ports wants 1..1000000, not %s", optarg);
-			break;
-		case 'C':
-			if (!num(optarg, 1, 100000, &o->vrs_capacity))
-				return bad("--vrs-capacity wants 1..100000, not %s", optarg);
-			break;
-		case '5':
-			if (!yesno(optarg, &o->h265))
-				return bad("--h265 wants yes or no, not %s", optarg);
-			break;
-		case '8':
-			if (!yesno(optarg, &o->r1080))
-				return bad("--1080p wants yes or no, not %s", optarg);
-			break;
-		case 'x':
-			if (!yesno(optarg, &o->xmpu))
-				return bad("--xmpu wants yes or no, not %s", optarg);
-			break;
-		case 'w':
-			if (!num(optarg, 1, 1000, &v))
-				return bad("--weight wants 1..1000, not %s", optarg);
-			o->weight = (int)v;
-			break;
-		case 'y':
-			if (!num(optarg, 0, 1000, &v))
-				return bad("--priority wants 0..1000, not %s", optarg);
-			o->priority = (int)v;
-			break;
-		case 'l':
-			if (!num(optarg, 0, 3600000, &o->list_ms))
-				return bad("--list-interval wants 0..3600000 ms, not %s", optarg);
-			break;
-		case 'S':
-			if (!num(optarg, 0, 600000, &o->slow_ms))
-				return bad("--slow wants 0..600000 ms, not %s", optarg);
-			break;
-		case 'd':
-			if (!num(optarg, 0, 86400 * 365, &o->duration_s))
-				return bad("--duration wants seconds, not %s", optarg);
-			break;
-		case 's':
-			if (!num(optarg, 0, UINT32_MAX, &v))
-				return bad("--seed wants 0..4294967295, not %s", optarg);
-			o->seed = (unsigned)v;
-			break;
-		case 'f':
+		case O_REFUSE: o->refuse = true; break;
+		case O_FAIL_RATE: {
+			char *end;
+			errno = 0;
 			o->fail_rate = strtod(optarg, &end);
-			if (*end || end == optarg || o->fail_rate < 0 || o->fail_rate > 1)
-				return bad("--fail-rate wants 0..1, not %s", optarg);
+			if (errno || end == optarg || *end || !(o->fail_rate >= 0 && o->fail_rate <= 1))
+				return usage_error("--fail-rate wants a probability (0..1), not \"%s\"", optarg);
 			break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return EX_USAGE;
+		}
+		case O_SEED:
+			INT_OPT(o->seed, 0, INT64_MAX, "a number");
+			o->seed_given = true;
+			break;
+		case O_SLOW: INT_OPT(o->slow_ms, 0, 600000, "milliseconds"); break;
+		case O_NO_ANSWER: o->no_answer = true; break;
+		case O_STATE: o->state = optarg; break;
+		case O_DURATION: INT_OPT(o->duration_s, 0, 31536000, "seconds"); break;
+		case 'v': o->level = CDR_LOG_DEBUG; break;
+		case 'q': o->level = CDR_LOG_WARN; break;
+		case 'h': usage(stdout); return -1;
+		default: return usage_error("bad option (see above)");
 		}
 	}
-	if (optind != argc)
-		return bad("unexpected argument %s", argv[optind]);
+#undef INT_OPT
+#undef YES_NO
+	if (optind < argc)
+		return usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (!o->platform || !o->room)
-		return bad("%s", "--platform and --room are required");
-	if ((o->prefix && strlen(o->prefix) > 56) || (o->vrs_prefix && strlen(o->vrs_prefix) > 56) ||
-	    strlen(o->room) > 52)
-		return bad("%s", "ids are at most 64 characters: --prefix, --vrs-prefix and --room too long");
-	if (!o->ports)
-		o->ports = o->capacity * 16;
+		return usage_error("--platform and --room are required");
+	if (!id_ok(o->platform) || !id_ok(o->room))
+		return usage_error("--platform and --room want ids of letters, digits, '.', '_', '-' (at most %d)",
+				   MAX_ID);
+	if (o->chroot[0] != '/')
+		return usage_error("--chroot must be an absolute path, not \"%s\"", o->chroot);
+	snprintf(prefix, len, "%s", o->prefix ? o->prefix : "");
+	if (!o->prefix)
+		snprintf(prefix, len, "mcu-%s", o->room);
+	snprintf(vrs_prefix, len, "%s", o->vrs_prefix ? o->vrs_prefix : "");
+	if (!o->vrs_prefix)
+		snprintf(vrs_prefix, len, "vrs-%s", o->room);
+	o->prefix = prefix;
+	o->vrs_prefix = vrs_prefix;
+	/* PREFIX-NNNNN must stay an id of at most 64 bytes. */
+	if (!id_ok(prefix) || strlen(prefix) + 6 > MAX_ID)
+		return usage_error("--prefix wants letters, digits, '.', '_', '-' (at most %d), not \"%s\"", MAX_ID - 6,
+				   prefix);
+	if (!id_ok(vrs_prefix) || strlen(vrs_prefix) + 6 > MAX_ID)
+		return usage_error("--vrs-prefix wants letters, digits, '.', '_', '-' (at most %d), not \"%s\"",
+				   MAX_ID - 6, vrs_prefix);
+	if (!ports_given)
+		o->ports = o->capacity * 16 > 1000000 ? 1000000 : o->capacity * 16;
+	if (o->state && strlen(o->state) > 4000)
+		return usage_error("--state: path too long");
 	return 0;
 }
 
-static const char *broker_url(const struct opts *o)
+/* $CONFDR_<PLATFORM>_AMQP_URL, then $CONFDR_AMQP_URL; NULL if neither. */
+static const char *env_url(const char *platform, char *name, size_t len)
 {
-	char name[128];
-	size_t i;
+	const char *v;
+	size_t n = 0;
 
-	if (o->amqp)
-		return o->amqp;
-	snprintf(name, sizeof(name), "CONFDR_%s_AMQP_URL", o->platform);
-	for (i = 7; name[i]; i++)
-		name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-	if (getenv(name) && *getenv(name))
-		return getenv(name);
-	if (getenv("CONFDR_AMQP_URL") && *getenv("CONFDR_AMQP_URL"))
-		return getenv("CONFDR_AMQP_URL");
+	n = (size_t)snprintf(name, len, "CONFDR_");
+	for (const char *p = platform; *p && n + 1 < len; p++)
+		name[n++] = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
+	name[n] = '\0';
+	snprintf(name + n, len - n, "_AMQP_URL");
+	v = getenv(name);
+	if (v && *v)
+		return v;
+	v = getenv("CONFDR_AMQP_URL");
+	if (v && *v) {
+		snprintf(name, len, "CONFDR_AMQP_URL");
+		return v;
+	}
 	return NULL;
+}
+
+/* ---- main ---- */
+
+static int units_new(struct sim *s)
+{
+	const struct opts *o = &s->o;
+
+	s->nunits = o->count + o->nvrs;
+	s->units = calloc(s->nunits, sizeof(*s->units));
+	if (!s->units)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nunits; i++) {
+		struct unit *u = &s->units[i];
+		bool vrs = i >= o->count;
+
+		u->sim = s;
+		u->vrs = vrs;
+		u->epoch = -1;
+		/* PREFIX-01, ..., PREFIX-99, PREFIX-100: an MCU's id does not
+		 * depend on how many there are. */
+		snprintf(u->id, sizeof(u->id), "%s-%02zu", vrs ? o->vrs_prefix : o->prefix,
+			 vrs ? i - o->count + 1 : i + 1);
+		cdr_backoff_init(&u->backoff, REGISTER_MIN_MS, REGISTER_MAX_MS);
+		/* Conference lists survive a restart of the simulator in order. */
+		u->list_seq = (int64_t)cdr_wall_ms();
+		if (!vrs && !(u->confs = cdr_hmap_new()))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void units_free(struct sim *s)
+{
+	for (size_t i = 0; s->units && i < s->nunits; i++) {
+		struct unit *u = &s->units[i];
+		const char *key;
+		void *val;
+		size_t it = 0;
+
+		while (u->confs && cdr_hmap_next(u->confs, &it, &key, &val))
+			conference_free(val);
+		cdr_hmap_free(u->confs);
+	}
+	free(s->units);
+	s->units = NULL;
+}
+
+/* The broker URL without its password, for logs. */
+static void show_url(struct sim *s, const char *url)
+{
+	struct cdr_mq_url u;
+
+	if (cdr_mq_url_parse(url, &u, NULL, 0) < 0) {
+		snprintf(s->url_shown, sizeof(s->url_shown), "?");
+		return;
+	}
+	snprintf(s->url_shown, sizeof(s->url_shown), "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
+	cdr_mq_url_clear(&u);
+}
+
+static int start(struct sim *s, const char *url)
+{
+	struct cdr_mq_opts mo = {
+		.url = url,
+		.name = s->o.prefix,
+		.reconnect_min_ms = 200,
+		.reconnect_max_ms = 5000,
+		.prefetch = 256,
+		.on_state = on_mq_state,
+		.arg = s,
+	};
+	char err[256];
+	struct cdr_mq_url u;
+	int r;
+
+	if (cdr_mq_url_parse(url, &u, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mcusim: bad broker URL: %s\n", err);
+		return EX_USAGE;
+	}
+	cdr_mq_url_clear(&u);
+	show_url(s, url);
+	if ((r = cdr_mq_new(s->loop, &mo, &s->mq)) < 0) {
+		fprintf(stderr, "mcusim: cannot create the AMQP client: %s\n", strerror(-r));
+		return EX_UNAVAILABLE;
+	}
+	/* Declarations are idempotent: the simulator works on a fresh broker. */
+	if ((r = cdr_mq_declare_design(s->mq)) < 0 ||
+	    (r = cdr_mq_subscribe(s->mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s)) < 0)
+		goto fail;
+	for (size_t i = 0; i < s->o.count; i++)
+		if ((r = cdr_mq_subscribe(s->mq, CDR_MQ_MAU_CMCMU_EX, s->units[i].id, on_command, &s->units[i])) < 0)
+			goto fail;
+	if ((r = cdr_timer_new(s->loop, on_tick, s, &s->tick)) < 0 ||
+	    (r = cdr_timer_new(s->loop, on_slow_timer, s, &s->slow_timer)) < 0 ||
+	    (r = cdr_timer_new(s->loop, on_duration, s, &s->stop_timer)) < 0)
+		goto fail;
+	cdr_timer_start(s->tick, TICK_MS, true);
+	if (s->o.duration_s)
+		cdr_timer_start(s->stop_timer, s->o.duration_s * 1000, false);
+	return 0;
+fail:
+	fprintf(stderr, "mcusim: cannot set up: %s\n", strerror(-r));
+	return EX_SOFTWARE;
 }
 
 int main(int argc, char **argv)
 {
-	struct cdr_mq_opts mo = { 0 };
-	char prefix[96], vprefix[96], name[96];
-	const char *url;
-	int r, level;
+	static struct sim sim; /* static: large, and reachable from nowhere else */
+	struct sim *s = &sim;
+	char prefix[256], vrs_prefix[256], envname[160], url[1024];
+	const char *u;
+	int ret, r;
 
-	if ((r = parse(argc, argv, &S.o)))
-		return r;
-	if (!(url = broker_url(&S.o))) {
-		fprintf(stderr, "mcusim: no broker: give --amqp URL or set CONFDR_<PLATFORM>_AMQP_URL "
-				"(eval \"$(deploy/sandbox.sh env)\")\n");
-		return EX_UNAVAILABLE;
-	}
-	level = S.o.verbosity > 0 ? CDR_LOG_DEBUG : S.o.verbosity < 0 ? CDR_LOG_WARN : CDR_LOG_INFO;
-	snprintf(name, sizeof(name), "mcusim-%s", S.o.room);
-	cdr_log_setup("mcusim", S.o.platform, level, true);
-	snprintf(prefix, sizeof(prefix), "%s", S.o.prefix ? S.o.prefix : "");
-	if (!S.o.prefix)
-		snprintf(prefix, sizeof(prefix), "mcu-%s", S.o.room);
-	if (S.o.vrs_prefix)
-		snprintf(vprefix, sizeof(vprefix), "%s", S.o.vrs_prefix);
-	else
-		snprintf(vprefix, sizeof(vprefix), "vrs-%s", S.o.room);
-	signal(SIGPIPE, SIG_IGN);
-	S.n = S.o.count + S.o.nvrs;
-	S.mcus = calloc((size_t)S.n, sizeof(*S.mcus));
-	S.css_epochs = cdr_hmap_new();
-	if (!S.mcus || !S.css_epochs || cdr_loop_new(&S.loop) < 0)
-		return 1;
-	mo.url = url;
-	mo.name = name;
-	mo.reconnect_min_ms = 200;
-	mo.reconnect_max_ms = 2000;
-	mo.on_state = on_mq_state;
-	if ((r = cdr_mq_new(S.loop, &mo, &S.mq)) < 0) {
-		fprintf(stderr, "mcusim: bad broker URL %s\n", url);
-		return EX_USAGE;
-	}
-	cdr_mq_declare_design(S.mq);
-	cdr_mq_subscribe(S.mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, NULL);
-	for (int i = 0; i < S.n; i++) {
-		struct mcu *m = &S.mcus[i];
+	ret = parse_args(argc, argv, &s->o, prefix, vrs_prefix, sizeof(prefix));
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	cdr_log_setup("mcusim", s->o.platform, s->o.level, true);
+	s->slow_tail = &s->slow_head;
+	s->rms_epoch_seen = -1;
+	s->state_dirty = true;
+	if (!s->o.seed_given)
+		s->o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	s->rng = s->o.seed;
 
-		m->sim = &S;
-		m->vrs = i >= S.o.count;
-		snprintf(m->id, sizeof(m->id), "%s-%02d", m->vrs ? vprefix : prefix,
-			 m->vrs ? i - S.o.count + 1 : i + 1);
-		m->confs = cdr_hmap_new();
-		if (!m->confs)
-			return 1;
-		cdr_backoff_init(&m->backoff, 200, 3000);
-		if (!m->vrs)
-			cdr_mq_subscribe(S.mq, CDR_MQ_MAU_CMCMU_EX, m->id, on_command, m);
+	if (cdr_loop_new(&s->loop) < 0 || units_new(s) < 0) {
+		fprintf(stderr, "mcusim: out of memory\n");
+		units_free(s);
+		cdr_loop_free(s->loop);
+		return EX_SOFTWARE;
 	}
-	cdr_timer_new(S.loop, on_tick, NULL, &S.tick);
-	cdr_timer_start(S.tick, 20, true);
-	if (S.o.duration_s > 0) {
-		cdr_timer_new(S.loop, on_stop_timer, NULL, &S.stop_timer);
-		cdr_timer_start(S.stop_timer, (uint64_t)S.o.duration_s * 1000, false);
+	if ((r = cdr_loop_on_signal(s->loop, SIGTERM, on_stop_signal, s)) < 0 ||
+	    (r = cdr_loop_on_signal(s->loop, SIGINT, on_stop_signal, s)) < 0 ||
+	    (r = cdr_loop_on_signal(s->loop, SIGUSR1, on_usr1, s)) < 0 ||
+	    (r = cdr_loop_on_signal(s->loop, SIGUSR2, on_usr2, s)) < 0) {
+		fprintf(stderr, "mcusim: cannot handle signals: %s\n", strerror(-r));
+		ret = EX_SOFTWARE;
+		goto out;
 	}
-	cdr_loop_on_signal(S.loop, SIGTERM, on_signal, NULL);
-	cdr_loop_on_signal(S.loop, SIGINT, on_signal, NULL);
-	cdr_loop_on_signal(S.loop, SIGUSR1, on_signal, NULL);
-	cdr_notice("%d MCUs (%s-01..) and %d VRS of room %s on %s", S.o.count, prefix, S.o.nvrs, S.o.room, url);
-	S.state_dirty = true;
-	cdr_loop_run(S.loop);
 
-	write_state();
-	cdr_notice("stopping: %" PRIu64 " creates acked, %" PRIu64 " nacked, %" PRIu64 " ended", S.n_acked, S.n_nacked,
-		   S.n_ended);
-	S.mq = cdr_mq_free(S.mq);
-	cdr_loop_flush(S.loop);
-	for (int i = 0; i < S.n; i++) {
-		size_t it = 0;
-		void *v;
-
-		while (cdr_hmap_next(S.mcus[i].confs, &it, NULL, &v)) {
-			free(((struct conf *)v)->name);
-			free(v);
+	u = s->o.amqp ? s->o.amqp : env_url(s->o.platform, envname, sizeof(envname));
+	if (!u) {
+		ret = lookup_broker(s, url, sizeof(url));
+		if (ret < 0) { /* signalled while looking */
+			ret = 0;
+			goto out;
 		}
-		cdr_hmap_free(S.mcus[i].confs);
+		if (ret) {
+			fprintf(stderr, "mcusim: give --amqp URL, or set CONFDR_%s_AMQP_URL or CONFDR_AMQP_URL\n",
+				s->o.platform);
+			goto out;
+		}
+		u = url;
 	}
-	{
-		size_t it = 0;
-		void *v;
+	if ((ret = start(s, u)))
+		goto out;
 
-		while (cdr_hmap_next(S.css_epochs, &it, NULL, &v))
-			free(v);
+	cdr_info("simulating %u MCUs %s..%s%s and %u VRS in room %s of %s on %s (capacity %" PRId64 ", %" PRId64
+		 " ports%s%s%s%s)",
+		 s->o.count, s->units[0].id, s->units[s->o.count - 1].id, s->o.backup ? " (backup)" : "", s->o.nvrs,
+		 s->o.room, s->o.platform, s->url_shown, s->o.capacity, s->o.ports, s->o.refuse ? ", refusing" : "",
+		 s->o.no_answer ? ", silent" : "", s->o.slow_ms ? ", slow" : "", s->o.fail_rate > 0 ? ", failing" : "");
+	if (s->o.fail_rate > 0)
+		cdr_info("--fail-rate %g with --seed %" PRIu64, s->o.fail_rate, s->o.seed);
+	if (s->o.state)
+		state_write(s);
+
+	if (cdr_loop_run(s->loop) < 0) {
+		cdr_err("the event loop failed");
+		ret = EX_SOFTWARE;
 	}
-	cdr_hmap_free(S.css_epochs);
-	free(S.mcus);
-	cdr_timer_free(S.tick);
-	cdr_timer_free(S.stop_timer);
-	cdr_loop_free(S.loop);
-	return 0;
+	s->stopping = true;
+	/* Held answers go out now; then the handle drains its confirms. */
+	flush_delayed(s, true);
+	s->mq = cdr_mq_free(s->mq);
+	if (s->o.state)
+		state_write(s);
+	cdr_info("stopped: creates acked %" PRIu64 " (%" PRIu64 " again), nacked %" PRIu64 " (%" PRIu64
+		 " stale epoch), ignored %" PRIu64 "; ends acked %" PRIu64 ", nacked %" PRIu64
+		 "; renames acked %" PRIu64 ", nacked %" PRIu64 "; malformed %" PRIu64 ", unexpected %" PRIu64
+		 ", publishes refused %" PRIu64,
+		 s->n.creates_acked, s->n.creates_again, s->n.creates_nacked, s->n.stale, s->n.creates_ignored,
+		 s->n.ends_acked, s->n.ends_nacked, s->n.renames_acked, s->n.renames_nacked, s->n.malformed,
+		 s->n.unexpected, s->n.publish_failed);
+out:
+	s->mq = cdr_mq_free(s->mq);
+	s->tick = cdr_timer_free(s->tick);
+	s->slow_timer = cdr_timer_free(s->slow_timer);
+	s->stop_timer = cdr_timer_free(s->stop_timer);
+	units_free(s);
+	s->loop = cdr_loop_free(s->loop);
+	return ret;
 }
