@@ -1483,13 +1483,13 @@ int main(int argc, char **argv)
 	s->mq = cdr_mq_free(s->mq);
 	if (s->o.state)
 		state_write(s);
-	cdr_info("stopped: creates acked %" PRIu64 " (%" PRIu64 " again), nacked %" PRIu64 " (%" PRIu64
-		 " stale epoch), ignored %" PRIu64 "; ends acked %" PRIu64 ", nacked %" PRIu64
-		 "; renames acked %" PRIu64 ", nacked %" PRIu64 "; malformed %" PRIu64 ", unexpected %" PRIu64
+	cdr_info("stopped: creates acked %" PRIu64 " (%" PRIu64 " again), nacked %" PRIu64 ", ignored %" PRIu64
+		 "; ends acked %" PRIu64 ", nacked %" PRIu64 "; renames acked %" PRIu64 ", nacked %" PRIu64
+		 "; refused for a stale epoch %" PRIu64 ", malformed %" PRIu64 ", unexpected %" PRIu64
 		 ", publishes refused %" PRIu64,
-		 s->n.creates_acked, s->n.creates_again, s->n.creates_nacked, s->n.stale, s->n.creates_ignored,
-		 s->n.ends_acked, s->n.ends_nacked, s->n.renames_acked, s->n.renames_nacked, s->n.malformed,
-		 s->n.unexpected, s->n.publish_failed);
+		 s->n.creates_acked, s->n.creates_again, s->n.creates_nacked, s->n.creates_ignored, s->n.ends_acked,
+		 s->n.ends_nacked, s->n.renames_acked, s->n.renames_nacked, s->n.stale, s->n.malformed, s->n.unexpected,
+		 s->n.publish_failed);
 out:
 	s->mq = cdr_mq_free(s->mq);
 	s->tick = cdr_timer_free(s->tick);
