@@ -917,12 +917,12 @@ static void on_lookup_topology(int status, struct cdr_topology *t, const char *e
 	cdr_topology_free(t);
 }
 
+/* Hands control back to lookup_broker's loop every 20 ms. */
 static void on_lookup_tick(void *arg)
 {
 	struct lookup *l = arg;
 
-	if (l->done)
-		cdr_loop_stop(l->loop);
+	cdr_loop_stop(l->loop);
 }
 
 /* Reads the broker of (platform, room) from ZooKeeper's /endpoints, within
@@ -960,8 +960,6 @@ static int lookup_broker(struct sim *s, char *url, size_t len)
 			}
 			asked = true;
 		}
-		/* on_lookup_tick stops the loop once done; each round is short. */
-		cdr_timer_start(t, 20, false);
 		cdr_loop_run(s->loop);
 	}
 	cdr_timer_free(t);
@@ -969,10 +967,8 @@ static int lookup_broker(struct sim *s, char *url, size_t len)
 	if (s->stopping)
 		return -1;
 	if (!l.done) {
-		fprintf(stderr,
-			"mcusim: no broker URL: ZooKeeper at %s%s did not answer within 10 s "
-			"(give --amqp URL or set CONFDR_%s_AMQP_URL)\n",
-			s->o.zk, s->o.chroot, s->o.platform);
+		fprintf(stderr, "mcusim: no broker URL: ZooKeeper at %s%s did not answer within 10 s\n", s->o.zk,
+			s->o.chroot);
 		return EX_UNAVAILABLE;
 	}
 	if (l.status < 0) {
@@ -1038,8 +1034,9 @@ static void usage(FILE *f)
 		"\n"
 		"Signals: SIGTERM/SIGINT stop (answers held by --slow are sent, the state file written), SIGUSR1\n"
 		"writes the state file now, SIGUSR2 toggles --refuse.\n"
-		"Exit status: 0 stopped, 64 bad usage or no broker URL, 69 ZooKeeper or the broker unusable,\n"
-		"70 internal error.\n");
+		"Exit status: 0 stopped (signal or --duration), 64 bad usage or a bad broker URL, 69 no broker\n"
+		"(none given and none found in ZooKeeper within 10 s), 70 internal error. A broker that is down\n"
+		"is not an error: mcusim re-connects with back-off and registers again.\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1454,8 +1451,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (ret) {
-			fprintf(stderr, "mcusim: give --amqp URL, or set CONFDR_%s_AMQP_URL or CONFDR_AMQP_URL\n",
-				s->o.platform);
+			fprintf(stderr, "mcusim: give --amqp URL, or set %s or CONFDR_AMQP_URL\n", envname);
 			goto out;
 		}
 		u = url;

@@ -41,8 +41,11 @@
 
 #define BIN	    CONFDR_BINARY_DIR "/mcusim"
 #define HB_MS	    200
-#define MAX_UNITS   64
-#define MAX_ANSWERS 4096
+#define MAX_UNITS   1100
+#define MAX_ANSWERS 16384
+#define SCALE_MCUS  1000 /* one process */
+#define BURST_MCUS  40
+#define BURST	    4000 /* creates over BURST_MCUS of them */
 
 struct unit_seen {
 	char id[72];
@@ -954,6 +957,74 @@ static void test_faults(void **state)
 	}
 }
 
+static bool scale_registered(void *arg)
+{
+	size_t n = 0;
+	char id[32];
+
+	(void)arg;
+	for (int i = 1; i <= SCALE_MCUS; i++) {
+		struct unit_seen *u;
+
+		snprintf(id, sizeof(id), "tsim-s-%02d", i);
+		u = unit(id, false);
+		n += u && u->registers > 0 && u->hbs > 0;
+	}
+	return n == SCALE_MCUS;
+}
+
+static bool burst_answered(void *arg)
+{
+	return C.nanswers >= *(size_t *)arg;
+}
+
+/* One process with 1000 MCUs registers them all and keeps them heart-beating;
+ * 40 of them answer a burst of creates. */
+static void test_scale(void **state)
+{
+	uint64_t t0;
+	size_t want;
+	pid_t pid;
+	int acked = 0, st;
+
+	(void)state;
+	t0 = cdr_now_ms();
+	pid = spawn_sim(
+		"s", (const char *[]){ "--prefix", "tsim-s", "--count", "1000", "--list-interval", "0", "-q", NULL });
+	assert_true(run_until(scale_registered, NULL, 60000));
+	print_message("%d MCUs registered and heart-beating after %llu ms\n", SCALE_MCUS,
+		      (unsigned long long)(cdr_now_ms() - t0));
+
+	want = C.nanswers + BURST;
+	t0 = cdr_now_ms();
+	for (int i = 0; i < BURST; i++) {
+		struct cdr_mq_props p = { .persistent = true };
+		char mcu[32], e164[32], id[64], *txt;
+
+		snprintf(mcu, sizeof(mcu), "tsim-s-%02d", 1 + i % BURST_MCUS);
+		snprintf(e164, sizeof(e164), "0597%06d", i);
+		snprintf(id, sizeof(id), "test-burst-%d", i);
+		txt = cdr_msg_encode("mau_cmu_createconf_req", id, "test-css", 0,
+				     json_pack("{s:s, s:{s:s, s:s, s:s, s:i, s:s, s:n}, s:s, s:I, s:i, s:i}", "e164",
+					       e164, "conf", "e164", e164, "name", "burst", "user_domain", "ud-p1-r1-a",
+					       "duration_min", 60, "mcu", mcu, "vrs", "platform", "p1", "planned_end",
+					       (json_int_t)(cdr_wall_ms() + 3600000), "generation", 0, "epoch", 1));
+		assert_non_null(txt);
+		p.correlation_id = id;
+		assert_int_equal(cdr_mq_publish(C.mq, CDR_MQ_MAU_CMCMU_EX, mcu, &p, txt, strlen(txt), NULL, NULL), 0);
+		free(txt);
+	}
+	assert_true(run_until(burst_answered, &want, 60000));
+	print_message("%d creates over %d MCUs answered in %llu ms\n", BURST, BURST_MCUS,
+		      (unsigned long long)(cdr_now_ms() - t0));
+	for (size_t i = want - BURST; i < C.nanswers; i++)
+		acked += !strcmp(env_type(C.answers[i].env), "cmu_mau_createconf_ack");
+	assert_int_equal(acked, BURST);
+	st = stop_sim(pid, SIGTERM, 10000);
+	assert_true(st != -1 && WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -964,6 +1035,7 @@ int main(void)
 		cmocka_unit_test(test_conference_list),
 		cmocka_unit_test(test_state_file_and_sigterm),
 		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_scale),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
