@@ -9,14 +9,11 @@
  *             answer (what bulk allocation replaces), on 1,000 conferences.
  * Prints conferences allocated per second and the ratios. Needs the sandbox
  * env (bench/run.sh provides it) and no other rms of p1 running. */
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +24,7 @@
 #include <confdr/msg.h>
 #include <confdr/topology.h>
 
+#include "harness.h"
 #include "rms/inventory.h"
 
 #define NCONFS	10000
@@ -124,32 +122,16 @@ static double baseline_rate(void)
 
 static pid_t spawn(char *const argv[], const char *log)
 {
-	pid_t pid = fork();
+	pid_t pid = th_spawn(argv, log, false);
 
 	if (pid < 0)
 		die("fork failed");
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
 	return pid;
 }
 
 static void stop(pid_t pid)
 {
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 1500 && waitpid(pid, NULL, WNOHANG) != pid; i++)
-		usleep(10000);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, WNOHANG);
+	th_stop(NULL, pid, SIGTERM, 15000);
 }
 
 struct call {
@@ -268,7 +250,7 @@ static double single_round(void)
 
 int main(void)
 {
-	const char *zk = getenv("CONFDR_ZK"), *url = getenv("CONFDR_P1_AMQP_URL");
+	const char *zk = th_env("CONFDR_ZK"), *url = th_env("CONFDR_P1_AMQP_URL");
 	struct cdr_mq_opts o = { 0 };
 	char conf[128], log[128], slog[128];
 	double base, bulk[ROUNDS], single[ROUNDS], b, s;

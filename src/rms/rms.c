@@ -259,6 +259,18 @@ static json_t *nack_body(const char *reason, const char *detail)
 
 /* ---- rms.res.q: registrations and heartbeats ---- */
 
+/* NACKs a registration rms_inv_register_* refused with r (err says why). */
+static void refuse_registration(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, const char *kind,
+				const char *id, int r, const char *err)
+{
+	const char *reason = r == -EAGAIN ? "not_active" : r == -ENOMEM ? "internal_error" : "unknown_room";
+	json_t *b = nack_body(reason, err);
+
+	json_object_set_new(b, kind, json_string(id));
+	cdr_warn("registration of %s %s refused: %s", kind, id, err);
+	answer(s, dl, m, false, b, false);
+}
+
 static void on_register_mcu(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
 	struct rms_mcu_reg reg = {
@@ -281,12 +293,7 @@ static void on_register_mcu(struct rms *s, struct cdr_mq_delivery *dl, const str
 	int r = rms_inv_register_mcu(s->inv, &reg, now_ms(), err, sizeof(err));
 
 	if (r < 0) {
-		const char *reason = r == -EAGAIN ? "not_active" : r == -ENOMEM ? "internal_error" : "unknown_room";
-		json_t *b = nack_body(reason, err);
-
-		json_object_set_new(b, "mcu", json_string(reg.id));
-		cdr_warn("registration of mcu %s refused: %s", reg.id, err);
-		answer(s, dl, m, false, b, false);
+		refuse_registration(s, dl, m, "mcu", reg.id, r, err);
 		return;
 	}
 	cdr_info("mcu %s registered: room %s, %" PRId64 " confs / %" PRId64 " ports, %" PRId64 " running", reg.id,
@@ -312,12 +319,7 @@ static void on_register_vrs(struct rms *s, struct cdr_mq_delivery *dl, const str
 	int r = rms_inv_register_vrs(s->inv, &reg, now_ms(), err, sizeof(err));
 
 	if (r < 0) {
-		const char *reason = r == -EAGAIN ? "not_active" : r == -ENOMEM ? "internal_error" : "unknown_room";
-		json_t *b = nack_body(reason, err);
-
-		json_object_set_new(b, "vrs", json_string(reg.id));
-		cdr_warn("registration of vrs %s refused: %s", reg.id, err);
-		answer(s, dl, m, false, b, false);
+		refuse_registration(s, dl, m, "vrs", reg.id, r, err);
 		return;
 	}
 	cdr_info("vrs %s registered: room %s, capacity %" PRId64, reg.id, reg.room, reg.capacity);

@@ -520,14 +520,35 @@ static void print_endpoint(const char *indent, const char *svc, const struct cdr
 	printf("\n");
 }
 
+/* The topology from ZooKeeper (exits on failure). */
+static struct cdr_topology *fetch_topology(struct ctl *c)
+{
+	struct fetched f = { .c = c };
+	int ret;
+
+	if ((ret = zk_connect(c)))
+		exit(ret);
+	if (cdr_topology_fetch(c->zk, on_fetched, &f) < 0)
+		exit(EX_SOFTWARE);
+	if (!run_until(c, &f.done, c->timeout_s * 3000ull)) {
+		fprintf(stderr, "confdrctl: ZooKeeper at %s: no answer within %u s\n", c->hosts, c->timeout_s * 3);
+		exit(EX_UNAVAILABLE);
+	}
+	if (f.status) {
+		fprintf(stderr, "confdrctl: %s\n", f.err);
+		exit(EX_FAIL);
+	}
+	return f.t;
+}
+
 static int cmd_topology_show(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
 					      { "help", no_argument, NULL, 'h' },
 					      { 0 } };
-	struct fetched f = { .c = c };
+	struct cdr_topology *t;
 	bool json = false;
-	int opt, ret;
+	int opt;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
@@ -539,32 +560,20 @@ static int cmd_topology_show(struct ctl *c, int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("topology show: unexpected argument %s", argv[optind]);
-	if ((ret = zk_connect(c)))
-		return ret;
-	ret = cdr_topology_fetch(c->zk, on_fetched, &f);
-	if (ret < 0)
-		exit(EX_SOFTWARE);
-	if (!run_until(c, &f.done, c->timeout_s * 3000ull)) {
-		fprintf(stderr, "confdrctl: ZooKeeper at %s: no answer within %u s\n", c->hosts, c->timeout_s * 3);
-		exit(EX_UNAVAILABLE);
-	}
-	if (f.status) {
-		fprintf(stderr, "confdrctl: %s\n", f.err);
-		return EX_FAIL;
-	}
+	t = fetch_topology(c);
 	if (json) {
-		char *s = cdr_topology_dump(f.t);
+		char *s = cdr_topology_dump(t);
 		if (!s)
 			exit(EX_SOFTWARE);
 		printf("%s\n", s);
 		free(s);
 	} else {
-		for (size_t i = 0; i < cdr_topology_nplatforms(f.t); i++) {
-			const struct cdr_platform *p = cdr_topology_platform_at(f.t, i);
+		for (size_t i = 0; i < cdr_topology_nplatforms(t); i++) {
+			const struct cdr_platform *p = cdr_topology_platform_at(t, i);
 			printf("platform %s (%s): main room %s, backup platform %s\n", p->id, p->name, p->main_room,
 			       p->backup_platform ? p->backup_platform : "-");
-			for (size_t k = 0; k < cdr_topology_nrooms(f.t); k++) {
-				const struct cdr_room *r = cdr_topology_room_at(f.t, k);
+			for (size_t k = 0; k < cdr_topology_nrooms(t); k++) {
+				const struct cdr_room *r = cdr_topology_room_at(t, k);
 				if (strcmp(r->platform, p->id) != 0)
 					continue;
 				printf("  room %s%s: backup rooms", r->id,
@@ -573,26 +582,26 @@ static int cmd_topology_show(struct ctl *c, int argc, char **argv)
 					printf("%s%s", b ? ", " : " ", r->backup_rooms[b]);
 				printf("%s\n", r->nbackup_rooms ? "" : " -");
 				for (int s = 0; s < CDR_SVC_COUNT; s++) {
-					const struct cdr_endpoint *ep = cdr_topology_endpoint(f.t, p->id, r->id, s);
+					const struct cdr_endpoint *ep = cdr_topology_endpoint(t, p->id, r->id, s);
 					if (ep)
 						print_endpoint("    ", cdr_service_name(s), ep);
 				}
 			}
 			for (int s = 0; s < CDR_SVC_COUNT; s++) {
-				const struct cdr_endpoint *ep = cdr_topology_replica(f.t, p->id, s);
+				const struct cdr_endpoint *ep = cdr_topology_replica(t, p->id, s);
 				if (ep)
 					print_endpoint("  replica ", cdr_service_name(s), ep);
 			}
 			printf("  user domains:");
-			for (size_t k = 0, n = 0; k < cdr_topology_nuser_domains(f.t); k++) {
-				const struct cdr_user_domain *d = cdr_topology_user_domain_at(f.t, k);
+			for (size_t k = 0, n = 0; k < cdr_topology_nuser_domains(t); k++) {
+				const struct cdr_user_domain *d = cdr_topology_user_domain_at(t, k);
 				if (strcmp(d->platform, p->id) == 0)
 					printf("%s%s (%s)", n++ ? ", " : " ", d->id, d->room);
 			}
 			printf("\n");
 		}
 	}
-	cdr_topology_free(f.t);
+	cdr_topology_free(t);
 	return 0;
 }
 
@@ -808,27 +817,6 @@ static void on_rpc(int status, const struct cdr_mq_delivery *reply, void *arg)
 	r->reply = reply ? json_loadb(reply->body, reply->len, 0, NULL) : NULL;
 	r->done = true;
 	cdr_loop_stop(r->c->loop);
-}
-
-/* The topology from ZooKeeper (exits on failure). */
-static struct cdr_topology *fetch_topology(struct ctl *c)
-{
-	struct fetched f = { .c = c };
-	int ret;
-
-	if ((ret = zk_connect(c)))
-		exit(ret);
-	if (cdr_topology_fetch(c->zk, on_fetched, &f) < 0)
-		exit(EX_SOFTWARE);
-	if (!run_until(c, &f.done, c->timeout_s * 3000ull)) {
-		fprintf(stderr, "confdrctl: ZooKeeper at %s: no answer within %u s\n", c->hosts, c->timeout_s * 3);
-		exit(EX_UNAVAILABLE);
-	}
-	if (f.status) {
-		fprintf(stderr, "confdrctl: %s\n", f.err);
-		exit(EX_FAIL);
-	}
-	return f.t;
 }
 
 /* Sends a request to the rms of platform p through its broker (found in the

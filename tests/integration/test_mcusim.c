@@ -39,6 +39,8 @@
 #include <confdr/mq.h>
 #include <confdr/msg.h>
 
+#include "harness.h"
+
 #define BIN	    CONFDR_BINARY_DIR "/mcusim"
 #define HB_MS	    200
 #define MAX_UNITS   1100
@@ -77,67 +79,24 @@ static struct {
 	pid_t sim_a;
 } C;
 
-/* ---- the loop under deadlines ---- */
-
-struct waiter {
-	bool (*pred)(void *);
-	void *arg;
-	uint64_t deadline;
-	bool ok;
-};
-
-static void on_wait_tick(void *arg)
-{
-	struct waiter *w = arg;
-
-	if (w->pred(w->arg)) {
-		w->ok = true;
-		cdr_loop_stop(C.loop);
-	} else if (cdr_now_ms() >= w->deadline) {
-		cdr_loop_stop(C.loop);
-	}
-}
+/* ---- the loop, a plain AMQP client, processes (tests/harness.h) ---- */
 
 /* Runs the loop until pred(arg) (true) or ms pass (false). */
 static bool run_until(bool (*pred)(void *), void *arg, unsigned ms)
 {
-	struct waiter w = { pred, arg, cdr_now_ms() + ms, false };
-	struct cdr_timer *t;
-
-	assert_int_equal(cdr_timer_new(C.loop, on_wait_tick, &w, &t), 0);
-	cdr_timer_start(t, 5, true);
-	assert_int_equal(cdr_loop_run(C.loop), 0);
-	cdr_timer_free(t);
-	return w.ok;
-}
-
-static bool never(void *arg)
-{
-	(void)arg;
-	return false;
+	return th_run_until(C.loop, pred, arg, ms);
 }
 
 static void run_for(unsigned ms)
 {
-	run_until(never, NULL, ms);
+	th_run_for(C.loop, ms);
 }
-
-/* ---- a plain AMQP client for checks the library does not offer ---- */
 
 static amqp_connection_state_t admin_open(const char *url)
 {
-	struct cdr_mq_url u;
-	amqp_connection_state_t c = amqp_new_connection();
-	amqp_socket_t *s = amqp_tcp_socket_new(c);
-	amqp_rpc_reply_t r;
+	amqp_connection_state_t c = th_admin_open(url);
 
-	assert_int_equal(cdr_mq_url_parse(url, &u, NULL, 0), 0);
-	assert_int_equal(amqp_socket_open(s, u.host, u.port), 0);
-	r = amqp_login(c, u.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, u.user, u.password);
-	assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
-	amqp_channel_open(c, 1);
-	assert_int_equal(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
-	cdr_mq_url_clear(&u);
+	assert_non_null(c);
 	return c;
 }
 
@@ -148,8 +107,7 @@ static long admin_consumers(const char *url, const char *queue)
 	amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
 	long n = ok && amqp_get_rpc_reply(c).reply_type == AMQP_RESPONSE_NORMAL ? (long)ok->consumer_count : 0;
 
-	amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-	amqp_destroy_connection(c);
+	th_admin_close(c);
 	return n;
 }
 
@@ -159,8 +117,7 @@ static void admin_purge(const char *queue)
 	amqp_connection_state_t c = admin_open(C.url);
 
 	amqp_queue_purge(c, 1, amqp_cstring_bytes(queue));
-	amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-	amqp_destroy_connection(c);
+	th_admin_close(c);
 }
 
 /* ---- processes ---- */
@@ -182,18 +139,8 @@ static pid_t spawn_sim(const char *name, const char *const *extra)
 	for (; extra && *extra && n < 62; extra++)
 		argv[n++] = (char *)*extra;
 	argv[n] = NULL;
-	pid = fork();
+	pid = th_spawn(argv, log, true);
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
 	return pid;
 }
 
@@ -201,20 +148,7 @@ static pid_t spawn_sim(const char *name, const char *const *extra)
  * returns its wait status, or -1 (then it is killed). */
 static int stop_sim(pid_t pid, int sig, unsigned ms)
 {
-	uint64_t end = cdr_now_ms() + ms;
-	int st;
-
-	if (pid <= 0)
-		return -1;
-	kill(pid, sig);
-	while (cdr_now_ms() < end) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return st;
-		run_for(20);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
+	return th_stop(C.loop, pid, sig, ms);
 }
 
 /* ---- playing rms ---- */

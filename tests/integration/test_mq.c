@@ -27,85 +27,44 @@
 #include <confdr/loop.h>
 #include <confdr/mq.h>
 
+#include "harness.h"
+
 static const char *need_env(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = th_env(name);
 
-	if (!v || !*v)
+	if (!v)
 		fail_msg("%s is not set: run the sandbox (deploy/sandbox.sh up; eval \"$(deploy/sandbox.sh env)\")",
 			 name);
 	return v;
 }
 
-/* ---------------------------------------------------------------- running the loop under a deadline */
-
-struct waiter {
-	struct cdr_loop *loop;
-	bool (*pred)(void *);
-	void *arg;
-	uint64_t deadline;
-	bool ok;
-};
-
-static void on_tick(void *a)
-{
-	struct waiter *w = a;
-
-	if (w->pred(w->arg)) {
-		w->ok = true;
-		cdr_loop_stop(w->loop);
-	} else if (cdr_now_ms() >= w->deadline) {
-		cdr_loop_stop(w->loop);
-	}
-}
+/* ---------------------------------------------------------------- the loop, a plain client (tests/harness.h) */
 
 /* Runs the loop until pred(arg) holds (true) or ms pass (false). */
 static bool run_until(struct cdr_loop *loop, bool (*pred)(void *), void *arg, unsigned ms)
 {
-	struct waiter w = { loop, pred, arg, cdr_now_ms() + ms, false };
-	struct cdr_timer *t;
-
-	assert_int_equal(cdr_timer_new(loop, on_tick, &w, &t), 0);
-	cdr_timer_start(t, 5, true);
-	assert_int_equal(cdr_loop_run(loop), 0);
-	cdr_timer_free(t);
-	return w.ok;
-}
-
-static bool never(void *arg)
-{
-	return false;
+	return th_run_until(loop, pred, arg, ms);
 }
 
 /* Runs the loop for ms. */
 static void run_for(struct cdr_loop *loop, unsigned ms)
 {
-	run_until(loop, never, NULL, ms);
+	th_run_for(loop, ms);
 }
 
-/* ---------------------------------------------------------------- a second, plain client for checks */
-
+/* A second, plain client for checks. */
 static amqp_connection_state_t admin_open(void)
 {
-	struct cdr_mq_url u;
-	amqp_connection_state_t c = amqp_new_connection();
-	amqp_socket_t *s = amqp_tcp_socket_new(c);
-	amqp_rpc_reply_t r;
+	amqp_connection_state_t c = th_admin_open(need_env("CONFDR_P1_AMQP_URL"));
 
-	assert_int_equal(cdr_mq_url_parse(need_env("CONFDR_P1_AMQP_URL"), &u, NULL, 0), 0);
-	assert_int_equal(amqp_socket_open(s, u.host, u.port), 0);
-	r = amqp_login(c, u.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, u.user, u.password);
-	assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
-	amqp_channel_open(c, 1);
-	assert_int_equal(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
-	cdr_mq_url_clear(&u);
+	assert_non_null(c);
 	return c;
 }
 
 static void admin_close(amqp_connection_state_t c)
 {
-	amqp_connection_close(c, AMQP_REPLY_SUCCESS);
-	amqp_destroy_connection(c);
+	th_admin_close(c);
 }
 
 static void admin_delete(const char *const *queues, const char *const *exchanges)

@@ -22,7 +22,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/wait.h>
@@ -33,6 +32,8 @@
 #include <confdr/loop.h>
 #include <confdr/mq.h>
 #include <confdr/msg.h>
+
+#include "harness.h"
 
 #define HB_MS	 500
 #define MISSES	 3
@@ -60,106 +61,37 @@ static struct {
 
 static const char *need_env(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = th_env(name);
 
-	if (!v || !*v)
+	if (!v)
 		fail_msg("%s is not set: run under `eval \"$(deploy/sandbox.sh env)\"`", name);
 	return v;
 }
 
-/* ---- the loop ---- */
-
-struct waiter {
-	bool (*pred)(void *);
-	void *arg;
-	uint64_t deadline;
-	bool ok;
-};
-
-static void on_wait_tick(void *arg)
-{
-	struct waiter *w = arg;
-
-	if (w->pred(w->arg)) {
-		w->ok = true;
-		cdr_loop_stop(C.loop);
-	} else if (cdr_now_ms() >= w->deadline) {
-		cdr_loop_stop(C.loop);
-	}
-}
+/* ---- the loop and processes (tests/harness.h) ---- */
 
 static bool run_until(bool (*pred)(void *), void *arg, unsigned ms)
 {
-	struct waiter w = { pred, arg, cdr_now_ms() + ms, false };
-	struct cdr_timer *t;
-
-	if (pred(arg))
-		return true;
-	assert_int_equal(cdr_timer_new(C.loop, on_wait_tick, &w, &t), 0);
-	cdr_timer_start(t, 5, true);
-	assert_int_equal(cdr_loop_run(C.loop), 0);
-	cdr_timer_free(t);
-	return w.ok;
+	return pred(arg) || th_run_until(C.loop, pred, arg, ms);
 }
 
-static bool never(void *arg)
-{
-	(void)arg;
-	return false;
-}
-
-/* For predicates that make requests themselves (they run the loop): calls
- * pred every 200 ms until it holds or ms passed. */
+/* For predicates that make requests themselves (they run the loop). */
 static bool poll_until(bool (*pred)(void *), void *arg, unsigned ms)
 {
-	uint64_t end = cdr_now_ms() + ms;
-
-	for (;;) {
-		if (pred(arg))
-			return true;
-		if (cdr_now_ms() >= end)
-			return false;
-		run_until(never, NULL, 200);
-	}
+	return th_poll_until(C.loop, pred, arg, ms);
 }
-
-/* ---- processes ---- */
 
 static pid_t spawn(char *const argv[], const char *log)
 {
-	pid_t pid = fork();
+	pid_t pid = th_spawn(argv, log, false);
 
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
 	return pid;
 }
 
-/* Signals pid and waits up to ms for it; returns its wait status or -1. */
 static int stop_proc(pid_t pid, int sig, unsigned ms)
 {
-	int st;
-	uint64_t end = cdr_now_ms() + ms;
-
-	if (pid <= 0)
-		return -1;
-	kill(pid, sig);
-	while (cdr_now_ms() < end) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return st;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
+	return th_stop(NULL, pid, sig, ms);
 }
 
 static void start_rms(void)
