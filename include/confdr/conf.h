@@ -17,11 +17,21 @@
 #include <stdint.h>
 
 enum cdr_conf_type {
-	CDR_CONF_STR,  /* char * (owned by the struct; freed by cdr_conf_release) */
-	CDR_CONF_INT,  /* int64_t, within [min, max] */
-	CDR_CONF_BOOL, /* bool: true/false, yes/no, on/off, 1/0 */
-	CDR_CONF_MS,   /* uint64_t milliseconds from "250ms", "2s", "5m", "1h"; bounds in ms */
-	CDR_CONF_ENUM, /* int: index into choices */
+	CDR_CONF_STR,	/* char * (owned by the struct; freed by cdr_conf_release) */
+	CDR_CONF_INT,	/* int64_t, within [min, max] */
+	CDR_CONF_BOOL,	/* bool: true/false, yes/no, on/off, 1/0 */
+	CDR_CONF_MS,	/* uint64_t milliseconds from "250ms", "2s", "5m", "1h"; bounds in ms */
+	CDR_CONF_ENUM,	/* int: index into choices */
+	CDR_CONF_GROUP, /* struct cdr_conf_group: named sections "[section NAME]",
+			 * each parsed with the key's own table into an item of
+			 * group_size bytes (keepalived-style blocks, e.g.
+			 * "[room p1-r1]"); NAME is a MOID, each at most once */
+};
+
+struct cdr_conf_group {
+	size_t n;
+	char **names; /* the NAMEs, in file order */
+	void **items; /* each filled from the key's group table */
 };
 
 struct cdr_conf_key {
@@ -36,6 +46,10 @@ struct cdr_conf_key {
 	 * static message ("expected lowercase letters, digits and '-'"). */
 	const char *(*check)(const char *value);
 	const char *help; /* one line, for --help-config and the examples */
+	/* GROUP: the keys of one named section (sections ignored, offsets into
+	 * an item) and the item's size. */
+	const struct cdr_conf_key *group;
+	size_t group_size;
 };
 
 struct cdr_conf_errors {
@@ -54,7 +68,7 @@ int cdr_conf_load(const char *path, const struct cdr_conf_key *const *tables, vo
 int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key *const *tables, void *out,
 		   struct cdr_conf_errors *errs);
 
-/* Frees the strings cdr_conf_load stored in out. */
+/* Frees the strings (and groups) cdr_conf_load stored in out. */
 void cdr_conf_release(const struct cdr_conf_key *const *tables, void *out);
 
 void cdr_conf_errors_clear(struct cdr_conf_errors *errs);

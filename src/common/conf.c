@@ -113,8 +113,16 @@ static const struct cdr_conf_key *find_key(const struct cdr_conf_key *const *tab
 {
 	for (size_t t = 0; tables[t]; t++)
 		for (const struct cdr_conf_key *k = tables[t]; k->name; k++)
-			if (strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0)
+			if (k->type != CDR_CONF_GROUP && strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0)
 				return k;
+	return NULL;
+}
+
+static const struct cdr_conf_key *find_group_key(const struct cdr_conf_key *g, const char *name)
+{
+	for (const struct cdr_conf_key *k = g->group; k->name; k++)
+		if (strcmp(k->name, name) == 0)
+			return k;
 	return NULL;
 }
 
@@ -122,9 +130,34 @@ static bool known_section(const struct cdr_conf_key *const *tables, const char *
 {
 	for (size_t t = 0; tables[t]; t++)
 		for (const struct cdr_conf_key *k = tables[t]; k->name; k++)
-			if (strcmp(k->section, section) == 0)
+			if (k->type != CDR_CONF_GROUP && strcmp(k->section, section) == 0)
 				return true;
 	return false;
+}
+
+static const struct cdr_conf_key *find_group(const struct cdr_conf_key *const *tables, const char *section)
+{
+	for (size_t t = 0; tables[t]; t++)
+		for (const struct cdr_conf_key *k = tables[t]; k->name; k++)
+			if (k->type == CDR_CONF_GROUP && strcmp(k->section, section) == 0)
+				return k;
+	return NULL;
+}
+
+static void release_group(const struct cdr_conf_key *k, struct cdr_conf_group *g)
+{
+	const struct cdr_conf_key *sub[2] = { k->group, NULL };
+
+	for (size_t i = 0; i < g->n; i++) {
+		if (g->items[i]) {
+			cdr_conf_release(sub, g->items[i]);
+			free(g->items[i]);
+		}
+		free(g->names[i]);
+	}
+	free(g->items);
+	free(g->names);
+	memset(g, 0, sizeof(*g));
 }
 
 static void describe_bounds(const struct cdr_conf_key *k, char *buf, size_t len)
@@ -200,6 +233,7 @@ static const char *store(const struct cdr_conf_key *k, const char *value, void *
 			return msg;
 		}
 		return NULL;
+	case CDR_CONF_GROUP: return "internal error: a group has no value";
 	case CDR_CONF_ENUM: {
 		size_t used = 0;
 
@@ -237,11 +271,117 @@ struct seen {
 	int line;
 };
 
+/* Applies the defaults of the keys of tables not in seen; reports required
+ * ones. label names the section in messages when not NULL ("room p1-r1"). */
+static void apply_defaults(const char *name, const char *label, const struct cdr_conf_key *const *tables, void *out,
+			   const struct seen *seen, size_t nseen, struct cdr_conf_errors *errs)
+{
+	char msg[512];
+
+	for (size_t t = 0; tables[t]; t++) {
+		for (const struct cdr_conf_key *k = tables[t]; k->name; k++) {
+			const char *sec = label ? label : k->section;
+			bool given = k->type == CDR_CONF_GROUP;
+			const char *bad;
+
+			for (size_t i = 0; i < nseen && !given; i++)
+				given = seen[i].key == k;
+			if (given)
+				continue;
+			if (!k->def) {
+				add_error(errs, "%s: [%s] %s: required, not set (%s)", name, sec, k->name,
+					  k->help ? k->help : "no default");
+				continue;
+			}
+			/* Empty default strings are allowed ("not set"); validators only
+			 * see real values. */
+			if (k->type == CDR_CONF_STR && !*k->def) {
+				char **slot = (char **)((char *)out + k->offset);
+
+				free(*slot);
+				*slot = strdup("");
+				continue;
+			}
+			bad = store(k, k->def, out, msg, sizeof(msg));
+			if (bad)
+				add_error(errs, "%s: [%s] %s: bad built-in default: %s", name, sec, k->name, bad);
+		}
+	}
+}
+
+/* The named section being read ("[room p1-r1]"). */
+struct open_item {
+	const struct cdr_conf_key *gkey; /* NULL: none open */
+	void *item;
+	char label[200];
+	struct seen *seen;
+	size_t nseen;
+};
+
+static void close_item(const char *name, struct open_item *it, struct cdr_conf_errors *errs)
+{
+	const struct cdr_conf_key *sub[2];
+
+	if (!it->gkey)
+		return;
+	sub[0] = it->gkey->group;
+	sub[1] = NULL;
+	apply_defaults(name, it->label, sub, it->item, it->seen, it->nseen, errs);
+	free(it->seen);
+	memset(it, 0, sizeof(*it));
+}
+
+/* Opens "[section NAME]" for the group key g; returns false (and reports)
+ * when it cannot be used. */
+static bool open_item(const char *name, int lineno, const struct cdr_conf_key *g, const char *iname, void *out,
+		      struct open_item *it, struct cdr_conf_errors *errs)
+{
+	struct cdr_conf_group *grp = (struct cdr_conf_group *)((char *)out + g->offset);
+	const char *bad = cdr_conf_check_id(iname);
+	size_t nsub = 0;
+	char **names;
+	void **items;
+
+	if (bad) {
+		add_error(errs, "%s:%d: [%s %s]: %s", name, lineno, g->section, iname, bad);
+		return false;
+	}
+	for (size_t i = 0; i < grp->n; i++) {
+		if (strcmp(grp->names[i], iname) == 0) {
+			add_error(errs, "%s:%d: [%s %s]: given twice", name, lineno, g->section, iname);
+			return false;
+		}
+	}
+	for (const struct cdr_conf_key *k = g->group; k->name; k++)
+		nsub++;
+	names = realloc(grp->names, (grp->n + 1) * sizeof(*names));
+	if (names)
+		grp->names = names;
+	items = realloc(grp->items, (grp->n + 1) * sizeof(*items));
+	if (items)
+		grp->items = items;
+	it->seen = calloc(nsub + 1, sizeof(*it->seen));
+	it->item = calloc(1, g->group_size);
+	if (!names || !items || !it->seen || !it->item || !(grp->names[grp->n] = strdup(iname))) {
+		free(it->seen);
+		free(it->item);
+		memset(it, 0, sizeof(*it));
+		add_error(errs, "%s:%d: out of memory", name, lineno);
+		return false;
+	}
+	grp->items[grp->n++] = it->item;
+	it->gkey = g;
+	it->nseen = 0;
+	snprintf(it->label, sizeof(it->label), "%s %s", g->section, iname);
+	return true;
+}
+
 int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key *const *tables, void *out,
 		   struct cdr_conf_errors *errs)
 {
 	size_t nkeys = 0, nseen = 0;
 	struct seen *seen;
+	struct open_item it = { 0 };
 	char section[128] = "";
 	bool section_ok = false;
 	const char *p = text;
@@ -264,6 +404,9 @@ int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key
 		char buf[MAX_LINE], *line, *eq, *key, *value;
 		const struct cdr_conf_key *k;
 		const char *bad;
+		struct seen *sn;
+		size_t *nsn;
+		void *dst;
 
 		lineno++;
 		if (len >= sizeof(buf)) {
@@ -282,8 +425,10 @@ int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key
 		if (!*line || *line == '#' || *line == ';')
 			continue;
 		if (*line == '[') {
-			char *close = strchr(line, ']');
+			char *close = strchr(line, ']'), *sp;
+			const struct cdr_conf_key *g;
 
+			close_item(name, &it, errs);
 			if (!close || close[1] != '\0') {
 				add_error(errs, "%s:%d: expected [section]", name, lineno);
 				section_ok = false;
@@ -291,6 +436,24 @@ int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key
 			}
 			*close = '\0';
 			snprintf(section, sizeof(section), "%s", trim(line + 1));
+			section_ok = false;
+			if ((sp = strpbrk(section, " \t"))) {
+				/* "[room p1-r1]": a named section of a group. */
+				char *iname;
+
+				*sp = '\0';
+				iname = trim(sp + 1);
+				if (!(g = find_group(tables, section)))
+					add_error(errs, "%s:%d: [%s %s]: unknown section", name, lineno, section,
+						  iname);
+				else
+					section_ok = open_item(name, lineno, g, iname, out, &it, errs);
+				continue;
+			}
+			if ((g = find_group(tables, section))) {
+				add_error(errs, "%s:%d: [%s]: expected [%s NAME]", name, lineno, section, section);
+				continue;
+			}
 			section_ok = known_section(tables, section);
 			if (!section_ok)
 				add_error(errs, "%s:%d: [%s]: unknown section", name, lineno, section);
@@ -310,73 +473,60 @@ int cdr_conf_parse(const char *name, const char *text, const struct cdr_conf_key
 		}
 		if (!section_ok)
 			continue; /* already reported the section */
-		k = find_key(tables, section, key);
-		if (!k) {
-			add_error(errs, "%s:%d: [%s] %s: unknown key", name, lineno, section, key);
-			continue;
+		if (it.gkey) {
+			k = find_group_key(it.gkey, key);
+			sn = it.seen;
+			nsn = &it.nseen;
+			dst = it.item;
+			if (!k) {
+				add_error(errs, "%s:%d: [%s] %s: unknown key", name, lineno, it.label, key);
+				continue;
+			}
+		} else {
+			k = find_key(tables, section, key);
+			sn = seen;
+			nsn = &nseen;
+			dst = out;
+			if (!k) {
+				add_error(errs, "%s:%d: [%s] %s: unknown key", name, lineno, section, key);
+				continue;
+			}
 		}
-		for (size_t i = 0; i < nseen; i++) {
-			if (seen[i].key == k) {
-				add_error(errs, "%s:%d: [%s] %s: set twice (first on line %d)", name, lineno, section,
-					  key, seen[i].line);
+		for (size_t i = 0; i < *nsn; i++) {
+			if (sn[i].key == k) {
+				add_error(errs, "%s:%d: [%s] %s: set twice (first on line %d)", name, lineno,
+					  it.gkey ? it.label : section, key, sn[i].line);
 				k = NULL;
 				break;
 			}
 		}
 		if (!k)
 			continue;
-		seen[nseen].key = k;
-		seen[nseen].line = lineno;
-		nseen++;
+		sn[*nsn].key = k;
+		sn[*nsn].line = lineno;
+		(*nsn)++;
 		if (value[0] == '"') {
 			size_t vl = strlen(value);
 
 			if (vl < 2 || value[vl - 1] != '"') {
-				add_error(errs, "%s:%d: [%s] %s: unterminated quote", name, lineno, section, key);
+				add_error(errs, "%s:%d: [%s] %s: unterminated quote", name, lineno,
+					  it.gkey ? it.label : section, key);
 				continue;
 			}
 			value[vl - 1] = '\0';
 			value++;
 		} else if (!*value && !(k->type == CDR_CONF_STR && k->def && !*k->def)) {
 			/* Only optional strings (default "") may be left empty. */
-			add_error(errs, "%s:%d: [%s] %s: missing value", name, lineno, section, key);
+			add_error(errs, "%s:%d: [%s] %s: missing value", name, lineno, it.gkey ? it.label : section,
+				  key);
 			continue;
 		}
-		bad = store(k, value, out, msg, sizeof(msg));
+		bad = store(k, value, dst, msg, sizeof(msg));
 		if (bad)
-			add_error(errs, "%s:%d: [%s] %s: %s", name, lineno, section, key, bad);
+			add_error(errs, "%s:%d: [%s] %s: %s", name, lineno, it.gkey ? it.label : section, key, bad);
 	}
-
-	/* Defaults and required keys. */
-	for (size_t t = 0; tables[t]; t++) {
-		for (const struct cdr_conf_key *k = tables[t]; k->name; k++) {
-			bool given = false;
-			const char *bad;
-
-			for (size_t i = 0; i < nseen && !given; i++)
-				given = seen[i].key == k;
-			if (given)
-				continue;
-			if (!k->def) {
-				add_error(errs, "%s: [%s] %s: required, not set (%s)", name, k->section, k->name,
-					  k->help ? k->help : "no default");
-				continue;
-			}
-			/* Empty default strings are allowed ("not set"); validators only
-			 * see real values. */
-			if (k->type == CDR_CONF_STR && !*k->def) {
-				char **slot = (char **)((char *)out + k->offset);
-
-				free(*slot);
-				*slot = strdup("");
-				continue;
-			}
-			bad = store(k, k->def, out, msg, sizeof(msg));
-			if (bad)
-				add_error(errs, "%s: [%s] %s: bad built-in default: %s", name, k->section, k->name,
-					  bad);
-		}
-	}
+	close_item(name, &it, errs);
+	apply_defaults(name, NULL, tables, out, seen, nseen, errs);
 	free(seen);
 	if (errs->n > errs_before) {
 		cdr_conf_release(tables, out);
@@ -432,6 +582,8 @@ void cdr_conf_release(const struct cdr_conf_key *const *tables, void *out)
 
 				free(*slot);
 				*slot = NULL;
+			} else if (k->type == CDR_CONF_GROUP) {
+				release_group(k, (struct cdr_conf_group *)((char *)out + k->offset));
 			}
 		}
 	}

@@ -53,25 +53,41 @@ static const char *type_name(enum cdr_conf_type t)
 	case CDR_CONF_BOOL: return "bool";
 	case CDR_CONF_MS: return "duration";
 	case CDR_CONF_ENUM: return "choice";
+	case CDR_CONF_GROUP: return "sections";
 	}
 	return "?";
+}
+
+static void help_key(const char *section, const struct cdr_conf_key *k)
+{
+	printf("[%s] %s (%s", section, k->name, type_name(k->type));
+	if (k->type == CDR_CONF_ENUM) {
+		for (int i = 0; k->choices[i]; i++)
+			printf("%s%s", i ? "|" : ": ", k->choices[i]);
+	} else if ((k->type == CDR_CONF_INT) && (k->min || k->max)) {
+		printf(" %" PRId64 "..%" PRId64, k->min, k->max);
+	} else if ((k->type == CDR_CONF_MS) && (k->min || k->max)) {
+		printf(" %" PRId64 "ms..%" PRId64 "ms", k->min, k->max);
+	}
+	printf(") default: %s\n    %s\n", k->def ? (*k->def ? k->def : "(empty)") : "(required)",
+	       k->help ? k->help : "");
 }
 
 static void help_config(const struct cdr_conf_key *const *tables)
 {
 	for (size_t t = 0; tables[t]; t++) {
 		for (const struct cdr_conf_key *k = tables[t]; k->name; k++) {
-			printf("[%s] %s (%s", k->section, k->name, type_name(k->type));
-			if (k->type == CDR_CONF_ENUM) {
-				for (int i = 0; k->choices[i]; i++)
-					printf("%s%s", i ? "|" : ": ", k->choices[i]);
-			} else if ((k->type == CDR_CONF_INT) && (k->min || k->max)) {
-				printf(" %" PRId64 "..%" PRId64, k->min, k->max);
-			} else if ((k->type == CDR_CONF_MS) && (k->min || k->max)) {
-				printf(" %" PRId64 "ms..%" PRId64 "ms", k->min, k->max);
+			char sec[160];
+
+			if (k->type != CDR_CONF_GROUP) {
+				help_key(k->section, k);
+				continue;
 			}
-			printf(") default: %s\n    %s\n", k->def ? (*k->def ? k->def : "(empty)") : "(required)",
+			printf("[%s NAME] (any number of sections, each NAME once)\n    %s\n", k->section,
 			       k->help ? k->help : "");
+			snprintf(sec, sizeof(sec), "%s NAME", k->section);
+			for (const struct cdr_conf_key *g = k->group; g->name; g++)
+				help_key(sec, g);
 		}
 	}
 }

@@ -8,7 +8,7 @@ static const char *const log_levels[] = { "debug", "info", "notice", "warn", "er
 
 #define K(sec, key, type, field, def, min, max, choices, check, help)                                                  \
 	{                                                                                                              \
-		sec, key, type, offsetof(struct cdr_daemon_conf, field), def, min, max, choices, check, help           \
+		sec, key, type, offsetof(struct cdr_daemon_conf, field), def, min, max, choices, check, help, NULL, 0  \
 	}
 
 const struct cdr_conf_key cdr_daemon_conf_keys[] = {
@@ -44,5 +44,5 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "MySQL connect timeout"),
 	K("mysql", "migrations", CDR_CONF_STR, mysql_migrations, "", 0, 0, NULL, NULL,
 	  "directory of schema migrations applied at start; empty: none"),
-	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL },
+	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };

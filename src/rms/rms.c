@@ -27,7 +27,7 @@
 
 #define K(key, type, field, def, min, max, help)                                                                       \
 	{                                                                                                              \
-		"rms", key, type, offsetof(struct rms_conf, field), def, min, max, NULL, NULL, help                    \
+		"rms", key, type, offsetof(struct rms_conf, field), def, min, max, NULL, NULL, help, NULL, 0           \
 	}
 
 const struct cdr_conf_key rms_conf_keys[] = {
@@ -47,7 +47,7 @@ const struct cdr_conf_key rms_conf_keys[] = {
 	  "how often the topology is read again from ZooKeeper"),
 	K("reply_cache", CDR_CONF_INT, reply_cache, "10000", 0, 1000000,
 	  "answers kept by request id, so a redelivered request is answered again, not executed twice"),
-	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL },
+	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
 struct cached {

@@ -1,7 +1,9 @@
 /* The configuration parser: good files load with defaults, and every kind of
  * mistake is refused with file, line, key and what was expected. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,15 +28,17 @@ static const char *const modes[] = { "preempt", "nopreempt", NULL };
 
 static const struct cdr_conf_key keys[] = {
 	{ "daemon", "platform", CDR_CONF_STR, offsetof(struct cfg, platform), NULL, 0, 0, NULL, cdr_conf_check_id,
-	  "this platform's MOID" },
+	  "this platform's MOID", NULL, 0 },
 	{ "zookeeper", "hosts", CDR_CONF_STR, offsetof(struct cfg, hosts), "127.0.0.1:2181", 0, 0, NULL,
-	  cdr_conf_check_hostport, "ZooKeeper ensemble" },
-	{ "amqp", "prefetch", CDR_CONF_INT, offsetof(struct cfg, prefetch), "256", 1, 65535, NULL, NULL, NULL },
-	{ "amqp", "timeout", CDR_CONF_MS, offsetof(struct cfg, timeout_ms), "2s", 100, 60000, NULL, NULL, NULL },
-	{ "amqp", "verbose", CDR_CONF_BOOL, offsetof(struct cfg, verbose), "false", 0, 0, NULL, NULL, NULL },
-	{ "amqp", "password", CDR_CONF_STR, offsetof(struct cfg, password), "", 0, 0, NULL, NULL, NULL },
-	{ "room", "mode", CDR_CONF_ENUM, offsetof(struct cfg, mode), "nopreempt", 0, 0, modes, NULL, NULL },
-	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL },
+	  cdr_conf_check_hostport, "ZooKeeper ensemble", NULL, 0 },
+	{ "amqp", "prefetch", CDR_CONF_INT, offsetof(struct cfg, prefetch), "256", 1, 65535, NULL, NULL, NULL, NULL,
+	  0 },
+	{ "amqp", "timeout", CDR_CONF_MS, offsetof(struct cfg, timeout_ms), "2s", 100, 60000, NULL, NULL, NULL, NULL,
+	  0 },
+	{ "amqp", "verbose", CDR_CONF_BOOL, offsetof(struct cfg, verbose), "false", 0, 0, NULL, NULL, NULL, NULL, 0 },
+	{ "amqp", "password", CDR_CONF_STR, offsetof(struct cfg, password), "", 0, 0, NULL, NULL, NULL, NULL, 0 },
+	{ "room", "mode", CDR_CONF_ENUM, offsetof(struct cfg, mode), "nopreempt", 0, 0, modes, NULL, NULL, NULL, 0 },
+	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 static const struct cdr_conf_key *const tables[] = { keys, NULL };
 
@@ -148,6 +152,93 @@ static void test_durations(void **state)
 	assert_int_equal(cdr_conf_parse_ms("99999999999999999999s", &v), -22);
 }
 
+/* Named sections: "[check NAME]" blocks, each parsed into its own item. */
+struct check {
+	char *tcp;
+	int64_t fall;
+	uint64_t interval_ms;
+};
+struct gcfg {
+	char *platform;
+	struct cdr_conf_group checks;
+};
+static const struct cdr_conf_key check_keys[] = {
+	{ "", "tcp", CDR_CONF_STR, offsetof(struct check, tcp), "", 0, 0, NULL, NULL, "endpoints", NULL, 0 },
+	{ "", "fall", CDR_CONF_INT, offsetof(struct check, fall), "3", 1, 10, NULL, NULL, NULL, NULL, 0 },
+	{ "", "interval", CDR_CONF_MS, offsetof(struct check, interval_ms), NULL, 10, 60000, NULL, NULL, "every", NULL,
+	  0 },
+	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
+};
+static const struct cdr_conf_key gkeys[] = {
+	{ "daemon", "platform", CDR_CONF_STR, offsetof(struct gcfg, platform), NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
+	{ "check", "check", CDR_CONF_GROUP, offsetof(struct gcfg, checks), NULL, 0, 0, NULL, NULL, "checks", check_keys,
+	  sizeof(struct check) },
+	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
+};
+static const struct cdr_conf_key *const gtables[] = { gkeys, NULL };
+
+static void test_named_sections(void **state)
+{
+	struct gcfg c = { 0 };
+	struct cdr_conf_errors errs = { 0 };
+	const char *text = "[check a]\n"
+			   "tcp = 127.0.0.1:1\n"
+			   "interval = 2s\n"
+			   "[daemon]\n"
+			   "platform = p1\n"
+			   "[check b-2]\n"
+			   "fall = 5\n"
+			   "interval = 100ms\n";
+	const struct check *a, *b;
+
+	(void)state;
+	assert_int_equal(cdr_conf_parse("g.conf", text, gtables, &c, &errs), 0);
+	assert_int_equal(c.checks.n, 2);
+	assert_string_equal(c.checks.names[0], "a");
+	assert_string_equal(c.checks.names[1], "b-2");
+	a = c.checks.items[0];
+	b = c.checks.items[1];
+	assert_string_equal(a->tcp, "127.0.0.1:1");
+	assert_int_equal(a->fall, 3);
+	assert_int_equal(a->interval_ms, 2000);
+	assert_string_equal(b->tcp, "");
+	assert_int_equal(b->fall, 5);
+	assert_int_equal(b->interval_ms, 100);
+	cdr_conf_release(gtables, &c);
+	assert_int_equal(c.checks.n, 0);
+
+	/* Every mistake in a named section names the section. */
+	text = "[daemon]\nplatform = p1\n"
+	       "[check a]\nfall = 11\nbogus = 1\n" /* line 3..5; interval missing */
+	       "[check a]\ninterval = 1s\n"	   /* line 6: twice */
+	       "[check Bad!]\n"			   /* line 8 */
+	       "[check]\n"			   /* line 9 */
+	       "[nosuch x]\n";			   /* line 10 */
+	assert_int_equal(cdr_conf_parse("g.conf", text, gtables, &c, &errs), -EINVAL);
+	{
+		const char *want[] = {
+			"g.conf:4: [check a] fall: expected an integer 1..10",
+			"g.conf:5: [check a] bogus: unknown key",
+			"g.conf: [check a] interval: required, not set (every)",
+			"g.conf:6: [check a]: given twice",
+			"g.conf:8: [check Bad!]: expected an id",
+			"g.conf:9: [check]: expected [check NAME]",
+			"g.conf:10: [nosuch x]: unknown section",
+		};
+		for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+			bool found = false;
+
+			for (size_t i = 0; i < errs.n && !found; i++)
+				found = strncmp(errs.lines[i], want[w], strlen(want[w])) == 0;
+			if (!found)
+				fail_msg("missing error \"%s\"", want[w]);
+		}
+	}
+	assert_int_equal(c.checks.n, 0); /* released on failure */
+	assert_null(c.platform);
+	cdr_conf_errors_clear(&errs);
+}
+
 static void test_missing_file(void **state)
 {
 	struct cfg c = { 0 };
@@ -167,6 +258,7 @@ int main(void)
 		cmocka_unit_test(test_all_errors_are_collected),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_named_sections),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
