@@ -459,27 +459,35 @@ static const struct cdr_field inventory_ack[] = {
 };
 
 /* ---- PMS ---- */
+#define STATE_EPOCH                                                                                                    \
+	{                                                                                                              \
+		.name = "epoch", .type = CDR_F_INT, .required = true, .min = 0, .max = INT64_MAX,                      \
+		.doc = "epoch of this state (service-domain counter in ZooKeeper): older or equal ones are ignored"    \
+	}
+#define BY STR("by", 0, 64, false, "operator of a manual switch")
 static const struct cdr_field room_ntf[] = {
 	ID_R("room", "room MOID"),
 	ID_R("platform", "its platform"),
 	ENUM("state", room_states, true, "room state"),
 	BOOL("manual", true, "a manual DR switch is on"),
-	CODE("reason", true, "health_check, manual_switch, ..."),
+	CODE("reason", true, "initial, health_check, recovered, manual_switch"),
 	DETAIL,
+	BY,
 	MS_R("since", "state since, ms since the Unix epoch"),
 	ARR("backup_rooms", 0, 64, &id_item, false, "its backup rooms, in order"),
-	EPOCH,
+	STATE_EPOCH,
 	END,
 };
 static const struct cdr_field platform_ntf[] = {
 	ID_R("platform", "platform MOID"),
 	ENUM("state", platform_states, true, "platform state"),
 	BOOL("manual", true, "a manual switch is on"),
-	CODE("reason", true, "health_check, manual_switch, ..."),
+	CODE("reason", true, "initial, pms_lost, main_room_abnormal, manual_switch"),
 	DETAIL,
+	BY,
 	MS_R("since", "state since, ms since the Unix epoch"),
 	ID_O("backup_platform", "platform taking over its user domains"),
-	EPOCH,
+	STATE_EPOCH,
 	END,
 };
 static const struct cdr_field state_req[] = { ID_O("platform", "restrict to this platform"), END };
@@ -489,6 +497,11 @@ static const struct cdr_field platform_state[] = {
 	BOOL("manual", true, "manual switch on"),
 	MS_R("since", "ms since the Unix epoch"),
 	ID_O("backup_platform", "its backup platform"),
+	CODE("reason", false, "why it is in this state"),
+	DETAIL,
+	BY,
+	INT("epoch", 0, INT64_MAX, false, "epoch of this state; 0: never written"),
+	BOOL("pms_live", false, "a pms instance of the platform is live (known to its backup platform's pms)"),
 	END,
 };
 static const struct cdr_field platform_state_item = ITEM_OBJ(platform_state);
@@ -498,19 +511,31 @@ static const struct cdr_field room_state[] = {
 	ENUM("state", room_states, true, "normal or abnormal"),
 	BOOL("manual", true, "manual switch on"),
 	MS_R("since", "ms since the Unix epoch"),
+	CODE("reason", false, "why it is in this state"),
+	DETAIL,
+	BY,
+	INT("epoch", 0, INT64_MAX, false, "epoch of this state; 0: never written"),
+	BOOL("healthy", false, "its checks pass now (known to its own platform's pms)"),
 	END,
 };
 static const struct cdr_field room_state_item = ITEM_OBJ(room_state);
 static const struct cdr_field state_ack[] = {
+	ID_O("platform", "platform of the answering pms"),
 	ARR("platforms", 0, 1000, &platform_state_item, true, "state of every platform"),
 	ARR("rooms", 0, 10000, &room_state_item, true, "state of every room"),
-	EPOCH,
+	{ .name = "epoch",
+	  .type = CDR_F_INT,
+	  .required = true,
+	  .min = 0,
+	  .max = INT64_MAX,
+	  .doc = "the highest state epoch in this answer" },
 	END,
 };
 static const struct cdr_field switch_req[] = {
 	ENUM("target", switch_targets, true, "what to switch"),
 	ID_R("moid", "room or platform MOID"),
 	BOOL("on", true, "true: DR switch on (treated as abnormal/down); false: off (fail back)"),
+	BOOL("force", false, "switch back even though its checks fail"),
 	STR("operator", 1, 64, true, "who asked (audit)"),
 	DETAIL,
 	END,
@@ -520,7 +545,9 @@ static const struct cdr_field switch_ack[] = {
 	ID_R("moid", "room or platform MOID"),
 	ENUM("state", target_states, true, "its state now"),
 	BOOL("manual", true, "manual switch on"),
-	EPOCH,
+	BOOL("changed", false, "false: it was already in that state"),
+	MS_R("since", "in this state since, ms since the Unix epoch"),
+	STATE_EPOCH,
 	END,
 };
 static const struct cdr_field alarm_ntf[] = {
@@ -661,6 +688,8 @@ const struct cdr_msg_type cdr_msg_types[] = {
 	T("rms_all_mcu_ntf", "rms", "css", "rms.ntf.ex", NULL, mcu_ntf, true, "an MCU is up, down or draining"),
 	T("rms_all_vrs_ntf", "rms", "css", "rms.ntf.ex", NULL, vrs_ntf, true, "a VRS is up or down"),
 
+	T("pms_any_request_nack", "pms", "any", "reply_to", NULL, nack, true,
+	  "refusal of a message on pms.req.q whose type could not be read as a request"),
 	T("rms_any_request_nack", "rms", "any", "reply_to", NULL, nack, true,
 	  "refusal of a message on rms.req.q or rms.res.q whose type could not be read as a request"),
 	T("ctl_rms_drain_req", "confdrctl", "rms", "rms.req.q", NULL, drain_req, true,
