@@ -602,6 +602,27 @@ user = confdr
 password = confdr
 CONF
 	if [ "$d" = css ]; then echo "migrations = $TOP/deploy/sql"; fi
+	if [ "$d" = pms ]; then
+		# The main room is also checked by a TCP connect to the platform's
+		# Redis (it lives there); every room by its MCUs (the default).
+		local redis=$REDIS_P1
+		[ "$p" = p2 ] && redis=$REDIS_P2
+		cat <<CONF
+
+[pms]
+peer_grace = 5s
+
+[room $p-r1]
+tcp = redis=$HOST:$redis
+connect_timeout = 500ms
+interval = 500ms
+fall = 2
+rise = 2
+
+[room $p-r2]
+mcus = yes
+CONF
+	fi
 }
 
 cmd_start() {
