@@ -655,8 +655,10 @@ cmd_start() {
 
 cmd_stop() {
 	local p d any=0
-	for p in "${PLATFORMS[@]}"; do
-		for d in css rms pms; do
+	# Every pms first: a pms that outlives a platform's own pms by more than
+	# [pms] peer_grace declares that platform down (docs/pms.md).
+	for d in pms css rms; do
+		for p in "${PLATFORMS[@]}"; do
 			running "$p-$d" || continue
 			any=1
 			say "stopping $p-$d (pid $(pid_of "$p-$d"))"

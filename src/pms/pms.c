@@ -385,6 +385,7 @@ static int state_parse(enum pms_target t, const char *data, size_t len, struct p
 {
 	json_t *o = json_loadb(data, len, 0, NULL);
 	const char *state;
+	bool valid;
 
 	if (!json_is_object(o)) {
 		json_decref(o);
@@ -399,10 +400,9 @@ static int state_parse(enum pms_target t, const char *data, size_t len, struct p
 	snprintf(st->reason, sizeof(st->reason), "%s", cdr_msg_jstr(o, "reason", ""));
 	snprintf(st->detail, sizeof(st->detail), "%s", cdr_msg_jstr(o, "detail", ""));
 	snprintf(st->by, sizeof(st->by), "%s", cdr_msg_jstr(o, "by", ""));
+	valid = st->bad || !strcmp(state, pms_state_name(t, false));
 	json_decref(o);
-	if (!st->bad && strcmp(state, pms_state_name(t, false)))
-		return -EINVAL;
-	return 0;
+	return valid ? 0 : -EINVAL;
 }
 
 static void decide_room(struct room *r);
@@ -427,7 +427,8 @@ static void on_room_node(int status, const char *data, size_t len, void *arg)
 		r->loaded = true;
 	} else if (status == 0) {
 		if (state_parse(PMS_ROOM, data, len, &st) < 0) {
-			cdr_warn("/state/%s/rooms/%s is not a room state: ignored", r->platform, r->id);
+			cdr_warn("/state/%s/rooms/%s is not a room state: ignored: %.*s", r->platform, r->id,
+				 (int)(len > 200 ? 200 : len), data);
 		} else {
 			r->loaded = true;
 			if (mirror_apply(&r->st, &st)) {
@@ -453,7 +454,8 @@ static void on_plat_node(int status, const char *data, size_t len, void *arg)
 		p->loaded = true;
 	} else if (status == 0) {
 		if (state_parse(PMS_PLATFORM, data, len, &st) < 0) {
-			cdr_warn("/state/%s/platform is not a platform state: ignored", p->id);
+			cdr_warn("/state/%s/platform is not a platform state: ignored: %.*s", p->id,
+				 (int)(len > 200 ? 200 : len), data);
 		} else {
 			p->loaded = true;
 			if (mirror_apply(&p->st, &st)) {
@@ -760,7 +762,8 @@ static void room_health_update(struct room *r)
 		}
 	}
 	if (healthy != r->h.healthy)
-		cdr_notice("room %s is %s", r->id, healthy ? "healthy: every check passes" : why);
+		cdr_notice("room %s is %s%s", r->id,
+			   healthy ? "healthy: every check passes" : "unhealthy: ", healthy ? "" : why);
 	pms_room_health_set(&r->h, healthy, why, mono());
 	decide_room(r);
 }
@@ -783,7 +786,8 @@ static void check_feed(struct check *k, bool ok, const char *detail)
 						       : "mcu",
 				   k->name);
 		else
-			cdr_warn("room %s: %s (%d failures in a row)", k->room->id, k->last, k->v.fall);
+			cdr_warn("room %s: %s (down after %d failure%s in a row)", k->room->id, k->last, k->v.fall,
+				 k->v.fall == 1 ? "" : "s");
 		room_health_update(k->room);
 	}
 }
