@@ -72,8 +72,9 @@ static void usage(FILE *f)
 	}
 	fprintf(f, "\nThe broker of each platform is found in ZooKeeper; its user and password are $CONFDR_AMQP_USER\n"
 		   "and $CONFDR_AMQP_PASSWORD (default confdr/confdr).\n"
-		   "\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform),\n"
-		   "64 bad usage, 65 bad input file, 69 ZooKeeper, a broker or an rms unreachable.\n");
+		   "\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform,\n"
+		   "a switch refused by pms), 64 bad usage, 65 bad input file, 69 ZooKeeper, a broker, an rms\n"
+		   "or a pms unreachable (status: some rms did not answer; the rest is printed).\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -713,6 +714,183 @@ static void on_poll(void *arg)
 	*fired = true;
 }
 
+static json_t *rms_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *type, json_t *body,
+			int *ex);
+static json_t *bus_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *daemon,
+			const char *queue, const char *type, json_t *body, int *ex);
+static const char *body_str(json_t *env, const char *key);
+static bool is_nack(json_t *env);
+
+/* The topology, or NULL (said why) when there is none yet. */
+static struct cdr_topology *fetch_topology_soft(struct ctl *c)
+{
+	struct fetched f = { .c = c };
+
+	if (cdr_topology_fetch(c->zk, on_fetched, &f) < 0 || !run_until(c, &f.done, c->timeout_s * 3000ull))
+		return NULL;
+	if (f.status) {
+		fprintf(stderr, "confdrctl: no topology: %s\n", f.err);
+		return NULL;
+	}
+	return f.t;
+}
+
+static void fmt_time(int64_t ms, char *out, size_t len)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || !gmtime_r(&sec, &tm)) {
+		snprintf(out, len, "-");
+		return;
+	}
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void fmt_age(int64_t ms, char *out, size_t len)
+{
+	int64_t a = ((int64_t)cdr_wall_ms() - ms) / 1000;
+
+	if (ms <= 0)
+		snprintf(out, len, "-");
+	else if (a < 120)
+		snprintf(out, len, "%llds ago", (long long)(a < 0 ? 0 : a));
+	else if (a < 7200)
+		snprintf(out, len, "%lldm ago", (long long)(a / 60));
+	else
+		snprintf(out, len, "%lldh ago", (long long)(a / 3600));
+}
+
+/* The state node at path, or a default for one never written. */
+static json_t *read_state(struct ctl *c, const char *path, const char *good)
+{
+	struct answer a;
+	json_t *v = NULL;
+	int st = zk_get(c, path, &a);
+
+	if (st == 0 && a.data)
+		v = json_loads(a.data, 0, NULL);
+	answer_clear(&a);
+	if (!json_is_object(v)) {
+		json_decref(v);
+		v = json_pack("{s:s, s:b, s:I, s:I, s:s, s:s}", "state", good, "manual", 0, "since", (json_int_t)0,
+			      "epoch", (json_int_t)0, "reason", st == -ENOENT ? "not_written" : "unreadable", "detail",
+			      st == -ENOENT ? "no pms has written it yet" : "");
+	}
+	return v;
+}
+
+/* Platforms and rooms with their states (from ZooKeeper), and the MCUs of
+ * each room with their load (from each platform's rms). */
+static int status_states(struct ctl *c, struct cdr_topology *t, json_t *out, bool print)
+{
+	json_t *plats = json_array(), *rooms = json_array(), *mcus = json_array();
+	char path[256], when[40], age[40];
+	int ret = 0;
+
+	for (size_t i = 0; i < cdr_topology_nplatforms(t); i++) {
+		const struct cdr_platform *p = cdr_topology_platform_at(t, i);
+		json_t *v;
+
+		snprintf(path, sizeof(path), "/state/%s/platform", p->id);
+		v = read_state(c, path, "up");
+		json_object_set_new(v, "platform", json_string(p->id));
+		json_object_set_new(v, "backup_platform", json_string(p->backup_platform ? p->backup_platform : ""));
+		json_object_set_new(v, "main_room", json_string(p->main_room));
+		json_object_del(v, "of");
+		json_array_append_new(plats, v);
+	}
+	for (size_t i = 0; i < cdr_topology_nrooms(t); i++) {
+		const struct cdr_room *r = cdr_topology_room_at(t, i);
+		json_t *v;
+
+		snprintf(path, sizeof(path), "/state/%s/rooms/%s", r->platform, r->id);
+		v = read_state(c, path, "normal");
+		json_object_set_new(v, "room", json_string(r->id));
+		json_object_set_new(v, "platform", json_string(r->platform));
+		json_object_del(v, "of");
+		json_object_set_new(v, "mcus", json_integer(0));
+		json_object_set_new(v, "mcus_up", json_integer(0));
+		json_object_set_new(v, "running_confs", json_integer(0));
+		json_object_set_new(v, "capacity_confs", json_integer(0));
+		json_array_append_new(rooms, v);
+	}
+	for (size_t i = 0; i < cdr_topology_nplatforms(t); i++) {
+		const char *p = cdr_topology_platform_at(t, i)->id;
+		json_t *env, *m, *r;
+		size_t k, n;
+		int ex;
+
+		if (!(env = rms_call(c, t, p, "ctl_rms_inventory_req", json_object(), &ex)) || is_nack(env)) {
+			if (env)
+				fprintf(stderr, "confdrctl: rms of %s: %s\n", p, body_str(env, "detail"));
+			json_decref(env);
+			ret = EX_UNAVAILABLE;
+			continue;
+		}
+		json_array_foreach(json_object_get(json_object_get(env, "body"), "mcus"), k, m)
+		{
+			json_array_append(mcus, m);
+			json_array_foreach(rooms, n, r)
+			{
+				if (strcmp(jstr(r, "room"), jstr(m, "room")))
+					continue;
+#define ADD(key, v) json_object_set_new(r, key, json_integer(json_integer_value(json_object_get(r, key)) + (v)))
+				ADD("mcus", 1);
+				ADD("mcus_up", strcmp(jstr(m, "state"), "down") ? 1 : 0);
+				ADD("running_confs", json_integer_value(json_object_get(m, "running_confs")));
+				ADD("capacity_confs", json_integer_value(json_object_get(m, "capacity_confs")));
+#undef ADD
+			}
+		}
+		json_decref(env);
+	}
+	if (print) {
+		json_t *v;
+		size_t i;
+
+		printf("\n%-9s %-6s %-7s %-9s %-21s %-9s %s\n", "PLATFORM", "STATE", "MANUAL", "BACKUP", "SINCE", "",
+		       "REASON");
+		json_array_foreach(plats, i, v)
+		{
+			fmt_time(json_integer_value(json_object_get(v, "since")), when, sizeof(when));
+			fmt_age(json_integer_value(json_object_get(v, "since")), age, sizeof(age));
+			printf("%-9s %-6s %-7s %-9s %-21s %-9s %s%s%s%s%s\n", jstr(v, "platform"), jstr(v, "state"),
+			       json_is_true(json_object_get(v, "manual")) ? "yes" : "no", jstr(v, "backup_platform"),
+			       when, age, jstr(v, "reason"), *jstr(v, "by") && strcmp(jstr(v, "by"), "-") ? " by " : "",
+			       strcmp(jstr(v, "by"), "-") ? jstr(v, "by") : "",
+			       *jstr(v, "detail") && strcmp(jstr(v, "detail"), "-") ? ": " : "",
+			       strcmp(jstr(v, "detail"), "-") ? jstr(v, "detail") : "");
+		}
+		printf("\n%-9s %-9s %-9s %-7s %-21s %-9s %-7s %-11s %s\n", "ROOM", "PLATFORM", "STATE", "MANUAL",
+		       "SINCE", "", "MCUS", "CONFS", "REASON");
+		json_array_foreach(rooms, i, v)
+		{
+			char m[32], confs[32];
+
+			fmt_time(json_integer_value(json_object_get(v, "since")), when, sizeof(when));
+			fmt_age(json_integer_value(json_object_get(v, "since")), age, sizeof(age));
+			snprintf(m, sizeof(m), "%lld/%lld",
+				 (long long)json_integer_value(json_object_get(v, "mcus_up")),
+				 (long long)json_integer_value(json_object_get(v, "mcus")));
+			snprintf(confs, sizeof(confs), "%lld/%lld",
+				 (long long)json_integer_value(json_object_get(v, "running_confs")),
+				 (long long)json_integer_value(json_object_get(v, "capacity_confs")));
+			printf("%-9s %-9s %-9s %-7s %-21s %-9s %-7s %-11s %s%s%s%s%s\n", jstr(v, "room"),
+			       jstr(v, "platform"), jstr(v, "state"),
+			       json_is_true(json_object_get(v, "manual")) ? "yes" : "no", when, age, m, confs,
+			       jstr(v, "reason"), strcmp(jstr(v, "by"), "-") && *jstr(v, "by") ? " by " : "",
+			       strcmp(jstr(v, "by"), "-") ? jstr(v, "by") : "",
+			       *jstr(v, "detail") && strcmp(jstr(v, "detail"), "-") ? ": " : "",
+			       strcmp(jstr(v, "detail"), "-") ? jstr(v, "detail") : "");
+		}
+	}
+	json_object_set_new(out, "platforms", plats);
+	json_object_set_new(out, "rooms", rooms);
+	json_object_set_new(out, "mcus", mcus);
+	return ret;
+}
+
 static int cmd_status(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
@@ -725,7 +903,7 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 	json_t *list = NULL;
 	uint64_t deadline;
 	size_t up;
-	int opt, ret;
+	int opt, ret, partial = 0;
 	char *end;
 
 	optind = 0;
@@ -782,14 +960,26 @@ static int cmd_status(struct ctl *c, int argc, char **argv)
 		run_until(c, &fired, 1000);
 		cdr_timer_free(t);
 	}
-	if (json) {
-		char *s = json_dumps(list, JSON_INDENT(2));
-		printf("%s\n", s ? s : "[]");
-		free(s);
-	} else {
-		print_table(list);
+	{
+		json_t *all = json_pack("{s:O}", "daemons", list);
+		struct cdr_topology *t;
+
+		if (!json)
+			print_table(list);
+		/* With --wait, the daemons are what is asked about. */
+		if (expect < 0 && (t = fetch_topology_soft(c))) {
+			partial = status_states(c, t, all, !json);
+			cdr_topology_free(t);
+		}
+		if (json) {
+			char *s = json_dumps(all, JSON_INDENT(2));
+
+			printf("%s\n", s ? s : "{}");
+			free(s);
+		}
+		json_decref(all);
 	}
-	ret = 0;
+	ret = partial;
 	if (expect >= 0 && up < (size_t)expect) {
 		fprintf(stderr, "confdrctl: %zu of %ld daemons alive with every connection up after %ld s\n", up,
 			expect, wait_s);
@@ -822,8 +1012,8 @@ static void on_rpc(int status, const struct cdr_mq_delivery *reply, void *arg)
 /* Sends a request to the rms of platform p through its broker (found in the
  * topology's endpoints) and returns the answer's envelope, or NULL with a
  * message printed (*ex set: EX_UNAVAILABLE). */
-static json_t *rms_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *type, json_t *body,
-			int *ex)
+static json_t *bus_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *daemon,
+			const char *queue, const char *type, json_t *body, int *ex)
 {
 	const struct cdr_endpoint *ep = cdr_topology_main_endpoint(t, p, CDR_SVC_MQ);
 	const char *user = getenv("CONFDR_AMQP_USER"), *pass = getenv("CONFDR_AMQP_PASSWORD");
@@ -846,7 +1036,7 @@ static json_t *rms_call(struct ctl *c, const struct cdr_topology *t, const char 
 	snprintf(id, sizeof(id), "confdrctl-%ld-%s", (long)getpid(), type);
 	txt = cdr_msg_encode(type, id, "confdrctl", 0, body);
 	if (!txt || cdr_mq_new(c->loop, &o, &mq) < 0 ||
-	    cdr_mq_request(mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), c->timeout_s * 1000, on_rpc, &r) < 0) {
+	    cdr_mq_request(mq, "", queue, txt, strlen(txt), c->timeout_s * 1000, on_rpc, &r) < 0) {
 		fprintf(stderr, "confdrctl: cannot send to the broker of %s\n", p);
 		free(txt);
 		cdr_mq_free(mq);
@@ -856,13 +1046,19 @@ static json_t *rms_call(struct ctl *c, const struct cdr_topology *t, const char 
 	run_until(c, &r.done, c->timeout_s * 1000ull + 2000);
 	cdr_mq_free(mq);
 	if (r.status || !r.reply) {
-		fprintf(stderr, "confdrctl: the rms of %s did not answer within %u s (broker %s:%u vhost %s)\n", p,
-			c->timeout_s, ep->host, ep->port, ep->vhost ? ep->vhost : "");
+		fprintf(stderr, "confdrctl: the %s of %s did not answer within %u s (broker %s:%u vhost %s)\n", daemon,
+			p, c->timeout_s, ep->host, ep->port, ep->vhost ? ep->vhost : "");
 		json_decref(r.reply);
 		return NULL;
 	}
 	*ex = 0;
 	return r.reply;
+}
+
+static json_t *rms_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *type, json_t *body,
+			int *ex)
+{
+	return bus_call(c, t, p, "rms", CDR_MQ_RMS_REQ_Q, type, body, ex);
 }
 
 static const char *body_str(json_t *env, const char *key)
@@ -1046,6 +1242,117 @@ static int cmd_mcu_undrain(struct ctl *c, int argc, char **argv)
 	return cmd_mcu_drain_common(c, argc, argv, false);
 }
 
+/* ---- pms: room switch | platform switch ---- */
+
+static int cmd_switch(struct ctl *c, int argc, char **argv, bool room)
+{
+	static const struct option opts[] = { { "to", required_argument, NULL, 't' },
+					      { "force", no_argument, NULL, 'f' },
+					      { "reason", required_argument, NULL, 'r' },
+					      { "operator", required_argument, NULL, 'o' },
+					      { "json", no_argument, NULL, 'j' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *what = room ? "room" : "platform", *to = NULL, *reason = "", *op = NULL, *id;
+	char opbuf[160], host[64] = "", via[80];
+	bool force = false, json = false, on;
+	struct cdr_topology *t;
+	json_t *env, *b;
+	int opt, ex;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "t:fr:o:jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 't': to = optarg; break;
+		case 'f': force = true; break;
+		case 'r': reason = optarg; break;
+		case 'o': op = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("%s switch: bad option", what);
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("%s switch: name one %s", what, what);
+	id = argv[optind];
+	if (!to || (strcmp(to, "backup") && strcmp(to, "normal")))
+		return usage_error("%s switch: --to backup or --to normal", what);
+	on = !strcmp(to, "backup");
+	if (!op) {
+		const char *u = getenv("SUDO_USER") && *getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
+
+		gethostname(host, sizeof(host) - 1);
+		snprintf(opbuf, sizeof(opbuf), "%.40s@%.60s", u && *u ? u : "unknown", host);
+		op = opbuf;
+	}
+	t = fetch_topology(c);
+	if (room) {
+		const struct cdr_room *r = cdr_topology_room(t, id);
+
+		if (!r) {
+			fprintf(stderr, "confdrctl: unknown room %s\n", id);
+			cdr_topology_free(t);
+			return EX_FAIL;
+		}
+		snprintf(via, sizeof(via), "%s", r->platform); /* a room is switched by its own platform's pms */
+	} else {
+		const struct cdr_platform *p = cdr_topology_platform(t, id);
+
+		if (!p) {
+			fprintf(stderr, "confdrctl: unknown platform %s\n", id);
+			cdr_topology_free(t);
+			return EX_FAIL;
+		}
+		if (!p->backup_platform) {
+			fprintf(stderr, "confdrctl: platform %s has no backup platform: nothing to switch to\n", id);
+			cdr_topology_free(t);
+			return EX_FAIL;
+		}
+		snprintf(via, sizeof(via), "%s", p->backup_platform); /* ... a platform by its backup's */
+	}
+	env = bus_call(c, t, via, "pms", CDR_MQ_PMS_REQ_Q, "ctl_pms_switch_req",
+		       json_pack("{s:s, s:s, s:b, s:b, s:s, s:s}", "target", what, "moid", id, "on", on, "force", force,
+				 "operator", op, "detail", reason),
+		       &ex);
+	cdr_topology_free(t);
+	if (!env)
+		return ex;
+	b = json_object_get(env, "body");
+	if (json) {
+		char *txt = json_dumps(env, JSON_INDENT(2));
+
+		printf("%s\n", txt ? txt : "{}");
+		free(txt);
+	}
+	if (is_nack(env)) {
+		fprintf(stderr, "confdrctl: %s switch of %s refused by pms of %s: %s: %s\n", what, id, via,
+			body_str(env, "reason"), body_str(env, "detail"));
+		json_decref(env);
+		return EX_FAIL;
+	}
+	if (!json) {
+		char when[40];
+
+		fmt_time(json_integer_value(json_object_get(b, "since")), when, sizeof(when));
+		printf("%s %s: %s%s since %s, epoch %lld%s\n", what, id, body_str(env, "state"),
+		       json_is_true(json_object_get(b, "manual")) ? " (manual)" : "", when,
+		       (long long)json_integer_value(json_object_get(b, "epoch")),
+		       json_is_false(json_object_get(b, "changed")) ? " (it already was)" : "");
+	}
+	json_decref(env);
+	return 0;
+}
+
+static int cmd_room_switch(struct ctl *c, int argc, char **argv)
+{
+	return cmd_switch(c, argc, argv, true);
+}
+
+static int cmd_platform_switch(struct ctl *c, int argc, char **argv)
+{
+	return cmd_switch(c, argc, argv, false);
+}
+
 static const struct command commands[] = {
 	{ { "topology", "load" },
 	  "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
@@ -1058,8 +1365,10 @@ static const struct command commands[] = {
 	  cmd_topology_show },
 	{ { "status", NULL },
 	  "[--json] [--wait SECONDS --expect N]",
-	  "list the daemons alive (/live/<platform>/<daemon>/<instance>); with --wait, poll until N\n"
-	  "      of them report every connection up (exit 1 if not within SECONDS)",
+	  "the daemons alive (/live/<platform>/<daemon>/<instance>), then platforms and rooms with their\n"
+	  "      state, since when and why (/state), and each room's MCUs up/known and conferences\n"
+	  "      running/capacity (from each rms); with --wait, only poll until N daemons report every\n"
+	  "      connection up (exit 1 if not within SECONDS)",
 	  cmd_status },
 	{ { "mcu", "list" },
 	  "[--platform P] [--room R] [--json]",
@@ -1070,6 +1379,17 @@ static const struct command commands[] = {
 	  "no new conferences on MCU (running ones stay); without --platform, the rms that knows it",
 	  cmd_mcu_drain },
 	{ { "mcu", "undrain" }, "MCU [--platform P]", "take MCU out of drain", cmd_mcu_undrain },
+	{ { "room", "switch" },
+	  "ROOM --to backup|normal [--force] [--reason TEXT] [--operator WHO] [--json]",
+	  "manual DR switch of a room (through its platform's pms): backup = abnormal, its conferences\n"
+	  "      move to its backup rooms; normal = switch back (refused while its checks fail, unless --force)",
+	  cmd_room_switch },
+	{ { "platform", "switch" },
+	  "PLATFORM --to backup|normal [--force] [--reason TEXT] [--operator WHO] [--json]",
+	  "manual DR switch of a platform (through its backup platform's pms): backup = down, its user\n"
+	  "      domains served by the backup platform; normal = fail back (refused while its pms is not\n"
+	  "      live or its main room fails, unless --force)",
+	  cmd_platform_switch },
 	{ { NULL, NULL }, NULL, NULL, NULL },
 };
 
