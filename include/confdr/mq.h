@@ -93,6 +93,16 @@ int cdr_mq_declare_exchange(struct cdr_mq *mq, const char *name, const char *typ
  * dead_letter_exchange is not NULL, rejected and expired messages go there. */
 int cdr_mq_declare_queue(struct cdr_mq *mq, const char *name, bool durable, const char *dead_letter_exchange);
 
+/* A named private queue: exclusive to this connection, auto-deleted, not
+ * durable, re-declared after every re-connection (messages sent to it while
+ * disconnected are lost). For a client that must see every message sent to
+ * its own queue (cdr_mq_request keeps only the first reply): consume it with
+ * cdr_mq_consume and give its name as reply_to. Unlike other declarations, a
+ * refusal (the queue still locked by the broker's view of the previous
+ * connection) is retried after the back-off. The name must not start with
+ * "amq." (reserved). Returns 0, -EINVAL or -ENOMEM. */
+int cdr_mq_declare_private_queue(struct cdr_mq *mq, const char *name);
+
 int cdr_mq_bind(struct cdr_mq *mq, const char *queue, const char *exchange, const char *key);
 
 /* Declares the whole topology of the design's section 4 (docs/amqp.md lists

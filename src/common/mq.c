@@ -240,7 +240,7 @@ struct pub {
 };
 TAILQ_HEAD(pub_list, pub);
 
-enum decl_kind { DECL_EXCHANGE, DECL_QUEUE, DECL_BIND };
+enum decl_kind { DECL_EXCHANGE, DECL_QUEUE, DECL_PRIVATE_QUEUE, DECL_BIND };
 
 /* Declarations and consumers are append-only lists: the loop appends under
  * mu, the I/O thread walks them (reading next under mu) and alone touches the
@@ -616,6 +616,7 @@ static int apply_decl(struct cdr_mq *mq, struct decl *d)
 				      0, 0, amqp_empty_table);
 		break;
 	case DECL_QUEUE:
+	case DECL_PRIVATE_QUEUE:
 		snprintf(what, sizeof(what), "declare queue %s", d->a);
 		if (d->b) {
 			e.key = amqp_cstring_bytes("x-dead-letter-exchange");
@@ -624,7 +625,9 @@ static int apply_decl(struct cdr_mq *mq, struct decl *d)
 			args.num_entries = 1;
 			args.entries = &e;
 		}
-		amqp_queue_declare(mq->conn, CH, amqp_cstring_bytes(d->a), 0, d->durable, 0, 0, args);
+		/* A private queue: exclusive and auto-deleted (gone with the connection). */
+		amqp_queue_declare(mq->conn, CH, amqp_cstring_bytes(d->a), 0, d->durable, d->kind == DECL_PRIVATE_QUEUE,
+				   d->kind == DECL_PRIVATE_QUEUE, args);
 		break;
 	case DECL_BIND:
 		snprintf(what, sizeof(what), "bind queue %s to %s key '%s'", d->a, d->b, d->c);
@@ -634,7 +637,9 @@ static int apply_decl(struct cdr_mq *mq, struct decl *d)
 	}
 	if (rpc_check(mq, what) < 0) {
 		/* Refused by the broker: it will be refused again, so forget it. */
-		if (mq->chan_exc) {
+		/* Except a private queue: "locked" while the broker has not yet
+		 * seen the previous connection go, it is retried. */
+		if (mq->chan_exc && d->kind != DECL_PRIVATE_QUEUE) {
 			d->failed = true;
 			cdr_debug("mq %s: %s; dropped from the topology", mq->name, mq->why);
 		}
@@ -1622,6 +1627,13 @@ int cdr_mq_declare_queue(struct cdr_mq *mq, const char *name, bool durable, cons
 	if (!mq || !name_ok(name, false) || (dead_letter_exchange && !name_ok(dead_letter_exchange, true)))
 		return -EINVAL;
 	return add_decl(mq, DECL_QUEUE, name, dead_letter_exchange, NULL, durable);
+}
+
+int cdr_mq_declare_private_queue(struct cdr_mq *mq, const char *name)
+{
+	if (!mq || !name_ok(name, false) || strncmp(name, "amq.", 4) == 0)
+		return -EINVAL;
+	return add_decl(mq, DECL_PRIVATE_QUEUE, name, NULL, NULL, false);
 }
 
 int cdr_mq_bind(struct cdr_mq *mq, const char *queue, const char *exchange, const char *key)
