@@ -92,7 +92,7 @@ struct sim {
 	char *raw; /* send: the file's bytes */
 	size_t raw_len;
 
-	bool started, stopping, interrupted, connected_once, timed_out;
+	bool started, stopping, interrupted, connected_once, timed_out, down_warned;
 	uint64_t start_ms, last_send_ms;
 	size_t next;		 /* next request to send */
 	size_t answered;	 /* requests with at least one answer */
@@ -403,7 +403,7 @@ static int send_one(struct sim *s, size_t i)
 			return -ENOMEM;
 		len = strlen(txt);
 	}
-	r->sent_ms = cdr_now_ms();
+	r->sent_ms = s->last_send_ms = cdr_now_ms();
 	ret = cdr_mq_publish(s->mq, "", CDR_MQ_MAU_CONF_Q, &p, txt, len, on_confirm, r);
 	if (txt != s->raw)
 		free(txt);
@@ -416,7 +416,6 @@ static int send_one(struct sim *s, size_t i)
 
 static void all_sent(struct sim *s)
 {
-	s->last_send_ms = cdr_now_ms();
 	cdr_timer_stop(s->tick);
 	cdr_timer_start(s->deadline, s->o.timeout_ms, false);
 	check_done(s);
@@ -466,11 +465,16 @@ static void on_mq_state(bool up, const char *why, void *arg)
 	struct sim *s = arg;
 
 	if (!up) {
-		if (!s->stopping)
+		/* The first failure of a streak is worth a warning, the rest not. */
+		if (!s->stopping && !s->down_warned)
 			cdr_warn("AMQP down: %s%s", why,
 				 s->started ? "; answers sent meanwhile to our reply queue are lost" : "");
+		else
+			cdr_debug("AMQP down: %s", why);
+		s->down_warned = true;
 		return;
 	}
+	s->down_warned = false;
 	cdr_debug("AMQP up: %s", why);
 	if (s->started)
 		return;
