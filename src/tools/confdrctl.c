@@ -73,8 +73,9 @@ static void usage(FILE *f)
 	fprintf(f, "\nThe broker of each platform is found in ZooKeeper; its user and password are $CONFDR_AMQP_USER\n"
 		   "and $CONFDR_AMQP_PASSWORD (default confdr/confdr).\n"
 		   "\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform,\n"
-		   "a switch refused by pms), 64 bad usage, 65 bad input file, 69 ZooKeeper, a broker, an rms\n"
-		   "or a pms unreachable (status: some rms did not answer; the rest is printed).\n");
+		   "a switch refused by pms, a conference no css knows or css refused), 64 bad usage, 65 bad\n"
+		   "input file, 69 ZooKeeper, a broker, an rms, a pms or a css unreachable (status: some rms did\n"
+		   "not answer; conf list: some css did not answer; the rest is printed).\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1075,6 +1076,43 @@ static bool is_nack(json_t *env)
 	return !type || strstr(type, "_nack") != NULL;
 }
 
+/* Asks the daemon of --platform (platform not NULL), or of each platform in
+ * turn until one knows what body names: a NACK with reason `unknown` sends
+ * the question on to the next platform (other NACKs are printed). body is
+ * stolen. Returns the first ACK's envelope with *who its platform, or NULL
+ * with *ex EX_FAIL (refused or nobody knows) or EX_UNAVAILABLE (some daemon
+ * did not answer). */
+static json_t *ask_each(struct ctl *c, const struct cdr_topology *t, const char *platform, const char *daemon,
+			const char *queue, const char *type, json_t *body, const char *unknown, const char **who,
+			int *ex)
+{
+	*ex = EX_FAIL;
+	for (size_t i = 0; i < cdr_topology_nplatforms(t); i++) {
+		const char *p = cdr_topology_platform_at(t, i)->id;
+		json_t *env;
+		int e;
+
+		if (platform && strcmp(platform, p) != 0)
+			continue;
+		if (!(env = bus_call(c, t, p, daemon, queue, type, json_incref(body), &e))) {
+			*ex = e;
+			continue;
+		}
+		if (!is_nack(env)) {
+			*who = p;
+			*ex = 0;
+			json_decref(body);
+			return env;
+		}
+		if (platform || strcmp(body_str(env, "reason"), unknown) != 0)
+			fprintf(stderr, "confdrctl: %s of %s: %s: %s\n", daemon, p, body_str(env, "reason"),
+				body_str(env, "detail"));
+		json_decref(env);
+	}
+	json_decref(body);
+	return NULL;
+}
+
 static int cmd_mcu_list(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
@@ -1177,9 +1215,10 @@ static int cmd_mcu_drain_common(struct ctl *c, int argc, char **argv, bool drain
 	static const struct option opts[] = { { "platform", required_argument, NULL, 'p' },
 					      { "help", no_argument, NULL, 'h' },
 					      { 0 } };
-	const char *platform = NULL, *mcu, *who = getenv("SUDO_USER");
+	const char *platform = NULL, *mcu, *who = getenv("SUDO_USER"), *p = NULL;
 	struct cdr_topology *t;
-	int opt, ex, ret = EX_FAIL;
+	json_t *env;
+	int opt, ret = EX_FAIL;
 
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
@@ -1201,33 +1240,14 @@ static int cmd_mcu_drain_common(struct ctl *c, int argc, char **argv, bool drain
 		return EX_FAIL;
 	}
 	/* Without --platform: the rms that knows the MCU. */
-	for (size_t i = 0; i < cdr_topology_nplatforms(t); i++) {
-		const char *p = cdr_topology_platform_at(t, i)->id;
-		json_t *env;
-
-		if (platform && strcmp(platform, p) != 0)
-			continue;
-		env = rms_call(
-			c, t, p, "ctl_rms_drain_req",
-			json_pack("{s:s, s:b, s:s}", "mcu", mcu, "drain", drain, "operator", who ? who : "confdrctl"),
-			&ex);
-		if (!env) {
-			ret = ex;
-			continue;
-		}
-		if (!is_nack(env)) {
-			printf("mcu %s on %s: %s\n", mcu, p, body_str(env, "state"));
-			json_decref(env);
-			cdr_topology_free(t);
-			return 0;
-		}
-		if (platform || strcmp(body_str(env, "reason"), "unknown_mcu") != 0)
-			fprintf(stderr, "confdrctl: rms of %s: %s: %s\n", p, body_str(env, "reason"),
-				body_str(env, "detail"));
-		json_decref(env);
-	}
-	if (!platform && ret == EX_FAIL)
+	env = ask_each(c, t, platform, "rms", CDR_MQ_RMS_REQ_Q, "ctl_rms_drain_req",
+		       json_pack("{s:s, s:b, s:s}", "mcu", mcu, "drain", drain, "operator", who ? who : "confdrctl"),
+		       "unknown_mcu", &p, &ret);
+	if (env)
+		printf("mcu %s on %s: %s\n", mcu, p, body_str(env, "state"));
+	else if (!platform && ret == EX_FAIL)
 		fprintf(stderr, "confdrctl: no rms knows mcu %s\n", mcu);
+	json_decref(env);
 	cdr_topology_free(t);
 	return ret;
 }
@@ -1353,6 +1373,192 @@ static int cmd_platform_switch(struct ctl *c, int argc, char **argv)
 	return cmd_switch(c, argc, argv, false);
 }
 
+/* ---- css: conf list | conf show | conf end (the CM's requests on mau.conf.q) ---- */
+
+static json_t *css_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *type, json_t *body,
+			int *ex)
+{
+	return bus_call(c, t, p, "css", CDR_MQ_MAU_CONF_Q, type, body, ex);
+}
+
+static void print_json(json_t *v)
+{
+	char *txt = json_dumps(v, JSON_INDENT(2));
+
+	printf("%s\n", txt ? txt : "null");
+	free(txt);
+}
+
+static int cmd_conf_list(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "platform", required_argument, NULL, 'p' },
+					      { "domain", required_argument, NULL, 'd' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *platform = NULL, *domain = NULL;
+	struct cdr_topology *t;
+	json_t *all = json_array(), *silent = json_object(); /* platforms whose css did not answer */
+	bool json = false;
+	int opt, ret = 0, ex;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jp:d:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'p': platform = optarg; break;
+		case 'd': domain = optarg; break;
+		case 'h':
+			usage(stdout);
+			json_decref(all);
+			return 0;
+		default: json_decref(all); return usage_error("conf list: bad option");
+		}
+	}
+	if (optind != argc) {
+		json_decref(all);
+		return usage_error("conf list: unexpected argument %s", argv[optind]);
+	}
+	t = fetch_topology(c);
+	if (platform && !cdr_topology_platform(t, platform)) {
+		fprintf(stderr, "confdrctl: unknown platform %s\n", platform);
+		ret = EX_FAIL;
+		goto out;
+	}
+	if (domain && !cdr_topology_user_domain(t, domain)) {
+		fprintf(stderr, "confdrctl: unknown user domain %s\n", domain);
+		ret = EX_FAIL;
+		goto out;
+	}
+	if (!json)
+		printf("%-16s %-12s %-15s %-18s %-8s %-8s %-20s %s\n", "E164", "DOMAIN", "STATE", "MCU", "ROOM", "HOST",
+		       "PLANNED END", "NAME");
+	/* Each domain is asked of its own platform's css (or of --platform's). */
+	for (size_t i = 0; i < cdr_topology_nuser_domains(t); i++) {
+		const struct cdr_user_domain *ud = cdr_topology_user_domain_at(t, i);
+		const char *p = platform ? platform : ud->platform;
+		json_t *env, *conf;
+		size_t k;
+
+		if ((domain && strcmp(domain, ud->id) != 0) || (!domain && platform && strcmp(platform, ud->platform)))
+			continue;
+		if (json_object_get(silent, p)) {
+			fprintf(stderr, "confdrctl: user domain %s not listed: the css of %s did not answer\n", ud->id,
+				p);
+			continue;
+		}
+		if (!(env = css_call(c, t, p, "cm_mau_listconf_req", json_pack("{s:s}", "user_domain", ud->id), &ex))) {
+			json_object_set_new(silent, p, json_true());
+			ret = ex;
+			continue;
+		}
+		if (is_nack(env)) {
+			fprintf(stderr, "confdrctl: css of %s, user domain %s: %s: %s\n", p, ud->id,
+				body_str(env, "reason"), body_str(env, "detail"));
+			if (!ret)
+				ret = EX_FAIL;
+			json_decref(env);
+			continue;
+		}
+		json_array_foreach(json_object_get(json_object_get(env, "body"), "confs"), k, conf)
+		{
+			char end[40];
+
+			json_array_append(all, conf);
+			if (json)
+				continue;
+			fmt_time(json_integer_value(json_object_get(conf, "planned_end")), end, sizeof(end));
+			printf("%-16s %-12s %-15s %-18s %-8s %-8s %-20s %s\n", jstr(conf, "e164"),
+			       jstr(conf, "user_domain"), jstr(conf, "state"), jstr(conf, "mcu"), jstr(conf, "room"),
+			       jstr(conf, "host_platform"), end, jstr(conf, "name"));
+		}
+		json_decref(env);
+	}
+	if (json)
+		print_json(all);
+	else if (json_array_size(all) == 0 && !ret)
+		printf("(no conference)\n");
+out:
+	json_decref(silent);
+	json_decref(all);
+	cdr_topology_free(t);
+	return ret;
+}
+
+/* conf show and conf end: asks --platform's css, or each platform's in turn
+ * until one knows the conference. */
+static int cmd_conf_one(struct ctl *c, int argc, char **argv, bool end)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' },
+					      { "platform", required_argument, NULL, 'p' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *platform = NULL, *e164, *what = end ? "end" : "show", *p = NULL, *key;
+	struct cdr_topology *t;
+	json_t *env, *v;
+	bool json = false;
+	int opt, ret;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "jp:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		case 'p': platform = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("conf %s: bad option", what);
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("conf %s: one E164 expected", what);
+	e164 = argv[optind];
+	if (strlen(e164) < CDR_MSG_E164_MIN || strlen(e164) > CDR_MSG_E164_MAX ||
+	    strspn(e164, "0123456789") != strlen(e164))
+		return usage_error("conf %s: an E164 is 3..32 digits, not \"%s\"", what, e164);
+	t = fetch_topology(c);
+	if (platform && !cdr_topology_platform(t, platform)) {
+		fprintf(stderr, "confdrctl: unknown platform %s\n", platform);
+		cdr_topology_free(t);
+		return EX_FAIL;
+	}
+	env = ask_each(c, t, platform, "css", CDR_MQ_MAU_CONF_Q, end ? "cm_mau_endconf_req" : "cm_mau_queryconf_req",
+		       json_pack("{s:s}", "e164", e164), "unknown_conference", &p, &ret);
+	if (!env) {
+		if (!platform && ret == EX_FAIL)
+			fprintf(stderr, "confdrctl: no css knows conference %s\n", e164);
+	} else if (json) {
+		print_json(json_object_get(env, "body"));
+	} else if (end) {
+		printf("conference %s ended by css of %s\n", e164, p);
+	} else {
+		printf("%-14s %s\n", "css", p);
+		json_object_foreach(json_object_get(json_object_get(env, "body"), "conf"), key, v)
+		{
+			char *txt = json_dumps(v, JSON_ENCODE_ANY), when[40];
+
+			if (json_is_integer(v) && (!strcmp(key, "start") || !strcmp(key, "planned_end"))) {
+				fmt_time(json_integer_value(v), when, sizeof(when));
+				printf("%-14s %s\n", key, when);
+			} else {
+				printf("%-14s %s\n", key, json_is_string(v) ? json_string_value(v) : txt);
+			}
+			free(txt);
+		}
+	}
+	json_decref(env);
+	cdr_topology_free(t);
+	return ret;
+}
+
+static int cmd_conf_show(struct ctl *c, int argc, char **argv)
+{
+	return cmd_conf_one(c, argc, argv, false);
+}
+
+static int cmd_conf_end(struct ctl *c, int argc, char **argv)
+{
+	return cmd_conf_one(c, argc, argv, true);
+}
+
 static const struct command commands[] = {
 	{ { "topology", "load" },
 	  "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
@@ -1390,6 +1596,20 @@ static const struct command commands[] = {
 	  "      domains served by the backup platform; normal = fail back (refused while its pms is not\n"
 	  "      live or its main room fails, unless --force)",
 	  cmd_platform_switch },
+	{ { "conf", "list" },
+	  "[--platform P] [--domain UD] [--json]",
+	  "the conferences css knows (not ended), asked as the CM asks (cm_mau_listconf_req) for each user\n"
+	  "      domain of the platform(s) (or --domain alone): E164, domain, state, MCU, room, host platform,\n"
+	  "      planned end, name",
+	  cmd_conf_list },
+	{ { "conf", "show" },
+	  "E164 [--platform P] [--json]",
+	  "one conference's record (cm_mau_queryconf_req); without --platform, each css until one knows it",
+	  cmd_conf_show },
+	{ { "conf", "end" },
+	  "E164 [--platform P] [--json]",
+	  "end a conference as the CM would (cm_mau_endconf_req); without --platform, the css that knows it",
+	  cmd_conf_end },
 	{ { NULL, NULL }, NULL, NULL, NULL },
 };
 
