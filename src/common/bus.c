@@ -1,0 +1,109 @@
+/* Publishing, answering and refusing, as every daemon does it (bus.h). */
+#include <confdr/bus.h>
+#include <confdr/daemon.h>
+#include <confdr/log.h>
+#include <confdr/msg.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cdr_bus_init(struct cdr_bus *b, struct cdr_daemon *d, const char *daemon, const char *platform)
+{
+	memset(b, 0, sizeof(*b));
+	b->d = d;
+	snprintf(b->src, sizeof(b->src), "%s-%s", daemon, platform);
+}
+
+void cdr_bus_next_id(struct cdr_bus *b, int64_t epoch, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s-%" PRId64 "-%" PRIu64, b->src, epoch, ++b->seq);
+}
+
+int cdr_bus_publish(struct cdr_bus *b, struct cdr_mq *mq, const char *exchange, const char *key, const char *type,
+		    const char *id, int64_t epoch, json_t *body, bool mandatory, cdr_mq_confirm_fn confirm, void *arg)
+{
+	struct cdr_mq_props props = { .persistent = true, .mandatory = mandatory };
+	char idbuf[200], *txt;
+	int r;
+
+	if (!mq)
+		mq = cdr_daemon_mq(b->d);
+	if (!id) {
+		cdr_bus_next_id(b, epoch, idbuf, sizeof(idbuf));
+		id = idbuf;
+	}
+	if (!(txt = cdr_msg_encode(type, id, b->src, 0, body))) {
+		cdr_err("cannot encode %s: out of memory", type);
+		b->not_sent++;
+		return -ENOMEM;
+	}
+	if (!mq) {
+		cdr_warn("%s not sent: no broker yet", type);
+		r = -ENOTCONN;
+	} else {
+		props.message_id = id;
+		props.correlation_id = id;
+		props.type = type;
+		if ((r = cdr_mq_publish(mq, exchange, key ? key : "", &props, txt, strlen(txt), confirm, arg)) < 0)
+			cdr_warn("%s not sent: %s", type, strerror(-r));
+	}
+	if (r < 0)
+		b->not_sent++;
+	free(txt);
+	return r;
+}
+
+void cdr_bus_send_reply(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *txt)
+{
+	int r;
+
+	if (!dl->reply_to) {
+		cdr_warn("a request without reply_to: its answer is dropped");
+		return;
+	}
+	if ((r = cdr_mq_reply(cdr_daemon_mq(b->d), dl, txt, strlen(txt), NULL, NULL)) < 0) {
+		b->not_sent++;
+		cdr_warn("answer to %s not sent: %s", dl->reply_to, strerror(-r));
+	}
+}
+
+char *cdr_bus_answer(struct cdr_bus *b, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body,
+		     bool keep)
+{
+	char *txt = cdr_msg_encode_reply(m, ack, b->src, body);
+
+	if (!txt) {
+		cdr_err("cannot encode the answer to %s %s: out of memory", cdr_msg_type(m), cdr_msg_id(m));
+		cdr_mq_nack(dl, true);
+		return NULL;
+	}
+	cdr_bus_send_reply(b, dl, txt);
+	cdr_mq_ack(dl);
+	if (keep)
+		return txt;
+	free(txt);
+	return NULL;
+}
+
+json_t *cdr_bus_nack_body(const char *reason, const char *detail)
+{
+	return json_pack("{s:s, s:s}", "reason", reason, "detail", detail ? detail : "");
+}
+
+void cdr_bus_refuse(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *queue, const struct cdr_msg_error *err,
+		    const char *fallback_type)
+{
+	char *txt;
+
+	cdr_warn("%s: refused a message (%s): %s", queue, cdr_msg_fault_name(err->fault), err->detail);
+	if (dl->reply_to && (txt = cdr_msg_encode_refusal(err, dl->correlation_id, fallback_type, b->src))) {
+		cdr_bus_send_reply(b, dl, txt);
+		free(txt);
+		cdr_mq_ack(dl);
+	} else {
+		cdr_mq_nack(dl, false);
+	}
+}
