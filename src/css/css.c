@@ -549,6 +549,26 @@ static const char *redis_err(int status, const redisReply *reply)
 	return strerror(-status);
 }
 
+static void on_stored_bg(int status, const redisReply *reply, void *arg)
+{
+	char *e164 = arg;
+
+	if (status < 0 && status != -ECANCELED)
+		cdr_warn("conference %s: change not stored in Redis: %s", e164, redis_err(status, reply));
+	free(e164);
+}
+
+/* Writes c without waiting (a failure is logged). */
+static void store_bg(struct css *s, struct conf *c)
+{
+	char *e164 = strdup(c->e164);
+
+	if (e164 && store_put(s, c, NULL, NULL, on_stored_bg, e164) < 0) {
+		cdr_warn("conference %s: change not stored in Redis (not connected)", c->e164);
+		free(e164);
+	}
+}
+
 /* ---- operations in flight ---- */
 
 static void op_on_timer(void *arg)
@@ -1185,7 +1205,7 @@ static void conf_end(struct css *s, struct conf *c, const char *reason, struct o
 	snprintf(op->mcu_id, sizeof(op->mcu_id), "%s", id);
 	cdr_hmap_put(s->mcu_ops, op->mcu_id, op);
 	/* The ending state is written before the MCU is told (a restart resumes it). */
-	store_put(s, c, NULL, NULL, NULL, NULL);
+	store_bg(s, c);
 	op_ref(op);
 	if ((r = mcu_send(
 		     s, c, "mau_cmu_endconf_req", id,
@@ -1976,15 +1996,6 @@ static void end_on_mcu(struct css *s, const char *e164, const char *mcu, const c
 			false, NULL, NULL);
 }
 
-static void on_adopted(int status, const redisReply *reply, void *arg)
-{
-	char *e164 = arg;
-
-	if (status < 0 && status != -ECANCELED)
-		cdr_warn("conference %s: running state not stored: %s", e164, redis_err(status, reply));
-	free(e164);
-}
-
 static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack)
 {
 	const char *e164 = cdr_msg_str(m, "e164", ""), *mcu = cdr_msg_str(m, "mcu", "");
@@ -2010,7 +2021,7 @@ static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const s
 			/* ACKed while css was away: the record catches up; the
 			 * CM's redelivered request is answered from it. */
 			conf_event(c, CSS_EV_MCU_ACK);
-			store_put(s, c, NULL, NULL, on_adopted, strdup(c->e164));
+			store_bg(s, c);
 			rsv_add(s, true, c->reservation);
 			db_queue(s, c);
 			upu_report(s, c, true);
@@ -2027,7 +2038,11 @@ static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const s
 static void mcu_end_answer(struct css *s, const struct cdr_msg *m, bool ack)
 {
 	struct op *op = cdr_hmap_get(s->mcu_ops, cdr_msg_id(m));
+	struct conf *c;
 
+	if (!op && (c = cdr_hmap_get(s->confs, cdr_msg_str(m, "e164", ""))) && c->op && c->op->kind == OP_END &&
+	    c->mcu && !strcmp(c->mcu, cdr_msg_str(m, "mcu", "")))
+		op = c->op; /* the answer to an end sent before a restart */
 	if (!op || op->kind != OP_END || !op->c)
 		return;
 	if (!ack && strcmp(cdr_msg_str(m, "reason", ""), "unknown_conference"))
@@ -2075,7 +2090,7 @@ static void mcu_extend(struct css *s, const struct cdr_msg *m)
 				s->epoch, nack_body(e164, "limit_reached", detail), false, NULL, NULL);
 		return;
 	}
-	store_put(s, c, NULL, NULL, NULL, NULL);
+	store_bg(s, c);
 	cdr_bus_publish(&s->bus, NULL, CDR_MQ_MAU_CMCMU_EX, key, "mau_cmu_extendconf_ack", cdr_msg_id(m), s->epoch,
 			json_pack("{s:s, s:I, s:I}", "e164", e164, "planned_end", (json_int_t)c->planned_end_ms,
 				  "epoch", (json_int_t)s->epoch),
@@ -2124,12 +2139,12 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 	} else if (!strcmp(type, "cmu_mau_confrenamed_ntf")) {
 		set_str(&c->name, cdr_msg_str(m, "name", ""));
 		json_object_set_new(c->create, "name", json_string(c->name));
-		store_put(s, c, NULL, NULL, NULL, NULL);
+		store_bg(s, c);
 		notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confrenamed_ntf",
 		       json_pack("{s:s, s:s}", "e164", c->e164, "name", c->name));
 	} else if (!strcmp(type, "cmu_mau_confpassword_ntf")) {
 		set_str(&c->password, cdr_msg_str(m, "password", ""));
-		store_put(s, c, NULL, NULL, NULL, NULL);
+		store_bg(s, c);
 		cdr_info("conference %s: password changed on %s", c->e164, c->mcu);
 	}
 }
