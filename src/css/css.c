@@ -1698,7 +1698,15 @@ static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg 
 			return;
 		}
 		break;
-	case CSS_ROUTE_TAKEOVER: break;
+	case CSS_ROUTE_TAKEOVER:
+		/* Serving a failed platform's domains (its Redis replica
+		 * promoted, its conferences restored here) is the DR flow's;
+		 * until it has taken over, say so. */
+		snprintf(detail, sizeof(detail),
+			 "platform %s of user domain %s is down and %s has not taken over its domains", rt.home, ud,
+			 s->platform);
+		refuse(s, dl, m, "platform_down", detail);
+		return;
 	}
 	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m)))) {
 		/* The same request again while it is in flight (a redelivery

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# css against the sandbox's real servers (RabbitMQ vhost p1, p1's Redis and
+# MariaDB database, ZooKeeper in a chroot of its own), with rms, pms, mcusim
+# and cmsim speaking the real protocol:
+#   1,000 creates all ACKed once, present in Redis, MySQL and on the MCUs alike;
+#   query, list, extend, rename;
+#   NACK paths, each answered once with its reason: unknown user domain,
+#   malformed, no capacity, duplicate E164, MCU refuses, MCU silent (and its
+#   late ACK ends the conference on the MCU);
+#   css killed (-9) in the middle of 500 creates: each answered exactly once,
+#   none lost; a conference Redis does not know is ended on its MCU (orphan);
+#   public templates published into Redis and kept in sync;
+#   conferences end at their planned end, precise to a second.
+# The test owns p1's Redis and confdr_p1 while it runs (both are emptied).
+set -uo pipefail
+. "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
+t_init csstest
+
+redis() { redis-cli -h "${CONFDR_P1_REDIS%:*}" -p "${CONFDR_P1_REDIS#*:}" "$@"; }
+sql() {
+	mysql -h "$CONFDR_MYSQL_HOST" -P "$CONFDR_MYSQL_PORT" -u"$CONFDR_MYSQL_USER" -p"$CONFDR_MYSQL_PASSWORD" \
+		"$CONFDR_P1_MYSQL_DB" -N -B -e "$1"
+}
+cm() { "$bin/cmsim" "$@" --platform p1 -q; }
+sim() { # ROOM PREFIX EXTRA...: an mcusim in the background; $started is its pid
+	local room=$1 prefix=$2; shift 2
+	"$bin/mcusim" --platform p1 --room "$room" --prefix "$prefix" --list-interval 1000 \
+		--state "$work/$prefix.json" -q "$@" >>"$work/mcusim-$prefix.log" 2>&1 &
+	pids+=($!)
+	started=$!
+}
+on_mcus() { # PREFIX: the E164s the simulator of PREFIX runs, one per line (fails if unreadable)
+	local out
+	out=$(jq -r '.mcus[].confs[]["e164"]' "$work/$1.json") || return 1
+	[ -z "$out" ] || sort <<<"$out"
+}
+not_on_mcus() { # PREFIX PATTERN: no E164 the simulator runs matches the grep pattern
+	local out
+	out=$(on_mcus "$1") || return 1
+	! grep -q "$2" <<<"$out"
+}
+export -f on_mcus not_on_mcus
+export work
+reason_count() { jq -r --arg r "$2" '.nack_reasons[$r] // 0' "$1"; }
+json_field() { jq -r "$2" "$1"; }
+registered() { # PREFIX COUNT: rms knows COUNT MCUs of PREFIX up
+	[ "$($ctl mcu list --json 2>/dev/null | jq --arg p "$1" '[.[] | select((.mcu | startswith($p)) and .state == "up")] | length')" = "$2" ]
+}
+
+redis FLUSHDB >/dev/null
+sql "DELETE FROM confinfo; DELETE FROM conf_template" 2>/dev/null || true
+
+start rms "$(conf p1 rms "[rms]
+heartbeat_interval = 200ms
+heartbeat_misses = 3")" "$work/p1-rms.log"
+start pms "$(conf p1 pms "[pms]
+peer_grace = 5s")" "$work/p1-pms.log"
+start pms "$(conf p2 pms "[pms]
+peer_grace = 5s")" "$work/p2-pms.log" # p2 up: its domains are its own css's
+css_conf=$(conf p1 css "[css]
+create_timeout = 1500ms
+end_timeout = 2s
+expiry_tick = 200ms
+list_grace = 1s
+template_refresh = 500ms
+resume_window = 5s
+[mysql]
+user = $CONFDR_MYSQL_USER
+password = $CONFDR_MYSQL_PASSWORD
+migrations = $CONFDR_SOURCE_DIR/deploy/sql")
+start css "$css_conf" "$work/p1-css.log"
+css_pid=$started
+sim p1-r1 t-r1 --count 4 --capacity 500
+wait_for 30 "css consumes once pms answered and its view is rebuilt" grep -q "consuming mau.conf.q" "$work/p1-css.log"
+wait_for 15 "rms has the 4 MCUs of p1-r1" registered t-r1 4
+
+# Five conferences of one minute, checked at the end (expiry).
+cm create --domain ud-p1-r1-b --count 5 --rate 50 --duration-min 1 --e164-start 7100000000 --json "$work/exp.json"
+check "5 one-minute conferences ACKed" [ "$(json_field "$work/exp.json" .acked)" = 5 ]
+
+# 1,000 creates.
+cm create --domain ud-p1-r1-a --domain ud-p1-r1-b --count 1000 --rate 500 --e164-start 7200000000 \
+	--json "$work/c1000.json"
+rc=$?
+check "1000 creates: every request answered exactly once (cmsim exit $rc)" [ $rc = 0 ]
+check "... all 1000 ACKed ($(json_field "$work/c1000.json" .acked))" [ "$(json_field "$work/c1000.json" .acked)" = 1000 ]
+echo "# create latency ms: $(jq -c .ack_latency_ms "$work/c1000.json")"
+check "1005 records in Redis" [ "$(redis SCARD confs:all)" = 1005 ]
+check "... all running" [ "$(redis --no-raw EVAL "local n=0 for _,e in ipairs(redis.call('SMEMBERS','confs:all')) do if redis.call('HGET','conf:'..e,'state')=='running' then n=n+1 end end return n" 0 | tr -dc 0-9)" = 1005 ]
+wait_for 10 "1005 running rows in MySQL" bash -c "[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE state = 'running'\")\" = 1005 ]"
+check "Redis and MySQL hold the same conferences" \
+	diff <(redis SMEMBERS confs:all | sort) <(sql "SELECT e164 FROM confinfo WHERE state = 'running'" | sort)
+wait_for 5 "the MCUs run exactly those conferences" bash -c "diff <(on_mcus t-r1) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} SMEMBERS confs:all | sort)"
+check "the MCUs share the load (250 +- 5 each)" bash -c "jq -e '[.mcus[].confs | length] | all(. >= 245 and . <= 256)' $work/t-r1.json"
+
+e1=$(jq -r '.confs[0]["e164"]' "$work/c1000.json")
+e2=$(jq -r '.confs[1]["e164"]' "$work/c1000.json")
+check "query: the record ($e1)" bash -c "$bin/cmsim query --platform p1 --e164 $e1 --json | jq -e '.conf.state == \"running\" and .conf.host_platform == \"p1\"'"
+check "list: a domain's 500 conferences" bash -c "[ \"\$($bin/cmsim list --platform p1 --domain ud-p1-r1-a --json | jq '.confs | length')\" = 500 ]"
+check "confdrctl conf show" bash -c "$ctl conf show $e1 | grep -q running"
+
+msg() { # TYPE ID BODY -> file
+	printf '{"type": "%s", "id": "%s", "ts": 0, "src": "cm", "body": %s}' "$1" "$2" "$3" >"$work/msg.json"
+	echo "$work/msg.json"
+}
+end_before=$(redis HGET "conf:$e1" planned_end)
+"$bin/cmsim" send --platform p1 --file "$(msg cm_mau_extendconf_req ext-$$ "{\"e164\": \"$e1\", \"minutes\": 30}")" >"$work/out" 2>&1
+check "extend: ACKed with the new planned end" grep -q "\"planned_end\": *$((end_before + 1800000))" "$work/out"
+check "... stored in Redis" [ "$(redis HGET "conf:$e1" planned_end)" = $((end_before + 1800000)) ]
+check "... and in the expiry set" [ "$(redis ZSCORE confs:expiry "$e1")" = $((end_before + 1800000)) ]
+"$bin/cmsim" send --platform p1 --file "$(msg cm_mau_extendconf_req ext2-$$ "{\"e164\": \"$e1\", \"minutes\": 1440}")" >"$work/out" 2>&1
+check "extend beyond the maximum duration: limit_reached" grep -q limit_reached "$work/out"
+"$bin/cmsim" send --platform p1 --file "$(msg cm_mau_renameconf_req ren-$$ "{\"e164\": \"$e1\", \"name\": \"Board meeting\"}")" >"$work/out" 2>&1
+check "rename: ACKed" grep -q mau_cm_renameconf_ack "$work/out"
+check "... stored in Redis" [ "$(redis HGET "conf:$e1" name)" = "Board meeting" ]
+wait_for 3 "... and renamed on the MCU" bash -c "jq -e --arg e $e1 '[.mcus[].confs[] | select(.[\"e164\"] == \$e and .name == \"Board meeting\")] | length == 1' $work/t-r1.json"
+"$bin/cmsim" send --platform p1 --file "$(msg cm_mau_endconf_req end-$$ "{\"e164\": \"$e2\"}")" >"$work/out" 2>&1
+check "end: ACKed" grep -q mau_cm_endconf_ack "$work/out"
+check "... gone from Redis" [ "$(redis EXISTS "conf:$e2")" = 0 ]
+wait_for 5 "... closed in MySQL with its reason" bash -c "[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT state, end_reason FROM confinfo WHERE e164 = '$e2'\")\" = \"ended	cm_request\" ]"
+check "... and ended on its MCU" not_on_mcus t-r1 "^$e2\$"
+"$bin/cmsim" send --platform p1 --file "$work/msg.json" >"$work/out" 2>&1
+check "the same end request again: the same answer, not a second end" grep -q mau_cm_endconf_ack "$work/out"
+"$bin/cmsim" send --platform p1 --file "$(msg cm_mau_endconf_req end2-$$ "{\"e164\": \"$e2\"}")" >"$work/out" 2>&1
+check "ending it again: unknown_conference" grep -q unknown_conference "$work/out"
+
+# NACK paths, each answered once with its reason.
+nack_case() { # WHAT REASON CMSIM-CREATE-ARGS...
+	local what=$1 reason=$2; shift 2
+	cm create --count 1 --json "$work/n.json" "$@"
+	local rc=$?
+	check "$what: answered once (exit $rc), NACK $reason" \
+		[ $rc = 0 -a "$(reason_count "$work/n.json" "$reason")" = 1 -a "$(json_field "$work/n.json" .acked)" = 0 ]
+}
+nack_case "unknown user domain" unknown_user_domain --domain ud-nope
+nack_case "a domain of another platform" wrong_platform --domain ud-p2-r1-a
+nack_case "no MCU with that many ports" no_capacity --domain ud-p1-r1-a --max-participants 10000
+nack_case "an E164 that runs already" duplicate_e164 --domain ud-p1-r1-a --e164-start "$e1"
+printf 'hello' >"$work/bad.txt"
+"$bin/cmsim" send --platform p1 --file "$work/bad.txt" >"$work/out" 2>&1
+check "not JSON: bad_request" grep -q bad_request "$work/out"
+"$bin/cmsim" send --platform p1 --file "$(msg cm_mau_createconf_req bad-$$ '{"e164": "12x4", "name": "x", "user_domain": "ud-p1-r1-a", "duration_min": 60}')" >"$work/out" 2>&1
+check "a bad E164: bad_request naming the field" grep -q 'body.e164' "$work/out"
+
+sim p1-r2 t-rf --count 1 --refuse
+refuser=$started
+wait_for 15 "a refusing MCU in p1-r2" registered t-rf 1
+nack_case "the MCU refuses" mcu_refused --domain ud-p1-r2-a
+kill -KILL $refuser
+wait_for 5 "rms sees it gone" registered t-rf 0
+sim p1-r2 t-sl --count 1 --slow 2500
+wait_for 15 "a slow MCU in p1-r2 (answers after css's create timeout)" registered t-sl 1
+nack_case "the MCU does not answer in time" mcu_timeout --domain ud-p1-r2-a --e164-start 7400000000
+wait_for 8 "its late ACK makes css end the conference on that MCU" bash -c \
+	"grep -q 'late create ACK of 7400000000' $work/p1-css.log && not_on_mcus t-sl ."
+check "no record of it is left" [ "$(redis EXISTS conf:7400000000)" = 0 ]
+
+# An orphan: a conference the MCU runs whose record is gone (taken out of
+# Redis behind css's back; css learns it at its restart below).
+e3=$(jq -r '.confs[2]["e164"]' "$work/c1000.json")
+redis EVAL "redis.call('DEL', 'conf:' .. ARGV[1]) redis.call('SREM', 'confs:all', ARGV[1]) redis.call('SREM', 'confs:ud:ud-p1-r1-a', ARGV[1]) redis.call('SREM', 'confs:ud:ud-p1-r1-b', ARGV[1]) redis.call('ZREM', 'confs:expiry', ARGV[1]) return 1" 0 "$e3" >/dev/null
+
+# css killed in the middle of 500 creates.
+cm create --domain ud-p1-r1-a --count 500 --rate 250 --e164-start 7300000000 --timeout 60 --json "$work/r500.json" &
+cmpid=$!
+sleep 1
+kill -KILL $css_pid
+start css "$css_conf" "$work/p1-css.log"
+css_pid=$started
+wait $cmpid
+rc=$?
+check "css killed during 500 creates: each answered exactly once (cmsim exit $rc)" [ $rc = 0 ]
+acked=$(json_field "$work/r500.json" .acked)
+check "... $acked ACKed, $(json_field "$work/r500.json" .nacked) NACKed, none unanswered" \
+	[ "$(json_field "$work/r500.json" .unanswered)" = 0 -a "$(json_field "$work/r500.json" .answered_twice)" = 0 ]
+check "... every ACKed one is in Redis" bash -c "[ -z \"\$(comm -23 <(jq -r '.confs[][\"e164\"]' $work/r500.json | sort) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} SMEMBERS confs:all | sort))\" ]"
+wait_for 10 "... and the MCUs run exactly the ACKed ones of them" bash -c \
+	"diff <(on_mcus t-r1 | grep '^73') <(jq -r '.confs[][\"e164\"]' $work/r500.json | sort)"
+grep -h 'view rebuilt' "$work/p1-css.log" | tail -1 | sed 's/^/# /'
+wait_for 10 "the orphan is ended on its MCU" not_on_mcus t-r1 "^$e3\$"
+check "... as an orphan" grep -q "conference $e3 runs on .* ended there (orphan)" "$work/p1-css.log"
+
+# Public templates.
+sql "INSERT INTO conf_template (id, user_domain, name, details) VALUES ('tpl-1', 'ud-p1-r1-a', 'Weekly', '{\"duration_min\": 60, \"max_participants\": 8}')"
+wait_for 5 "a new template is published into Redis" bash -c "redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HGET templates:ud:ud-p1-r1-a tpl-1 | grep -q Weekly"
+sql "UPDATE conf_template SET name = 'Monthly' WHERE id = 'tpl-1'"
+wait_for 5 "... a change follows" bash -c "redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HGET templates tpl-1 | grep -q Monthly"
+sql "DELETE FROM conf_template WHERE id = 'tpl-1'"
+wait_for 5 "... and a removal" bash -c "[ \"\$(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HEXISTS templates tpl-1)\" = 0 ]"
+
+# Expiry: the five one-minute conferences end at their planned end.
+planned=$(redis HGET conf:7100000000 planned_end)
+now_ms=$(($(date +%s%N) / 1000000))
+wait_s=$(((planned - now_ms) / 1000 + 5))
+echo "# waiting $wait_s s for the planned end"
+wait_for $((wait_s > 0 ? wait_s : 5)) "the one-minute conferences end by themselves" bash -c \
+	"[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE e164 LIKE '71%' AND state = 'ended' AND end_reason = 'expired'\")\" = 5 ]"
+late=$(sql "SELECT MAX(end_ms - planned_end_ms) FROM confinfo WHERE e164 LIKE '71%'")
+check "... within a second of their planned end (latest $late ms after)" [ "$late" -ge 0 -a "$late" -le 1000 ]
+check "... and on the MCUs" not_on_mcus t-r1 '^71'
+
+t_done

@@ -1,0 +1,83 @@
+# Shared by the shell integration tests (tests/integration/*.sh), sourced:
+#   . "$CONFDR_SOURCE_DIR/tests/lib.sh"; t_init NAME
+# gives a ZooKeeper chroot of the test's own (/NAME-PID) with the sandbox
+# topology and endpoints loaded, a work dir, TAP-style checks (ok, not_ok,
+# check, wait_for) and daemons started from generated configs, all stopped
+# (and their logs shown on failure) when the test exits.
+: "${CONFDR_BINARY_DIR:?}" "${CONFDR_SOURCE_DIR:?}" "${CONFDR_SANDBOX:?run under the sandbox env}" "${CONFDR_ZK:?}"
+: "${CONFDR_RUN_DIR:?}" "${CONFDR_P1_AMQP_URL:?}"
+bin=$CONFDR_BINARY_DIR
+pids=()
+failures=0 checks=0
+
+t_cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ "$failures" != 0 ]; then for f in "$work"/*.log; do echo "--- $f"; tail -n 40 "$f"; done; fi
+	rm -rf "$work"
+}
+
+# t_init NAME: chroot, confdrctl, work dir, topology loaded.
+t_init() {
+	chroot=/$1-$$
+	export CONFDR_ZK_CHROOT=$chroot
+	ctl="$bin/confdrctl --zk $CONFDR_ZK --chroot $chroot --timeout 2"
+	work=$(mktemp -d)
+	trap t_cleanup EXIT
+	$ctl topology load "$CONFDR_SOURCE_DIR/conf/sandbox-topology.json" --endpoints "$CONFDR_RUN_DIR/endpoints.json" \
+		>/dev/null || { echo "Bail out! cannot load the topology into $chroot"; exit 1; }
+}
+
+ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }
+not_ok() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
+
+# wait_for SECONDS WHAT CMD...: polls every 0.1 s
+wait_for() {
+	local s=$1 what=$2; shift 2
+	local end=$((SECONDS + s))
+	while [ $SECONDS -lt "$end" ]; do
+		if "$@" >/dev/null 2>&1; then ok "$what"; return 0; fi
+		sleep 0.1
+	done
+	not_ok "$what (not within $s s)"
+	return 1
+}
+
+# conf PLATFORM DAEMON EXTRA: writes a config, prints its path
+conf() {
+	cat >"$work/$1-$2.conf" <<CONF
+[daemon]
+platform = $1
+instance = t-$1-$2
+[zookeeper]
+hosts = $CONFDR_ZK
+chroot = $chroot
+session_timeout = 4s
+[amqp]
+user = confdr
+password = confdr
+heartbeat = 2s
+[reconnect]
+min = 100ms
+max = 1s
+$3
+CONF
+	echo "$work/$1-$2.conf"
+}
+
+# start DAEMON CONF LOG: runs confdr-DAEMON in the background; $started is its pid
+start() {
+	"$bin/confdr-$1" -c "$2" >>"$3" 2>&1 &
+	pids+=($!)
+	started=$!
+}
+
+# t_done: the plan line and the exit status
+t_done() {
+	echo "1..$checks"
+	[ "$failures" = 0 ]
+}
