@@ -15,9 +15,12 @@
 #                        redis-p1-replica redis-p2-replica zookeeper mariadb
 #   start              up, build (cmake --build), start css, rms and pms of both
 #                      platforms (configs run/<p>/<d>.conf, logs run/logs/<p>-<d>.log)
-#   stop               stop the daemons
-#   demo               start, then confdrctl status --wait 60 --expect 6; a report;
-#                      exits 1 unless all six daemons are up and connected
+#                      and one mcusim per room (4 MCUs of 500, 1 VRS; log sim-<room>,
+#                      state file run/sims/<room>.json)
+#   stop               stop the daemons and the simulators
+#   demo               start, wait until all six daemons are up and connected, create
+#                      conferences on both platforms through cmsim, show confdrctl status;
+#                      exits 1 if something is not up or a request is not answered
 #   down               stop the daemons, the servers and our epmd (by pid file), then
 #                      any leftover process of the sandbox; checks that none is left
 #   logs [-f] [NAME]   list the logs, or tail one (rabbitmq, redis-p1, p1-css, ...)
@@ -54,6 +57,7 @@ ZK_PORT=$((BASE + 181)) MYSQL_PORT=$((BASE + 306))
 SERVERS=(rabbitmq zookeeper redis-p1 redis-p2 redis-p1-replica redis-p2-replica mariadb)
 PLATFORMS=(p1 p2)
 DAEMONS=(pms rms css)
+ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2) # one mcusim each
 # Every process the sandbox starts carries this in its environment; `down`
 # finds leftovers by it (Redis overwrites its environment: found by its cwd).
 MARK=CONFDR_SANDBOX_RUN
@@ -626,7 +630,7 @@ CONF
 }
 
 cmd_start() {
-	local p d name missing=() started=() bad=0
+	local p d name room missing=() started=() bad=0
 	cmd_up
 	build
 	for d in "${DAEMONS[@]}"; do [ -x "$BUILD/confdr-$d" ] || missing+=("$BUILD/confdr-$d"); done
@@ -641,6 +645,15 @@ cmd_start() {
 			started+=("$name")
 			say "started $name (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
 		done
+	done
+	mkdir -p "$RUN/sims"
+	for room in "${ROOMS[@]}"; do
+		name=sim-$room p=${room%%-*}
+		if running "$name"; then continue; fi
+		spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$room" --count 4 --capacity 500 --vrs 1 \
+			--amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" --state "$RUN/sims/$room.json" -q
+		started+=("$name")
+		say "started $name: 4 MCUs of room $room (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
 	done
 	[ ${#started[@]} = 0 ] && return 0
 	sleep 1
@@ -664,6 +677,12 @@ cmd_stop() {
 			say "stopping $p-$d (pid $(pid_of "$p-$d"))"
 			stop_pid "$p-$d" 20
 		done
+	done
+	for p in "${ROOMS[@]}"; do
+		running "sim-$p" || continue
+		any=1
+		say "stopping sim-$p (pid $(pid_of "sim-$p"))"
+		stop_pid "sim-$p" 10
 	done
 	[ $any = 1 ] || say "no daemon runs"
 }
@@ -719,6 +738,30 @@ cmd_down() {
 	say "down: no process of the sandbox is left (checked: pid files, 'pgrep -af $RUN/', the $MARK marker)"
 }
 
+# demo_confs: conferences on both platforms through cmsim (the CM), then the status.
+demo_confs() {
+	local p n mcus bad=0
+	for p in "${PLATFORMS[@]}"; do
+		for _ in $(seq 150); do
+			n=$(ctl mcu list --platform "$p" --json 2>/dev/null | jq '[.[] | select(.state == "up")] | length' 2>/dev/null || echo 0)
+			[ "${n:-0}" -ge 8 ] && break
+			sleep 0.2
+		done
+		say "demo: $p's rms has ${n:-0} MCUs up"
+	done
+	for p in "${PLATFORMS[@]}"; do
+		say "demo: creating 200 conferences on $p through cmsim (the CM's requests to $p's css)"
+		"$BUILD/cmsim" create --platform "$p" --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" \
+			--domain "ud-$p-r1-a" --domain "ud-$p-r1-b" --domain "ud-$p-r2-a" --domain "ud-$p-r2-b" \
+			--count 200 --rate 200 --timeout 30 -q || bad=1
+	done
+	sleep 1.5 # css publishes its figures every second
+	echo
+	ctl status || bad=1
+	[ $bad = 0 ] || { say "demo: some request was not answered, or a daemon is unreachable (see above)"; return 1; }
+	say "demo: 400 conferences created on p1 and p2; list them with '$BUILD/confdrctl --zk $HOST:$ZK_PORT conf list'"
+}
+
 cmd_demo() {
 	local t0=$SECONDS out rc
 	cmd_start
@@ -729,6 +772,7 @@ cmd_demo() {
 	echo
 	if [ $rc = 0 ]; then
 		say "demo: all 6 daemons (css, rms, pms of p1 and p2) are up and connected ($((SECONDS - t0)) s)"
+		demo_confs || exit 1
 		say "next: '$SELF status', '$BUILD/confdrctl --zk $HOST:$ZK_PORT status', '$SELF down'"
 		return 0
 	fi
@@ -753,7 +797,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,29p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.

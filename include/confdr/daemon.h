@@ -22,6 +22,8 @@
 
 #include <confdr/conf.h>
 
+#include <jansson.h>
+
 struct cdr_daemon;
 struct cdr_loop;
 struct cdr_mq;
@@ -101,6 +103,11 @@ struct cdr_db *cdr_daemon_db(struct cdr_daemon *d);
 bool cdr_daemon_link_up(struct cdr_daemon *d, const char *link);
 bool cdr_daemon_active(struct cdr_daemon *d);
 int64_t cdr_daemon_epoch(struct cdr_daemon *d);
+
+/* The daemon's own figures (an object, stolen; NULL: none), published as
+ * "stats" in its liveness node when they change (at most every 200 ms):
+ * what `confdrctl status` shows per daemon, e.g. css's conferences. */
+void cdr_daemon_set_stats(struct cdr_daemon *d, json_t *stats);
 
 /* Asks for a graceful stop, as SIGTERM does. */
 void cdr_daemon_stop(struct cdr_daemon *d);

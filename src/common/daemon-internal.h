@@ -32,6 +32,7 @@ struct cdr_daemon {
 	char *main_room;
 	char *endpoint[LINK_COUNT]; /* last endpoint JSON applied, to ignore repeats */
 	char live_path[512];
+	char *stats; /* the daemon's own figures for the liveness node (JSON text), or NULL */
 	bool live_created;
 	bool live_creating;
 	bool migrated;

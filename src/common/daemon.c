@@ -145,11 +145,27 @@ static char *live_json(struct cdr_daemon *d)
 		json_object_set_new(o, link_names[i], json_string(st));
 	}
 	json_object_set_new(o, "zookeeper", json_string("up"));
+	if (d->stats)
+		json_object_set_new(o, "stats", json_loads(d->stats, 0, NULL));
 	json_object_set_new(o, "since", json_integer((json_int_t)d->started_wall_ms));
 	json_object_set_new(o, "updated", json_integer((json_int_t)cdr_wall_ms()));
 	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return s;
+}
+
+void cdr_daemon_set_stats(struct cdr_daemon *d, json_t *stats)
+{
+	char *txt = stats ? json_dumps(stats, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(stats);
+	if ((!txt && !d->stats) || (txt && d->stats && !strcmp(txt, d->stats))) {
+		free(txt);
+		return;
+	}
+	free(d->stats);
+	d->stats = txt;
+	daemon_live_changed(d);
 }
 
 /* Liveness changes are coalesced: at most one write per 200 ms. */
@@ -369,6 +385,8 @@ out:
 	d->server = NULL;
 	d->live_timer = cdr_timer_free(d->live_timer);
 	d->loop = cdr_loop_free(d->loop);
+	free(d->stats);
+	d->stats = NULL;
 	cdr_notice("stopped (exit %d)", d->exit_code);
 	return d->exit_code;
 }

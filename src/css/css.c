@@ -185,7 +185,7 @@ struct css {
 	json_t *templates; /* array of the published templates */
 	char *templates_txt;
 
-	struct cdr_timer *topo_timer, *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer;
+	struct cdr_timer *topo_timer, *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer;
 
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
@@ -2722,6 +2722,27 @@ static void drop_view(struct css *s)
 	s->confirm.ids = s->release.ids = NULL;
 }
 
+/* Conferences per state and the counters, in the liveness node (confdrctl status). */
+static void publish_stats(void *arg)
+{
+	struct css *s = arg;
+	size_t per[CSS_NSTATES] = { 0 }, it = 0;
+	const char *k;
+	void *v;
+	json_t *st = json_object();
+
+	while (cdr_hmap_next(s->confs, &it, &k, &v))
+		per[((struct conf *)v)->state]++;
+	for (int i = 0; i < CSS_NSTATES; i++)
+		json_object_set_new(st, css_state_name((enum css_state)i), json_integer((json_int_t)per[i]));
+	cdr_daemon_set_stats(
+		s->d, json_pack("{s:b, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "serving", s->consuming, "confs",
+				(json_int_t)cdr_hmap_count(s->confs), "states", st, "created", (json_int_t)s->n.created,
+				"create_failed", (json_int_t)s->n.create_failed, "ended", (json_int_t)s->n.ended,
+				"orphans_ended", (json_int_t)s->n.orphans_ended, "missing", (json_int_t)s->n.missing,
+				"late_acks", (json_int_t)s->n.late_acks, "duplicates", (json_int_t)s->n.duplicates));
+}
+
 static void flush_reservations(void *arg)
 {
 	struct css *s = arg;
@@ -2865,10 +2886,12 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, expiry_tick, s, &s->expiry_timer) < 0 ||
 	    cdr_timer_new(loop, flush_reservations, s, &s->flush_timer) < 0 ||
 	    cdr_timer_new(loop, read_templates, s, &s->tpl_timer) < 0 ||
-	    cdr_timer_new(loop, db_retry, s, &s->db_timer) < 0) {
+	    cdr_timer_new(loop, db_retry, s, &s->db_timer) < 0 ||
+	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0) {
 		*server = s;
 		return -ENOMEM; /* css_free cleans up */
 	}
+	cdr_timer_start(s->stats_timer, 1000, true);
 	*server = s;
 	return 0;
 }
@@ -2945,6 +2968,7 @@ static void css_free(void *server)
 	cdr_timer_free(s->flush_timer);
 	cdr_timer_free(s->tpl_timer);
 	cdr_timer_free(s->db_timer);
+	cdr_timer_free(s->stats_timer);
 	cdr_topology_free(s->topo);
 	free(s->plats);
 	free(s->rooms);

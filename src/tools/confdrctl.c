@@ -707,6 +707,34 @@ static void print_table(json_t *list)
 	}
 	if (json_array_size(list) == 0)
 		printf("(no daemon alive)\n");
+	json_array_foreach(list, i, o)
+	{
+		json_t *st = json_object_get(o, "stats"), *states = json_object_get(st, "states");
+
+		if (strcmp(jstr(o, "daemon"), "css") || !json_is_object(st) || strcmp(jstr(o, "role"), "active"))
+			continue;
+		printf("conferences of %s (css %s): %" JSON_INTEGER_FORMAT " (", jstr(o, "platform"),
+		       jstr(o, "instance"), json_integer_value(json_object_get(st, "confs")));
+		{
+			const char *k;
+			json_t *v;
+			bool first = true;
+
+			json_object_foreach(states, k, v)
+			{
+				if (json_integer_value(v) == 0)
+					continue;
+				printf("%s%" JSON_INTEGER_FORMAT " %s", first ? "" : ", ", json_integer_value(v), k);
+				first = false;
+			}
+		}
+		printf("); created %" JSON_INTEGER_FORMAT ", failed %" JSON_INTEGER_FORMAT
+		       ", ended %" JSON_INTEGER_FORMAT ", orphans ended %" JSON_INTEGER_FORMAT "\n",
+		       json_integer_value(json_object_get(st, "created")),
+		       json_integer_value(json_object_get(st, "create_failed")),
+		       json_integer_value(json_object_get(st, "ended")),
+		       json_integer_value(json_object_get(st, "orphans_ended")));
+	}
 }
 
 static void on_poll(void *arg)
