@@ -10,6 +10,7 @@
 #include "health.h"
 #include "probe.h"
 
+#include <confdr/bus.h>
 #include <confdr/hmap.h>
 #include <confdr/log.h>
 #include <confdr/loop.h>
@@ -170,15 +171,14 @@ struct pms {
 	struct pms_room_conf *rconf;
 	size_t nrconf;
 	char platform[65];
-	char src[80];
+	struct cdr_bus bus;
 	struct cdr_topology *topo;
 	struct cdr_timer *topo_timer, *tick, *mcu_timer;
 	bool topo_fetching;
 
 	bool active, started;
 	int64_t leader_epoch;
-	uint64_t gen; /* bumped at every stop: late callbacks of an earlier run are dropped */
-	uint64_t seq;
+	uint64_t gen;		   /* bumped at every stop: late callbacks of an earlier run are dropped */
 	struct cdr_mq *subscribed; /* the mq rms.ntf.ex is subscribed on */
 
 	struct room *rooms;
@@ -268,26 +268,7 @@ static const struct pms_room_conf *room_conf(const struct pms *s, const char *ro
 
 static void publish(struct pms *s, const char *exchange, const char *type, json_t *body)
 {
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
-	struct cdr_mq_props props = { .persistent = true };
-	char id[200], *txt;
-	int r;
-
-	snprintf(id, sizeof(id), "%s-%" PRId64 "-%" PRIu64, s->src, s->leader_epoch, ++s->seq);
-	txt = cdr_msg_encode(type, id, s->src, 0, body);
-	if (!txt) {
-		cdr_err("cannot encode %s: out of memory", type);
-		return;
-	}
-	if (!mq) {
-		cdr_warn("%s not sent: no broker yet", type);
-	} else {
-		props.message_id = id;
-		props.type = type;
-		if ((r = cdr_mq_publish(mq, exchange, "", &props, txt, strlen(txt), NULL, NULL)) < 0)
-			cdr_warn("%s not sent: %s", type, strerror(-r));
-	}
-	free(txt);
+	cdr_bus_publish(&s->bus, NULL, exchange, "", type, NULL, s->leader_epoch, body, false, NULL, NULL);
 }
 
 static json_t *room_json(const struct room *r, bool full)
@@ -489,7 +470,6 @@ struct write {
 };
 
 static void answer(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body);
-static json_t *nack_body(const char *reason, const char *detail);
 
 static struct pms_state *target_state(struct pms *s, enum pms_target t, size_t idx, bool **writing)
 {
@@ -514,7 +494,8 @@ static void write_end(struct write *w, int status, const char *why)
 
 	if (!current) {
 		if (w->dl)
-			answer(s, w->dl, w->m, false, nack_body("not_active", "this pms stepped down meanwhile"));
+			answer(s, w->dl, w->m, false,
+			       cdr_bus_nack_body("not_active", "this pms stepped down meanwhile"));
 		goto out;
 	}
 	st = target_state(s, w->t, w->idx, &writing);
@@ -529,8 +510,8 @@ static void write_end(struct write *w, int status, const char *why)
 
 			snprintf(detail, sizeof(detail), "%s %s: %s", w->t == PMS_ROOM ? "room" : "platform", id, why);
 			answer(s, w->dl, w->m, false,
-			       nack_body(status == -ESTALE || status == -EEXIST ? "conflict" : "internal_error",
-					 detail));
+			       cdr_bus_nack_body(status == -ESTALE || status == -EEXIST ? "conflict" : "internal_error",
+						 detail));
 		}
 		goto out;
 	}
@@ -925,8 +906,8 @@ static void poll_inventory(void *arg)
 
 	if (!s->started || s->inventory_pending || !mq || !cdr_daemon_link_up(s->d, "amqp"))
 		return;
-	snprintf(id, sizeof(id), "%s-inv-%" PRIu64, s->src, ++s->seq);
-	if (!(txt = cdr_msg_encode("ctl_rms_inventory_req", id, s->src, 0, json_object())))
+	cdr_bus_next_id(&s->bus, s->leader_epoch, id, sizeof(id));
+	if (!(txt = cdr_msg_encode("ctl_rms_inventory_req", id, s->bus.src, 0, json_object())))
 		return;
 	r = cdr_mq_request(mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), (unsigned)s->conf.rms_timeout_ms, on_inventory,
 			   s);
@@ -1012,35 +993,9 @@ static void on_tick(void *arg)
 
 /* ---- requests ---- */
 
-static void send_reply(struct pms *s, struct cdr_mq_delivery *dl, const char *txt)
-{
-	int r;
-
-	if (!dl->reply_to) {
-		cdr_warn("a request without reply_to: its answer is dropped");
-		return;
-	}
-	if ((r = cdr_mq_reply(cdr_daemon_mq(s->d), dl, txt, strlen(txt), NULL, NULL)) < 0)
-		cdr_warn("answer to %s not sent: %s", dl->reply_to, strerror(-r));
-}
-
 static void answer(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body)
 {
-	char *txt = cdr_msg_encode_reply(m, ack, s->src, body);
-
-	if (!txt) {
-		cdr_err("cannot encode the answer to %s: out of memory", cdr_msg_id(m));
-		cdr_mq_nack(dl, true);
-		return;
-	}
-	send_reply(s, dl, txt);
-	free(txt);
-	cdr_mq_ack(dl);
-}
-
-static json_t *nack_body(const char *reason, const char *detail)
-{
-	return json_pack("{s:s, s:s}", "reason", reason, "detail", detail ? detail : "");
+	cdr_bus_answer(&s->bus, dl, m, ack, body, false);
 }
 
 static void on_state_req(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
@@ -1055,7 +1010,7 @@ static void on_state_req(struct pms *s, struct cdr_mq_delivery *dl, const struct
 		json_decref(jp);
 		json_decref(jr);
 		snprintf(detail, sizeof(detail), "platform %s is not in the topology", only);
-		answer(s, dl, m, false, nack_body("unknown_platform", detail));
+		answer(s, dl, m, false, cdr_bus_nack_body("unknown_platform", detail));
 		return;
 	}
 	for (size_t i = 0; i < s->nplats; i++) {
@@ -1097,13 +1052,13 @@ static void on_switch_req(struct pms *s, struct cdr_mq_delivery *dl, struct cdr_
 			;
 		if (!tr || idx == s->nrooms) {
 			snprintf(detail, sizeof(detail), "room %s is not in the topology", id);
-			answer(s, dl, m, false, nack_body("unknown_room", detail));
+			answer(s, dl, m, false, cdr_bus_nack_body("unknown_room", detail));
 			goto out;
 		}
 		if (!s->rooms[idx].own) {
 			snprintf(detail, sizeof(detail), "room %s belongs to platform %s: ask the pms of %s", id,
 				 tr->platform, tr->platform);
-			answer(s, dl, m, false, nack_body("not_owner", detail));
+			answer(s, dl, m, false, cdr_bus_nack_body("not_owner", detail));
 			goto out;
 		}
 	} else {
@@ -1113,14 +1068,14 @@ static void on_switch_req(struct pms *s, struct cdr_mq_delivery *dl, struct cdr_
 			;
 		if (!tp || idx == s->nplats) {
 			snprintf(detail, sizeof(detail), "platform %s is not in the topology", id);
-			answer(s, dl, m, false, nack_body("unknown_platform", detail));
+			answer(s, dl, m, false, cdr_bus_nack_body("unknown_platform", detail));
 			goto out;
 		}
 		if (!s->plats[idx].owned) {
 			snprintf(detail, sizeof(detail),
 				 "platform %s is switched by the pms of its backup platform %s, not by %s's", id,
 				 tp->backup_platform ? tp->backup_platform : "(none)", s->platform);
-			answer(s, dl, m, false, nack_body("not_owner", detail));
+			answer(s, dl, m, false, cdr_bus_nack_body("not_owner", detail));
 			goto out;
 		}
 	}
@@ -1146,7 +1101,7 @@ static void on_switch_req(struct pms *s, struct cdr_mq_delivery *dl, struct cdr_
 			     : "already so");
 	if (!ok) {
 		snprintf(detail, sizeof(detail), "%s %s: %s", target, id, err);
-		answer(s, dl, m, false, nack_body(reason, detail));
+		answer(s, dl, m, false, cdr_bus_nack_body(reason, detail));
 		goto out;
 	}
 	if (!changed) {
@@ -1163,11 +1118,11 @@ static void on_switch_req(struct pms *s, struct cdr_mq_delivery *dl, struct cdr_
 		return; /* answered when written */
 	snprintf(detail, sizeof(detail), "%s %s: %s", target, id,
 		 r == -EBUSY ? "another change of it is being written; ask again" : strerror(-r));
-	answer(s, dl, m, false, nack_body(r == -EBUSY ? "conflict" : "internal_error", detail));
+	answer(s, dl, m, false, cdr_bus_nack_body(r == -EBUSY ? "conflict" : "internal_error", detail));
 	goto out;
 not_ready:
 	snprintf(detail, sizeof(detail), "%s %s: its state has not been read from ZooKeeper yet", target, id);
-	answer(s, dl, m, false, nack_body("not_active", detail));
+	answer(s, dl, m, false, cdr_bus_nack_body("not_active", detail));
 out:
 	cdr_msg_free(m);
 }
@@ -1178,27 +1133,19 @@ static void on_req(struct cdr_mq_delivery *dl, void *arg)
 	struct cdr_msg_error err;
 	struct cdr_msg *m = NULL;
 	const char *type;
-	char *txt;
 
 	if (!s->active) {
 		cdr_mq_nack(dl, true); /* for the active instance */
 		return;
 	}
 	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) < 0) {
-		cdr_warn("%s: refused a message (%s): %s", CDR_MQ_PMS_REQ_Q, cdr_msg_fault_name(err.fault), err.detail);
-		if (dl->reply_to &&
-		    (txt = cdr_msg_encode_refusal(&err, dl->correlation_id, "pms_any_request_nack", s->src))) {
-			send_reply(s, dl, txt);
-			free(txt);
-			cdr_mq_ack(dl);
-		} else {
-			cdr_mq_nack(dl, false);
-		}
+		cdr_bus_refuse(&s->bus, dl, CDR_MQ_PMS_REQ_Q, &err, "pms_any_request_nack");
 		return;
 	}
 	type = cdr_msg_type(m);
 	if (!s->started) {
-		answer(s, dl, m, false, nack_body("not_active", "pms has not read the topology and the state yet"));
+		answer(s, dl, m, false,
+		       cdr_bus_nack_body("not_active", "pms has not read the topology and the state yet"));
 	} else if (!strcmp(type, "any_pms_state_req")) {
 		on_state_req(s, dl, m);
 	} else if (!strcmp(type, "ctl_pms_switch_req")) {
@@ -1210,7 +1157,7 @@ static void on_req(struct cdr_mq_delivery *dl, void *arg)
 		snprintf(detail, sizeof(detail), "%s is not a message pms handles", type);
 		cdr_warn("%s: %s (from %s)", CDR_MQ_PMS_REQ_Q, detail, cdr_msg_src(m));
 		if (dl->reply_to && strstr(type, "_req"))
-			answer(s, dl, m, false, nack_body("bad_request", detail));
+			answer(s, dl, m, false, cdr_bus_nack_body("bad_request", detail));
 		else
 			cdr_mq_nack(dl, false);
 	}
@@ -1516,7 +1463,7 @@ static int pms_init(struct cdr_daemon *d, void **server)
 	s->d = d;
 	copy_scalars(&s->conf, cf);
 	snprintf(s->platform, sizeof(s->platform), "%s", cf->base.platform);
-	snprintf(s->src, sizeof(s->src), "pms-%s", cf->base.platform);
+	cdr_bus_init(&s->bus, d, "pms", cf->base.platform);
 	if (copy_rconf(s, &cf->rooms) < 0 || !(s->mcus = cdr_hmap_new()) ||
 	    cdr_timer_new(loop, fetch_topology, s, &s->topo_timer) < 0 ||
 	    cdr_timer_new(loop, on_tick, s, &s->tick) < 0 ||

@@ -6,6 +6,7 @@
 
 #include "inventory.h"
 
+#include <confdr/bus.h>
 #include <confdr/hmap.h>
 #include <confdr/log.h>
 #include <confdr/loop.h>
@@ -61,7 +62,7 @@ struct rms {
 	struct cdr_daemon *d;
 	struct rms_conf conf; /* the rms keys (base not used) */
 	char platform[128];
-	char src[160];
+	struct cdr_bus bus;
 	struct rms_inv *inv;
 	struct cdr_topology *topo;
 	struct cdr_timer *tick, *topo_timer;
@@ -72,7 +73,6 @@ struct rms {
 	bool announced; /* rms_all_restarted_ntf sent for this epoch */
 	uint64_t last_reregister_ms;
 	int64_t css_epoch; /* highest seen from css; -1: none yet */
-	uint64_t seq;
 
 	struct cdr_hmap *cache; /* request id -> struct cached */
 	struct cached_list cached;
@@ -104,26 +104,7 @@ static int64_t wall_of(int64_t mono)
 
 static void publish(struct rms *s, const char *exchange, const char *type, json_t *body)
 {
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
-	struct cdr_mq_props props = { .persistent = true };
-	char id[200], *txt;
-	int r;
-
-	snprintf(id, sizeof(id), "%s-%" PRIu64, s->src, ++s->seq);
-	txt = cdr_msg_encode(type, id, s->src, 0, body);
-	if (!txt) {
-		cdr_err("cannot encode %s: out of memory", type);
-		return;
-	}
-	if (!mq) {
-		cdr_warn("%s not sent: no broker yet", type);
-	} else {
-		props.message_id = id;
-		props.type = type;
-		if ((r = cdr_mq_publish(mq, exchange, "", &props, txt, strlen(txt), NULL, NULL)) < 0)
-			cdr_warn("%s not sent: %s", type, strerror(-r));
-	}
-	free(txt);
+	cdr_bus_publish(&s->bus, NULL, exchange, "", type, NULL, s->epoch, body, false, NULL, NULL);
 }
 
 static void announce_restart(struct rms *s, const char *why)
@@ -219,42 +200,15 @@ static void cache_prune(struct rms *s, bool all)
 	}
 }
 
-static void send_reply(struct rms *s, struct cdr_mq_delivery *dl, const char *txt)
-{
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
-	int r;
-
-	if (!dl->reply_to) {
-		cdr_warn("a request without reply_to: its answer is dropped");
-		return;
-	}
-	if ((r = cdr_mq_reply(mq, dl, txt, strlen(txt), NULL, NULL)) < 0)
-		cdr_warn("answer to %s not sent: %s", dl->reply_to, strerror(-r));
-}
-
 /* Answers the request m (body stolen), remembers the answer when cache, and
  * acks the delivery. */
 static void answer(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body,
 		   bool cache)
 {
-	char *txt = cdr_msg_encode_reply(m, ack, s->src, body);
+	char *txt = cdr_bus_answer(&s->bus, dl, m, ack, body, cache);
 
-	if (!txt) {
-		cdr_err("cannot encode the answer to %s %s: out of memory", cdr_msg_type(m), cdr_msg_id(m));
-		cdr_mq_nack(dl, true);
-		return;
-	}
-	send_reply(s, dl, txt);
-	if (cache)
+	if (txt)
 		cache_put(s, cdr_msg_id(m), txt);
-	else
-		free(txt);
-	cdr_mq_ack(dl);
-}
-
-static json_t *nack_body(const char *reason, const char *detail)
-{
-	return json_pack("{s:s, s:s}", "reason", reason, "detail", detail ? detail : "");
 }
 
 /* ---- rms.res.q: registrations and heartbeats ---- */
@@ -264,7 +218,7 @@ static void refuse_registration(struct rms *s, struct cdr_mq_delivery *dl, const
 				const char *id, int r, const char *err)
 {
 	const char *reason = r == -EAGAIN ? "not_active" : r == -ENOMEM ? "internal_error" : "unknown_room";
-	json_t *b = nack_body(reason, err);
+	json_t *b = cdr_bus_nack_body(reason, err);
 
 	json_object_set_new(b, kind, json_string(id));
 	cdr_warn("registration of %s %s refused: %s", kind, id, err);
@@ -413,7 +367,7 @@ static bool fenced(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_m
 	snprintf(detail, sizeof(detail), "epoch %" PRId64 " is older than %" PRId64 ": the sender was deposed", epoch,
 		 s->css_epoch);
 	cdr_warn("%s %s from %s refused: %s", cdr_msg_type(m), cdr_msg_id(m), cdr_msg_src(m), detail);
-	answer(s, dl, m, false, nack_body("stale_epoch", detail), true);
+	answer(s, dl, m, false, cdr_bus_nack_body("stale_epoch", detail), true);
 	return true;
 }
 
@@ -499,7 +453,8 @@ static void on_capability(struct rms *s, struct cdr_mq_delivery *dl, const struc
 		snprintf(detail, sizeof(detail),
 			 r == -EAGAIN ? "rms has not read the topology yet" : "user domain %s is not in the topology",
 			 ud);
-		answer(s, dl, m, false, nack_body(r == -EAGAIN ? "not_active" : "unknown_user_domain", detail), false);
+		answer(s, dl, m, false, cdr_bus_nack_body(r == -EAGAIN ? "not_active" : "unknown_user_domain", detail),
+		       false);
 		return;
 	}
 	answer(s, dl, m, true,
@@ -518,7 +473,7 @@ static void on_drain(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr
 
 	if (rms_inv_drain(s->inv, id, drain, now_ms()) < 0) {
 		snprintf(detail, sizeof(detail), "mcu %s has not registered with the rms of %s", id, s->platform);
-		answer(s, dl, m, false, nack_body("unknown_mcu", detail), false);
+		answer(s, dl, m, false, cdr_bus_nack_body("unknown_mcu", detail), false);
 		return;
 	}
 	mcu = rms_inv_mcu(s->inv, id);
@@ -542,7 +497,7 @@ static void on_inventory(struct rms *s, struct cdr_mq_delivery *dl, const struct
 		json_decref(jm);
 		json_decref(jv);
 		snprintf(detail, sizeof(detail), "room %s is not in the topology", room);
-		answer(s, dl, m, false, nack_body("unknown_room", detail), false);
+		answer(s, dl, m, false, cdr_bus_nack_body("unknown_room", detail), false);
 		return;
 	}
 	mcus = rms_inv_mcus(s->inv, room, &n);
@@ -585,16 +540,7 @@ static void on_inventory(struct rms *s, struct cdr_mq_delivery *dl, const struct
 
 static void refuse(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg_error *err, const char *queue)
 {
-	char *txt;
-
-	cdr_warn("%s: refused a message (%s): %s", queue, cdr_msg_fault_name(err->fault), err->detail);
-	if (dl->reply_to && (txt = cdr_msg_encode_refusal(err, dl->correlation_id, "rms_any_request_nack", s->src))) {
-		send_reply(s, dl, txt);
-		free(txt);
-		cdr_mq_ack(dl);
-		return;
-	}
-	cdr_mq_nack(dl, false); /* kept in the dead-letter queue for an operator */
+	cdr_bus_refuse(&s->bus, dl, queue, err, "rms_any_request_nack"); /* else kept in the dead-letter queue */
 }
 
 static void on_delivery(struct rms *s, struct cdr_mq_delivery *dl, const char *queue)
@@ -622,7 +568,7 @@ static void on_delivery(struct rms *s, struct cdr_mq_delivery *dl, const char *q
 		on_register_vrs(s, dl, m);
 	} else if ((c = cdr_hmap_get(s->cache, cdr_msg_id(m)))) {
 		cdr_info("%s %s answered again (a redelivery): not executed twice", type, cdr_msg_id(m));
-		send_reply(s, dl, c->txt);
+		cdr_bus_send_reply(&s->bus, dl, c->txt);
 		cdr_mq_ack(dl);
 	} else if (!strcmp(type, "mau_rms_alloc_req")) {
 		if (!fenced(s, dl, m))
@@ -645,7 +591,7 @@ static void on_delivery(struct rms *s, struct cdr_mq_delivery *dl, const char *q
 		snprintf(detail, sizeof(detail), "%s is not a message rms handles", type);
 		cdr_warn("%s: %s (from %s)", queue, detail, cdr_msg_src(m));
 		if (dl->reply_to && strstr(type, "_req"))
-			answer(s, dl, m, false, nack_body("bad_request", detail), false);
+			answer(s, dl, m, false, cdr_bus_nack_body("bad_request", detail), false);
 		else
 			cdr_mq_nack(dl, false);
 	}
@@ -746,7 +692,7 @@ static int rms_init(struct cdr_daemon *d, void **server)
 	s->conf = *cf;
 	s->css_epoch = -1;
 	snprintf(s->platform, sizeof(s->platform), "%s", cf->base.platform);
-	snprintf(s->src, sizeof(s->src), "rms-%s", cf->base.platform);
+	cdr_bus_init(&s->bus, d, "rms", cf->base.platform);
 	TAILQ_INIT(&s->cached);
 	policy_from_conf(cf, &p);
 	s->inv = rms_inv_new(s->platform, &p, on_event, s);
