@@ -24,6 +24,7 @@
 #   down               stop the daemons, the servers and our epmd (by pid file), then
 #                      any leftover process of the sandbox; checks that none is left
 #   logs [-f] [NAME]   list the logs, or tail one (rabbitmq, redis-p1, p1-css, ...)
+#   rabbitmqctl ARGS   rabbitmqctl of the sandbox's broker (e.g. purge_queue -p p1 mau.conf.q)
 #
 # Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE (default 17000:
 # AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382, ZooKeeper +181,
@@ -797,7 +798,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,32p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.
@@ -811,6 +812,7 @@ case ${1:-} in
 up) lock; cmd_up ;;
 status) shift; cmd_status "$@" ;;
 env) cmd_env ;;
+rabbitmqctl) shift; rmqctl "$@" ;;
 server)
 	[ $# = 3 ] || die "usage: sandbox.sh server stop|start NAME (NAME: ${SERVERS[*]})"
 	check_server_name "$3"

@@ -3,7 +3,8 @@
 # gives a ZooKeeper chroot of the test's own (/NAME-PID) with the sandbox
 # topology and endpoints loaded, a work dir, TAP-style checks (ok, not_ok,
 # check, wait_for) and daemons started from generated configs, all stopped
-# (and their logs shown on failure) when the test exits.
+# (and their logs shown on failure) when the test exits. CONFDR_TEST_KEEP=1
+# keeps the work dir (configs, logs, simulator state files).
 : "${CONFDR_BINARY_DIR:?}" "${CONFDR_SOURCE_DIR:?}" "${CONFDR_SANDBOX:?run under the sandbox env}" "${CONFDR_ZK:?}"
 : "${CONFDR_RUN_DIR:?}" "${CONFDR_P1_AMQP_URL:?}"
 bin=$CONFDR_BINARY_DIR
@@ -17,7 +18,7 @@ t_cleanup() {
 		kill -KILL "$p" 2>/dev/null
 	done
 	if [ "$failures" != 0 ]; then for f in "$work"/*.log; do echo "--- $f"; tail -n 40 "$f"; done; fi
-	rm -rf "$work"
+	if [ -n "${CONFDR_TEST_KEEP:-}" ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
 
 # t_init NAME: chroot, confdrctl, work dir, topology loaded.
@@ -27,6 +28,7 @@ t_init() {
 	ctl="$bin/confdrctl --zk $CONFDR_ZK --chroot $chroot --timeout 2"
 	work=$(mktemp -d)
 	trap t_cleanup EXIT
+	trap "exit 1" INT TERM
 	$ctl topology load "$CONFDR_SOURCE_DIR/conf/sandbox-topology.json" --endpoints "$CONFDR_RUN_DIR/endpoints.json" \
 		>/dev/null || { echo "Bail out! cannot load the topology into $chroot"; exit 1; }
 }

@@ -121,6 +121,12 @@ struct op {
 	char nack_reason[64], nack_detail[512];
 };
 
+/* The newest conference list of an MCU (older ones are ignored). */
+struct list_seq {
+	int64_t seq;
+	char mcu[];
+};
+
 struct plat_state {
 	char id[64];
 	bool down;
@@ -171,7 +177,7 @@ struct css {
 	struct cdr_hmap *mcus;	   /* mcu -> group */
 	struct cdr_hmap *reqs;	   /* CM request id -> op */
 	struct cdr_hmap *mcu_ops;  /* our id to an MCU -> op */
-	struct cdr_hmap *list_seq; /* mcu -> last conference-list seq (int64 boxed) */
+	struct cdr_hmap *list_seq; /* mcu -> struct list_seq */
 
 	struct redis_link links[MAX_REDIS];
 	size_t nlinks;
@@ -2163,7 +2169,8 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
 	const char *mcu = cdr_msg_str(m, "mcu", "");
-	int64_t seq = cdr_msg_int(m, "seq", 0), *last = cdr_hmap_get(s->list_seq, mcu);
+	int64_t seq = cdr_msg_int(m, "seq", 0);
+	struct list_seq *last = cdr_hmap_get(s->list_seq, mcu);
 	json_t *confs = cdr_msg_get(m, "confs"), *item;
 	uint64_t now = cdr_now_ms(), grace = s->conf.list_grace_ms;
 	struct cdr_hmap *listed = cdr_hmap_new();
@@ -2173,17 +2180,21 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 
 	if (!listed)
 		return;
-	if (last && seq <= *last) {
-		cdr_debug("conference list %" PRId64 " of %s is not newer than %" PRId64 ": ignored", seq, mcu, *last);
+	if (last && seq <= last->seq) {
+		cdr_debug("conference list %" PRId64 " of %s is not newer than %" PRId64 ": ignored", seq, mcu,
+			  last->seq);
 		cdr_hmap_free(listed);
 		return;
 	}
-	if (!last && (last = malloc(sizeof(*last))) && cdr_hmap_put(s->list_seq, mcu, last) < 0) {
-		free(last);
-		last = NULL;
+	if (!last && (last = calloc(1, sizeof(*last) + strlen(mcu) + 1))) {
+		strcpy(last->mcu, mcu);
+		if (cdr_hmap_put(s->list_seq, last->mcu, last) < 0) {
+			free(last);
+			last = NULL;
+		}
 	}
 	if (last)
-		*last = seq;
+		last->seq = seq;
 	json_array_foreach(confs, i, item)
 	{
 		const char *e164 = cdr_msg_jstr(item, "e164", "");

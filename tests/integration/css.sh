@@ -10,6 +10,7 @@
 #   css killed (-9) in the middle of 500 creates: each answered exactly once,
 #   none lost; a conference Redis does not know is ended on its MCU (orphan);
 #   public templates published into Redis and kept in sync;
+#   a billing record (bmc.cdr.q) for every conference ended;
 #   conferences end at their planned end, precise to a second.
 # The test owns p1's Redis and confdr_p1 while it runs (both are emptied).
 set -uo pipefail
@@ -47,6 +48,8 @@ registered() { # PREFIX COUNT: rms knows COUNT MCUs of PREFIX up
 	[ "$($ctl mcu list --json 2>/dev/null | jq --arg p "$1" '[.[] | select((.mcu | startswith($p)) and .state == "up")] | length')" = "$2" ]
 }
 
+# Requests and answers a failed earlier run may have left in p1's queues go.
+for q in mau.conf.q mau.cmu.q bmc.cdr.q; do "$CONFDR_SANDBOX" rabbitmqctl purge_queue -p p1 $q >/dev/null 2>&1; done
 redis FLUSHDB >/dev/null
 sql "DELETE FROM confinfo; DELETE FROM conf_template" 2>/dev/null || true
 
@@ -198,5 +201,8 @@ wait_for $((wait_s > 0 ? wait_s : 5)) "the one-minute conferences end by themsel
 late=$(sql "SELECT MAX(end_ms - planned_end_ms) FROM confinfo WHERE e164 LIKE '71%'")
 check "... within a second of their planned end (latest $late ms after)" [ "$late" -ge 0 -a "$late" -le 1000 ]
 check "... and on the MCUs" not_on_mcus t-r1 '^71'
+
+wait_for 10 "a billing record for each of the 6 conferences ended (1 by the CM, 5 expired)" bash -c \
+	"[ \"\$($CONFDR_SANDBOX rabbitmqctl list_queues -p p1 name messages 2>/dev/null | awk '\$1 == \"bmc.cdr.q\" { print \$2 }')\" = 6 ]"
 
 t_done
