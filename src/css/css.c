@@ -115,7 +115,7 @@ struct op {
 	char *new_name;	  /* rename */
 	char *answer;	  /* the answer to the CM, once encoded */
 	struct cdr_timer *timer;
-	struct css_routing rt;
+	char home[64]; /* create: the platform owning the user domain (a copy: the topology may be re-read) */
 	void (*on_timer)(struct op *op);
 	uint64_t t0;
 	char nack_reason[64], nack_detail[512];
@@ -1462,7 +1462,7 @@ static void create_begin(struct css *s, struct op *op)
 	c->create = json_deep_copy(cdr_msg_body(op->m));
 	apply_template(s, c->create);
 	set_str(&c->name, cdr_msg_jstr(c->create, "name", ""));
-	set_str(&c->home, op->rt.home);
+	set_str(&c->home, op->home);
 	set_str(&c->req, op->req);
 	c->start_ms = wall();
 	c->planned_end_ms = c->start_ms + cdr_msg_jint(c->create, "duration_min", 60) * 60000;
@@ -1750,8 +1750,8 @@ static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg 
 		refuse(s, dl, m, "internal_error", "out of memory");
 		return;
 	}
-	op->rt = rt;
-	lookup_answer(s, op, rt.home);
+	snprintf(op->home, sizeof(op->home), "%s", rt.home);
+	lookup_answer(s, op, op->home);
 }
 
 /* The conference a CM request names, or NULL after answering the NACK. */
@@ -2321,6 +2321,25 @@ static void on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
 	cdr_mq_ack(dl);
 }
 
+static void fetch_topology(void *arg);
+
+/* BMC changed a user domain or platform: the topology (user domains, their
+ * rooms and platforms) is read again at once instead of at the next refresh. */
+static void on_modb_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	struct css *s = arg;
+	struct cdr_msg *m = NULL;
+	struct cdr_msg_error err;
+
+	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0 && !strcmp(cdr_msg_type(m), "bmc_mau_modb_ntf")) {
+		cdr_info("BMC: %s %s %s: reading the topology again", cdr_msg_str(m, "kind", "?"),
+			 cdr_msg_str(m, "moid", "?"), cdr_msg_str(m, "op", "?"));
+		cdr_timer_start(s->topo_timer, 0, false);
+	}
+	cdr_msg_free(m);
+	cdr_mq_ack(dl);
+}
+
 static void apply_platform(struct css *s, const char *id, bool down, int64_t epoch, const char *why)
 {
 	for (size_t i = 0; i < s->nplats; i++) {
@@ -2669,8 +2688,9 @@ static void maybe_consume(struct css *s)
 		return;
 	if (s->subscribed != mq) {
 		if (cdr_mq_subscribe(mq, CDR_MQ_PMS_NTF_EX, "", on_pms_ntf, s) < 0 ||
-		    cdr_mq_subscribe(mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s) < 0)
-			cdr_err("cannot subscribe to the pms and rms notices");
+		    cdr_mq_subscribe(mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s) < 0 ||
+		    cdr_mq_subscribe(mq, CDR_MQ_MODB_NOTIFY_EX, "", on_modb_ntf, s) < 0)
+			cdr_err("cannot subscribe to the pms, rms and BMC notices");
 		else
 			s->subscribed = mq;
 	}
@@ -2809,8 +2829,6 @@ static void connect_redis(struct css *s)
 		}
 	}
 }
-
-static void fetch_topology(void *arg);
 
 static void on_topology(int status, struct cdr_topology *t, const char *err, void *arg)
 {
