@@ -67,6 +67,12 @@ const struct cdr_conf_key css_conf_keys[] = {
 	K("max_duration", CDR_CONF_INT, max_duration_min, "1440", 1, 100000,
 	  "a conference lasts at most this many minutes, extensions included (limit_reached)"),
 	K("db_batch", CDR_CONF_INT, db_batch, "500", 1, 10000, "history rows written to MySQL per transaction"),
+	K("restore_window", CDR_CONF_INT, restore_window, "2000", 1, 100000,
+	  "re-creates of restored conferences in flight at once (the rest wait for a slot)"),
+	K("restore_attempts", CDR_CONF_INT, restore_attempts, "5", 1, 1000,
+	  "a conference that could not be restored this many times in a row is ended (restore_failed, alarmed)"),
+	K("restore_retry", CDR_CONF_MS, restore_retry_ms, "1s", 100, 600000,
+	  "a failed allocation or re-create is tried again after this"),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -93,11 +99,16 @@ struct conf {
 	struct op *op; /* the operation in flight on it, or NULL */
 	bool closing;  /* ended: history being written, then the record goes */
 	bool db_queued;
+	bool restore_queued;	/* in s->restore_q */
+	int restore_tries;	/* allocations or re-creates that failed in a row */
+	char lost_mcu[64];	/* the MCU it was lost on: not used again for it */
+	uint64_t restore_after; /* monotonic ms: not before (back-off after a failure) */
+	uint64_t lost_mono;	/* when it was lost (restore time) */
 	struct group *by_ud, *by_mcu;
 	TAILQ_ENTRY(conf) ud_link, mcu_link;
 };
 
-enum op_kind { OP_CREATE, OP_END, OP_RENAME, OP_EXTEND };
+enum op_kind { OP_CREATE, OP_END, OP_RENAME, OP_EXTEND, OP_RESTORE };
 
 /* A request in flight: the CM's create, end or rename, or an end css
  * decided itself (expiry, abandoned create). */
@@ -188,13 +199,20 @@ struct css {
 	bool db_busy;
 	uint64_t gen; /* bumped when the view is dropped (standby): older callbacks are void */
 
+	struct conf **restore_q; /* pending restore, waiting for an allocation or a slot in the window */
+	size_t nrestore, restore_cap;
+	size_t restoring;   /* re-creates in flight (at most [css] restore_window) */
+	bool alloc_pending; /* one bulk allocation at a time */
+
 	json_t *templates; /* array of the published templates */
 	char *templates_txt;
 
-	struct cdr_timer *topo_timer, *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer;
+	struct cdr_timer *topo_timer, *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer,
+		*restore_timer;
 
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
+		uint64_t lost, restored, restore_failed;
 	} n;
 };
 
@@ -1551,12 +1569,22 @@ static void on_create_failed_written(int status, const redisReply *reply, void *
 
 /* The MCU refused or did not answer: record removed with the NACK, the
  * reservation released. */
+static void restore_fail(struct op *op, const char *why);
+
 static void create_fail(struct op *op, const char *reason, const char *detail)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
 	char akey[160];
 	int r;
+
+	if (op->kind == OP_RESTORE) {
+		char why[600];
+
+		snprintf(why, sizeof(why), "%s: %s", reason, detail);
+		restore_fail(op, why);
+		return;
+	}
 
 	mcu_op_forget(op);
 	conf_event(c, !strcmp(reason, "mcu_refused") ? CSS_EV_MCU_NACK : CSS_EV_TIMEOUT);
@@ -1628,6 +1656,302 @@ static void create_done(struct op *op)
 						   c->vrs && *c->vrs ? json_string(c->vrs) : json_null(), "room",
 						   nz(c->room), "platform", nz(c->host)));
 	create_store_running(op);
+}
+
+/* ---- restore: conferences of a lost MCU ---- */
+
+static void restore_queue(struct css *s, struct conf *c)
+{
+	if (c->restore_queued)
+		return;
+	if (s->nrestore == s->restore_cap) {
+		size_t cap = s->restore_cap ? s->restore_cap * 2 : 1024;
+		struct conf **n = realloc(s->restore_q, cap * sizeof(*n));
+
+		if (!n) {
+			cdr_err("conference %s: not queued for restore: out of memory", c->e164);
+			return;
+		}
+		s->restore_q = n;
+		s->restore_cap = cap;
+	}
+	s->restore_q[s->nrestore++] = c;
+	c->restore_queued = true;
+	if (!cdr_timer_pending(s->restore_timer))
+		cdr_timer_start(s->restore_timer, FLUSH_MS, false);
+}
+
+/* c was not restored this time: again after restore_retry, or ended on
+ * purpose (restore_failed, alarmed) after restore_attempts. */
+static void restore_later(struct css *s, struct conf *c, const char *why)
+{
+	char detail[512];
+
+	if (++c->restore_tries >= s->conf.restore_attempts) {
+		snprintf(detail, sizeof(detail), "conference %s of %s not restored after %d attempts: %s", c->e164,
+			 c->ud, c->restore_tries, why);
+		alarm(s, "major", "restore_failed", c->e164, detail);
+		s->n.restore_failed++;
+		conf_event(c, CSS_EV_GIVE_UP);
+		set_str(&c->end_reason, "restore_failed");
+		conf_close(s, c, "restore_failed", NULL);
+		return;
+	}
+	cdr_info("conference %s: restore attempt %d failed (%s); again in %" PRIu64 " ms", c->e164, c->restore_tries,
+		 why, s->conf.restore_retry_ms);
+	c->restore_after = cdr_now_ms() + s->conf.restore_retry_ms;
+	restore_queue(s, c);
+}
+
+static void restore_fail(struct op *op, const char *why)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+
+	mcu_op_forget(op);
+	if (s->restoring > 0)
+		s->restoring--;
+	conf_event(c, CSS_EV_TIMEOUT);
+	rsv_add(s, false, c->reservation);
+	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
+	c->op = NULL;
+	op->c = NULL;
+	op_done(op);
+	store_bg(s, c);
+	restore_later(s, c, why);
+}
+
+static void restore_done(struct op *op)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+
+	mcu_op_forget(op);
+	if (s->restoring > 0)
+		s->restoring--;
+	conf_event(c, CSS_EV_MCU_ACK);
+	c->restore_tries = 0;
+	c->lost_mcu[0] = '\0';
+	store_bg(s, c);
+	rsv_add(s, true, c->reservation);
+	db_queue(s, c);
+	s->n.restored++;
+	cdr_info("conference %s restored on %s (%s, %s), generation %" PRId64 ", %" PRIu64 " ms after its loss",
+		 c->e164, c->mcu, nz(c->room), nz(c->host), c->generation, cdr_now_ms() - c->lost_mono);
+	c->op = NULL;
+	op->c = NULL;
+	op_done(op);
+	if (s->nrestore && !cdr_timer_pending(s->restore_timer))
+		cdr_timer_start(s->restore_timer, 0, false);
+}
+
+/* Re-creates c on the MCU it was allocated (or, after a restart, sends the
+ * re-create again: the same generation is idempotent on the MCU). */
+static void restore_send(struct css *s, struct conf *c)
+{
+	struct op *op = op_new(s, OP_RESTORE, NULL, NULL);
+
+	if (!op) {
+		restore_later(s, c, "out of memory");
+		return;
+	}
+	op->c = c;
+	c->op = op;
+	s->restoring++;
+	json_object_set_new(c->create, "mcu", json_string(c->mcu));
+	json_object_set_new(c->create, "vrs", c->vrs ? json_string(c->vrs) : json_null());
+	create_send(op);
+}
+
+struct bulk {
+	struct css *s;
+	uint64_t gen;
+	json_t *e164s; /* asked for */
+};
+
+static void on_bulkalloc(struct css *s, int status, const struct cdr_msg *reply, void *arg)
+{
+	struct bulk *b = arg;
+	json_t *a, *v;
+	size_t i, done = 0, failed = 0;
+
+	if (status == -ECANCELED || b->gen != s->gen)
+		goto out;
+	s->alloc_pending = false;
+	if (status < 0 || !is_ack(reply)) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "bulk allocation: %s",
+			 status < 0 ? strerror(-status) : cdr_msg_str(reply, "detail", "refused"));
+		json_array_foreach(b->e164s, i, v)
+		{
+			struct conf *c = cdr_hmap_get(s->confs, json_string_value(v));
+
+			if (c && c->state == CSS_PENDING_RESTORE && !c->op && !c->closing)
+				restore_later(s, c, why);
+		}
+		goto out;
+	}
+	a = cdr_msg_get(reply, "allocated");
+	json_array_foreach(a, i, v)
+	{
+		struct conf *c = cdr_hmap_get(s->confs, cdr_msg_jstr(v, "e164", ""));
+
+		if (!c || c->state != CSS_PENDING_RESTORE || c->op || c->closing) {
+			rsv_add(s, false, cdr_msg_jstr(v, "reservation", NULL)); /* ended meanwhile */
+			continue;
+		}
+		set_str(&c->mcu, cdr_msg_jstr(v, "mcu", ""));
+		set_str(&c->mcu_key, cdr_msg_jstr(v, "mcu_key", ""));
+		set_str(&c->vrs, cdr_msg_jstr(v, "vrs", NULL));
+		set_str(&c->room, cdr_msg_jstr(v, "room", ""));
+		set_str(&c->host, cdr_msg_jstr(v, "platform", s->platform));
+		set_str(&c->reservation, cdr_msg_jstr(v, "reservation", ""));
+		c->generation++;
+		conf_event(c, CSS_EV_RESTORE_SENT);
+		index_mcu(s, c);
+		store_bg(s, c);
+		restore_send(s, c);
+		done++;
+	}
+	a = cdr_msg_get(reply, "failed");
+	json_array_foreach(a, i, v)
+	{
+		struct conf *c = cdr_hmap_get(s->confs, cdr_msg_jstr(v, "e164", ""));
+		char why[300];
+
+		failed++;
+		if (!c || c->state != CSS_PENDING_RESTORE || c->op || c->closing)
+			continue;
+		snprintf(why, sizeof(why), "%s: %s", cdr_msg_jstr(v, "reason", "?"), cdr_msg_jstr(v, "detail", ""));
+		restore_later(s, c, why);
+	}
+	cdr_notice("restore: %zu conferences allocated, %zu not (of %zu asked); %zu re-creates in flight", done, failed,
+		   json_array_size(b->e164s), s->restoring);
+out:
+	if (b->gen == s->gen && s->nrestore && !cdr_timer_pending(s->restore_timer))
+		cdr_timer_start(s->restore_timer, FLUSH_MS, false);
+	json_decref(b->e164s);
+	free(b);
+}
+
+/* One bulk allocation for what is due, within the window of re-creates. */
+static void restore_kick(void *arg)
+{
+	struct css *s = arg;
+	uint64_t now = cdr_now_ms(), next = 0;
+	size_t keep = 0, room, window = (size_t)s->conf.restore_window;
+	json_t *confs, *e164s;
+	struct bulk *b;
+	int r;
+
+	if (!s->consuming || s->alloc_pending || !s->nrestore)
+		return;
+	room = s->restoring < window ? window - s->restoring : 0;
+	if (room > 10000)
+		room = 10000; /* one bulk allocation at most */
+	confs = json_array();
+	e164s = json_array();
+	for (size_t i = 0; i < s->nrestore; i++) {
+		struct conf *c = s->restore_q[i];
+		const json_t *cr = c->create;
+		const char *res = cdr_msg_jstr(cr, "resolution", "720p");
+
+		if (c->state != CSS_PENDING_RESTORE || c->op || c->closing) {
+			c->restore_queued = false;
+			continue;
+		}
+		if (c->restore_after > now || json_array_size(confs) >= room) {
+			if (c->restore_after > now && (!next || c->restore_after < next))
+				next = c->restore_after;
+			s->restore_q[keep++] = c;
+			continue;
+		}
+		c->restore_queued = false;
+		json_array_append_new(confs, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:I, s:[s]}", "e164",
+						       c->e164, "user_domain", c->ud, "room", c->room ? c->room : "",
+						       "h265", cdr_msg_jbool(cr, "h265", false), "res_1080p",
+						       !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
+						       cdr_msg_jbool(cr, "xmpu", false), "record", c->vrs != NULL,
+						       "ports", (json_int_t)cdr_msg_jint(cr, "max_participants", 16),
+						       "exclude_mcus", c->lost_mcu[0] ? c->lost_mcu : nz(c->mcu)));
+		json_array_append_new(e164s, json_string(c->e164));
+	}
+	s->nrestore = keep;
+	if (json_array_size(confs) == 0) {
+		json_decref(confs);
+		json_decref(e164s);
+		if (keep && !cdr_timer_pending(s->restore_timer))
+			cdr_timer_start(s->restore_timer, next > now ? next - now : FLUSH_MS, false);
+		return;
+	}
+	if (!(b = calloc(1, sizeof(*b)))) {
+		json_decref(confs);
+		json_decref(e164s);
+		return;
+	}
+	b->s = s;
+	b->gen = s->gen;
+	b->e164s = e164s;
+	s->alloc_pending = true;
+	cdr_notice("restore: asking rms for %zu MCUs (%zu more waiting, %zu re-creates in flight)",
+		   json_array_size(confs), keep, s->restoring);
+	r = rms_call(s, "mau_rms_bulkalloc_req",
+		     json_pack("{s:o, s:b, s:I}", "confs", confs, "restore", 1, "epoch", (json_int_t)s->epoch),
+		     on_bulkalloc, b);
+	if (r < 0) {
+		char why[120];
+
+		snprintf(why, sizeof(why), "cannot ask rms: %s", strerror(-r));
+		s->alloc_pending = false;
+		for (size_t i = 0; i < json_array_size(e164s); i++) {
+			struct conf *c = cdr_hmap_get(s->confs, json_string_value(json_array_get(e164s, i)));
+
+			if (c)
+				restore_later(s, c, why);
+		}
+		json_decref(e164s);
+		free(b);
+	}
+}
+
+/* An MCU is lost (rms): its conferences are restored elsewhere. */
+static void mcu_lost(struct css *s, const char *mcu, const char *why)
+{
+	struct group *g = cdr_hmap_get(s->mcus, mcu);
+	struct conf **list, *c;
+	size_t n = 0, k = 0;
+	uint64_t now = cdr_now_ms();
+
+	if (!g || !g->n)
+		return;
+	if (!(list = calloc(g->n, sizeof(*list))))
+		return;
+	TAILQ_FOREACH(c, &g->confs, mcu_link)
+	list[n++] = c;
+	for (size_t i = 0; i < n; i++) {
+		c = list[i];
+		if (c->op) {
+			if (c->op->kind == OP_CREATE)
+				create_fail(c->op, "mcu_timeout", "the MCU was lost");
+			else if (c->op->kind == OP_RESTORE)
+				restore_fail(c->op, "the MCU was lost");
+			continue; /* an end or a rename resolves by its timeout */
+		}
+		if (c->state != CSS_RUNNING || conf_event(c, CSS_EV_MCU_LOST) < 0)
+			continue;
+		snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", mcu);
+		c->lost_mono = now;
+		c->restore_tries = 0;
+		c->restore_after = 0;
+		rsv_add(s, false, c->reservation);
+		store_bg(s, c);
+		restore_queue(s, c);
+		k++;
+	}
+	free(list);
+	s->n.lost += k;
+	cdr_warn("mcu %s lost (%s): %zu conferences to restore", mcu, why, k);
 }
 
 /* ---- the CM's requests (mau.conf.q) ---- */
@@ -2017,8 +2341,10 @@ static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const s
 	struct conf *c;
 	char detail[512];
 
-	if (op && op->kind == OP_CREATE && op->c && !strcmp(op->c->e164, e164)) {
-		if (ack) {
+	if (op && (op->kind == OP_CREATE || op->kind == OP_RESTORE) && op->c && !strcmp(op->c->e164, e164)) {
+		if (ack && op->kind == OP_RESTORE) {
+			restore_done(op);
+		} else if (ack) {
 			create_done(op);
 		} else {
 			snprintf(detail, sizeof(detail), "%s: %s: %s", mcu, cdr_msg_str(m, "reason", "?"),
@@ -2314,8 +2640,11 @@ static void on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
 	    !strcmp(cdr_msg_str(m, "state", ""), "down")) {
 		struct group *g = cdr_hmap_get(s->mcus, cdr_msg_str(m, "mcu", ""));
 
-		cdr_warn("mcu %s is down (%s): %zu conferences placed on it", cdr_msg_str(m, "mcu", "?"),
-			 cdr_msg_str(m, "reason", "?"), g ? g->n : 0);
+		if (s->consuming)
+			mcu_lost(s, cdr_msg_str(m, "mcu", ""), cdr_msg_str(m, "reason", "?"));
+		else
+			cdr_warn("mcu %s is down (%s): %zu conferences placed on it (not serving yet)",
+				 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "reason", "?"), g ? g->n : 0);
 	}
 	cdr_msg_free(m);
 	cdr_mq_ack(dl);
@@ -2564,6 +2893,15 @@ static void adopt(struct css *s, struct load *ld, struct conf *c)
 		c->closing = true;
 		db_queue(s, c);
 		break;
+	case CSS_PENDING_RESTORE:
+		c->lost_mono = cdr_now_ms();
+		restore_queue(s, c);
+		break;
+	case CSS_RESTORING:
+		/* the re-create again, same MCU and generation: idempotent there */
+		c->lost_mono = cdr_now_ms();
+		restore_send(s, c);
+		break;
 	default:
 		db_queue(s, c); /* the history row is repaired if a crash lost it */
 		break;
@@ -2747,6 +3085,10 @@ static void drop_view(struct css *s)
 	}
 	s->ndbq = 0;
 	s->db_busy = false;
+	s->nrestore = 0;
+	s->restoring = 0;
+	s->alloc_pending = false;
+	cdr_timer_stop(s->restore_timer);
 	cdr_timer_stop(s->db_timer);
 	json_decref(s->confirm.ids);
 	json_decref(s->release.ids);
@@ -2916,7 +3258,8 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, flush_reservations, s, &s->flush_timer) < 0 ||
 	    cdr_timer_new(loop, read_templates, s, &s->tpl_timer) < 0 ||
 	    cdr_timer_new(loop, db_retry, s, &s->db_timer) < 0 ||
-	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0) {
+	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0 ||
+	    cdr_timer_new(loop, restore_kick, s, &s->restore_timer) < 0) {
 		*server = s;
 		return -ENOMEM; /* css_free cleans up */
 	}
@@ -2998,6 +3341,8 @@ static void css_free(void *server)
 	cdr_timer_free(s->tpl_timer);
 	cdr_timer_free(s->db_timer);
 	cdr_timer_free(s->stats_timer);
+	cdr_timer_free(s->restore_timer);
+	free(s->restore_q);
 	cdr_topology_free(s->topo);
 	free(s->plats);
 	free(s->rooms);

@@ -22,6 +22,9 @@ struct css_conf {
 	int64_t max_confs_platform;
 	int64_t max_duration_min;
 	int64_t db_batch;
+	int64_t restore_window;
+	int64_t restore_attempts;
+	uint64_t restore_retry_ms;
 };
 
 extern const struct cdr_conf_key css_conf_keys[];

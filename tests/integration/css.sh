@@ -7,6 +7,7 @@
 #   NACK paths, each answered once with its reason: unknown user domain,
 #   malformed, no capacity, duplicate E164, MCU refuses, MCU silent (and its
 #   late ACK ends the conference on the MCU);
+#   an MCU killed: its conferences restored on the other MCUs of its room;
 #   css killed (-9) in the middle of 500 creates: each answered exactly once,
 #   none lost; a conference Redis does not know is ended on its MCU (orphan);
 #   public templates published into Redis and kept in sync;
@@ -152,6 +153,7 @@ nack_case "the MCU refuses" mcu_refused --domain ud-p1-r2-a
 kill -KILL $refuser
 wait_for 5 "rms sees it gone" registered t-rf 0
 sim p1-r2 t-sl --count 1 --slow 2500
+slow=$started
 wait_for 15 "a slow MCU in p1-r2 (answers after css's create timeout)" registered t-sl 1
 nack_case "the MCU does not answer in time" mcu_timeout --domain ud-p1-r2-a --e164-start 7400000000
 wait_for 8 "its late ACK makes css end the conference on that MCU" bash -c \
@@ -190,6 +192,28 @@ sql "UPDATE conf_template SET name = 'Monthly' WHERE id = 'tpl-1'"
 wait_for 5 "... a change follows" bash -c "redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HGET templates tpl-1 | grep -q Monthly"
 sql "DELETE FROM conf_template WHERE id = 'tpl-1'"
 wait_for 5 "... and a removal" bash -c "[ \"\$(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HEXISTS templates tpl-1)\" = 0 ]"
+
+# An MCU lost: its conferences are restored on the other MCUs of its room.
+kill -KILL $slow
+wait_for 5 "the slow MCU is gone" registered t-sl 0
+sim p1-r2 t-mf --count 2 --capacity 100
+mf=$started
+sim p1-r2 t-ok --count 2 --capacity 100
+wait_for 15 "2 MCUs to fail in p1-r2" registered t-mf 2
+wait_for 15 "... and 2 to stay" registered t-ok 2
+cm create --domain ud-p1-r2-a --count 100 --rate 200 --e164-start 7500000000 --json "$work/mf.json"
+check "100 conferences in p1-r2" [ "$(json_field "$work/mf.json" .acked)" = 100 ]
+wait_for 5 "... some of them on the MCUs about to fail" bash -c "[ \"\$(on_mcus t-mf | grep -c '^75')\" -gt 0 ]"
+lost=$(on_mcus t-mf | grep -c '^75')
+kill -KILL $mf
+wait_for 15 "the $lost conferences of the killed MCUs are restored: all 100 run on the others" bash -c \
+	"[ \"\$(on_mcus t-ok | grep -c '^75')\" = 100 ]"
+check "... each once (no E164 twice on the MCUs)" bash -c "[ -z \"\$(on_mcus t-ok | grep '^75' | uniq -d)\" ]"
+check "... and Redis places each, running, on the MCU that runs it" bash -c "diff <(on_mcus t-ok | grep '^75') \
+	<(for e in \$(jq -r '.confs[][\"e164\"]' $work/mf.json | sort); do echo \"\$e \$(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HMGET conf:\$e state mcu | tr '\n' ' ')\"; done | awk '\$2 == \"running\" && \$3 ~ /^t-ok-/ { print \$1 }')"
+check "... restored with a new generation" bash -c "[ \"\$(jq '[.mcus[].confs[] | select(.generation == 1)] | length' $work/t-ok.json)\" = $lost ]"
+grep -h 'restore: .* allocated' "$work/p1-css.log" | tail -1 | sed 's/^/# /'
+grep -h ' restored on ' "$work/p1-css.log" | tail -1 | sed 's/^/# last: /'
 
 # Expiry: the five one-minute conferences end at their planned end.
 planned=$(redis HGET conf:7100000000 planned_end)
