@@ -150,6 +150,27 @@ struct room_state {
 	int64_t epoch;
 };
 
+/* A growing array of conferences (history queue, restore queue). */
+struct confvec {
+	struct conf **v;
+	size_t n, cap;
+};
+
+static int confvec_push(struct confvec *q, struct conf *c)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 256;
+		struct conf **v = realloc(q->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		q->v = v;
+		q->cap = cap;
+	}
+	q->v[q->n++] = c;
+	return 0;
+}
+
 struct rsv_batch {
 	json_t *ids; /* array */
 	bool confirm;
@@ -194,15 +215,13 @@ struct css {
 	size_t nlinks;
 
 	struct rsv_batch confirm, release;
-	struct conf **dbq; /* conferences whose history row is to be written */
-	size_t ndbq, dbq_cap;
+	struct confvec dbq; /* conferences whose history row is to be written */
 	bool db_busy;
 	uint64_t gen; /* bumped when the view is dropped (standby): older callbacks are void */
 
-	struct conf **restore_q; /* pending restore, waiting for an allocation or a slot in the window */
-	size_t nrestore, restore_cap;
-	size_t restoring;   /* re-creates in flight (at most [css] restore_window) */
-	bool alloc_pending; /* one bulk allocation at a time */
+	struct confvec restore_q; /* pending restore, waiting for an allocation or a slot in the window */
+	size_t restoring;	  /* re-creates in flight (at most [css] restore_window) */
+	bool alloc_pending;	  /* one bulk allocation at a time */
 
 	json_t *templates; /* array of the published templates */
 	char *templates_txt;
@@ -955,18 +974,10 @@ static void db_queue(struct css *s, struct conf *c)
 {
 	if (c->db_queued)
 		return;
-	if (s->ndbq == s->dbq_cap) {
-		size_t cap = s->dbq_cap ? s->dbq_cap * 2 : 256;
-		struct conf **n = realloc(s->dbq, cap * sizeof(*n));
-
-		if (!n) {
-			cdr_err("history of %s not queued: out of memory", c->e164);
-			return;
-		}
-		s->dbq = n;
-		s->dbq_cap = cap;
+	if (confvec_push(&s->dbq, c) < 0) {
+		cdr_err("history of %s not queued: out of memory", c->e164);
+		return;
 	}
-	s->dbq[s->ndbq++] = c;
 	c->db_queued = true;
 	db_kick(s);
 }
@@ -1029,7 +1040,7 @@ static void db_kick(struct css *s)
 {
 	struct cdr_db *db = cdr_daemon_db(s->d);
 	struct db_batch *b;
-	size_t n = s->ndbq < (size_t)s->conf.db_batch ? s->ndbq : (size_t)s->conf.db_batch;
+	size_t n = s->dbq.n < (size_t)s->conf.db_batch ? s->dbq.n : (size_t)s->conf.db_batch;
 	int r;
 
 	if (s->db_busy || n == 0 || !db)
@@ -1046,7 +1057,7 @@ static void db_kick(struct css *s)
 	b->gen = s->gen;
 	b->n = n;
 	for (size_t i = 0; i < n; i++) {
-		struct conf *c = s->dbq[i];
+		struct conf *c = s->dbq.v[i];
 		struct cdr_db_param *p = b->params + i * NPARAMS;
 
 		c->db_queued = false;
@@ -1073,8 +1084,8 @@ static void db_kick(struct css *s)
 		b->stmts[i].params = p;
 		b->stmts[i].nparams = NPARAMS;
 	}
-	memmove(s->dbq, s->dbq + n, (s->ndbq - n) * sizeof(*s->dbq));
-	s->ndbq -= n;
+	memmove(s->dbq.v, s->dbq.v + n, (s->dbq.n - n) * sizeof(*s->dbq.v));
+	s->dbq.n -= n;
 	if ((r = cdr_db_exec_batch(db, b->stmts, n, true, on_db_batch, b)) < 0) {
 		cdr_warn("history batch of %zu rows not queued: %s; retrying", n, strerror(-r));
 		s->db_busy = true;
@@ -1664,18 +1675,10 @@ static void restore_queue(struct css *s, struct conf *c)
 {
 	if (c->restore_queued)
 		return;
-	if (s->nrestore == s->restore_cap) {
-		size_t cap = s->restore_cap ? s->restore_cap * 2 : 1024;
-		struct conf **n = realloc(s->restore_q, cap * sizeof(*n));
-
-		if (!n) {
-			cdr_err("conference %s: not queued for restore: out of memory", c->e164);
-			return;
-		}
-		s->restore_q = n;
-		s->restore_cap = cap;
+	if (confvec_push(&s->restore_q, c) < 0) {
+		cdr_err("conference %s: not queued for restore: out of memory", c->e164);
+		return;
 	}
-	s->restore_q[s->nrestore++] = c;
 	c->restore_queued = true;
 	if (!cdr_timer_pending(s->restore_timer))
 		cdr_timer_start(s->restore_timer, FLUSH_MS, false);
@@ -1741,7 +1744,7 @@ static void restore_done(struct op *op)
 	c->op = NULL;
 	op->c = NULL;
 	op_done(op);
-	if (s->nrestore && !cdr_timer_pending(s->restore_timer))
+	if (s->restore_q.n && !cdr_timer_pending(s->restore_timer))
 		cdr_timer_start(s->restore_timer, 0, false);
 }
 
@@ -1829,7 +1832,7 @@ static void on_bulkalloc(struct css *s, int status, const struct cdr_msg *reply,
 	cdr_notice("restore: %zu conferences allocated, %zu not (of %zu asked); %zu re-creates in flight", done, failed,
 		   json_array_size(b->e164s), s->restoring);
 out:
-	if (b->gen == s->gen && s->nrestore && !cdr_timer_pending(s->restore_timer))
+	if (b->gen == s->gen && s->restore_q.n && !cdr_timer_pending(s->restore_timer))
 		cdr_timer_start(s->restore_timer, FLUSH_MS, false);
 	json_decref(b->e164s);
 	free(b);
@@ -1845,15 +1848,15 @@ static void restore_kick(void *arg)
 	struct bulk *b;
 	int r;
 
-	if (!s->consuming || s->alloc_pending || !s->nrestore)
+	if (!s->consuming || s->alloc_pending || !s->restore_q.n)
 		return;
 	room = s->restoring < window ? window - s->restoring : 0;
 	if (room > 10000)
 		room = 10000; /* one bulk allocation at most */
 	confs = json_array();
 	e164s = json_array();
-	for (size_t i = 0; i < s->nrestore; i++) {
-		struct conf *c = s->restore_q[i];
+	for (size_t i = 0; i < s->restore_q.n; i++) {
+		struct conf *c = s->restore_q.v[i];
 		const json_t *cr = c->create;
 		const char *res = cdr_msg_jstr(cr, "resolution", "720p");
 
@@ -1864,7 +1867,7 @@ static void restore_kick(void *arg)
 		if (c->restore_after > now || json_array_size(confs) >= room) {
 			if (c->restore_after > now && (!next || c->restore_after < next))
 				next = c->restore_after;
-			s->restore_q[keep++] = c;
+			s->restore_q.v[keep++] = c;
 			continue;
 		}
 		c->restore_queued = false;
@@ -1877,7 +1880,7 @@ static void restore_kick(void *arg)
 						       "exclude_mcus", c->lost_mcu[0] ? c->lost_mcu : nz(c->mcu)));
 		json_array_append_new(e164s, json_string(c->e164));
 	}
-	s->nrestore = keep;
+	s->restore_q.n = keep;
 	if (json_array_size(confs) == 0) {
 		json_decref(confs);
 		json_decref(e164s);
@@ -3083,9 +3086,9 @@ static void drop_view(struct css *s)
 		conf_free(s, c);
 		it = 0;
 	}
-	s->ndbq = 0;
+	s->dbq.n = 0;
 	s->db_busy = false;
-	s->nrestore = 0;
+	s->restore_q.n = 0;
 	s->restoring = 0;
 	s->alloc_pending = false;
 	cdr_timer_stop(s->restore_timer);
@@ -3342,11 +3345,11 @@ static void css_free(void *server)
 	cdr_timer_free(s->db_timer);
 	cdr_timer_free(s->stats_timer);
 	cdr_timer_free(s->restore_timer);
-	free(s->restore_q);
+	free(s->restore_q.v);
 	cdr_topology_free(s->topo);
 	free(s->plats);
 	free(s->rooms);
-	free(s->dbq);
+	free(s->dbq.v);
 	json_decref(s->templates);
 	free(s->templates_txt);
 	free(s);
