@@ -754,13 +754,15 @@ demo_confs() {
 		say "demo: creating 200 conferences on $p through cmsim (the CM's requests to $p's css)"
 		"$BUILD/cmsim" create --platform "$p" --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" \
 			--domain "ud-$p-r1-a" --domain "ud-$p-r1-b" --domain "ud-$p-r2-a" --domain "ud-$p-r2-b" \
-			--count 200 --rate 200 --timeout 30 -q || bad=1
+			--count 200 --rate 200 --timeout 30 -q --json "$RUN/demo-$p.json" >&2 || bad=1
+		n=$(jq -r .acked "$RUN/demo-$p.json" 2>/dev/null || echo 0)
+		[ "$n" = 200 ] || { warn "only $n of 200 created on $p (NACK reasons above)"; bad=1; }
 	done
 	sleep 1.5 # css publishes its figures every second
 	echo
 	ctl status || bad=1
 	[ $bad = 0 ] || { say "demo: some request was not answered, or a daemon is unreachable (see above)"; return 1; }
-	say "demo: 400 conferences created on p1 and p2; list them with '$BUILD/confdrctl --zk $HOST:$ZK_PORT conf list'"
+	say "demo: 400 conferences created on p1 and p2 (answers in $RUN/demo-p1.json, demo-p2.json); list them with '$BUILD/confdrctl --zk $HOST:$ZK_PORT conf list'"
 }
 
 cmd_demo() {

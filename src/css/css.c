@@ -67,6 +67,11 @@ const struct cdr_conf_key css_conf_keys[] = {
 	K("max_duration", CDR_CONF_INT, max_duration_min, "1440", 1, 100000,
 	  "a conference lasts at most this many minutes, extensions included (limit_reached)"),
 	K("db_batch", CDR_CONF_INT, db_batch, "500", 1, 10000, "history rows written to MySQL per transaction"),
+	K("mcu_audit", CDR_CONF_MS, mcu_audit_ms, "2s", 200, 600000,
+	  "rms's MCU inventory is read this often: conferences on an MCU it does not have up (a down notice missed, "
+	  "an MCU gone while css was away) are restored"),
+	K("mcu_absent_grace", CDR_CONF_MS, mcu_absent_ms, "5s", 0, 600000,
+	  "... once the MCU has been missing from the inventory this long (an rms restart is shorter)"),
 	K("restore_window", CDR_CONF_INT, restore_window, "2000", 1, 100000,
 	  "re-creates of restored conferences in flight at once (the rest wait for a slot)"),
 	K("restore_attempts", CDR_CONF_INT, restore_attempts, "5", 1, 1000,
@@ -85,6 +90,7 @@ struct op;
 struct group {
 	TAILQ_HEAD(, conf) confs;
 	size_t n;
+	uint64_t absent_since; /* MCU groups: when rms's inventory first lacked it (0: present) */
 	char name[];
 };
 
@@ -95,9 +101,8 @@ struct conf {
 	json_t *create; /* the CM's create body, mcu and vrs set */
 	int64_t start_ms, planned_end_ms, end_ms, generation, epoch;
 	uint64_t changed_mono; /* last change, monotonic ms (reconciliation grace) */
-	uint64_t missing_since;
-	struct op *op; /* the operation in flight on it, or NULL */
-	bool closing;  /* ended: history being written, then the record goes */
+	struct op *op;	       /* the operation in flight on it, or NULL */
+	bool closing;	       /* ended: history being written, then the record goes */
 	bool db_queued;
 	bool restore_queued;	/* in s->restore_q */
 	int restore_tries;	/* allocations or re-creates that failed in a row */
@@ -227,7 +232,8 @@ struct css {
 	char *templates_txt;
 
 	struct cdr_timer *topo_timer, *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer,
-		*restore_timer;
+		*restore_timer, *audit_timer;
+	bool audit_pending;
 
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
@@ -1918,6 +1924,22 @@ static void restore_kick(void *arg)
 	}
 }
 
+/* c no longer runs on its MCU: pending restore (stored), queued. Returns 0,
+ * or -1 when c is not running. */
+static int conf_lost(struct css *s, struct conf *c, uint64_t now)
+{
+	if (c->state != CSS_RUNNING || c->op || conf_event(c, CSS_EV_MCU_LOST) < 0)
+		return -1;
+	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
+	c->lost_mono = now;
+	c->restore_tries = 0;
+	c->restore_after = 0;
+	rsv_add(s, false, c->reservation);
+	store_bg(s, c);
+	restore_queue(s, c);
+	return 0;
+}
+
 /* An MCU is lost (rms): its conferences are restored elsewhere. */
 static void mcu_lost(struct css *s, const char *mcu, const char *why)
 {
@@ -1941,20 +1963,76 @@ static void mcu_lost(struct css *s, const char *mcu, const char *why)
 				restore_fail(c->op, "the MCU was lost");
 			continue; /* an end or a rename resolves by its timeout */
 		}
-		if (c->state != CSS_RUNNING || conf_event(c, CSS_EV_MCU_LOST) < 0)
-			continue;
-		snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", mcu);
-		c->lost_mono = now;
-		c->restore_tries = 0;
-		c->restore_after = 0;
-		rsv_add(s, false, c->reservation);
-		store_bg(s, c);
-		restore_queue(s, c);
-		k++;
+		if (conf_lost(s, c, now) == 0)
+			k++;
 	}
 	free(list);
 	s->n.lost += k;
 	cdr_warn("mcu %s lost (%s): %zu conferences to restore", mcu, why, k);
+}
+
+/* The MCUs css places conferences on, against rms's inventory: an MCU rms
+ * does not have up for mcu_absent_grace is lost (a missed down notice, an MCU
+ * gone while css was away, a css that started after the notice). */
+static void on_inventory(struct css *s, int status, const struct cdr_msg *reply, void *arg)
+{
+	struct cdr_hmap *up;
+	json_t *a, *v;
+	size_t i, it = 0;
+	const char *k;
+	void *val;
+	uint64_t now = cdr_now_ms();
+	char *lost[64];
+	size_t nlost = 0;
+
+	(void)arg;
+	if (status == -ECANCELED)
+		return;
+	s->audit_pending = false;
+	if (status < 0 || !s->consuming || strcmp(cdr_msg_type(reply), "rms_ctl_inventory_ack") ||
+	    !(up = cdr_hmap_new()))
+		return; /* rms silent: nothing is concluded */
+	a = cdr_msg_get(reply, "mcus");
+	json_array_foreach(a, i, v)
+	{
+		if (strcmp(cdr_msg_jstr(v, "state", "down"), "down"))
+			cdr_hmap_put(up, cdr_msg_jstr(v, "mcu", ""), v);
+	}
+	while (cdr_hmap_next(s->mcus, &it, &k, &val)) {
+		struct group *g = val;
+		struct conf *c;
+		bool running = false;
+
+		TAILQ_FOREACH(c, &g->confs, mcu_link)
+		if (c->state == CSS_RUNNING && !c->op) {
+			running = true;
+			break;
+		}
+		if (cdr_hmap_get(up, g->name) || !running || (c && c->host && strcmp(c->host, s->platform))) {
+			g->absent_since = 0; /* up, idle, or another platform's MCU (not in this inventory) */
+			continue;
+		}
+		if (!g->absent_since)
+			g->absent_since = now;
+		if (now - g->absent_since >= s->conf.mcu_absent_ms && nlost < 64)
+			lost[nlost++] = strdup(g->name);
+	}
+	cdr_hmap_free(up);
+	for (i = 0; i < nlost; i++) {
+		if (lost[i])
+			mcu_lost(s, lost[i], "not up in rms's inventory");
+		free(lost[i]);
+	}
+}
+
+static void audit_mcus(void *arg)
+{
+	struct css *s = arg;
+
+	if (!s->consuming || s->audit_pending || !cdr_hmap_count(s->mcus))
+		return;
+	if (rms_call(s, "ctl_rms_inventory_req", json_object(), on_inventory, NULL) == 0)
+		s->audit_pending = true;
 }
 
 /* ---- the CM's requests (mau.conf.q) ---- */
@@ -2494,7 +2572,7 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 
 /* An MCU's complete list against the records: conferences it runs that css
  * does not place there are ended on it; conferences css places there that it
- * does not run are marked missing (restored by the DR flows). */
+ * does not run are missing: restored elsewhere (as after an MCU loss). */
 static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
 	const char *mcu = cdr_msg_str(m, "mcu", "");
@@ -2541,25 +2619,19 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 		end_on_mcu(s, e164, mcu, dl->routing_key, "orphan");
 	}
 	if ((g = cdr_hmap_get(s->mcus, mcu))) {
+		/* conf_lost keeps each where it is in the list (its MCU stays until re-allocated) */
 		TAILQ_FOREACH(c, &g->confs, mcu_link)
 		{
-			if (c->state != CSS_RUNNING || c->op || now - c->changed_mono < grace)
+			if (c->state != CSS_RUNNING || c->op || now - c->changed_mono < grace ||
+			    cdr_hmap_get(listed, c->e164))
 				continue;
-			if (cdr_hmap_get(listed, c->e164)) {
-				c->missing_since = 0;
-				continue;
-			}
-			if (!c->missing_since) {
-				c->missing_since = now;
-				s->n.missing++;
-				missing++;
-				cdr_warn("conference %s: placed on %s, which does not run it (missing; restored by the "
-					 "DR flows)",
-					 c->e164, mcu);
-			}
+			missing++;
+			s->n.missing++;
+			cdr_warn("conference %s: placed on %s, which does not run it: restored", c->e164, mcu);
+			conf_lost(s, c, now);
 		}
 	}
-	cdr_debug("conference list %" PRId64 " of %s: %zu conferences, %zu orphans ended, %zu newly missing", seq, mcu,
+	cdr_debug("conference list %" PRId64 " of %s: %zu conferences, %zu orphans ended, %zu missing", seq, mcu,
 		  json_array_size(confs), orphans, missing);
 	cdr_hmap_free(listed);
 }
@@ -3053,6 +3125,8 @@ static void maybe_consume(struct css *s)
 		cdr_err("cannot consume %s: %s", CDR_MQ_MAU_CONF_Q, strerror(-r));
 	if (!cdr_timer_pending(s->expiry_timer))
 		cdr_timer_start(s->expiry_timer, s->conf.expiry_tick_ms, true);
+	if (!cdr_timer_pending(s->audit_timer))
+		cdr_timer_start(s->audit_timer, s->conf.mcu_audit_ms, true);
 	if (!cdr_timer_pending(s->tpl_timer))
 		read_templates(s);
 }
@@ -3068,6 +3142,8 @@ static void drop_view(struct css *s)
 	s->consuming = false;
 	s->loaded = s->loading = false;
 	cdr_timer_stop(s->expiry_timer);
+	cdr_timer_stop(s->audit_timer);
+	s->audit_pending = false;
 	while (cdr_hmap_next(s->reqs, &it, &k, &v)) {
 		op_done(v); /* removes itself */
 		it = 0;
@@ -3262,7 +3338,8 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, read_templates, s, &s->tpl_timer) < 0 ||
 	    cdr_timer_new(loop, db_retry, s, &s->db_timer) < 0 ||
 	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0 ||
-	    cdr_timer_new(loop, restore_kick, s, &s->restore_timer) < 0) {
+	    cdr_timer_new(loop, restore_kick, s, &s->restore_timer) < 0 ||
+	    cdr_timer_new(loop, audit_mcus, s, &s->audit_timer) < 0) {
 		*server = s;
 		return -ENOMEM; /* css_free cleans up */
 	}
@@ -3345,6 +3422,7 @@ static void css_free(void *server)
 	cdr_timer_free(s->db_timer);
 	cdr_timer_free(s->stats_timer);
 	cdr_timer_free(s->restore_timer);
+	cdr_timer_free(s->audit_timer);
 	free(s->restore_q.v);
 	cdr_topology_free(s->topo);
 	free(s->plats);

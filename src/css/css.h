@@ -22,6 +22,8 @@ struct css_conf {
 	int64_t max_confs_platform;
 	int64_t max_duration_min;
 	int64_t db_batch;
+	uint64_t mcu_audit_ms;
+	uint64_t mcu_absent_ms;
 	int64_t restore_window;
 	int64_t restore_attempts;
 	uint64_t restore_retry_ms;

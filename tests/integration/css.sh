@@ -8,6 +8,7 @@
 #   malformed, no capacity, duplicate E164, MCU refuses, MCU silent (and its
 #   late ACK ends the conference on the MCU);
 #   an MCU killed: its conferences restored on the other MCUs of its room;
+#   MCUs restarted empty: the conferences missing from their lists restored;
 #   css killed (-9) in the middle of 500 creates: each answered exactly once,
 #   none lost; a conference Redis does not know is ended on its MCU (orphan);
 #   public templates published into Redis and kept in sync;
@@ -199,6 +200,7 @@ wait_for 5 "the slow MCU is gone" registered t-sl 0
 sim p1-r2 t-mf --count 2 --capacity 100
 mf=$started
 sim p1-r2 t-ok --count 2 --capacity 100
+okpid=$started
 wait_for 15 "2 MCUs to fail in p1-r2" registered t-mf 2
 wait_for 15 "... and 2 to stay" registered t-ok 2
 cm create --domain ud-p1-r2-a --count 100 --rate 200 --e164-start 7500000000 --json "$work/mf.json"
@@ -215,6 +217,14 @@ check "... restored with a new generation" bash -c "[ \"\$(jq '[.mcus[].confs[] 
 grep -h 'restore: .* allocated' "$work/p1-css.log" | tail -1 | sed 's/^/# /'
 grep -h ' restored on ' "$work/p1-css.log" | tail -1 | sed 's/^/# last: /'
 
+# The remaining MCUs restarted (their conferences gone with the process, rms
+# may not even notice): what their lists lack is restored.
+kill -KILL $okpid
+sim p1-r2 t-ok --count 2 --capacity 100
+wait_for 25 "MCUs restarted empty: all 100 conferences run again, each once" bash -c \
+	"[ \"\$(on_mcus t-ok | grep '^75' | sort -u | wc -l)\" = 100 ] && [ -z \"\$(on_mcus t-ok | grep '^75' | uniq -d)\" ]"
+check "... with generation 2 for those restored twice" bash -c "[ \"\$(jq '[.mcus[].confs[] | select(.generation == 2)] | length' $work/t-ok.json)\" = $lost ]"
+
 # Expiry: the five one-minute conferences end at their planned end.
 planned=$(redis HGET conf:7100000000 planned_end)
 now_ms=$(($(date +%s%N) / 1000000))
@@ -224,7 +234,7 @@ wait_for $((wait_s > 0 ? wait_s : 5)) "the one-minute conferences end by themsel
 	"[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE e164 LIKE '71%' AND state = 'ended' AND end_reason = 'expired'\")\" = 5 ]"
 late=$(sql "SELECT MAX(end_ms - planned_end_ms) FROM confinfo WHERE e164 LIKE '71%'")
 check "... within a second of their planned end (latest $late ms after)" [ "$late" -ge 0 -a "$late" -le 1000 ]
-check "... and on the MCUs" not_on_mcus t-r1 '^71'
+wait_for 3 "... and on the MCUs" not_on_mcus t-r1 '^71'
 
 wait_for 10 "a billing record for each of the 6 conferences ended (1 by the CM, 5 expired)" bash -c \
 	"[ \"\$($CONFDR_SANDBOX rabbitmqctl list_queues -p p1 name messages 2>/dev/null | awk '\$1 == \"bmc.cdr.q\" { print \$2 }')\" = 6 ]"
