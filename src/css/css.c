@@ -2548,6 +2548,16 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 		return;
 	}
 	if (!strcmp(type, "cmu_mau_confended_ntf")) {
+		if (c->op && c->op->kind == OP_RENAME) {
+			/* ended while a rename waited: the CM learns it from the NACK */
+			struct op *op = c->op;
+
+			mcu_op_forget(op);
+			answer_now(op, false,
+				   nack_body(c->e164, "unknown_conference", "the conference ended on its MCU"));
+			c->op = NULL;
+			op_done(op);
+		}
 		if (c->op && c->op->kind == OP_END) {
 			end_finish(c->op, CSS_EV_MCU_ENDED);
 		} else if (!c->op && conf_event(c, CSS_EV_MCU_ENDED) == 0) {
