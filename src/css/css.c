@@ -2037,6 +2037,13 @@ static void audit_mcus(void *arg)
 
 /* ---- the CM's requests (mau.conf.q) ---- */
 
+static json_t *create_ack_body(const struct conf *c)
+{
+	return json_pack("{s:s, s:s, s:o, s:s, s:s}", "e164", c->e164, "mcu", nz(c->mcu), "vrs",
+			 c->vrs && *c->vrs ? json_string(c->vrs) : json_null(), "room", nz(c->room), "platform",
+			 nz(c->host));
+}
+
 static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
@@ -2049,7 +2056,16 @@ static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 			answer_send(op, reply->str);
 			op_done(op);
 		} else if (op->kind == OP_CREATE) {
-			create_begin(s, op);
+			struct conf *c = cdr_hmap_get(s->confs, cdr_msg_str(op->m, "e164", ""));
+
+			if (c && c->req && !strcmp(c->req, op->req) && c->state == CSS_RUNNING && !c->op) {
+				/* created by this very request; its stored answer expired */
+				s->n.duplicates++;
+				answer_now(op, true, create_ack_body(c));
+				op_done(op);
+			} else {
+				create_begin(s, op);
+			}
 		} else {
 			/* end, extend, rename of a conference that is gone */
 			char detail[160];
@@ -2074,13 +2090,6 @@ static void lookup_answer(struct css *s, struct op *op, const char *platform)
 	op_ref(op);
 	if (!r || cdr_redis_command(r, on_answer_lookup, op, "GET %s", akey) < 0)
 		on_answer_lookup(-ENOTCONN, NULL, op);
-}
-
-static json_t *create_ack_body(const struct conf *c)
-{
-	return json_pack("{s:s, s:s, s:o, s:s, s:s}", "e164", c->e164, "mcu", nz(c->mcu), "vrs",
-			 c->vrs && *c->vrs ? json_string(c->vrs) : json_null(), "room", nz(c->room), "platform",
-			 nz(c->host));
 }
 
 static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
@@ -2132,12 +2141,7 @@ static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg 
 	}
 	c = cdr_hmap_get(s->confs, e164);
 	if (c && c->req && !strcmp(c->req, cdr_msg_id(m))) {
-		if (c->state == CSS_RUNNING && !c->op) {
-			s->n.duplicates++;
-			cdr_bus_answer(&s->bus, dl, m, true, create_ack_body(c), false);
-			cdr_msg_free(m);
-			return;
-		}
+		/* running: answered from the stored answer (lookup below) */
 		if (c->state == CSS_CREATING && c->op && !c->op->dl) {
 			/* Found creating after a restart: its request is back. */
 			op = c->op;

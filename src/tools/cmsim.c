@@ -50,6 +50,8 @@ struct req {
 	uint64_t sent_ms;	     /* monotonic, when handed to cdr_mq_publish; 0 = not sent */
 	uint32_t latency;	     /* ms, of the first answer */
 	uint16_t answers;	     /* how many came */
+	bool conflicting;	     /* a later answer differs from the first */
+	uint64_t hash;		     /* FNV-1a of the first answer's bytes */
 	uint8_t outcome;	     /* enum outcome, of the first answer */
 	bool send_failed;	     /* refused by cdr_mq_publish or by the broker's confirm */
 	char *mcu, *room, *platform; /* of a create ACK */
@@ -98,7 +100,7 @@ struct sim {
 	size_t answered;	 /* requests with at least one answer */
 	size_t send_failed;	 /* requests not sent or refused */
 	size_t confirms_pending; /* published, not yet confirmed */
-	uint64_t acked, nacked, bad, extra_answers, unknown_answers;
+	uint64_t acked, nacked, bad, extra_answers, conflicting_answers, unknown_answers;
 	struct reason *reasons;
 	size_t nreasons;
 	char *first_answer; /* list, query, send: the body of the one answer */
@@ -279,6 +281,32 @@ static enum outcome classify(struct sim *s, const struct cdr_msg *m)
 	return OUT_BAD;
 }
 
+static uint64_t fnv1a(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	uint64_t h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* What an answer says: its type and body (not its envelope ts), or its bytes
+ * when unreadable. */
+static uint64_t answer_hash(const struct cdr_msg *m, const struct cdr_mq_delivery *d)
+{
+	char *txt;
+	uint64_t h;
+
+	if (!m || !(txt = json_dumps(cdr_msg_body(m), JSON_COMPACT | JSON_SORT_KEYS)))
+		return fnv1a(d->body, d->len);
+	h = fnv1a(txt, strlen(txt)) ^ fnv1a(cdr_msg_type(m), strlen(cdr_msg_type(m)));
+	free(txt);
+	return h;
+}
+
 static void on_answer(struct cdr_mq_delivery *d, void *arg)
 {
 	struct sim *s = arg;
@@ -306,12 +334,19 @@ static void on_answer(struct cdr_mq_delivery *d, void *arg)
 		goto out;
 	}
 	if (r->answers++ > 0) {
+		bool same = answer_hash(m, d) == r->hash;
+
 		s->extra_answers++;
+		if (!same) {
+			s->conflicting_answers++;
+			r->conflicting = true;
+		}
 		if (!s->o.quiet)
-			cdr_warn("request %s (e164 %s) answered again (%u answers)", d->correlation_id, r->e164,
-				 r->answers);
+			cdr_warn("request %s (e164 %s) answered again (%u answers): %s", d->correlation_id, r->e164,
+				 r->answers, same ? "the same answer, repeated" : "a DIFFERENT answer");
 		goto out;
 	}
+	r->hash = answer_hash(m, d);
 	s->answered++;
 	r->outcome = (uint8_t)out;
 	r->latency = (uint32_t)(cdr_now_ms() - r->sent_ms);
@@ -501,7 +536,7 @@ static void on_signal(int signo, void *arg)
 /* ---- the summary ---- */
 
 struct summary {
-	size_t sent, unanswered, twice, bad;
+	size_t sent, unanswered, twice, conflicting, bad;
 	uint64_t elapsed_ms;
 	bool have_lat;
 	uint32_t p50, p90, p99, max;
@@ -541,6 +576,8 @@ static void summarize(struct sim *s, struct summary *m)
 			m->unanswered++;
 		if (r->answers > 1)
 			m->twice++;
+		if (r->conflicting)
+			m->conflicting++;
 		if (r->answers && r->outcome == OUT_BAD)
 			m->bad++;
 		if (r->answers && r->outcome == OUT_ACK && lat)
@@ -577,7 +614,8 @@ static void print_summary(struct sim *s, const struct summary *m, FILE *f)
 		fprintf(f, "    %-20s %" PRIu64 "  (e.g. \"%s\")\n", s->reasons[i].code, s->reasons[i].count,
 			s->reasons[i].detail);
 	fprintf(f, "  unanswered       %zu\n", m->unanswered);
-	fprintf(f, "  answered twice   %zu (%" PRIu64 " extra answers)\n", m->twice, s->extra_answers);
+	fprintf(f, "  answered twice   %zu (%" PRIu64 " extra answers, %zu of the requests with a different one)\n",
+		m->twice, s->extra_answers, m->conflicting);
 	fprintf(f, "  malformed        %" PRIu64 " answers (unreadable or of an unexpected type)\n", s->bad);
 	fprintf(f, "  unknown answers  %" PRIu64 " (for no request of this run)\n", s->unknown_answers);
 	if (m->have_lat)
@@ -620,6 +658,8 @@ static json_t *summary_json(struct sim *s, const struct summary *m)
 			(json_int_t)s->extra_answers, "unknown_answers", (json_int_t)s->unknown_answers,
 			"ack_latency_ms", lat, "elapsed_ms", (json_int_t)m->elapsed_ms, "timed_out", s->timed_out,
 			"interrupted", s->interrupted, "confs", confs, "unanswered_e164s", unanswered);
+	if (doc)
+		json_object_set_new(doc, "answered_differently", json_integer((json_int_t)m->conflicting));
 	return doc;
 }
 
