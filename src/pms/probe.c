@@ -247,7 +247,6 @@ static void cmd_output(int fd, short what, void *arg)
 	close(p->fd);
 	p->fd = -1;
 	p->eof = true;
-	cdr_timer_start(p->reap, 0, false);
 	cdr_timer_start(p->reap, REAP_EVERY_MS, true);
 	cmd_reap(p);
 }
