@@ -104,6 +104,21 @@ bool cdr_daemon_link_up(struct cdr_daemon *d, const char *link);
 bool cdr_daemon_active(struct cdr_daemon *d);
 int64_t cdr_daemon_epoch(struct cdr_daemon *d);
 
+/* The service domain's topology, followed: read from ZooKeeper on
+ * cdr_topo_follow_fetch (say, once the session is up), again every
+ * *refresh_ms (read at each scheduling, so a reload applies), and after a
+ * failed read every 2 s until it works. on_new gets every topology read (the
+ * callee owns it); failures are logged here. Runs on the loop. */
+struct cdr_topology;
+struct cdr_topo_follow;
+typedef void (*cdr_topo_new_fn)(struct cdr_topology *t, void *arg);
+int cdr_topo_follow_new(struct cdr_daemon *d, const uint64_t *refresh_ms, cdr_topo_new_fn on_new, void *arg,
+			struct cdr_topo_follow **ret);
+/* Reads now, unless a read is under way. */
+void cdr_topo_follow_fetch(struct cdr_topo_follow *f);
+/* Accepts NULL; returns NULL. */
+struct cdr_topo_follow *cdr_topo_follow_free(struct cdr_topo_follow *f);
+
 /* The daemon's own figures (an object, stolen; NULL: none), published as
  * "stats" in its liveness node when they change (at most every 200 ms):
  * what `confdrctl status` shows per daemon, e.g. css's conferences. */

@@ -27,12 +27,11 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#define TOPOLOGY_RETRY_MS 2000
-#define FLUSH_MS	  20   /* rms confirm/release and MySQL batches wait at most this */
-#define RMS_BATCH	  2000 /* reservations per confirm or release */
-#define DB_RETRY_MS	  1000
-#define EXPIRE_BATCH	  1000
-#define MAX_REDIS	  16
+#define FLUSH_MS     20	  /* rms confirm/release and MySQL batches wait at most this */
+#define RMS_BATCH    2000 /* reservations per confirm or release */
+#define DB_RETRY_MS  1000
+#define EXPIRE_BATCH 1000
+#define MAX_REDIS    16
 
 #define K(key, type, field, def, min, max, help)                                                                       \
 	{                                                                                                              \
@@ -194,7 +193,7 @@ struct css {
 	char platform[64];
 	struct cdr_bus bus;
 	struct cdr_topology *topo;
-	bool topo_fetching;
+	struct cdr_topo_follow *follow;
 
 	bool active;
 	int64_t epoch;
@@ -231,8 +230,8 @@ struct css {
 	json_t *templates; /* array of the published templates */
 	char *templates_txt;
 
-	struct cdr_timer *topo_timer, *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer,
-		*restore_timer, *audit_timer;
+	struct cdr_timer *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer, *restore_timer,
+		*audit_timer;
 	bool audit_pending;
 
 	struct {
@@ -2739,8 +2738,6 @@ static void on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
 	cdr_mq_ack(dl);
 }
 
-static void fetch_topology(void *arg);
-
 /* BMC changed a user domain or platform: the topology (user domains, their
  * rooms and platforms) is read again at once instead of at the next refresh. */
 static void on_modb_ntf(struct cdr_mq_delivery *dl, void *arg)
@@ -2752,7 +2749,7 @@ static void on_modb_ntf(struct cdr_mq_delivery *dl, void *arg)
 	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0 && !strcmp(cdr_msg_type(m), "bmc_mau_modb_ntf")) {
 		cdr_info("BMC: %s %s %s: reading the topology again", cdr_msg_str(m, "kind", "?"),
 			 cdr_msg_str(m, "moid", "?"), cdr_msg_str(m, "op", "?"));
-		cdr_timer_start(s->topo_timer, 0, false);
+		cdr_topo_follow_fetch(s->follow);
 	}
 	cdr_msg_free(m);
 	cdr_mq_ack(dl);
@@ -3265,19 +3262,10 @@ static void connect_redis(struct css *s)
 	}
 }
 
-static void on_topology(int status, struct cdr_topology *t, const char *err, void *arg)
+static void on_topology(struct cdr_topology *t, void *arg)
 {
 	struct css *s = arg;
 
-	s->topo_fetching = false;
-	if (status == -ECANCELED)
-		return;
-	if (status < 0) {
-		cdr_warn("cannot read the topology from ZooKeeper: %s; retrying in %d ms",
-			 err ? err : strerror(-status), TOPOLOGY_RETRY_MS);
-		cdr_timer_start(s->topo_timer, TOPOLOGY_RETRY_MS, false);
-		return;
-	}
 	if (!s->topo) {
 		cdr_info("topology: %zu platforms, %zu rooms, %zu user domains", cdr_topology_nplatforms(t),
 			 cdr_topology_nrooms(t), cdr_topology_nuser_domains(t));
@@ -3301,23 +3289,6 @@ static void on_topology(int status, struct cdr_topology *t, const char *err, voi
 		cdr_topology_free(s->topo);
 		s->topo = t;
 	}
-	cdr_timer_start(s->topo_timer, s->conf.topology_refresh_ms, false);
-}
-
-static void fetch_topology(void *arg)
-{
-	struct css *s = arg;
-	struct cdr_zk *zk = cdr_daemon_zk(s->d);
-	int r;
-
-	if (s->topo_fetching || !zk)
-		return;
-	if ((r = cdr_topology_fetch(zk, on_topology, s)) < 0) {
-		cdr_warn("cannot read the topology: %s", strerror(-r));
-		cdr_timer_start(s->topo_timer, TOPOLOGY_RETRY_MS, false);
-		return;
-	}
-	s->topo_fetching = true;
 }
 
 static void copy_scalars(struct css_conf *dst, const struct css_conf *src)
@@ -3345,7 +3316,7 @@ static int css_init(struct cdr_daemon *d, void **server)
 	cdr_bus_init(&s->bus, d, "css", cf->base.platform);
 	if (!(s->confs = cdr_hmap_new()) || !(s->uds = cdr_hmap_new()) || !(s->mcus = cdr_hmap_new()) ||
 	    !(s->reqs = cdr_hmap_new()) || !(s->mcu_ops = cdr_hmap_new()) || !(s->list_seq = cdr_hmap_new()) ||
-	    cdr_timer_new(loop, fetch_topology, s, &s->topo_timer) < 0 ||
+	    cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow) < 0 ||
 	    cdr_timer_new(loop, ask_pms, s, &s->pms_timer) < 0 ||
 	    cdr_timer_new(loop, expiry_tick, s, &s->expiry_timer) < 0 ||
 	    cdr_timer_new(loop, flush_reservations, s, &s->flush_timer) < 0 ||
@@ -3370,8 +3341,8 @@ static void css_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 		s->subscribed = NULL;
 	if (!up)
 		return;
-	if (!strcmp(link, "zookeeper") && !s->topo && !s->topo_fetching)
-		fetch_topology(s);
+	if (!strcmp(link, "zookeeper") && !s->topo)
+		cdr_topo_follow_fetch(s->follow);
 	if (!strcmp(link, "mysql"))
 		db_kick(s);
 	maybe_consume(s);
@@ -3428,7 +3399,7 @@ static void css_free(void *server)
 	cdr_hmap_free(s->mcus);
 	cdr_hmap_free(s->reqs);
 	cdr_hmap_free(s->mcu_ops);
-	cdr_timer_free(s->topo_timer);
+	cdr_topo_follow_free(s->follow);
 	cdr_timer_free(s->pms_timer);
 	cdr_timer_free(s->expiry_timer);
 	cdr_timer_free(s->flush_timer);

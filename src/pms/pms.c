@@ -25,9 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOPOLOGY_RETRY_MS 2000
-#define TICK_MS		  100
-#define EPOCH_PATH	  "/state/epoch"
+#define TICK_MS	   100
+#define EPOCH_PATH "/state/epoch"
 
 static const char *check_tcp_list(const char *v);
 
@@ -173,8 +172,8 @@ struct pms {
 	char platform[65];
 	struct cdr_bus bus;
 	struct cdr_topology *topo;
-	struct cdr_timer *topo_timer, *tick, *mcu_timer;
-	bool topo_fetching;
+	struct cdr_timer *tick, *mcu_timer;
+	struct cdr_topo_follow *follow;
 
 	bool active, started;
 	int64_t leader_epoch;
@@ -1389,21 +1388,10 @@ static void start(struct pms *s)
 	bus_attach(s);
 }
 
-static void fetch_topology(void *arg);
-
-static void on_topology(int status, struct cdr_topology *t, const char *err, void *arg)
+static void on_topology(struct cdr_topology *t, void *arg)
 {
 	struct pms *s = arg;
 
-	s->topo_fetching = false;
-	if (status == -ECANCELED)
-		return;
-	if (status < 0) {
-		cdr_warn("cannot read the topology from ZooKeeper: %s; retrying in %d ms",
-			 err ? err : strerror(-status), TOPOLOGY_RETRY_MS);
-		cdr_timer_start(s->topo_timer, TOPOLOGY_RETRY_MS, false);
-		return;
-	}
 	if (!s->topo) {
 		cdr_info("topology: %zu platforms, %zu rooms", cdr_topology_nplatforms(t), cdr_topology_nrooms(t));
 		s->topo = t;
@@ -1422,23 +1410,6 @@ static void on_topology(int status, struct cdr_topology *t, const char *err, voi
 		cdr_topology_free(s->topo);
 		s->topo = t;
 	}
-	cdr_timer_start(s->topo_timer, s->conf.topology_refresh_ms, false);
-}
-
-static void fetch_topology(void *arg)
-{
-	struct pms *s = arg;
-	struct cdr_zk *zk = cdr_daemon_zk(s->d);
-	int r;
-
-	if (s->topo_fetching || !zk)
-		return;
-	if ((r = cdr_topology_fetch(zk, on_topology, s)) < 0) {
-		cdr_warn("cannot read the topology: %s", strerror(-r));
-		cdr_timer_start(s->topo_timer, TOPOLOGY_RETRY_MS, false);
-		return;
-	}
-	s->topo_fetching = true;
 }
 
 static void copy_scalars(struct pms_conf *dst, const struct pms_conf *src)
@@ -1465,12 +1436,12 @@ static int pms_init(struct cdr_daemon *d, void **server)
 	snprintf(s->platform, sizeof(s->platform), "%s", cf->base.platform);
 	cdr_bus_init(&s->bus, d, "pms", cf->base.platform);
 	if (copy_rconf(s, &cf->rooms) < 0 || !(s->mcus = cdr_hmap_new()) ||
-	    cdr_timer_new(loop, fetch_topology, s, &s->topo_timer) < 0 ||
+	    cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow) < 0 ||
 	    cdr_timer_new(loop, on_tick, s, &s->tick) < 0 ||
 	    cdr_timer_new(loop, poll_inventory, s, &s->mcu_timer) < 0) {
 		free_rconf(s);
 		cdr_hmap_free(s->mcus);
-		cdr_timer_free(s->topo_timer);
+		cdr_topo_follow_free(s->follow);
 		cdr_timer_free(s->tick);
 		free(s);
 		return -ENOMEM;
@@ -1487,8 +1458,8 @@ static void pms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 		s->subscribed = NULL; /* the broker moved: a new handle follows */
 	if (!up)
 		return;
-	if (!strcmp(link, "zookeeper") && !s->topo && !s->topo_fetching)
-		fetch_topology(s);
+	if (!strcmp(link, "zookeeper") && !s->topo)
+		cdr_topo_follow_fetch(s->follow);
 	if (!strcmp(link, "amqp"))
 		bus_attach(s);
 }
@@ -1544,7 +1515,7 @@ static void pms_free(void *server)
 		return;
 	stop(s);
 	cdr_hmap_free(s->mcus);
-	cdr_timer_free(s->topo_timer);
+	cdr_topo_follow_free(s->follow);
 	cdr_timer_free(s->tick);
 	cdr_timer_free(s->mcu_timer);
 	cdr_topology_free(s->topo);

@@ -24,7 +24,6 @@
 
 #define REPLY_CACHE_AGE_MS  (5 * 60 * 1000)
 #define REREGISTER_EVERY_MS 1000 /* rms_all_restarted_ntf at most this often for unknown MCUs */
-#define TOPOLOGY_RETRY_MS   2000
 
 #define K(key, type, field, def, min, max, help)                                                                       \
 	{                                                                                                              \
@@ -65,8 +64,8 @@ struct rms {
 	struct cdr_bus bus;
 	struct rms_inv *inv;
 	struct cdr_topology *topo;
-	struct cdr_timer *tick, *topo_timer;
-	bool topo_fetching;
+	struct cdr_timer *tick;
+	struct cdr_topo_follow *follow;
 
 	bool active;
 	int64_t epoch;
@@ -638,45 +637,17 @@ static void on_tick(void *arg)
 	cache_prune(s, false);
 }
 
-static void fetch_topology(void *arg);
-
-static void on_topology(int status, struct cdr_topology *t, const char *err, void *arg)
+static void on_topology(struct cdr_topology *t, void *arg)
 {
 	struct rms *s = arg;
 
-	s->topo_fetching = false;
-	if (status == -ECANCELED)
-		return;
-	if (status < 0) {
-		cdr_warn("cannot read the topology from ZooKeeper: %s; retrying in %d ms",
-			 err ? err : strerror(-status), TOPOLOGY_RETRY_MS);
-		cdr_timer_start(s->topo_timer, TOPOLOGY_RETRY_MS, false);
-		return;
-	}
 	if (!s->topo)
 		cdr_info("topology: %zu platforms, %zu rooms, %zu user domains", cdr_topology_nplatforms(t),
 			 cdr_topology_nrooms(t), cdr_topology_nuser_domains(t));
 	rms_inv_set_topology(s->inv, t);
 	cdr_topology_free(s->topo);
 	s->topo = t;
-	cdr_timer_start(s->topo_timer, s->conf.topology_refresh_ms, false);
 	maybe_announce(s);
-}
-
-static void fetch_topology(void *arg)
-{
-	struct rms *s = arg;
-	struct cdr_zk *zk = cdr_daemon_zk(s->d);
-	int r;
-
-	if (s->topo_fetching || !zk)
-		return;
-	if ((r = cdr_topology_fetch(zk, on_topology, s)) < 0) {
-		cdr_warn("cannot read the topology: %s", strerror(-r));
-		cdr_timer_start(s->topo_timer, TOPOLOGY_RETRY_MS, false);
-		return;
-	}
-	s->topo_fetching = true;
 }
 
 static int rms_init(struct cdr_daemon *d, void **server)
@@ -704,7 +675,7 @@ static int rms_init(struct cdr_daemon *d, void **server)
 		return -ENOMEM;
 	}
 	if ((r = cdr_timer_new(cdr_daemon_loop(d), on_tick, s, &s->tick)) < 0 ||
-	    (r = cdr_timer_new(cdr_daemon_loop(d), fetch_topology, s, &s->topo_timer)) < 0) {
+	    (r = cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow)) < 0) {
 		cdr_timer_free(s->tick);
 		rms_inv_free(s->inv);
 		cdr_hmap_free(s->cache);
@@ -729,8 +700,8 @@ static void rms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 	(void)d;
 	if (!up)
 		return;
-	if (!strcmp(link, "zookeeper") && !s->topo && !s->topo_fetching)
-		fetch_topology(s);
+	if (!strcmp(link, "zookeeper") && !s->topo)
+		cdr_topo_follow_fetch(s->follow);
 	if (!strcmp(link, "amqp")) {
 		consume(s);
 		maybe_announce(s);
@@ -796,7 +767,7 @@ static void rms_free(void *server)
 	cache_prune(s, true);
 	cdr_hmap_free(s->cache);
 	cdr_timer_free(s->tick);
-	cdr_timer_free(s->topo_timer);
+	cdr_topo_follow_free(s->follow);
 	rms_inv_free(s->inv);
 	cdr_topology_free(s->topo);
 	free(s);
