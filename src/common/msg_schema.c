@@ -313,7 +313,9 @@ static const struct cdr_field restarted_ntf[] = { ID_R("platform", "platform of 
 		BOOL("xmpu", false, "XMPU needed"), BOOL("record", false, "a VRS too, in the MCU's room"),             \
 		INT("ports", 1, 100000, false, "ports to reserve (default 16)"),                                       \
 		ARR("caps", 0, 8, &cap_item, false, "capabilities by name: h265, 1080p, xmpu (as the booleans)"),      \
-		ARR("exclude_mcus", 0, 64, &id_item, false, "MCUs not to use (the failed one)")
+		ARR("exclude_mcus", 0, 64, &id_item, false, "MCUs not to use (the failed one)"),                       \
+		ARR("exclude_rooms", 0, 64, &id_item, false,                                                           \
+		    "rooms not to use (abnormal ones): skipped in the walk of the room and its backup rooms")
 static const struct cdr_field alloc_item_fields[] = { ALLOC_FIELDS, END };
 static const struct cdr_field alloc_item = ITEM_OBJ(alloc_item_fields);
 static const struct cdr_field alloc_req[] = {

@@ -605,6 +605,14 @@ static bool excluded(const struct rms_want *w, const char *id)
 	return false;
 }
 
+static bool room_excluded(const struct rms_want *w, const char *id)
+{
+	for (size_t i = 0; i < w->nexclude_rooms; i++)
+		if (strcmp(w->exclude_rooms[i], id) == 0)
+			return true;
+	return false;
+}
+
 /* Whether a is a better pick than b by weighted least load:
  * load_a / (cap_a * weight_a) < load_b / (cap_b * weight_b), ties by id. */
 static bool lighter(int64_t load_a, int64_t cap_a, int wa, const char *ida, int64_t load_b, int64_t cap_b, int wb,
@@ -760,6 +768,15 @@ void rms_inv_allocate(struct rms_inv *inv, const struct rms_want *want, int64_t 
 
 		if (!cr)
 			continue; /* validated topology: cannot happen */
+		if (room_excluded(&w, rid)) {
+			size_t len = strlen(res->detail);
+
+			snprintf(res->detail + len, sizeof(res->detail) - len, "%sroom %s excluded", len ? "; " : "",
+				 rid);
+			if (!res->reason)
+				res->reason = RMS_NO_CAPACITY;
+			continue;
+		}
 		if (strcmp(cr->platform, inv->platform) != 0) {
 			size_t len = strlen(res->detail);
 

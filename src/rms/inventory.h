@@ -149,6 +149,8 @@ struct rms_want {
 	int64_t ports; /* 0: the policy's default */
 	const char *const *exclude;
 	size_t nexclude;
+	const char *const *exclude_rooms; /* skipped in the walk (abnormal rooms) */
+	size_t nexclude_rooms;
 };
 
 struct rms_result {

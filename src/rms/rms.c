@@ -305,7 +305,7 @@ static void on_heartbeat(struct rms *s, const struct cdr_msg *m, bool vrs)
 
 /* Fills w from an allocation object; the arrays hold the caps and exclude
  * lists (at most 8 and 64 by the schema). */
-static void want_from(const json_t *o, struct rms_want *w, const char **caps, const char **excl)
+static void want_from(const json_t *o, struct rms_want *w, const char **caps, const char **excl, const char **xrooms)
 {
 	json_t *a, *v;
 	size_t i;
@@ -335,6 +335,14 @@ static void want_from(const json_t *o, struct rms_want *w, const char **caps, co
 		excl[w->nexclude++] = json_string_value(v);
 	}
 	w->exclude = excl;
+	a = json_object_get(o, "exclude_rooms");
+	json_array_foreach(a, i, v)
+	{
+		if (i >= 64 || !json_is_string(v))
+			break;
+		xrooms[w->nexclude_rooms++] = json_string_value(v);
+	}
+	w->exclude_rooms = xrooms;
 }
 
 static json_t *result_json(const struct rms_result *res, const char *e164)
@@ -372,12 +380,12 @@ static bool fenced(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_m
 
 static void on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
-	const char *caps[8], *excl[64];
+	const char *caps[8], *excl[64], *xrooms[64];
 	struct rms_want w;
 	struct rms_result res;
 	json_t *b;
 
-	want_from(cdr_msg_body(m), &w, caps, excl);
+	want_from(cdr_msg_body(m), &w, caps, excl, xrooms);
 	rms_inv_allocate(s->inv, &w, now_ms(), &res);
 	b = result_json(&res, w.e164);
 	if (res.reason == RMS_OK) {
@@ -400,11 +408,11 @@ static void on_bulkalloc(struct rms *s, struct cdr_mq_delivery *dl, const struct
 
 	json_array_foreach(confs, i, item)
 	{
-		const char *caps[8], *excl[64];
+		const char *caps[8], *excl[64], *xrooms[64];
 		struct rms_want w;
 		struct rms_result res;
 
-		want_from(item, &w, caps, excl);
+		want_from(item, &w, caps, excl, xrooms);
 		rms_inv_allocate(s->inv, &w, now_ms(), &res);
 		json_array_append_new(res.reason == RMS_OK ? ok : failed, result_json(&res, w.e164));
 	}

@@ -279,6 +279,34 @@ static void test_backup_mcus_and_exclude(void **state)
 	assert_string_equal(alloc_mcu(f), "s");
 }
 
+/* Abnormal rooms are skipped in the walk: the room itself (a manual switch
+ * with its MCUs still up) and a backup room; another platform still stops it. */
+static void test_exclude_rooms(void **state)
+{
+	struct fix *f = *state;
+	const char *x1[] = { "p1-r1" }, *x2[] = { "p1-r1", "p1-r2" };
+	struct rms_want w = { .e164 = "0512000009", .user_domain = "ud1", .exclude_rooms = x1, .nexclude_rooms = 1 };
+	struct rms_result res;
+
+	mcu(f, "a", "p1-r1", 5, false, 100, 100, false);
+	mcu(f, "b", "p1-r2", 5, false, 100, 100, false);
+	rms_inv_allocate(f->inv, &w, f->now, &res);
+	assert_int_equal(res.reason, RMS_OK);
+	assert_string_equal(res.mcu->id, "b");
+	assert_string_equal(res.room, "p1-r2");
+	w.exclude_rooms = x2;
+	w.nexclude_rooms = 2;
+	rms_inv_allocate(f->inv, &w, f->now, &res);
+	assert_int_equal(res.reason, RMS_OTHER_PLATFORM);
+	assert_string_equal(res.room, "p2-r1");
+	assert_non_null(strstr(res.detail, "room p1-r1 excluded"));
+	assert_non_null(strstr(res.detail, "room p1-r2 excluded"));
+	w.nexclude_rooms = 0;
+	rms_inv_allocate(f->inv, &w, f->now, &res);
+	assert_int_equal(res.reason, RMS_OK);
+	assert_string_equal(res.mcu->id, "a");
+}
+
 static void test_drain(void **state)
 {
 	struct fix *f = *state;
@@ -509,6 +537,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_capability_room_domain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_weighted_least_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backup_mcus_and_exclude, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exclude_rooms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_record_needs_vrs_in_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reservation_expiry_confirm_release, setup, teardown),
