@@ -28,6 +28,7 @@ enum css_event {
 	CSS_EV_MCU_LOST,     /* its MCU (room, platform) is lost */
 	CSS_EV_RESTORE_SENT, /* re-create sent to a new MCU */
 	CSS_EV_GIVE_UP,	     /* cannot be restored: ended on purpose */
+	CSS_EV_ADOPT,	     /* its room is back and its MCU still runs it: taken back as it is */
 	CSS_NEVENTS
 };
 

@@ -74,6 +74,11 @@ static void test_restore_path(void **state)
 	assert_int_equal(css_sm_next(CSS_PENDING_RESTORE, CSS_EV_GIVE_UP), CSS_ENDED);
 	assert_int_equal(css_sm_next(CSS_PENDING_RESTORE, CSS_EV_MCU_ACK), -1);
 	assert_int_equal(css_sm_next(CSS_RESTORING, CSS_EV_MCU_LOST), CSS_PENDING_RESTORE);
+	/* its room came back and its MCU still runs it: taken back as it is;
+	 * only a pending conference can be adopted */
+	assert_int_equal(css_sm_next(CSS_PENDING_RESTORE, CSS_EV_ADOPT), CSS_RUNNING);
+	assert_int_equal(css_sm_next(CSS_RUNNING, CSS_EV_ADOPT), -1);
+	assert_int_equal(css_sm_next(CSS_RESTORING, CSS_EV_ADOPT), -1);
 }
 
 static void test_ended_is_final_and_every_state_can_end(void **state)

@@ -1,0 +1,91 @@
+/* The disaster-recovery rules of css (plan.h). */
+#include "plan.h"
+
+#include <confdr/topology.h>
+
+#include <string.h>
+
+static void exclude_add(struct css_place *out, const char *room)
+{
+	for (size_t i = 0; i < out->nexclude; i++)
+		if (!strcmp(out->exclude[i], room))
+			return;
+	if (out->nexclude < CSS_PLAN_MAX_EXCLUDE)
+		out->exclude[out->nexclude++] = room;
+}
+
+static bool usable(const struct cdr_room *r, const char *self, css_state_fn room_abnormal, css_state_fn platform_down,
+		   void *arg)
+{
+	return r && !strcmp(r->platform, self) && !(room_abnormal && room_abnormal(r->id, arg)) &&
+	       !(platform_down && platform_down(r->platform, arg));
+}
+
+int css_place(const struct cdr_topology *t, const char *room, const char *self, css_state_fn room_abnormal,
+	      css_state_fn platform_down, void *arg, struct css_place *out)
+{
+	const struct cdr_room *r = t && room ? cdr_topology_room(t, room) : NULL;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; t && i < cdr_topology_nrooms(t); i++) {
+		const struct cdr_room *x = cdr_topology_room_at(t, i);
+
+		if ((room_abnormal && room_abnormal(x->id, arg)) || (platform_down && platform_down(x->platform, arg)))
+			exclude_add(out, x->id);
+	}
+	if (!r)
+		return -1;
+	for (size_t i = 0; i <= r->nbackup_rooms; i++) {
+		const struct cdr_room *x = i == 0 ? r : cdr_topology_room(t, r->backup_rooms[i - 1]);
+
+		if (usable(x, self, room_abnormal, platform_down, arg)) {
+			out->room = x->id;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+enum css_listed css_listed_rule(const struct css_listed_in *in)
+{
+	if (!in->known || (in->closing && in->state == CSS_ENDED))
+		return CSS_LISTED_ORPHAN;
+	if (in->busy || in->age_ms < in->grace_ms)
+		return CSS_LISTED_WAIT;
+	if (!in->here)
+		return CSS_LISTED_ORPHAN; /* it runs elsewhere now (restored, moved): not here too */
+	switch (in->state) {
+	case CSS_RUNNING: return CSS_LISTED_KEEP;
+	case CSS_PENDING_RESTORE:
+		/* Its room came back before it was restored: taken back as it is.
+		 * While the room is abnormal it stays queued; once restored
+		 * elsewhere this MCU's copy is ended (moved, or an orphan). */
+		return in->lost_by_room && !in->room_abnormal ? CSS_LISTED_ADOPT : CSS_LISTED_WAIT;
+	case CSS_CREATING:
+	case CSS_RESTORING:
+	case CSS_ENDING: return CSS_LISTED_WAIT;
+	case CSS_ENDED: return CSS_LISTED_ORPHAN;
+	default: return CSS_LISTED_WAIT;
+	}
+}
+
+bool css_missing_rule(enum css_state state, bool busy, uint64_t age_ms, uint64_t grace_ms)
+{
+	return state == CSS_RUNNING && !busy && age_ms >= grace_ms;
+}
+
+bool css_notice_applies(int64_t have, int64_t got)
+{
+	return have <= 0 || got > have;
+}
+
+const char *css_listed_name(enum css_listed v)
+{
+	switch (v) {
+	case CSS_LISTED_KEEP: return "keep";
+	case CSS_LISTED_WAIT: return "wait";
+	case CSS_LISTED_ORPHAN: return "orphan";
+	case CSS_LISTED_ADOPT: return "adopt";
+	}
+	return "?";
+}

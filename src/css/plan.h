@@ -1,0 +1,76 @@
+/* The disaster-recovery rules of css, as pure functions over the topology
+ * and what css knows (unit-tested by tests/unit/test_css_plan.c):
+ *   - placement: which room rms is asked for when a conference is created or
+ *     restored, and which rooms it must not use (the restore planner);
+ *   - reconciliation: what an MCU's conference list means for one conference;
+ *   - broadcasts: whether a room or platform notice is newer than what css
+ *     has (late, repeated and out-of-order notices change nothing).
+ * docs/dr.md tells the rules in prose. */
+#ifndef CSS_PLAN_H
+#define CSS_PLAN_H
+
+#include "confsm.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cdr_topology;
+
+#define CSS_PLAN_MAX_EXCLUDE 64
+
+/* Whether room (or platform) id is abnormal (down); arg passed through. */
+typedef bool (*css_state_fn)(const char *id, void *arg);
+
+struct css_place {
+	const char *room; /* the room rms is asked for; NULL: no usable room */
+	/* every abnormal room of the topology, and every room of a platform
+	 * that is down: rms skips them in its walk of backup rooms */
+	const char *exclude[CSS_PLAN_MAX_EXCLUDE];
+	size_t nexclude;
+};
+
+/* Where the css of platform self places a conference that belongs in room
+ * (its domain's room at a create; the room it ran in at a restore): room,
+ * then its backup rooms in order; the first that is of platform self (a css
+ * drives only its own platform's MCUs) and neither abnormal nor of a
+ * platform that is down. Returns 0, or -1 when no room is usable (out->room
+ * NULL) or room is not in the topology. */
+int css_place(const struct cdr_topology *t, const char *room, const char *self, css_state_fn room_abnormal,
+	      css_state_fn platform_down, void *arg, struct css_place *out);
+
+/* What one E164 in an MCU's conference list means. */
+enum css_listed {
+	CSS_LISTED_KEEP,   /* where css places it: nothing to do */
+	CSS_LISTED_WAIT,   /* changed within the grace, or an operation in flight: the next list tells */
+	CSS_LISTED_ORPHAN, /* css does not place it there (unknown, ended, or moved elsewhere): end it there */
+	CSS_LISTED_ADOPT,  /* waiting for a restore because its room was abnormal, the room is normal again and
+			      the MCU still runs it: taken back as it is (running there) */
+};
+
+struct css_listed_in {
+	bool known;	      /* css has a record of the E164 */
+	enum css_state state; /* the record's state */
+	bool closing;	      /* ended, its history being written */
+	bool busy;	      /* an operation (create, restore, end, rename) in flight on it */
+	bool here;	      /* the record places it on the listing MCU */
+	bool lost_by_room;    /* it became pending_restore because its room went abnormal */
+	bool room_abnormal;   /* the room of the record is abnormal now */
+	uint64_t age_ms;      /* since the record last changed */
+	uint64_t grace_ms;    /* [css] list_grace */
+};
+
+enum css_listed css_listed_rule(const struct css_listed_in *in);
+
+/* Whether a conference css places on an MCU but absent from that MCU's
+ * list is missing (to be restored): running, nothing in flight, older than
+ * the grace. */
+bool css_missing_rule(enum css_state state, bool busy, uint64_t age_ms, uint64_t grace_ms);
+
+/* Whether a room or platform notice of epoch got applies over what css has
+ * (have, 0 when nothing yet): only a newer epoch does. */
+bool css_notice_applies(int64_t have, int64_t got);
+
+const char *css_listed_name(enum css_listed v);
+
+#endif

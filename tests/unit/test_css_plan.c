@@ -1,0 +1,228 @@
+/* css's disaster-recovery rules (src/css/plan.c): the restore planner (which
+ * room rms is asked for, which rooms it must skip), what an MCU's conference
+ * list means for a conference, and which room/platform notices apply
+ * (late, repeated and out-of-order ones do not). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <confdr/topology.h>
+
+#include "css/plan.h"
+
+/* The sandbox's world: two platforms backing each other up, two rooms each. */
+static const char topo[] = "{\"platforms\": {"
+			   "  \"p1\": {\"name\": \"one\", \"backup_platform\": \"p2\", \"main_room\": \"p1-r1\"},"
+			   "  \"p2\": {\"name\": \"two\", \"backup_platform\": \"p1\", \"main_room\": \"p2-r1\"}},"
+			   " \"rooms\": {"
+			   "  \"p1-r1\": {\"platform\": \"p1\", \"backup_rooms\": [\"p1-r2\", \"p2-r1\"]},"
+			   "  \"p1-r2\": {\"platform\": \"p1\", \"backup_rooms\": [\"p1-r1\", \"p2-r2\"]},"
+			   "  \"p2-r1\": {\"platform\": \"p2\", \"backup_rooms\": [\"p2-r2\", \"p1-r1\"]},"
+			   "  \"p2-r2\": {\"platform\": \"p2\", \"backup_rooms\": [\"p2-r1\", \"p1-r2\"]}},"
+			   " \"user_domains\": {"
+			   "  \"ud1\": {\"platform\": \"p1\", \"room\": \"p1-r1\"},"
+			   "  \"ud2\": {\"platform\": \"p2\", \"room\": \"p2-r1\"}}}";
+
+static const char *abnormal, *down; /* space-separated ids */
+
+static bool listed_in(const char *list, const char *id)
+{
+	size_t n = strlen(id);
+
+	for (const char *p = list; p && (p = strstr(p, id)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static bool is_abnormal(const char *id, void *arg)
+{
+	(void)arg;
+	return listed_in(abnormal, id);
+}
+
+static bool is_down(const char *id, void *arg)
+{
+	(void)arg;
+	return listed_in(down, id);
+}
+
+static bool excludes(const struct css_place *pl, const char *room)
+{
+	for (size_t i = 0; i < pl->nexclude; i++)
+		if (!strcmp(pl->exclude[i], room))
+			return true;
+	return false;
+}
+
+static int setup(void **state)
+{
+	struct cdr_topology *t = NULL;
+	char err[512];
+
+	if (cdr_topology_parse(topo, strlen(topo), NULL, 0, &t, err, sizeof(err)) < 0) {
+		fprintf(stderr, "topology refused: %s\n", err);
+		return -1;
+	}
+	*state = t;
+	abnormal = down = NULL;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	cdr_topology_free(*state);
+	return 0;
+}
+
+static void test_place_normal_and_room_failure(void **state)
+{
+	struct cdr_topology *t = *state;
+	struct css_place pl;
+
+	/* all well: the room itself, nothing excluded */
+	assert_int_equal(css_place(t, "p1-r1", "p1", is_abnormal, is_down, NULL, &pl), 0);
+	assert_string_equal(pl.room, "p1-r1");
+	assert_int_equal(pl.nexclude, 0);
+	/* p1-r1 abnormal (failure or manual switch, its MCUs maybe still up):
+	 * its backup room, and p1-r1 excluded from rms's walk */
+	abnormal = "p1-r1";
+	assert_int_equal(css_place(t, "p1-r1", "p1", is_abnormal, is_down, NULL, &pl), 0);
+	assert_string_equal(pl.room, "p1-r2");
+	assert_int_equal(pl.nexclude, 1);
+	assert_true(excludes(&pl, "p1-r1"));
+	/* a conference of p1-r2 whose room is fine: its own room, but the walk
+	 * from p1-r2 (backup p1-r1) must still skip p1-r1 */
+	assert_int_equal(css_place(t, "p1-r2", "p1", is_abnormal, is_down, NULL, &pl), 0);
+	assert_string_equal(pl.room, "p1-r2");
+	assert_true(excludes(&pl, "p1-r1"));
+	/* both rooms of p1 abnormal: the next is p2's, which p1's css does not
+	 * drive: no room */
+	abnormal = "p1-r1 p1-r2";
+	assert_int_equal(css_place(t, "p1-r1", "p1", is_abnormal, is_down, NULL, &pl), -1);
+	assert_null(pl.room);
+	assert_int_equal(pl.nexclude, 2);
+	/* unknown room */
+	abnormal = NULL;
+	assert_int_equal(css_place(t, "p9-r1", "p1", is_abnormal, is_down, NULL, &pl), -1);
+	assert_null(pl.room);
+}
+
+static void test_place_takeover(void **state)
+{
+	struct cdr_topology *t = *state;
+	struct css_place pl;
+
+	/* p1 is down: p2's css places p1-r1's conferences in the first backup
+	 * room of its own (p1-r2 is p1's), every p1 room excluded */
+	down = "p1";
+	assert_int_equal(css_place(t, "p1-r1", "p2", is_abnormal, is_down, NULL, &pl), 0);
+	assert_string_equal(pl.room, "p2-r1");
+	assert_true(excludes(&pl, "p1-r1"));
+	assert_true(excludes(&pl, "p1-r2"));
+	assert_false(excludes(&pl, "p2-r1"));
+	assert_int_equal(css_place(t, "p1-r2", "p2", is_abnormal, is_down, NULL, &pl), 0);
+	assert_string_equal(pl.room, "p2-r2");
+	/* ... and if p2-r2 is abnormal as well, nothing left on p2's side */
+	abnormal = "p2-r2";
+	assert_int_equal(css_place(t, "p1-r2", "p2", is_abnormal, is_down, NULL, &pl), -1);
+	/* the css of a platform that is down places nothing of its own */
+	abnormal = NULL;
+	assert_int_equal(css_place(t, "p1-r1", "p1", is_abnormal, is_down, NULL, &pl), -1);
+}
+
+static struct css_listed_in here_running(void)
+{
+	struct css_listed_in in = {
+		.known = true, .state = CSS_RUNNING, .here = true, .age_ms = 10000, .grace_ms = 3000
+	};
+	return in;
+}
+
+static void test_listed_rules(void **state)
+{
+	struct css_listed_in in = here_running();
+
+	(void)state;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_KEEP);
+	/* unknown, or ended: an orphan, whatever its age */
+	in.known = false;
+	in.age_ms = 0;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_ORPHAN);
+	in = here_running();
+	in.state = CSS_ENDED;
+	in.closing = true;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_ORPHAN);
+	/* restored elsewhere: the copy on this MCU is ended ... */
+	in = here_running();
+	in.here = false;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_ORPHAN);
+	/* ... but not within the grace, nor while a restore is in flight (a
+	 * list sent before the move must not end the new copy's twin too early) */
+	in.age_ms = 100;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_WAIT);
+	in.age_ms = 10000;
+	in.busy = true;
+	in.state = CSS_RESTORING;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_WAIT);
+	/* pending restore because of its room: stays queued while the room is
+	 * abnormal; taken back as it is once the room is normal */
+	in = here_running();
+	in.state = CSS_PENDING_RESTORE;
+	in.lost_by_room = true;
+	in.room_abnormal = true;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_WAIT);
+	in.room_abnormal = false;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_ADOPT);
+	/* pending restore because its MCU was declared lost: a list from it
+	 * does not revive it (rms said down: restored, then the copy ended) */
+	in.lost_by_room = false;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_WAIT);
+	/* creating or ending here: the operation decides */
+	in = here_running();
+	in.state = CSS_CREATING;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_WAIT);
+	in.state = CSS_ENDING;
+	assert_int_equal(css_listed_rule(&in), CSS_LISTED_WAIT);
+	assert_string_equal(css_listed_name(CSS_LISTED_ADOPT), "adopt");
+}
+
+static void test_missing_rule(void **state)
+{
+	(void)state;
+	assert_true(css_missing_rule(CSS_RUNNING, false, 5000, 3000));
+	assert_false(css_missing_rule(CSS_RUNNING, false, 1000, 3000)); /* just created or moved */
+	assert_false(css_missing_rule(CSS_RUNNING, true, 5000, 3000));	/* an end or rename in flight */
+	assert_false(css_missing_rule(CSS_PENDING_RESTORE, false, 5000, 3000));
+	assert_false(css_missing_rule(CSS_RESTORING, false, 5000, 3000));
+}
+
+static void test_notices(void **state)
+{
+	(void)state;
+	assert_true(css_notice_applies(0, 1));	/* the first */
+	assert_true(css_notice_applies(0, 0));	/* a state query before any change */
+	assert_true(css_notice_applies(4, 5));	/* newer */
+	assert_false(css_notice_applies(5, 5)); /* repeated */
+	assert_false(css_notice_applies(5, 3)); /* late, out of order */
+	assert_true(css_notice_applies(5, 9));	/* a gap (a notice lost): the newest wins */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_place_normal_and_room_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_place_takeover, setup, teardown),
+		cmocka_unit_test(test_listed_rules),
+		cmocka_unit_test(test_missing_rule),
+		cmocka_unit_test(test_notices),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
