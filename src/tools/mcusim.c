@@ -49,6 +49,7 @@ struct conference {
 	char e164[CDR_MSG_E164_MAX + 1]; /* the key in unit.confs */
 	int64_t generation;
 	int64_t ports;
+	int64_t started_ms; /* wall clock of its first ACKed create here (state file) */
 	char *name;
 };
 
@@ -212,8 +213,9 @@ static json_t *state_json(struct sim *s)
 		if (v)
 			qsort(v, k, sizeof(*v), cmp_conf);
 		for (size_t j = 0; j < k; j++)
-			json_array_append_new(confs, json_pack("{s:s, s:I, s:s}", "e164", v[j]->e164, "generation",
-							       (json_int_t)v[j]->generation, "name", v[j]->name));
+			json_array_append_new(confs, json_pack("{s:s, s:I, s:s, s:I}", "e164", v[j]->e164, "generation",
+							       (json_int_t)v[j]->generation, "name", v[j]->name,
+							       "started_ms", (json_int_t)v[j]->started_ms));
 		free(v);
 		/* json_pack "o" steals epoch and confs. */
 		json_array_append_new(mcus, json_pack("{s:s, s:s, s:b, s:o, s:o}", "id", u->id, "key", u->id,
@@ -734,6 +736,7 @@ static void on_create(struct unit *u, struct cdr_mq_delivery *d, const struct cd
 			snprintf(c->e164, sizeof(c->e164), "%s", e164);
 			c->generation = gen;
 			c->ports = ports;
+			c->started_ms = (int64_t)cdr_wall_ms(); /* a re-ACK above keeps it */
 			c->name = strdup(cdr_msg_jstr(conf, "name", ""));
 		}
 		if (!c || !c->name || cdr_hmap_put(u->confs, c->e164, c) < 0) {
