@@ -6,7 +6,8 @@
  * queue of cmsim's own (cdr_mq_declare_private_queue), consumed with
  * cdr_mq_consume, so that every answer is seen: a request answered twice is
  * counted, not hidden. Requests are paced by one loop timer; nothing here
- * sleeps. */
+ * sleeps. `watch` only listens: a private queue bound to the notification
+ * exchanges, one JSON line per message. */
 #include <confdr/log.h>
 #include <confdr/loop.h>
 #include <confdr/mq.h>
@@ -37,10 +38,11 @@
 #define MAX_ID	       64 /* protocol: user domains, platforms are 1..64 bytes */
 #define MAX_RAW	       (4 * 1024 * 1024)
 #define DEFAULT_LINGER 500 /* ms after the last answer, for late duplicates */
+#define MAX_EXCHANGES  16  /* watch --exchange */
 
-enum cmd { CMD_CREATE, CMD_END, CMD_LIST, CMD_QUERY, CMD_SEND };
+enum cmd { CMD_CREATE, CMD_END, CMD_LIST, CMD_QUERY, CMD_SEND, CMD_WATCH };
 
-static const char *const cmd_names[] = { "create", "end", "list", "query", "send" };
+static const char *const cmd_names[] = { "create", "end", "list", "query", "send", "watch" };
 
 /* What became of one request. */
 enum outcome { OUT_NONE, OUT_ACK, OUT_NACK, OUT_BAD };
@@ -79,6 +81,11 @@ struct opts {
 	const char **e164s; /* end --e164, or from --from-json (then owned: e164_store) */
 	size_t ne164s;
 	json_t *e164_store; /* --from-json document, keeps the strings of e164s */
+	/* watch */
+	const char *out;		      /* --out FILE; NULL or "-": stdout */
+	uint64_t duration_ms;		      /* --duration; 0 = until a signal */
+	const char *exchanges[MAX_EXCHANGES]; /* --exchange; default rms.ntf.ex, pms.ntf.ex */
+	size_t nexchanges;
 };
 
 struct sim {
@@ -104,6 +111,10 @@ struct sim {
 	struct reason *reasons;
 	size_t nreasons;
 	char *first_answer; /* list, query, send: the body of the one answer */
+	/* watch */
+	FILE *out;
+	uint64_t watched;
+	bool out_failed;
 };
 
 /* ---- small helpers ---- */
@@ -533,6 +544,141 @@ static void on_signal(int signo, void *arg)
 	stop(s);
 }
 
+/* ---- watch ---- */
+
+/* One line per message: {"ts_ms", "exchange", "type", "src", "id", "body"}
+ * (the envelope's body; a message that is not a JSON envelope comes whole
+ * under "body", or as text under "raw"). Flushed at once: a reader tailing
+ * the file sees each message as it came. */
+static void on_watched(struct cdr_mq_delivery *d, void *arg)
+{
+	struct sim *s = arg;
+	json_t *doc = json_loadb(d->body, d->len, 0, NULL), *line, *body = NULL;
+	const char *type = d->type, *src = NULL, *id = NULL;
+	char *txt;
+
+	line = json_pack("{s:I, s:s}", "ts_ms", (json_int_t)cdr_wall_ms(), "exchange", d->exchange ? d->exchange : "");
+	if (json_is_object(doc)) {
+		json_t *b = json_object_get(doc, "body");
+
+		if (!type || !*type)
+			type = json_string_value(json_object_get(doc, "type"));
+		src = json_string_value(json_object_get(doc, "src"));
+		id = json_string_value(json_object_get(doc, "id"));
+		body = json_is_object(b) ? b : doc;
+	}
+	if (line) {
+		json_object_set_new(line, "type", type ? json_string(type) : json_null());
+		json_object_set_new(line, "src", src ? json_string(src) : json_null());
+		json_object_set_new(line, "id", id ? json_string(id) : json_null());
+		if (body)
+			json_object_set(line, "body", body); /* borrowed from doc: a new reference */
+		else
+			json_object_set_new(line, "raw", json_stringn(d->body, d->len)); /* NULL if not UTF-8 */
+	}
+	txt = line ? json_dumps(line, JSON_COMPACT) : NULL;
+	if (!txt || fprintf(s->out, "%s\n", txt) < 0 || fflush(s->out) != 0) {
+		if (!s->out_failed)
+			fprintf(stderr, "cmsim: cannot write a watched message%s\n",
+				txt ? " (output closed or full?)" : " (out of memory)");
+		s->out_failed = true;
+	} else {
+		s->watched++;
+	}
+	free(txt);
+	json_decref(line);
+	json_decref(doc);
+	cdr_mq_ack(d);
+}
+
+static void on_watch_state(bool up, const char *why, void *arg)
+{
+	struct sim *s = arg;
+
+	if (!up) {
+		if (!s->stopping && !s->down_warned)
+			cdr_warn("AMQP down: %s; notifications sent meanwhile are missed", why);
+		s->down_warned = true;
+		return;
+	}
+	s->down_warned = false;
+	if (s->connected_once)
+		return;
+	/* The queue, its bindings and the consumer are in place (cdr_mq's
+	 * on_state contract): a reader may now cause what it waits to see. */
+	s->connected_once = true;
+	cdr_timer_stop(s->deadline);
+	if (s->o.duration_ms)
+		cdr_timer_start(s->linger, s->o.duration_ms, false);
+	if (!s->o.quiet) {
+		fprintf(stderr, "cmsim: watching");
+		for (size_t i = 0; i < s->o.nexchanges; i++)
+			fprintf(stderr, "%s%s", i ? ", " : " ", s->o.exchanges[i]);
+		fprintf(stderr, " on %s: subscribed\n", s->url_shown);
+	}
+}
+
+/* The AMQP handle for url (s->url_shown: without the password). Returns 0
+ * or an exit code (the reason printed). */
+static int open_broker(struct sim *s, const char *url, const char *name, cdr_mq_state_fn on_state)
+{
+	struct cdr_mq_opts mo = {
+		.url = url,
+		.name = name,
+		.reconnect_min_ms = 200,
+		.reconnect_max_ms = 2000,
+		.prefetch = 1000,
+		.on_state = on_state,
+		.arg = s,
+	};
+	struct cdr_mq_url u;
+	char err[256];
+	int r;
+
+	if (cdr_mq_url_parse(url, &u, err, sizeof(err)) < 0) {
+		fprintf(stderr, "cmsim: bad broker URL: %s\n", err);
+		return EX_USAGE;
+	}
+	snprintf(s->url_shown, sizeof(s->url_shown), "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
+	cdr_mq_url_clear(&u);
+	if ((r = cdr_mq_new(s->loop, &mo, &s->mq)) < 0) {
+		fprintf(stderr, "cmsim: cannot create the AMQP client: %s\n", strerror(-r));
+		return EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
+/* The broker's handle for watch: the design topology (so the exchanges
+ * exist), a private queue bound to each exchange, its consumer. */
+static int start_watch(struct sim *s, const char *url)
+{
+	int r;
+
+	if (!s->o.out || strcmp(s->o.out, "-") == 0) {
+		s->out = stdout;
+	} else if (!(s->out = fopen(s->o.out, "w"))) {
+		fprintf(stderr, "cmsim: --out %s: %s\n", s->o.out, strerror(errno));
+		return EX_USAGE;
+	}
+	if ((r = open_broker(s, url, "cmsim-watch", on_watch_state)))
+		return r;
+	snprintf(s->reply_q, sizeof(s->reply_q), "cmsim.watch.%ld.%" PRIu64, (long)getpid(), cdr_wall_ms());
+	if ((r = cdr_mq_declare_design(s->mq)) < 0 || (r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0)
+		goto fail;
+	for (size_t i = 0; i < s->o.nexchanges; i++)
+		if ((r = cdr_mq_bind(s->mq, s->reply_q, s->o.exchanges[i], "")) < 0)
+			goto fail;
+	if ((r = cdr_mq_consume(s->mq, s->reply_q, on_watched, s)) < 0 ||
+	    (r = cdr_timer_new(s->loop, on_deadline, s, &s->deadline)) < 0 ||
+	    (r = cdr_timer_new(s->loop, on_linger, s, &s->linger)) < 0)
+		goto fail;
+	cdr_timer_start(s->deadline, s->o.timeout_ms, false);
+	return 0;
+fail:
+	fprintf(stderr, "cmsim: cannot set up: %s\n", strerror(-r));
+	return EX_SOFTWARE;
+}
+
 /* ---- the summary ---- */
 
 struct summary {
@@ -796,6 +942,7 @@ static void usage(FILE *f)
 		"       cmsim list --platform P --domain UD [--json]\n"
 		"       cmsim query --platform P --e164 X [--json]\n"
 		"       cmsim send --platform P --file FILE [--no-reply-to]\n"
+		"       cmsim watch --platform P [--out FILE] [--duration S] [--exchange EX ...]\n"
 		"\n"
 		"Plays the conference manager (CM) against css: requests to mau.conf.q of platform P's broker\n"
 		"(default exchange, application/json, persistent, mandatory, correlation_id = request id,\n"
@@ -807,6 +954,8 @@ static void usage(FILE *f)
 		"  list     one cm_mau_listconf_req: the domain's conferences as a table (--json: the body)\n"
 		"  query    one cm_mau_queryconf_req: the conference's record (--json: the body)\n"
 		"  send     the bytes of FILE as they are (malformed-request tests); prints the one answer\n"
+		"  watch    listens to rms.ntf.ex and pms.ntf.ex of P's broker: one JSON line per message,\n"
+		"           {\"ts_ms\", \"exchange\", \"type\", \"src\", \"id\", \"body\"}, until SIGTERM/SIGINT\n"
 		"\n"
 		"Common options:\n"
 		"  --platform P          platform whose css is asked (required)\n"
@@ -838,6 +987,15 @@ static void usage(FILE *f)
 		"query: --e164 X (one), --json\n"
 		"send: --file FILE (at most 4 MiB), --no-reply-to (then no answer can come: css dead-letters a\n"
 		"      refused message)\n"
+		"watch:\n"
+		"  --out FILE            the lines to FILE (truncated first; flushed per line), '-' stdout (default)\n"
+		"  --duration S          stop after S seconds, 0..31536000 (default 0: until SIGTERM/SIGINT)\n"
+		"  --exchange EX         a fanout exchange to listen to, instead of rms.ntf.ex and pms.ntf.ex;\n"
+		"                        repeat for several, at most %d\n"
+		"  ts_ms is the wall clock (ms since the Unix epoch) when the message came; \"body\" is the\n"
+		"  envelope's body (\"raw\" text instead when the message is not JSON). Once the private queue\n"
+		"  is bound, \"cmsim: watching ...: subscribed\" goes to stderr (not with -q); --timeout bounds\n"
+		"  the wait for the broker (exit 69), later losses are re-connected (messages meanwhile missed).\n"
 		"\n"
 		"Output (create, end): sent, acked, nacked with a count per reason, unanswered, answered twice,\n"
 		"malformed answers, answers for unknown requests, ACK latency p50/p90/p99/max in ms; a progress\n"
@@ -845,8 +1003,9 @@ static void usage(FILE *f)
 		"Exit status: 0 every request sent and answered exactly once with an ACK or a NACK (list, query:\n"
 		"an ACK; send: one answer, or taken by the broker with --no-reply-to); 1 otherwise (unanswered,\n"
 		"answered twice, malformed, not sent, interrupted; list or query refused); 64 bad usage or input\n"
-		"file; 69 no broker (none given, or not reachable within --timeout); 70 internal error.\n",
-		MAX_DOMAINS, MAX_COUNT);
+		"file; 69 no broker (none given, or not reachable within --timeout); 70 internal error.\n"
+		"watch: 0 when stopped by a signal or --duration, 1 when a line could not be written.\n",
+		MAX_DOMAINS, MAX_COUNT, MAX_EXCHANGES);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -905,6 +1064,9 @@ enum {
 	O_FROM_JSON,
 	O_FILE,
 	O_NO_REPLY_TO,
+	O_OUT,
+	O_WATCH_DURATION,
+	O_EXCHANGE,
 };
 
 /* Which command takes which option. */
@@ -913,7 +1075,8 @@ enum {
 #define C_LIST	 (1u << CMD_LIST)
 #define C_QUERY	 (1u << CMD_QUERY)
 #define C_SEND	 (1u << CMD_SEND)
-#define C_ALL	 (C_CREATE | C_END | C_LIST | C_QUERY | C_SEND)
+#define C_WATCH	 (1u << CMD_WATCH)
+#define C_ALL	 (C_CREATE | C_END | C_LIST | C_QUERY | C_SEND | C_WATCH)
 
 static const struct {
 	int id;
@@ -925,10 +1088,11 @@ static const struct {
 	{ O_E164_START, C_CREATE },	{ O_DURATION, C_CREATE },
 	{ O_NAME, C_CREATE },		{ O_RECORD, C_CREATE },
 	{ O_H265, C_CREATE },		{ O_RESOLUTION, C_CREATE },
-	{ O_MAXP, C_CREATE },		{ O_JSON, C_ALL & ~C_SEND },
+	{ O_MAXP, C_CREATE },		{ O_JSON, C_CREATE | C_END | C_LIST | C_QUERY },
 	{ O_LINGER, C_CREATE | C_END }, { O_E164, C_END | C_QUERY },
 	{ O_FROM_JSON, C_END },		{ O_FILE, C_SEND },
-	{ O_NO_REPLY_TO, C_SEND },
+	{ O_NO_REPLY_TO, C_SEND },	{ O_OUT, C_WATCH },
+	{ O_WATCH_DURATION, C_WATCH },	{ O_EXCHANGE, C_WATCH },
 };
 
 static bool opt_allowed(int id, enum cmd c)
@@ -993,6 +1157,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "from-json", required_argument, NULL, O_FROM_JSON },
 		{ "file", required_argument, NULL, O_FILE },
 		{ "no-reply-to", no_argument, NULL, O_NO_REPLY_TO },
+		{ "out", required_argument, NULL, O_OUT },
+		{ "duration", required_argument, NULL, O_WATCH_DURATION },
+		{ "exchange", required_argument, NULL, O_EXCHANGE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1006,15 +1173,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	size_t ne = 0;
 
 	if (argc < 2)
-		return usage_error("no command (create, end, list, query or send)");
+		return usage_error("no command (create, end, list, query, send or watch)");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return -1;
 	}
-	for (c = 0; c <= CMD_SEND && strcmp(argv[1], cmd_names[c]) != 0; c++)
+	for (c = 0; c <= CMD_WATCH && strcmp(argv[1], cmd_names[c]) != 0; c++)
 		;
-	if (c > CMD_SEND)
-		return usage_error("unknown command \"%s\" (create, end, list, query or send)", argv[1]);
+	if (c > CMD_WATCH)
+		return usage_error("unknown command \"%s\" (create, end, list, query, send or watch)", argv[1]);
 	*o = (struct opts){
 		.cmd = (enum cmd)c,
 		.count = 1,
@@ -1130,6 +1297,23 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_FROM_JSON: o->from_json = optarg; break;
 		case O_FILE: o->file = optarg; break;
 		case O_NO_REPLY_TO: o->no_reply_to = true; break;
+		case O_OUT:
+			if (!*optarg)
+				return usage_error("--out wants a file name, or '-' for stdout");
+			o->out = optarg;
+			break;
+		case O_WATCH_DURATION:
+			if (!parse_u64(optarg, 0, 31536000, &v))
+				return usage_error("--duration wants seconds (0..31536000), not \"%s\"", optarg);
+			o->duration_ms = v * 1000;
+			break;
+		case O_EXCHANGE:
+			if (!*optarg || strlen(optarg) > 255)
+				return usage_error("--exchange wants an exchange name (1..255 bytes)");
+			if (o->nexchanges == MAX_EXCHANGES)
+				return usage_error("too many --exchange (at most %d)", MAX_EXCHANGES);
+			o->exchanges[o->nexchanges++] = optarg;
+			break;
 		case 'q': o->quiet = true; break;
 		case 'v': verbose = true; break;
 		case 'h': usage(stdout); return -1;
@@ -1169,6 +1353,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->cmd == CMD_SEND && !o->file)
 		return usage_error("send needs --file");
+	if (o->cmd == CMD_WATCH && !o->nexchanges) {
+		o->exchanges[o->nexchanges++] = CDR_MQ_RMS_NTF_EX;
+		o->exchanges[o->nexchanges++] = CDR_MQ_PMS_NTF_EX;
+	}
 	if (o->cmd == CMD_CREATE) {
 		char last[CDR_MSG_E164_MAX + 1];
 
@@ -1276,29 +1464,10 @@ static void sim_free(struct sim *s)
 
 static int start(struct sim *s, const char *url)
 {
-	struct cdr_mq_opts mo = {
-		.url = url,
-		.name = "cmsim",
-		.reconnect_min_ms = 200,
-		.reconnect_max_ms = 2000,
-		.prefetch = 1000,
-		.on_state = on_mq_state,
-		.arg = s,
-	};
-	struct cdr_mq_url u;
-	char err[256];
 	int r;
 
-	if (cdr_mq_url_parse(url, &u, err, sizeof(err)) < 0) {
-		fprintf(stderr, "cmsim: bad broker URL: %s\n", err);
-		return EX_USAGE;
-	}
-	snprintf(s->url_shown, sizeof(s->url_shown), "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
-	cdr_mq_url_clear(&u);
-	if ((r = cdr_mq_new(s->loop, &mo, &s->mq)) < 0) {
-		fprintf(stderr, "cmsim: cannot create the AMQP client: %s\n", strerror(-r));
-		return EX_UNAVAILABLE;
-	}
+	if ((r = open_broker(s, url, "cmsim", on_mq_state)))
+		return r;
 	snprintf(s->id_prefix, sizeof(s->id_prefix), "cmsim-%ld-", (long)getpid());
 	snprintf(s->reply_q, sizeof(s->reply_q), "cmsim.reply.%ld.%" PRIu64, (long)getpid(), cdr_wall_ms());
 	/* Declarations are idempotent: cmsim works on a fresh broker. */
@@ -1376,7 +1545,7 @@ int main(int argc, char **argv)
 		ret = EX_SOFTWARE;
 		goto out;
 	}
-	if ((ret = start(s, url)))
+	if ((ret = s->o.cmd == CMD_WATCH ? start_watch(s, url) : start(s, url)))
 		goto out;
 	if (cdr_loop_run(s->loop) < 0) {
 		fprintf(stderr, "cmsim: the event loop failed\n");
@@ -1390,6 +1559,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cmsim: no broker at %s within %.0f s\n", s->url_shown,
 			(double)s->o.timeout_ms / 1000.0);
 		ret = EX_UNAVAILABLE;
+	} else if (s->o.cmd == CMD_WATCH) {
+		if (!s->o.quiet)
+			fprintf(stderr, "cmsim: watch stopped: %" PRIu64 " messages\n", s->watched);
+		ret = s->out_failed ? EX_FAIL : 0;
 	} else if (s->o.cmd == CMD_CREATE || s->o.cmd == CMD_END) {
 		ret = finish_many(s);
 	} else {
@@ -1401,6 +1574,8 @@ out:
 	s->progress = cdr_timer_free(s->progress);
 	s->deadline = cdr_timer_free(s->deadline);
 	s->linger = cdr_timer_free(s->linger);
+	if (s->out && s->out != stdout)
+		fclose(s->out);
 	sim_free(s);
 	s->loop = cdr_loop_free(s->loop);
 	return ret;
