@@ -7,6 +7,7 @@
 #include "css.h"
 
 #include "confsm.h"
+#include "plan.h"
 #include "route.h"
 
 #include <confdr/bus.h>
@@ -108,6 +109,9 @@ struct conf {
 	char lost_mcu[64];	/* the MCU it was lost on: not used again for it */
 	uint64_t restore_after; /* monotonic ms: not before (back-off after a failure) */
 	uint64_t lost_mono;	/* when it was lost (restore time) */
+	bool lost_by_room;	/* pending because its room went abnormal (its MCU may still run it) */
+	char moved_mcu[64];	/* ... that MCU: the copy there is ended once restored elsewhere */
+	char moved_key[200];
 	struct group *by_ud, *by_mcu;
 	TAILQ_ENTRY(conf) ud_link, mcu_link;
 };
@@ -131,6 +135,7 @@ struct op {
 	char *answer;	  /* the answer to the CM, once encoded */
 	struct cdr_timer *timer;
 	char home[64]; /* create: the platform owning the user domain (a copy: the topology may be re-read) */
+	char room[64]; /* create: the user domain's room */
 	void (*on_timer)(struct op *op);
 	uint64_t t0;
 	char nack_reason[64], nack_detail[512];
@@ -236,7 +241,7 @@ struct css {
 
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
-		uint64_t lost, restored, restore_failed;
+		uint64_t lost, restored, restore_failed, moved_ended, adopted;
 	} n;
 };
 
@@ -769,6 +774,16 @@ static int mcu_send(struct css *s, const struct conf *c, const char *type, const
 			       arg);
 }
 
+static void end_on_mcu(struct css *s, const char *e164, const char *mcu, const char *key, const char *reason)
+{
+	struct cdr_mq *mq = cdr_daemon_mq(s->d);
+
+	cdr_bus_publish(&s->bus, mq, CDR_MQ_MAU_CMCMU_EX, key && *key ? key : mcu, "mau_cmu_endconf_req", NULL,
+			s->epoch,
+			json_pack("{s:s, s:s, s:I}", "e164", e164, "reason", reason, "epoch", (json_int_t)s->epoch),
+			false, NULL, NULL);
+}
+
 static void notify(struct css *s, const char *exchange, const char *key, const char *type, json_t *body)
 {
 	cdr_bus_publish(&s->bus, NULL, exchange, key, type, NULL, s->epoch, body, false, NULL, NULL);
@@ -1228,7 +1243,9 @@ static void conf_end(struct css *s, struct conf *c, const char *reason, struct o
 		}
 		return;
 	}
-	if (c->state == CSS_ENDED) { /* nothing runs: pending restore */
+	if (c->state == CSS_ENDED) { /* pending restore: nothing runs where css places it */
+		if (c->moved_mcu[0]) /* its room was switched away: the MCU there may still run it */
+			end_on_mcu(s, c->e164, c->moved_mcu, c->moved_key, reason);
 		conf_close(s, c, reason, op);
 		return;
 	}
@@ -1288,6 +1305,26 @@ static bool plat_down(const char *p, void *arg)
 		if (!strcmp(s->plats[i].id, p))
 			return s->plats[i].down;
 	return false;
+}
+
+static bool room_abnormal(const char *id, void *arg)
+{
+	struct css *s = arg;
+
+	for (size_t i = 0; i < s->nrooms; i++)
+		if (!strcmp(s->rooms[i].id, id))
+			return s->rooms[i].abnormal;
+	return false;
+}
+
+/* The room rms is asked for and the rooms it must skip (plan.h), as JSON. */
+static json_t *exclude_json(const struct css_place *pl)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < pl->nexclude; i++)
+		json_array_append_new(a, json_string(pl->exclude[i]));
+	return a;
 }
 
 static void create_fail(struct op *op, const char *reason, const char *detail);
@@ -1382,6 +1419,7 @@ static void on_caps(struct css *s, int status, const struct cdr_msg *reply, void
 	int64_t max;
 	const char *res;
 	bool h265, record;
+	struct css_place pl;
 	int r;
 
 	if (op->dead)
@@ -1424,12 +1462,19 @@ static void on_caps(struct css *s, int status, const struct cdr_msg *reply, void
 		create_refuse(op, "limit_reached", detail);
 		goto out;
 	}
+	if (css_place(s->topo, op->room, s->platform, room_abnormal, plat_down, s, &pl) < 0) {
+		snprintf(detail, sizeof(detail), "room %s of user domain %s and its backup rooms of platform %s are %s",
+			 op->room, c->ud, s->platform, pl.nexclude ? "abnormal" : "not usable");
+		create_refuse(op, "no_capacity", detail);
+		goto out;
+	}
 	op_ref(op);
 	r = rms_call(s, "mau_rms_alloc_req",
-		     json_pack("{s:s, s:s, s:b, s:b, s:b, s:b, s:I, s:I}", "e164", c->e164, "user_domain", c->ud,
-			       "h265", h265, "res_1080p", !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
-			       cdr_msg_jbool(b, "xmpu", false), "record", record, "ports",
-			       (json_int_t)cdr_msg_jint(b, "max_participants", 16), "epoch", (json_int_t)s->epoch),
+		     json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:I, s:I}", "e164", c->e164, "user_domain",
+			       c->ud, "room", pl.room, "exclude_rooms", exclude_json(&pl), "h265", h265, "res_1080p",
+			       !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu", cdr_msg_jbool(b, "xmpu", false),
+			       "record", record, "ports", (json_int_t)cdr_msg_jint(b, "max_participants", 16), "epoch",
+			       (json_int_t)s->epoch),
 		     on_alloc, op);
 	if (r < 0) {
 		snprintf(detail, sizeof(detail), "cannot ask rms: %s", strerror(-r));
@@ -1740,6 +1785,14 @@ static void restore_done(struct op *op)
 	conf_event(c, CSS_EV_MCU_ACK);
 	c->restore_tries = 0;
 	c->lost_mcu[0] = '\0';
+	if (c->moved_mcu[0] && strcmp(c->moved_mcu, nz(c->mcu))) {
+		/* make before break: its room was switched away with its MCU
+		 * still up; the copy there goes now that this one runs */
+		end_on_mcu(s, c->e164, c->moved_mcu, c->moved_key, "moved");
+		s->n.moved_ended++;
+	}
+	c->moved_mcu[0] = c->moved_key[0] = '\0';
+	c->lost_by_room = false;
 	store_bg(s, c);
 	rsv_add(s, true, c->reservation);
 	db_queue(s, c);
@@ -1848,12 +1901,21 @@ static void restore_kick(void *arg)
 {
 	struct css *s = arg;
 	uint64_t now = cdr_now_ms(), next = 0;
-	size_t keep = 0, room, window = (size_t)s->conf.restore_window;
+	size_t keep = 0, room, window = (size_t)s->conf.restore_window, nbad = 0;
 	json_t *confs, *e164s;
+	struct conf **bad;
 	struct bulk *b;
 	int r;
 
 	if (!s->consuming || s->alloc_pending || !s->restore_q.n)
+		return;
+	if (plat_down(s->platform, s)) {
+		/* Declared down: the backup platform's css restores (it reads the
+		 * same records from the promoted replica); nothing here. */
+		cdr_timer_start(s->restore_timer, s->conf.restore_retry_ms, false);
+		return;
+	}
+	if (!(bad = calloc(s->restore_q.n, sizeof(*bad))))
 		return;
 	room = s->restoring < window ? window - s->restoring : 0;
 	if (room > 10000)
@@ -1864,6 +1926,7 @@ static void restore_kick(void *arg)
 		struct conf *c = s->restore_q.v[i];
 		const json_t *cr = c->create;
 		const char *res = cdr_msg_jstr(cr, "resolution", "720p");
+		struct css_place pl;
 
 		if (c->state != CSS_PENDING_RESTORE || c->op || c->closing) {
 			c->restore_queued = false;
@@ -1876,16 +1939,28 @@ static void restore_kick(void *arg)
 			continue;
 		}
 		c->restore_queued = false;
-		json_array_append_new(confs, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:I, s:[s]}", "e164",
-						       c->e164, "user_domain", c->ud, "room", c->room ? c->room : "",
-						       "h265", cdr_msg_jbool(cr, "h265", false), "res_1080p",
-						       !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
+		if (css_place(s->topo, c->room, s->platform, room_abnormal, plat_down, s, &pl) < 0) {
+			bad[nbad++] = c;
+			continue;
+		}
+		json_array_append_new(confs, json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:I, s:[s]}", "e164",
+						       c->e164, "user_domain", c->ud, "room", pl.room, "exclude_rooms",
+						       exclude_json(&pl), "h265", cdr_msg_jbool(cr, "h265", false),
+						       "res_1080p", !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
 						       cdr_msg_jbool(cr, "xmpu", false), "record", c->vrs != NULL,
 						       "ports", (json_int_t)cdr_msg_jint(cr, "max_participants", 16),
 						       "exclude_mcus", c->lost_mcu[0] ? c->lost_mcu : nz(c->mcu)));
 		json_array_append_new(e164s, json_string(c->e164));
 	}
 	s->restore_q.n = keep;
+	for (size_t i = 0; i < nbad; i++) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "room %s and its backup rooms of platform %s are abnormal or down",
+			 nz(bad[i]->room), s->platform);
+		restore_later(s, bad[i], why);
+	}
+	free(bad);
 	if (json_array_size(confs) == 0) {
 		json_decref(confs);
 		json_decref(e164s);
@@ -1925,11 +2000,14 @@ static void restore_kick(void *arg)
 
 /* c no longer runs on its MCU: pending restore (stored), queued. Returns 0,
  * or -1 when c is not running. */
-static int conf_lost(struct css *s, struct conf *c, uint64_t now)
+static int conf_lost(struct css *s, struct conf *c, uint64_t now, bool by_room)
 {
 	if (c->state != CSS_RUNNING || c->op || conf_event(c, CSS_EV_MCU_LOST) < 0)
 		return -1;
 	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
+	c->lost_by_room = by_room;
+	snprintf(c->moved_mcu, sizeof(c->moved_mcu), "%s", by_room ? nz(c->mcu) : "");
+	snprintf(c->moved_key, sizeof(c->moved_key), "%s", by_room ? nz(c->mcu_key) : "");
 	c->lost_mono = now;
 	c->restore_tries = 0;
 	c->restore_after = 0;
@@ -1962,7 +2040,7 @@ static void mcu_lost(struct css *s, const char *mcu, const char *why)
 				restore_fail(c->op, "the MCU was lost");
 			continue; /* an end or a rename resolves by its timeout */
 		}
-		if (conf_lost(s, c, now) == 0)
+		if (conf_lost(s, c, now, false) == 0)
 			k++;
 	}
 	free(list);
@@ -2159,6 +2237,7 @@ static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg 
 		return;
 	}
 	snprintf(op->home, sizeof(op->home), "%s", rt.home);
+	snprintf(op->room, sizeof(op->room), "%s", nz(rt.room));
 	lookup_answer(s, op, op->home);
 }
 
@@ -2408,16 +2487,6 @@ static void on_cm_request(struct cdr_mq_delivery *dl, void *arg)
 /* ---- the MCUs' answers and notices (mau.cmu.q) ---- */
 
 /* Ends a conference the MCU runs and css does not want there. */
-static void end_on_mcu(struct css *s, const char *e164, const char *mcu, const char *key, const char *reason)
-{
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
-
-	cdr_bus_publish(&s->bus, mq, CDR_MQ_MAU_CMCMU_EX, key && *key ? key : mcu, "mau_cmu_endconf_req", NULL,
-			s->epoch,
-			json_pack("{s:s, s:s, s:I}", "e164", e164, "reason", reason, "epoch", (json_int_t)s->epoch),
-			false, NULL, NULL);
-}
-
 static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack)
 {
 	const char *e164 = cdr_msg_str(m, "e164", ""), *mcu = cdr_msg_str(m, "mcu", "");
@@ -2618,30 +2687,54 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 	json_array_foreach(confs, i, item)
 	{
 		const char *e164 = cdr_msg_jstr(item, "e164", "");
+		struct css_listed_in in = { .grace_ms = grace };
 
 		cdr_hmap_put(listed, e164, item);
-		c = cdr_hmap_get(s->confs, e164);
-		if (c && c->mcu && !strcmp(c->mcu, mcu) && !(c->closing && c->state == CSS_ENDED))
-			continue; /* where css places it */
-		if (c && now - c->changed_mono < grace)
-			continue; /* moving: the next list tells */
-		orphans++;
-		s->n.orphans_ended++;
-		cdr_warn("conference %s runs on %s, where css %s: ended there (orphan)", e164, mcu,
-			 c ? "does not place it" : "knows no such conference");
-		end_on_mcu(s, e164, mcu, dl->routing_key, "orphan");
+		if ((c = cdr_hmap_get(s->confs, e164))) {
+			in.known = true;
+			in.state = c->state;
+			in.closing = c->closing;
+			in.busy = c->op != NULL;
+			in.here = c->mcu && !strcmp(c->mcu, mcu);
+			in.lost_by_room = c->lost_by_room;
+			in.room_abnormal = c->room && room_abnormal(c->room, s);
+			in.age_ms = now - c->changed_mono;
+		}
+		switch (css_listed_rule(&in)) {
+		case CSS_LISTED_KEEP:
+		case CSS_LISTED_WAIT: break;
+		case CSS_LISTED_ORPHAN:
+			orphans++;
+			s->n.orphans_ended++;
+			cdr_warn("conference %s runs on %s, where css %s: ended there (orphan)", e164, mcu,
+				 c ? "does not place it" : "knows no such conference");
+			end_on_mcu(s, e164, mcu, dl->routing_key, "orphan");
+			break;
+		case CSS_LISTED_ADOPT:
+			conf_event(c, CSS_EV_ADOPT);
+			c->lost_by_room = false;
+			c->moved_mcu[0] = c->moved_key[0] = '\0';
+			c->lost_mcu[0] = '\0';
+			c->restore_tries = 0;
+			store_bg(s, c);
+			s->n.adopted++;
+			cdr_notice(
+				"conference %s: its room %s is normal again and %s still runs it: taken back as it is",
+				e164, nz(c->room), mcu);
+			break;
+		}
 	}
 	if ((g = cdr_hmap_get(s->mcus, mcu))) {
 		/* conf_lost keeps each where it is in the list (its MCU stays until re-allocated) */
 		TAILQ_FOREACH(c, &g->confs, mcu_link)
 		{
-			if (c->state != CSS_RUNNING || c->op || now - c->changed_mono < grace ||
+			if (!css_missing_rule(c->state, c->op != NULL, now - c->changed_mono, grace) ||
 			    cdr_hmap_get(listed, c->e164))
 				continue;
 			missing++;
 			s->n.missing++;
 			cdr_warn("conference %s: placed on %s, which does not run it: restored", c->e164, mcu);
-			conf_lost(s, c, now);
+			conf_lost(s, c, now, false);
 		}
 	}
 	cdr_debug("conference list %" PRId64 " of %s: %zu conferences, %zu orphans ended, %zu missing", seq, mcu,
@@ -2755,6 +2848,27 @@ static void on_modb_ntf(struct cdr_mq_delivery *dl, void *arg)
 	cdr_mq_ack(dl);
 }
 
+/* Room id is abnormal (a failure or a manual switch): every conference
+ * running there is restored in the backup rooms (plan.c), the copy on its
+ * MCU ended once restored elsewhere. */
+static void room_failed(struct css *s, const char *id)
+{
+	size_t it = 0, k = 0;
+	const char *key;
+	void *v;
+	uint64_t now = cdr_now_ms();
+
+	while (cdr_hmap_next(s->confs, &it, &key, &v)) {
+		struct conf *c = v;
+
+		if (c->room && !strcmp(c->room, id) && (!c->host || !strcmp(c->host, s->platform)) &&
+		    conf_lost(s, c, now, true) == 0)
+			k++;
+	}
+	s->n.lost += k;
+	cdr_warn("room %s is abnormal: %zu conferences running there to restore in its backup rooms", id, k);
+}
+
 static void apply_platform(struct css *s, const char *id, bool down, int64_t epoch, const char *why)
 {
 	for (size_t i = 0; i < s->nplats; i++) {
@@ -2762,7 +2876,7 @@ static void apply_platform(struct css *s, const char *id, bool down, int64_t epo
 
 		if (strcmp(p->id, id))
 			continue;
-		if (epoch <= p->epoch && p->epoch > 0)
+		if (!css_notice_applies(p->epoch, epoch))
 			return; /* late, repeated or out of order */
 		if (p->down != down)
 			cdr_notice("platform %s is %s (%s, epoch %" PRId64 ")", id, down ? "down" : "up", why, epoch);
@@ -2779,11 +2893,15 @@ static void apply_room(struct css *s, const char *id, bool abnormal, int64_t epo
 
 		if (strcmp(r->id, id))
 			continue;
-		if (epoch <= r->epoch && r->epoch > 0)
-			return;
+		if (!css_notice_applies(r->epoch, epoch))
+			return; /* late, repeated or out of order */
 		if (r->abnormal != abnormal)
-			cdr_notice("room %s is %s (%s, epoch %" PRId64 ")", id, abnormal ? "abnormal" : "normal", why,
-				   epoch);
+			cdr_notice("room %s is %s (%s, epoch %" PRId64 ")%s", id, abnormal ? "abnormal" : "normal", why,
+				   epoch,
+				   abnormal ? ""
+					    : ": new conferences go there again, restored ones stay where they run");
+		if (!r->abnormal && abnormal && s->consuming)
+			room_failed(s, r->id);
 		r->abnormal = abnormal;
 		r->epoch = epoch;
 		return;
@@ -3126,10 +3244,15 @@ static void maybe_consume(struct css *s)
 	load_view(s);
 	if (!s->loaded)
 		return;
-	if (!s->consuming)
+	if (!s->consuming) {
 		cdr_notice("consuming %s and %s (epoch %" PRId64 ", %zu conferences)", CDR_MQ_MAU_CONF_Q,
 			   CDR_MQ_MAU_CMU_Q, s->epoch, cdr_hmap_count(s->confs));
-	s->consuming = true;
+		s->consuming = true;
+		/* rooms that went abnormal while css was away or starting */
+		for (size_t i = 0; i < s->nrooms; i++)
+			if (s->rooms[i].abnormal)
+				room_failed(s, s->rooms[i].id);
+	}
 	if ((r = cdr_mq_consume(mq, CDR_MQ_MAU_CMU_Q, on_mcu_message, s)) < 0 && r != -EALREADY)
 		cdr_err("cannot consume %s: %s", CDR_MQ_MAU_CMU_Q, strerror(-r));
 	if ((r = cdr_mq_consume(mq, CDR_MQ_MAU_CONF_Q, on_cm_request, s)) < 0 && r != -EALREADY)
@@ -3192,18 +3315,23 @@ static void publish_stats(void *arg)
 	size_t per[CSS_NSTATES] = { 0 }, it = 0;
 	const char *k;
 	void *v;
-	json_t *st = json_object();
+	json_t *st = json_object(), *o;
 
 	while (cdr_hmap_next(s->confs, &it, &k, &v))
 		per[((struct conf *)v)->state]++;
 	for (int i = 0; i < CSS_NSTATES; i++)
 		json_object_set_new(st, css_state_name((enum css_state)i), json_integer((json_int_t)per[i]));
-	cdr_daemon_set_stats(
-		s->d, json_pack("{s:b, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "serving", s->consuming, "confs",
-				(json_int_t)cdr_hmap_count(s->confs), "states", st, "created", (json_int_t)s->n.created,
-				"create_failed", (json_int_t)s->n.create_failed, "ended", (json_int_t)s->n.ended,
-				"orphans_ended", (json_int_t)s->n.orphans_ended, "missing", (json_int_t)s->n.missing,
-				"late_acks", (json_int_t)s->n.late_acks, "duplicates", (json_int_t)s->n.duplicates));
+	o = json_pack("{s:b, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "serving", s->consuming, "confs",
+		      (json_int_t)cdr_hmap_count(s->confs), "states", st, "created", (json_int_t)s->n.created,
+		      "create_failed", (json_int_t)s->n.create_failed, "ended", (json_int_t)s->n.ended, "orphans_ended",
+		      (json_int_t)s->n.orphans_ended, "missing", (json_int_t)s->n.missing, "late_acks",
+		      (json_int_t)s->n.late_acks, "duplicates", (json_int_t)s->n.duplicates);
+	if (o)
+		json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I}", "lost", (json_int_t)s->n.lost,
+						    "restored", (json_int_t)s->n.restored, "restore_failed",
+						    (json_int_t)s->n.restore_failed, "moved_ended",
+						    (json_int_t)s->n.moved_ended, "adopted", (json_int_t)s->n.adopted));
+	cdr_daemon_set_stats(s->d, o);
 }
 
 static void flush_reservations(void *arg)
