@@ -99,6 +99,12 @@ const void *cdr_daemon_conf(struct cdr_daemon *d);
 struct cdr_zk *cdr_daemon_zk(struct cdr_daemon *d);
 struct cdr_mq *cdr_daemon_mq(struct cdr_daemon *d);
 struct cdr_redis *cdr_daemon_redis(struct cdr_daemon *d);
+
+struct cdr_endpoint;
+/* The amqp:// URL of broker endpoint ep with the daemon's credentials
+ * ([amqp] user, password), for a connection to another platform's broker.
+ * Returns 0, or -ENOSPC when it does not fit in len. */
+int cdr_daemon_amqp_url(const struct cdr_daemon *d, const struct cdr_endpoint *ep, char *url, size_t len);
 struct cdr_db *cdr_daemon_db(struct cdr_daemon *d);
 bool cdr_daemon_link_up(struct cdr_daemon *d, const char *link);
 bool cdr_daemon_active(struct cdr_daemon *d);

@@ -12,6 +12,7 @@
 #include <confdr/db.h>
 #include <confdr/log.h>
 #include <confdr/mq.h>
+#include <confdr/topology.h>
 #include <confdr/redis.h>
 #include <confdr/zk.h>
 
@@ -129,17 +130,32 @@ static void url_encode(const char *s, char *out, size_t len)
 	out[n] = '\0';
 }
 
-static void apply_mq(struct cdr_daemon *d, const char *host, int port, const char *vhost)
+static int amqp_url(const struct cdr_daemon_conf *cf, const char *host, int port, const char *vhost, char *url,
+		    size_t len)
 {
-	const struct cdr_daemon_conf *cf = d->conf;
-	char user[256], pass[256], vh[256], url[1024];
-	struct cdr_mq_opts o = { 0 };
-	int r;
+	char user[256], pass[256], vh[256];
+	int n;
 
 	url_encode(cf->amqp_user, user, sizeof(user));
 	url_encode(cf->amqp_password, pass, sizeof(pass));
-	url_encode(vhost, vh, sizeof(vh));
-	snprintf(url, sizeof(url), "amqp://%s:%s@%s:%d/%s", user, pass, host, port, vh);
+	url_encode(vhost ? vhost : "/", vh, sizeof(vh));
+	n = snprintf(url, len, "amqp://%s:%s@%s:%d/%s", user, pass, host, port, vh);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+int cdr_daemon_amqp_url(const struct cdr_daemon *d, const struct cdr_endpoint *ep, char *url, size_t len)
+{
+	return amqp_url(d->conf, ep->host, ep->port, ep->vhost, url, len);
+}
+
+static void apply_mq(struct cdr_daemon *d, const char *host, int port, const char *vhost)
+{
+	const struct cdr_daemon_conf *cf = d->conf;
+	char url[1024];
+	struct cdr_mq_opts o = { 0 };
+	int r;
+
+	amqp_url(cf, host, port, vhost, url, sizeof(url));
 	if (d->mq) {
 		/* A moved broker: the old connection drains (bounded) and goes. */
 		cdr_notice("amqp: endpoint changed to %s:%d/%s; re-connecting", host, port, vhost);

@@ -19,6 +19,7 @@
 #include <confdr/msg.h>
 #include <confdr/redis.h>
 #include <confdr/topology.h>
+#include <confdr/zk.h>
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -104,6 +105,7 @@ struct conf {
 	struct op *op;	       /* the operation in flight on it, or NULL */
 	bool closing;	       /* ended: history being written, then the record goes */
 	bool db_queued;
+	bool db_batching;	/* db_kick: picked for the batch being formed */
 	bool restore_queued;	/* in s->restore_q */
 	int restore_tries;	/* allocations or re-creates that failed in a row */
 	char lost_mcu[64];	/* the MCU it was lost on: not used again for it */
@@ -112,6 +114,7 @@ struct conf {
 	bool lost_by_room;	/* pending because its room went abnormal (its MCU may still run it) */
 	char moved_mcu[64];	/* ... that MCU: the copy there is ended once restored elsewhere */
 	char moved_key[200];
+	char moved_host[64]; /* ... on the broker of that platform */
 	struct group *by_ud, *by_mcu;
 	TAILQ_ENTRY(conf) ud_link, mcu_link;
 };
@@ -186,10 +189,23 @@ struct rsv_batch {
 };
 
 struct redis_link {
+	struct css *s;
 	char platform[64];
 	struct cdr_redis *r; /* own: the daemon's; others: our own client */
 	bool own;
 	struct cdr_redis_script *put, *del, *tpl;
+	/* another platform's (its replica, held here): the takeover while it is down */
+	bool promoting;	   /* REPLICAOF NO ONE sent, or its records being read */
+	bool serving;	   /* promoted and read: this css serves the platform's user domains */
+	uint64_t since;	   /* monotonic ms the takeover began */
+	struct cdr_db *db; /* the platform's MySQL (its history rows) */
+};
+
+/* The broker of another platform: control messages for conferences hosted
+ * there go to its mau.cmcmu.ex (design section 6, platform back). */
+struct peer_mq {
+	char platform[64];
+	struct cdr_mq *mq;
 };
 
 struct css {
@@ -222,6 +238,9 @@ struct css {
 
 	struct redis_link links[MAX_REDIS];
 	size_t nlinks;
+	struct peer_mq peers[MAX_REDIS];
+	size_t npeers;
+	struct cdr_timer *takeover_timer;
 
 	struct rsv_batch confirm, release;
 	struct confvec dbq; /* conferences whose history row is to be written */
@@ -415,9 +434,11 @@ static json_t *conf_json(const struct conf *c)
  * planned end, answer key ("" none), answer, answer ttl (s), then field,
  * value pairs. Refuses a record written with a newer epoch (fencing). */
 static const char put_lua[] =
-	"local cur = redis.call('HGET', KEYS[1], 'epoch')\n"
-	"if cur and tonumber(cur) > tonumber(ARGV[1]) then\n"
-	"  return redis.error_reply('STALE record written with epoch ' .. cur)\n"
+	"local cur = redis.call('HMGET', KEYS[1], 'epoch', 'writer')\n"
+	"local w = ''\n"
+	"for i = 10, #ARGV, 2 do if ARGV[i] == 'writer' then w = ARGV[i + 1] end end\n"
+	"if cur[1] and (not cur[2] or cur[2] == w) and tonumber(cur[1]) > tonumber(ARGV[1]) then\n"
+	"  return redis.error_reply('STALE record written with epoch ' .. cur[1])\n"
 	"end\n"
 	"local old = redis.call('HGET', KEYS[1], 'mcu')\n"
 	"if old and old ~= '' and old ~= ARGV[4] then redis.call('SREM', 'confs:mcu:' .. old, ARGV[2]) end\n"
@@ -482,6 +503,26 @@ static struct cdr_redis *redis_of(struct css *s, const char *platform)
 	return l->own ? cdr_daemon_redis(s->d) : l->r;
 }
 
+static bool plat_down(const char *p, void *arg);
+
+/* Whether this css serves platform's user domains now: its own unless
+ * declared down; another's while taken over (promoted and read). */
+static bool serving(struct css *s, const char *platform)
+{
+	struct redis_link *l;
+
+	if (!platform || !*platform || !strcmp(platform, s->platform))
+		return !plat_down(s->platform, s);
+	l = link_of(s, platform);
+	return l && l->serving;
+}
+
+/* Whether css acts on c (writes it, restores it, ends what it lost). */
+static bool acts_for(struct css *s, const struct conf *c)
+{
+	return serving(s, c->home);
+}
+
 /* Scripts of a link, made once its client exists. */
 static int link_scripts(struct redis_link *l, struct cdr_redis *r)
 {
@@ -525,6 +566,8 @@ static int store_put(struct css *s, struct conf *c, const char *akey, const char
 
 	if (!l)
 		return -ENOTCONN;
+	if (!acts_for(s, c))
+		return -EPERM; /* its platform is served elsewhere now: not ours to write */
 	snprintf(key, sizeof(key), "conf:%s", c->e164);
 	snprintf(epoch, sizeof(epoch), "%" PRId64, s->epoch);
 	snprintf(pend, sizeof(pend), "%" PRId64, c->planned_end_ms);
@@ -564,6 +607,7 @@ static int store_put(struct css *s, struct conf *c, const char *akey, const char
 	F("generation", gen);
 	F("end_ms", endms);
 	F("end_reason", nz(c->end_reason));
+	F("writer", s->platform); /* epochs are compared between writers of one platform only */
 #undef F
 	{
 		const char *keys[1] = { key };
@@ -580,6 +624,8 @@ static int store_del(struct css *s, struct conf *c, const char *akey, const char
 	char key[64], epoch[24], ttl[24], start[24];
 	const char *keys[1] = { key }, *argv[6];
 
+	if (!acts_for(s, c))
+		return -EPERM;
 	if (!l)
 		return -ENOTCONN;
 	snprintf(key, sizeof(key), "conf:%s", c->e164);
@@ -755,9 +801,30 @@ static void answer_key(const char *req, char *buf, size_t len)
  * through that platform's broker (issue of DR: not yet connected). */
 static struct cdr_mq *mq_of_host(struct css *s, const char *host)
 {
-	if (!host || !strcmp(host, s->platform))
+	const struct cdr_endpoint *ep;
+	struct cdr_mq_opts o = { 0 };
+	struct peer_mq *pm;
+	char url[1024], name[96];
+
+	if (!host || !*host || !strcmp(host, s->platform))
 		return cdr_daemon_mq(s->d);
-	return NULL;
+	for (size_t i = 0; i < s->npeers; i++)
+		if (!strcmp(s->peers[i].platform, host))
+			return s->peers[i].mq;
+	if (s->npeers >= MAX_REDIS || !s->topo || !(ep = cdr_topology_main_endpoint(s->topo, host, CDR_SVC_MQ)) ||
+	    cdr_daemon_amqp_url(s->d, ep, url, sizeof(url)) < 0)
+		return NULL;
+	pm = &s->peers[s->npeers];
+	snprintf(name, sizeof(name), "css-%s-to-%s", s->platform, host);
+	o.url = url;
+	o.name = name;
+	if (cdr_mq_new(cdr_daemon_loop(s->d), &o, &pm->mq) < 0)
+		return NULL;
+	snprintf(pm->platform, sizeof(pm->platform), "%s", host);
+	s->npeers++;
+	cdr_notice("broker of platform %s (%s:%d/%s): connecting, for conferences hosted there", host, ep->host,
+		   ep->port, ep->vhost ? ep->vhost : "/");
+	return pm->mq;
 }
 
 static int mcu_send(struct css *s, const struct conf *c, const char *type, const char *id, json_t *body,
@@ -774,14 +841,24 @@ static int mcu_send(struct css *s, const struct conf *c, const char *type, const
 			       arg);
 }
 
-static void end_on_mcu(struct css *s, const char *e164, const char *mcu, const char *key, const char *reason)
+static void end_on_host(struct css *s, const char *host, const char *e164, const char *mcu, const char *key,
+			const char *reason)
 {
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
+	struct cdr_mq *mq = mq_of_host(s, host);
 
+	if (!mq) {
+		cdr_warn("conference %s: end on %s not sent: no broker for platform %s", e164, mcu, nz(host));
+		return;
+	}
 	cdr_bus_publish(&s->bus, mq, CDR_MQ_MAU_CMCMU_EX, key && *key ? key : mcu, "mau_cmu_endconf_req", NULL,
 			s->epoch,
 			json_pack("{s:s, s:s, s:I}", "e164", e164, "reason", reason, "epoch", (json_int_t)s->epoch),
 			false, NULL, NULL);
+}
+
+static void end_on_mcu(struct css *s, const char *e164, const char *mcu, const char *key, const char *reason)
+{
+	end_on_host(s, NULL, e164, mcu, key, reason);
 }
 
 static void notify(struct css *s, const char *exchange, const char *key, const char *type, json_t *body)
@@ -1015,6 +1092,9 @@ static void db_batch_free(struct db_batch *b)
 }
 
 static void conf_gone(struct css *s, struct conf *c);
+struct load;
+static void takeover_loaded(struct css *s, struct load *ld);
+static void takeover_check(struct css *s);
 
 static void on_db_batch(const struct cdr_db_result *r, void *arg)
 {
@@ -1056,15 +1136,61 @@ static void db_retry(void *arg)
 }
 
 /* Writes the next batch of queued rows, one batch in flight at a time. */
+/* The MySQL of a conference's home platform (history follows the records). */
+static struct cdr_db *db_of(struct css *s, const char *home)
+{
+	struct redis_link *l = link_of(s, home);
+
+	if (!home || !strcmp(home, s->platform) || !l)
+		return cdr_daemon_db(s->d);
+	return l->db;
+}
+
 static void db_kick(struct css *s)
 {
-	struct cdr_db *db = cdr_daemon_db(s->d);
+	struct cdr_db *db;
 	struct db_batch *b;
-	size_t n = s->dbq.n < (size_t)s->conf.db_batch ? s->dbq.n : (size_t)s->conf.db_batch;
+	size_t n = 0, keep = 0;
 	int r;
 
-	if (s->db_busy || n == 0 || !db)
+	if (s->db_busy || s->dbq.n == 0)
 		return;
+	/* one home platform per batch: the first's; others wait their turn,
+	 * and rows of a platform this css no longer serves are dropped */
+	db = NULL;
+	{
+		struct conf **order = malloc(s->dbq.n * sizeof(*order));
+
+		if (!order)
+			return;
+		for (int pass = 0; pass < 2; pass++) {
+			for (size_t i = 0; i < s->dbq.n; i++) {
+				struct conf *c = s->dbq.v[i];
+				bool mine;
+
+				if (!acts_for(s, c)) {
+					c->db_queued = false;
+					continue;
+				}
+				if (!db)
+					db = db_of(s, c->home);
+				mine = n < (size_t)s->conf.db_batch && db_of(s, c->home) == db && !c->db_batching;
+				if (pass == 0 && mine) {
+					c->db_batching = true;
+					order[n++] = c;
+				} else if (pass == 1 && !c->db_batching) {
+					order[n + keep++] = c;
+				}
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+			order[i]->db_batching = false;
+		memcpy(s->dbq.v, order, (n + keep) * sizeof(*order));
+		s->dbq.n = n + keep;
+		free(order);
+	}
+	if (n == 0 || !db)
+		return; /* nothing to write, or that platform's MySQL has no client (yet) */
 	if (!(b = calloc(1, sizeof(*b))) || !(b->confs = calloc(n, sizeof(*b->confs))) ||
 	    !(b->written = calloc(n, sizeof(*b->written))) || !(b->stmts = calloc(n, sizeof(*b->stmts))) ||
 	    !(b->params = calloc(n * NPARAMS, sizeof(*b->params))) || !(b->texts = calloc(n, sizeof(char *)))) {
@@ -1245,7 +1371,7 @@ static void conf_end(struct css *s, struct conf *c, const char *reason, struct o
 	}
 	if (c->state == CSS_ENDED) { /* pending restore: nothing runs where css places it */
 		if (c->moved_mcu[0]) /* its room was switched away: the MCU there may still run it */
-			end_on_mcu(s, c->e164, c->moved_mcu, c->moved_key, reason);
+			end_on_host(s, c->moved_host, c->e164, c->moved_mcu, c->moved_key, reason);
 		conf_close(s, c, reason, op);
 		return;
 	}
@@ -1788,10 +1914,10 @@ static void restore_done(struct op *op)
 	if (c->moved_mcu[0] && strcmp(c->moved_mcu, nz(c->mcu))) {
 		/* make before break: its room was switched away with its MCU
 		 * still up; the copy there goes now that this one runs */
-		end_on_mcu(s, c->e164, c->moved_mcu, c->moved_key, "moved");
+		end_on_host(s, c->moved_host, c->e164, c->moved_mcu, c->moved_key, "moved");
 		s->n.moved_ended++;
 	}
-	c->moved_mcu[0] = c->moved_key[0] = '\0';
+	c->moved_mcu[0] = c->moved_key[0] = c->moved_host[0] = '\0';
 	c->lost_by_room = false;
 	store_bg(s, c);
 	rsv_add(s, true, c->reservation);
@@ -1928,7 +2054,7 @@ static void restore_kick(void *arg)
 		const char *res = cdr_msg_jstr(cr, "resolution", "720p");
 		struct css_place pl;
 
-		if (c->state != CSS_PENDING_RESTORE || c->op || c->closing) {
+		if (c->state != CSS_PENDING_RESTORE || c->op || c->closing || !acts_for(s, c)) {
 			c->restore_queued = false;
 			continue;
 		}
@@ -2000,14 +2126,21 @@ static void restore_kick(void *arg)
 
 /* c no longer runs on its MCU: pending restore (stored), queued. Returns 0,
  * or -1 when c is not running. */
-static int conf_lost(struct css *s, struct conf *c, uint64_t now, bool by_room)
+enum lost_why { LOST_MCU, LOST_ROOM, LOST_PLATFORM };
+
+static int conf_lost(struct css *s, struct conf *c, uint64_t now, enum lost_why why)
 {
+	/* a room switched away or a platform taken over may still run it:
+	 * the copy there is ended once it runs elsewhere */
+	bool moved = why != LOST_MCU;
+
 	if (c->state != CSS_RUNNING || c->op || conf_event(c, CSS_EV_MCU_LOST) < 0)
 		return -1;
 	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
-	c->lost_by_room = by_room;
-	snprintf(c->moved_mcu, sizeof(c->moved_mcu), "%s", by_room ? nz(c->mcu) : "");
-	snprintf(c->moved_key, sizeof(c->moved_key), "%s", by_room ? nz(c->mcu_key) : "");
+	c->lost_by_room = why == LOST_ROOM;
+	snprintf(c->moved_mcu, sizeof(c->moved_mcu), "%s", moved ? nz(c->mcu) : "");
+	snprintf(c->moved_key, sizeof(c->moved_key), "%s", moved ? nz(c->mcu_key) : "");
+	snprintf(c->moved_host, sizeof(c->moved_host), "%s", moved ? nz(c->host) : "");
 	c->lost_mono = now;
 	c->restore_tries = 0;
 	c->restore_after = 0;
@@ -2025,14 +2158,16 @@ static void mcu_lost(struct css *s, const char *mcu, const char *why)
 	size_t n = 0, k = 0;
 	uint64_t now = cdr_now_ms();
 
-	if (!g || !g->n)
-		return;
+	if (!g || !g->n || plat_down(s->platform, s))
+		return; /* declared down: the backup platform's css acts */
 	if (!(list = calloc(g->n, sizeof(*list))))
 		return;
 	TAILQ_FOREACH(c, &g->confs, mcu_link)
 	list[n++] = c;
 	for (size_t i = 0; i < n; i++) {
 		c = list[i];
+		if (!acts_for(s, c))
+			continue;
 		if (c->op) {
 			if (c->op->kind == OP_CREATE)
 				create_fail(c->op, "mcu_timeout", "the MCU was lost");
@@ -2040,7 +2175,7 @@ static void mcu_lost(struct css *s, const char *mcu, const char *why)
 				restore_fail(c->op, "the MCU was lost");
 			continue; /* an end or a rename resolves by its timeout */
 		}
-		if (conf_lost(s, c, now, false) == 0)
+		if (conf_lost(s, c, now, LOST_MCU) == 0)
 			k++;
 	}
 	free(list);
@@ -2106,7 +2241,7 @@ static void audit_mcus(void *arg)
 {
 	struct css *s = arg;
 
-	if (!s->consuming || s->audit_pending || !cdr_hmap_count(s->mcus))
+	if (!s->consuming || s->audit_pending || !cdr_hmap_count(s->mcus) || plat_down(s->platform, s))
 		return;
 	if (rms_call(s, "ctl_rms_inventory_req", json_object(), on_inventory, NULL) == 0)
 		s->audit_pending = true;
@@ -2196,11 +2331,10 @@ static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg 
 		}
 		break;
 	case CSS_ROUTE_TAKEOVER:
-		/* Serving a failed platform's domains (its Redis replica
-		 * promoted, its conferences restored here) is the DR flow's;
-		 * until it has taken over, say so. */
+		if (serving(s, rt.home))
+			break; /* its Redis replica promoted and read: served here */
 		snprintf(detail, sizeof(detail),
-			 "platform %s of user domain %s is down and %s has not taken over its domains", rt.home, ud,
+			 "platform %s of user domain %s is down and %s has not taken over its domains yet", rt.home, ud,
 			 s->platform);
 		refuse(s, dl, m, "platform_down", detail);
 		return;
@@ -2669,6 +2803,12 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 
 	if (!listed)
 		return;
+	if (plat_down(s->platform, s)) {
+		/* declared down: the backup platform's css serves our domains
+		 * and ends what it moved; nothing is concluded here */
+		cdr_hmap_free(listed);
+		return;
+	}
 	if (last && seq <= last->seq) {
 		cdr_debug("conference list %" PRId64 " of %s is not newer than %" PRId64 ": ignored", seq, mcu,
 			  last->seq);
@@ -2713,7 +2853,7 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 		case CSS_LISTED_ADOPT:
 			conf_event(c, CSS_EV_ADOPT);
 			c->lost_by_room = false;
-			c->moved_mcu[0] = c->moved_key[0] = '\0';
+			c->moved_mcu[0] = c->moved_key[0] = c->moved_host[0] = '\0';
 			c->lost_mcu[0] = '\0';
 			c->restore_tries = 0;
 			store_bg(s, c);
@@ -2729,12 +2869,12 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 		TAILQ_FOREACH(c, &g->confs, mcu_link)
 		{
 			if (!css_missing_rule(c->state, c->op != NULL, now - c->changed_mono, grace) ||
-			    cdr_hmap_get(listed, c->e164))
+			    cdr_hmap_get(listed, c->e164) || !acts_for(s, c))
 				continue;
 			missing++;
 			s->n.missing++;
 			cdr_warn("conference %s: placed on %s, which does not run it: restored", c->e164, mcu);
-			conf_lost(s, c, now, false);
+			conf_lost(s, c, now, LOST_MCU);
 		}
 	}
 	cdr_debug("conference list %" PRId64 " of %s: %zu conferences, %zu orphans ended, %zu missing", seq, mcu,
@@ -2801,12 +2941,15 @@ static void on_expiring(int status, const redisReply *reply, void *arg)
 static void expiry_tick(void *arg)
 {
 	struct css *s = arg;
-	struct cdr_redis *r = redis_of(s, s->platform);
-
-	if (!s->consuming || !r)
+	if (!s->consuming)
 		return;
-	cdr_redis_command(r, on_expiring, s, "ZRANGEBYSCORE confs:expiry -inf %" PRId64 " LIMIT 0 %d", wall(),
-			  EXPIRE_BATCH);
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct cdr_redis *r = redis_of(s, s->links[i].platform);
+
+		if (r && serving(s, s->links[i].platform))
+			cdr_redis_command(r, on_expiring, s, "ZRANGEBYSCORE confs:expiry -inf %" PRId64 " LIMIT 0 %d",
+					  wall(), EXPIRE_BATCH);
+	}
 }
 
 /* ---- rms and pms notices ---- */
@@ -2861,8 +3004,8 @@ static void room_failed(struct css *s, const char *id)
 	while (cdr_hmap_next(s->confs, &it, &key, &v)) {
 		struct conf *c = v;
 
-		if (c->room && !strcmp(c->room, id) && (!c->host || !strcmp(c->host, s->platform)) &&
-		    conf_lost(s, c, now, true) == 0)
+		if (c->room && !strcmp(c->room, id) && (!c->host || !strcmp(c->host, s->platform)) && acts_for(s, c) &&
+		    conf_lost(s, c, now, LOST_ROOM) == 0)
 			k++;
 	}
 	s->n.lost += k;
@@ -2882,6 +3025,7 @@ static void apply_platform(struct css *s, const char *id, bool down, int64_t epo
 			cdr_notice("platform %s is %s (%s, epoch %" PRId64 ")", id, down ? "down" : "up", why, epoch);
 		p->down = down;
 		p->epoch = epoch;
+		takeover_check(s);
 		return;
 	}
 }
@@ -3056,6 +3200,8 @@ static void read_templates(void *arg)
 
 struct load {
 	struct css *s;
+	struct redis_link *link; /* another platform's (a takeover), or NULL: our own */
+	size_t restore;		 /* takeover: conferences that ran on the failed platform */
 	uint64_t gen;
 	size_t pending, loaded, creating, ending, ended;
 	uint64_t t0;
@@ -3100,6 +3246,15 @@ static void adopt(struct css *s, struct load *ld, struct conf *c)
 	case CSS_PENDING_RESTORE:
 		c->lost_mono = cdr_now_ms();
 		restore_queue(s, c);
+		break;
+	case CSS_RUNNING:
+		if (ld->link && (!c->host || strcmp(c->host, s->platform))) {
+			/* a takeover: it ran on the failed platform */
+			if (conf_lost(s, c, cdr_now_ms(), LOST_PLATFORM) == 0)
+				ld->restore++;
+			break;
+		}
+		db_queue(s, c);
 		break;
 	case CSS_RESTORING:
 		/* the re-create again, same MCU and generation: idempotent there */
@@ -3159,7 +3314,12 @@ static void on_record(int status, const redisReply *reply, void *arg)
 		json_decref(h);
 	}
 	if (--ld->pending == 0) {
-		if (ld->gen == s->gen && status != -ECANCELED) {
+		if (ld->link) {
+			if (ld->gen == s->gen && status != -ECANCELED)
+				takeover_loaded(s, ld);
+			else
+				ld->link->promoting = false;
+		} else if (ld->gen == s->gen && status != -ECANCELED) {
 			s->loading = false;
 			s->loaded = true;
 			cdr_notice("view rebuilt from Redis: %zu conferences (%zu creating, %zu ending, %zu ended) in "
@@ -3181,14 +3341,22 @@ static void on_members(int status, const redisReply *reply, void *arg)
 {
 	struct load *ld = arg;
 	struct css *s = ld->s;
-	struct cdr_redis *r = redis_of(s, s->platform);
+	struct cdr_redis *r = ld->link ? ld->link->r : redis_of(s, s->platform);
 
 	if (status == -ECANCELED || ld->gen != s->gen) {
+		if (ld->link)
+			ld->link->promoting = false;
 		free(ld);
 		return;
 	}
 	if (status < 0 || reply->type != REDIS_REPLY_ARRAY || !r) {
-		load_retry(s, redis_err(status, reply));
+		if (ld->link) {
+			cdr_warn("takeover of %s: its records not read (%s); again in a second", ld->link->platform,
+				 redis_err(status, reply));
+			ld->link->promoting = false;
+		} else {
+			load_retry(s, redis_err(status, reply));
+		}
 		free(ld);
 		return;
 	}
@@ -3217,6 +3385,162 @@ static void load_view(struct css *s)
 		free(ld);
 		load_retry(s, "not connected");
 	}
+}
+
+/* ---- platform takeover (design section 6: platform failure, platform back) ---- */
+
+static void on_endpoint_published(const struct cdr_zk_result *res, void *arg)
+{
+	char *path = arg;
+
+	if (res->status != 0)
+		cdr_err("takeover: %s not written in ZooKeeper (%s): other daemons still see the old Redis", path,
+			res->error ? res->error : strerror(-res->status));
+	else
+		cdr_notice("takeover: %s now names the promoted replica", path);
+	free(path);
+}
+
+/* The promoted replica becomes the platform's Redis in ZooKeeper: its
+ * daemons, when they come back, use it (the data is there now), and
+ * confdrctl platform failback finds where the original was. */
+static void publish_promoted(struct css *s, struct redis_link *l)
+{
+	const struct cdr_endpoint *rep = cdr_topology_replica(s->topo, l->platform, CDR_SVC_REDIS);
+	const struct cdr_endpoint *cur = cdr_topology_main_endpoint(s->topo, l->platform, CDR_SVC_REDIS);
+	const struct cdr_room *main = cdr_topology_main_room(s->topo, l->platform);
+	struct cdr_zk *zk = cdr_daemon_zk(s->d);
+	json_t *o;
+	char *txt, path[256];
+
+	if (!rep || !main || !zk)
+		return;
+	if (cur && !strcmp(cur->host, rep->host) && cur->port == rep->port)
+		return; /* published already (a restart during the takeover) */
+	o = json_pack("{s:s, s:i, s:s, s:I}", "host", rep->host, "port", (int)rep->port, "promoted_by", s->bus.src,
+		      "since", (json_int_t)wall());
+	if (o && cur)
+		json_object_set_new(o, "failed_over_from",
+				    json_pack("{s:s, s:i}", "host", cur->host, "port", (int)cur->port));
+	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	snprintf(path, sizeof(path), "/endpoints/%s/%s/redis", l->platform, main->id);
+	if (txt) {
+		char *p = strdup(path);
+
+		if (!p || cdr_zk_set(zk, path, txt, strlen(txt), -1, on_endpoint_published, p) < 0) {
+			cdr_err("takeover: cannot write %s in ZooKeeper", path);
+			free(p);
+		}
+	}
+	free(txt);
+}
+
+static void on_promoted(int status, const redisReply *reply, void *arg)
+{
+	struct redis_link *l = arg;
+	struct css *s = l->s;
+	struct load *ld;
+
+	if (status == -ECANCELED)
+		return;
+	if (status < 0 || !plat_down(l->platform, s) || !s->consuming) {
+		if (status < 0)
+			cdr_warn("takeover of %s: its Redis replica not promoted (%s); again in a second", l->platform,
+				 redis_err(status, reply));
+		l->promoting = false;
+		return;
+	}
+	cdr_notice("takeover of %s: its Redis replica is promoted (REPLICAOF NO ONE); reading its conferences",
+		   l->platform);
+	publish_promoted(s, l);
+	if (!(ld = calloc(1, sizeof(*ld)))) {
+		l->promoting = false;
+		return;
+	}
+	ld->s = s;
+	ld->link = l;
+	ld->gen = s->gen;
+	ld->t0 = cdr_now_ms();
+	if (cdr_redis_command(l->r, on_members, ld, "SMEMBERS confs:all") < 0) {
+		l->promoting = false;
+		free(ld);
+	}
+}
+
+static void takeover_loaded(struct css *s, struct load *ld)
+{
+	struct redis_link *l = ld->link;
+	const struct cdr_endpoint *ep;
+	char msg[300];
+
+	l->promoting = false;
+	l->serving = true;
+	if (!l->db && (ep = cdr_topology_main_endpoint(s->topo, l->platform, CDR_SVC_MYSQL)) && ep->database) {
+		struct cdr_db_opts o = {
+			.host = ep->host,
+			.port = ep->port,
+			.user = s->conf.base.mysql_user,
+			.password = s->conf.base.mysql_password,
+			.database = ep->database,
+			.connect_timeout_ms = (unsigned)s->conf.base.mysql_connect_timeout_ms,
+		};
+
+		if (cdr_db_new(cdr_daemon_loop(s->d), &o, &l->db) < 0)
+			l->db = NULL;
+	}
+	snprintf(msg, sizeof(msg),
+		 "serving the user domains of %s: %zu of its conferences read in %" PRIu64 " ms, %zu that ran there to "
+		 "restore on %s's MCUs",
+		 l->platform, ld->loaded, cdr_now_ms() - ld->t0, ld->restore, s->platform);
+	cdr_warn("takeover of %s: %s", l->platform, msg);
+	alarm(s, "major", "platform_takeover", l->platform, msg);
+	s->n.lost += ld->restore;
+}
+
+/* Platforms this css backs up: taken over while down (and this css's own
+ * platform is up), handed back when up. */
+static void takeover_check(struct css *s)
+{
+	bool again = false;
+
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct redis_link *l = &s->links[i];
+		bool want = !l->own && plat_down(l->platform, s) && !plat_down(s->platform, s) && s->consuming;
+
+		if (l->own)
+			continue;
+		if (want && !l->serving && !l->promoting) {
+			if (!l->r || !cdr_redis_connected(l->r)) {
+				cdr_warn("takeover of %s: the replica of its Redis is not connected; waiting",
+					 l->platform);
+				again = true;
+				continue;
+			}
+			l->promoting = true;
+			l->since = cdr_now_ms();
+			cdr_warn("platform %s is down: taking over its user domains (promoting its Redis replica)",
+				 l->platform);
+			if (cdr_redis_command(l->r, on_promoted, l, "REPLICAOF NO ONE") < 0) {
+				l->promoting = false;
+				again = true;
+			}
+		} else if (!want && l->serving) {
+			l->serving = false;
+			cdr_warn("platform %s is %s: its user domains are its own css's again; the conferences "
+				 "running here stay as they are",
+				 l->platform, plat_down(l->platform, s) ? "still down, but we stop" : "up");
+		}
+		if (want && !l->serving)
+			again = true;
+	}
+	if (again && !cdr_timer_pending(s->takeover_timer))
+		cdr_timer_start(s->takeover_timer, 1000, false);
+}
+
+static void takeover_tick(void *arg)
+{
+	takeover_check(arg);
 }
 
 /* ---- life ---- */
@@ -3252,6 +3576,7 @@ static void maybe_consume(struct css *s)
 		for (size_t i = 0; i < s->nrooms; i++)
 			if (s->rooms[i].abnormal)
 				room_failed(s, s->rooms[i].id);
+		takeover_check(s);
 	}
 	if ((r = cdr_mq_consume(mq, CDR_MQ_MAU_CMU_Q, on_mcu_message, s)) < 0 && r != -EALREADY)
 		cdr_err("cannot consume %s: %s", CDR_MQ_MAU_CMU_Q, strerror(-r));
@@ -3363,6 +3688,7 @@ static void connect_redis(struct css *s)
 		if (link_of(s, plats[i]))
 			continue;
 		l = &s->links[s->nlinks];
+		l->s = s;
 		snprintf(l->platform, sizeof(l->platform), "%s", plats[i]);
 		if (i == 0) {
 			l->own = true;
@@ -3452,7 +3778,8 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, db_retry, s, &s->db_timer) < 0 ||
 	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0 ||
 	    cdr_timer_new(loop, restore_kick, s, &s->restore_timer) < 0 ||
-	    cdr_timer_new(loop, audit_mcus, s, &s->audit_timer) < 0) {
+	    cdr_timer_new(loop, audit_mcus, s, &s->audit_timer) < 0 ||
+	    cdr_timer_new(loop, takeover_tick, s, &s->takeover_timer) < 0) {
 		*server = s;
 		return -ENOMEM; /* css_free cleans up */
 	}
@@ -3516,6 +3843,10 @@ static void css_free(void *server)
 		return;
 	if (s->confs)
 		drop_view(s);
+	for (size_t i = 0; i < s->npeers; i++)
+		cdr_mq_free(s->peers[i].mq);
+	for (size_t i = 0; i < s->nlinks; i++)
+		cdr_db_free(s->links[i].db);
 	for (size_t i = 0; i < s->nlinks; i++)
 		if (!s->links[i].own)
 			cdr_redis_free(s->links[i].r);
@@ -3536,6 +3867,7 @@ static void css_free(void *server)
 	cdr_timer_free(s->stats_timer);
 	cdr_timer_free(s->restore_timer);
 	cdr_timer_free(s->audit_timer);
+	cdr_timer_free(s->takeover_timer);
 	free(s->restore_q.v);
 	cdr_topology_free(s->topo);
 	free(s->plats);
