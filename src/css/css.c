@@ -517,10 +517,16 @@ static bool serving(struct css *s, const char *platform)
 	return l && l->serving;
 }
 
-/* Whether css acts on c (writes it, restores it, ends what it lost). */
+/* Whether css acts on c (writes it, restores it, ends what it lost): its
+ * platform is served here, or being taken over (its records being read). */
 static bool acts_for(struct css *s, const struct conf *c)
 {
-	return serving(s, c->home);
+	struct redis_link *l;
+
+	if (serving(s, c->home))
+		return true;
+	l = c->home && strcmp(c->home, s->platform) ? link_of(s, c->home) : NULL;
+	return l && l->promoting && plat_down(c->home, s);
 }
 
 /* Scripts of a link, made once its client exists. */
@@ -1092,6 +1098,8 @@ static void db_batch_free(struct db_batch *b)
 }
 
 static void conf_gone(struct css *s, struct conf *c);
+static void drop_view(struct css *s);
+static void maybe_consume(struct css *s);
 struct load;
 static void takeover_loaded(struct css *s, struct load *ld);
 static void takeover_check(struct css *s);
@@ -2789,6 +2797,68 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 /* An MCU's complete list against the records: conferences it runs that css
  * does not place there are ended on it; conferences css places there that it
  * does not run are missing: restored elsewhere (as after an MCU loss). */
+/* A conference an MCU lists that css does not know: before it is ended as
+ * an orphan, the Redis of the other platforms this css reads are asked
+ * whether one of their records places it on that MCU (a conference of a
+ * platform taken over and handed back, hosted here, or a takeover still
+ * reading its records): then it is not ours to end. */
+struct orphan_check {
+	struct css *s;
+	uint64_t gen;
+	int pending;
+	bool theirs;
+	char e164[40], mcu[64], key[200];
+};
+
+static void on_orphan_check(int status, const redisReply *reply, void *arg)
+{
+	struct orphan_check *oc = arg;
+	struct css *s = oc->s;
+
+	if (status == 0 && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
+	    !strcmp(reply->element[0]->str, oc->mcu) && strcmp(reply->element[1]->str, "ended"))
+		oc->theirs = true;
+	if (status < 0)
+		oc->theirs = true; /* cannot tell: not ended this time (the next list asks again) */
+	if (--oc->pending > 0)
+		return;
+	if (status != -ECANCELED && oc->gen == s->gen && s->consuming && !oc->theirs &&
+	    !cdr_hmap_get(s->confs, oc->e164)) {
+		s->n.orphans_ended++;
+		cdr_warn("conference %s runs on %s, where no record places it: ended there (orphan)", oc->e164,
+			 oc->mcu);
+		end_on_mcu(s, oc->e164, oc->mcu, oc->key, "orphan");
+	} else if (oc->theirs) {
+		cdr_debug("conference %s on %s belongs to another platform's records: left alone", oc->e164, oc->mcu);
+	}
+	free(oc);
+}
+
+static void orphan_unknown(struct css *s, const char *e164, const char *mcu, const char *key)
+{
+	struct orphan_check *oc = calloc(1, sizeof(*oc));
+
+	if (!oc)
+		return;
+	oc->s = s;
+	oc->gen = s->gen;
+	snprintf(oc->e164, sizeof(oc->e164), "%s", e164);
+	snprintf(oc->mcu, sizeof(oc->mcu), "%s", mcu);
+	snprintf(oc->key, sizeof(oc->key), "%s", key ? key : mcu);
+	oc->pending = 1; /* held until every question is asked */
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct cdr_redis *r = s->links[i].own ? NULL : s->links[i].r;
+
+		if (r && cdr_redis_connected(r) &&
+		    cdr_redis_command(r, on_orphan_check, oc, "HMGET conf:%s mcu state", e164) == 0)
+			oc->pending++;
+		else if (r)
+			oc->theirs = true; /* that platform's records cannot be read now: not concluded */
+	}
+	on_orphan_check(0, NULL, oc);
+}
+
 static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
 	const char *mcu = cdr_msg_str(m, "mcu", "");
@@ -2845,6 +2915,10 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 		case CSS_LISTED_WAIT: break;
 		case CSS_LISTED_ORPHAN:
 			orphans++;
+			if (!c) {
+				orphan_unknown(s, e164, mcu, dl->routing_key);
+				break;
+			}
 			s->n.orphans_ended++;
 			cdr_warn("conference %s runs on %s, where css %s: ended there (orphan)", e164, mcu,
 				 c ? "does not place it" : "knows no such conference");
@@ -3023,6 +3097,16 @@ static void apply_platform(struct css *s, const char *id, bool down, int64_t epo
 			return; /* late, repeated or out of order */
 		if (p->down != down)
 			cdr_notice("platform %s is %s (%s, epoch %" PRId64 ")", id, down ? "down" : "up", why, epoch);
+		if (p->down && !down && !strcmp(id, s->platform) && s->loaded) {
+			/* our platform is back: what the backup's css changed
+			 * meanwhile is in Redis, not in this view */
+			cdr_notice("platform %s is up again: the view is read again from Redis", id);
+			p->down = down;
+			p->epoch = epoch;
+			drop_view(s);
+			maybe_consume(s);
+			return;
+		}
 		p->down = down;
 		p->epoch = epoch;
 		takeover_check(s);
@@ -3641,16 +3725,22 @@ static void publish_stats(void *arg)
 	const char *k;
 	void *v;
 	json_t *st = json_object(), *o;
+	size_t others = 0; /* records of a platform handed back (hosted here, not ours to act on) */
 
-	while (cdr_hmap_next(s->confs, &it, &k, &v))
-		per[((struct conf *)v)->state]++;
+	while (cdr_hmap_next(s->confs, &it, &k, &v)) {
+		if (acts_for(s, v))
+			per[((struct conf *)v)->state]++;
+		else
+			others++;
+	}
 	for (int i = 0; i < CSS_NSTATES; i++)
 		json_object_set_new(st, css_state_name((enum css_state)i), json_integer((json_int_t)per[i]));
 	o = json_pack("{s:b, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "serving", s->consuming, "confs",
-		      (json_int_t)cdr_hmap_count(s->confs), "states", st, "created", (json_int_t)s->n.created,
-		      "create_failed", (json_int_t)s->n.create_failed, "ended", (json_int_t)s->n.ended, "orphans_ended",
-		      (json_int_t)s->n.orphans_ended, "missing", (json_int_t)s->n.missing, "late_acks",
-		      (json_int_t)s->n.late_acks, "duplicates", (json_int_t)s->n.duplicates);
+		      (json_int_t)(cdr_hmap_count(s->confs) - others), "states", st, "created",
+		      (json_int_t)s->n.created, "create_failed", (json_int_t)s->n.create_failed, "ended",
+		      (json_int_t)s->n.ended, "orphans_ended", (json_int_t)s->n.orphans_ended, "missing",
+		      (json_int_t)s->n.missing, "late_acks", (json_int_t)s->n.late_acks, "duplicates",
+		      (json_int_t)s->n.duplicates);
 	if (o)
 		json_object_update_new(o, json_pack("{s:I, s:I, s:I, s:I, s:I}", "lost", (json_int_t)s->n.lost,
 						    "restored", (json_int_t)s->n.restored, "restore_failed",

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 /* sysexits.h values */
@@ -1401,6 +1402,241 @@ static int cmd_platform_switch(struct ctl *c, int argc, char **argv)
 	return cmd_switch(c, argc, argv, false);
 }
 
+/* ---- platform failback: P's Redis back as the master, then P up ---- */
+
+static redisContext *redis_open(const char *host, int port)
+{
+	struct timeval tv = { 2, 0 };
+	redisContext *rc = redisConnectWithTimeout(host, port, tv);
+
+	if (!rc || rc->err) {
+		fprintf(stderr, "confdrctl: Redis %s:%d: %s\n", host, port, rc ? rc->errstr : "out of memory");
+		if (rc)
+			redisFree(rc);
+		return NULL;
+	}
+	redisSetTimeout(rc, tv);
+	return rc;
+}
+
+/* One command; 0 if Redis answered without an error (printed otherwise). */
+static int redis_do(redisContext *rc, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *r;
+	int ret = 0;
+
+	va_start(ap, fmt);
+	r = redisvCommand(rc, fmt, ap);
+	va_end(ap);
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		fprintf(stderr, "confdrctl: %s: %s\n", what, r ? r->str : rc->errstr);
+		ret = -1;
+	}
+	if (r)
+		freeReplyObject(r);
+	return ret;
+}
+
+/* A field of INFO replication, as a number (-1 when absent) or text. */
+static long long redis_info(redisContext *rc, const char *field, char *txt, size_t len)
+{
+	redisReply *r = redisCommand(rc, "INFO replication");
+	long long v = -1;
+	char key[64];
+	const char *p;
+
+	if (txt && len)
+		txt[0] = '\0';
+	if (!r || r->type != REDIS_REPLY_STRING) {
+		if (r)
+			freeReplyObject(r);
+		return -1;
+	}
+	snprintf(key, sizeof(key), "\n%s:", field);
+	if ((p = strstr(r->str, key))) {
+		p += strlen(key);
+		v = strtoll(p, NULL, 10);
+		if (txt && len) {
+			size_t n = strcspn(p, "\r\n");
+
+			snprintf(txt, len, "%.*s", (int)(n < len ? n : len - 1), p);
+		}
+	}
+	freeReplyObject(r);
+	return v;
+}
+
+static int cmd_platform_failback(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "force", no_argument, NULL, 'f' },
+					      { "operator", required_argument, NULL, 'o' },
+					      { "sync-timeout", required_argument, NULL, 's' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	const char *op = NULL, *id, *ohost, *phost;
+	bool force = false;
+	long sync_s = 60;
+	int opt, oport, pport, ex = EX_FAIL;
+	struct cdr_topology *t;
+	const struct cdr_room *main;
+	struct answer a;
+	char path[256], txt[64], *sw[8];
+	json_t *node = NULL, *from;
+	redisContext *orig = NULL, *prom = NULL;
+	long long off_p, off_o, last = -1;
+	int stable = 0, n = 0;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "fo:s:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': force = true; break;
+		case 'o': op = optarg; break;
+		case 's':
+			sync_s = strtol(optarg, NULL, 10);
+			if (sync_s < 1 || sync_s > 3600)
+				return usage_error("platform failback: --sync-timeout is 1..3600 seconds");
+			break;
+		case 'h': usage(stdout); return 0;
+		default: return usage_error("platform failback: bad option");
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("platform failback: name one platform");
+	id = argv[optind];
+	t = fetch_topology(c);
+	if (!cdr_topology_platform(t, id) || !(main = cdr_topology_main_room(t, id))) {
+		fprintf(stderr, "confdrctl: unknown platform %s\n", id);
+		cdr_topology_free(t);
+		return EX_FAIL;
+	}
+	snprintf(path, sizeof(path), "/endpoints/%s/%s/redis", id, main->id);
+	cdr_topology_free(t);
+	if (zk_get(c, path, &a) != 0)
+		return zk_fail(c, "reading", path, &a);
+	node = a.data ? json_loads(a.data, 0, NULL) : NULL;
+	answer_clear(&a);
+	from = json_object_get(node, "failed_over_from");
+	if (!json_is_object(from)) {
+		fprintf(stderr,
+			"confdrctl: %s names %s's own Redis (no takeover promoted a replica): nothing to move back; "
+			"'confdrctl platform switch %s --to normal' switches the platform alone\n",
+			path, id, id);
+		json_decref(node);
+		return EX_FAIL;
+	}
+	phost = json_string_value(json_object_get(node, "host"));
+	pport = (int)json_integer_value(json_object_get(node, "port"));
+	ohost = json_string_value(json_object_get(from, "host"));
+	oport = (int)json_integer_value(json_object_get(from, "port"));
+	if (!phost || !ohost || pport < 1 || oport < 1) {
+		fprintf(stderr, "confdrctl: %s: host or port missing\n", path);
+		json_decref(node);
+		return EX_DATAERR;
+	}
+	{
+		char live[200];
+
+		snprintf(live, sizeof(live), "/live/%s/css", id);
+		if (zk_children(c, live, &a) == 0 && a.nchildren && !force) {
+			fprintf(stderr,
+				"confdrctl: %zu css instance(s) of %s are live: stop them first (they would act on a "
+				"Redis "
+				"being moved), or --force\n",
+				a.nchildren, id);
+			answer_clear(&a);
+			json_decref(node);
+			return EX_FAIL;
+		}
+		answer_clear(&a);
+	}
+	printf("failback of %s: its Redis was failed over from %s:%d to the replica %s:%d\n", id, ohost, oport, phost,
+	       pport);
+	if (!(orig = redis_open(ohost, oport)) || !(prom = redis_open(phost, pport))) {
+		fprintf(stderr, "confdrctl: start %s's Redis at %s:%d first (empty or stale: it is overwritten)\n", id,
+			ohost, oport);
+		goto out;
+	}
+	printf("1/5 %s:%d replicates %s:%d (REPLICAOF)\n", ohost, oport, phost, pport);
+	if (redis_do(orig, "REPLICAOF", "REPLICAOF %s %d", phost, pport) < 0)
+		goto out;
+	for (n = 0; n < sync_s * 5; n++) {
+		long long inprog = redis_info(orig, "master_sync_in_progress", NULL, 0);
+
+		redis_info(orig, "master_link_status", txt, sizeof(txt));
+		if (!strcmp(txt, "up") && inprog == 0)
+			break;
+		if (n % 5 == 0)
+			printf("    ... synchronising (link %s)\n", txt[0] ? txt : "?");
+		fflush(stdout);
+		usleep(200000);
+	}
+	if (n >= sync_s * 5) {
+		fprintf(stderr, "confdrctl: %s:%d did not synchronise within %ld s (link %s)\n", ohost, oport, sync_s,
+			txt);
+		goto out;
+	}
+	printf("2/5 platform %s back to normal (pms of its backup platform): the backup's css stops serving it\n", id);
+	sw[0] = "switch";
+	sw[1] = "--to";
+	sw[2] = "normal";
+	n = 3;
+	if (op) {
+		sw[n++] = "--operator";
+		sw[n++] = (char *)op;
+	}
+	if (force)
+		sw[n++] = "--force";
+	sw[n++] = (char *)id;
+	sw[n] = NULL;
+	if (cmd_switch(c, n, sw, false) != 0)
+		goto out;
+	optind = 0;
+	printf("3/5 waiting until nothing more is written to %s:%d and %s:%d has it all\n", phost, pport, ohost, oport);
+	for (n = 0; n < sync_s * 5 && stable < 5; n++) {
+		off_p = redis_info(prom, "master_repl_offset", NULL, 0);
+		off_o = redis_info(orig, "slave_repl_offset", NULL, 0);
+		stable = off_p >= 0 && off_p == off_o && off_p == last ? stable + 1 : 0;
+		last = off_p;
+		usleep(200000);
+	}
+	if (stable < 5) {
+		fprintf(stderr, "confdrctl: the replication offsets did not settle within %ld s\n", sync_s);
+		goto out;
+	}
+	printf("4/5 %s:%d is the master again (REPLICAOF NO ONE); %s:%d its replica again\n", ohost, oport, phost,
+	       pport);
+	if (redis_do(orig, "REPLICAOF NO ONE", "REPLICAOF NO ONE") < 0 ||
+	    redis_do(prom, "REPLICAOF", "REPLICAOF %s %d", ohost, oport) < 0)
+		goto out;
+	printf("5/5 %s names %s:%d again\n", path, ohost, oport);
+	{
+		json_t *o = json_pack("{s:s, s:i}", "host", ohost, "port", oport);
+		char *d = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+		json_decref(o);
+		if (!d || zk_set(c, path, d, &a) != 0) {
+			free(d);
+			ex = zk_fail(c, "writing", path, &a);
+			answer_clear(&a);
+			goto out;
+		}
+		free(d);
+		answer_clear(&a);
+	}
+	printf("failback of %s done: start its daemons; its css reads every record from %s:%d (conferences "
+	       "restored on the backup platform keep running there)\n",
+	       id, ohost, oport);
+	ex = 0;
+out:
+	if (orig)
+		redisFree(orig);
+	if (prom)
+		redisFree(prom);
+	json_decref(node);
+	return ex;
+}
+
 /* ---- css: conf list | conf show | conf end (the CM's requests on mau.conf.q) ---- */
 
 static json_t *css_call(struct ctl *c, const struct cdr_topology *t, const char *p, const char *type, json_t *body,
@@ -1624,6 +1860,13 @@ static const struct command commands[] = {
 	  "      domains served by the backup platform; normal = fail back (refused while its pms is not\n"
 	  "      live or its main room fails, unless --force)",
 	  cmd_platform_switch },
+	{ { "platform", "failback" },
+	  "PLATFORM [--force] [--operator WHO] [--sync-timeout SECONDS]",
+	  "after a takeover (its Redis replica promoted by the backup's css): makes PLATFORM's own Redis\n"
+	  "      the master again with every record (replicates the promoted one, switches PLATFORM to normal,\n"
+	  "      waits until nothing more is written, swaps the roles back, restores its ZooKeeper endpoint);\n"
+	  "      refused while PLATFORM's css is live (stop it first) unless --force",
+	  cmd_platform_failback },
 	{ { "conf", "list" },
 	  "[--platform P] [--domain UD] [--json]",
 	  "the conferences css knows (not ended), asked as the CM asks (cm_mau_listconf_req) for each user\n"

@@ -58,8 +58,17 @@ sql "DELETE FROM confinfo; DELETE FROM conf_template" 2>/dev/null || true
 start rms "$(conf p1 rms "[rms]
 heartbeat_interval = 200ms
 heartbeat_misses = 3")" "$work/p1-rms.log"
+# The MCUs come and go on purpose here: pms's room checks by MCUs are off
+# (a room whose MCUs all fail would be abnormal, and css would place its
+# conferences in the backup rooms: tests/integration/drills.sh covers that).
 start pms "$(conf p1 pms "[pms]
-peer_grace = 5s")" "$work/p1-pms.log"
+peer_grace = 5s
+
+[room p1-r1]
+mcus = no
+
+[room p1-r2]
+mcus = no")" "$work/p1-pms.log"
 start pms "$(conf p2 pms "[pms]
 peer_grace = 5s")" "$work/p2-pms.log" # p2 up: its domains are its own css's
 css_conf=$(conf p1 css "[css]
