@@ -25,6 +25,10 @@
 #                      any leftover process of the sandbox; checks that none is left
 #   logs [-f] [NAME]   list the logs, or tail one (rabbitmq, redis-p1, p1-css, ...)
 #   rabbitmqctl ARGS   rabbitmqctl of the sandbox's broker (e.g. purge_queue -p p1 mau.conf.q)
+#   drill SCENARIO [--confs N] [--json FILE] [--timeout S]
+#                      a DR drill (deploy/drill.sh --help, docs/drills.md): mcu-failure,
+#                      room-failure, room-switch, room-switchback, platform-failure,
+#                      platform-switchback; 'drill stop' stops daemons and drill simulators
 #
 # Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE (default 17000:
 # AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382, ZooKeeper +181,
@@ -484,8 +488,18 @@ load_topology() {
 	endpoints_json >"$RUN/endpoints.json"
 	[ -x "$BUILD/confdrctl" ] || build confdrctl
 	[ -x "$BUILD/confdrctl" ] || die "confdrctl is missing ($BUILD/confdrctl): cannot load the topology into ZooKeeper"
+	# Loaded again only when the files changed: a takeover publishes the
+	# promoted Redis replica in /endpoints, and a restart must not undo it
+	# (confdrctl platform failback does, docs/dr.md).
+	local sum
+	sum=$(cat "$TOP/conf/sandbox-topology.json" "$RUN/endpoints.json" | sha256sum | cut -c1-64)
+	if [ "$(cat "$RUN/topology.loaded" 2>/dev/null)" = "$sum" ] && ctl topology show >/dev/null 2>&1; then
+		say "topology and endpoints already in ZooKeeper $HOST:$ZK_PORT$CHROOT (unchanged files: not loaded again)"
+		return 0
+	fi
 	ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
 		die "loading the topology into ZooKeeper failed: $BUILD/confdrctl --zk $HOST:$ZK_PORT topology load conf/sandbox-topology.json --endpoints $RUN/endpoints.json"
+	echo "$sum" >"$RUN/topology.loaded"
 	say "topology and endpoints loaded into ZooKeeper $HOST:$ZK_PORT$CHROOT"
 }
 
@@ -800,7 +814,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,33p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,37p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.
@@ -830,6 +844,7 @@ stop) lock; cmd_stop ;;
 down) lock; cmd_down ;;
 demo) lock; cmd_demo ;;
 logs) shift; cmd_logs "$@" ;;
+drill) shift; exec "$TOP/deploy/drill.sh" "$@" ;;
 -h | --help | help) usage ;;
 *) usage >&2; exit 64 ;;
 esac

@@ -1,0 +1,725 @@
+#!/usr/bin/env bash
+# confdr DR drills against the sandbox: inject a fault, measure the restore,
+# check the outcome independently of css (docs/drills.md).
+#
+# Usage: deploy/sandbox.sh drill SCENARIO [options]     (or deploy/drill.sh, same environment)
+#        deploy/sandbox.sh drill stop                    stop the daemons and the drill's simulators
+#
+# Scenarios:
+#   mcu-failure          kill -9 drill-p1-r1-b (2 MCUs): its conferences restored on p1-r1's others
+#   room-failure         kill -9 both simulators of p1-r2: restored in its backup room p1-r1
+#   room-switch          confdrctl room switch p1-r1 --to backup (MCUs stay up): its conferences
+#                        move to p1-r2 and are ended on p1-r1's MCUs
+#   room-switchback      room-switch, settled, then room switch p1-r1 --to normal: nothing moves
+#                        (restored 0); 20 new conferences of p1-r1's domains land in p1-r1
+#   platform-failure     kill -9 p1's css, rms, pms, simulators and redis-p1: every p1 conference
+#                        runs again on p2's MCUs
+#   platform-switchback  platform-failure, settled, then redis-p1 back, confdrctl platform failback
+#                        p1, p1's daemons and simulators back: nothing moves (restored 0); 20 new
+#                        conferences of p1's domains land on p1's MCUs
+#
+# Options:
+#   --confs N            conferences created before the fault, half through each css (default 1000)
+#   --json FILE          the report as one JSON object to FILE
+#   --timeout S          bound of the settle wait (default 60 + N/100)
+#   --list-interval MS   the simulators' conference-list interval (default 1000)
+#   --rate R             creates per second per platform (default 500)
+#   --stop               stop the daemons and the drill's simulators at the end
+#   -h, --help           this text
+#
+# Each drill starts from a clean state: daemons and simulators stopped, Redis replicas re-linked
+# to their primaries and flushed, confinfo emptied, queues purged, every platform up and every
+# room normal; then the six daemons (sandbox.sh start) and two simulators per room (drill-<room>-a,
+# -b: 2 MCUs and 1 VRS each, state files run/sims/drill-*.json). Settled: every conference that ran
+# before the fault runs on exactly one live MCU or is closed in MySQL (end_ms, end_reason), no E164
+# runs twice, held for 3 s (5 s after a switch-back). Exit 0 when settled with lost = duplicates =
+# redis_mysql_mismatches = 0 (and the scenario's own expectation met), 1 otherwise (reason
+# printed), 64 bad usage.
+set -uo pipefail
+
+SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$SELF_DIR/.." && pwd)
+SANDBOX=$TOP/deploy/sandbox.sh
+RUN=$(realpath -m "${CONFDR_RUN_DIR:-$TOP/run}")
+BUILD=$(realpath -m "${CONFDR_BUILD_DIR:-$TOP/build}")
+BASE=${CONFDR_PORT_BASE:-17000}
+HOST=127.0.0.1
+MARK=CONFDR_SANDBOX_RUN
+AMQP_PORT=$((BASE + 672)) ZK_PORT=$((BASE + 181))
+REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380)) REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
+PLATFORMS=(p1 p2)
+ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2)
+SIDES=(a b)
+T0=$SECONDS
+
+usage() { sed -n '2,38p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
+say() { printf 'drill: %4ds %s\n' $((SECONDS - T0)) "$*"; }
+warn() { printf 'drill: warning: %s\n' "$*" >&2; }
+fail_setup() { printf 'drill: FAILED: %s\n' "$*" >&2; cleanup_watchers; exit 1; }
+now_ms() { date +%s%3N; }
+
+# ---------------------------------------------------------------- arguments
+
+SCENARIO=${1:-}
+case $SCENARIO in
+-h | --help | help) usage; exit 0 ;;
+mcu-failure | room-failure | room-switch | room-switchback | platform-failure | platform-switchback | stop) shift ;;
+'') usage >&2; exit 64 ;;
+*) printf 'drill: unknown scenario "%s"\n' "$SCENARIO" >&2; usage >&2; exit 64 ;;
+esac
+N=1000 JSON_OUT= TIMEOUT= LIST_MS=1000 RATE=500 STOP_AT_END=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--confs) N=${2:-}; shift 2 ;;
+	--json) JSON_OUT=${2:-}; shift 2 ;;
+	--timeout) TIMEOUT=${2:-}; shift 2 ;;
+	--list-interval) LIST_MS=${2:-}; shift 2 ;;
+	--rate) RATE=${2:-}; shift 2 ;;
+	--stop) STOP_AT_END=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) printf 'drill: unknown option "%s" (see --help)\n' "$1" >&2; exit 64 ;;
+	esac
+done
+isnum() { case ${1:-} in '' | *[!0-9]*) return 1 ;; esac; }
+isnum "$N" && [ "$N" -ge 8 ] && [ "$N" -le 100000 ] || { echo "drill: --confs wants 8..100000" >&2; exit 64; }
+isnum "$LIST_MS" && [ "$LIST_MS" -ge 100 ] || { echo "drill: --list-interval wants ms >= 100" >&2; exit 64; }
+isnum "$RATE" && [ "$RATE" -ge 1 ] || { echo "drill: --rate wants creates per second >= 1" >&2; exit 64; }
+[ -n "$TIMEOUT" ] || TIMEOUT=$((60 + N / 100))
+isnum "$TIMEOUT" && [ "$TIMEOUT" -ge 1 ] || { echo "drill: --timeout wants seconds" >&2; exit 64; }
+if [ -n "$JSON_OUT" ]; then JSON_OUT=$(realpath -m "$JSON_OUT"); fi
+
+for t in jq redis-cli mariadb setsid; do command -v $t >/dev/null || { echo "drill: $t is missing" >&2; exit 1; }; done
+
+# Capacity: half a room (one simulator, 2 MCUs) holds the room's N/4, and one
+# platform's 8 MCUs hold all N: N/8 per MCU, with half again for an uneven spread.
+CAP=$(((N * 3 + 15) / 16 + 10))
+WORK=$RUN/drill/$SCENARIO
+HOLD_S=3
+
+# ---------------------------------------------------------------- helpers
+
+ctl() { timeout 120 "$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot /dr "$@"; }
+rcli() { timeout 10 redis-cli -h $HOST -p "$1" "${@:2}"; }
+sql() { timeout 60 mariadb --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=5 -N -B "$@"; }
+pidfile() { echo "$RUN/pids/$1.pid"; }
+logfile() { echo "$RUN/logs/$1.log"; }
+alive() { local st; st=$(ps -o stat= -p "${1:-0}" 2>/dev/null) && [ -n "$st" ] && [ "${st#Z}" = "$st" ]; }
+# pid_of NAME: the live, marked process of NAME's pid file.
+pid_of() {
+	local p
+	p=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
+	alive "$p" && grep -qzxF "$MARK=$RUN" "/proc/$p/environ" 2>/dev/null && echo "$p"
+}
+# spawn NAME CMD...: as sandbox.sh does (own session, marked, log, pid file),
+# so that `sandbox.sh down` finds what the drill started.
+spawn() {
+	local name=$1
+	shift
+	(cd "$RUN" && exec env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
+	echo $! >"$(pidfile "$name")"
+	disown $! # a kill -9 of it is the drill's own doing: bash need not report it
+}
+# stop_name NAME SECONDS: SIGTERM, then SIGKILL after SECONDS.
+stop_name() {
+	local p end
+	p=$(pid_of "$1") || { rm -f "$(pidfile "$1")"; return 0; }
+	kill -TERM "$p" 2>/dev/null
+	end=$((SECONDS + $2))
+	while alive "$p"; do
+		[ $SECONDS -ge $end ] && { kill -KILL "$p" 2>/dev/null; sleep 0.2; break; }
+		sleep 0.1
+	done
+	rm -f "$(pidfile "$1")"
+}
+kill9() {
+	local p
+	p=$(pid_of "$1") || p=$(cat "$(pidfile "$1")" 2>/dev/null) || true
+	[ -n "$p" ] && kill -KILL "$p" 2>/dev/null && echo "$1(pid $p)"
+}
+
+# wait_for SECONDS WHAT CMD...: polls CMD every 0.5 s; a progress line every 10 s.
+wait_for() {
+	local s=$1 what=$2 start=$SECONDS next=$((SECONDS + 10))
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		[ $((SECONDS - start)) -ge "$s" ] && { warn "$what: not within $s s"; return 1; }
+		[ $SECONDS -ge $next ] && { say "  still waiting ($((SECONDS - start)) s of $s): $what"; next=$((SECONDS + 10)); }
+		sleep 0.5
+	done
+}
+
+sim_names() { local r x; for r in "${ROOMS[@]}"; do for x in "${SIDES[@]}"; do echo "drill-$r-$x"; done; done; }
+
+# start_sims [PLATFORM]: the drill's simulators (all, or one platform's).
+start_sims() {
+	local r x name p
+	mkdir -p "$RUN/sims" "$RUN/logs" "$RUN/pids"
+	for r in "${ROOMS[@]}"; do
+		p=${r%%-*}
+		[ -n "${1:-}" ] && [ "$p" != "$1" ] && continue
+		for x in "${SIDES[@]}"; do
+			name=drill-$r-$x
+			pid_of "$name" >/dev/null && continue
+			rm -f "$RUN/sims/$name.json"
+			spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$r" --count 2 --prefix "mcu-$r-$x" --vrs 1 \
+				--vrs-prefix "vrs-$r-$x" --capacity "$CAP" --list-interval "$LIST_MS" \
+				--amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" --state "$RUN/sims/$name.json" -q
+		done
+	done
+}
+stop_drill_sims() { local n; for n in $(sim_names); do stop_name "$n" 10; done; }
+stop_default_sims() { local r; for r in "${ROOMS[@]}"; do stop_name "sim-$r" 10; done; }
+
+# drill_mcus_registered PLATFORM|all: the drill's MCUs (8 per platform) up in rms.
+drill_mcus_registered() {
+	local want=16 a=()
+	[ "$1" != all ] && want=8 a=(--platform "$1")
+	ctl mcu list "${a[@]}" --json 2>/dev/null |
+		jq -e --argjson w $want '[.[] | select(.state == "up" and (.mcu | test("^mcu-p[12]-r[12]-[ab]-[0-9]+$")))] | length == $w' >/dev/null
+}
+
+# mcus_up PLATFORM|all: the drill's MCUs up in rms (8 per platform) and no other MCU up.
+mcus_up() {
+	local want=16 filter=.
+	[ "$1" != all ] && { want=8; filter="select(.platform == \"$1\")"; }
+	ctl mcu list --json 2>/dev/null | jq -e --argjson want $want "[.[] | $filter | select(.state == \"up\")] |
+		([.[] | select(.mcu | test(\"^mcu-p[12]-r[12]-[ab]-[0-9]+\$\"))] | length) == \$want and
+		([.[] | select(.mcu | test(\"^mcu-p[12]-r[12]-[ab]-[0-9]+\$\") | not)] | length) == 0" >/dev/null
+}
+
+cleanup_watchers() { stop_name drill-watch-p1 5 2>/dev/null; stop_name drill-watch-p2 5 2>/dev/null; }
+trap 'cleanup_watchers' EXIT
+trap 'echo "drill: interrupted" >&2; exit 1' INT TERM
+
+stop_all() {
+	cleanup_watchers
+	stop_drill_sims
+	"$SANDBOX" stop >/dev/null || warn "sandbox.sh stop failed"
+}
+
+if [ "$SCENARIO" = stop ]; then
+	stop_all
+	say "daemons and drill simulators stopped"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- setup
+
+replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
+redis_empty() { [ "$(rcli "$1" dbsize 2>/dev/null)" = 0 ]; }
+redis_role() { rcli "$1" info replication 2>/dev/null | tr -d '\r' | sed -n 's/^role://p'; }
+
+clean_state() {
+	local p q n port rport db
+	say "clean state: stopping daemons and simulators"
+	stop_all
+	"$SANDBOX" up >"$WORK/up.log" 2>&1 || { tail -n 20 "$WORK/up.log" >&2; fail_setup "sandbox.sh up failed"; }
+	for p in "${PLATFORMS[@]}"; do
+		port=$REDIS_P1 rport=$REDIS_P1_REPLICA
+		[ $p = p2 ] && port=$REDIS_P2 rport=$REDIS_P2_REPLICA
+		# A platform drill may have promoted the replica: the primary is the master again.
+		[ "$(redis_role $port)" = master ] || rcli $port replicaof no one >/dev/null
+		rcli $rport replicaof $HOST $port >/dev/null || fail_setup "redis-$p-replica: REPLICAOF failed"
+		wait_for 30 "redis-$p-replica linked to redis-$p" replica_linked $rport ||
+			fail_setup "redis-$p-replica does not replicate redis-$p"
+		rcli $port flushall >/dev/null || fail_setup "FLUSHALL on redis-$p failed"
+		wait_for 10 "redis-$p-replica empty" redis_empty $rport ||
+			fail_setup "redis-$p-replica did not follow the FLUSHALL"
+		db=confdr_$p
+		if [ "$(sql -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='$db' AND table_name='confinfo'")" = 1 ]; then
+			sql "$db" -e "TRUNCATE TABLE confinfo" || fail_setup "cannot empty $db.confinfo"
+		fi
+		# Only non-empty queues are purged (each rabbitmqctl call costs a second).
+		while read -r q n; do
+			[ "${n:-0}" != 0 ] && [ -n "$q" ] && "$SANDBOX" rabbitmqctl -q purge_queue -p "$p" "$q" >/dev/null 2>&1
+		done < <("$SANDBOX" rabbitmqctl -q list_queues -p "$p" name messages 2>/dev/null | grep -v '^name' || true)
+	done
+}
+
+# start_world [PLATFORM]: the drill's simulators (of PLATFORM only, else all:
+# before the daemons, so that no room looks dead once sandbox.sh's default
+# simulators are stopped), the daemons that do not run, then the default
+# simulators that sandbox.sh start adds are stopped.
+start_world() {
+	start_sims "${1:-}"
+	"$SANDBOX" start >"$WORK/start.log" 2>&1 || { tail -n 20 "$WORK/start.log" >&2; fail_setup "sandbox.sh start failed"; }
+	wait_for 60 "6 daemons up and connected" ctl status --wait 5 --expect 6 || fail_setup "the daemons are not all up (confdrctl status)"
+	wait_for 30 "the drill's MCUs registered" drill_mcus_registered "${1:-all}" ||
+		fail_setup "the drill's MCUs (${1:-all}) are not all up in rms"
+	stop_default_sims
+}
+
+reset_pms() {
+	local st x
+	st=$(ctl status --json) || fail_setup "confdrctl status --json failed"
+	for x in $(jq -r '.platforms[] | select(.state != "up") | .platform' <<<"$st"); do
+		say "reset: platform $x is down: confdrctl platform switch $x --to normal --force"
+		ctl platform switch "$x" --to normal --force --reason "drill reset" --operator drill >/dev/null ||
+			fail_setup "cannot switch platform $x back to normal"
+	done
+	for x in $(jq -r '.rooms[] | select(.state != "normal") | .room' <<<"$st"); do
+		say "reset: room $x is abnormal: confdrctl room switch $x --to normal --force"
+		ctl room switch "$x" --to normal --force --reason "drill reset" --operator drill >/dev/null ||
+			fail_setup "cannot switch room $x back to normal"
+	done
+}
+
+states_clean() {
+	ctl status --json | jq -e '([.platforms[] | select(.state != "up")] | length) == 0 and
+		([.rooms[] | select(.state != "normal")] | length) == 0' >/dev/null
+}
+
+setup() {
+	rm -rf "$WORK"
+	mkdir -p "$WORK" "$RUN/pids" "$RUN/logs" "$RUN/sims"
+	clean_state
+	say "starting the drill's simulators (2 per room, 2 MCUs of $CAP each) and the daemons"
+	start_world
+	reset_pms
+	wait_for 20 "every platform up, every room normal" states_clean || fail_setup "pms states could not be reset"
+	wait_for 30 "16 drill MCUs up and no other MCU up in rms" mcus_up all || fail_setup "MCUs not as expected in rms ($(ctl mcu list 2>&1 | head -n 30))"
+	echo '{}' >"$WORK/home.json"
+}
+
+# ---------------------------------------------------------------- conferences
+
+# create PLATFORM COUNT E164_START OUT DOMAINS...: through PLATFORM's css; fails unless all ACKed.
+create() {
+	local p=$1 n=$2 start=$3 out=$4 a=() d
+	shift 4
+	for d in "$@"; do a+=(--domain "$d"); done
+	"$BUILD/cmsim" create --platform "$p" --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" "${a[@]}" \
+		--count "$n" --rate "$RATE" --e164-start "$start" --timeout 60 -q --json "$out" >"$out.txt" 2>&1
+	[ "$(jq -r .acked "$out" 2>/dev/null)" = "$n" ]
+}
+# add_home FILE PLATFORM: E164 -> home platform for the created conferences.
+add_home() {
+	jq -c --slurpfile c "$1" --arg p "$2" 'reduce $c[0].confs[] as $x (.; .[$x["e164"]] = $p)' "$WORK/home.json" >"$WORK/home.tmp" &&
+		mv "$WORK/home.tmp" "$WORK/home.json"
+}
+create_all() {
+	local base half=$((N / 2)) ok=1 p
+	base=$(now_ms)00
+	say "creating $N conferences through cmsim: $half via p1's css, $((N - half)) via p2's (8 domains, $RATE/s each)"
+	create p1 $half "$base" "$WORK/create-p1.json" ud-p1-r1-a ud-p1-r1-b ud-p1-r2-a ud-p1-r2-b &
+	local j1=$!
+	create p2 $((N - half)) "$((base + half))" "$WORK/create-p2.json" ud-p2-r1-a ud-p2-r1-b ud-p2-r2-a ud-p2-r2-b &
+	local j2=$!
+	wait $j1 || ok=0
+	wait $j2 || ok=0
+	for p in p1 p2; do
+		if ! jq -e . "$WORK/create-$p.json" >/dev/null 2>&1; then
+			fail_setup "cmsim create on $p failed: $(tail -n 5 "$WORK/create-$p.json.txt" 2>/dev/null)"
+		fi
+		add_home "$WORK/create-$p.json" $p
+	done
+	[ $ok = 1 ] || fail_setup "not every create was ACKed: p1 $(jq -c '{acked, nacked, unanswered, nack_reasons}' "$WORK/create-p1.json"), p2 $(jq -c '{acked, nacked, unanswered, nack_reasons}' "$WORK/create-p2.json")"
+	jq -s '[.[].confs[]["e164"]]' "$WORK/create-p1.json" "$WORK/create-p2.json" >"$WORK/acked.json"
+}
+
+# live_files: the state files of the drill's simulators that are alive now
+# (the pid in the file is that simulator's, and it runs).
+live_files() {
+	local n f p
+	for n in $(sim_names); do
+		f=$RUN/sims/$n.json
+		[ -s "$f" ] || continue
+		p=$(pid_of "$n") || continue
+		[ "$(jq -r .pid "$f" 2>/dev/null)" = "$p" ] && echo "$f"
+	done
+}
+# snapshot OUT: what the live simulators run: [{e, m, s, r, p, h}] (E164, MCU,
+# started_ms, room, platform of the MCU, home platform of the conference).
+snapshot() {
+	local files
+	mapfile -t files < <(live_files)
+	if [ ${#files[@]} = 0 ]; then echo '[]' >"$1"; return 0; fi
+	jq -c -n --slurpfile home "$WORK/home.json" '($home[0]) as $H | [inputs | .room as $r | .platform as $p |
+		.mcus[] | .id as $m | .confs[] | {e: .["e164"], m: $m, s: .["started_ms"], r: $r, p: $p, h: ($H[.["e164"]] // "")}]' \
+		"${files[@]}" >"$1.tmp" && mv "$1.tmp" "$1"
+}
+all_acked_running() {
+	snapshot "$WORK/snap.json"
+	jq -e -n --slurpfile a "$WORK/acked.json" --slurpfile s "$WORK/snap.json" \
+		'(reduce $s[0][] as $c ({}; .[$c.e] = true)) as $R | all($a[0][]; $R[.])' >/dev/null
+}
+
+# closed OUT: {"<home>:<e164>": true} for every conference closed in MySQL
+# (end_ms and end_reason set) in its home platform's database.
+closed() {
+	local p
+	for p in "${PLATFORMS[@]}"; do
+		sql "confdr_$p" -e "SELECT e164 FROM confinfo WHERE end_ms IS NOT NULL AND end_reason IS NOT NULL AND end_reason <> ''" 2>/dev/null |
+			sed "s/^/$p:/"
+	done | jq -R -n 'reduce inputs as $l ({}; .[$l] = true)' >"$1"
+}
+
+# The verdict on each conference of BEFORE, against NOW and CLOSED; ROOM: the
+# room whose conferences must have left it ("" = none).
+ANALYZE='
+def idx(a): reduce a[] as $c ({}; .[$c.e] += [$c]);
+($b[0]) as $B | ($n[0]) as $Nw | ($cl[0]) as $CL | idx($Nw) as $N |
+[ $B[] | . as $c | ($N[$c.e] // []) as $on |
+  { e: $c.e, n: ($on | length), moved: (($on | length) == 1 and $on[0].m != $c.m),
+    s: (if ($on | length) == 1 then $on[0].s else null end),
+    closed: ($CL[$c.h + ":" + $c.e] // false),
+    stuck: ($room != "" and $c.r == $room and ([$on[] | select(.r == $room)] | length) > 0) } ] as $per |
+[ $N | to_entries[] | select(.value | length > 1) ] as $dups |
+{ running_before: ($B | length),
+  running_after: ($N | length),
+  running_once: ([$per[] | select(.n == 1)] | length),
+  restored: ([$per[] | select(.moved)] | length),
+  ended_on_purpose: ([$per[] | select(.n == 0 and .closed)] | length),
+  lost: ([$per[] | select(.n == 0 and (.closed | not))] | length),
+  running_but_closed: ([$per[] | select(.n >= 1 and .closed)] | length),
+  duplicates: ($dups | length),
+  stuck_in_room: ([$per[] | select(.stuck)] | length),
+  examples: { lost: ([$per[] | select(.n == 0 and (.closed | not)) | .e] | .[0:5]),
+              duplicates: ($dups[0:5] | map({e164: .key, mcus: [.value[].m]})),
+              running_but_closed: ([$per[] | select(.n >= 1 and .closed) | .e] | .[0:5]),
+              stuck_in_room: ([$per[] | select(.stuck) | .e] | .[0:5]) },
+  restored_started: ([$per[] | select(.moved) | .s] | sort) }'
+analyze() { # BEFORE NOW CLOSED ROOM OUT
+	jq -c -n --slurpfile b "$1" --slurpfile n "$2" --slurpfile cl "$3" --arg room "$4" "$ANALYZE" >"$5"
+}
+
+# settle ROOM: waits (bounded by --timeout) until settled; sets SETTLED, SETTLE_S.
+settle() {
+	local room=$1 start=$SECONDS next=$((SECONDS + 5)) ok_since= a line t
+	SETTLED=false SETTLE_S=null
+	while :; do
+		snapshot "$WORK/now.json"
+		closed "$WORK/closed.json"
+		analyze "$WORK/before.json" "$WORK/now.json" "$WORK/closed.json" "$room" "$WORK/analysis.json"
+		a=$(jq -c 'del(.restored_started, .examples)' "$WORK/analysis.json")
+		t=$(now_ms)
+		if jq -e '.lost == 0 and .duplicates == 0 and .running_but_closed == 0 and .stuck_in_room == 0' <<<"$a" >/dev/null; then
+			[ -n "$ok_since" ] || ok_since=$t
+			if [ $((t - ok_since)) -ge $((HOLD_S * 1000)) ]; then
+				SETTLED=true
+				SETTLE_S=$(jq -n "($ok_since - $INJECT_MS) / 1000")
+				return 0
+			fi
+		else
+			ok_since=
+		fi
+		if [ $SECONDS -ge $next ]; then
+			line=$(jq -r '"running once \(.running_once)/\(.running_before), missing \(.lost), closed \(.ended_on_purpose), duplicates \(.duplicates), running but closed \(.running_but_closed)" + (if .stuck_in_room > 0 then ", still in the room \(.stuck_in_room)" else "" end)' <<<"$a")
+			say "  settling ($((SECONDS - start)) s of $TIMEOUT): $line"
+			next=$((SECONDS + 5))
+		fi
+		[ $((SECONDS - start)) -ge "$TIMEOUT" ] && return 1
+		sleep 1
+	done
+}
+
+# ---------------------------------------------------------------- watchers and announcements
+
+start_watchers() {
+	local p n
+	for p in "${PLATFORMS[@]}"; do
+		n=drill-watch-$p
+		stop_name $n 5
+		: >"$(logfile $n)"
+		spawn $n "$BUILD/cmsim" watch --platform $p --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" \
+			--out "$WORK/watch-$p.jsonl" --timeout 30
+	done
+	for p in "${PLATFORMS[@]}"; do
+		wait_for 30 "bus watcher of $p subscribed" grep -q 'subscribed' "$(logfile drill-watch-$p)" ||
+			fail_setup "the bus watcher of $p did not subscribe (log $(logfile drill-watch-$p))"
+	done
+}
+
+# announcement SELECT: the first message after the injection the select matches (or null).
+announcement() {
+	cat "$WORK"/watch-p*.jsonl 2>/dev/null | jq -c -s --argjson t "$INJECT_MS" \
+		"[.[] | select(.ts_ms >= \$t) | select($1)] | min_by(.ts_ms)"
+}
+
+# ---------------------------------------------------------------- Redis vs MySQL
+
+# redis_master PLATFORM: "NAME PORT" of the Redis that is master for it now.
+redis_master() {
+	local port=$REDIS_P1 rport=$REDIS_P1_REPLICA
+	[ "$1" = p2 ] && port=$REDIS_P2 rport=$REDIS_P2_REPLICA
+	if [ "$(redis_role $rport)" = master ]; then
+		if [ "$(redis_role $port)" = master ]; then warn "redis-$1 and redis-$1-replica are both masters; comparing redis-$1"; echo "redis-$1 $port"; return; fi
+		echo "redis-$1-replica $rport"
+		return
+	fi
+	echo "redis-$1 $port"
+}
+REDIS_OPEN='local out = {}
+for _, k in ipairs(redis.call("KEYS", "conf:*")) do
+  if redis.call("TYPE", k).ok == "hash" then
+    local v = redis.call("HMGET", k, "state", "mcu")
+    if v[1] ~= "ended" then out[#out + 1] = string.sub(k, 6) .. "\t" .. (v[2] or "") end
+  end
+end
+return table.concat(out, "\n")'
+# compare_platform P: {platform, redis, redis_open, mysql_open, mismatches, ...}
+compare_platform() {
+	local p=$1 m name port
+	m=$(redis_master "$p")
+	name=${m% *} port=${m#* }
+	rcli "$port" eval "$REDIS_OPEN" 0 >"$WORK/redis-$p.tsv" 2>"$WORK/redis-$p.err" || echo "redis error: $(cat "$WORK/redis-$p.err")" >"$WORK/redis-$p.tsv.err"
+	sql "confdr_$p" -e "SELECT e164, IFNULL(mcu, '') FROM confinfo WHERE end_ms IS NULL" >"$WORK/mysql-$p.tsv" 2>/dev/null || :
+	jq -c -n --rawfile r "$WORK/redis-$p.tsv" --rawfile m "$WORK/mysql-$p.tsv" --arg p "$p" --arg name "$name" '
+		def obj(t): reduce (t | split("\n")[] | select(length > 0) | split("\t")) as $x ({}; .[$x[0]] = ($x[1] // ""));
+		obj($r) as $R | obj($m) as $M |
+		[$R | keys[] | select($M[.] == null)] as $oR | [$M | keys[] | select($R[.] == null)] as $oM |
+		[$R | keys[] | select($M[.] != null and $M[.] != $R[.])] as $d |
+		{platform: $p, redis: $name, redis_open: ($R | length), mysql_open: ($M | length),
+		 only_in_redis: ($oR | length), only_in_mysql: ($oM | length), different_mcu: ($d | length),
+		 mismatches: (($oR + $oM + $d) | length),
+		 examples: (($oR | map("only in Redis: " + .)) + ($oM | map("only in MySQL: " + .)) +
+		            ($d | map("MCU differs: " + . + " Redis " + $R[.] + ", MySQL " + $M[.])))[0:5]}'
+}
+# compare_all OUT: both platforms; retried up to 10 s while not equal (MySQL is
+# written in batches after Redis).
+compare_all() {
+	local end=$((SECONDS + 10))
+	while :; do
+		{ compare_platform p1; compare_platform p2; } | jq -s '.' >"$1"
+		[ "$(jq '[.[].mismatches] | add' "$1")" = 0 ] && return 0
+		[ $SECONDS -ge $end ] && return 1
+		sleep 1
+	done
+}
+
+# ---------------------------------------------------------------- faults
+
+kill_sims() { local n; for n in "$@"; do kill9 "$n" >/dev/null || warn "$n was not running"; done; }
+
+inject() { # SCENARIO-STEP; sets INJECT_MS
+	local out rc
+	INJECT_MS=$(now_ms)
+	case $1 in
+	mcu-failure) kill_sims drill-p1-r1-b ;;
+	room-failure) kill_sims drill-p1-r2-a drill-p1-r2-b ;;
+	room-switch)
+		out=$(ctl room switch p1-r1 --to backup --reason drill --operator drill 2>&1) ||
+			fail_setup "confdrctl room switch p1-r1 --to backup failed: $out" ;;
+	room-switchback)
+		out=$(ctl room switch p1-r1 --to normal --reason "drill: switch back" --operator drill 2>&1) || {
+			REFUSED="confdrctl room switch p1-r1 --to normal refused: $out"
+			return 1
+		} ;;
+	platform-failure)
+		out=$(for n in p1-css p1-rms p1-pms redis-p1 drill-p1-r1-a drill-p1-r1-b drill-p1-r2-a drill-p1-r2-b; do kill9 $n; done)
+		say "  killed: $(echo $out)" ;;
+	platform-failback)
+		out=$(ctl platform failback p1 2>&1)
+		rc=$?
+		if [ $rc != 0 ]; then
+			REFUSED="confdrctl platform failback p1 failed (exit $rc): $out"
+			return 1
+		fi ;;
+	esac
+	return 0
+}
+
+# ---------------------------------------------------------------- one phase
+
+# phase NAME ROOM SELECT STEP: snapshot before, watchers, inject STEP, settle,
+# checks; the phase's report in $WORK/report-NAME.json. Returns 1 on a failure.
+phase() {
+	local name=$1 room=$2 sel=$3 step=$4 ann ann_ms detect fails=() extra
+	snapshot "$WORK/before.json"
+	cp "$WORK/before.json" "$WORK/before-$name.json"
+	say "$name: running before: $(jq length "$WORK/before.json") conferences on live MCUs (state files)"
+	start_watchers
+	say "$name: injecting the fault ($step)"
+	REFUSED=
+	if ! inject "$step"; then
+		cleanup_watchers
+		jq -n --arg s "$name" --arg r "$REFUSED" '{scenario: $s, pass: false, failures: [$r]}' >"$WORK/report-$name.json"
+		return 1
+	fi
+	if [ "$step" = platform-failback ]; then bring_p1_back; fi
+	say "$name: waiting until settled (at most $TIMEOUT s; held ${HOLD_S} s)"
+	settle "$room" || :
+	sleep 0.5
+	ann=$(announcement "$sel")
+	cleanup_watchers
+	cp "$WORK/analysis.json" "$WORK/analysis-$name.json"
+	compare_all "$WORK/redis-mysql-$name.json" || :
+	ann_ms=$(jq -r '.ts_ms // empty' <<<"$ann")
+	[ -n "$ann_ms" ] || fails+=("no announcement seen by the bus watchers ($sel)")
+	detect=null
+	[ -n "$ann_ms" ] && detect=$(jq -n "($ann_ms - $INJECT_MS) / 1000")
+	jq -n --arg s "$name" --argjson confs "$N" --slurpfile a "$WORK/analysis.json" --slurpfile rm "$WORK/redis-mysql-$name.json" \
+		--argjson inj "$INJECT_MS" --argjson ann "${ann:-null}" --argjson detect "$detect" \
+		--argjson settled "$SETTLED" --argjson settle_s "$SETTLE_S" --arg step "$step" '
+		def pct(v; p): if (v | length) == 0 then null else v[((((v | length) * p + 99) / 100 | floor) - 1) | if . < 0 then 0 else . end] end;
+		$a[0] as $A | ($ann.ts_ms // $inj) as $t0 | [$A.restored_started[] | (. - $t0) / 1000] as $r |
+		{scenario: $s, step: $step, confs: $confs, running_before: $A.running_before, running_after: $A.running_after,
+		 restored: $A.restored, ended_on_purpose: $A.ended_on_purpose, lost: $A.lost, duplicates: $A.duplicates,
+		 running_but_closed: $A.running_but_closed, stuck_in_room: $A.stuck_in_room,
+		 redis_mysql_mismatches: ([$rm[0][].mismatches] | add), redis_mysql: $rm[0],
+		 injected_ms: $inj, announcement: $ann, detect_s: $detect,
+		 restore_from: (if $ann == null then "injection" else "announcement" end),
+		 restore_all_s: (if ($r | length) > 0 then $r[-1] else null end),
+		 restore_p50_s: pct($r; 50), restore_p99_s: pct($r; 99),
+		 settled: $settled, settle_s: $settle_s, examples: $A.examples}' >"$WORK/report-$name.json" ||
+		{ echo "drill: internal error: cannot build the report" >&2; return 1; }
+	# The checks of section 8 of the design, and the phase's own expectation.
+	extra=$(jq -r '[if .settled | not then "not settled within the timeout" else empty end,
+		if .lost > 0 then "\(.lost) conferences lost (e.g. \(.examples.lost | join(", ")))" else empty end,
+		if .duplicates > 0 then "\(.duplicates) E164s run on two MCUs (e.g. \(.examples.duplicates | map(.["e164"] + " on " + (.mcus | join("+"))) | join(", ")))" else empty end,
+		if .running_but_closed > 0 then "\(.running_but_closed) closed in MySQL but still running on an MCU (e.g. \(.examples.running_but_closed | join(", ")))" else empty end,
+		if .stuck_in_room > 0 then "\(.stuck_in_room) conferences still in the switched room (e.g. \(.examples.stuck_in_room | join(", ")))" else empty end,
+		if .redis_mysql_mismatches > 0 then "Redis and MySQL disagree on \(.redis_mysql_mismatches) conferences (\(.redis_mysql | map(select(.mismatches > 0) | "\(.platform) \(.redis): " + (.examples | join("; "))) | join(" | ")))" else empty end] | .[]' "$WORK/report-$name.json")
+	while IFS= read -r l; do [ -n "$l" ] && fails+=("$l"); done <<<"$extra"
+	case $step in
+	room-switchback | platform-failback)
+		[ "$(jq .restored "$WORK/report-$name.json")" = 0 ] ||
+			fails+=("$(jq .restored "$WORK/report-$name.json") conferences moved by the switch-back (expected 0)") ;;
+	*)
+		[ "$(jq '.restored + .ended_on_purpose' "$WORK/report-$name.json")" -gt 0 ] ||
+			fails+=("nothing was restored (expected the conferences of the failed MCUs/room/platform to move)") ;;
+	esac
+	jq '.failures = $ARGS.positional | .pass = (.failures | length == 0)' --args "${fails[@]}" <"$WORK/report-$name.json" >"$WORK/r.tmp" &&
+		mv "$WORK/r.tmp" "$WORK/report-$name.json"
+	[ ${#fails[@]} = 0 ]
+}
+
+# After the fail-back: p1's simulators (empty: a dead platform's MCUs come
+# back without conferences) and p1's daemons.
+bring_p1_back() {
+	say "  p1's simulators and daemons back (sandbox.sh start)"
+	start_world p1
+}
+
+# new_confs PLATFORM MCU_REGEX DOMAINS...: 20 new conferences; sets NEW_ACKED, NEW_IN.
+new_confs() {
+	local p=$1 re=$2 start
+	shift 2
+	start=$(now_ms)00
+	NEW_ACKED=0 NEW_IN=0
+	create "$p" 20 "$start" "$WORK/create-new.json" "$@" || warn "not all 20 new conferences were ACKed: $(jq -c '{acked, nacked, nack_reasons}' "$WORK/create-new.json" 2>/dev/null)"
+	NEW_ACKED=$(jq -r '.acked // 0' "$WORK/create-new.json" 2>/dev/null || echo 0)
+	NEW_IN=$(jq -r --arg re "$re" '[.confs[] | select(.mcu | test($re))] | length' "$WORK/create-new.json" 2>/dev/null || echo 0)
+	add_home "$WORK/create-new.json" "$p"
+}
+
+# ---------------------------------------------------------------- report
+
+print_report() { # FILE
+	jq -r '
+		def n(x): if x == null then "-" else (x | tostring) end;
+		def s(x): if x == null then "-" else ((x * 1000 | round) / 1000 | tostring) + " s" end;
+		"",
+		"drill \(.scenario): " + (if .pass then "PASS" else "FAIL" end),
+		"  conferences        \(.confs) created; running before \(.running_before), after \(.running_after)",
+		"  restored           \(.restored)   ended on purpose \(.ended_on_purpose)   lost \(.lost)   duplicates \(.duplicates)",
+		"  Redis vs MySQL     \(.redis_mysql_mismatches) mismatches (" + ((.redis_mysql // []) | map("\(.platform): \(.redis) \(.redis_open) open, MySQL \(.mysql_open)") | join("; ")) + ")",
+		"  detect             " + s(.detect_s) + (if .announcement then "  (\(.announcement.type) \(.announcement.body.mcu // .announcement.body.room // .announcement.body.platform) \(.announcement.body.state) from \(.announcement.src))" else "  (no announcement seen)" end),
+		"  restore            all " + s(.restore_all_s) + "   p50 " + s(.restore_p50_s) + "   p99 " + s(.restore_p99_s) + "  (from the \(.restore_from))",
+		"  settled            \(.settled) after " + s(.settle_s),
+		(if .new_created != null then "  new conferences    \(.new_created) ACKed, \(.new_in_room) on the expected MCUs" else empty end),
+		((.failures // [])[] | "  FAILED: " + .)' "$1"
+}
+
+# ---------------------------------------------------------------- main
+
+mkdir -p "$RUN/drill"
+say "scenario $SCENARIO, $N conferences, MCU capacity $CAP, list interval $LIST_MS ms, settle timeout $TIMEOUT s (run dir $RUN)"
+[ -x "$BUILD/mcusim" ] && [ -x "$BUILD/cmsim" ] || say "simulators not built yet: sandbox.sh start builds them"
+setup
+create_all
+say "waiting until the simulators' state files show all $N ACKed conferences"
+wait_for $((30 + N / 500)) "all ACKed conferences in the state files" all_acked_running ||
+	fail_setup "the state files do not show every ACKed conference ($(jq length "$WORK/snap.json") of $N)"
+
+SEL_MCU='.type == "rms_all_mcu_ntf" and .body.state == "down" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
+room_sel() { echo ".type == \"pms_all_room_ntf\" and .body.room == \"$1\" and .body.state == \"$2\""; }
+plat_sel() { echo ".type == \"pms_all_platform_ntf\" and .body.platform == \"$1\" and .body.state == \"$2\""; }
+# first_failed FIRST: the switch-back not tried; the report is the first phase's.
+first_failed() {
+	jq --arg f "$1" '.failures += ["the first phase (\($f)) failed: the switch back was not tried"]' \
+		"$WORK/report-$1.json" >"$WORK/report-$SCENARIO.json"
+}
+rc=0
+case $SCENARIO in
+mcu-failure) phase mcu-failure "" "$SEL_MCU" mcu-failure || rc=1 ;;
+room-failure) phase room-failure "" "$(room_sel p1-r2 abnormal)" room-failure || rc=1 ;;
+room-switch) phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch || rc=1 ;;
+platform-failure) phase platform-failure "" "$(plat_sel p1 down)" platform-failure || rc=1 ;;
+room-switchback)
+	phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch || rc=1
+	if [ $rc = 0 ]; then
+		HOLD_S=5
+		phase room-switchback "" "$(room_sel p1-r1 normal)" room-switchback || rc=1
+		if [ -s "$WORK/analysis-room-switchback.json" ]; then
+			say "room-switchback: 20 new conferences for ud-p1-r1-a/b after the switch back"
+			new_confs p1 '^mcu-p1-r1-' ud-p1-r1-a ud-p1-r1-b
+		fi
+	else
+		first_failed room-switch
+	fi ;;
+platform-switchback)
+	phase platform-failure "" "$(plat_sel p1 down)" platform-failure || rc=1
+	if [ $rc = 0 ]; then
+		HOLD_S=5
+		say "platform-switchback: redis-p1 back (sandbox.sh server start redis-p1)"
+		"$SANDBOX" server start redis-p1 >"$WORK/redis-p1-start.log" 2>&1 || fail_setup "redis-p1 did not start: $(tail -n 5 "$WORK/redis-p1-start.log")"
+		if ! ctl --help 2>&1 | grep -q 'platform failback'; then
+			jq -n '{scenario: "platform-switchback", pass: false, failures: ["confdrctl platform failback: not implemented (confdrctl --help has no such command)"]}' >"$WORK/report-platform-switchback.json"
+			rc=1
+		else
+			phase platform-switchback "" "$(plat_sel p1 up)" platform-failback || rc=1
+			if [ -s "$WORK/analysis-platform-switchback.json" ]; then
+				say "platform-switchback: 20 new conferences for p1's domains"
+				new_confs p1 '^mcu-p1-' ud-p1-r1-a ud-p1-r1-b ud-p1-r2-a ud-p1-r2-b
+			fi
+		fi
+	else
+		first_failed platform-failure
+	fi ;;
+esac
+
+REPORT=$WORK/report-$SCENARIO.json
+case $SCENARIO in
+room-switchback | platform-switchback)
+	first=room-switch
+	[ $SCENARIO = platform-switchback ] && first=platform-failure
+	if [ -n "${NEW_ACKED:-}" ]; then
+		# The new ones must run once too: settled again with them, then Redis vs MySQL once more.
+		jq '[.confs[]["e164"]]' "$WORK/create-new.json" >"$WORK/acked.json"
+		wait_for 20 "the new conferences in the state files" all_acked_running || :
+		sleep $(((LIST_MS * 2 + 999) / 1000))
+		snapshot "$WORK/final.json"
+		dups=$(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/final.json")
+		compare_all "$WORK/redis-mysql-final.json" || :
+		mm=$(jq '[.[].mismatches] | add' "$WORK/redis-mysql-final.json")
+		jq --argjson acked "$NEW_ACKED" --argjson in "$NEW_IN" --argjson dups "$dups" --argjson mm "$mm" \
+			--slurpfile rm "$WORK/redis-mysql-final.json" '
+			.new_created = $acked | .new_in_room = $in | .duplicates = ([.duplicates, $dups] | max) |
+			.redis_mysql_mismatches = ([.redis_mysql_mismatches, $mm] | max) | .redis_mysql = $rm[0] |
+			.failures += ([if $acked < 20 then "only \($acked) of 20 new conferences ACKed" else empty end,
+				if $in < $acked then "only \($in) of \($acked) new conferences on the expected MCUs" else empty end,
+				if $dups > 0 then "\($dups) E164s on two MCUs after the new creates" else empty end,
+				if $mm > 0 then "Redis and MySQL disagree on \($mm) conferences after the new creates" else empty end]) |
+			.pass = (.failures | length == 0)' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
+	fi
+	jq --slurpfile f "$WORK/report-$first.json" '.scenario = "'$SCENARIO'" | .first_phase = $f[0] |
+		.pass = (.pass and ($f[0].pass // false))' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
+	;;
+esac
+jq --argjson li "$LIST_MS" --argjson cap "$CAP" --argjson to "$TIMEOUT" --argjson rate "$RATE" \
+	--slurpfile c1 "$WORK/create-p1.json" --slurpfile c2 "$WORK/create-p2.json" \
+	'.config = {list_interval_ms: $li, mcu_capacity: $cap, mcus_per_simulator: 2, simulators_per_room: 2,
+	  settle_timeout_s: $to, create_rate_per_platform: $rate} |
+	 .created = {p1: $c1[0].acked, p2: $c2[0].acked,
+	  ack_latency_ms: {p1: $c1[0].ack_latency_ms, p2: $c2[0].ack_latency_ms}}' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
+[ "$(jq -r '.pass' "$REPORT")" = true ] || rc=1
+if [ "$SCENARIO" != "${SCENARIO%back}" ] && [ -n "$(jq -r '.first_phase // empty' "$REPORT")" ]; then
+	jq '.first_phase' "$REPORT" >"$WORK/first.json"
+	print_report "$WORK/first.json" | sed '2s/^drill /drill (first phase) /'
+fi
+print_report "$REPORT"
+[ -n "$JSON_OUT" ] && cp "$REPORT" "$JSON_OUT"
+say "work files in $WORK; logs in $RUN/logs (drill-*, p1-css, ...)"
+if [ $STOP_AT_END = 1 ]; then stop_all; say "daemons and drill simulators stopped"; fi
+exit $rc
