@@ -199,6 +199,7 @@ struct redis_link {
 	bool serving;	   /* promoted and read: this css serves the platform's user domains */
 	uint64_t since;	   /* monotonic ms the takeover began */
 	struct cdr_db *db; /* the platform's MySQL (its history rows) */
+	bool db_up;
 };
 
 /* The broker of another platform: control messages for conferences hosted
@@ -1151,7 +1152,9 @@ static struct cdr_db *db_of(struct css *s, const char *home)
 
 	if (!home || !strcmp(home, s->platform) || !l)
 		return cdr_daemon_db(s->d);
-	return l->db;
+	/* another platform's MySQL only while connected: rows for it wait in
+	 * the queue, and never hold up our own behind a dead connection */
+	return l->db_up ? l->db : NULL;
 }
 
 static void db_kick(struct css *s)
@@ -1182,7 +1185,7 @@ static void db_kick(struct css *s)
 				}
 				if (!db)
 					db = db_of(s, c->home);
-				mine = n < (size_t)s->conf.db_batch && db_of(s, c->home) == db && !c->db_batching;
+				mine = db && n < (size_t)s->conf.db_batch && db_of(s, c->home) == db && !c->db_batching;
 				if (pass == 0 && mine) {
 					c->db_batching = true;
 					order[n++] = c;
@@ -3552,6 +3555,19 @@ static void on_promoted(int status, const redisReply *reply, void *arg)
 	}
 }
 
+static void on_peer_db(bool up, const char *why, void *arg)
+{
+	struct redis_link *l = arg;
+
+	l->db_up = up;
+	if (up) {
+		cdr_notice("mysql of %s (its history rows while we serve it): connected", l->platform);
+		db_kick(l->s);
+		return;
+	}
+	cdr_warn("mysql of %s: %s", l->platform, why ? why : "down");
+}
+
 static void takeover_loaded(struct css *s, struct load *ld)
 {
 	struct redis_link *l = ld->link;
@@ -3561,13 +3577,16 @@ static void takeover_loaded(struct css *s, struct load *ld)
 	l->promoting = false;
 	l->serving = true;
 	if (!l->db && (ep = cdr_topology_main_endpoint(s->topo, l->platform, CDR_SVC_MYSQL)) && ep->database) {
+		const struct css_conf *cf = cdr_daemon_conf(s->d); /* the strings live there */
 		struct cdr_db_opts o = {
 			.host = ep->host,
 			.port = ep->port,
-			.user = s->conf.base.mysql_user,
-			.password = s->conf.base.mysql_password,
+			.user = cf->base.mysql_user,
+			.password = cf->base.mysql_password,
 			.database = ep->database,
-			.connect_timeout_ms = (unsigned)s->conf.base.mysql_connect_timeout_ms,
+			.connect_timeout_ms = (unsigned)cf->base.mysql_connect_timeout_ms,
+			.on_state = on_peer_db,
+			.arg = l,
 		};
 
 		if (cdr_db_new(cdr_daemon_loop(s->d), &o, &l->db) < 0)
