@@ -20,7 +20,11 @@
 #   stop               stop the daemons and the simulators
 #   demo               start, wait until all six daemons are up and connected, create
 #                      conferences on both platforms through cmsim, show confdrctl status;
-#                      exits 1 if something is not up or a request is not answered
+#                      then the DR drills room-failure, room-switchback (a manual room switch
+#                      and its switch-back) and platform-switchback (a platform failure and
+#                      its fail-back), each with its report, and a summary (a few minutes;
+#                      CONFDR_DEMO_CONFS conferences per drill, default 1000); exits 1 if
+#                      something is not up, a request is not answered or a drill fails
 #   down               stop the daemons, the servers and our epmd (by pid file), then
 #                      any leftover process of the sandbox; checks that none is left
 #   logs [-f] [NAME]   list the logs, or tail one (rabbitmq, redis-p1, p1-css, ...)
@@ -779,6 +783,32 @@ demo_confs() {
 	say "demo: 400 conferences created on p1 and p2 (answers in $RUN/demo-p1.json, demo-p2.json); list them with '$BUILD/confdrctl --zk $HOST:$ZK_PORT conf list'"
 }
 
+# demo_drills: the showcase: a room failure, a manual room switch and its
+# switch-back, a platform failure and its fail-back, each a drill with its
+# report (deploy/drill.sh), checked against what the simulated MCUs run.
+demo_drills() {
+	local s n=${CONFDR_DEMO_CONFS:-1000} bad=0 f
+	exec 9>&- # the drills call sandbox.sh themselves: our lock goes
+	for s in room-failure room-switchback platform-switchback; do
+		echo
+		say "demo: drill $s with $n conferences ($SELF drill $s --confs $n)"
+		"$TOP/deploy/drill.sh" "$s" --confs "$n" --json "$RUN/demo-$s.json" || bad=1
+	done
+	echo
+	say "demo: the drills (JSON reports in $RUN/demo-*.json)"
+	printf '  %-20s %7s %7s %8s %5s %10s %9s %13s
+' scenario before after restored lost duplicates detect_s restore_all_s
+	for s in room-failure room-switchback platform-switchback; do
+		f=$RUN/demo-$s.json
+		[ -s "$f" ] || { printf '  %-20s (no report)\n' "$s"; bad=1; continue; }
+		jq -r '[.scenario, .running_before, .running_after, .restored, .lost, .duplicates, .detect_s, .restore_all_s] |
+			map(if . == null then "-" else tostring end) | @tsv' "$f" |
+			awk -F'\t' '{printf "  %-20s %7s %7s %8s %5s %10s %9s %13s\n", $1, $2, $3, $4, $5, $6, $7, $8}'
+	done
+	[ $bad = 0 ] || { say "demo: a drill failed (its report above says why)"; return 1; }
+	say "demo: every drill settled with nothing lost and nothing running twice"
+}
+
 cmd_demo() {
 	local t0=$SECONDS out rc
 	cmd_start
@@ -790,7 +820,8 @@ cmd_demo() {
 	if [ $rc = 0 ]; then
 		say "demo: all 6 daemons (css, rms, pms of p1 and p2) are up and connected ($((SECONDS - t0)) s)"
 		demo_confs || exit 1
-		say "next: '$SELF status', '$BUILD/confdrctl --zk $HOST:$ZK_PORT status', '$SELF down'"
+		demo_drills || exit 1
+		say "next: '$SELF status', '$BUILD/confdrctl --zk $HOST:$ZK_PORT status', '$SELF drill --help', '$SELF down'"
 		return 0
 	fi
 	say "demo: NOT all daemons are up and connected (confdrctl status exit $rc):"
@@ -814,7 +845,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,37p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,41p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.
