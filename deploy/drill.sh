@@ -67,7 +67,7 @@ mcu-failure | room-failure | room-switch | room-switchback | platform-failure | 
 '') usage >&2; exit 64 ;;
 *) printf 'drill: unknown scenario "%s"\n' "$SCENARIO" >&2; usage >&2; exit 64 ;;
 esac
-N=1000 JSON_OUT= TIMEOUT= LIST_MS=1000 RATE=500 STOP_AT_END=0
+N=1000 JSON_OUT= TIMEOUT= LIST_MS=1000 RATE=500 STOP_AT_END=0 DEST=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--confs) N=${2:-}; shift 2 ;;
@@ -213,12 +213,14 @@ clean_state() {
 	local p q n port rport db
 	say "clean state: stopping daemons and simulators"
 	stop_all
+	say "clean state: sandbox.sh up (servers a drill killed come back)"
 	"$SANDBOX" up >"$WORK/up.log" 2>&1 || { tail -n 20 "$WORK/up.log" >&2; fail_setup "sandbox.sh up failed"; }
 	for p in "${PLATFORMS[@]}"; do
 		port=$REDIS_P1 rport=$REDIS_P1_REPLICA
 		[ $p = p2 ] && port=$REDIS_P2 rport=$REDIS_P2_REPLICA
 		# A platform drill may have promoted the replica: the primary is the master again.
 		[ "$(redis_role $port)" = master ] || rcli $port replicaof no one >/dev/null
+		say "clean state: redis-$p master, redis-$p-replica its replica, both flushed; confdr_$p.confinfo emptied; queues of $p purged"
 		rcli $rport replicaof $HOST $port >/dev/null || fail_setup "redis-$p-replica: REPLICAOF failed"
 		wait_for 30 "redis-$p-replica linked to redis-$p" replica_linked $rport ||
 			fail_setup "redis-$p-replica does not replicate redis-$p"
@@ -361,7 +363,7 @@ def idx(a): reduce a[] as $c ({}; .[$c.e] += [$c]);
 ($b[0]) as $B | ($n[0]) as $Nw | ($cl[0]) as $CL | idx($Nw) as $N |
 [ $B[] | . as $c | ($N[$c.e] // []) as $on |
   { e: $c.e, n: ($on | length), moved: (($on | length) == 1 and $on[0].m != $c.m),
-    s: (if ($on | length) == 1 then $on[0].s else null end),
+    s: (if ($on | length) == 1 then $on[0].s else null end), to: (if ($on | length) == 1 then $on[0].r else null end),
     closed: ($CL[$c.h + ":" + $c.e] // false),
     stuck: ($room != "" and $c.r == $room and ([$on[] | select(.r == $room)] | length) > 0) } ] as $per |
 [ $N | to_entries[] | select(.value | length > 1) ] as $dups |
@@ -374,13 +376,15 @@ def idx(a): reduce a[] as $c ({}; .[$c.e] += [$c]);
   running_but_closed: ([$per[] | select(.n >= 1 and .closed)] | length),
   duplicates: ($dups | length),
   stuck_in_room: ([$per[] | select(.stuck)] | length),
+  misplaced: ([$per[] | select(.moved and $dest != "" and (.to | test($dest) | not))] | length),
+  restored_to: ([$per[] | select(.moved) | .to] | group_by(.) | map({key: .[0], value: length}) | from_entries),
   examples: { lost: ([$per[] | select(.n == 0 and (.closed | not)) | .e] | .[0:5]),
               duplicates: ($dups[0:5] | map({e164: .key, mcus: [.value[].m]})),
               running_but_closed: ([$per[] | select(.n >= 1 and .closed) | .e] | .[0:5]),
               stuck_in_room: ([$per[] | select(.stuck) | .e] | .[0:5]) },
   restored_started: ([$per[] | select(.moved) | .s] | sort) }'
 analyze() { # BEFORE NOW CLOSED ROOM OUT
-	jq -c -n --slurpfile b "$1" --slurpfile n "$2" --slurpfile cl "$3" --arg room "$4" "$ANALYZE" >"$5"
+	jq -c -n --slurpfile b "$1" --slurpfile n "$2" --slurpfile cl "$3" --arg room "$4" --arg dest "$DEST" "$ANALYZE" >"$5"
 }
 
 # settle ROOM: waits (bounded by --timeout) until settled; sets SETTLED, SETTLE_S.
@@ -521,14 +525,20 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 
 # ---------------------------------------------------------------- one phase
 
-# phase NAME ROOM SELECT STEP: snapshot before, watchers, inject STEP, settle,
-# checks; the phase's report in $WORK/report-NAME.json. Returns 1 on a failure.
+# phase NAME ROOM SELECT STEP DEST: snapshot before, watchers, inject STEP,
+# settle, checks (DEST: a regex every restored conference's new room must
+# match; "" for none); the phase's report in $WORK/report-NAME.json. Returns 1
+# on a failure.
 phase() {
 	local name=$1 room=$2 sel=$3 step=$4 ann ann_ms detect fails=() extra
+	DEST=$5
 	snapshot "$WORK/before.json"
 	cp "$WORK/before.json" "$WORK/before-$name.json"
 	say "$name: running before: $(jq length "$WORK/before.json") conferences on live MCUs (state files)"
 	start_watchers
+	# pms refuses a fail-back while no pms of the platform is live
+	# (docs/operations.md): p1 comes back first, then the fail-back.
+	if [ "$step" = platform-failback ]; then bring_p1_back; fi
 	say "$name: injecting the fault ($step)"
 	REFUSED=
 	if ! inject "$step"; then
@@ -536,7 +546,10 @@ phase() {
 		jq -n --arg s "$name" --arg r "$REFUSED" '{scenario: $s, pass: false, failures: [$r]}' >"$WORK/report-$name.json"
 		return 1
 	fi
-	if [ "$step" = platform-failback ]; then bring_p1_back; fi
+	if [ "$step" = platform-failback ]; then
+		say "  p1's css back (sandbox.sh start)"
+		start_world p1
+	fi
 	say "$name: waiting until settled (at most $TIMEOUT s; held ${HOLD_S} s)"
 	settle "$room" || :
 	sleep 0.5
@@ -550,12 +563,13 @@ phase() {
 	[ -n "$ann_ms" ] && detect=$(jq -n "($ann_ms - $INJECT_MS) / 1000")
 	jq -n --arg s "$name" --argjson confs "$N" --slurpfile a "$WORK/analysis.json" --slurpfile rm "$WORK/redis-mysql-$name.json" \
 		--argjson inj "$INJECT_MS" --argjson ann "${ann:-null}" --argjson detect "$detect" \
-		--argjson settled "$SETTLED" --argjson settle_s "$SETTLE_S" --arg step "$step" '
+		--argjson settled "$SETTLED" --argjson settle_s "$SETTLE_S" --arg step "$step" --arg dest "$DEST" '
 		def pct(v; p): if (v | length) == 0 then null else v[((((v | length) * p + 99) / 100 | floor) - 1) | if . < 0 then 0 else . end] end;
 		$a[0] as $A | ($ann.ts_ms // $inj) as $t0 | [$A.restored_started[] | (. - $t0) / 1000] as $r |
 		{scenario: $s, step: $step, confs: $confs, running_before: $A.running_before, running_after: $A.running_after,
 		 restored: $A.restored, ended_on_purpose: $A.ended_on_purpose, lost: $A.lost, duplicates: $A.duplicates,
 		 running_but_closed: $A.running_but_closed, stuck_in_room: $A.stuck_in_room,
+		 restored_to: $A.restored_to, misplaced: $A.misplaced, expected_rooms: $dest,
 		 redis_mysql_mismatches: ([$rm[0][].mismatches] | add), redis_mysql: $rm[0],
 		 injected_ms: $inj, announcement: $ann, detect_s: $detect,
 		 restore_from: (if $ann == null then "injection" else "announcement" end),
@@ -568,6 +582,7 @@ phase() {
 		if .lost > 0 then "\(.lost) conferences lost (e.g. \(.examples.lost | join(", ")))" else empty end,
 		if .duplicates > 0 then "\(.duplicates) E164s run on two MCUs (e.g. \(.examples.duplicates | map(.["e164"] + " on " + (.mcus | join("+"))) | join(", ")))" else empty end,
 		if .running_but_closed > 0 then "\(.running_but_closed) closed in MySQL but still running on an MCU (e.g. \(.examples.running_but_closed | join(", ")))" else empty end,
+		if .misplaced > 0 then "\(.misplaced) conferences restored outside the expected rooms (\(.expected_rooms)): \(.restored_to)" else empty end,
 		if .stuck_in_room > 0 then "\(.stuck_in_room) conferences still in the switched room (e.g. \(.examples.stuck_in_room | join(", ")))" else empty end,
 		if .redis_mysql_mismatches > 0 then "Redis and MySQL disagree on \(.redis_mysql_mismatches) conferences (\(.redis_mysql | map(select(.mismatches > 0) | "\(.platform) \(.redis): " + (.examples | join("; "))) | join(" | ")))" else empty end] | .[]' "$WORK/report-$name.json")
 	while IFS= read -r l; do [ -n "$l" ] && fails+=("$l"); done <<<"$extra"
@@ -584,12 +599,23 @@ phase() {
 	[ ${#fails[@]} = 0 ]
 }
 
-# After the fail-back: p1's simulators (empty: a dead platform's MCUs come
-# back without conferences) and p1's daemons.
+# Before the fail-back: p1's simulators (empty: a dead platform's MCUs come
+# back without conferences), p1's pms and rms, from the configs sandbox.sh
+# start wrote, under the same names. Not p1's css: confdrctl platform failback
+# refuses while one is live (it would act on the Redis being moved), and pms
+# refuses while no pms of p1 is live.
 bring_p1_back() {
-	say "  p1's simulators and daemons back (sandbox.sh start)"
-	start_world p1
+	local d
+	say "  p1's simulators, pms and rms back (run/p1/{pms,rms}.conf); p1's css after the fail-back"
+	start_sims p1
+	for d in pms rms; do
+		[ -s "$RUN/p1/$d.conf" ] || fail_setup "no $RUN/p1/$d.conf (written by sandbox.sh start)"
+		pid_of p1-$d >/dev/null || spawn p1-$d "$BUILD/confdr-$d" -c "$RUN/p1/$d.conf"
+	done
+	wait_for 30 "p1's pms live" p1_pms_live || warn "p1's pms is not live"
+	wait_for 30 "p1's drill MCUs registered" drill_mcus_registered p1 || warn "p1's drill MCUs are not all up in its rms"
 }
+p1_pms_live() { ctl status --json | jq -e '[.daemons[] | select(.platform == "p1" and .daemon == "pms" and .role == "active")] | length == 1' >/dev/null; }
 
 # new_confs PLATFORM MCU_REGEX DOMAINS...: 20 new conferences; sets NEW_ACKED, NEW_IN.
 new_confs() {
@@ -611,8 +637,9 @@ print_report() { # FILE
 		def s(x): if x == null then "-" else ((x * 1000 | round) / 1000 | tostring) + " s" end;
 		"",
 		"drill \(.scenario): " + (if .pass then "PASS" else "FAIL" end),
+		(if .confs == null then ((.failures // [])[] | "  FAILED: " + .), halt else empty end),
 		"  conferences        \(.confs) created; running before \(.running_before), after \(.running_after)",
-		"  restored           \(.restored)   ended on purpose \(.ended_on_purpose)   lost \(.lost)   duplicates \(.duplicates)",
+		"  restored           \(.restored) " + (.restored_to // {} | tostring) + "   ended on purpose \(.ended_on_purpose)   lost \(.lost)   duplicates \(.duplicates)",
 		"  Redis vs MySQL     \(.redis_mysql_mismatches) mismatches (" + ((.redis_mysql // []) | map("\(.platform): \(.redis) \(.redis_open) open, MySQL \(.mysql_open)") | join("; ")) + ")",
 		"  detect             " + s(.detect_s) + (if .announcement then "  (\(.announcement.type) \(.announcement.body.mcu // .announcement.body.room // .announcement.body.platform) \(.announcement.body.state) from \(.announcement.src))" else "  (no announcement seen)" end),
 		"  restore            all " + s(.restore_all_s) + "   p50 " + s(.restore_p50_s) + "   p99 " + s(.restore_p99_s) + "  (from the \(.restore_from))",
@@ -635,6 +662,12 @@ wait_for $((30 + N / 500)) "all ACKed conferences in the state files" all_acked_
 SEL_MCU='.type == "rms_all_mcu_ntf" and .body.state == "down" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
 room_sel() { echo ".type == \"pms_all_room_ntf\" and .body.room == \"$1\" and .body.state == \"$2\""; }
 plat_sel() { echo ".type == \"pms_all_platform_ntf\" and .body.platform == \"$1\" and .body.state == \"$2\""; }
+# first_settled FIRST: the switch back is tried when the first phase settled
+# (nothing lost, nothing twice), even if it failed another check.
+first_settled() {
+	jq -e '.settled == true and .lost == 0 and .duplicates == 0' "$WORK/report-$1.json" >/dev/null 2>&1 && SECOND=1
+}
+SECOND=0
 # first_failed FIRST: the switch-back not tried; the report is the first phase's.
 first_failed() {
 	jq --arg f "$1" '.failures += ["the first phase (\($f)) failed: the switch back was not tried"]' \
@@ -642,15 +675,15 @@ first_failed() {
 }
 rc=0
 case $SCENARIO in
-mcu-failure) phase mcu-failure "" "$SEL_MCU" mcu-failure || rc=1 ;;
-room-failure) phase room-failure "" "$(room_sel p1-r2 abnormal)" room-failure || rc=1 ;;
-room-switch) phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch || rc=1 ;;
-platform-failure) phase platform-failure "" "$(plat_sel p1 down)" platform-failure || rc=1 ;;
+mcu-failure) phase mcu-failure "" "$SEL_MCU" mcu-failure '^p1-r1$' || rc=1 ;;
+room-failure) phase room-failure "" "$(room_sel p1-r2 abnormal)" room-failure '^p1-r1$' || rc=1 ;;
+room-switch) phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch '^p1-r2$' || rc=1 ;;
+platform-failure) phase platform-failure "" "$(plat_sel p1 down)" platform-failure '^p2-' || rc=1 ;;
 room-switchback)
-	phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch || rc=1
-	if [ $rc = 0 ]; then
+	phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch '^p1-r2$' || rc=1
+	if first_settled room-switch; then
 		HOLD_S=5
-		phase room-switchback "" "$(room_sel p1-r1 normal)" room-switchback || rc=1
+		phase room-switchback "" "$(room_sel p1-r1 normal)" room-switchback "" || rc=1
 		if [ -s "$WORK/analysis-room-switchback.json" ]; then
 			say "room-switchback: 20 new conferences for ud-p1-r1-a/b after the switch back"
 			new_confs p1 '^mcu-p1-r1-' ud-p1-r1-a ud-p1-r1-b
@@ -659,8 +692,8 @@ room-switchback)
 		first_failed room-switch
 	fi ;;
 platform-switchback)
-	phase platform-failure "" "$(plat_sel p1 down)" platform-failure || rc=1
-	if [ $rc = 0 ]; then
+	phase platform-failure "" "$(plat_sel p1 down)" platform-failure '^p2-' || rc=1
+	if first_settled platform-failure; then
 		HOLD_S=5
 		say "platform-switchback: redis-p1 back (sandbox.sh server start redis-p1)"
 		"$SANDBOX" server start redis-p1 >"$WORK/redis-p1-start.log" 2>&1 || fail_setup "redis-p1 did not start: $(tail -n 5 "$WORK/redis-p1-start.log")"
@@ -668,7 +701,7 @@ platform-switchback)
 			jq -n '{scenario: "platform-switchback", pass: false, failures: ["confdrctl platform failback: not implemented (confdrctl --help has no such command)"]}' >"$WORK/report-platform-switchback.json"
 			rc=1
 		else
-			phase platform-switchback "" "$(plat_sel p1 up)" platform-failback || rc=1
+			phase platform-switchback "" "$(plat_sel p1 up)" platform-failback "" || rc=1
 			if [ -s "$WORK/analysis-platform-switchback.json" ]; then
 				say "platform-switchback: 20 new conferences for p1's domains"
 				new_confs p1 '^mcu-p1-' ud-p1-r1-a ud-p1-r1-b ud-p1-r2-a ud-p1-r2-b
@@ -714,7 +747,7 @@ jq --argjson li "$LIST_MS" --argjson cap "$CAP" --argjson to "$TIMEOUT" --argjso
 	 .created = {p1: $c1[0].acked, p2: $c2[0].acked,
 	  ack_latency_ms: {p1: $c1[0].ack_latency_ms, p2: $c2[0].ack_latency_ms}}' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
 [ "$(jq -r '.pass' "$REPORT")" = true ] || rc=1
-if [ "$SCENARIO" != "${SCENARIO%back}" ] && [ -n "$(jq -r '.first_phase // empty' "$REPORT")" ]; then
+if [ $SECOND = 1 ]; then
 	jq '.first_phase' "$REPORT" >"$WORK/first.json"
 	print_report "$WORK/first.json" | sed '2s/^drill /drill (first phase) /'
 fi
