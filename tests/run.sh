@@ -72,6 +72,8 @@ if [ "$unit_only" = 0 ]; then
 	if ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
 		run_ctest build '^integration$'
 		[ "$asan" = 1 ] && run_ctest build-asan '^integration$'
+		# The DR drills: load on the real servers; the plain build only (ASan would only slow them).
+		run_ctest build '^drill$'
 	else
 		failed=$((failed + 1)); summary+=("sandbox: did not come up")
 	fi
