@@ -215,6 +215,16 @@ clean_state() {
 	stop_all
 	say "clean state: sandbox.sh up (servers a drill killed come back)"
 	"$SANDBOX" up >"$WORK/up.log" 2>&1 || { tail -n 20 "$WORK/up.log" >&2; fail_setup "sandbox.sh up failed"; }
+	clean_redis
+	# a takeover publishes the promoted replica as the platform's Redis: the files' endpoints again
+	ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
+		fail_setup "confdrctl topology load failed"
+}
+
+# clean_redis: each platform's Redis the master, its replica linked, both
+# empty; confinfo emptied; the queues purged.
+clean_redis() {
+	local p q n port rport db
 	for p in "${PLATFORMS[@]}"; do
 		port=$REDIS_P1 rport=$REDIS_P1_REPLICA
 		[ $p = p2 ] && port=$REDIS_P2 rport=$REDIS_P2_REPLICA
@@ -277,8 +287,21 @@ setup() {
 	clean_state
 	say "starting the drill's simulators (2 per room, 2 MCUs of $CAP each) and the daemons"
 	start_world
-	reset_pms
-	wait_for 20 "every platform up, every room normal" states_clean || fail_setup "pms states could not be reset"
+	if ! states_clean; then
+		# A platform found down at start makes its backup's css take over
+		# (its Redis replica promoted and published in ZooKeeper): after the
+		# reset, the css are stopped and the Redis roles, data and endpoints
+		# made clean again before they start for the drill.
+		reset_pms
+		wait_for 20 "every platform up, every room normal" states_clean || fail_setup "pms states could not be reset"
+		say "reset: the css stopped, Redis and endpoints made clean again, the css started"
+		stop_name p1-css 20 2>/dev/null || :
+		stop_name p2-css 20 2>/dev/null || :
+		clean_redis
+		ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
+			fail_setup "confdrctl topology load failed"
+		start_world
+	fi
 	wait_for 30 "16 drill MCUs up and no other MCU up in rms" mcus_up all || fail_setup "MCUs not as expected in rms ($(ctl mcu list 2>&1 | head -n 30))"
 	echo '{}' >"$WORK/home.json"
 }
@@ -359,7 +382,7 @@ closed() {
 # The verdict on each conference of BEFORE, against NOW and CLOSED; ROOM: the
 # room whose conferences must have left it ("" = none).
 ANALYZE='
-def idx(a): reduce a[] as $c ({}; .[$c.e] += [$c]);
+def idx(a): reduce a[] as $c ({}; .[$c.e] = (.[$c.e] // []) + [$c]); # not +=: slow in jq 1.6
 ($b[0]) as $B | ($n[0]) as $Nw | ($cl[0]) as $CL | idx($Nw) as $N |
 [ $B[] | . as $c | ($N[$c.e] // []) as $on |
   { e: $c.e, n: ($on | length), moved: (($on | length) == 1 and $on[0].m != $c.m),
