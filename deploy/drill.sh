@@ -191,10 +191,13 @@ cleanup_watchers() { stop_name drill-watch-p1 5 2>/dev/null; stop_name drill-wat
 trap 'cleanup_watchers' EXIT
 trap 'echo "drill: interrupted" >&2; exit 1' INT TERM
 
+# The daemons first (sandbox.sh stop: every pms first), then the simulators:
+# MCUs stopped under a running pms make their rooms abnormal and, through the
+# main room, their platform down, which the next drill would have to undo.
 stop_all() {
 	cleanup_watchers
-	stop_drill_sims
 	"$SANDBOX" stop >/dev/null || warn "sandbox.sh stop failed"
+	stop_drill_sims
 }
 
 if [ "$SCENARIO" = stop ]; then
