@@ -105,7 +105,6 @@ struct conf {
 	struct op *op;	       /* the operation in flight on it, or NULL */
 	bool closing;	       /* ended: history being written, then the record goes */
 	bool db_queued;
-	bool db_batching;	/* db_kick: picked for the batch being formed */
 	bool restore_queued;	/* in s->restore_q */
 	int restore_tries;	/* allocations or re-creates that failed in a row */
 	char lost_mcu[64];	/* the MCU it was lost on: not used again for it */
@@ -1161,44 +1160,39 @@ static void db_kick(struct css *s)
 {
 	struct cdr_db *db;
 	struct db_batch *b;
-	size_t n = 0, keep = 0;
+	size_t n = 0;
 	int r;
 
 	if (s->db_busy || s->dbq.n == 0)
 		return;
-	/* one home platform per batch: the first's; others wait their turn,
-	 * and rows of a platform this css no longer serves are dropped */
-	db = NULL;
+	/* one home platform per batch: the first's; others wait their turn
+	 * (kept in order after the batch), and rows of a platform this css no
+	 * longer serves are dropped */
 	{
-		struct conf **order = malloc(s->dbq.n * sizeof(*order));
+		struct conf **batch = malloc(s->dbq.n * sizeof(*batch));
+		size_t k = 0;
 
-		if (!order)
+		if (!batch)
 			return;
-		for (int pass = 0; pass < 2; pass++) {
-			for (size_t i = 0; i < s->dbq.n; i++) {
-				struct conf *c = s->dbq.v[i];
-				bool mine;
+		db = NULL;
+		for (size_t i = 0; i < s->dbq.n; i++) {
+			struct conf *c = s->dbq.v[i];
 
-				if (!acts_for(s, c)) {
-					c->db_queued = false;
-					continue;
-				}
-				if (!db)
-					db = db_of(s, c->home);
-				mine = db && n < (size_t)s->conf.db_batch && db_of(s, c->home) == db && !c->db_batching;
-				if (pass == 0 && mine) {
-					c->db_batching = true;
-					order[n++] = c;
-				} else if (pass == 1 && !c->db_batching) {
-					order[n + keep++] = c;
-				}
+			if (!acts_for(s, c)) {
+				c->db_queued = false;
+				continue;
 			}
+			if (!db)
+				db = db_of(s, c->home);
+			if (db && n < (size_t)s->conf.db_batch && db_of(s, c->home) == db)
+				batch[n++] = c;
+			else
+				s->dbq.v[k++] = c; /* k <= i: compacted in place */
 		}
-		for (size_t i = 0; i < n; i++)
-			order[i]->db_batching = false;
-		memcpy(s->dbq.v, order, (n + keep) * sizeof(*order));
-		s->dbq.n = n + keep;
-		free(order);
+		memmove(s->dbq.v + n, s->dbq.v, k * sizeof(*batch));
+		memcpy(s->dbq.v, batch, n * sizeof(*batch));
+		s->dbq.n = n + k;
+		free(batch);
 	}
 	if (n == 0 || !db)
 		return; /* nothing to write, or that platform's MySQL has no client (yet) */
