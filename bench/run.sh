@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark (bench/bench_*.c) against the sandbox's real servers:
-# builds, brings the sandbox up if it is not (and down again after), prints
-# each benchmark's numbers and its ratio to the baseline it measures itself.
+# installs what is missing (deploy/install-deps.sh), builds, brings the sandbox
+# up if it is not (and down again after), prints each benchmark's numbers and
+# its ratio to the baseline it measures itself.
 #
 #   ./bench/run.sh            every benchmark
 #   ./bench/run.sh NAME...    only these (e.g. bench_bulk_alloc)
@@ -9,7 +10,8 @@
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
-case ${1:-} in -h | --help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+./deploy/install-deps.sh || { echo "bench: dependencies missing (deploy/install-deps.sh)" >&2; exit 1; }
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j"$(nproc)" >/dev/null ||
 	{ echo "bench: build failed" >&2; exit 1; }
 started=0

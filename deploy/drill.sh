@@ -88,6 +88,8 @@ isnum "$RATE" && [ "$RATE" -ge 1 ] || { echo "drill: --rate wants creates per se
 isnum "$TIMEOUT" && [ "$TIMEOUT" -ge 1 ] || { echo "drill: --timeout wants seconds" >&2; exit 64; }
 if [ -n "$JSON_OUT" ]; then JSON_OUT=$(realpath -m "$JSON_OUT"); fi
 
+# What the drill runs comes from Debian's packages: installed first (a no-op when present), then checked.
+"$TOP/deploy/install-deps.sh" || { echo "drill: dependencies missing (deploy/install-deps.sh)" >&2; exit 1; }
 for t in jq redis-cli mariadb setsid; do command -v $t >/dev/null || { echo "drill: $t is missing" >&2; exit 1; }; done
 
 # Capacity: half a room (one simulator, 2 MCUs) holds the room's N/4, and one

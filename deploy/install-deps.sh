@@ -17,8 +17,11 @@ pkgs=(
 	build-essential cmake pkg-config valgrind
 	librabbitmq-dev libhiredis-dev libzookeeper-mt-dev default-libmysqlclient-dev
 	libjansson-dev libevent-dev libcmocka-dev
-	# servers the sandbox runs (zookeeper pulls in a Java runtime)
-	rabbitmq-server redis-server redis-tools zookeeper mariadb-server mariadb-client
+	# servers the sandbox runs. ZooKeeper: its jars and a headless Java runtime; Debian's
+	# package "zookeeper" (the system service) depends on default-jre, a desktop JRE that
+	# pulls in Mesa, GTK's libraries, X and fonts, and the sandbox does not use its scripts.
+	rabbitmq-server redis-server redis-tools libzookeeper-java default-jre-headless
+	mariadb-server mariadb-client
 	# tools deploy/sandbox.sh and the test scripts use
 	netcat-openbsd procps iproute2 util-linux coreutils jq
 )

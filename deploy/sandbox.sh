@@ -71,8 +71,17 @@ ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2) # one mcusim each
 # finds leftovers by it (Redis overwrites its environment: found by its cwd).
 MARK=CONFDR_SANDBOX_RUN
 
-RABBIT_BIN=/usr/lib/rabbitmq/bin
-[ -x $RABBIT_BIN/rabbitmq-server ] || RABBIT_BIN=$(dirname "$(command -v rabbitmq-server 2>/dev/null || echo /usr/sbin/rabbitmq-server)")
+# rabbit_bin: the directory of the broker's own scripts, looked up when used
+# (after install-deps.sh ran), never when this script starts. Debian's
+# /usr/sbin/rabbitmq-server is a wrapper that re-runs the broker as the
+# rabbitmq user, who cannot write our run dir: it is never used.
+rabbit_bin() {
+	local d
+	for d in /usr/lib/rabbitmq/bin /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin; do
+		[ -x "$d/rabbitmq-server" ] && { echo "$d"; return 0; }
+	done
+	die "RabbitMQ's scripts are not in /usr/lib/rabbitmq/bin (package rabbitmq-server; deploy/install-deps.sh installs it)"
+}
 
 port_of() {
 	case $1 in
@@ -237,7 +246,7 @@ rmq_env() {
 	export RABBITMQ_PID_FILE=$RUN/rabbitmq/beam.pid HOME=$RUN/rabbitmq/home ERL_CRASH_DUMP=$RUN/rabbitmq/erl_crash.dump
 	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
-rmqctl() { (rmq_env && exec timeout 60 "$RABBIT_BIN/rabbitmqctl" "$@" 9>&-); }
+rmqctl() { local b; b=$(rabbit_bin) || return 1; (rmq_env && exec timeout 60 "$b/rabbitmqctl" "$@" 9>&-); }
 
 epmd_ok() { ERL_EPMD_PORT=$EPMD_PORT timeout 5 epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
 start_epmd() {
@@ -252,7 +261,7 @@ start_epmd() {
 CONFDR_RMQ_HASH=kI3GCtabAP6RLDkpw/PBZERREHA0OOrThFYD2BPn4PeoPFuG
 
 spawn_rabbitmq() {
-	local d=$RUN/rabbitmq
+	local d=$RUN/rabbitmq bin
 	mkdir -p "$d/home" "$d/mnesia" "$d/log"
 	if [ ! -s "$d/home/.erlang.cookie" ]; then
 		(umask 077 && head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F >"$d/home/.erlang.cookie")
@@ -278,8 +287,9 @@ JSON
 	echo '[].' >"$d/enabled_plugins"
 	: >"$d/rabbitmq-env.conf"
 	echo '[].' >"$d/advanced.config"
+	bin=$(rabbit_bin) || exit 1
 	start_epmd
-	(rmq_env && spawn rabbitmq "$RABBIT_BIN/rabbitmq-server")
+	(rmq_env && spawn rabbitmq "$bin/rabbitmq-server")
 }
 rabbitmq_ok() { rmqctl await_startup --timeout 5; }
 setup_rabbitmq() {
