@@ -519,8 +519,13 @@ static void test_registration_and_heartbeats(void **state)
 	for (size_t i = 0; i < 4; i++) {
 		u = unit(w.ids[i], false);
 		assert_true(u->seq_ok);
-		/* every 200 ms, give or take a tick */
-		assert_in_range((u->last_hb_ms - u->first_hb_ms) / (uint64_t)(u->hbs - 1), HB_MS - 30, HB_MS + 100);
+		/* at the interval rms told (200 ms), not the sim's default
+		 * (1000 ms), and never faster; a loaded machine delays timers,
+		 * so the upper bound is generous */
+		uint64_t every = (u->last_hb_ms - u->first_hb_ms) / (uint64_t)(u->hbs - 1);
+
+		print_message("%s: a heartbeat every %llu ms\n", w.ids[i], (unsigned long long)every);
+		assert_in_range(every, HB_MS - 30, 3 * HB_MS);
 	}
 }
 
@@ -838,7 +843,7 @@ static void test_faults(void **state)
 	t0 = cdr_now_ms();
 	id = create("tsim-d-01", "0595000001", 0, 1, 0);
 	expect(id, "cmu_mau_createconf_ack", NULL);
-	assert_in_range(cdr_now_ms() - t0, 650, 3000);
+	assert_in_range(cdr_now_ms() - t0, 650, 15000); /* late, never early; generous on a loaded machine */
 
 	/* --no-answer: silence, heartbeats go on */
 	{
