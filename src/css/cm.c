@@ -1,0 +1,368 @@
+/* css: the CM's requests on mau.conf.q: create, end, extend, rename,
+ * query, list. A redelivered request is answered from the stored answer,
+ * never executed twice. */
+#include "css_int.h"
+
+static void on_answer_lookup(int status, const redisReply *reply, void *arg)
+{
+	struct op *op = arg;
+	struct css *s = op->s;
+
+	if (!op->dead) {
+		if (status == 0 && reply && reply->type == REDIS_REPLY_STRING) {
+			s->n.duplicates++;
+			cdr_info("%s %s was answered before: the same answer again", cdr_msg_type(op->m), op->req);
+			css_answer_send(op, reply->str);
+			css_op_done(op);
+		} else if (op->kind == OP_CREATE) {
+			struct conf *c = cdr_hmap_get(s->confs, cdr_msg_str(op->m, "e164", ""));
+
+			if (c && c->req && !strcmp(c->req, op->req) && c->state == CSS_RUNNING && !c->op) {
+				/* created by this very request; its stored answer expired */
+				s->n.duplicates++;
+				css_answer_now(op, true, css_create_ack_body(c));
+				css_op_done(op);
+			} else {
+				css_create_begin(s, op);
+			}
+		} else {
+			/* end, css_extend, rename of a conference that is gone */
+			char detail[160];
+			const char *e164 = cdr_msg_str(op->m, "e164", "");
+
+			snprintf(detail, sizeof(detail), "no conference %s", e164);
+			css_answer_now(op, false, css_nack_body(e164, "unknown_conference", detail));
+			css_op_done(op);
+		}
+	}
+	css_op_unref(op);
+}
+
+/* Looks up the stored answer to op's request in platform's Redis; the
+ * lookup's callback carries on. */
+static void lookup_answer(struct css *s, struct op *op, const char *platform)
+{
+	struct cdr_redis *r = css_redis_of(s, platform);
+	char akey[160];
+
+	css_answer_key(op->req, akey, sizeof(akey));
+	css_op_ref(op);
+	if (!r || cdr_redis_command(r, on_answer_lookup, op, "GET %s", akey) < 0)
+		on_answer_lookup(-ENOTCONN, NULL, op);
+}
+
+static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	const char *ud = cdr_msg_str(m, "user_domain", ""), *e164 = cdr_msg_str(m, "e164", "");
+	struct css_routing rt;
+	struct op *op;
+	struct conf *c;
+	char detail[256];
+
+	switch (css_route_domain(s->topo, ud, s->platform, css_plat_down, s, &rt)) {
+	case CSS_ROUTE_UNKNOWN:
+		snprintf(detail, sizeof(detail), "user domain %s is not in the topology", ud);
+		css_refuse(s, dl, m, "unknown_user_domain", detail);
+		return;
+	case CSS_ROUTE_OTHER:
+		snprintf(detail, sizeof(detail), "user domain %s belongs to platform %s: its css serves it", ud,
+			 rt.home);
+		css_refuse(s, dl, m, "wrong_platform", detail);
+		return;
+	case CSS_ROUTE_OWN:
+		if (css_plat_down(s->platform, s)) {
+			snprintf(detail, sizeof(detail), "platform %s is declared down; its backup platform serves %s",
+				 s->platform, ud);
+			css_refuse(s, dl, m, "platform_down", detail);
+			return;
+		}
+		break;
+	case CSS_ROUTE_TAKEOVER:
+		if (css_serving(s, rt.home))
+			break; /* its Redis replica promoted and read: served here */
+		snprintf(detail, sizeof(detail),
+			 "platform %s of user domain %s is down and %s has not taken over its domains yet", rt.home, ud,
+			 s->platform);
+		css_refuse(s, dl, m, "platform_down", detail);
+		return;
+	}
+	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m)))) {
+		/* The same request again while it is in flight (a redelivery
+		 * after a lost connection, or sent twice): one answer, to the
+		 * newest delivery. */
+		s->n.duplicates++;
+		if (op->dl)
+			cdr_mq_ack(op->dl);
+		op->dl = dl;
+		cdr_msg_free(m);
+		return;
+	}
+	c = cdr_hmap_get(s->confs, e164);
+	if (c && c->req && !strcmp(c->req, cdr_msg_id(m))) {
+		/* running: answered from the stored answer (lookup below) */
+		if (c->state == CSS_CREATING && c->op && !c->op->dl) {
+			/* Found creating after a restart: its request is back. */
+			op = c->op;
+			op->dl = dl;
+			op->m = m;
+			snprintf(op->req, sizeof(op->req), "%s", cdr_msg_id(m));
+			cdr_hmap_put(s->reqs, op->req, op);
+			cdr_notice("create %s of %s resumed after a restart: sent to %s again", op->req, c->e164,
+				   nz(c->mcu));
+			css_create_send(op);
+			return;
+		}
+	}
+	if (!(op = css_op_new(s, OP_CREATE, dl, m))) {
+		css_refuse(s, dl, m, "internal_error", "out of memory");
+		return;
+	}
+	snprintf(op->home, sizeof(op->home), "%s", rt.home);
+	snprintf(op->room, sizeof(op->room), "%s", nz(rt.room));
+	lookup_answer(s, op, op->home);
+}
+
+/* The conference a CM request names, or NULL after answering the NACK. */
+static struct conf *cm_conf(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, enum op_kind kind,
+			    struct op **opp)
+{
+	const char *e164 = cdr_msg_str(m, "e164", "");
+	struct conf *c = cdr_hmap_get(s->confs, e164);
+	struct op *op;
+
+	*opp = NULL;
+	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m)))) {
+		if (op->dl)
+			cdr_mq_ack(op->dl);
+		op->dl = dl;
+		cdr_msg_free(m);
+		return NULL;
+	}
+	if (!(op = css_op_new(s, kind, dl, m))) {
+		css_refuse(s, dl, m, "internal_error", "out of memory");
+		return NULL;
+	}
+	if (!c || c->closing) {
+		lookup_answer(s, op, s->platform); /* answered before, or unknown */
+		return NULL;
+	}
+	*opp = op;
+	return c;
+}
+
+static void cm_end(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op;
+	struct conf *c = cm_conf(s, dl, m, OP_END, &op);
+	char detail[160];
+
+	if (!c)
+		return;
+	if (c->op) {
+		snprintf(detail, sizeof(detail), "conference %s is %s", c->e164, css_state_name(c->state));
+		css_answer_now(op, false, css_nack_body(c->e164, "in_progress", detail));
+		css_op_done(op);
+		return;
+	}
+	css_conf_end(s, c, "cm_request", op);
+}
+
+static void on_stored_answer(int status, const redisReply *reply, void *arg)
+{
+	struct op *op = arg;
+
+	if (!op->dead) {
+		if (status < 0) {
+			char *txt;
+			char detail[256];
+
+			snprintf(detail, sizeof(detail), "the change could not be stored: %s",
+				 css_redis_err(status, reply));
+			txt = css_answer_text(op, false,
+					      css_nack_body(op->c ? op->c->e164 : NULL, "internal_error", detail));
+			css_answer_send(op, txt);
+			free(txt);
+		} else {
+			css_answer_send(op, op->answer);
+		}
+		if (op->c && op->c->op == op)
+			op->c->op = NULL;
+		css_op_done(op);
+	}
+	css_op_unref(op);
+}
+
+/* Stores c with op's answer, then answers. */
+void css_store_and_answer(struct css *s, struct op *op, struct conf *c)
+{
+	char akey[160];
+	int r;
+
+	css_answer_key(op->req, akey, sizeof(akey));
+	css_op_ref(op);
+	if ((r = css_store_put(s, c, op->answer && op->req[0] ? akey : NULL, op->answer, on_stored_answer, op)) < 0)
+		on_stored_answer(r, NULL, op);
+}
+
+/* Extends c by minutes; returns 0, or -1 with detail when over the limit. */
+int css_extend(struct css *s, struct conf *c, int64_t minutes, char *detail, size_t len)
+{
+	int64_t end = c->planned_end_ms + minutes * 60000;
+
+	if ((end - c->start_ms) > s->conf.max_duration_min * 60000) {
+		snprintf(detail, len, "a conference lasts at most %" PRId64 " minutes", s->conf.max_duration_min);
+		return -1;
+	}
+	c->planned_end_ms = end;
+	return 0;
+}
+
+static void cm_extend(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op;
+	struct conf *c = cm_conf(s, dl, m, OP_EXTEND, &op);
+	char detail[160];
+
+	if (!c)
+		return;
+	if (c->state == CSS_ENDING || c->state == CSS_CREATING ||
+	    css_extend(s, c, cdr_msg_int(m, "minutes", 0), detail, sizeof(detail)) < 0) {
+		if (c->state == CSS_ENDING || c->state == CSS_CREATING)
+			snprintf(detail, sizeof(detail), "conference %s is %s", c->e164, css_state_name(c->state));
+		css_answer_now(op, false,
+			       css_nack_body(c->e164,
+					     c->state == CSS_ENDING || c->state == CSS_CREATING ? "in_progress"
+												: "limit_reached",
+					     detail));
+		css_op_done(op);
+		return;
+	}
+	op->c = c;
+	op->answer = css_answer_text(
+		op, true, json_pack("{s:s, s:I}", "e164", c->e164, "planned_end", (json_int_t)c->planned_end_ms));
+	css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confextended_ntf",
+		   json_pack("{s:s, s:I, s:s}", "e164", c->e164, "planned_end", (json_int_t)c->planned_end_ms, "by",
+			     "cm"));
+	cdr_info("conference %s extended by %" PRId64 " min (cm)", c->e164, cdr_msg_int(m, "minutes", 0));
+	css_store_and_answer(s, op, c);
+}
+
+static void rename_timeout(struct op *op)
+{
+	char detail[200];
+
+	css_mcu_op_forget(op);
+	snprintf(detail, sizeof(detail), "%s did not answer in %" PRIu64 " ms", nz(op->c->mcu),
+		 op->s->conf.create_timeout_ms);
+	css_answer_now(op, false, css_nack_body(op->c->e164, "mcu_timeout", detail));
+	op->c->op = NULL;
+	css_op_done(op);
+}
+
+static void cm_rename(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op;
+	struct conf *c = cm_conf(s, dl, m, OP_RENAME, &op);
+	char detail[160], id[200];
+
+	if (!c)
+		return;
+	if (c->op || c->state != CSS_RUNNING) {
+		snprintf(detail, sizeof(detail), "conference %s is %s", c->e164,
+			 c->op ? "busy with another request" : css_state_name(c->state));
+		css_answer_now(op, false, css_nack_body(c->e164, "in_progress", detail));
+		css_op_done(op);
+		return;
+	}
+	op->c = c;
+	c->op = op;
+	set_str(&op->new_name, cdr_msg_str(m, "name", ""));
+	cdr_bus_next_id(&s->bus, s->epoch, id, sizeof(id));
+	snprintf(op->mcu_id, sizeof(op->mcu_id), "%s", id);
+	cdr_hmap_put(s->mcu_ops, op->mcu_id, op);
+	op->on_timer = rename_timeout;
+	cdr_timer_start(op->timer, s->conf.create_timeout_ms, false);
+	css_mcu_send(s, c, "mau_cmu_renameconf_req", id,
+		     json_pack("{s:s, s:s, s:I}", "e164", c->e164, "name", op->new_name, "epoch", (json_int_t)s->epoch),
+		     NULL, NULL);
+}
+
+static void cm_query(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	const char *e164 = cdr_msg_str(m, "e164", "");
+	struct conf *c = cdr_hmap_get(s->confs, e164);
+	char detail[160];
+
+	if (!c || c->closing) {
+		snprintf(detail, sizeof(detail), "no conference %s", e164);
+		css_refuse(s, dl, m, "unknown_conference", detail);
+		return;
+	}
+	cdr_bus_answer(&s->bus, dl, m, true, json_pack("{s:s, s:o}", "e164", e164, "conf", css_conf_json(c)), false);
+	cdr_msg_free(m);
+}
+
+static void cm_list(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	const char *ud = cdr_msg_str(m, "user_domain", "");
+	struct group *g;
+	struct conf *c;
+	json_t *a;
+	char detail[160];
+
+	if (!cdr_topology_user_domain(s->topo, ud)) {
+		snprintf(detail, sizeof(detail), "no user domain %s", ud);
+		css_refuse(s, dl, m, "unknown_user_domain", detail);
+		return;
+	}
+	a = json_array();
+	if ((g = cdr_hmap_get(s->uds, ud)))
+		TAILQ_FOREACH(c, &g->confs, ud_link)
+	if (!c->closing && c->state != CSS_CREATING)
+		json_array_append_new(a, css_conf_json(c));
+	cdr_bus_answer(&s->bus, dl, m, true, json_pack("{s:s, s:o}", "user_domain", ud, "confs", a), false);
+	cdr_msg_free(m);
+}
+
+void css_on_cm_request(struct cdr_mq_delivery *dl, void *arg)
+{
+	struct css *s = arg;
+	struct cdr_msg_error err;
+	struct cdr_msg *m = NULL;
+	const char *type;
+
+	if (!s->active || !s->consuming) {
+		cdr_mq_nack(dl, true); /* for the active instance */
+		return;
+	}
+	if (cdr_msg_decode(dl->body, dl->len, CDR_MSG_MAX_CM, &m, &err) < 0) {
+		s->n.refused++;
+		cdr_bus_refuse(&s->bus, dl, CDR_MQ_MAU_CONF_Q, &err, "mau_cm_request_nack");
+		return;
+	}
+	type = cdr_msg_type(m);
+	if (!strcmp(type, "cm_mau_createconf_req")) {
+		cm_create(s, dl, m);
+	} else if (!strcmp(type, "cm_mau_endconf_req")) {
+		cm_end(s, dl, m);
+	} else if (!strcmp(type, "cm_mau_extendconf_req")) {
+		cm_extend(s, dl, m);
+	} else if (!strcmp(type, "cm_mau_renameconf_req")) {
+		cm_rename(s, dl, m);
+	} else if (!strcmp(type, "cm_mau_queryconf_req")) {
+		cm_query(s, dl, m);
+	} else if (!strcmp(type, "cm_mau_listconf_req")) {
+		cm_list(s, dl, m);
+	} else {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "%s is not a request css takes on %s", type, CDR_MQ_MAU_CONF_Q);
+		if (dl->reply_to && strstr(type, "_req")) {
+			css_refuse(s, dl, m, "bad_request", detail);
+		} else {
+			cdr_warn("%s (from %s): dead-lettered", detail, cdr_msg_src(m));
+			cdr_mq_nack(dl, false);
+			cdr_msg_free(m);
+		}
+	}
+}

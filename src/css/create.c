@@ -1,0 +1,338 @@
+/* css: a CM's create. Capability and allocation by rms, the record
+ * written, the create sent to the MCU (ops.c), its ACK stored and answered,
+ * or its failure undone and NACKed. */
+#include "css_int.h"
+
+static void create_store_running(struct op *op);
+
+/* The room rms is asked for and the rooms it must skip (plan.h), as JSON. */
+json_t *css_exclude_json(const struct css_place *pl)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < pl->nexclude; i++)
+		json_array_append_new(a, json_string(pl->exclude[i]));
+	return a;
+}
+
+/* Fails a create before anything was written: the placeholder goes. */
+static void create_refuse(struct op *op, const char *reason, const char *detail)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+
+	s->n.create_failed++;
+	cdr_info("create %s (%s) refused: %s: %s", c ? c->e164 : "?", op->req, reason, detail);
+	css_answer_now(op, false, css_nack_body(c ? c->e164 : cdr_msg_str(op->m, "e164", NULL), reason, detail));
+	if (c) {
+		c->op = NULL;
+		op->c = NULL;
+		css_conf_free(s, c);
+	}
+	css_op_done(op);
+}
+
+static void on_create_written(int status, const redisReply *reply, void *arg)
+{
+	struct op *op = arg;
+
+	if (!op->dead) {
+		if (status < 0) {
+			char detail[256];
+
+			snprintf(detail, sizeof(detail), "the conference could not be stored: %s",
+				 css_redis_err(status, reply));
+			css_rsv_add(op->s, false, op->c->reservation);
+			create_refuse(op, "internal_error", detail);
+		} else {
+			css_create_send(op);
+		}
+	}
+	css_op_unref(op);
+}
+
+static void on_alloc(struct css *s, int status, const struct cdr_msg *reply, void *arg)
+{
+	struct op *op = arg;
+	struct conf *c = op->c;
+	char detail[512];
+	json_t *create;
+	int r;
+
+	if (op->dead)
+		goto out;
+	if (status < 0) {
+		snprintf(detail, sizeof(detail), "rms did not answer the allocation: %s", strerror(-status));
+		create_refuse(op, "internal_error", detail);
+		goto out;
+	}
+	if (!css_is_ack(reply)) {
+		const char *reason = cdr_msg_str(reply, "reason", "no_capacity");
+
+		snprintf(detail, sizeof(detail), "%s", cdr_msg_str(reply, "detail", ""));
+		if (!strcmp(reason, "other_platform"))
+			reason = "no_capacity";
+		else if (strcmp(reason, "no_capacity") && strcmp(reason, "unknown_user_domain") &&
+			 strcmp(reason, "unknown_capability"))
+			reason = "internal_error";
+		create_refuse(op, reason, detail);
+		goto out;
+	}
+	set_str(&c->mcu, cdr_msg_str(reply, "mcu", ""));
+	set_str(&c->mcu_key, cdr_msg_str(reply, "mcu_key", ""));
+	set_str(&c->vrs, cdr_msg_str(reply, "vrs", NULL));
+	set_str(&c->room, cdr_msg_str(reply, "room", ""));
+	set_str(&c->host, cdr_msg_str(reply, "platform", s->platform));
+	set_str(&c->reservation, cdr_msg_str(reply, "reservation", ""));
+	create = c->create;
+	json_object_set_new(create, "mcu", json_string(c->mcu));
+	json_object_set_new(create, "vrs", c->vrs ? json_string(c->vrs) : json_null());
+	css_index_mcu(s, c);
+	css_op_ref(op);
+	if ((r = css_store_put(s, c, NULL, NULL, on_create_written, op)) < 0)
+		on_create_written(r, NULL, op);
+out:
+	css_op_unref(op);
+}
+
+static void on_caps(struct css *s, int status, const struct cdr_msg *reply, void *arg)
+{
+	struct op *op = arg;
+	struct conf *c = op->c;
+	const json_t *b;
+	char detail[256];
+	int64_t max;
+	const char *res;
+	bool h265, record;
+	struct css_place pl;
+	int r;
+
+	if (op->dead)
+		goto out;
+	if (status < 0) {
+		snprintf(detail, sizeof(detail), "rms did not answer the capability query: %s", strerror(-status));
+		create_refuse(op, "internal_error", detail);
+		goto out;
+	}
+	if (!css_is_ack(reply)) {
+		const char *reason = cdr_msg_str(reply, "reason", "internal_error");
+
+		create_refuse(op, !strcmp(reason, "unknown_user_domain") ? reason : "internal_error",
+			      cdr_msg_str(reply, "detail", ""));
+		goto out;
+	}
+	b = c->create;
+	h265 = cdr_msg_jbool(b, "h265", false);
+	record = cdr_msg_jbool(b, "record", false);
+	res = cdr_msg_jstr(b, "resolution", "720p");
+	if (h265 && !cdr_msg_bool(reply, "h265", false)) {
+		snprintf(detail, sizeof(detail), "user domain %s may not use H.265", c->ud);
+		create_refuse(op, "no_capability", detail);
+		goto out;
+	}
+	if ((!strcmp(res, "1080p") || !strcmp(res, "4k")) && !cdr_msg_bool(reply, "res_1080p", false)) {
+		snprintf(detail, sizeof(detail), "user domain %s may not use %s", c->ud, res);
+		create_refuse(op, "no_capability", detail);
+		goto out;
+	}
+	if (cdr_msg_jbool(b, "xmpu", false) && !cdr_msg_bool(reply, "xmpu", false)) {
+		snprintf(detail, sizeof(detail), "user domain %s may not use XMPU", c->ud);
+		create_refuse(op, "no_capability", detail);
+		goto out;
+	}
+	max = cdr_msg_int(reply, "max_confs", 0);
+	if (max > 0 && c->by_ud && (int64_t)c->by_ud->n > max) {
+		snprintf(detail, sizeof(detail), "user domain %s runs %zu conferences, its limit is %" PRId64, c->ud,
+			 c->by_ud->n - 1, max);
+		create_refuse(op, "limit_reached", detail);
+		goto out;
+	}
+	if (css_place(s->topo, op->room, s->platform, css_room_abnormal, css_plat_down, s, &pl) < 0) {
+		snprintf(detail, sizeof(detail), "room %s of user domain %s and its backup rooms of platform %s are %s",
+			 op->room, c->ud, s->platform, pl.nexclude ? "abnormal" : "not usable");
+		create_refuse(op, "no_capacity", detail);
+		goto out;
+	}
+	css_op_ref(op);
+	r = css_rms_call(s, "mau_rms_alloc_req",
+			 json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:I, s:I}", "e164", c->e164, "user_domain",
+				   c->ud, "room", pl.room, "exclude_rooms", css_exclude_json(&pl), "h265", h265,
+				   "res_1080p", !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
+				   cdr_msg_jbool(b, "xmpu", false), "record", record, "ports",
+				   (json_int_t)cdr_msg_jint(b, "max_participants", 16), "epoch", (json_int_t)s->epoch),
+			 on_alloc, op);
+	if (r < 0) {
+		snprintf(detail, sizeof(detail), "cannot ask rms: %s", strerror(-r));
+		create_refuse(op, "internal_error", detail);
+		css_op_unref(op);
+	}
+out:
+	css_op_unref(op);
+}
+
+/* Fills in what a public template gives and the request does not say. */
+static void apply_template(struct css *s, json_t *body)
+{
+	const char *id = cdr_msg_jstr(body, "template", NULL);
+	json_t *t, *details, *v;
+	const char *k;
+	size_t i;
+
+	if (!id || !s->templates)
+		return;
+	json_array_foreach(s->templates, i, t)
+	{
+		if (strcmp(cdr_msg_jstr(t, "id", ""), id))
+			continue;
+		details = json_object_get(t, "details");
+		json_object_foreach(details, k, v)
+		{
+			if (!json_object_get(body, k))
+				json_object_set(body, k, v);
+		}
+		return;
+	}
+}
+
+/* A CM create whose request id is not known yet: placeholder, limits,
+ * capabilities (one rms query), allocation (one rms query), record, MCU. */
+void css_create_begin(struct css *s, struct op *op)
+{
+	const char *e164 = cdr_msg_str(op->m, "e164", ""), *ud = cdr_msg_str(op->m, "user_domain", "");
+	struct conf *c;
+	char detail[256];
+	int r;
+
+	if ((c = cdr_hmap_get(s->confs, e164))) {
+		snprintf(detail, sizeof(detail), "conference %s is %s already (request %s)", e164,
+			 css_state_name(c->state), nz(c->req));
+		s->n.duplicates++;
+		create_refuse(op, "duplicate_e164", detail);
+		return;
+	}
+	if (s->conf.max_confs_platform > 0 && (int64_t)cdr_hmap_count(s->confs) >= s->conf.max_confs_platform) {
+		snprintf(detail, sizeof(detail), "platform %s runs %zu conferences, its limit is %" PRId64, s->platform,
+			 cdr_hmap_count(s->confs), s->conf.max_confs_platform);
+		create_refuse(op, "limit_reached", detail);
+		return;
+	}
+	if (!(c = css_conf_new(s, e164, ud))) {
+		create_refuse(op, "internal_error", "out of memory");
+		return;
+	}
+	op->c = c;
+	c->op = op;
+	c->state = CSS_CREATING;
+	c->create = json_deep_copy(cdr_msg_body(op->m));
+	apply_template(s, c->create);
+	set_str(&c->name, cdr_msg_jstr(c->create, "name", ""));
+	set_str(&c->home, op->home);
+	set_str(&c->req, op->req);
+	c->start_ms = wall();
+	c->planned_end_ms = c->start_ms + cdr_msg_jint(c->create, "duration_min", 60) * 60000;
+	c->epoch = s->epoch;
+	css_op_ref(op);
+	if ((r = css_rms_call(s, "mau_rms_capability_req", json_pack("{s:s}", "user_domain", ud), on_caps, op)) < 0) {
+		css_op_unref(op);
+		snprintf(detail, sizeof(detail), "cannot ask rms: %s", strerror(-r));
+		create_refuse(op, "internal_error", detail);
+	}
+}
+
+static void on_create_failed_written(int status, const redisReply *reply, void *arg)
+{
+	struct op *op = arg;
+
+	if (status < 0 && status != -ECANCELED)
+		cdr_warn("create %s: record not removed from Redis: %s", op->req, css_redis_err(status, reply));
+	if (!op->dead) {
+		css_answer_send(op, op->answer);
+		css_op_done(op);
+	}
+	css_op_unref(op);
+}
+
+/* Sends (or, resumed after a restart, sends again) the create to its MCU. */
+void css_create_send(struct op *op)
+{
+	op->on_mcu_ack = css_create_done;
+	op->on_mcu_fail = css_create_fail;
+	css_mcu_create(op);
+}
+
+void css_create_fail(struct op *op, const char *reason, const char *detail)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+	char akey[160];
+	int r;
+
+	css_mcu_op_forget(op);
+	css_conf_event(c, !strcmp(reason, "mcu_refused") ? CSS_EV_MCU_NACK : CSS_EV_TIMEOUT);
+	s->n.create_failed++;
+	cdr_info("create %s on %s failed: %s: %s", c->e164, nz(c->mcu), reason, detail);
+	if (op->dl && !op->answer)
+		op->answer = css_answer_text(op, false, css_nack_body(c->e164, reason, detail));
+	css_answer_key(op->req, akey, sizeof(akey));
+	css_rsv_add(s, false, c->reservation);
+	css_op_ref(op);
+	r = css_store_del(s, c, op->answer ? akey : NULL, op->answer, on_create_failed_written, op);
+	c->op = NULL;
+	op->c = NULL;
+	css_conf_free(s, c);
+	if (r < 0)
+		on_create_failed_written(r, NULL, op);
+}
+
+static void on_create_done(int status, const redisReply *reply, void *arg)
+{
+	struct op *op = arg;
+	struct css *s = op->s;
+	struct conf *c = op->c;
+
+	if (!op->dead) {
+		if (status < 0) {
+			cdr_warn("create %s: running state not stored (%s); retrying", c->e164,
+				 css_redis_err(status, reply));
+			op->on_timer = create_store_running;
+			cdr_timer_start(op->timer, 500, false);
+		} else {
+			css_answer_send(op, op->answer);
+			css_rsv_add(s, true, c->reservation);
+			css_db_queue(s, c);
+			css_upu_report(s, c, true);
+			s->n.created++;
+			cdr_info("conference %s runs on %s (%s, %s) after %" PRIu64 " ms", c->e164, c->mcu, c->room,
+				 c->host, cdr_now_ms() - op->t0);
+			c->op = NULL;
+			css_op_done(op);
+		}
+	}
+	css_op_unref(op);
+}
+
+static void create_store_running(struct op *op)
+{
+	char akey[160];
+	int r;
+
+	css_answer_key(op->req, akey, sizeof(akey));
+	css_op_ref(op);
+	if ((r = css_store_put(op->s, op->c, op->answer ? akey : NULL, op->answer, on_create_done, op)) < 0)
+		on_create_done(r, NULL, op);
+}
+
+/* The MCU ACKed: running, stored with the ACK, then the ACK goes out. */
+void css_create_done(struct op *op)
+{
+	struct conf *c = op->c;
+
+	css_mcu_op_forget(op);
+	css_conf_event(c, CSS_EV_MCU_ACK);
+	if (op->dl && !op->answer)
+		op->answer = css_answer_text(op, true,
+					     json_pack("{s:s, s:s, s:o, s:s, s:s}", "e164", c->e164, "mcu", c->mcu,
+						       "vrs", c->vrs && *c->vrs ? json_string(c->vrs) : json_null(),
+						       "room", nz(c->room), "platform", nz(c->host)));
+	create_store_running(op);
+}

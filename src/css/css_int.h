@@ -1,0 +1,371 @@
+/* css's private header: the model shared by its files, and what each file
+ * offers the others. The files, one job each (docs/css.md follows them):
+ *   css.c        the daemon's life: settings, roles, links, topology, counters
+ *   model.c      conferences, groups, the state machine's calls; rooms, platforms
+ *   store.c      the Redis store: records and stored answers, per platform
+ *   history.c    the MySQL history (confinfo rows, in batches)
+ *   ops.c        operations in flight, answers to the CM, the MCU leg of a create
+ *   send.c       what css sends: MCU commands, notices, alarms, rms calls
+ *   create.c     a CM's create
+ *   end.c        ending conferences, expiry
+ *   restore.c    restoring conferences lost with their MCU, room or platform
+ *   cm.c         the CM's requests (mau.conf.q)
+ *   mcu.c        the MCUs' answers, notices and lists (mau.cmu.q)
+ *   notices.c    rms's and pms's notices
+ *   takeover.c   the platform takeover and hand-back
+ *   templates.c  public conference templates
+ *   view.c       the view rebuilt from Redis
+ * Pure rules live in confsm.c (the state machine), plan.c (restore planner,
+ * list verdicts, notice epochs) and route.c (user-domain routing). */
+#ifndef CSS_CSS_INT_H
+#define CSS_CSS_INT_H
+
+#include "css.h"
+
+#include "confsm.h"
+#include "plan.h"
+#include "route.h"
+
+#include <confdr/bus.h>
+#include <confdr/db.h>
+#include <confdr/hmap.h>
+#include <confdr/log.h>
+#include <confdr/loop.h>
+#include <confdr/mq.h>
+#include <confdr/msg.h>
+#include <confdr/redis.h>
+#include <confdr/topology.h>
+#include <confdr/zk.h>
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+struct css;
+struct op;
+
+#define FLUSH_MS     20	  /* rms confirm/release and MySQL batches wait at most this */
+#define RMS_BATCH    2000 /* reservations per confirm or release */
+#define DB_RETRY_MS  1000
+#define EXPIRE_BATCH 1000
+#define MAX_REDIS    16
+
+/* Conferences grouped by user domain and by MCU (lists and reconciliation). */
+struct group {
+	TAILQ_HEAD(, conf) confs;
+	size_t n;
+	uint64_t absent_since; /* MCU groups: when rms's inventory first lacked it (0: present) */
+	char name[];
+};
+
+struct conf {
+	char e164[40];
+	char *name, *ud, *home, *host, *room, *mcu, *mcu_key, *vrs, *reservation, *req, *password, *end_reason;
+	enum css_state state;
+	json_t *create; /* the CM's create body, mcu and vrs set */
+	int64_t start_ms, planned_end_ms, end_ms, generation, epoch;
+	uint64_t changed_mono; /* last change, monotonic ms (reconciliation grace) */
+	struct op *op;	       /* the operation in flight on it, or NULL */
+	bool closing;	       /* ended: history being written, then the record goes */
+	bool db_queued;
+	bool restore_queued;	/* in s->restore_q */
+	int restore_tries;	/* allocations or re-creates that failed in a row */
+	char lost_mcu[64];	/* the MCU it was lost on: not used again for it */
+	uint64_t restore_after; /* monotonic ms: not before (back-off after a failure) */
+	uint64_t lost_mono;	/* when it was lost (restore time) */
+	bool lost_by_room;	/* pending because its room went abnormal (its MCU may still run it) */
+	char moved_mcu[64];	/* ... that MCU: the copy there is ended once restored elsewhere */
+	char moved_key[200];
+	char moved_host[64]; /* ... on the broker of that platform */
+	struct group *by_ud, *by_mcu;
+	TAILQ_ENTRY(conf) ud_link, mcu_link;
+};
+
+enum op_kind { OP_CREATE, OP_END, OP_RENAME, OP_EXTEND, OP_RESTORE };
+
+/* A request in flight: the CM's create, end or rename, or an end css
+ * decided itself (expiry, abandoned create). */
+struct op {
+	struct css *s;
+	enum op_kind kind;
+	int refs;
+	bool dead;
+	struct cdr_mq_delivery *dl; /* the CM's request, or NULL */
+	struct cdr_msg *m;
+	char req[128];	  /* the CM's request id */
+	char mcu_id[200]; /* our envelope id to the MCU, key in s->mcu_ops */
+	struct conf *c;	  /* once allocated */
+	char *reason;	  /* end: why */
+	char *new_name;	  /* rename */
+	char *answer;	  /* the answer to the CM, once encoded */
+	struct cdr_timer *timer;
+	char home[64]; /* create: the platform owning the user domain (a copy: the topology may be re-read) */
+	char room[64]; /* create: the user domain's room */
+	void (*on_timer)(struct op *op);
+	/* the MCU leg of a create or a restore (css_mcu_create): set by create.c or restore.c */
+	void (*on_mcu_ack)(struct op *op);
+	void (*on_mcu_fail)(struct op *op, const char *reason, const char *detail);
+	uint64_t t0;
+	char nack_reason[64], nack_detail[512];
+};
+
+/* The newest conference list of an MCU (older ones are ignored). */
+struct list_seq {
+	int64_t seq;
+	char mcu[];
+};
+
+struct plat_state {
+	char id[64];
+	bool down;
+	int64_t epoch;
+};
+
+struct room_state {
+	char id[64];
+	bool abnormal;
+	int64_t epoch;
+};
+
+/* A growing array of conferences (history queue, restore queue). */
+struct confvec {
+	struct conf **v;
+	size_t n, cap;
+};
+
+struct rsv_batch {
+	json_t *ids; /* array */
+	bool confirm;
+};
+
+struct redis_link {
+	struct css *s;
+	char platform[64];
+	struct cdr_redis *r; /* own: the daemon's; others: our own client */
+	bool own;
+	struct cdr_redis_script *put, *del, *tpl;
+	/* another platform's (its replica, held here): the takeover while it is down */
+	bool promoting;	   /* REPLICAOF NO ONE sent, or its records being read */
+	bool serving;	   /* promoted and read: this css serves the platform's user domains */
+	uint64_t since;	   /* monotonic ms the takeover began */
+	struct cdr_db *db; /* the platform's MySQL (its history rows) */
+	bool db_up;
+};
+
+/* The broker of another platform: control messages for conferences hosted
+ * there go to its mau.cmcmu.ex (design section 6, platform back). */
+struct peer_mq {
+	char platform[64];
+	struct cdr_mq *mq;
+};
+
+struct css {
+	struct cdr_daemon *d;
+	struct css_conf conf;
+	char platform[64];
+	struct cdr_bus bus;
+	struct cdr_topology *topo;
+	struct cdr_topo_follow *follow;
+
+	bool active;
+	int64_t epoch;
+	bool pms_known; /* the platform state was answered */
+	bool loaded;	/* the view is rebuilt from Redis */
+	bool loading;
+	bool consuming;
+	struct cdr_mq *subscribed;
+
+	struct plat_state *plats;
+	size_t nplats;
+	struct room_state *rooms;
+	size_t nrooms;
+
+	struct cdr_hmap *confs;	   /* e164 -> conf */
+	struct cdr_hmap *uds;	   /* user domain -> group */
+	struct cdr_hmap *mcus;	   /* mcu -> group */
+	struct cdr_hmap *reqs;	   /* CM request id -> op */
+	struct cdr_hmap *mcu_ops;  /* our id to an MCU -> op */
+	struct cdr_hmap *list_seq; /* mcu -> struct list_seq */
+
+	struct redis_link links[MAX_REDIS];
+	size_t nlinks;
+	struct peer_mq peers[MAX_REDIS];
+	size_t npeers;
+	struct cdr_timer *takeover_timer;
+
+	struct rsv_batch confirm, release;
+	struct confvec dbq; /* conferences whose history row is to be written */
+	bool db_busy;
+	uint64_t gen; /* bumped when the view is dropped (standby): older callbacks are void */
+
+	struct confvec restore_q; /* pending restore, waiting for an allocation or a slot in the window */
+	size_t restoring;	  /* re-creates in flight (at most [css] restore_window) */
+	bool alloc_pending;	  /* one bulk allocation at a time */
+
+	json_t *templates; /* array of the published templates */
+	char *templates_txt;
+
+	struct cdr_timer *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer, *restore_timer,
+		*audit_timer;
+	bool audit_pending;
+
+	struct {
+		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
+		uint64_t lost, restored, restore_failed, moved_ended, adopted;
+	} n;
+};
+
+static inline int64_t wall(void)
+{
+	return (int64_t)cdr_wall_ms();
+}
+
+static inline char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static inline void set_str(char **dst, const char *v)
+{
+	char *n = xstrdup(v);
+
+	free(*dst);
+	*dst = n;
+}
+
+static inline const char *nz(const char *s)
+{
+	return s ? s : "";
+}
+
+typedef void (*rms_fn)(struct css *s, int status, const struct cdr_msg *reply, void *arg);
+
+struct load {
+	struct css *s;
+	struct redis_link *link; /* another platform's (a takeover), or NULL: our own */
+	size_t restore;		 /* takeover: conferences that ran on the failed platform */
+	uint64_t gen;
+	size_t pending, loaded, creating, ending, ended;
+	uint64_t t0;
+	void (*done)(struct load *ld, bool ok); /* every record read (ok), or the load is void */
+};
+
+/* Why a conference no longer runs where it was placed (css_conf_lost). */
+enum lost_why { LOST_MCU, LOST_ROOM, LOST_PLATFORM };
+
+/* ---- css.c ---- */
+void css_maybe_consume(struct css *s);
+void css_drop_view(struct css *s);
+
+/* ---- model.c ---- */
+int css_confvec_push(struct confvec *q, struct conf *c);
+void css_index_mcu(struct css *s, struct conf *c);
+struct conf *css_conf_new(struct css *s, const char *e164, const char *ud);
+void css_conf_free(struct css *s, struct conf *c);
+int css_conf_event(struct conf *c, enum css_event ev);
+json_t *css_conf_json(const struct conf *c);
+bool css_plat_down(const char *p, void *arg);
+bool css_room_abnormal(const char *id, void *arg);
+
+/* ---- store.c ---- */
+struct redis_link *css_link_of(struct css *s, const char *platform);
+struct cdr_redis *css_redis_of(struct css *s, const char *platform);
+struct redis_link *css_ready_link(struct css *s, const char *platform);
+int css_store_put(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg);
+int css_store_del(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg);
+const char *css_redis_err(int status, const redisReply *reply);
+void css_store_bg(struct css *s, struct conf *c);
+void css_conf_gone(struct css *s, struct conf *c);
+bool css_serving(struct css *s, const char *platform);
+bool css_acts_for(struct css *s, const struct conf *c);
+
+/* ---- history.c ---- */
+void css_db_queue(struct css *s, struct conf *c);
+void css_db_retry(void *arg);
+void css_db_kick(struct css *s);
+
+/* ---- ops.c ---- */
+struct op *css_op_new(struct css *s, enum op_kind kind, struct cdr_mq_delivery *dl, struct cdr_msg *m);
+void css_op_ref(struct op *op);
+void css_op_unref(struct op *op);
+void css_op_done(struct op *op);
+char *css_answer_text(struct op *op, bool ack, json_t *body);
+void css_answer_send(struct op *op, const char *txt);
+void css_answer_now(struct op *op, bool ack, json_t *body);
+json_t *css_nack_body(const char *e164, const char *reason, const char *detail);
+void css_refuse(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, const char *reason, const char *detail);
+void css_answer_key(const char *req, char *buf, size_t len);
+void css_mcu_create(struct op *op);
+void css_mcu_op_forget(struct op *op);
+json_t *css_create_ack_body(const struct conf *c);
+
+/* ---- send.c ---- */
+int css_mcu_send(struct css *s, const struct conf *c, const char *type, const char *id, json_t *body,
+		 cdr_mq_confirm_fn confirm, void *arg);
+void css_end_on_host(struct css *s, const char *host, const char *e164, const char *mcu, const char *key,
+		     const char *reason);
+void css_end_on_mcu(struct css *s, const char *e164, const char *mcu, const char *key, const char *reason);
+void css_notify(struct css *s, const char *exchange, const char *key, const char *type, json_t *body);
+void css_upu_report(struct css *s, const struct conf *c, bool start);
+void css_bmc_record(struct css *s, const struct conf *c);
+void css_alarm(struct css *s, const char *severity, const char *kind, const char *target, const char *detail);
+int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg);
+bool css_is_ack(const struct cdr_msg *m);
+void css_rsv_add(struct css *s, bool confirm, const char *id);
+void css_rsv_flush_one(struct css *s, struct rsv_batch *b, bool confirm);
+
+/* ---- create.c ---- */
+json_t *css_exclude_json(const struct css_place *pl);
+void css_create_begin(struct css *s, struct op *op);
+void css_create_send(struct op *op);
+void css_create_fail(struct op *op, const char *reason, const char *detail);
+void css_create_done(struct op *op);
+
+/* ---- end.c ---- */
+void css_conf_close(struct css *s, struct conf *c, const char *reason, struct op *op);
+void css_conf_end(struct css *s, struct conf *c, const char *reason, struct op *op);
+void css_end_finish(struct op *op, enum css_event ev);
+void css_end_timeout(struct op *op);
+void css_expiry_tick(void *arg);
+
+/* ---- restore.c ---- */
+void css_restore_queue(struct css *s, struct conf *c);
+void css_restore_fail(struct op *op, const char *why);
+void css_restore_done(struct op *op);
+void css_restore_send(struct css *s, struct conf *c);
+void css_restore_kick(void *arg);
+int css_conf_lost(struct css *s, struct conf *c, uint64_t now, enum lost_why why);
+void css_mcu_lost(struct css *s, const char *mcu, const char *why);
+void css_audit_mcus(void *arg);
+
+/* ---- cm.c ---- */
+void css_store_and_answer(struct css *s, struct op *op, struct conf *c);
+int css_extend(struct css *s, struct conf *c, int64_t minutes, char *detail, size_t len);
+void css_on_cm_request(struct cdr_mq_delivery *dl, void *arg);
+
+/* ---- mcu.c ---- */
+void css_on_mcu_message(struct cdr_mq_delivery *dl, void *arg);
+
+/* ---- notices.c ---- */
+void css_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
+void css_on_modb_ntf(struct cdr_mq_delivery *dl, void *arg);
+void css_room_failed(struct css *s, const char *id);
+void css_on_pms_ntf(struct cdr_mq_delivery *dl, void *arg);
+void css_ask_pms(void *arg);
+
+/* ---- takeover.c ---- */
+void css_takeover_check(struct css *s);
+void css_takeover_tick(void *arg);
+
+/* ---- templates.c ---- */
+void css_read_templates(void *arg);
+
+/* ---- view.c ---- */
+void css_on_members(int status, const redisReply *reply, void *arg);
+void css_load_view(struct css *s);
+
+#endif

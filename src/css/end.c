@@ -1,0 +1,187 @@
+/* css: ending conferences. An end asked by the CM or decided by css
+ * (expiry, abandoned create, orphan): the end sent to the MCU, its answer or
+ * timeout, then the conference closed: history, record removed, billing. */
+#include "css_int.h"
+
+struct close_ctx {
+	struct css *s;
+	struct conf *c;
+	struct op *op;
+	uint64_t gen;
+	char *answer;
+};
+
+static void on_closed(int status, const redisReply *reply, void *arg)
+{
+	struct close_ctx *x = arg;
+	struct css *s = x->s;
+
+	if (status != -ECANCELED && x->gen == s->gen) {
+		struct conf *c = x->c;
+
+		if (status < 0)
+			cdr_warn("conference %s: ended state not written to Redis: %s (history goes on)", c->e164,
+				 css_redis_err(status, reply));
+		if (x->op && !x->op->dead)
+			css_answer_send(x->op, x->answer);
+		css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confended_ntf",
+			   json_pack("{s:s, s:s, s:s, s:I}", "e164", c->e164, "user_domain", c->ud, "reason",
+				     nz(c->end_reason), "ended_at", (json_int_t)c->end_ms));
+		css_bmc_record(s, c);
+		css_upu_report(s, c, false);
+		css_rsv_add(s, false, c->reservation);
+		s->n.ended++;
+		cdr_info("conference %s ended (%s)", c->e164, nz(c->end_reason));
+		css_db_queue(s, c);
+	}
+	if (x->op) {
+		css_op_done(x->op);
+		css_op_unref(x->op);
+	}
+	free(x->answer);
+	free(x);
+}
+
+/* c has reached ENDED: the ended state (and the answer to op's CM request,
+ * when op) is written, then notices, billing, release, history, removal. */
+void css_conf_close(struct css *s, struct conf *c, const char *reason, struct op *op)
+{
+	struct close_ctx *x = calloc(1, sizeof(*x));
+	char akey[160];
+	int r;
+
+	c->closing = true;
+	c->end_ms = wall();
+	if (!c->end_reason)
+		set_str(&c->end_reason, reason);
+	if (!x) {
+		cdr_err("conference %s: out of memory closing it", c->e164);
+		return;
+	}
+	x->s = s;
+	x->c = c;
+	x->gen = s->gen;
+	if (op) {
+		x->op = op;
+		css_op_ref(op);
+		if (op->dl)
+			x->answer = css_answer_text(op, true, json_pack("{s:s}", "e164", c->e164));
+		css_answer_key(op->req, akey, sizeof(akey));
+	}
+	if ((r = css_store_put(s, c, op && x->answer ? akey : NULL, x->answer, on_closed, x)) < 0)
+		on_closed(r, NULL, x);
+}
+
+static void on_end_published(int status, void *arg)
+{
+	struct op *op = arg;
+
+	if (status == -EIO && !op->dead) {
+		/* Unroutable: the MCU is gone, and the conference with it. */
+		cdr_info("conference %s: its MCU has no queue; closed", op->c ? op->c->e164 : "?");
+		cdr_timer_start(op->timer, 0, false);
+	}
+	css_op_unref(op);
+}
+
+/* Ends c on its MCU (reason), then closes it. op may carry the CM's request. */
+void css_conf_end(struct css *s, struct conf *c, const char *reason, struct op *op)
+{
+	char id[200];
+	int r;
+
+	if (css_conf_event(c, c->state == CSS_RUNNING && !strcmp(reason, "expired") ? CSS_EV_EXPIRE : CSS_EV_END) < 0) {
+		if (op) {
+			char detail[160];
+
+			snprintf(detail, sizeof(detail), "conference %s is %s", c->e164, css_state_name(c->state));
+			css_answer_now(op, false,
+				       css_nack_body(c->e164,
+						     c->state == CSS_CREATING ? "in_progress" : "unknown_conference",
+						     detail));
+			css_op_done(op);
+		}
+		return;
+	}
+	if (c->state == CSS_ENDED) { /* pending restore: nothing runs where css places it */
+		if (c->moved_mcu[0]) /* its room was switched away: the MCU there may still run it */
+			css_end_on_host(s, c->moved_host, c->e164, c->moved_mcu, c->moved_key, reason);
+		css_conf_close(s, c, reason, op);
+		return;
+	}
+	if (!op && !(op = css_op_new(s, OP_END, NULL, NULL))) {
+		cdr_err("conference %s: out of memory ending it", c->e164);
+		return;
+	}
+	op->kind = OP_END;
+	op->c = c;
+	c->op = op;
+	set_str(&op->reason, reason);
+	set_str(&c->end_reason, reason);
+	cdr_bus_next_id(&s->bus, s->epoch, id, sizeof(id));
+	snprintf(op->mcu_id, sizeof(op->mcu_id), "%s", id);
+	cdr_hmap_put(s->mcu_ops, op->mcu_id, op);
+	/* The ending state is written before the MCU is told (a restart resumes it). */
+	css_store_bg(s, c);
+	css_op_ref(op);
+	if ((r = css_mcu_send(
+		     s, c, "mau_cmu_endconf_req", id,
+		     json_pack("{s:s, s:s, s:I}", "e164", c->e164, "reason", reason, "epoch", (json_int_t)s->epoch),
+		     on_end_published, op)) < 0)
+		css_op_unref(op);
+	op->on_timer = css_end_timeout;
+	cdr_timer_start(op->timer, r < 0 ? 0 : s->conf.end_timeout_ms, false);
+}
+
+/* The MCU answered the end, or not in time: the conference is over. */
+void css_end_finish(struct op *op, enum css_event ev)
+{
+	struct conf *c = op->c;
+
+	if (op->mcu_id[0] && cdr_hmap_get(op->s->mcu_ops, op->mcu_id) == op)
+		cdr_hmap_del(op->s->mcu_ops, op->mcu_id);
+	op->mcu_id[0] = '\0';
+	cdr_timer_stop(op->timer);
+	css_conf_event(c, ev);
+	if (c->state != CSS_ENDED)
+		css_conf_event(c, CSS_EV_END_DONE);
+	c->op = NULL;
+	css_conf_close(op->s, c, op->reason, op);
+}
+
+void css_end_timeout(struct op *op)
+{
+	cdr_warn("conference %s: %s did not answer the end in time; closed anyway", op->c->e164, nz(op->c->mcu));
+	css_end_finish(op, CSS_EV_TIMEOUT);
+}
+
+static void on_expiring(int status, const redisReply *reply, void *arg)
+{
+	struct css *s = arg;
+	int64_t now = wall();
+
+	if (status < 0 || !reply || reply->type != REDIS_REPLY_ARRAY || !s->consuming)
+		return;
+	for (size_t i = 0; i < reply->elements; i++) {
+		struct conf *c = cdr_hmap_get(s->confs, reply->element[i]->str);
+
+		if (!c || c->op || c->closing || c->planned_end_ms > now)
+			continue;
+		if (c->state == CSS_RUNNING || c->state == CSS_PENDING_RESTORE)
+			css_conf_end(s, c, "expired", NULL);
+	}
+}
+
+void css_expiry_tick(void *arg)
+{
+	struct css *s = arg;
+	if (!s->consuming)
+		return;
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct cdr_redis *r = css_redis_of(s, s->links[i].platform);
+
+		if (r && css_serving(s, s->links[i].platform))
+			cdr_redis_command(r, on_expiring, s, "ZRANGEBYSCORE confs:expiry -inf %" PRId64 " LIMIT 0 %d",
+					  wall(), EXPIRE_BATCH);
+	}
+}

@@ -1,0 +1,370 @@
+/* css: the MCUs' messages on mau.cmu.q: answers to creates, ends and
+ * renames, notices (a conference ended or extended on the MCU), and the
+ * conference lists, reconciled with what css places on each MCU (orphans
+ * ended, missing conferences restored, conferences of a room back adopted). */
+#include "css_int.h"
+
+/* Ends a conference the MCU runs and css does not want there. */
+static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack)
+{
+	const char *e164 = cdr_msg_str(m, "e164", ""), *mcu = cdr_msg_str(m, "mcu", "");
+	struct op *op = cdr_hmap_get(s->mcu_ops, cdr_msg_id(m));
+	struct conf *c;
+	char detail[512];
+
+	if (op && (op->kind == OP_CREATE || op->kind == OP_RESTORE) && op->c && !strcmp(op->c->e164, e164)) {
+		if (ack) {
+			op->on_mcu_ack(op);
+		} else {
+			snprintf(detail, sizeof(detail), "%s: %s: %s", mcu, cdr_msg_str(m, "reason", "?"),
+				 cdr_msg_str(m, "detail", ""));
+			op->on_mcu_fail(op, "mcu_refused", detail);
+		}
+		return;
+	}
+	if (!ack)
+		return; /* a NACK nobody waits for: nothing runs */
+	c = cdr_hmap_get(s->confs, e164);
+	if (c && c->mcu && !strcmp(c->mcu, mcu) && c->generation == cdr_msg_int(m, "generation", 0)) {
+		if (c->state == CSS_CREATING && !c->op) {
+			/* ACKed while css was away: the record catches up; the
+			 * CM's redelivered request is answered from it. */
+			css_conf_event(c, CSS_EV_MCU_ACK);
+			css_store_bg(s, c);
+			css_rsv_add(s, true, c->reservation);
+			css_db_queue(s, c);
+			css_upu_report(s, c, true);
+			s->n.created++;
+		}
+		return; /* a repeated ACK */
+	}
+	s->n.late_acks++;
+	cdr_notice("late create ACK of %s from %s (%s): the create had failed; ended there", e164, mcu,
+		   c ? "the conference runs elsewhere" : "no such conference");
+	css_end_on_mcu(s, e164, mcu, dl->routing_key, "create_timed_out");
+}
+
+static void mcu_end_answer(struct css *s, const struct cdr_msg *m, bool ack)
+{
+	struct op *op = cdr_hmap_get(s->mcu_ops, cdr_msg_id(m));
+	struct conf *c;
+
+	if (!op && (c = cdr_hmap_get(s->confs, cdr_msg_str(m, "e164", ""))) && c->op && c->op->kind == OP_END &&
+	    c->mcu && !strcmp(c->mcu, cdr_msg_str(m, "mcu", "")))
+		op = c->op; /* the answer to an end sent before a restart */
+	if (!op || op->kind != OP_END || !op->c)
+		return;
+	if (!ack && strcmp(cdr_msg_str(m, "reason", ""), "unknown_conference"))
+		cdr_warn("conference %s: %s refused the end (%s: %s); closed anyway", op->c->e164,
+			 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "reason", "?"), cdr_msg_str(m, "detail", ""));
+	css_end_finish(op, CSS_EV_END_DONE);
+}
+
+static void mcu_rename_answer(struct css *s, const struct cdr_msg *m, bool ack)
+{
+	struct op *op = cdr_hmap_get(s->mcu_ops, cdr_msg_id(m));
+	struct conf *c;
+
+	if (!op || op->kind != OP_RENAME || !(c = op->c))
+		return;
+	css_mcu_op_forget(op);
+	if (!ack) {
+		css_answer_now(
+			op, false,
+			css_nack_body(c->e164, cdr_msg_str(m, "reason", "mcu_refused"), cdr_msg_str(m, "detail", "")));
+		c->op = NULL;
+		css_op_done(op);
+		return;
+	}
+	set_str(&c->name, op->new_name);
+	json_object_set_new(c->create, "name", json_string(op->new_name));
+	op->answer = css_answer_text(op, true, json_pack("{s:s, s:s}", "e164", c->e164, "name", c->name));
+	css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confrenamed_ntf",
+		   json_pack("{s:s, s:s}", "e164", c->e164, "name", c->name));
+	css_store_and_answer(s, op, c);
+}
+
+static void mcu_extend(struct css *s, const struct cdr_msg *m)
+{
+	const char *e164 = cdr_msg_str(m, "e164", "");
+	struct conf *c = cdr_hmap_get(s->confs, e164);
+	char detail[160], *key;
+
+	if (!c || c->closing || !c->mcu || strcmp(c->mcu, cdr_msg_str(m, "mcu", ""))) {
+		cdr_info("extend of %s asked by %s refused: not running there", e164, cdr_msg_str(m, "mcu", "?"));
+		return;
+	}
+	key = c->mcu_key;
+	if (css_extend(s, c, cdr_msg_int(m, "minutes", 0), detail, sizeof(detail)) < 0) {
+		cdr_bus_publish(&s->bus, NULL, CDR_MQ_MAU_CMCMU_EX, key, "mau_cmu_extendconf_nack", cdr_msg_id(m),
+				s->epoch, css_nack_body(e164, "limit_reached", detail), false, NULL, NULL);
+		return;
+	}
+	css_store_bg(s, c);
+	cdr_bus_publish(&s->bus, NULL, CDR_MQ_MAU_CMCMU_EX, key, "mau_cmu_extendconf_ack", cdr_msg_id(m), s->epoch,
+			json_pack("{s:s, s:I, s:I}", "e164", e164, "planned_end", (json_int_t)c->planned_end_ms,
+				  "epoch", (json_int_t)s->epoch),
+			false, NULL, NULL);
+	css_notify(
+		s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confextended_ntf",
+		json_pack("{s:s, s:I, s:s}", "e164", e164, "planned_end", (json_int_t)c->planned_end_ms, "by", "mcu"));
+	cdr_info("conference %s extended by %" PRId64 " min (asked by %s)", e164, cdr_msg_int(m, "minutes", 0), c->mcu);
+}
+
+/* The conference c that an MCU notice names, when it runs on that MCU. */
+static struct conf *noticed(struct css *s, const struct cdr_msg *m)
+{
+	struct conf *c = cdr_hmap_get(s->confs, cdr_msg_str(m, "e164", ""));
+
+	if (!c || c->closing || !c->mcu || strcmp(c->mcu, cdr_msg_str(m, "mcu", "")))
+		return NULL;
+	return c;
+}
+
+static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
+{
+	struct conf *c = noticed(s, m);
+
+	if (!strcmp(type, "cmu_mau_renameconf_ntf")) {
+		/* a rename asked at the MCU: the CM decides */
+		css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_renameconf_ntf",
+			   json_pack("{s:s, s:s, s:s}", "e164", cdr_msg_str(m, "e164", ""), "name",
+				     cdr_msg_str(m, "name", ""), "mcu", cdr_msg_str(m, "mcu", "")));
+		return;
+	}
+	if (!c) {
+		cdr_info("%s for %s from %s: not a conference css runs there; ignored", type,
+			 cdr_msg_str(m, "e164", "?"), cdr_msg_str(m, "mcu", "?"));
+		return;
+	}
+	if (!strcmp(type, "cmu_mau_confended_ntf")) {
+		if (c->op && c->op->kind == OP_RENAME) {
+			/* ended while a rename waited: the CM learns it from the NACK */
+			struct op *op = c->op;
+
+			css_mcu_op_forget(op);
+			css_answer_now(op, false,
+				       css_nack_body(c->e164, "unknown_conference", "the conference ended on its MCU"));
+			c->op = NULL;
+			css_op_done(op);
+		}
+		if (c->op && c->op->kind == OP_END) {
+			css_end_finish(c->op, CSS_EV_MCU_ENDED);
+		} else if (!c->op && css_conf_event(c, CSS_EV_MCU_ENDED) == 0) {
+			char reason[80];
+
+			snprintf(reason, sizeof(reason), "mcu_ended");
+			set_str(&c->end_reason, reason);
+			css_conf_close(s, c, reason, NULL);
+		}
+	} else if (!strcmp(type, "cmu_mau_confrenamed_ntf")) {
+		set_str(&c->name, cdr_msg_str(m, "name", ""));
+		json_object_set_new(c->create, "name", json_string(c->name));
+		css_store_bg(s, c);
+		css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confrenamed_ntf",
+			   json_pack("{s:s, s:s}", "e164", c->e164, "name", c->name));
+	} else if (!strcmp(type, "cmu_mau_confpassword_ntf")) {
+		set_str(&c->password, cdr_msg_str(m, "password", ""));
+		css_store_bg(s, c);
+		cdr_info("conference %s: password changed on %s", c->e164, c->mcu);
+	}
+}
+
+/* An MCU's complete list against the records: conferences it runs that css
+ * does not place there are ended on it; conferences css places there that it
+ * does not run are missing: restored elsewhere (as after an MCU loss). */
+/* A conference an MCU lists that css does not know: before it is ended as
+ * an orphan, the Redis of the other platforms this css reads are asked
+ * whether one of their records places it on that MCU (a conference of a
+ * platform taken over and handed back, hosted here, or a takeover still
+ * reading its records): then it is not ours to end. */
+struct orphan_check {
+	struct css *s;
+	uint64_t gen;
+	int pending;
+	bool theirs;
+	char e164[40], mcu[64], key[200];
+};
+
+static void on_orphan_check(int status, const redisReply *reply, void *arg)
+{
+	struct orphan_check *oc = arg;
+	struct css *s = oc->s;
+
+	if (status == 0 && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+	    reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
+	    !strcmp(reply->element[0]->str, oc->mcu) && strcmp(reply->element[1]->str, "ended"))
+		oc->theirs = true;
+	if (status < 0)
+		oc->theirs = true; /* cannot tell: not ended this time (the next list asks again) */
+	if (--oc->pending > 0)
+		return;
+	if (status != -ECANCELED && oc->gen == s->gen && s->consuming && !oc->theirs &&
+	    !cdr_hmap_get(s->confs, oc->e164)) {
+		s->n.orphans_ended++;
+		cdr_warn("conference %s runs on %s, where no record places it: ended there (orphan)", oc->e164,
+			 oc->mcu);
+		css_end_on_mcu(s, oc->e164, oc->mcu, oc->key, "orphan");
+	} else if (oc->theirs) {
+		cdr_debug("conference %s on %s belongs to another platform's records: left alone", oc->e164, oc->mcu);
+	}
+	free(oc);
+}
+
+static void orphan_unknown(struct css *s, const char *e164, const char *mcu, const char *key)
+{
+	struct orphan_check *oc = calloc(1, sizeof(*oc));
+
+	if (!oc)
+		return;
+	oc->s = s;
+	oc->gen = s->gen;
+	snprintf(oc->e164, sizeof(oc->e164), "%s", e164);
+	snprintf(oc->mcu, sizeof(oc->mcu), "%s", mcu);
+	snprintf(oc->key, sizeof(oc->key), "%s", key ? key : mcu);
+	oc->pending = 1; /* held until every question is asked */
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct cdr_redis *r = s->links[i].own ? NULL : s->links[i].r;
+
+		if (r && cdr_redis_connected(r) &&
+		    cdr_redis_command(r, on_orphan_check, oc, "HMGET conf:%s mcu state", e164) == 0)
+			oc->pending++;
+		else if (r)
+			oc->theirs = true; /* that platform's records cannot be read now: not concluded */
+	}
+	on_orphan_check(0, NULL, oc);
+}
+
+static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
+{
+	const char *mcu = cdr_msg_str(m, "mcu", "");
+	int64_t seq = cdr_msg_int(m, "seq", 0);
+	struct list_seq *last = cdr_hmap_get(s->list_seq, mcu);
+	json_t *confs = cdr_msg_get(m, "confs"), *item;
+	uint64_t now = cdr_now_ms(), grace = s->conf.list_grace_ms;
+	struct cdr_hmap *listed = cdr_hmap_new();
+	struct group *g;
+	struct conf *c;
+	size_t i, orphans = 0, missing = 0;
+
+	if (!listed)
+		return;
+	if (css_plat_down(s->platform, s)) {
+		/* declared down: the backup platform's css serves our domains
+		 * and ends what it moved; nothing is concluded here */
+		cdr_hmap_free(listed);
+		return;
+	}
+	if (last && seq <= last->seq) {
+		cdr_debug("conference list %" PRId64 " of %s is not newer than %" PRId64 ": ignored", seq, mcu,
+			  last->seq);
+		cdr_hmap_free(listed);
+		return;
+	}
+	if (!last && (last = calloc(1, sizeof(*last) + strlen(mcu) + 1))) {
+		strcpy(last->mcu, mcu);
+		if (cdr_hmap_put(s->list_seq, last->mcu, last) < 0) {
+			free(last);
+			last = NULL;
+		}
+	}
+	if (last)
+		last->seq = seq;
+	json_array_foreach(confs, i, item)
+	{
+		const char *e164 = cdr_msg_jstr(item, "e164", "");
+		struct css_listed_in in = { .grace_ms = grace };
+
+		cdr_hmap_put(listed, e164, item);
+		if ((c = cdr_hmap_get(s->confs, e164))) {
+			in.known = true;
+			in.state = c->state;
+			in.closing = c->closing;
+			in.busy = c->op != NULL;
+			in.here = c->mcu && !strcmp(c->mcu, mcu);
+			in.lost_by_room = c->lost_by_room;
+			in.room_abnormal = c->room && css_room_abnormal(c->room, s);
+			in.age_ms = now - c->changed_mono;
+		}
+		switch (css_listed_rule(&in)) {
+		case CSS_LISTED_KEEP:
+		case CSS_LISTED_WAIT: break;
+		case CSS_LISTED_ORPHAN:
+			orphans++;
+			if (!c) {
+				orphan_unknown(s, e164, mcu, dl->routing_key);
+				break;
+			}
+			s->n.orphans_ended++;
+			cdr_warn("conference %s runs on %s, where css %s: ended there (orphan)", e164, mcu,
+				 c ? "does not place it" : "knows no such conference");
+			css_end_on_mcu(s, e164, mcu, dl->routing_key, "orphan");
+			break;
+		case CSS_LISTED_ADOPT:
+			css_conf_event(c, CSS_EV_ADOPT);
+			c->lost_by_room = false;
+			c->moved_mcu[0] = c->moved_key[0] = c->moved_host[0] = '\0';
+			c->lost_mcu[0] = '\0';
+			c->restore_tries = 0;
+			css_store_bg(s, c);
+			s->n.adopted++;
+			cdr_notice(
+				"conference %s: its room %s is normal again and %s still runs it: taken back as it is",
+				e164, nz(c->room), mcu);
+			break;
+		}
+	}
+	if ((g = cdr_hmap_get(s->mcus, mcu))) {
+		/* css_conf_lost keeps each where it is in the list (its MCU stays until re-allocated) */
+		TAILQ_FOREACH(c, &g->confs, mcu_link)
+		{
+			if (!css_missing_rule(c->state, c->op != NULL, now - c->changed_mono, grace) ||
+			    cdr_hmap_get(listed, c->e164) || !css_acts_for(s, c))
+				continue;
+			missing++;
+			s->n.missing++;
+			cdr_warn("conference %s: placed on %s, which does not run it: restored", c->e164, mcu);
+			css_conf_lost(s, c, now, LOST_MCU);
+		}
+	}
+	cdr_debug("conference list %" PRId64 " of %s: %zu conferences, %zu orphans ended, %zu missing", seq, mcu,
+		  json_array_size(confs), orphans, missing);
+	cdr_hmap_free(listed);
+}
+
+void css_on_mcu_message(struct cdr_mq_delivery *dl, void *arg)
+{
+	struct css *s = arg;
+	struct cdr_msg_error err;
+	struct cdr_msg *m = NULL;
+	const char *type;
+
+	if (!s->active || !s->consuming) {
+		cdr_mq_nack(dl, true);
+		return;
+	}
+	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) < 0) {
+		cdr_warn("%s: refused a message (%s): %s", CDR_MQ_MAU_CMU_Q, cdr_msg_fault_name(err.fault), err.detail);
+		cdr_mq_nack(dl, false);
+		return;
+	}
+	type = cdr_msg_type(m);
+	if (!strcmp(type, "cmu_mau_createconf_ack") || !strcmp(type, "cmu_mau_createconf_nack"))
+		mcu_create_answer(s, dl, m, css_is_ack(m));
+	else if (!strcmp(type, "cmu_mau_endconf_ack") || !strcmp(type, "cmu_mau_endconf_nack"))
+		mcu_end_answer(s, m, css_is_ack(m));
+	else if (!strcmp(type, "cmu_mau_renameconf_ack") || !strcmp(type, "cmu_mau_renameconf_nack"))
+		mcu_rename_answer(s, m, css_is_ack(m));
+	else if (!strcmp(type, "cmu_mau_extendconf_req"))
+		mcu_extend(s, m);
+	else if (!strcmp(type, "cmu_mau_conflist_ntf"))
+		reconcile(s, dl, m);
+	else if (!strncmp(type, "cmu_mau_", 8))
+		mcu_notice(s, m, type);
+	else
+		cdr_warn("%s: %s from %s is not for css: dropped", CDR_MQ_MAU_CMU_Q, type, cdr_msg_src(m));
+	/* Every create is idempotent on the MCU (a restart sends it again), so
+	 * the delivery is acked once handled. */
+	cdr_mq_ack(dl);
+	cdr_msg_free(m);
+}

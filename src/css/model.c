@@ -1,0 +1,179 @@
+/* css: the conference model. Conferences in memory, grouped by user
+ * domain and by MCU; every change of state goes through the state machine of
+ * confsm.c (css_conf_event); the record of a conference as JSON; what css
+ * knows of rooms and platforms, and which conferences it acts for. */
+#include "css_int.h"
+
+int css_confvec_push(struct confvec *q, struct conf *c)
+{
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 256;
+		struct conf **v = realloc(q->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		q->v = v;
+		q->cap = cap;
+	}
+	q->v[q->n++] = c;
+	return 0;
+}
+
+static struct group *group_get(struct cdr_hmap *m, const char *name, bool create)
+{
+	struct group *g = cdr_hmap_get(m, name);
+	size_t len;
+
+	if (g || !create)
+		return g;
+	len = strlen(name);
+	if (!(g = calloc(1, sizeof(*g) + len + 1)))
+		return NULL;
+	memcpy(g->name, name, len + 1);
+	TAILQ_INIT(&g->confs);
+	if (cdr_hmap_put(m, g->name, g) < 0) {
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+static void group_leave_ud(struct css *s, struct conf *c)
+{
+	struct group *g = c->by_ud;
+
+	if (!g)
+		return;
+	TAILQ_REMOVE(&g->confs, c, ud_link);
+	c->by_ud = NULL;
+	if (--g->n == 0) {
+		cdr_hmap_del(s->uds, g->name);
+		free(g);
+	}
+}
+
+static void group_leave_mcu(struct css *s, struct conf *c)
+{
+	struct group *g = c->by_mcu;
+
+	if (!g)
+		return;
+	TAILQ_REMOVE(&g->confs, c, mcu_link);
+	c->by_mcu = NULL;
+	if (--g->n == 0) {
+		cdr_hmap_del(s->mcus, g->name);
+		free(g);
+	}
+}
+
+/* Files c under its MCU (after the MCU changed). */
+void css_index_mcu(struct css *s, struct conf *c)
+{
+	struct group *g;
+
+	if (c->by_mcu && c->mcu && !strcmp(c->by_mcu->name, c->mcu))
+		return;
+	group_leave_mcu(s, c);
+	if (c->mcu && *c->mcu && (g = group_get(s->mcus, c->mcu, true))) {
+		TAILQ_INSERT_TAIL(&g->confs, c, mcu_link);
+		g->n++;
+		c->by_mcu = g;
+	}
+}
+
+struct conf *css_conf_new(struct css *s, const char *e164, const char *ud)
+{
+	struct conf *c = calloc(1, sizeof(*c));
+	struct group *g;
+
+	if (!c)
+		return NULL;
+	snprintf(c->e164, sizeof(c->e164), "%s", e164);
+	c->ud = strdup(ud);
+	c->changed_mono = cdr_now_ms();
+	if (!c->ud || !(g = group_get(s->uds, ud, true)) || cdr_hmap_put(s->confs, c->e164, c) < 0) {
+		free(c->ud);
+		free(c);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&g->confs, c, ud_link);
+	g->n++;
+	c->by_ud = g;
+	return c;
+}
+
+void css_conf_free(struct css *s, struct conf *c)
+{
+	if (!c)
+		return;
+	if (cdr_hmap_get(s->confs, c->e164) == c)
+		cdr_hmap_del(s->confs, c->e164);
+	group_leave_ud(s, c);
+	group_leave_mcu(s, c);
+	free(c->name);
+	free(c->ud);
+	free(c->home);
+	free(c->host);
+	free(c->room);
+	free(c->mcu);
+	free(c->mcu_key);
+	free(c->vrs);
+	free(c->reservation);
+	free(c->req);
+	free(c->password);
+	free(c->end_reason);
+	json_decref(c->create);
+	free(c);
+}
+
+/* The one place a conference changes state. Returns 0, or -1 (logged) when
+ * the event is not allowed in its state. */
+int css_conf_event(struct conf *c, enum css_event ev)
+{
+	int next = css_sm_next(c->state, ev);
+
+	if (next < 0) {
+		cdr_debug("conference %s: %s ignored in state %s", c->e164, css_event_name(ev),
+			  css_state_name(c->state));
+		return -1;
+	}
+	if ((enum css_state)next != c->state)
+		cdr_debug("conference %s: %s -> %s (%s)", c->e164, css_state_name(c->state),
+			  css_state_name((enum css_state)next), css_event_name(ev));
+	c->state = (enum css_state)next;
+	c->changed_mono = cdr_now_ms();
+	return 0;
+}
+
+json_t *css_conf_json(const struct conf *c)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:I, s:I, s:I}", "e164", c->e164, "name",
+			      nz(c->name), "user_domain", c->ud, "platform", nz(c->home), "host_platform",
+			      c->host ? json_string(c->host) : json_null(), "room",
+			      c->room ? json_string(c->room) : json_null(), "mcu",
+			      c->mcu && *c->mcu && c->state != CSS_PENDING_RESTORE ? json_string(c->mcu) : json_null(),
+			      "vrs", c->vrs && *c->vrs ? json_string(c->vrs) : json_null(), "state",
+			      css_state_name(c->state), "start", (json_int_t)c->start_ms, "planned_end",
+			      (json_int_t)c->planned_end_ms, "generation", (json_int_t)c->generation);
+	return o;
+}
+
+bool css_plat_down(const char *p, void *arg)
+{
+	struct css *s = arg;
+
+	for (size_t i = 0; i < s->nplats; i++)
+		if (!strcmp(s->plats[i].id, p))
+			return s->plats[i].down;
+	return false;
+}
+
+bool css_room_abnormal(const char *id, void *arg)
+{
+	struct css *s = arg;
+
+	for (size_t i = 0; i < s->nrooms; i++)
+		if (!strcmp(s->rooms[i].id, id))
+			return s->rooms[i].abnormal;
+	return false;
+}

@@ -1,0 +1,181 @@
+/* css: notices of rms (MCU up and down) and pms (rooms and platforms
+ * abnormal, down, back), with their epochs; the platform state asked of pms
+ * at start; the BMC's notices. */
+#include "css_int.h"
+
+void css_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	struct css *s = arg;
+	struct cdr_msg *m = NULL;
+	struct cdr_msg_error err;
+
+	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0 && !strcmp(cdr_msg_type(m), "rms_all_mcu_ntf") &&
+	    !strcmp(cdr_msg_str(m, "state", ""), "down")) {
+		struct group *g = cdr_hmap_get(s->mcus, cdr_msg_str(m, "mcu", ""));
+
+		if (s->consuming)
+			css_mcu_lost(s, cdr_msg_str(m, "mcu", ""), cdr_msg_str(m, "reason", "?"));
+		else
+			cdr_warn("mcu %s is down (%s): %zu conferences placed on it (not serving yet)",
+				 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "reason", "?"), g ? g->n : 0);
+	}
+	cdr_msg_free(m);
+	cdr_mq_ack(dl);
+}
+
+/* BMC changed a user domain or platform: the topology (user domains, their
+ * rooms and platforms) is read again at once instead of at the next refresh. */
+void css_on_modb_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	struct css *s = arg;
+	struct cdr_msg *m = NULL;
+	struct cdr_msg_error err;
+
+	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0 && !strcmp(cdr_msg_type(m), "bmc_mau_modb_ntf")) {
+		cdr_info("BMC: %s %s %s: reading the topology again", cdr_msg_str(m, "kind", "?"),
+			 cdr_msg_str(m, "moid", "?"), cdr_msg_str(m, "op", "?"));
+		cdr_topo_follow_fetch(s->follow);
+	}
+	cdr_msg_free(m);
+	cdr_mq_ack(dl);
+}
+
+/* Room id is abnormal (a failure or a manual switch): every conference
+ * running there is restored in the backup rooms (plan.c), the copy on its
+ * MCU ended once restored elsewhere. */
+void css_room_failed(struct css *s, const char *id)
+{
+	size_t it = 0, k = 0;
+	const char *key;
+	void *v;
+	uint64_t now = cdr_now_ms();
+
+	while (cdr_hmap_next(s->confs, &it, &key, &v)) {
+		struct conf *c = v;
+
+		if (c->room && !strcmp(c->room, id) && (!c->host || !strcmp(c->host, s->platform)) &&
+		    css_acts_for(s, c) && css_conf_lost(s, c, now, LOST_ROOM) == 0)
+			k++;
+	}
+	s->n.lost += k;
+	cdr_warn("room %s is abnormal: %zu conferences running there to restore in its backup rooms", id, k);
+}
+
+static void apply_platform(struct css *s, const char *id, bool down, int64_t epoch, const char *why)
+{
+	for (size_t i = 0; i < s->nplats; i++) {
+		struct plat_state *p = &s->plats[i];
+
+		if (strcmp(p->id, id))
+			continue;
+		if (!css_notice_applies(p->epoch, epoch))
+			return; /* late, repeated or out of order */
+		if (p->down != down)
+			cdr_notice("platform %s is %s (%s, epoch %" PRId64 ")", id, down ? "down" : "up", why, epoch);
+		if (p->down && !down && !strcmp(id, s->platform) && s->loaded) {
+			/* our platform is back: what the backup's css changed
+			 * meanwhile is in Redis, not in this view */
+			cdr_notice("platform %s is up again: the view is read again from Redis", id);
+			p->down = down;
+			p->epoch = epoch;
+			css_drop_view(s);
+			css_maybe_consume(s);
+			return;
+		}
+		p->down = down;
+		p->epoch = epoch;
+		css_takeover_check(s);
+		return;
+	}
+}
+
+static void apply_room(struct css *s, const char *id, bool abnormal, int64_t epoch, const char *why)
+{
+	for (size_t i = 0; i < s->nrooms; i++) {
+		struct room_state *r = &s->rooms[i];
+
+		if (strcmp(r->id, id))
+			continue;
+		if (!css_notice_applies(r->epoch, epoch))
+			return; /* late, repeated or out of order */
+		if (r->abnormal != abnormal)
+			cdr_notice("room %s is %s (%s, epoch %" PRId64 ")%s", id, abnormal ? "abnormal" : "normal", why,
+				   epoch,
+				   abnormal ? ""
+					    : ": new conferences go there again, restored ones stay where they run");
+		if (!r->abnormal && abnormal && s->consuming)
+			css_room_failed(s, r->id);
+		r->abnormal = abnormal;
+		r->epoch = epoch;
+		return;
+	}
+}
+
+void css_on_pms_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	struct css *s = arg;
+	struct cdr_msg *m = NULL;
+	struct cdr_msg_error err;
+
+	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0) {
+		if (!strcmp(cdr_msg_type(m), "pms_all_platform_ntf"))
+			apply_platform(s, cdr_msg_str(m, "platform", ""), !strcmp(cdr_msg_str(m, "state", ""), "down"),
+				       cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
+		else if (!strcmp(cdr_msg_type(m), "pms_all_room_ntf"))
+			apply_room(s, cdr_msg_str(m, "room", ""), !strcmp(cdr_msg_str(m, "state", ""), "abnormal"),
+				   cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
+	}
+	cdr_msg_free(m);
+	cdr_mq_ack(dl);
+}
+
+static void on_pms_state(int status, const struct cdr_mq_delivery *reply, void *arg)
+{
+	struct css *s = arg;
+	struct cdr_msg *m = NULL;
+	struct cdr_msg_error err;
+	json_t *a, *v;
+	size_t i;
+
+	if (status == -ECANCELED)
+		return;
+	if (status < 0 || cdr_msg_decode(reply->body, reply->len, 0, &m, &err) < 0 || !css_is_ack(m)) {
+		cdr_warn("pms has not told the platform state (%s); asking again in %" PRIu64 " ms",
+			 status < 0 ? strerror(-status)
+			 : m	    ? cdr_msg_str(m, "detail", "refused")
+				    : err.detail,
+			 s->conf.pms_retry_ms);
+		cdr_msg_free(m);
+		cdr_timer_start(s->pms_timer, s->conf.pms_retry_ms, false);
+		return;
+	}
+	a = cdr_msg_get(m, "platforms");
+	json_array_foreach(a, i, v)
+		apply_platform(s, cdr_msg_jstr(v, "platform", ""), !strcmp(cdr_msg_jstr(v, "state", ""), "down"),
+			       cdr_msg_jint(v, "epoch", 0), "state query");
+	a = cdr_msg_get(m, "rooms");
+	json_array_foreach(a, i, v)
+		apply_room(s, cdr_msg_jstr(v, "room", ""), !strcmp(cdr_msg_jstr(v, "state", ""), "abnormal"),
+			   cdr_msg_jint(v, "epoch", 0), "state query");
+	cdr_msg_free(m);
+	if (!s->pms_known)
+		cdr_notice("platform %s is %s according to pms", s->platform,
+			   css_plat_down(s->platform, s) ? "down" : "up");
+	s->pms_known = true;
+	css_maybe_consume(s);
+}
+
+void css_ask_pms(void *arg)
+{
+	struct css *s = arg;
+	struct cdr_mq *mq = cdr_daemon_mq(s->d);
+	char id[200], *txt;
+
+	if (!mq || !s->active)
+		return;
+	cdr_bus_next_id(&s->bus, s->epoch, id, sizeof(id));
+	if (!(txt = cdr_msg_encode("any_pms_state_req", id, s->bus.src, 0, json_object())) ||
+	    cdr_mq_request(mq, "", CDR_MQ_PMS_REQ_Q, txt, strlen(txt), 2000, on_pms_state, s) < 0)
+		cdr_timer_start(s->pms_timer, s->conf.pms_retry_ms, false);
+	free(txt);
+}

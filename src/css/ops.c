@@ -1,0 +1,201 @@
+/* css: operations in flight. A CM request (create, end, rename, extend) or
+ * an end or restore css decided itself: its timer, its answer to the CM
+ * (encoded once, sent once, stored for a redelivery), and the MCU leg of a
+ * (re-)create: sent, timed out, or answered (op->on_mcu_ack, on_mcu_fail). */
+#include "css_int.h"
+
+static void op_on_timer(void *arg)
+{
+	struct op *op = arg;
+
+	if (!op->dead && op->on_timer)
+		op->on_timer(op);
+}
+
+struct op *css_op_new(struct css *s, enum op_kind kind, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	if (cdr_timer_new(cdr_daemon_loop(s->d), op_on_timer, op, &op->timer) < 0) {
+		free(op);
+		return NULL;
+	}
+	op->s = s;
+	op->kind = kind;
+	op->refs = 1;
+	op->dl = dl;
+	op->m = m;
+	op->t0 = cdr_now_ms();
+	if (m) {
+		snprintf(op->req, sizeof(op->req), "%s", cdr_msg_id(m));
+		if (cdr_hmap_put(s->reqs, op->req, op) < 0)
+			op->req[0] = '\0';
+	}
+	return op;
+}
+
+void css_op_ref(struct op *op)
+{
+	op->refs++;
+}
+
+void css_op_unref(struct op *op)
+{
+	if (--op->refs > 0)
+		return;
+	cdr_timer_free(op->timer);
+	cdr_msg_free(op->m);
+	free(op->reason);
+	free(op->new_name);
+	free(op->answer);
+	free(op);
+}
+
+/* The operation is over (answered, or abandoned at a standby): out of every
+ * map; callbacks still pending see it dead. A CM request not answered is put
+ * back for the next active instance. */
+void css_op_done(struct op *op)
+{
+	struct css *s = op->s;
+
+	if (op->dead)
+		return;
+	op->dead = true;
+	cdr_timer_stop(op->timer);
+	if (op->req[0] && cdr_hmap_get(s->reqs, op->req) == op)
+		cdr_hmap_del(s->reqs, op->req);
+	if (op->mcu_id[0] && cdr_hmap_get(s->mcu_ops, op->mcu_id) == op)
+		cdr_hmap_del(s->mcu_ops, op->mcu_id);
+	if (op->c && op->c->op == op)
+		op->c->op = NULL;
+	if (op->dl) {
+		cdr_mq_nack(op->dl, true);
+		op->dl = NULL;
+	}
+	css_op_unref(op);
+}
+
+/* The encoded answer to op's CM request. */
+char *css_answer_text(struct op *op, bool ack, json_t *body)
+{
+	return cdr_msg_encode_reply(op->m, ack, op->s->bus.src, body);
+}
+
+/* Sends txt to the CM and acks its request. */
+void css_answer_send(struct op *op, const char *txt)
+{
+	if (!op->dl)
+		return;
+	if (txt)
+		cdr_bus_send_reply(&op->s->bus, op->dl, txt);
+	cdr_mq_ack(op->dl);
+	op->dl = NULL;
+}
+
+/* Answers op's CM request at once (nothing to store with it). */
+void css_answer_now(struct op *op, bool ack, json_t *body)
+{
+	char *txt = css_answer_text(op, ack, body);
+
+	css_answer_send(op, txt);
+	free(txt);
+}
+
+json_t *css_nack_body(const char *e164, const char *reason, const char *detail)
+{
+	json_t *b = cdr_bus_nack_body(reason, detail);
+
+	if (b && e164 && *e164)
+		json_object_set_new(b, "e164", json_string(e164));
+	return b;
+}
+
+/* Refuses a CM request (m) outright and frees m. */
+void css_refuse(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, const char *reason, const char *detail)
+{
+	const char *e164 = cdr_msg_str(m, "e164", NULL);
+
+	s->n.refused++;
+	cdr_info("%s %s refused: %s: %s", cdr_msg_type(m), cdr_msg_id(m), reason, detail);
+	cdr_bus_answer(&s->bus, dl, m, false, css_nack_body(e164, reason, detail), false);
+	cdr_msg_free(m);
+}
+
+void css_answer_key(const char *req, char *buf, size_t len)
+{
+	snprintf(buf, len, "answer:%s", req);
+}
+
+/* ---- the MCU leg of a create or a restore ---- */
+
+static void mcu_create_timeout(struct op *op)
+{
+	char detail[256];
+
+	snprintf(detail, sizeof(detail), "%s did not answer the create in %" PRIu64 " ms", nz(op->c->mcu),
+		 op->s->conf.create_timeout_ms);
+	op->on_mcu_fail(op, "mcu_timeout", detail);
+}
+
+static void on_create_published(int status, void *arg)
+{
+	struct op *op = arg;
+
+	if (status == -EIO && !op->dead && op->c && op->c->state == CSS_CREATING) {
+		char detail[256];
+
+		snprintf(detail, sizeof(detail), "%s is not connected (no queue for key %s)", nz(op->c->mcu),
+			 nz(op->c->mcu_key));
+		op->on_mcu_fail(op, "mcu_timeout", detail);
+	}
+	css_op_unref(op);
+}
+
+/* Sends (or sends again, after a restart) the create to the MCU; its answer
+ * (mcu.c), its timeout or a failed publish ends in op->on_mcu_ack or
+ * op->on_mcu_fail, which create.c or restore.c set. */
+void css_mcu_create(struct op *op)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+	char id[200];
+	int r;
+
+	cdr_bus_next_id(&s->bus, s->epoch, id, sizeof(id));
+	if (op->mcu_id[0] && cdr_hmap_get(s->mcu_ops, op->mcu_id) == op)
+		cdr_hmap_del(s->mcu_ops, op->mcu_id);
+	snprintf(op->mcu_id, sizeof(op->mcu_id), "%s", id);
+	cdr_hmap_put(s->mcu_ops, op->mcu_id, op);
+	op->on_timer = mcu_create_timeout;
+	cdr_timer_start(op->timer, s->conf.create_timeout_ms, false);
+	css_op_ref(op);
+	r = css_mcu_send(s, c, "mau_cmu_createconf_req", id,
+			 json_pack("{s:s, s:O, s:s, s:I, s:I, s:I}", "e164", c->e164, "conf", c->create, "platform",
+				   nz(c->home), "planned_end", (json_int_t)c->planned_end_ms, "generation",
+				   (json_int_t)c->generation, "epoch", (json_int_t)s->epoch),
+			 on_create_published, op);
+	if (r < 0) {
+		char detail[256];
+
+		css_op_unref(op);
+		snprintf(detail, sizeof(detail), "create not sent to %s: %s", nz(c->mcu), strerror(-r));
+		op->on_mcu_fail(op, "mcu_timeout", detail);
+	}
+}
+
+void css_mcu_op_forget(struct op *op)
+{
+	cdr_timer_stop(op->timer);
+	if (op->mcu_id[0] && cdr_hmap_get(op->s->mcu_ops, op->mcu_id) == op)
+		cdr_hmap_del(op->s->mcu_ops, op->mcu_id);
+	op->mcu_id[0] = '\0';
+}
+
+json_t *css_create_ack_body(const struct conf *c)
+{
+	return json_pack("{s:s, s:s, s:o, s:s, s:s}", "e164", c->e164, "mcu", nz(c->mcu), "vrs",
+			 c->vrs && *c->vrs ? json_string(c->vrs) : json_null(), "room", nz(c->room), "platform",
+			 nz(c->host));
+}
