@@ -268,7 +268,8 @@ void css_create_fail(struct op *op, const char *reason, const char *detail)
 	int r;
 
 	css_mcu_op_forget(op);
-	css_conf_event(c, !strcmp(reason, "mcu_refused") ? CSS_EV_MCU_NACK : CSS_EV_TIMEOUT);
+	if (css_conf_event(s, c, !strcmp(reason, "mcu_refused") ? CSS_EV_MCU_NACK : CSS_EV_TIMEOUT) < 0)
+		cdr_warn("create %s: removed although it was %s", c->e164, css_state_name(c->state));
 	s->n.create_failed++;
 	cdr_info("create %s on %s failed: %s: %s", c->e164, nz(c->mcu), reason, detail);
 	if (op->dl && !op->answer)
@@ -328,7 +329,12 @@ void css_create_done(struct op *op)
 	struct conf *c = op->c;
 
 	css_mcu_op_forget(op);
-	css_conf_event(c, CSS_EV_MCU_ACK);
+	if (css_conf_event(op->s, c, CSS_EV_MCU_ACK) < 0) {
+		/* not creating (a bug, logged): NACKed and removed; the copy on
+		 * the MCU is an orphan that its next list ends */
+		css_create_fail(op, "internal_error", "the MCU's ACK came for a conference that was not being created");
+		return;
+	}
 	if (op->dl && !op->answer)
 		op->answer = css_answer_text(op, true,
 					     json_pack("{s:s, s:s, s:o, s:s, s:s}", "e164", c->e164, "mcu", c->mcu,

@@ -171,6 +171,8 @@ static void publish_stats(void *arg)
 						    "restored", (json_int_t)s->n.restored, "restore_failed",
 						    (json_int_t)s->n.restore_failed, "moved_ended",
 						    (json_int_t)s->n.moved_ended, "adopted", (json_int_t)s->n.adopted));
+	if (o)
+		json_object_set_new(o, "sm_refused", json_integer((json_int_t)s->n.sm_refused));
 	cdr_daemon_set_stats(s->d, o);
 }
 

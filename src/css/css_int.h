@@ -215,7 +215,7 @@ struct css {
 
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
-		uint64_t lost, restored, restore_failed, moved_ended, adopted;
+		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
 	} n;
 };
 
@@ -266,7 +266,13 @@ int css_confvec_push(struct confvec *q, struct conf *c);
 void css_index_mcu(struct css *s, struct conf *c);
 struct conf *css_conf_new(struct css *s, const char *e164, const char *ud);
 void css_conf_free(struct css *s, struct conf *c);
-int css_conf_event(struct conf *c, enum css_event ev);
+/* Whether ev is allowed for c now (a question: nothing changes). */
+bool css_conf_can(const struct conf *c, enum css_event ev);
+/* Applies ev to c: 0, or -1 when the state machine refuses it. A caller asks
+ * css_conf_can first where a refusal is a normal answer; here a refusal is a
+ * bug: counted (sm_refused in the stats), logged at error level, and each
+ * caller decides what to do instead. */
+int css_conf_event(struct css *s, struct conf *c, enum css_event ev) __attribute__((warn_unused_result));
 json_t *css_conf_json(const struct conf *c);
 bool css_plat_down(const char *p, void *arg);
 bool css_room_abnormal(const char *id, void *arg);

@@ -90,7 +90,9 @@ void css_conf_end(struct css *s, struct conf *c, const char *reason, struct op *
 	char id[200];
 	int r;
 
-	if (css_conf_event(c, c->state == CSS_RUNNING && !strcmp(reason, "expired") ? CSS_EV_EXPIRE : CSS_EV_END) < 0) {
+	enum css_event ev = c->state == CSS_RUNNING && !strcmp(reason, "expired") ? CSS_EV_EXPIRE : CSS_EV_END;
+
+	if (!css_conf_can(c, ev) || css_conf_event(s, c, ev) < 0) {
 		if (op) {
 			char detail[160];
 
@@ -142,9 +144,9 @@ void css_end_finish(struct op *op, enum css_event ev)
 		cdr_hmap_del(op->s->mcu_ops, op->mcu_id);
 	op->mcu_id[0] = '\0';
 	cdr_timer_stop(op->timer);
-	css_conf_event(c, ev);
-	if (c->state != CSS_ENDED)
-		css_conf_event(c, CSS_EV_END_DONE);
+	if (css_conf_event(op->s, c, ev) < 0 ||
+	    (c->state != CSS_ENDED && css_conf_event(op->s, c, CSS_EV_END_DONE) < 0))
+		cdr_warn("conference %s: closed although it is %s", c->e164, css_state_name(c->state));
 	c->op = NULL;
 	css_conf_close(op->s, c, op->reason, op);
 }

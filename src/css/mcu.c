@@ -26,10 +26,9 @@ static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const s
 		return; /* a NACK nobody waits for: nothing runs */
 	c = cdr_hmap_get(s->confs, e164);
 	if (c && c->mcu && !strcmp(c->mcu, mcu) && c->generation == cdr_msg_int(m, "generation", 0)) {
-		if (c->state == CSS_CREATING && !c->op) {
+		if (c->state == CSS_CREATING && !c->op && css_conf_event(s, c, CSS_EV_MCU_ACK) == 0) {
 			/* ACKed while css was away: the record catches up; the
 			 * CM's redelivered request is answered from it. */
-			css_conf_event(c, CSS_EV_MCU_ACK);
 			css_store_bg(s, c);
 			css_rsv_add(s, true, c->reservation);
 			css_db_queue(s, c);
@@ -150,7 +149,7 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 		}
 		if (c->op && c->op->kind == OP_END) {
 			css_end_finish(c->op, CSS_EV_MCU_ENDED);
-		} else if (!c->op && css_conf_event(c, CSS_EV_MCU_ENDED) == 0) {
+		} else if (!c->op && css_conf_can(c, CSS_EV_MCU_ENDED) && css_conf_event(s, c, CSS_EV_MCU_ENDED) == 0) {
 			char reason[80];
 
 			snprintf(reason, sizeof(reason), "mcu_ended");
@@ -301,7 +300,8 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 			css_end_on_mcu(s, e164, mcu, dl->routing_key, "orphan");
 			break;
 		case CSS_LISTED_ADOPT:
-			css_conf_event(c, CSS_EV_ADOPT);
+			if (css_conf_event(s, c, CSS_EV_ADOPT) < 0)
+				break; /* not pending a restore (a bug, logged): left as it is */
 			c->lost_by_room = false;
 			c->moved_mcu[0] = c->moved_key[0] = c->moved_host[0] = '\0';
 			c->lost_mcu[0] = '\0';

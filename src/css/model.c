@@ -128,13 +128,19 @@ void css_conf_free(struct css *s, struct conf *c)
 
 /* The one place a conference changes state. Returns 0, or -1 (logged) when
  * the event is not allowed in its state. */
-int css_conf_event(struct conf *c, enum css_event ev)
+bool css_conf_can(const struct conf *c, enum css_event ev)
+{
+	return css_sm_next(c->state, ev) >= 0;
+}
+
+int css_conf_event(struct css *s, struct conf *c, enum css_event ev)
 {
 	int next = css_sm_next(c->state, ev);
 
 	if (next < 0) {
-		cdr_debug("conference %s: %s ignored in state %s", c->e164, css_event_name(ev),
-			  css_state_name(c->state));
+		s->n.sm_refused++;
+		cdr_err("conference %s: the state machine refuses %s in state %s (a bug; the conference stays %s)",
+			c->e164, css_event_name(ev), css_state_name(c->state), css_state_name(c->state));
 		return -1;
 	}
 	if ((enum css_state)next != c->state)

@@ -29,7 +29,8 @@ static void restore_later(struct css *s, struct conf *c, const char *why)
 			 c->ud, c->restore_tries, why);
 		css_alarm(s, "major", "restore_failed", c->e164, detail);
 		s->n.restore_failed++;
-		css_conf_event(c, CSS_EV_GIVE_UP);
+		if (css_conf_event(s, c, CSS_EV_GIVE_UP) < 0)
+			cdr_warn("conference %s: closed although it is %s", c->e164, css_state_name(c->state));
 		set_str(&c->end_reason, "restore_failed");
 		css_conf_close(s, c, "restore_failed", NULL);
 		return;
@@ -48,7 +49,8 @@ void css_restore_fail(struct op *op, const char *why)
 	css_mcu_op_forget(op);
 	if (s->restoring > 0)
 		s->restoring--;
-	css_conf_event(c, CSS_EV_TIMEOUT);
+	if (css_conf_event(s, c, CSS_EV_TIMEOUT) < 0)
+		cdr_warn("conference %s: its failed restore leaves it %s", c->e164, css_state_name(c->state));
 	css_rsv_add(s, false, c->reservation);
 	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
 	c->op = NULL;
@@ -66,7 +68,9 @@ void css_restore_done(struct op *op)
 	css_mcu_op_forget(op);
 	if (s->restoring > 0)
 		s->restoring--;
-	css_conf_event(c, CSS_EV_MCU_ACK);
+	if (css_conf_event(s, c, CSS_EV_MCU_ACK) < 0)
+		cdr_warn("conference %s: restored on %s although it is %s", c->e164, nz(c->mcu),
+			 css_state_name(c->state));
 	c->restore_tries = 0;
 	c->lost_mcu[0] = '\0';
 	if (c->moved_mcu[0] && strcmp(c->moved_mcu, nz(c->mcu))) {
@@ -153,7 +157,8 @@ static void on_bulkalloc(struct css *s, int status, const struct cdr_msg *reply,
 	{
 		struct conf *c = cdr_hmap_get(s->confs, cdr_msg_jstr(v, "e164", ""));
 
-		if (!c || c->state != CSS_PENDING_RESTORE || c->op || c->closing) {
+		if (!c || c->state != CSS_PENDING_RESTORE || c->op || c->closing ||
+		    css_conf_event(s, c, CSS_EV_RESTORE_SENT) < 0) {
 			css_rsv_add(s, false, cdr_msg_jstr(v, "reservation", NULL)); /* ended meanwhile */
 			continue;
 		}
@@ -164,7 +169,6 @@ static void on_bulkalloc(struct css *s, int status, const struct cdr_msg *reply,
 		set_str(&c->host, cdr_msg_jstr(v, "platform", s->platform));
 		set_str(&c->reservation, cdr_msg_jstr(v, "reservation", ""));
 		c->generation++;
-		css_conf_event(c, CSS_EV_RESTORE_SENT);
 		css_index_mcu(s, c);
 		css_store_bg(s, c);
 		css_restore_send(s, c);
@@ -301,7 +305,8 @@ int css_conf_lost(struct css *s, struct conf *c, uint64_t now, enum lost_why why
 	 * the copy there is ended once it runs elsewhere */
 	bool moved = why != LOST_MCU;
 
-	if (c->state != CSS_RUNNING || c->op || css_conf_event(c, CSS_EV_MCU_LOST) < 0)
+	if (c->state != CSS_RUNNING || c->op || !css_conf_can(c, CSS_EV_MCU_LOST) ||
+	    css_conf_event(s, c, CSS_EV_MCU_LOST) < 0)
 		return -1;
 	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
 	c->lost_by_room = why == LOST_ROOM;
