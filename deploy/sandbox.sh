@@ -147,6 +147,7 @@ spawn() {
 	shift
 	(cd "$RUN" && exec env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
 	echo $! >"$(pidfile "$name")"
+	disown $! # a server or daemon killed on purpose (a drill) is not reported as a job of this shell
 }
 
 # group_alive PID: a live process is left in the process group PID leads.

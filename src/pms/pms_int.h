@@ -1,0 +1,176 @@
+/* pms's private header: the state shared by its files, and what each file
+ * offers the others. The files, one job each (docs/pms.md follows them):
+ *   pms.c       the daemon's life: settings, role, links, topology, timers, consuming
+ *   state.c     the ZooKeeper state: mirrored, decided, written with a new epoch
+ *   checks.c    the checks of this platform's rooms (TCP, command, MCUs through
+ *               rms) and the pms of the platforms it backs up
+ *   requests.c  the requests on pms.req.q: state queries, manual switches
+ *   send.c      what pms sends: state broadcasts, alarms, answers
+ * The pure logic lives in health.c (verdicts, decisions, epochs), the probes
+ * in probe.c. */
+#ifndef PMS_PMS_INT_H
+#define PMS_PMS_INT_H
+
+#include "pms.h"
+
+#include "health.h"
+#include "probe.h"
+
+#include <confdr/bus.h>
+#include <confdr/hmap.h>
+#include <confdr/log.h>
+#include <confdr/loop.h>
+#include <confdr/mq.h>
+#include <confdr/msg.h>
+#include <confdr/topology.h>
+#include <confdr/zk.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- state of the server ---- */
+
+enum check_kind { CK_TCP, CK_MCU, CK_CMD };
+
+struct room;
+
+/* One check of an own room (checks.c). */
+struct check {
+	struct pms *s;
+	struct room *room;
+	enum check_kind kind;
+	char name[40];
+	char host[64];
+	int port;
+	char *command;
+	uint64_t interval_ms, timeout_ms;
+	struct pms_verdict v;
+	char last[200]; /* the last failure */
+	struct cdr_timer *timer;
+	struct pms_probe *probe;
+};
+
+/* A room of the topology: its state (state.c); an own room's checks and
+ * health (checks.c). */
+struct room {
+	struct pms *s;
+	char id[65], platform[65];
+	bool own;
+	struct pms_state st;
+	bool loaded;  /* read from ZooKeeper (or known absent) */
+	bool writing; /* a decision is being written */
+	struct cdr_zk_data_watch *watch;
+	/* own rooms */
+	struct pms_room_health h;
+	struct check **checks;
+	size_t nchecks;
+	bool mcus;
+};
+
+/* A platform of the topology: its state (state.c); for a platform this pms
+ * backs up, the watch on its pms (checks.c). */
+struct plat {
+	struct pms *s;
+	char id[65], backup[65], main_room[65];
+	bool owned; /* we are its backup platform: we decide its state */
+	struct pms_state st;
+	bool loaded, writing;
+	struct cdr_zk_data_watch *watch;
+	struct pms_platform_watch w;
+	bool polling;
+	int nlive;
+};
+
+/* An MCU of this platform as rms last listed it (checks.c). */
+struct mcu_seen {
+	char id[65], room[65];
+	bool alive;
+	int64_t listed_ms;
+};
+
+struct pms {
+	struct cdr_daemon *d;
+	struct pms_conf conf; /* scalar [pms] keys; rooms are in rconf */
+	char **rnames;
+	struct pms_room_conf *rconf;
+	size_t nrconf;
+	char platform[65];
+	struct cdr_bus bus;
+	struct cdr_topology *topo;
+	struct cdr_timer *tick, *mcu_timer;
+	struct cdr_topo_follow *follow;
+
+	bool active, started;
+	int64_t leader_epoch;
+	uint64_t gen;		   /* bumped at every stop: late callbacks of an earlier run are dropped */
+	struct cdr_mq *subscribed; /* the mq rms.ntf.ex is subscribed on */
+
+	struct room *rooms;
+	size_t nrooms;
+	struct plat *plats;
+	size_t nplats;
+	int64_t last_peer_poll;
+
+	struct cdr_hmap *mcus; /* id -> struct mcu_seen */
+	bool inventory_pending;
+	bool rms_silent_logged;
+};
+
+/* The monotonic clock, in ms (checks, graces, preempt delays). */
+static inline int64_t pms_mono(void)
+{
+	return (int64_t)cdr_now_ms();
+}
+
+/* ---- state.c ---- */
+
+/* Watches every room's and platform's state node (at start). */
+void pms_state_watch(struct pms *s);
+/* Starts writing change c for target (t, idx); dl/m (taken) are answered at
+ * the end. Returns 0, or -EBUSY when a write for it is under way. */
+int pms_write_start(struct pms *s, enum pms_target t, size_t idx, const struct pms_change *c,
+		    struct cdr_mq_delivery *dl, struct cdr_msg *m);
+struct pms_state *pms_target_state(struct pms *s, enum pms_target t, size_t idx, bool **writing);
+/* A room's state as read from ZooKeeper; NULL before it is read. */
+const struct pms_state *pms_room_state_of(struct pms *s, const char *room);
+/* Decides an own room or an owned platform now, and writes what changed. */
+void pms_decide_room(struct room *r);
+void pms_decide_plat(struct plat *p);
+
+/* ---- checks.c ---- */
+
+/* Sets up and starts an own room's checks from its [room] section (or the
+ * defaults); pms_free_checks stops and frees them. */
+int pms_build_checks(struct room *r);
+void pms_free_checks(struct room *r);
+/* A room of this platform; NULL for any other. */
+struct room *pms_own_room(struct pms *s, const char *id);
+/* Reads the MCU inventory from rms (a timer's callback; arg: the pms). */
+void pms_poll_inventory(void *arg);
+/* rms's MCU notices (rms.ntf.ex). */
+void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
+/* Looks up the live pms of the platforms this pms backs up. */
+void pms_poll_peers(struct pms *s);
+
+/* ---- requests.c ---- */
+
+/* The requests on pms.req.q. */
+void pms_on_req(struct cdr_mq_delivery *dl, void *arg);
+
+/* ---- send.c ---- */
+
+/* A state as JSON: full for a state query, else as broadcast. */
+json_t *pms_room_json(const struct room *r, bool full);
+json_t *pms_plat_json(const struct plat *p, bool full);
+/* A state on pms.ntf.ex. */
+void pms_broadcast_room(struct room *r);
+void pms_broadcast_plat(struct plat *p);
+/* A change as an alarm line and on cdr.alarm.ex. */
+void pms_alarm(struct pms *s, enum pms_target t, const char *id, const struct pms_state *st);
+/* Answers request m (pms.req.q). */
+void pms_answer(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body);
+
+#endif

@@ -1,0 +1,170 @@
+/* pms: the requests on pms.req.q. State queries from anyone, manual DR
+ * switches from operators (confdrctl): checked here, written by state.c,
+ * which answers them once written. */
+#include "pms_int.h"
+
+static void on_state_req(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
+{
+	const char *only = cdr_msg_str(m, "platform", NULL);
+	json_t *jp = json_array(), *jr = json_array();
+	int64_t top = 0;
+
+	if (only && !cdr_topology_platform(s->topo, only)) {
+		char detail[160];
+
+		json_decref(jp);
+		json_decref(jr);
+		snprintf(detail, sizeof(detail), "platform %s is not in the topology", only);
+		pms_answer(s, dl, m, false, cdr_bus_nack_body("unknown_platform", detail));
+		return;
+	}
+	for (size_t i = 0; i < s->nplats; i++) {
+		if (only && strcmp(s->plats[i].id, only))
+			continue;
+		json_array_append_new(jp, pms_plat_json(&s->plats[i], true));
+		top = s->plats[i].st.epoch > top ? s->plats[i].st.epoch : top;
+	}
+	for (size_t i = 0; i < s->nrooms; i++) {
+		if (only && strcmp(s->rooms[i].platform, only))
+			continue;
+		json_array_append_new(jr, pms_room_json(&s->rooms[i], true));
+		top = s->rooms[i].st.epoch > top ? s->rooms[i].st.epoch : top;
+	}
+	pms_answer(s, dl, m, true,
+		   json_pack("{s:s, s:o, s:o, s:I}", "platform", s->platform, "platforms", jp, "rooms", jr, "epoch",
+			     (json_int_t)top));
+}
+
+/* Takes m on every path. */
+static void on_switch_req(struct pms *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	const char *target = cdr_msg_str(m, "target", ""), *id = cdr_msg_str(m, "moid", "");
+	const char *by = cdr_msg_str(m, "operator", "?"), *why = cdr_msg_str(m, "detail", "");
+	bool on = cdr_msg_bool(m, "on", true), force = cdr_msg_bool(m, "force", false), changed = false;
+	bool room = !strcmp(target, "room");
+	const char *reason = "internal_error";
+	char err[400] = "", detail[600];
+	struct pms_change c;
+	enum pms_target t = room ? PMS_ROOM : PMS_PLATFORM;
+	size_t idx = 0;
+	bool ok;
+	int r;
+
+	if (room) {
+		const struct cdr_room *tr = cdr_topology_room(s->topo, id);
+
+		for (idx = 0; idx < s->nrooms && strcmp(s->rooms[idx].id, id); idx++)
+			;
+		if (!tr || idx == s->nrooms) {
+			snprintf(detail, sizeof(detail), "room %s is not in the topology", id);
+			pms_answer(s, dl, m, false, cdr_bus_nack_body("unknown_room", detail));
+			goto out;
+		}
+		if (!s->rooms[idx].own) {
+			snprintf(detail, sizeof(detail), "room %s belongs to platform %s: ask the pms of %s", id,
+				 tr->platform, tr->platform);
+			pms_answer(s, dl, m, false, cdr_bus_nack_body("not_owner", detail));
+			goto out;
+		}
+	} else {
+		const struct cdr_platform *tp = cdr_topology_platform(s->topo, id);
+
+		for (idx = 0; idx < s->nplats && strcmp(s->plats[idx].id, id); idx++)
+			;
+		if (!tp || idx == s->nplats) {
+			snprintf(detail, sizeof(detail), "platform %s is not in the topology", id);
+			pms_answer(s, dl, m, false, cdr_bus_nack_body("unknown_platform", detail));
+			goto out;
+		}
+		if (!s->plats[idx].owned) {
+			snprintf(detail, sizeof(detail),
+				 "platform %s is switched by the pms of its backup platform %s, not by %s's", id,
+				 tp->backup_platform ? tp->backup_platform : "(none)", s->platform);
+			pms_answer(s, dl, m, false, cdr_bus_nack_body("not_owner", detail));
+			goto out;
+		}
+	}
+	if (room) {
+		struct room *rm = &s->rooms[idx];
+
+		if (!rm->loaded)
+			goto not_ready;
+		ok = pms_room_switch(&rm->st, &rm->h, on, force, by, why, &c, &changed, &reason, err, sizeof(err));
+	} else {
+		struct plat *p = &s->plats[idx];
+
+		if (!p->loaded)
+			goto not_ready;
+		p->w.main_room = pms_room_state_of(s, p->main_room);
+		ok = pms_platform_switch(&p->st, &p->w, on, force, pms_mono(), by, why, &c, &changed, &reason, err,
+					 sizeof(err));
+	}
+	cdr_notice("%s switch of %s %s %s by %s%s%s: %s", on ? "DR on" : "DR off", target, id, force ? "(forced)" : "",
+		   by, *why ? ": " : "", why,
+		   !ok	     ? err
+		   : changed ? "switching"
+			     : "already so");
+	if (!ok) {
+		snprintf(detail, sizeof(detail), "%s %s: %s", target, id, err);
+		pms_answer(s, dl, m, false, cdr_bus_nack_body(reason, detail));
+		goto out;
+	}
+	if (!changed) {
+		bool *writing;
+		const struct pms_state *st = pms_target_state(s, t, idx, &writing);
+
+		pms_answer(s, dl, m, true,
+			   json_pack("{s:s, s:s, s:s, s:b, s:b, s:I, s:I}", "target", target, "moid", id, "state",
+				     pms_state_name(t, st->bad), "manual", st->manual, "changed", false, "since",
+				     (json_int_t)st->since, "epoch", (json_int_t)st->epoch));
+		goto out;
+	}
+	if ((r = pms_write_start(s, t, idx, &c, dl, m)) == 0)
+		return; /* answered when written */
+	snprintf(detail, sizeof(detail), "%s %s: %s", target, id,
+		 r == -EBUSY ? "another change of it is being written; ask again" : strerror(-r));
+	pms_answer(s, dl, m, false, cdr_bus_nack_body(r == -EBUSY ? "conflict" : "internal_error", detail));
+	goto out;
+not_ready:
+	snprintf(detail, sizeof(detail), "%s %s: its state has not been read from ZooKeeper yet", target, id);
+	pms_answer(s, dl, m, false, cdr_bus_nack_body("not_active", detail));
+out:
+	cdr_msg_free(m);
+}
+
+void pms_on_req(struct cdr_mq_delivery *dl, void *arg)
+{
+	struct pms *s = arg;
+	struct cdr_msg_error err;
+	struct cdr_msg *m = NULL;
+	const char *type;
+
+	if (!s->active) {
+		cdr_mq_nack(dl, true); /* for the active instance */
+		return;
+	}
+	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) < 0) {
+		cdr_bus_refuse(&s->bus, dl, CDR_MQ_PMS_REQ_Q, &err, "pms_any_request_nack");
+		return;
+	}
+	type = cdr_msg_type(m);
+	if (!s->started) {
+		pms_answer(s, dl, m, false,
+			   cdr_bus_nack_body("not_active", "pms has not read the topology and the state yet"));
+	} else if (!strcmp(type, "any_pms_state_req")) {
+		on_state_req(s, dl, m);
+	} else if (!strcmp(type, "ctl_pms_switch_req")) {
+		on_switch_req(s, dl, m);
+		return; /* m taken */
+	} else {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "%s is not a message pms handles", type);
+		cdr_warn("%s: %s (from %s)", CDR_MQ_PMS_REQ_Q, detail, cdr_msg_src(m));
+		if (dl->reply_to && strstr(type, "_req"))
+			pms_answer(s, dl, m, false, cdr_bus_nack_body("bad_request", detail));
+		else
+			cdr_mq_nack(dl, false);
+	}
+	cdr_msg_free(m);
+}
