@@ -56,4 +56,55 @@ json_t *cdr_bus_nack_body(const char *reason, const char *detail);
 void cdr_bus_refuse(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *queue, const struct cdr_msg_error *err,
 		    const char *fallback_type);
 
+/* ---- a daemon's messages on one queue, as a table ----
+ *
+ * Each queue a daemon consumes has a table: message type -> handler, with
+ * what the type is (a request answered once, or a notice), who may send it,
+ * and whether the handler keeps the message. cdr_dispatch gives every
+ * delivery the same path: requeued for the active instance when this one
+ * does not serve; refused when it cannot be read (cdr_bus_refuse); NACKed
+ * bad_request when it is a request of a type nobody handles, dead-lettered
+ * when it is anything else unknown; otherwise handed to its handler. */
+
+enum {
+	CDR_H_REQUEST = 1 << 0, /* a request: the handler answers it exactly once (which acks the delivery) */
+	CDR_H_NOTICE = 1 << 1,	/* no answer: the delivery is acked when the handler returns */
+	CDR_H_KEEPS = 1 << 2,	/* the handler keeps the message (and frees it); else freed when it returns */
+	CDR_H_PREFIX = 1 << 3,	/* type is a prefix: every type that begins with it, after the exact ones */
+};
+
+struct cdr_handler {
+	const char *type;
+	unsigned flags;
+	const char *from; /* who may send it: "cm", "mcu", "vrs", "css", "pms", "rms", "ctl" (operators), "bmc" */
+	void (*fn)(void *server, struct cdr_mq_delivery *dl, struct cdr_msg *m);
+};
+
+struct cdr_dispatch {
+	const char *daemon;		    /* "css": "... is not a message css handles" */
+	const char *queue;		    /* for the log */
+	const char *nack_type;		    /* the refusal's type when a request's own cannot be read */
+	size_t max_len;			    /* cdr_msg_decode's limit (0: CDR_MSG_MAX_DEFAULT) */
+	const struct cdr_handler *handlers; /* ends with a NULL type */
+	struct cdr_bus *(*bus)(void *server);
+	bool (*serving)(void *server); /* false: requeued for the active instance */
+	/* Optional, before a known type's handler: true when it dealt with the
+	 * delivery itself (answered it), and the handler does not run; the
+	 * message is freed by cdr_dispatch. */
+	bool (*before)(void *server, const struct cdr_handler *h, struct cdr_mq_delivery *dl, const struct cdr_msg *m);
+};
+
+enum cdr_dispatch_result {
+	CDR_DISPATCH_HANDLED,	 /* by its handler, or by before */
+	CDR_DISPATCH_REQUEUED,	 /* not serving */
+	CDR_DISPATCH_UNREADABLE, /* refused: not a message */
+	CDR_DISPATCH_UNKNOWN,	 /* no handler for its type: NACKed bad_request or dead-lettered */
+};
+
+/* The handler for type in t, or NULL. */
+const struct cdr_handler *cdr_dispatch_find(const struct cdr_dispatch *t, const char *type);
+
+/* Decodes dl and hands it to its handler in t (see above). */
+enum cdr_dispatch_result cdr_dispatch(const struct cdr_dispatch *t, struct cdr_mq_delivery *dl, void *server);
+
 #endif

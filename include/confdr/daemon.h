@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <confdr/conf.h>
+#include <confdr/mq.h>
 
 #include <jansson.h>
 
@@ -61,6 +62,24 @@ struct cdr_daemon_conf {
 /* The table behind struct cdr_daemon_conf (ended by a NULL name). */
 extern const struct cdr_conf_key cdr_daemon_conf_keys[];
 
+/* How ready the active instance is for what the broker brings; it only rises
+ * while the daemon is active (cdr_daemon_ready) and is NONE on standby. */
+enum cdr_ready {
+	CDR_READY_NONE,
+	CDR_READY_LISTEN, /* takes its notices (css: once it has the topology) */
+	CDR_READY_SERVE,  /* takes its work queues too (css: once its view is rebuilt) */
+};
+
+/* A queue the active instance consumes, or an exchange it subscribes to (a
+ * private queue of its own, binding key ""), with the callback of its
+ * deliveries (arg: the server), taken once the daemon is `when` ready. */
+struct cdr_daemon_queue {
+	const char *queue;    /* consumed; NULL for a subscription */
+	const char *exchange; /* subscribed to; NULL for a queue */
+	cdr_mq_deliver_fn fn;
+	enum cdr_ready when;
+};
+
 /* What a daemon plugs into the common life. Every callback runs on the loop. */
 struct cdr_daemon_ops {
 	const char *name;    /* "css" */
@@ -86,6 +105,12 @@ struct cdr_daemon_ops {
 	void (*reload)(struct cdr_daemon *d, void *server, const void *conf);
 	/* Frees the server; called after the loop stopped. */
 	void (*free)(void *server);
+	/* What the active instance takes from the broker (ended by a NULL fn;
+	 * NULL: nothing). The common life consumes and subscribes them as the
+	 * daemon becomes ready (cdr_daemon_ready), again on a new broker handle
+	 * (a moved endpoint), and cancels the consumed queues when the daemon
+	 * becomes standby, before on_role tells it. */
+	const struct cdr_daemon_queue *queues;
 };
 
 /* Runs a daemon; returns the process exit code (0, 1, 64 usage, 78 config). */
@@ -129,6 +154,11 @@ struct cdr_topo_follow *cdr_topo_follow_free(struct cdr_topo_follow *f);
  * "stats" in its liveness node when they change (at most every 200 ms):
  * what `confdrctl status` shows per daemon, e.g. css's conferences. */
 void cdr_daemon_set_stats(struct cdr_daemon *d, json_t *stats);
+
+/* The active daemon is ready for ops->queues up to r (see enum cdr_ready):
+ * what is due is consumed or subscribed now, or once the broker is there.
+ * Ignored while standby. */
+void cdr_daemon_ready(struct cdr_daemon *d, enum cdr_ready r);
 
 /* Asks for a graceful stop, as SIGTERM does. */
 void cdr_daemon_stop(struct cdr_daemon *d);

@@ -68,6 +68,18 @@ int cdr_loop_on_signal(struct cdr_loop *loop, int signo, cdr_signal_fn fn, void 
 uint64_t cdr_now_ms(void);
 uint64_t cdr_wall_ms(void);
 
+/* The same, signed: for the daemons' pure rules, which take the time as an
+ * int64_t argument (an injected clock in their unit tests). */
+static inline int64_t cdr_mono_i64(void)
+{
+	return (int64_t)cdr_now_ms();
+}
+
+static inline int64_t cdr_wall_i64(void)
+{
+	return (int64_t)cdr_wall_ms();
+}
+
 /* Back-off for re-connections: doubles from min to max with +-20% jitter.
  * cdr_backoff_next() returns the delay to wait now and advances;
  * cdr_backoff_reset() after a success. */

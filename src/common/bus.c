@@ -107,3 +107,57 @@ void cdr_bus_refuse(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *q
 		cdr_mq_nack(dl, false);
 	}
 }
+
+const struct cdr_handler *cdr_dispatch_find(const struct cdr_dispatch *t, const char *type)
+{
+	const struct cdr_handler *h;
+
+	for (h = t->handlers; h->type; h++)
+		if (!(h->flags & CDR_H_PREFIX) && !strcmp(h->type, type))
+			return h;
+	for (h = t->handlers; h->type; h++)
+		if ((h->flags & CDR_H_PREFIX) && !strncmp(h->type, type, strlen(h->type)))
+			return h;
+	return NULL;
+}
+
+enum cdr_dispatch_result cdr_dispatch(const struct cdr_dispatch *t, struct cdr_mq_delivery *dl, void *server)
+{
+	struct cdr_bus *b = t->bus(server);
+	const struct cdr_handler *h;
+	struct cdr_msg_error err;
+	struct cdr_msg *m = NULL;
+	const char *type;
+
+	if (!t->serving(server)) {
+		cdr_mq_nack(dl, true); /* for the active instance */
+		return CDR_DISPATCH_REQUEUED;
+	}
+	if (cdr_msg_decode(dl->body, dl->len, t->max_len, &m, &err) < 0) {
+		cdr_bus_refuse(b, dl, t->queue, &err, t->nack_type);
+		return CDR_DISPATCH_UNREADABLE;
+	}
+	type = cdr_msg_type(m);
+	if (!(h = cdr_dispatch_find(t, type))) {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "%s is not a message %s handles", type, t->daemon);
+		cdr_warn("%s: %s (from %s)", t->queue, detail, cdr_msg_src(m));
+		if (dl->reply_to && strstr(type, "_req"))
+			cdr_bus_answer(b, dl, m, false, cdr_bus_nack_body("bad_request", detail), false);
+		else
+			cdr_mq_nack(dl, false); /* dead-lettered */
+		cdr_msg_free(m);
+		return CDR_DISPATCH_UNKNOWN;
+	}
+	if (t->before && t->before(server, h, dl, m)) {
+		cdr_msg_free(m);
+		return CDR_DISPATCH_HANDLED;
+	}
+	h->fn(server, dl, m);
+	if (h->flags & CDR_H_NOTICE)
+		cdr_mq_ack(dl);
+	if (!(h->flags & CDR_H_KEEPS))
+		cdr_msg_free(m);
+	return CDR_DISPATCH_HANDLED;
+}

@@ -43,6 +43,8 @@ struct cdr_daemon {
 	bool link_up[LINK_COUNT];
 	bool active;
 	int64_t epoch;
+	enum cdr_ready ready; /* how ready the active daemon says it is */
+	unsigned subscribed;  /* ops->queues entries subscribed on the current mq (bit i) */
 };
 
 int daemon_run(struct cdr_daemon *d);
@@ -50,6 +52,8 @@ int daemon_links_start(struct cdr_daemon *d);
 void daemon_links_stop(struct cdr_daemon *d);
 void daemon_links_free(struct cdr_daemon *d);
 void daemon_set_link(struct cdr_daemon *d, enum daemon_link link, bool up, const char *why);
+void daemon_take_queues(struct cdr_daemon *d);
+void daemon_drop_queues(struct cdr_daemon *d);
 void daemon_live_changed(struct cdr_daemon *d);
 void daemon_live_write(void *arg);
 char *daemon_live_json(struct cdr_daemon *d);

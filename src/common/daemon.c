@@ -188,7 +188,58 @@ void daemon_set_link(struct cdr_daemon *d, enum daemon_link link, bool up, const
 			 why && *why ? ": " : "", why ? why : "");
 	if (d->ops->on_link)
 		d->ops->on_link(d, d->server, link_names[link], up);
+	if (link == LINK_AMQP && up)
+		daemon_take_queues(d);
 	daemon_live_changed(d);
+}
+
+/* ---- what the active instance takes from the broker ---- */
+
+void daemon_take_queues(struct cdr_daemon *d)
+{
+	const struct cdr_daemon_queue *q;
+	unsigned i;
+	int r;
+
+	if (!d->ops->queues || !d->active || !d->mq || d->stopping)
+		return;
+	for (i = 0, q = d->ops->queues; q->fn; i++, q++) {
+		if (q->when > d->ready)
+			continue;
+		if (q->exchange) {
+			if (d->subscribed & (1u << i))
+				continue;
+			if ((r = cdr_mq_subscribe(d->mq, q->exchange, "", q->fn, d->server)) < 0)
+				cdr_err("cannot subscribe to %s: %s", q->exchange, strerror(-r));
+			else
+				d->subscribed |= 1u << i;
+		} else if ((r = cdr_mq_consume(d->mq, q->queue, q->fn, d->server)) < 0 && r != -EALREADY) {
+			cdr_err("cannot consume %s: %s", q->queue,
+				strerror(-r)); /* -EALREADY: consumed on this handle */
+		}
+	}
+}
+
+/* Standby: the work queues go to the active instance (subscriptions stay). */
+void daemon_drop_queues(struct cdr_daemon *d)
+{
+	const struct cdr_daemon_queue *q;
+
+	d->ready = CDR_READY_NONE;
+	if (!d->ops->queues || !d->mq)
+		return;
+	for (q = d->ops->queues; q->fn; q++)
+		if (q->queue)
+			cdr_mq_cancel(d->mq, q->queue);
+}
+
+void cdr_daemon_ready(struct cdr_daemon *d, enum cdr_ready r)
+{
+	if (!d->active)
+		return;
+	if (r > d->ready)
+		d->ready = r;
+	daemon_take_queues(d);
 }
 
 /* ---- signals and stop ---- */

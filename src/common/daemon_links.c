@@ -160,6 +160,7 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 		/* A moved broker: the old connection drains (bounded) and goes. */
 		cdr_notice("amqp: endpoint changed to %s:%d/%s; re-connecting", host, port, vhost);
 		d->mq = cdr_mq_free(d->mq);
+		d->subscribed = 0; /* subscribed again on the new handle */
 		d->redis = cdr_redis_free(d->redis);
 		daemon_set_link(d, LINK_AMQP, false, "endpoint changed");
 	}
@@ -450,8 +451,13 @@ static void on_leader(bool leader, int64_t epoch, void *arg)
 		cdr_notice("role: active, epoch %" PRId64, epoch);
 	else
 		cdr_notice("role: standby (epoch %" PRId64 " no longer valid)", d->epoch);
+	if (!leader)
+		daemon_drop_queues(d);
+	d->ready = CDR_READY_NONE;
 	if (d->ops->on_role)
 		d->ops->on_role(d, d->server, leader, d->epoch);
+	if (leader)
+		daemon_take_queues(d);
 	daemon_live_changed(d);
 }
 
@@ -515,6 +521,7 @@ void daemon_links_stop(struct cdr_daemon *d)
 			on_leader(false, d->epoch, d);
 	}
 	d->mq = cdr_mq_free(d->mq);
+	d->subscribed = 0;
 	d->redis = cdr_redis_free(d->redis);
 	d->db = cdr_db_free(d->db);
 	if (d->migration) {

@@ -51,8 +51,9 @@ static void lookup_answer(struct css *s, struct op *op, const char *platform)
 		on_answer_lookup(-ENOTCONN, NULL, op);
 }
 
-static void cm_create(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct css *s = arg;
 	const char *ud = cdr_msg_str(m, "user_domain", ""), *e164 = cdr_msg_str(m, "e164", "");
 	struct css_routing rt;
 	struct op *op;
@@ -150,8 +151,9 @@ static struct conf *cm_conf(struct css *s, struct cdr_mq_delivery *dl, struct cd
 	return c;
 }
 
-static void cm_end(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void cm_end(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct css *s = arg;
 	struct op *op;
 	struct conf *c = cm_conf(s, dl, m, OP_END, &op);
 	char detail[160];
@@ -217,8 +219,9 @@ int css_extend(struct css *s, struct conf *c, int64_t minutes, char *detail, siz
 	return 0;
 }
 
-static void cm_extend(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void cm_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct css *s = arg;
 	struct op *op;
 	struct conf *c = cm_conf(s, dl, m, OP_EXTEND, &op);
 	char detail[160];
@@ -259,8 +262,9 @@ static void rename_timeout(struct op *op)
 	css_op_done(op);
 }
 
-static void cm_rename(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void cm_rename(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct css *s = arg;
 	struct op *op;
 	struct conf *c = cm_conf(s, dl, m, OP_RENAME, &op);
 	char detail[160], id[200];
@@ -287,8 +291,9 @@ static void cm_rename(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg 
 		     NULL, NULL);
 }
 
-static void cm_query(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void cm_query(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct css *s = arg;
 	const char *e164 = cdr_msg_str(m, "e164", "");
 	struct conf *c = cdr_hmap_get(s->confs, e164);
 	char detail[160];
@@ -302,8 +307,9 @@ static void cm_query(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *
 	cdr_msg_free(m);
 }
 
-static void cm_list(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void cm_list(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct css *s = arg;
 	const char *ud = cdr_msg_str(m, "user_domain", "");
 	struct group *g;
 	struct conf *c;
@@ -324,45 +330,33 @@ static void cm_list(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m
 	cdr_msg_free(m);
 }
 
+/* mau.conf.q: the CM's requests. Each handler keeps the request and answers it
+ * once (or the same answer again for a redelivery). */
+static const struct cdr_handler cm_handlers[] = {
+	{ "cm_mau_createconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_create },
+	{ "cm_mau_endconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_end },
+	{ "cm_mau_extendconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_extend },
+	{ "cm_mau_renameconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_rename },
+	{ "cm_mau_queryconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_query },
+	{ "cm_mau_listconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_list },
+	{ NULL, 0, NULL, NULL },
+};
+
+static const struct cdr_dispatch cm_dispatch = {
+	.daemon = "css",
+	.queue = CDR_MQ_MAU_CONF_Q,
+	.nack_type = "mau_cm_request_nack",
+	.max_len = CDR_MSG_MAX_CM,
+	.handlers = cm_handlers,
+	.bus = css_bus,
+	.serving = css_serving_queues,
+};
+
 void css_on_cm_request(struct cdr_mq_delivery *dl, void *arg)
 {
 	struct css *s = arg;
-	struct cdr_msg_error err;
-	struct cdr_msg *m = NULL;
-	const char *type;
+	enum cdr_dispatch_result r = cdr_dispatch(&cm_dispatch, dl, s);
 
-	if (!s->active || !s->consuming) {
-		cdr_mq_nack(dl, true); /* for the active instance */
-		return;
-	}
-	if (cdr_msg_decode(dl->body, dl->len, CDR_MSG_MAX_CM, &m, &err) < 0) {
+	if (r == CDR_DISPATCH_UNREADABLE || r == CDR_DISPATCH_UNKNOWN)
 		s->n.refused++;
-		cdr_bus_refuse(&s->bus, dl, CDR_MQ_MAU_CONF_Q, &err, "mau_cm_request_nack");
-		return;
-	}
-	type = cdr_msg_type(m);
-	if (!strcmp(type, "cm_mau_createconf_req")) {
-		cm_create(s, dl, m);
-	} else if (!strcmp(type, "cm_mau_endconf_req")) {
-		cm_end(s, dl, m);
-	} else if (!strcmp(type, "cm_mau_extendconf_req")) {
-		cm_extend(s, dl, m);
-	} else if (!strcmp(type, "cm_mau_renameconf_req")) {
-		cm_rename(s, dl, m);
-	} else if (!strcmp(type, "cm_mau_queryconf_req")) {
-		cm_query(s, dl, m);
-	} else if (!strcmp(type, "cm_mau_listconf_req")) {
-		cm_list(s, dl, m);
-	} else {
-		char detail[200];
-
-		snprintf(detail, sizeof(detail), "%s is not a request css takes on %s", type, CDR_MQ_MAU_CONF_Q);
-		if (dl->reply_to && strstr(type, "_req")) {
-			css_refuse(s, dl, m, "bad_request", detail);
-		} else {
-			cdr_warn("%s (from %s): dead-lettered", detail, cdr_msg_src(m));
-			cdr_mq_nack(dl, false);
-			cdr_msg_free(m);
-		}
-	}
 }

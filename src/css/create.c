@@ -228,7 +228,7 @@ void css_create_begin(struct css *s, struct op *op)
 	set_str(&c->name, cdr_msg_jstr(c->create, "name", ""));
 	set_str(&c->home, op->home);
 	set_str(&c->req, op->req);
-	c->start_ms = wall();
+	c->start_ms = cdr_wall_i64();
 	c->planned_end_ms = c->start_ms + cdr_msg_jint(c->create, "duration_min", 60) * 60000;
 	c->epoch = s->epoch;
 	css_op_ref(op);

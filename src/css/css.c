@@ -54,21 +54,25 @@ const struct cdr_conf_key css_conf_keys[] = {
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
+struct cdr_bus *css_bus(void *server)
+{
+	return &((struct css *)server)->bus;
+}
+
+/* The active instance, with its view rebuilt: it takes the CM's requests and
+ * the MCUs' messages; any other requeues them for the one that does. */
+bool css_serving_queues(void *server)
+{
+	struct css *s = server;
+
+	return s->active && s->consuming;
+}
+
 void css_maybe_consume(struct css *s)
 {
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
-	int r;
-
-	if (!s->active || !s->topo || !mq)
+	if (!s->active || !s->topo || !cdr_daemon_mq(s->d))
 		return;
-	if (s->subscribed != mq) {
-		if (cdr_mq_subscribe(mq, CDR_MQ_PMS_NTF_EX, "", css_on_pms_ntf, s) < 0 ||
-		    cdr_mq_subscribe(mq, CDR_MQ_RMS_NTF_EX, "", css_on_rms_ntf, s) < 0 ||
-		    cdr_mq_subscribe(mq, CDR_MQ_MODB_NOTIFY_EX, "", css_on_modb_ntf, s) < 0)
-			cdr_err("cannot subscribe to the pms, rms and BMC notices");
-		else
-			s->subscribed = mq;
-	}
+	cdr_daemon_ready(s->d, CDR_READY_LISTEN); /* pms's, rms's and the BMC's notices */
 	if (!s->pms_known) {
 		if (!cdr_timer_pending(s->pms_timer))
 			css_ask_pms(s);
@@ -87,10 +91,7 @@ void css_maybe_consume(struct css *s)
 				css_room_failed(s, s->rooms[i].id);
 		css_takeover_check(s);
 	}
-	if ((r = cdr_mq_consume(mq, CDR_MQ_MAU_CMU_Q, css_on_mcu_message, s)) < 0 && r != -EALREADY)
-		cdr_err("cannot consume %s: %s", CDR_MQ_MAU_CMU_Q, strerror(-r));
-	if ((r = cdr_mq_consume(mq, CDR_MQ_MAU_CONF_Q, css_on_cm_request, s)) < 0 && r != -EALREADY)
-		cdr_err("cannot consume %s: %s", CDR_MQ_MAU_CONF_Q, strerror(-r));
+	cdr_daemon_ready(s->d, CDR_READY_SERVE); /* the MCUs' messages, then the CM's requests */
 	if (!cdr_timer_pending(s->expiry_timer))
 		cdr_timer_start(s->expiry_timer, s->conf.expiry_tick_ms, true);
 	if (!cdr_timer_pending(s->audit_timer))
@@ -309,8 +310,7 @@ static void css_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 {
 	struct css *s = server;
 
-	if (!strcmp(link, "amqp") && !up && !cdr_daemon_mq(d))
-		s->subscribed = NULL;
+	(void)d;
 	if (!up)
 		return;
 	if (!strcmp(link, "zookeeper") && !s->topo)
@@ -323,8 +323,8 @@ static void css_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 static void css_on_role(struct cdr_daemon *d, void *server, bool active, int64_t epoch)
 {
 	struct css *s = server;
-	struct cdr_mq *mq = cdr_daemon_mq(d);
 
+	(void)d;
 	s->active = active;
 	s->epoch = epoch;
 	if (active) {
@@ -333,11 +333,7 @@ static void css_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 		css_maybe_consume(s);
 		return;
 	}
-	if (mq) {
-		cdr_mq_cancel(mq, CDR_MQ_MAU_CONF_Q);
-		cdr_mq_cancel(mq, CDR_MQ_MAU_CMU_Q);
-	}
-	css_drop_view(s);
+	css_drop_view(s); /* its queues were cancelled by the common life */
 }
 
 static void css_reload(struct cdr_daemon *d, void *server, const void *conf)
@@ -395,6 +391,17 @@ static void css_free(void *server)
 	free(s);
 }
 
+/* What the active css takes: the notices once it has the topology, the
+ * MCUs' messages and the CM's requests once its view is rebuilt. */
+static const struct cdr_daemon_queue css_queues[] = {
+	{ NULL, CDR_MQ_PMS_NTF_EX, css_on_pms_ntf, CDR_READY_LISTEN },
+	{ NULL, CDR_MQ_RMS_NTF_EX, css_on_rms_ntf, CDR_READY_LISTEN },
+	{ NULL, CDR_MQ_MODB_NOTIFY_EX, css_on_modb_ntf, CDR_READY_LISTEN },
+	{ CDR_MQ_MAU_CMU_Q, NULL, css_on_mcu_message, CDR_READY_SERVE },
+	{ CDR_MQ_MAU_CONF_Q, NULL, css_on_cm_request, CDR_READY_SERVE },
+	{ NULL, NULL, NULL, CDR_READY_NONE },
+};
+
 const struct cdr_daemon_ops css_daemon_ops = {
 	.name = "css",
 	.summary = "confdr conference scheduling service: creates, ends and restores conferences.",
@@ -407,4 +414,5 @@ const struct cdr_daemon_ops css_daemon_ops = {
 	.on_role = css_on_role,
 	.reload = css_reload,
 	.free = css_free,
+	.queues = css_queues,
 };

@@ -177,7 +177,6 @@ struct css {
 	bool loaded;	/* the view is rebuilt from Redis */
 	bool loading;
 	bool consuming;
-	struct cdr_mq *subscribed;
 
 	struct plat_state *plats;
 	size_t nplats;
@@ -219,11 +218,6 @@ struct css {
 	} n;
 };
 
-static inline int64_t wall(void)
-{
-	return (int64_t)cdr_wall_ms();
-}
-
 static inline char *xstrdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -258,6 +252,8 @@ struct load {
 enum lost_why { LOST_MCU, LOST_ROOM, LOST_PLATFORM };
 
 /* ---- css.c ---- */
+struct cdr_bus *css_bus(void *server);
+bool css_serving_queues(void *server);
 void css_maybe_consume(struct css *s);
 void css_drop_view(struct css *s);
 

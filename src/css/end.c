@@ -51,7 +51,7 @@ void css_conf_close(struct css *s, struct conf *c, const char *reason, struct op
 	int r;
 
 	c->closing = true;
-	c->end_ms = wall();
+	c->end_ms = cdr_wall_i64();
 	if (!c->end_reason)
 		set_str(&c->end_reason, reason);
 	if (!x) {
@@ -160,7 +160,7 @@ void css_end_timeout(struct op *op)
 static void on_expiring(int status, const redisReply *reply, void *arg)
 {
 	struct css *s = arg;
-	int64_t now = wall();
+	int64_t now = cdr_wall_i64();
 
 	if (status < 0 || !reply || reply->type != REDIS_REPLY_ARRAY || !s->consuming)
 		return;
@@ -184,6 +184,6 @@ void css_expiry_tick(void *arg)
 
 		if (r && css_serving(s, s->links[i].platform))
 			cdr_redis_command(r, on_expiring, s, "ZRANGEBYSCORE confs:expiry -inf %" PRId64 " LIMIT 0 %d",
-					  wall(), EXPIRE_BATCH);
+					  cdr_wall_i64(), EXPIRE_BATCH);
 	}
 }

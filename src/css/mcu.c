@@ -332,39 +332,66 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 	cdr_hmap_free(listed);
 }
 
+static void on_create_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	mcu_create_answer(arg, dl, m, css_is_ack(m));
+}
+
+static void on_end_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	(void)dl;
+	mcu_end_answer(arg, m, css_is_ack(m));
+}
+
+static void on_rename_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	(void)dl;
+	mcu_rename_answer(arg, m, css_is_ack(m));
+}
+
+static void on_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	(void)dl;
+	mcu_extend(arg, m);
+}
+
+static void on_list(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	reconcile(arg, dl, m);
+}
+
+static void on_notice(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	(void)dl;
+	mcu_notice(arg, m, cdr_msg_type(m));
+}
+
+/* mau.cmu.q: the MCUs' answers, notices and lists. Every create is
+ * idempotent on the MCU (a restart sends it again), so each delivery is
+ * acked once handled. */
+static const struct cdr_handler mcu_handlers[] = {
+	{ "cmu_mau_createconf_ack", CDR_H_NOTICE, "mcu", on_create_answer },
+	{ "cmu_mau_createconf_nack", CDR_H_NOTICE, "mcu", on_create_answer },
+	{ "cmu_mau_endconf_ack", CDR_H_NOTICE, "mcu", on_end_answer },
+	{ "cmu_mau_endconf_nack", CDR_H_NOTICE, "mcu", on_end_answer },
+	{ "cmu_mau_renameconf_ack", CDR_H_NOTICE, "mcu", on_rename_answer },
+	{ "cmu_mau_renameconf_nack", CDR_H_NOTICE, "mcu", on_rename_answer },
+	{ "cmu_mau_extendconf_req", CDR_H_NOTICE, "mcu", on_extend },
+	{ "cmu_mau_conflist_ntf", CDR_H_NOTICE, "mcu", on_list },
+	{ "cmu_mau_", CDR_H_NOTICE | CDR_H_PREFIX, "mcu", on_notice }, /* conference ended, ... */
+	{ NULL, 0, NULL, NULL },
+};
+
+static const struct cdr_dispatch mcu_dispatch = {
+	.daemon = "css",
+	.queue = CDR_MQ_MAU_CMU_Q,
+	.nack_type = "mau_cmu_request_nack",
+	.handlers = mcu_handlers,
+	.bus = css_bus,
+	.serving = css_serving_queues,
+};
+
 void css_on_mcu_message(struct cdr_mq_delivery *dl, void *arg)
 {
-	struct css *s = arg;
-	struct cdr_msg_error err;
-	struct cdr_msg *m = NULL;
-	const char *type;
-
-	if (!s->active || !s->consuming) {
-		cdr_mq_nack(dl, true);
-		return;
-	}
-	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) < 0) {
-		cdr_warn("%s: refused a message (%s): %s", CDR_MQ_MAU_CMU_Q, cdr_msg_fault_name(err.fault), err.detail);
-		cdr_mq_nack(dl, false);
-		return;
-	}
-	type = cdr_msg_type(m);
-	if (!strcmp(type, "cmu_mau_createconf_ack") || !strcmp(type, "cmu_mau_createconf_nack"))
-		mcu_create_answer(s, dl, m, css_is_ack(m));
-	else if (!strcmp(type, "cmu_mau_endconf_ack") || !strcmp(type, "cmu_mau_endconf_nack"))
-		mcu_end_answer(s, m, css_is_ack(m));
-	else if (!strcmp(type, "cmu_mau_renameconf_ack") || !strcmp(type, "cmu_mau_renameconf_nack"))
-		mcu_rename_answer(s, m, css_is_ack(m));
-	else if (!strcmp(type, "cmu_mau_extendconf_req"))
-		mcu_extend(s, m);
-	else if (!strcmp(type, "cmu_mau_conflist_ntf"))
-		reconcile(s, dl, m);
-	else if (!strncmp(type, "cmu_mau_", 8))
-		mcu_notice(s, m, type);
-	else
-		cdr_warn("%s: %s from %s is not for css: dropped", CDR_MQ_MAU_CMU_Q, type, cdr_msg_src(m));
-	/* Every create is idempotent on the MCU (a restart sends it again), so
-	 * the delivery is acked once handled. */
-	cdr_mq_ack(dl);
-	cdr_msg_free(m);
+	cdr_dispatch(&mcu_dispatch, dl, arg);
 }

@@ -48,7 +48,7 @@ static void room_health_update(struct room *r)
 	if (healthy != r->h.healthy)
 		cdr_notice("room %s is %s%s", r->id,
 			   healthy ? "healthy: every check passes" : "unhealthy: ", healthy ? "" : why);
-	pms_room_health_set(&r->h, healthy, why, pms_mono());
+	pms_room_health_set(&r->h, healthy, why, cdr_mono_i64());
 	pms_decide_room(r);
 }
 
@@ -62,7 +62,7 @@ static void check_feed(struct check *k, bool ok, const char *detail)
 		else
 			snprintf(k->last, sizeof(k->last), "mcu check: %s", detail);
 	}
-	if (pms_verdict_feed(&k->v, ok, pms_mono())) {
+	if (pms_verdict_feed(&k->v, ok, cdr_mono_i64())) {
 		if (k->v.up)
 			cdr_notice("room %s: %s check %s is up again", k->room->id,
 				   k->kind == CK_TCP   ? "tcp"
@@ -111,7 +111,7 @@ static void run_check(void *arg)
 static void mcu_evaluate(struct room *r)
 {
 	struct pms *s = r->s;
-	int64_t now = pms_mono();
+	int64_t now = cdr_mono_i64();
 	size_t it = 0, known = 0, alive = 0;
 	const char *key;
 	void *val;
@@ -159,7 +159,7 @@ static void mcu_seen_set(struct pms *s, const char *id, const char *room, bool a
 	}
 	snprintf(m->room, sizeof(m->room), "%s", room);
 	m->alive = alive;
-	m->listed_ms = pms_mono();
+	m->listed_ms = cdr_mono_i64();
 }
 
 static void on_inventory(int status, const struct cdr_mq_delivery *reply, void *arg)
@@ -258,7 +258,7 @@ static void on_peer_children(const struct cdr_zk_result *r, void *arg)
 	} else if (n == 0 && p->w.peer_live) {
 		cdr_warn("platform %s: no pms instance is live; declared down in %" PRIu64 " ms unless one returns",
 			 p->id, s->conf.peer_grace_ms);
-		p->w.peer_lost_ms = pms_mono();
+		p->w.peer_lost_ms = cdr_mono_i64();
 	}
 	p->w.peer_live = n > 0;
 	p->nlive = n;
@@ -302,10 +302,10 @@ static int add_check(struct room *r, enum check_kind kind, const char *name, con
 	snprintf(k->name, sizeof(k->name), "%s", name);
 	k->interval_ms = rc->interval_ms;
 	if (kind == CK_MCU) {
-		pms_verdict_init(&k->v, (int)rc->mcu_fall, (int)rc->mcu_rise, pms_mono());
+		pms_verdict_init(&k->v, (int)rc->mcu_fall, (int)rc->mcu_rise, cdr_mono_i64());
 		return 0;
 	}
-	pms_verdict_init(&k->v, (int)rc->fall, (int)rc->rise, pms_mono());
+	pms_verdict_init(&k->v, (int)rc->fall, (int)rc->rise, cdr_mono_i64());
 	if (kind == CK_TCP) {
 		k->timeout_ms = rc->connect_timeout_ms;
 		if (pms_probe_parse_addr(addr, k->host, sizeof(k->host), &k->port) < 0)
@@ -342,7 +342,7 @@ int pms_build_checks(struct room *r)
 	char buf[1024], *save = NULL, *tok;
 	int err;
 
-	pms_room_health_init(&r->h, rc->preempt, (int64_t)rc->preempt_delay_ms, pms_mono());
+	pms_room_health_init(&r->h, rc->preempt, (int64_t)rc->preempt_delay_ms, cdr_mono_i64());
 	r->mcus = rc->mcus;
 	if (rc->mcus && (err = add_check(r, CK_MCU, "mcus", NULL, NULL, rc)) < 0)
 		return err;

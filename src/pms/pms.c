@@ -135,31 +135,14 @@ static void on_tick(void *arg)
 
 	if (!s->started)
 		return;
-	if (pms_mono() - s->last_peer_poll >= (int64_t)s->conf.peer_poll_ms) {
-		s->last_peer_poll = pms_mono();
+	if (cdr_mono_i64() - s->last_peer_poll >= (int64_t)s->conf.peer_poll_ms) {
+		s->last_peer_poll = cdr_mono_i64();
 		pms_poll_peers(s);
 	}
 	for (size_t i = 0; i < s->nrooms; i++)
 		pms_decide_room(&s->rooms[i]); /* preempt returns, writes that failed */
 	for (size_t i = 0; i < s->nplats; i++)
 		pms_decide_plat(&s->plats[i]);
-}
-
-static void bus_attach(struct pms *s)
-{
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
-	int r;
-
-	if (!mq || !s->active)
-		return;
-	if (s->subscribed != mq) {
-		if ((r = cdr_mq_subscribe(mq, CDR_MQ_RMS_NTF_EX, "", pms_on_rms_ntf, s)) < 0)
-			cdr_err("cannot subscribe to %s: %s", CDR_MQ_RMS_NTF_EX, strerror(-r));
-		else
-			s->subscribed = mq;
-	}
-	if ((r = cdr_mq_consume(mq, CDR_MQ_PMS_REQ_Q, pms_on_req, s)) < 0 && r != -EALREADY)
-		cdr_err("cannot consume %s: %s", CDR_MQ_PMS_REQ_Q, strerror(-r));
 }
 
 static void stop(struct pms *s)
@@ -225,7 +208,7 @@ static void start(struct pms *s)
 		snprintf(r->id, sizeof(r->id), "%s", tr->id);
 		snprintf(r->platform, sizeof(r->platform), "%s", tr->platform);
 		r->own = !strcmp(tr->platform, s->platform);
-		pms_room_health_init(&r->h, false, 0, pms_mono());
+		pms_room_health_init(&r->h, false, 0, cdr_mono_i64());
 		if (r->own) {
 			nown++;
 			if (pms_build_checks(r) < 0)
@@ -249,7 +232,7 @@ static void start(struct pms *s)
 		/* Until the first look-up, its pms counts as live: we do not
 		 * declare a platform down for what we have not looked at yet. */
 		p->w.peer_live = true;
-		p->w.peer_lost_ms = pms_mono();
+		p->w.peer_lost_ms = cdr_mono_i64();
 		nowned += p->owned;
 	}
 	/* Watches last: their first answers may decide at once. */
@@ -261,7 +244,7 @@ static void start(struct pms *s)
 	cdr_timer_start(s->tick, TICK_MS, true);
 	cdr_timer_start(s->mcu_timer, s->conf.mcu_poll_ms, true);
 	pms_poll_inventory(s);
-	bus_attach(s);
+	cdr_daemon_ready(s->d, CDR_READY_SERVE);
 }
 
 static void on_topology(struct cdr_topology *t, void *arg)
@@ -330,31 +313,25 @@ static void pms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 {
 	struct pms *s = server;
 
-	if (!strcmp(link, "amqp") && !up && !cdr_daemon_mq(d))
-		s->subscribed = NULL; /* the broker moved: a new handle follows */
+	(void)d;
 	if (!up)
 		return;
 	if (!strcmp(link, "zookeeper") && !s->topo)
-		cdr_topo_follow_fetch(s->follow);
-	if (!strcmp(link, "amqp"))
-		bus_attach(s);
+		cdr_topo_follow_fetch(s->follow); /* its queues: taken by the common life */
 }
 
 static void pms_on_role(struct cdr_daemon *d, void *server, bool active, int64_t epoch)
 {
 	struct pms *s = server;
-	struct cdr_mq *mq = cdr_daemon_mq(d);
 
 	s->active = active;
 	s->leader_epoch = epoch;
 	if (active) {
 		start(s);
-		bus_attach(s);
+		cdr_daemon_ready(d, CDR_READY_SERVE);
 		return;
 	}
-	stop(s);
-	if (mq)
-		cdr_mq_cancel(mq, CDR_MQ_PMS_REQ_Q);
+	stop(s); /* pms.req.q was cancelled by the common life */
 }
 
 static void pms_reload(struct cdr_daemon *d, void *server, const void *conf)
@@ -399,6 +376,14 @@ static void pms_free(void *server)
 	free(s);
 }
 
+/* What the active pms takes: rms's MCU notices (the MCU check of its rooms)
+ * and the requests on pms.req.q (docs/pms.md). */
+static const struct cdr_daemon_queue pms_queues[] = {
+	{ NULL, CDR_MQ_RMS_NTF_EX, pms_on_rms_ntf, CDR_READY_SERVE },
+	{ CDR_MQ_PMS_REQ_Q, NULL, pms_on_req, CDR_READY_SERVE },
+	{ NULL, NULL, NULL, CDR_READY_NONE },
+};
+
 const struct cdr_daemon_ops pms_daemon_ops = {
 	.name = "pms",
 	.summary = "confdr platform management service: room/platform health, manual DR switches, state broadcasts.",
@@ -411,4 +396,5 @@ const struct cdr_daemon_ops pms_daemon_ops = {
 	.on_role = pms_on_role,
 	.reload = pms_reload,
 	.free = pms_free,
+	.queues = pms_queues,
 };

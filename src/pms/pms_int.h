@@ -105,8 +105,7 @@ struct pms {
 
 	bool active, started;
 	int64_t leader_epoch;
-	uint64_t gen;		   /* bumped at every stop: late callbacks of an earlier run are dropped */
-	struct cdr_mq *subscribed; /* the mq rms.ntf.ex is subscribed on */
+	uint64_t gen; /* bumped at every stop: late callbacks of an earlier run are dropped */
 
 	struct room *rooms;
 	size_t nrooms;
@@ -120,11 +119,6 @@ struct pms {
 };
 
 /* The monotonic clock, in ms (checks, graces, preempt delays). */
-static inline int64_t pms_mono(void)
-{
-	return (int64_t)cdr_now_ms();
-}
-
 /* ---- state.c ---- */
 
 /* Watches every room's and platform's state node (at start). */

@@ -3,8 +3,9 @@
  * which answers them once written. */
 #include "pms_int.h"
 
-static void on_state_req(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
+static void on_state_req(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct pms *s = arg;
 	const char *only = cdr_msg_str(m, "platform", NULL);
 	json_t *jp = json_array(), *jr = json_array();
 	int64_t top = 0;
@@ -36,8 +37,9 @@ static void on_state_req(struct pms *s, struct cdr_mq_delivery *dl, const struct
 }
 
 /* Takes m on every path. */
-static void on_switch_req(struct pms *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void on_switch_req(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct pms *s = arg;
 	const char *target = cdr_msg_str(m, "target", ""), *id = cdr_msg_str(m, "moid", "");
 	const char *by = cdr_msg_str(m, "operator", "?"), *why = cdr_msg_str(m, "detail", "");
 	bool on = cdr_msg_bool(m, "on", true), force = cdr_msg_bool(m, "force", false), changed = false;
@@ -96,7 +98,7 @@ static void on_switch_req(struct pms *s, struct cdr_mq_delivery *dl, struct cdr_
 		if (!p->loaded)
 			goto not_ready;
 		p->w.main_room = pms_room_state_of(s, p->main_room);
-		ok = pms_platform_switch(&p->st, &p->w, on, force, pms_mono(), by, why, &c, &changed, &reason, err,
+		ok = pms_platform_switch(&p->st, &p->w, on, force, cdr_mono_i64(), by, why, &c, &changed, &reason, err,
 					 sizeof(err));
 	}
 	cdr_notice("%s switch of %s %s %s by %s%s%s: %s", on ? "DR on" : "DR off", target, id, force ? "(forced)" : "",
@@ -132,39 +134,48 @@ out:
 	cdr_msg_free(m);
 }
 
+/* pms.req.q: state queries (anyone on the platform) and manual switches
+ * (operators), each answered once. */
+static const struct cdr_handler handlers[] = {
+	{ "any_pms_state_req", CDR_H_REQUEST, "any", on_state_req },
+	{ "ctl_pms_switch_req", CDR_H_REQUEST | CDR_H_KEEPS, "ctl", on_switch_req },
+	{ NULL, 0, NULL, NULL },
+};
+
+static struct cdr_bus *pms_bus(void *server)
+{
+	return &((struct pms *)server)->bus;
+}
+
+static bool pms_serving(void *server)
+{
+	return ((struct pms *)server)->active;
+}
+
+/* Before the topology and the state are read, a request is answered
+ * not_active. */
+static bool not_started(void *server, const struct cdr_handler *h, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
+{
+	struct pms *s = server;
+
+	(void)h;
+	if (s->started)
+		return false;
+	pms_answer(s, dl, m, false, cdr_bus_nack_body("not_active", "pms has not read the topology and the state yet"));
+	return true;
+}
+
+static const struct cdr_dispatch req_dispatch = {
+	.daemon = "pms",
+	.queue = CDR_MQ_PMS_REQ_Q,
+	.nack_type = "pms_any_request_nack",
+	.handlers = handlers,
+	.bus = pms_bus,
+	.serving = pms_serving,
+	.before = not_started,
+};
+
 void pms_on_req(struct cdr_mq_delivery *dl, void *arg)
 {
-	struct pms *s = arg;
-	struct cdr_msg_error err;
-	struct cdr_msg *m = NULL;
-	const char *type;
-
-	if (!s->active) {
-		cdr_mq_nack(dl, true); /* for the active instance */
-		return;
-	}
-	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) < 0) {
-		cdr_bus_refuse(&s->bus, dl, CDR_MQ_PMS_REQ_Q, &err, "pms_any_request_nack");
-		return;
-	}
-	type = cdr_msg_type(m);
-	if (!s->started) {
-		pms_answer(s, dl, m, false,
-			   cdr_bus_nack_body("not_active", "pms has not read the topology and the state yet"));
-	} else if (!strcmp(type, "any_pms_state_req")) {
-		on_state_req(s, dl, m);
-	} else if (!strcmp(type, "ctl_pms_switch_req")) {
-		on_switch_req(s, dl, m);
-		return; /* m taken */
-	} else {
-		char detail[200];
-
-		snprintf(detail, sizeof(detail), "%s is not a message pms handles", type);
-		cdr_warn("%s: %s (from %s)", CDR_MQ_PMS_REQ_Q, detail, cdr_msg_src(m));
-		if (dl->reply_to && strstr(type, "_req"))
-			pms_answer(s, dl, m, false, cdr_bus_nack_body("bad_request", detail));
-		else
-			cdr_mq_nack(dl, false);
-	}
-	cdr_msg_free(m);
+	cdr_dispatch(&req_dispatch, dl, arg);
 }

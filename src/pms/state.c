@@ -6,11 +6,6 @@
 
 #define EPOCH_PATH "/state/epoch"
 
-static int64_t wall(void)
-{
-	return (int64_t)cdr_wall_ms();
-}
-
 /* ---- state nodes ---- */
 
 static void state_path(enum pms_target t, const char *platform, const char *id, char *out, size_t len)
@@ -256,7 +251,7 @@ static void on_epoch(const struct cdr_zk_result *r, void *arg)
 	}
 	/* The counter's data version after our set: one more than any
 	 * epoch handed out before, by any pms, ever. */
-	pms_state_commit(&w->next, &w->c, r->version, wall());
+	pms_state_commit(&w->next, &w->c, r->version, cdr_wall_i64());
 	txt = state_text(w->t, w->t == PMS_ROOM ? s->rooms[w->idx].platform : s->plats[w->idx].id,
 			 target_id(s, w->t, w->idx), &w->next);
 	if (!txt) {
@@ -360,7 +355,7 @@ void pms_decide_room(struct room *r)
 		pms_write_start(s, PMS_ROOM, idx, &c, NULL, NULL);
 		return;
 	}
-	if (pms_room_decide(&r->st, &r->h, pms_mono(), &c))
+	if (pms_room_decide(&r->st, &r->h, cdr_mono_i64(), &c))
 		pms_write_start(s, PMS_ROOM, idx, &c, NULL, NULL);
 }
 
@@ -391,7 +386,7 @@ void pms_decide_plat(struct plat *p)
 		pms_write_start(s, PMS_PLATFORM, idx, &c, NULL, NULL);
 		return;
 	}
-	if (pms_platform_decide(&p->st, &p->w, pms_mono(), &c))
+	if (pms_platform_decide(&p->st, &p->w, cdr_mono_i64(), &c))
 		pms_write_start(s, PMS_PLATFORM, idx, &c, NULL, NULL);
 }
 

@@ -36,7 +36,7 @@ void rms_on_register_mcu(struct rms *s, struct cdr_mq_delivery *dl, const struct
 		.used_ports = cdr_msg_int(m, "used_ports", 0),
 	};
 	char err[256] = "";
-	int r = rms_inv_register_mcu(s->inv, &reg, rms_now_ms(), err, sizeof(err));
+	int r = rms_inv_register_mcu(s->inv, &reg, cdr_mono_i64(), err, sizeof(err));
 
 	if (r < 0) {
 		refuse_registration(s, dl, m, "mcu", reg.id, r, err);
@@ -62,7 +62,7 @@ void rms_on_register_vrs(struct rms *s, struct cdr_mq_delivery *dl, const struct
 		.running = cdr_msg_int(m, "running", 0),
 	};
 	char err[256] = "";
-	int r = rms_inv_register_vrs(s->inv, &reg, rms_now_ms(), err, sizeof(err));
+	int r = rms_inv_register_vrs(s->inv, &reg, cdr_mono_i64(), err, sizeof(err));
 
 	if (r < 0) {
 		refuse_registration(s, dl, m, "vrs", reg.id, r, err);
@@ -82,10 +82,10 @@ void rms_on_heartbeat(struct rms *s, const struct cdr_msg *m, bool vrs)
 
 	if (vrs)
 		r = rms_inv_heartbeat_vrs(s->inv, id, cdr_msg_int(m, "seq", 0), cdr_msg_int(m, "running", 0),
-					  rms_now_ms());
+					  cdr_mono_i64());
 	else
 		r = rms_inv_heartbeat_mcu(s->inv, id, cdr_msg_int(m, "seq", 0), cdr_msg_int(m, "running_confs", 0),
-					  cdr_msg_int(m, "used_ports", 0), rms_now_ms());
+					  cdr_msg_int(m, "used_ports", 0), cdr_mono_i64());
 	if (r == -ENOENT) {
 		/* Registered with an earlier leader, or its registration was
 		 * lost: the restart notice makes it register again. */

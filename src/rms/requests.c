@@ -6,7 +6,7 @@
 /* A monotonic time as wall time, for answers. */
 static int64_t wall_of(int64_t mono)
 {
-	return (int64_t)cdr_wall_ms() - (rms_now_ms() - mono);
+	return (int64_t)cdr_wall_ms() - (cdr_mono_i64() - mono);
 }
 
 /* Fills w from an allocation object; the arrays hold the caps and exclude
@@ -92,7 +92,7 @@ void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_ms
 	json_t *b;
 
 	want_from(cdr_msg_body(m), &w, caps, excl, xrooms);
-	rms_inv_allocate(s->inv, &w, rms_now_ms(), &res);
+	rms_inv_allocate(s->inv, &w, cdr_mono_i64(), &res);
 	b = result_json(&res, w.e164);
 	if (res.reason == RMS_OK) {
 		s->n_alloc_ok++;
@@ -119,7 +119,7 @@ void rms_on_bulkalloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cd
 		struct rms_result res;
 
 		want_from(item, &w, caps, excl, xrooms);
-		rms_inv_allocate(s->inv, &w, rms_now_ms(), &res);
+		rms_inv_allocate(s->inv, &w, cdr_mono_i64(), &res);
 		json_array_append_new(res.reason == RMS_OK ? ok : failed, result_json(&res, w.e164));
 	}
 	s->n_alloc_ok += json_array_size(ok);
@@ -185,7 +185,7 @@ void rms_on_drain(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_ms
 	const struct rms_mcu *mcu;
 	char detail[256];
 
-	if (rms_inv_drain(s->inv, id, drain, rms_now_ms()) < 0) {
+	if (rms_inv_drain(s->inv, id, drain, cdr_mono_i64()) < 0) {
 		snprintf(detail, sizeof(detail), "mcu %s has not registered with the rms of %s", id, s->platform);
 		rms_answer(s, dl, m, false, cdr_bus_nack_body("unknown_mcu", detail), false);
 		return;

@@ -42,91 +42,129 @@ static void policy_from_conf(const struct rms_conf *c, struct rms_policy *p)
 
 /* ---- deliveries ---- */
 
-static void refuse(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg_error *err, const char *queue)
+static void h_heartbeat(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
-	cdr_bus_refuse(&s->bus, dl, queue, err, "rms_any_request_nack"); /* else kept in the dead-letter queue */
+	(void)dl;
+	rms_on_heartbeat(arg, m, cdr_msg_type(m)[0] == 'v');
 }
 
-static void on_delivery(struct rms *s, struct cdr_mq_delivery *dl, const char *queue)
+static void h_register_mcu(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
-	struct cdr_msg_error err;
-	struct cdr_msg *m = NULL;
+	rms_on_register_mcu(arg, dl, m);
+}
+
+static void h_register_vrs(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	rms_on_register_vrs(arg, dl, m);
+}
+
+static void h_alloc(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	if (!rms_fenced(arg, dl, m))
+		rms_on_alloc(arg, dl, m);
+}
+
+static void h_bulkalloc(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	if (!rms_fenced(arg, dl, m))
+		rms_on_bulkalloc(arg, dl, m);
+}
+
+static void h_reservations(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	if (!rms_fenced(arg, dl, m))
+		rms_on_reservations(arg, dl, m, !strcmp(cdr_msg_type(m), "mau_rms_confirm_req"));
+}
+
+static void h_capability(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	rms_on_capability(arg, dl, m);
+}
+
+static void h_drain(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	rms_on_drain(arg, dl, m);
+}
+
+static void h_inventory(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	rms_on_inventory(arg, dl, m);
+}
+
+/* rms.res.q (MCUs and VRS) and rms.req.q (css and operators): one table. */
+static const struct cdr_handler handlers[] = {
+	{ "cmu_rms_heartbeat_ntf", CDR_H_NOTICE, "mcu", h_heartbeat },
+	{ "vrs_rms_heartbeat_ntf", CDR_H_NOTICE, "vrs", h_heartbeat },
+	{ "cmu_rms_register_req", CDR_H_REQUEST, "mcu", h_register_mcu },
+	{ "vrs_rms_register_req", CDR_H_REQUEST, "vrs", h_register_vrs },
+	{ "mau_rms_alloc_req", CDR_H_REQUEST, "css", h_alloc },
+	{ "mau_rms_bulkalloc_req", CDR_H_REQUEST, "css", h_bulkalloc },
+	{ "mau_rms_confirm_req", CDR_H_REQUEST, "css", h_reservations },
+	{ "mau_rms_release_req", CDR_H_REQUEST, "css", h_reservations },
+	{ "mau_rms_capability_req", CDR_H_REQUEST, "css", h_capability },
+	{ "ctl_rms_drain_req", CDR_H_REQUEST, "ctl", h_drain },
+	{ "ctl_rms_inventory_req", CDR_H_REQUEST, "ctl", h_inventory },
+	{ NULL, 0, NULL, NULL },
+};
+
+static struct cdr_bus *rms_bus(void *server)
+{
+	return &((struct rms *)server)->bus;
+}
+
+static bool rms_serving(void *server)
+{
+	return ((struct rms *)server)->active;
+}
+
+/* A redelivered request (not a registration: those are answered afresh) is
+ * answered again from the cache, never executed twice. */
+static bool answered_before(void *server, const struct cdr_handler *h, struct cdr_mq_delivery *dl,
+			    const struct cdr_msg *m)
+{
+	struct rms *s = server;
 	struct cached *c;
-	const char *type;
 
-	if (!s->active) {
-		cdr_mq_nack(dl, true); /* for the active instance */
-		return;
-	}
-	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) < 0) {
-		refuse(s, dl, &err, queue);
-		return;
-	}
-	type = cdr_msg_type(m);
-	if (!strcmp(type, "cmu_rms_heartbeat_ntf") || !strcmp(type, "vrs_rms_heartbeat_ntf")) {
-		rms_on_heartbeat(s, m, type[0] == 'v');
-		cdr_mq_ack(dl);
-	} else if (!strcmp(type, "cmu_rms_register_req")) {
-		rms_on_register_mcu(s, dl, m);
-	} else if (!strcmp(type, "vrs_rms_register_req")) {
-		rms_on_register_vrs(s, dl, m);
-	} else if ((c = cdr_hmap_get(s->cache, cdr_msg_id(m)))) {
-		cdr_info("%s %s answered again (a redelivery): not executed twice", type, cdr_msg_id(m));
-		cdr_bus_send_reply(&s->bus, dl, c->txt);
-		cdr_mq_ack(dl);
-	} else if (!strcmp(type, "mau_rms_alloc_req")) {
-		if (!rms_fenced(s, dl, m))
-			rms_on_alloc(s, dl, m);
-	} else if (!strcmp(type, "mau_rms_bulkalloc_req")) {
-		if (!rms_fenced(s, dl, m))
-			rms_on_bulkalloc(s, dl, m);
-	} else if (!strcmp(type, "mau_rms_confirm_req") || !strcmp(type, "mau_rms_release_req")) {
-		if (!rms_fenced(s, dl, m))
-			rms_on_reservations(s, dl, m, type[8] == 'c');
-	} else if (!strcmp(type, "mau_rms_capability_req")) {
-		rms_on_capability(s, dl, m);
-	} else if (!strcmp(type, "ctl_rms_drain_req")) {
-		rms_on_drain(s, dl, m);
-	} else if (!strcmp(type, "ctl_rms_inventory_req")) {
-		rms_on_inventory(s, dl, m);
-	} else {
-		char detail[200];
-
-		snprintf(detail, sizeof(detail), "%s is not a message rms handles", type);
-		cdr_warn("%s: %s (from %s)", queue, detail, cdr_msg_src(m));
-		if (dl->reply_to && strstr(type, "_req"))
-			rms_answer(s, dl, m, false, cdr_bus_nack_body("bad_request", detail), false);
-		else
-			cdr_mq_nack(dl, false);
-	}
-	cdr_msg_free(m);
+	if (!(h->flags & CDR_H_REQUEST) || h->fn == h_register_mcu || h->fn == h_register_vrs ||
+	    !(c = cdr_hmap_get(s->cache, cdr_msg_id(m))))
+		return false;
+	cdr_info("%s %s answered again (a redelivery): not executed twice", cdr_msg_type(m), cdr_msg_id(m));
+	cdr_bus_send_reply(&s->bus, dl, c->txt);
+	cdr_mq_ack(dl);
+	return true;
 }
+
+static const struct cdr_dispatch req_dispatch = {
+	.daemon = "rms",
+	.queue = CDR_MQ_RMS_REQ_Q,
+	.nack_type = "rms_any_request_nack",
+	.handlers = handlers,
+	.bus = rms_bus,
+	.serving = rms_serving,
+	.before = answered_before,
+};
+
+static const struct cdr_dispatch res_dispatch = {
+	.daemon = "rms",
+	.queue = CDR_MQ_RMS_RES_Q,
+	.nack_type = "rms_any_request_nack",
+	.handlers = handlers,
+	.bus = rms_bus,
+	.serving = rms_serving,
+	.before = answered_before,
+};
 
 static void on_req(struct cdr_mq_delivery *dl, void *arg)
 {
-	on_delivery(arg, dl, CDR_MQ_RMS_REQ_Q);
+	cdr_dispatch(&req_dispatch, dl, arg);
 }
 
 static void on_res(struct cdr_mq_delivery *dl, void *arg)
 {
-	on_delivery(arg, dl, CDR_MQ_RMS_RES_Q);
+	cdr_dispatch(&res_dispatch, dl, arg);
 }
 
 /* ---- life ---- */
-
-static void consume(struct rms *s)
-{
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
-	int r;
-
-	if (!mq || !s->active)
-		return;
-	/* -EALREADY: already consuming on this connection handle. */
-	if ((r = cdr_mq_consume(mq, CDR_MQ_RMS_RES_Q, on_res, s)) < 0 && r != -EALREADY)
-		cdr_err("cannot consume %s: %s", CDR_MQ_RMS_RES_Q, strerror(-r));
-	if ((r = cdr_mq_consume(mq, CDR_MQ_RMS_REQ_Q, on_req, s)) < 0 && r != -EALREADY)
-		cdr_err("cannot consume %s: %s", CDR_MQ_RMS_REQ_Q, strerror(-r));
-}
 
 static void on_tick(void *arg)
 {
@@ -135,7 +173,7 @@ static void on_tick(void *arg)
 
 	if (!s->active)
 		return;
-	expired = rms_inv_tick(s->inv, rms_now_ms());
+	expired = rms_inv_tick(s->inv, cdr_mono_i64());
 	if (expired)
 		cdr_info("%zu reservations expired (neither confirmed nor released within %" PRIu64 " ms)", expired,
 			 s->conf.reservation_ms);
@@ -207,16 +245,13 @@ static void rms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 		return;
 	if (!strcmp(link, "zookeeper") && !s->topo)
 		cdr_topo_follow_fetch(s->follow);
-	if (!strcmp(link, "amqp")) {
-		consume(s);
-		rms_maybe_announce(s);
-	}
+	if (!strcmp(link, "amqp"))
+		rms_maybe_announce(s); /* its queues: taken again by the common life */
 }
 
 static void rms_on_role(struct cdr_daemon *d, void *server, bool active, int64_t epoch)
 {
 	struct rms *s = server;
-	struct cdr_mq *mq = cdr_daemon_mq(d);
 
 	s->active = active;
 	s->epoch = epoch;
@@ -226,14 +261,10 @@ static void rms_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	rms_inv_reset(s->inv, epoch);
 	if (active) {
 		cdr_timer_start(s->tick, tick_ms(s), true);
-		consume(s);
+		cdr_daemon_ready(d, CDR_READY_SERVE);
 		rms_maybe_announce(s);
 	} else {
-		cdr_timer_stop(s->tick);
-		if (mq) {
-			cdr_mq_cancel(mq, CDR_MQ_RMS_REQ_Q);
-			cdr_mq_cancel(mq, CDR_MQ_RMS_RES_Q);
-		}
+		cdr_timer_stop(s->tick); /* its queues were cancelled by the common life */
 	}
 }
 
@@ -278,6 +309,14 @@ static void rms_free(void *server)
 	free(s);
 }
 
+/* What the active rms takes: MCUs' and VRS' registrations and heartbeats,
+ * css's and operators' requests (docs/rms.md, Queues). */
+static const struct cdr_daemon_queue rms_queues[] = {
+	{ CDR_MQ_RMS_RES_Q, NULL, on_res, CDR_READY_SERVE },
+	{ CDR_MQ_RMS_REQ_Q, NULL, on_req, CDR_READY_SERVE },
+	{ NULL, NULL, NULL, CDR_READY_NONE },
+};
+
 const struct cdr_daemon_ops rms_daemon_ops = {
 	.name = "rms",
 	.summary = "confdr resource management service: MCU/VRS inventory, heartbeats and allocation.",
@@ -290,4 +329,5 @@ const struct cdr_daemon_ops rms_daemon_ops = {
 	.on_role = rms_on_role,
 	.reload = rms_reload,
 	.free = rms_free,
+	.queues = rms_queues,
 };

@@ -62,11 +62,6 @@ struct rms {
 	uint64_t n_alloc_ok, n_alloc_failed;
 };
 
-static inline int64_t rms_now_ms(void)
-{
-	return (int64_t)cdr_now_ms();
-}
-
 /* ---- answers.c ---- */
 void rms_answer(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body, bool cache);
 void rms_cache_prune(struct rms *s, bool all);

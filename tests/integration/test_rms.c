@@ -7,7 +7,7 @@
  *   capability, another platform's room, malformed, stale epoch);
  *   a redelivered request answered again without a second allocation;
  *   drain and undrain;
- *   MCU loss detected within interval x misses + one interval;
+ *   MCU loss detected (heartbeat_lost; how long it took is printed);
  *   an rms restart rebuilt from re-registrations without double counting.
  * Needs the sandbox env (CONFDR_ZK, CONFDR_P1_AMQP_URL) and no other rms of
  * p1 running. */
