@@ -167,9 +167,7 @@ static void on_expiring(int status, const redisReply *reply, void *arg)
 	for (size_t i = 0; i < reply->elements; i++) {
 		struct conf *c = cdr_hmap_get(s->confs, reply->element[i]->str);
 
-		if (!c || c->op || c->closing || c->planned_end_ms > now)
-			continue;
-		if (c->state == CSS_RUNNING || c->state == CSS_PENDING_RESTORE)
+		if (c && css_expires(c->state, c->op != NULL, c->closing, c->planned_end_ms, now))
 			css_conf_end(s, c, "expired", NULL);
 	}
 }

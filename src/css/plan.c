@@ -89,3 +89,29 @@ const char *css_listed_name(enum css_listed v)
 	}
 	return "?";
 }
+
+bool css_restore_retry(int tries, int64_t attempts, uint64_t now_ms, uint64_t retry_ms, uint64_t *after)
+{
+	if (tries >= attempts)
+		return false;
+	*after = now_ms + retry_ms;
+	return true;
+}
+
+bool css_expires(enum css_state state, bool busy, bool closing, int64_t planned_end_ms, int64_t now_ms)
+{
+	return !busy && !closing && planned_end_ms <= now_ms && (state == CSS_RUNNING || state == CSS_PENDING_RESTORE);
+}
+
+enum css_takeover_step css_takeover_step(const struct css_takeover_in *in)
+{
+	bool want = in->peer_down && !in->own_down && in->consuming;
+
+	if (!want)
+		return in->serving ? CSS_TAKEOVER_HAND_BACK : CSS_TAKEOVER_NONE;
+	if (in->serving)
+		return CSS_TAKEOVER_NONE;
+	if (in->promoting || !in->replica_up)
+		return CSS_TAKEOVER_WAIT;
+	return CSS_TAKEOVER_PROMOTE;
+}

@@ -73,4 +73,35 @@ bool css_notice_applies(int64_t have, int64_t got);
 
 const char *css_listed_name(enum css_listed v);
 
+/* When a conference whose allocation or re-create failed is tried again:
+ * tries counts the failures in a row, this one included. Gives up (returns
+ * false: ended on purpose, restore_failed) once tries reaches attempts;
+ * otherwise returns true with *after, the monotonic ms before which it is
+ * not tried. */
+bool css_restore_retry(int tries, int64_t attempts, uint64_t now_ms, uint64_t retry_ms, uint64_t *after);
+
+/* Whether a conference ends now by expiry: its planned end (wall ms) has
+ * come, it is running or waiting for a restore, nothing is in flight on it
+ * and it is not already closing. */
+bool css_expires(enum css_state state, bool busy, bool closing, int64_t planned_end_ms, int64_t now_ms);
+
+/* The takeover of a platform this css backs up, at one check. */
+struct css_takeover_in {
+	bool peer_down;	 /* pms says the platform is down */
+	bool own_down;	 /* pms says this css's own platform is down */
+	bool consuming;	 /* this css is active with its view rebuilt */
+	bool serving;	 /* its user domains are served here (promoted and read) */
+	bool promoting;	 /* its replica is being promoted, or its records read */
+	bool replica_up; /* the replica of its Redis held here is connected */
+};
+
+enum css_takeover_step {
+	CSS_TAKEOVER_NONE,	/* nothing to do */
+	CSS_TAKEOVER_PROMOTE,	/* promote the replica (REPLICAOF NO ONE), then read and serve */
+	CSS_TAKEOVER_WAIT,	/* wanted, but the replica is not connected, or under way: check again */
+	CSS_TAKEOVER_HAND_BACK, /* no longer wanted (the platform is up, or we are down): stop serving it */
+};
+
+enum css_takeover_step css_takeover_step(const struct css_takeover_in *in);
+
 #endif

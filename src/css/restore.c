@@ -23,8 +23,10 @@ void css_restore_queue(struct css *s, struct conf *c)
 static void restore_later(struct css *s, struct conf *c, const char *why)
 {
 	char detail[512];
+	uint64_t after;
 
-	if (++c->restore_tries >= s->conf.restore_attempts) {
+	if (!css_restore_retry(++c->restore_tries, s->conf.restore_attempts, cdr_now_ms(), s->conf.restore_retry_ms,
+			       &after)) {
 		snprintf(detail, sizeof(detail), "conference %s of %s not restored after %d attempts: %s", c->e164,
 			 c->ud, c->restore_tries, why);
 		css_alarm(s, "major", "restore_failed", c->e164, detail);
@@ -37,7 +39,7 @@ static void restore_later(struct css *s, struct conf *c, const char *why)
 	}
 	cdr_info("conference %s: restore attempt %d failed (%s); again in %" PRIu64 " ms", c->e164, c->restore_tries,
 		 why, s->conf.restore_retry_ms);
-	c->restore_after = cdr_now_ms() + s->conf.restore_retry_ms;
+	c->restore_after = after;
 	css_restore_queue(s, c);
 }
 

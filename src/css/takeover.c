@@ -149,33 +149,42 @@ void css_takeover_check(struct css *s)
 
 	for (size_t i = 0; i < s->nlinks; i++) {
 		struct redis_link *l = &s->links[i];
-		bool want = !l->own && css_plat_down(l->platform, s) && !css_plat_down(s->platform, s) && s->consuming;
+		struct css_takeover_in in;
 
 		if (l->own)
 			continue;
-		if (want && !l->serving && !l->promoting) {
-			if (!l->r || !cdr_redis_connected(l->r)) {
+		in = (struct css_takeover_in){
+			.peer_down = css_plat_down(l->platform, s),
+			.own_down = css_plat_down(s->platform, s),
+			.consuming = s->consuming,
+			.serving = l->serving,
+			.promoting = l->promoting,
+			.replica_up = l->r && cdr_redis_connected(l->r),
+		};
+		switch (css_takeover_step(&in)) {
+		case CSS_TAKEOVER_NONE: break;
+		case CSS_TAKEOVER_WAIT:
+			if (!in.promoting)
 				cdr_warn("takeover of %s: the replica of its Redis is not connected; waiting",
 					 l->platform);
-				again = true;
-				continue;
-			}
+			again = true;
+			break;
+		case CSS_TAKEOVER_PROMOTE:
 			l->promoting = true;
 			l->since = cdr_now_ms();
 			cdr_warn("platform %s is down: taking over its user domains (promoting its Redis replica)",
 				 l->platform);
-			if (cdr_redis_command(l->r, on_promoted, l, "REPLICAOF NO ONE") < 0) {
+			if (cdr_redis_command(l->r, on_promoted, l, "REPLICAOF NO ONE") < 0)
 				l->promoting = false;
-				again = true;
-			}
-		} else if (!want && l->serving) {
+			again = true;
+			break;
+		case CSS_TAKEOVER_HAND_BACK:
 			l->serving = false;
 			cdr_warn("platform %s is %s: its user domains are its own css's again; the conferences "
 				 "running here stay as they are",
-				 l->platform, css_plat_down(l->platform, s) ? "still down, but we stop" : "up");
+				 l->platform, in.peer_down ? "still down, but we stop" : "up");
+			break;
 		}
-		if (want && !l->serving)
-			again = true;
 	}
 	if (again && !cdr_timer_pending(s->takeover_timer))
 		cdr_timer_start(s->takeover_timer, 1000, false);

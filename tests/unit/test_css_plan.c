@@ -214,6 +214,67 @@ static void test_notices(void **state)
 	assert_true(css_notice_applies(5, 9));	/* a gap (a notice lost): the newest wins */
 }
 
+/* restore back-off on an injected clock: tried again restore_retry later,
+ * given up on the attempts-th failure in a row */
+static void test_restore_retry(void **state)
+{
+	uint64_t after = 0;
+
+	(void)state;
+	assert_true(css_restore_retry(1, 5, 10000, 1000, &after));
+	assert_int_equal(after, 11000);
+	assert_true(css_restore_retry(4, 5, 20000, 250, &after));
+	assert_int_equal(after, 20250);
+	after = 7;
+	assert_false(css_restore_retry(5, 5, 30000, 1000, &after)); /* the fifth failure: given up */
+	assert_int_equal(after, 7);				    /* untouched */
+	assert_false(css_restore_retry(1, 1, 0, 1000, &after));	    /* one attempt only */
+}
+
+/* expiry at the planned end (wall ms), never before, and only what can end */
+static void test_expires(void **state)
+{
+	(void)state;
+	assert_true(css_expires(CSS_RUNNING, false, false, 60000, 60000)); /* at the planned end */
+	assert_true(css_expires(CSS_RUNNING, false, false, 60000, 60200));
+	assert_false(css_expires(CSS_RUNNING, false, false, 60000, 59999)); /* a millisecond early */
+	assert_true(css_expires(CSS_PENDING_RESTORE, false, false, 60000, 61000));
+	assert_false(css_expires(CSS_RUNNING, true, false, 60000, 61000));   /* an operation in flight */
+	assert_false(css_expires(CSS_RUNNING, false, true, 60000, 61000));   /* already closing */
+	assert_false(css_expires(CSS_CREATING, false, false, 60000, 61000)); /* the create decides */
+	assert_false(css_expires(CSS_RESTORING, false, false, 60000, 61000));
+	assert_false(css_expires(CSS_ENDING, false, false, 60000, 61000));
+	assert_false(css_expires(CSS_ENDED, false, false, 60000, 61000));
+}
+
+/* the takeover of a platform this css backs up, and its hand-back */
+static void test_takeover_steps(void **state)
+{
+	struct css_takeover_in in = { .peer_down = true, .consuming = true, .replica_up = true };
+
+	(void)state;
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_PROMOTE);
+	in.replica_up = false;
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_WAIT); /* no replica to promote yet */
+	in.replica_up = true;
+	in.promoting = true;
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_WAIT); /* under way */
+	in.promoting = false;
+	in.serving = true;
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_NONE); /* done */
+	in.peer_down = false;
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_HAND_BACK); /* the platform is back */
+	in.serving = false;
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_NONE);
+	/* never while our own platform is down, nor before the view is rebuilt */
+	in = (struct css_takeover_in){ .peer_down = true, .own_down = true, .consuming = true, .replica_up = true };
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_NONE);
+	in.serving = true;
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_HAND_BACK);
+	in = (struct css_takeover_in){ .peer_down = true, .consuming = false, .replica_up = true };
+	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_NONE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +283,9 @@ int main(void)
 		cmocka_unit_test(test_listed_rules),
 		cmocka_unit_test(test_missing_rule),
 		cmocka_unit_test(test_notices),
+		cmocka_unit_test(test_restore_retry),
+		cmocka_unit_test(test_expires),
+		cmocka_unit_test(test_takeover_steps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
