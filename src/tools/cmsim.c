@@ -13,11 +13,12 @@
 #include <confdr/mq.h>
 #include <confdr/msg.h>
 
+#include "cli.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +27,9 @@
 
 #include <jansson.h>
 
-/* sysexits.h values */
-#define EX_FAIL	       1
-#define EX_USAGE       64
-#define EX_UNAVAILABLE 69
-#define EX_SOFTWARE    70
-
 #define TICK_MS	       10      /* pacing timer */
 #define MAX_COUNT      1000000 /* requests per run */
 #define MAX_DOMAINS    64
-#define MAX_ID	       64 /* protocol: user domains, platforms are 1..64 bytes */
 #define MAX_RAW	       (4 * 1024 * 1024)
 #define DEFAULT_LINGER 500 /* ms after the last answer, for late duplicates */
 #define MAX_EXCHANGES  16  /* watch --exchange */
@@ -178,23 +172,6 @@ static bool e164_add(const char *start, uint64_t i, char *out, size_t len)
 		out[k] = (char)('0' + d);
 	}
 	return i == 0;
-}
-
-static bool all_digits(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
-	return true;
-}
-
-static bool e164_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= CDR_MSG_E164_MIN && n <= CDR_MSG_E164_MAX && all_digits(s);
 }
 
 static void count_reason(struct sim *s, const char *code, const char *detail)
@@ -631,21 +608,8 @@ static int open_broker(struct sim *s, const char *url, const char *name, cdr_mq_
 		.on_state = on_state,
 		.arg = s,
 	};
-	struct cdr_mq_url u;
-	char err[256];
-	int r;
 
-	if (cdr_mq_url_parse(url, &u, err, sizeof(err)) < 0) {
-		fprintf(stderr, "cmsim: bad broker URL: %s\n", err);
-		return EX_USAGE;
-	}
-	snprintf(s->url_shown, sizeof(s->url_shown), "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
-	cdr_mq_url_clear(&u);
-	if ((r = cdr_mq_new(s->loop, &mo, &s->mq)) < 0) {
-		fprintf(stderr, "cmsim: cannot create the AMQP client: %s\n", strerror(-r));
-		return EX_UNAVAILABLE;
-	}
-	return 0;
+	return cli_broker_open(s->loop, &mo, &s->mq, s->url_shown, sizeof(s->url_shown));
 }
 
 /* The broker's handle for watch: the design topology (so the exchanges
@@ -826,29 +790,6 @@ static int write_json(const char *path, json_t *doc)
 
 /* ---- list, query, send: the one answer ---- */
 
-static void fmt_time(json_t *v, char *out, size_t len)
-{
-	time_t sec;
-	struct tm tm;
-
-	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
-		snprintf(out, len, "-");
-		return;
-	}
-	sec = (time_t)(json_integer_value(v) / 1000);
-	if (!gmtime_r(&sec, &tm))
-		snprintf(out, len, "-");
-	else
-		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static const char *field(json_t *o, const char *key)
-{
-	const char *v = json_string_value(json_object_get(o, key));
-
-	return v ? v : "-";
-}
-
 /* Prints the answer of list or query, or its refusal. Returns the exit
  * code. */
 static int print_answer(struct sim *s)
@@ -862,14 +803,11 @@ static int print_answer(struct sim *s)
 		fprintf(stderr, "cmsim: unreadable answer: %s\n", s->first_answer);
 		ret = EX_FAIL;
 	} else if (strstr(type, "_nack")) {
-		fprintf(stderr, "cmsim: css of %s refused: %s: %s\n", s->o.platform, field(body, "reason"),
-			field(body, "detail"));
+		fprintf(stderr, "cmsim: css of %s refused: %s: %s\n", s->o.platform, cli_jstr(body, "reason"),
+			cli_jstr(body, "detail"));
 		ret = EX_FAIL;
 	} else if (s->o.raw_json) {
-		char *txt = json_dumps(body, JSON_INDENT(2));
-
-		printf("%s\n", txt ? txt : "{}");
-		free(txt);
+		cli_print_json(body, "{}");
 	} else if (s->o.cmd == CMD_LIST) {
 		printf("%-16s %-16s %-20s %-10s %-8s %-20s %s\n", "E164", "STATE", "MCU", "ROOM", "HOST", "PLANNED END",
 		       "NAME");
@@ -877,9 +815,10 @@ static int print_answer(struct sim *s)
 		{
 			char end[32];
 
-			fmt_time(json_object_get(c, "planned_end"), end, sizeof(end));
-			printf("%-16s %-16s %-20s %-10s %-8s %-20s %s\n", field(c, "e164"), field(c, "state"),
-			       field(c, "mcu"), field(c, "room"), field(c, "host_platform"), end, field(c, "name"));
+			cli_fmt_time(json_integer_value(json_object_get(c, "planned_end")), end, sizeof(end));
+			printf("%-16s %-16s %-20s %-10s %-8s %-20s %s\n", cli_jstr(c, "e164"), cli_jstr(c, "state"),
+			       cli_jstr(c, "mcu"), cli_jstr(c, "room"), cli_jstr(c, "host_platform"), end,
+			       cli_jstr(c, "name"));
 		}
 		printf("(%zu conferences of %s)\n", json_array_size(json_object_get(body, "confs")), s->o.domains[0]);
 	} else {
@@ -892,7 +831,7 @@ static int print_answer(struct sim *s)
 			char when[32];
 
 			if (strcmp(key, "start") == 0 || strcmp(key, "planned_end") == 0) {
-				fmt_time(v, when, sizeof(when));
+				cli_fmt_time(json_integer_value(v), when, sizeof(when));
 				printf("%-14s %s (%s)\n", key, txt ? txt : "?", when);
 			} else {
 				printf("%-14s %s\n", key, json_is_string(v) ? json_string_value(v) : txt ? txt : "?");
@@ -1008,42 +947,6 @@ static void usage(FILE *f)
 		MAX_DOMAINS, MAX_COUNT, MAX_EXCHANGES);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cmsim: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(cmsim --help lists the options)\n");
-	return EX_USAGE;
-}
-
-static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!all_digits(s))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*ret = v;
-	return true;
-}
-
-/* Platform ids and user domains are ids: letters, digits, '.', '_', '-'. */
-static bool id_ok(const char *s)
-{
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
-
-	return *s && !s[n] && n <= MAX_ID;
-}
-
 enum {
 	O_PLATFORM = 256,
 	O_AMQP,
@@ -1111,12 +1014,12 @@ static int load_from_json(struct opts *o)
 	size_t i;
 
 	if (!doc)
-		return usage_error("--from-json %s: %s (line %d)", o->from_json, jerr.text, jerr.line);
+		return cli_usage_error("--from-json %s: %s (line %d)", o->from_json, jerr.text, jerr.line);
 	confs = json_object_get(doc, "confs");
 	if (!json_is_array(confs)) {
 		json_decref(doc);
-		return usage_error("--from-json %s: no \"confs\" array (the output of cmsim create --json)",
-				   o->from_json);
+		return cli_usage_error("--from-json %s: no \"confs\" array (the output of cmsim create --json)",
+				       o->from_json);
 	}
 	o->e164_store = doc;
 	o->e164s = calloc(json_array_size(confs) + o->ne164s + 1, sizeof(*o->e164s));
@@ -1126,9 +1029,9 @@ static int load_from_json(struct opts *o)
 	{
 		const char *e = json_string_value(json_object_get(c, "e164"));
 
-		if (!e || !e164_ok(e))
-			return usage_error("--from-json %s: confs[%zu].e164 is not an E164 of 3..32 digits",
-					   o->from_json, i);
+		if (!e || !cli_e164_ok(e))
+			return cli_usage_error("--from-json %s: confs[%zu].e164 is not an E164 of 3..32 digits",
+					       o->from_json, i);
 		o->e164s[o->ne164s++] = e;
 	}
 	return 0;
@@ -1173,7 +1076,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	size_t ne = 0;
 
 	if (argc < 2)
-		return usage_error("no command (create, end, list, query, send or watch)");
+		return cli_usage_error("no command (create, end, list, query, send or watch)");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return -1;
@@ -1181,7 +1084,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	for (c = 0; c <= CMD_WATCH && strcmp(argv[1], cmd_names[c]) != 0; c++)
 		;
 	if (c > CMD_WATCH)
-		return usage_error("unknown command \"%s\" (create, end, list, query, send or watch)", argv[1]);
+		return cli_usage_error("unknown command \"%s\" (create, end, list, query, send or watch)", argv[1]);
 	*o = (struct opts){
 		.cmd = (enum cmd)c,
 		.count = 1,
@@ -1207,53 +1110,49 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		if ((opt = getopt_long(argc, argv, "qvh", flag_opts, &idx)) == -1)
 			break;
 		if (opt >= O_PLATFORM && !opt_allowed(opt, o->cmd))
-			return usage_error("%s does not take --%s", cmd_names[o->cmd], flag_opts[idx].name);
+			return cli_usage_error("%s does not take --%s", cmd_names[o->cmd], flag_opts[idx].name);
 		switch (opt) {
 		case O_PLATFORM: o->platform = optarg; break;
 		case O_AMQP: o->amqp = optarg; break;
 		case O_TIMEOUT:
-			if (!parse_u64(optarg, 1, 3600, &v))
-				return usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);
+			if (!cli_parse_uint(optarg, 1, 3600, &v))
+				return cli_usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);
 			o->timeout_ms = v * 1000;
 			timeout_given = true;
 			break;
 		case O_DOMAIN:
-			if (!id_ok(optarg))
-				return usage_error("--domain wants a user domain id (letters, digits, '.', '_', '-'; "
-						   "1..%d bytes), not \"%s\"",
-						   MAX_ID, optarg);
+			if (!cli_id_ok(optarg))
+				return cli_usage_error(
+					"--domain wants a user domain id (letters, digits, '.', '_', '-'; "
+					"1..%d bytes), not \"%s\"",
+					CLI_MAX_ID, optarg);
 			if (o->ndomains == MAX_DOMAINS || (o->cmd == CMD_LIST && o->ndomains == 1))
-				return usage_error("too many --domain (%s takes at most %d)", cmd_names[o->cmd],
-						   o->cmd == CMD_LIST ? 1 : MAX_DOMAINS);
+				return cli_usage_error("too many --domain (%s takes at most %d)", cmd_names[o->cmd],
+						       o->cmd == CMD_LIST ? 1 : MAX_DOMAINS);
 			o->domains[o->ndomains++] = optarg;
 			break;
 		case O_COUNT:
-			if (!parse_u64(optarg, 1, MAX_COUNT, &o->count))
-				return usage_error("--count wants 1..%d, not \"%s\"", MAX_COUNT, optarg);
+			if (!cli_parse_uint(optarg, 1, MAX_COUNT, &o->count))
+				return cli_usage_error("--count wants 1..%d, not \"%s\"", MAX_COUNT, optarg);
 			break;
-		case O_RATE: {
-			char *end;
-
-			errno = 0;
-			o->rate = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->rate >= 0.01 && o->rate <= 100000))
-				return usage_error("--rate wants requests per second (0.01..100000), not \"%s\"",
-						   optarg);
+		case O_RATE:
+			if (!cli_parse_double(optarg, 0.01, 100000, &o->rate))
+				return cli_usage_error("--rate wants requests per second (0.01..100000), not \"%s\"",
+						       optarg);
 			break;
-		}
 		case O_E164_START:
-			if (!e164_ok(optarg))
-				return usage_error("--e164-start wants 3..32 digits, not \"%s\"", optarg);
+			if (!cli_e164_ok(optarg))
+				return cli_usage_error("--e164-start wants 3..32 digits, not \"%s\"", optarg);
 			o->e164_start = optarg;
 			break;
 		case O_DURATION:
-			if (!parse_u64(optarg, 1, 1440, &v))
-				return usage_error("--duration-min wants minutes (1..1440), not \"%s\"", optarg);
+			if (!cli_parse_uint(optarg, 1, 1440, &v))
+				return cli_usage_error("--duration-min wants minutes (1..1440), not \"%s\"", optarg);
 			o->duration_min = (int64_t)v;
 			break;
 		case O_NAME:
 			if (!*optarg || strlen(optarg) > 256)
-				return usage_error("--name wants 1..256 bytes");
+				return cli_usage_error("--name wants 1..256 bytes");
 			o->name = optarg;
 			break;
 		case O_RECORD: o->record = true; break;
@@ -1264,34 +1163,34 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			for (i = 0; resolutions[i] && strcmp(resolutions[i], optarg) != 0; i++)
 				;
 			if (!resolutions[i])
-				return usage_error("--resolution wants 360p, 480p, 720p, 1080p or 4k, not \"%s\"",
-						   optarg);
+				return cli_usage_error("--resolution wants 360p, 480p, 720p, 1080p or 4k, not \"%s\"",
+						       optarg);
 			o->resolution = resolutions[i];
 			break;
 		}
 		case O_MAXP:
-			if (!parse_u64(optarg, 2, 10000, &v))
-				return usage_error("--max-participants wants 2..10000, not \"%s\"", optarg);
+			if (!cli_parse_uint(optarg, 2, 10000, &v))
+				return cli_usage_error("--max-participants wants 2..10000, not \"%s\"", optarg);
 			o->max_participants = (int64_t)v;
 			break;
 		case O_JSON:
 			if (o->cmd == CMD_LIST || o->cmd == CMD_QUERY)
 				o->raw_json = true;
 			else if (!*optarg)
-				return usage_error("--json wants a file name, or '-' for stdout");
+				return cli_usage_error("--json wants a file name, or '-' for stdout");
 			else
 				o->json_out = optarg;
 			break;
 		case O_LINGER:
-			if (!parse_u64(optarg, 0, 60000, &o->linger_ms))
-				return usage_error("--linger wants milliseconds (0..60000), not \"%s\"", optarg);
+			if (!cli_parse_uint(optarg, 0, 60000, &o->linger_ms))
+				return cli_usage_error("--linger wants milliseconds (0..60000), not \"%s\"", optarg);
 			o->linger_given = true;
 			break;
 		case O_E164:
-			if (!e164_ok(optarg))
-				return usage_error("--e164 wants 3..32 digits, not \"%s\"", optarg);
+			if (!cli_e164_ok(optarg))
+				return cli_usage_error("--e164 wants 3..32 digits, not \"%s\"", optarg);
 			if (o->cmd == CMD_QUERY && ne)
-				return usage_error("query takes one --e164");
+				return cli_usage_error("query takes one --e164");
 			o->e164s[ne++] = optarg;
 			break;
 		case O_FROM_JSON: o->from_json = optarg; break;
@@ -1299,44 +1198,44 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_NO_REPLY_TO: o->no_reply_to = true; break;
 		case O_OUT:
 			if (!*optarg)
-				return usage_error("--out wants a file name, or '-' for stdout");
+				return cli_usage_error("--out wants a file name, or '-' for stdout");
 			o->out = optarg;
 			break;
 		case O_WATCH_DURATION:
-			if (!parse_u64(optarg, 0, 31536000, &v))
-				return usage_error("--duration wants seconds (0..31536000), not \"%s\"", optarg);
+			if (!cli_parse_uint(optarg, 0, 31536000, &v))
+				return cli_usage_error("--duration wants seconds (0..31536000), not \"%s\"", optarg);
 			o->duration_ms = v * 1000;
 			break;
 		case O_EXCHANGE:
 			if (!*optarg || strlen(optarg) > 255)
-				return usage_error("--exchange wants an exchange name (1..255 bytes)");
+				return cli_usage_error("--exchange wants an exchange name (1..255 bytes)");
 			if (o->nexchanges == MAX_EXCHANGES)
-				return usage_error("too many --exchange (at most %d)", MAX_EXCHANGES);
+				return cli_usage_error("too many --exchange (at most %d)", MAX_EXCHANGES);
 			o->exchanges[o->nexchanges++] = optarg;
 			break;
 		case 'q': o->quiet = true; break;
 		case 'v': verbose = true; break;
 		case 'h': usage(stdout); return -1;
-		default: return usage_error("bad option (see above)");
+		default: return cli_usage_error("bad option (see above)");
 		}
 	}
 	o->ne164s = ne;
 	if (optind < argc)
-		return usage_error("unexpected argument \"%s\"", argv[optind]);
+		return cli_usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (!o->platform)
-		return usage_error("--platform is required");
-	if (!id_ok(o->platform))
-		return usage_error("--platform wants a platform id (letters, digits, '.', '_', '-'), not \"%s\"",
-				   o->platform);
+		return cli_usage_error("--platform is required");
+	if (!cli_id_ok(o->platform))
+		return cli_usage_error("--platform wants a platform id (letters, digits, '.', '_', '-'), not \"%s\"",
+				       o->platform);
 	if ((o->cmd == CMD_CREATE || o->cmd == CMD_LIST) && !o->ndomains)
-		return usage_error("%s needs --domain", cmd_names[o->cmd]);
+		return cli_usage_error("%s needs --domain", cmd_names[o->cmd]);
 	if (o->cmd == CMD_QUERY && !ne)
-		return usage_error("query needs --e164");
+		return cli_usage_error("query needs --e164");
 	if (o->cmd == CMD_END) {
 		if (!ne && !o->from_json)
-			return usage_error("end needs --e164 or --from-json");
+			return cli_usage_error("end needs --e164 or --from-json");
 		if (ne && o->from_json)
-			return usage_error("end takes --e164 or --from-json, not both");
+			return cli_usage_error("end takes --e164 or --from-json, not both");
 		if (o->from_json) {
 			const char **given = o->e164s;
 			int r;
@@ -1346,13 +1245,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if ((r = load_from_json(o)))
 				return r;
 			if (!o->ne164s)
-				return usage_error("--from-json %s: no conference to end", o->from_json);
+				return cli_usage_error("--from-json %s: no conference to end", o->from_json);
 		}
 		if (o->ne164s > MAX_COUNT)
-			return usage_error("at most %d conferences to end", MAX_COUNT);
+			return cli_usage_error("at most %d conferences to end", MAX_COUNT);
 	}
 	if (o->cmd == CMD_SEND && !o->file)
-		return usage_error("send needs --file");
+		return cli_usage_error("send needs --file");
 	if (o->cmd == CMD_WATCH && !o->nexchanges) {
 		o->exchanges[o->nexchanges++] = CDR_MQ_RMS_NTF_EX;
 		o->exchanges[o->nexchanges++] = CDR_MQ_PMS_NTF_EX;
@@ -1368,8 +1267,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->e164_start = o->e164_default;
 		}
 		if (!e164_add(o->e164_start, o->count - 1, last, sizeof(last)))
-			return usage_error("--e164-start %s + --count %" PRIu64 " needs more digits", o->e164_start,
-					   o->count);
+			return cli_usage_error("--e164-start %s + --count %" PRIu64 " needs more digits", o->e164_start,
+					       o->count);
 	}
 	if (o->cmd == CMD_LIST || o->cmd == CMD_QUERY || o->cmd == CMD_SEND) {
 		if (!timeout_given)
@@ -1382,23 +1281,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
 }
 
 /* ---- main ---- */
-
-/* $CONFDR_<PLATFORM>_AMQP_URL (upper-cased, '-' as '_'), then
- * $CONFDR_AMQP_URL; NULL if neither. name gets the first variable's name. */
-static const char *broker_from_env(const char *platform, char *name, size_t len)
-{
-	const char *v;
-	size_t n = (size_t)snprintf(name, len, "CONFDR_%s", platform);
-
-	for (size_t i = 7; i < n && i < len; i++)
-		name[i] = name[i] == '-' ? '_' : (name[i] >= 'a' && name[i] <= 'z') ? (char)(name[i] - 32) : name[i];
-	snprintf(name + strlen(name), len - strlen(name), "_AMQP_URL");
-	if ((v = getenv(name)) && *v)
-		return v;
-	if ((v = getenv("CONFDR_AMQP_URL")) && *v)
-		return v;
-	return NULL;
-}
 
 static int read_file(struct sim *s)
 {
@@ -1516,6 +1398,7 @@ int main(int argc, char **argv)
 	int ret, r;
 
 	the_sim = s;
+	cli_setup("cmsim", NULL);
 	ret = parse_args(argc, argv, &s->o);
 	if (ret) {
 		sim_free(s);
@@ -1525,7 +1408,7 @@ int main(int argc, char **argv)
 		sim_free(s);
 		return ret;
 	}
-	url = s->o.amqp ? s->o.amqp : broker_from_env(s->o.platform, envname, sizeof(envname));
+	url = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, envname, sizeof(envname));
 	if (!url) {
 		fprintf(stderr,
 			"cmsim: no broker: give --amqp URL, or set %s or CONFDR_AMQP_URL\n"

@@ -16,11 +16,12 @@
 #include <confdr/topology.h>
 #include <confdr/zk.h>
 
+#include "cli.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,20 +30,12 @@
 
 #include <jansson.h>
 
-/* sysexits.h values */
-#define EX_USAGE       64
-#define EX_UNAVAILABLE 69
-#define EX_SOFTWARE    70
-
-#define DEFAULT_ZK	    "127.0.0.1:17181"
-#define DEFAULT_CHROOT	    "/dr"
 #define TICK_MS		    20	  /* heartbeats are late by at most this */
 #define REGISTER_TIMEOUT_MS 3000  /* per registration request */
 #define REGISTER_MIN_MS	    500	  /* registration back-off */
 #define REGISTER_MAX_MS	    10000 /* (cdr_backoff: doubling, +-20 %) */
 #define STATE_MIN_MS	    200	  /* state file: at most this often */
 #define MAX_FENCES	    16	  /* css senders remembered per MCU */
-#define MAX_ID		    64	  /* protocol: MCU/VRS ids are 1..64 bytes */
 #define DEFAULT_PORTS	    16	  /* conf.max_participants when absent */
 
 struct conference {
@@ -65,7 +58,7 @@ struct sim;
 struct unit {
 	struct sim *sim;
 	bool vrs;
-	char id[MAX_ID + 1]; /* also the MCU's routing key */
+	char id[CLI_MAX_ID + 1]; /* also the MCU's routing key */
 
 	/* registration with rms */
 	bool registered;
@@ -1014,8 +1007,8 @@ static void usage(FILE *f)
 		"  --amqp URL            amqp://user:pass@host:port/vhost (default $CONFDR_<P>_AMQP_URL, P "
 		"upper-cased\n"
 		"                        and '-' as '_', then $CONFDR_AMQP_URL, else the room's broker in ZooKeeper)\n"
-		"  --zk HOSTS            ZooKeeper, for that last case (default $CONFDR_ZK, else " DEFAULT_ZK ")\n"
-		"  --chroot PATH         its root node (default $CONFDR_ZK_CHROOT, else " DEFAULT_CHROOT ")\n"
+		"  --zk HOSTS            ZooKeeper, for that last case (default $CONFDR_ZK, else " CLI_DEFAULT_ZK ")\n"
+		"  --chroot PATH         its root node (default $CONFDR_ZK_CHROOT, else " CLI_DEFAULT_CHROOT ")\n"
 		"  --amqp-user USER      user for a broker found in ZooKeeper (default confdr)\n"
 		"  --amqp-password PASS  its password (default confdr)\n"
 		"\n"
@@ -1042,32 +1035,6 @@ static void usage(FILE *f)
 		"is not an error: mcusim re-connects with back-off and registers again.\n");
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "mcusim: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(mcusim --help lists the options)\n");
-	return EX_USAGE;
-}
-
-static bool parse_int(const char *s, int64_t min, int64_t max, int64_t *ret)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		return false;
-	*ret = v;
-	return true;
-}
-
 static bool parse_yes_no(const char *s, bool *ret)
 {
 	if (strcmp(s, "yes") == 0)
@@ -1076,18 +1043,6 @@ static bool parse_yes_no(const char *s, bool *ret)
 		*ret = false;
 	else
 		return false;
-	return true;
-}
-
-/* Ids become ZooKeeper node names, AMQP routing keys and JSON strings. */
-static bool id_ok(const char *s)
-{
-	if (!*s || strlen(s) > MAX_ID)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
-		      *s == '_' || *s == '-'))
-			return false;
 	return true;
 }
 
@@ -1176,24 +1131,20 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		.list_interval_ms = 5000,
 		.level = CDR_LOG_INFO,
 	};
-	o->zk = getenv("CONFDR_ZK");
-	if (!o->zk || !*o->zk)
-		o->zk = DEFAULT_ZK;
-	o->chroot = getenv("CONFDR_ZK_CHROOT");
-	if (!o->chroot || !*o->chroot)
-		o->chroot = DEFAULT_CHROOT;
+	o->zk = cli_env("CONFDR_ZK", CLI_DEFAULT_ZK);
+	o->chroot = cli_env("CONFDR_ZK_CHROOT", CLI_DEFAULT_CHROOT);
 
 #define INT_OPT(field, min, max, what)                                                                                 \
 	do {                                                                                                           \
-		if (!parse_int(optarg, min, max, &v))                                                                  \
-			return usage_error("--%s wants %s (%lld..%lld), not \"%s\"", lopts[idx].name, what,            \
-					   (long long)(min), (long long)(max), optarg);                                \
+		if (!cli_parse_int(optarg, min, max, &v))                                                              \
+			return cli_usage_error("--%s wants %s (%lld..%lld), not \"%s\"", lopts[idx].name, what,        \
+					       (long long)(min), (long long)(max), optarg);                            \
 		field = v;                                                                                             \
 	} while (0)
 #define YES_NO(field)                                                                                                  \
 	do {                                                                                                           \
 		if (!parse_yes_no(optarg, &field))                                                                     \
-			return usage_error("--%s wants yes or no, not \"%s\"", lopts[idx].name, optarg);               \
+			return cli_usage_error("--%s wants yes or no, not \"%s\"", lopts[idx].name, optarg);           \
 	} while (0)
 
 	optind = 1;
@@ -1228,17 +1179,14 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		case O_LIST_INTERVAL:
 			INT_OPT(o->list_interval_ms, 0, 86400000, "milliseconds");
 			if (o->list_interval_ms && o->list_interval_ms < 100)
-				return usage_error("--list-interval wants 0 or 100..86400000 ms, not \"%s\"", optarg);
+				return cli_usage_error("--list-interval wants 0 or 100..86400000 ms, not \"%s\"",
+						       optarg);
 			break;
 		case O_REFUSE: o->refuse = true; break;
-		case O_FAIL_RATE: {
-			char *end;
-			errno = 0;
-			o->fail_rate = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->fail_rate >= 0 && o->fail_rate <= 1))
-				return usage_error("--fail-rate wants a probability (0..1), not \"%s\"", optarg);
+		case O_FAIL_RATE:
+			if (!cli_parse_double(optarg, 0, 1, &o->fail_rate))
+				return cli_usage_error("--fail-rate wants a probability (0..1), not \"%s\"", optarg);
 			break;
-		}
 		case O_SEED:
 			INT_OPT(o->seed, 0, INT64_MAX, "a number");
 			o->seed_given = true;
@@ -1250,20 +1198,20 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		case 'v': o->level = CDR_LOG_DEBUG; break;
 		case 'q': o->level = CDR_LOG_WARN; break;
 		case 'h': usage(stdout); return -1;
-		default: return usage_error("bad option (see above)");
+		default: return cli_usage_error("bad option (see above)");
 		}
 	}
 #undef INT_OPT
 #undef YES_NO
 	if (optind < argc)
-		return usage_error("unexpected argument \"%s\"", argv[optind]);
+		return cli_usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (!o->platform || !o->room)
-		return usage_error("--platform and --room are required");
-	if (!id_ok(o->platform) || !id_ok(o->room))
-		return usage_error("--platform and --room want ids of letters, digits, '.', '_', '-' (at most %d)",
-				   MAX_ID);
+		return cli_usage_error("--platform and --room are required");
+	if (!cli_id_ok(o->platform) || !cli_id_ok(o->room))
+		return cli_usage_error("--platform and --room want ids of letters, digits, '.', '_', '-' (at most %d)",
+				       CLI_MAX_ID);
 	if (o->chroot[0] != '/')
-		return usage_error("--chroot must be an absolute path, not \"%s\"", o->chroot);
+		return cli_usage_error("--chroot must be an absolute path, not \"%s\"", o->chroot);
 	snprintf(prefix, len, "%s", o->prefix ? o->prefix : "");
 	if (!o->prefix)
 		snprintf(prefix, len, "mcu-%s", o->room);
@@ -1273,39 +1221,17 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 	o->prefix = prefix;
 	o->vrs_prefix = vrs_prefix;
 	/* PREFIX-NNNNN must stay an id of at most 64 bytes. */
-	if (!id_ok(prefix) || strlen(prefix) + 6 > MAX_ID)
-		return usage_error("--prefix wants letters, digits, '.', '_', '-' (at most %d), not \"%s\"", MAX_ID - 6,
-				   prefix);
-	if (!id_ok(vrs_prefix) || strlen(vrs_prefix) + 6 > MAX_ID)
-		return usage_error("--vrs-prefix wants letters, digits, '.', '_', '-' (at most %d), not \"%s\"",
-				   MAX_ID - 6, vrs_prefix);
+	if (!cli_id_ok(prefix) || strlen(prefix) + 6 > CLI_MAX_ID)
+		return cli_usage_error("--prefix wants letters, digits, '.', '_', '-' (at most %d), not \"%s\"",
+				       CLI_MAX_ID - 6, prefix);
+	if (!cli_id_ok(vrs_prefix) || strlen(vrs_prefix) + 6 > CLI_MAX_ID)
+		return cli_usage_error("--vrs-prefix wants letters, digits, '.', '_', '-' (at most %d), not \"%s\"",
+				       CLI_MAX_ID - 6, vrs_prefix);
 	if (!ports_given)
 		o->ports = o->capacity * 16 > 1000000 ? 1000000 : o->capacity * 16;
 	if (o->state && strlen(o->state) > 4000)
-		return usage_error("--state: path too long");
+		return cli_usage_error("--state: path too long");
 	return 0;
-}
-
-/* $CONFDR_<PLATFORM>_AMQP_URL, then $CONFDR_AMQP_URL; NULL if neither. */
-static const char *env_url(const char *platform, char *name, size_t len)
-{
-	const char *v;
-	size_t n = 0;
-
-	n = (size_t)snprintf(name, len, "CONFDR_");
-	for (const char *p = platform; *p && n + 1 < len; p++)
-		name[n++] = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
-	name[n] = '\0';
-	snprintf(name + n, len - n, "_AMQP_URL");
-	v = getenv(name);
-	if (v && *v)
-		return v;
-	v = getenv("CONFDR_AMQP_URL");
-	if (v && *v) {
-		snprintf(name, len, "CONFDR_AMQP_URL");
-		return v;
-	}
-	return NULL;
 }
 
 /* ---- main ---- */
@@ -1354,19 +1280,6 @@ static void units_free(struct sim *s)
 	s->units = NULL;
 }
 
-/* The broker URL without its password, for logs. */
-static void show_url(struct sim *s, const char *url)
-{
-	struct cdr_mq_url u;
-
-	if (cdr_mq_url_parse(url, &u, NULL, 0) < 0) {
-		snprintf(s->url_shown, sizeof(s->url_shown), "?");
-		return;
-	}
-	snprintf(s->url_shown, sizeof(s->url_shown), "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
-	cdr_mq_url_clear(&u);
-}
-
 static int start(struct sim *s, const char *url)
 {
 	struct cdr_mq_opts mo = {
@@ -1378,20 +1291,10 @@ static int start(struct sim *s, const char *url)
 		.on_state = on_mq_state,
 		.arg = s,
 	};
-	char err[256];
-	struct cdr_mq_url u;
 	int r;
 
-	if (cdr_mq_url_parse(url, &u, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mcusim: bad broker URL: %s\n", err);
-		return EX_USAGE;
-	}
-	cdr_mq_url_clear(&u);
-	show_url(s, url);
-	if ((r = cdr_mq_new(s->loop, &mo, &s->mq)) < 0) {
-		fprintf(stderr, "mcusim: cannot create the AMQP client: %s\n", strerror(-r));
-		return EX_UNAVAILABLE;
-	}
+	if ((r = cli_broker_open(s->loop, &mo, &s->mq, s->url_shown, sizeof(s->url_shown))))
+		return r;
 	/* Declarations are idempotent: the simulator works on a fresh broker. */
 	if ((r = cdr_mq_declare_design(s->mq)) < 0 ||
 	    (r = cdr_mq_subscribe(s->mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s)) < 0)
@@ -1420,6 +1323,7 @@ int main(int argc, char **argv)
 	const char *u;
 	int ret, r;
 
+	cli_setup("mcusim", NULL);
 	ret = parse_args(argc, argv, &s->o, prefix, vrs_prefix, sizeof(prefix));
 	if (ret)
 		return ret < 0 ? 0 : ret;
@@ -1446,7 +1350,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	u = s->o.amqp ? s->o.amqp : env_url(s->o.platform, envname, sizeof(envname));
+	u = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, envname, sizeof(envname));
 	if (!u) {
 		ret = lookup_broker(s, url, sizeof(url));
 		if (ret < 0) { /* signalled while looking */

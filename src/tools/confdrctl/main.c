@@ -1,0 +1,190 @@
+/* confdrctl: the operators' command line for a confdr service domain.
+ *
+ * Each subcommand is one entry of `commands` below: its words, its usage
+ * line, what it does, and its function (one file per group of commands,
+ * confdrctl.h). confdrctl runs its own event loop and waits for each
+ * ZooKeeper answer in turn (every wait bounded), which keeps the commands
+ * simple sequences. This file: the options, the usage, the dispatch. */
+#include "confdrctl.h"
+
+#include <confdr/log.h>
+#include <confdr/loop.h>
+#include <confdr/zk.h>
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct command {
+	const char *words[2]; /* e.g. {"topology", "load"}; second NULL if none */
+	const char *usage;    /* arguments after the words */
+	const char *help;
+	int (*run)(struct ctl *c, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ { "topology", "load" },
+	  "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
+	  "validate the files, then write /topology (and /endpoints, /replicas) nodes: created or\n"
+	  "      overwritten, nodes of platforms/rooms/domains no longer in the files removed",
+	  ctl_cmd_topology_load },
+	{ { "topology", "show" },
+	  "[--json]",
+	  "read the topology back from ZooKeeper, validate and print it",
+	  ctl_cmd_topology_show },
+	{ { "status", NULL },
+	  "[--json] [--wait SECONDS --expect N]",
+	  "the daemons alive (/live/<platform>/<daemon>/<instance>), then platforms and rooms with their\n"
+	  "      state, since when and why (/state), and each room's MCUs up/known and conferences\n"
+	  "      running/capacity (from each rms); with --wait, only poll until N daemons report every\n"
+	  "      connection up (exit 1 if not within SECONDS)",
+	  ctl_cmd_status },
+	{ { "mcu", "list" },
+	  "[--platform P] [--room R] [--json]",
+	  "the MCUs each platform's rms knows: state, conferences running/capacity, reserved, ports, caps",
+	  ctl_cmd_mcu_list },
+	{ { "mcu", "drain" },
+	  "MCU [--platform P]",
+	  "no new conferences on MCU (running ones stay); without --platform, the rms that knows it",
+	  ctl_cmd_mcu_drain },
+	{ { "mcu", "undrain" }, "MCU [--platform P]", "take MCU out of drain", ctl_cmd_mcu_undrain },
+	{ { "room", "switch" },
+	  "ROOM --to backup|normal [--force] [--reason TEXT] [--operator WHO] [--json]",
+	  "manual DR switch of a room (through its platform's pms): backup = abnormal, its conferences\n"
+	  "      move to its backup rooms; normal = switch back (refused while its checks fail, unless --force)",
+	  ctl_cmd_room_switch },
+	{ { "platform", "switch" },
+	  "PLATFORM --to backup|normal [--force] [--reason TEXT] [--operator WHO] [--json]",
+	  "manual DR switch of a platform (through its backup platform's pms): backup = down, its user\n"
+	  "      domains served by the backup platform; normal = fail back (refused while its pms is not\n"
+	  "      live or its main room fails, unless --force)",
+	  ctl_cmd_platform_switch },
+	{ { "platform", "failback" },
+	  "PLATFORM [--force] [--operator WHO] [--sync-timeout SECONDS]",
+	  "after a takeover (its Redis replica promoted by the backup's css): makes PLATFORM's own Redis\n"
+	  "      the master again with every record (replicates the promoted one, switches PLATFORM to normal,\n"
+	  "      waits until nothing more is written, swaps the roles back, restores its ZooKeeper endpoint);\n"
+	  "      refused while PLATFORM's css is live (stop it first) unless --force",
+	  ctl_cmd_platform_failback },
+	{ { "conf", "list" },
+	  "[--platform P] [--domain UD] [--json]",
+	  "the conferences css knows (not ended), asked as the CM asks (cm_mau_listconf_req) for each user\n"
+	  "      domain of the platform(s) (or --domain alone): E164, domain, state, MCU, room, host platform,\n"
+	  "      planned end, name",
+	  ctl_cmd_conf_list },
+	{ { "conf", "show" },
+	  "E164 [--platform P] [--json]",
+	  "one conference's record (cm_mau_queryconf_req); without --platform, each css until one knows it",
+	  ctl_cmd_conf_show },
+	{ { "conf", "end" },
+	  "E164 [--platform P] [--json]",
+	  "end a conference as the CM would (cm_mau_endconf_req); without --platform, the css that knows it",
+	  ctl_cmd_conf_end },
+	{ { NULL, NULL }, NULL, NULL, NULL },
+};
+
+void ctl_usage(FILE *f)
+{
+	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] COMMAND ...\n\n"
+		   "Options:\n"
+		   "  --zk HOSTS         ZooKeeper servers, host:port[,host:port...]\n"
+		   "                     (default: $CONFDR_ZK, else " CLI_DEFAULT_ZK ")\n"
+		   "  --chroot PATH      the service domain's root node (default: $CONFDR_ZK_CHROOT, "
+		   "else " CLI_DEFAULT_CHROOT ")\n"
+		   "  --timeout SECONDS  how long to wait to connect and for each answer (default 5)\n"
+		   "  -h, --help         this text\n\n"
+		   "Commands:\n");
+	for (const struct command *c = commands; c->run; c++) {
+		fprintf(f, "  %s%s%s %s\n", c->words[0], c->words[1] ? " " : "", c->words[1] ? c->words[1] : "",
+			c->usage);
+		fprintf(f, "      %s\n", c->help);
+	}
+	fprintf(f, "\nThe broker of each platform is found in ZooKeeper; its user and password are $CONFDR_AMQP_USER\n"
+		   "and $CONFDR_AMQP_PASSWORD (default confdr/confdr).\n"
+		   "\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform,\n"
+		   "a switch refused by pms, a conference no css knows or css refused), 64 bad usage, 65 bad\n"
+		   "input file, 69 ZooKeeper, a broker, an rms, a pms or a css unreachable (status: some rms did\n"
+		   "not answer; conf list: some css did not answer; the rest is printed).\n");
+}
+
+/* ---- waiting on the loop ---- */
+
+static void on_timer(void *arg)
+{
+	struct ctl *c = arg;
+
+	c->timed_out = true;
+	cdr_loop_stop(c->loop);
+}
+
+/* Runs the loop until *done or timeout_ms; true if done. */
+bool ctl_run_until(struct ctl *c, const bool *done, uint64_t timeout_ms)
+{
+	c->timed_out = false;
+	cdr_timer_start(c->timer, timeout_ms, false);
+	while (!*done && !c->timed_out)
+		if (cdr_loop_run(c->loop) < 0)
+			break;
+	cdr_timer_stop(c->timer);
+	return *done;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = { { "zk", required_argument, NULL, 'z' },
+					      { "chroot", required_argument, NULL, 'c' },
+					      { "timeout", required_argument, NULL, 't' },
+					      { "help", no_argument, NULL, 'h' },
+					      { 0 } };
+	struct ctl c = { .timeout_s = 5 };
+	const struct command *cmd;
+	int opt, ret, nwords;
+	int64_t v;
+
+	cli_setup("confdrctl", ctl_usage);
+	c.hosts = cli_env("CONFDR_ZK", CLI_DEFAULT_ZK);
+	c.chroot = cli_env("CONFDR_ZK_CHROOT", CLI_DEFAULT_CHROOT);
+
+	while ((opt = getopt_long(argc, argv, "+z:c:t:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'z': c.hosts = optarg; break;
+		case 'c': c.chroot = optarg; break;
+		case 't':
+			if (!cli_parse_int(optarg, 1, 3600, &v))
+				return cli_usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);
+			c.timeout_s = (unsigned)v;
+			break;
+		case 'h': ctl_usage(stdout); return 0;
+		default: return cli_usage_error("bad option");
+		}
+	}
+	if (c.chroot[0] != '/')
+		return cli_usage_error("--chroot must be an absolute path, not \"%s\"", c.chroot);
+	if (optind >= argc)
+		return cli_usage_error("no command");
+	for (cmd = commands; cmd->run; cmd++) {
+		if (strcmp(cmd->words[0], argv[optind]) != 0)
+			continue;
+		if (!cmd->words[1])
+			break;
+		if (optind + 1 < argc && strcmp(cmd->words[1], argv[optind + 1]) == 0)
+			break;
+	}
+	if (!cmd->run)
+		return cli_usage_error("unknown command \"%s%s%s\"", argv[optind], optind + 1 < argc ? " " : "",
+				       optind + 1 < argc ? argv[optind + 1] : "");
+	nwords = cmd->words[1] ? 2 : 1;
+
+	/* The library logs at debug only; confdrctl says what failed itself. */
+	cdr_log_setup("confdrctl", "-", getenv("CONFDR_DEBUG") ? CDR_LOG_DEBUG : CDR_LOG_ERR, false);
+	if (cdr_loop_new(&c.loop) < 0 || cdr_timer_new(c.loop, on_timer, &c, &c.timer) < 0) {
+		fprintf(stderr, "confdrctl: cannot create the event loop\n");
+		return EX_SOFTWARE;
+	}
+	/* The command sees its own argv: argv[0] is its last word. */
+	ret = cmd->run(&c, argc - optind - nwords + 1, argv + optind + nwords - 1);
+	c.zk = cdr_zk_free(c.zk);
+	c.timer = cdr_timer_free(c.timer);
+	c.loop = cdr_loop_free(c.loop);
+	return ret;
+}
