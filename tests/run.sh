@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds twice (plain and with
-# AddressSanitizer + UndefinedBehaviorSanitizer), brings up the sandbox of real
-# servers, runs unit, valgrind and integration tests through ctest, tears the
-# sandbox down (also on failure) and ends with one line "N passed, N failed".
+# AddressSanitizer + UndefinedBehaviorSanitizer), runs the unit and valgrind
+# tests, then the integration tests and DR drills in two parallel lanes, each
+# with a sandbox of real servers of its own (run/test-a, run/test-b; ports
+# from CONFDR_PORT_BASE, default 17000, and that + 1000), tears the sandboxes
+# down (also on failure) and ends with one line "N passed, N failed".
 #
 #   ./tests/run.sh            everything
 #   ./tests/run.sh --unit     unit tests only (no servers)
@@ -17,7 +19,7 @@ for a in "$@"; do
 	case $a in
 	--unit) unit_only=1 ;;
 	--no-asan) asan=0 ;;
-	-h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $a (see --help)" >&2; exit 64 ;;
 	esac
 done
@@ -38,8 +40,13 @@ if [ "$asan" = 1 ]; then
 	cmake --build build-asan -j"$jobs" || die "build (asan) failed"
 fi
 
-passed=0 failed=0 summary=()
-# Runs ctest in build dir $1 for label regex $2; adds its counts.
+# Every ctest run and drill run writes one line "PASSED FAILED WHAT" to a
+# file in $res; the summary adds them up (the lanes below are subshells).
+res=$(mktemp -d)
+n_res=0
+record() { n_res=$((n_res + 1)); echo "$1 $2 $3" >"$res/r.$BASHPID.$n_res"; }
+
+# run_ctest DIR LABEL: ctest in build dir DIR for label regex LABEL.
 run_ctest() {
 	local dir=$1 label=$2 log total nfail
 	log=$(mktemp)
@@ -50,40 +57,83 @@ run_ctest() {
 	nfail=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)
 	if [ -z "$total" ]; then
 		# ctest found nothing or died: count it as one failure, never as a pass.
-		failed=$((failed + 1)); summary+=("$dir $label: no result")
+		record 0 1 "$dir $label: no result"
 	else
-		passed=$((passed + total - nfail)); failed=$((failed + nfail))
-		summary+=("$dir $label: $((total - nfail))/$total")
+		record $((total - nfail)) "$nfail" "$dir $label: $((total - nfail))/$total"
 	fi
-	grep -E '^\s+[0-9]+ - ' "$log" | sed 's/^/  FAILED /' >>"$top/build/failed-tests.txt" || true
+	grep -E '^\s+[0-9]+ - ' "$log" | sed 's/^/  FAILED /' >>"$res/failed-tests" || true
 	rm -f "$log"
 }
 
-rm -f build/failed-tests.txt
+# run_drills NAMES...: the DR drills (tests/integration/drills.sh, plain
+# build) against the sandbox in the environment; one count per drill.
+run_drills() {
+	local log ok nok
+	log=$(mktemp)
+	say "drills $* (build)"
+	CONFDR_DRILLS="$*" CONFDR_BINARY_DIR=$top/build CONFDR_SOURCE_DIR=$top \
+		timeout 1800 bash tests/integration/drills.sh 2>&1 | tee "$log"
+	ok=$(grep -c '^ok ' "$log") nok=$(grep -c '^not ok ' "$log")
+	if [ $((ok + nok)) = 0 ]; then
+		record 0 1 "drills $*: no result"
+	else
+		record "$ok" "$nok" "drills $*: $ok/$((ok + nok))"
+	fi
+	grep '^not ok ' "$log" | sed 's/^/  FAILED /' >>"$res/failed-tests" || true
+	rm -f "$log"
+}
+
 run_ctest build '^unit$'
 command -v valgrind >/dev/null && run_ctest build '^valgrind$'
 [ "$asan" = 1 ] && run_ctest build-asan '^unit$'
 
 if [ "$unit_only" = 0 ]; then
-	say "sandbox"
-	export CONFDR_RUN_DIR=${CONFDR_RUN_DIR:-$top/run/test}
-	cleanup() { ./deploy/sandbox.sh down >/dev/null 2>&1 || true; }
+	# Two lanes in parallel, each with a sandbox of its own (own run dir and
+	# ports, nothing shared): the plain build's integration tests and half the
+	# drills; the sanitizer build's integration tests and the other half. The
+	# tests of one lane run one after the other (they stop and start the
+	# lane's servers); the lanes do not see each other.
+	run_base=${CONFDR_RUN_DIR:-$top/run/test}
+	port_base=${CONFDR_PORT_BASE:-17000}
+	lane_down() { CONFDR_RUN_DIR=$run_base-$1 CONFDR_PORT_BASE=$2 ./deploy/sandbox.sh down; }
+	cleanup() { lane_down a "$port_base" >/dev/null 2>&1; lane_down b $((port_base + 1000)) >/dev/null 2>&1; }
 	trap cleanup EXIT
-	if ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
-		run_ctest build '^integration$'
-		[ "$asan" = 1 ] && run_ctest build-asan '^integration$'
-		# The DR drills: load on the real servers; the plain build only (ASan would only slow them).
-		run_ctest build '^drill$'
-	else
-		failed=$((failed + 1)); summary+=("sandbox: did not come up")
-	fi
-	say "sandbox down"
-	./deploy/sandbox.sh down || { failed=$((failed + 1)); summary+=("sandbox: down left processes"); }
+	# lane NAME PORT_BASE BUILD_DIR DRILLS...
+	lane() {
+		local name=$1 base=$2 dir=$3
+		shift 3
+		export CONFDR_RUN_DIR=$run_base-$name CONFDR_PORT_BASE=$base
+		say "lane $name: sandbox (run dir $CONFDR_RUN_DIR, ports from $base)"
+		if ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
+			[ -n "$dir" ] && run_ctest "$dir" '^integration$'
+			run_drills "$@"
+		else
+			record 0 1 "lane $name: the sandbox did not come up"
+		fi
+		say "lane $name: sandbox down"
+		./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
+	}
+	say "integration tests and drills in two lanes (their lines prefixed [a] and [b])"
+	asan_dir=
+	[ "$asan" = 1 ] && asan_dir=build-asan
+	lane a "$port_base" build mcu-failure room-failure room-switch 2>&1 | sed -u 's/^/[a] /' &
+	lane_a=$!
+	lane b $((port_base + 1000)) "$asan_dir" room-switchback platform-failure platform-switchback 2>&1 |
+		sed -u 's/^/[b] /' &
+	lane_b=$!
+	wait $lane_a $lane_b
 	trap - EXIT
 fi
 
 say "summary"
-printf '  %s\n' "${summary[@]}"
-[ -s build/failed-tests.txt ] && cat build/failed-tests.txt
+passed=0 failed=0
+for f in "$res"/r.*; do
+	[ -e "$f" ] || continue
+	read -r p n what <"$f"
+	passed=$((passed + p)) failed=$((failed + n))
+	echo "  $what"
+done
+[ -s "$res/failed-tests" ] && cat "$res/failed-tests"
+rm -rf "$res"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

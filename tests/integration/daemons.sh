@@ -4,31 +4,18 @@
 # SIGHUP reloads a valid file and refuses a broken one; the standby takes over
 # when the active one stops; SIGTERM stops cleanly and removes the liveness node.
 set -uo pipefail
-: "${CONFDR_BINARY_DIR:?}" "${CONFDR_SOURCE_DIR:?}" "${CONFDR_SANDBOX:?run under the sandbox env}" "${CONFDR_ZK:?}"
-bin=$CONFDR_BINARY_DIR
-ctl="$bin/confdrctl --zk $CONFDR_ZK"
-work=$(mktemp -d)
-pids=()
-failures=0 checks=0
+. "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
+t_init daemons # a ZooKeeper chroot of its own, ok/not_ok/wait_for, start, the work dir
 
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null
-	done
-	# Whatever happened, the servers are left running for the next test.
+# Whatever happened, the servers are left running for the next test.
+servers_back() {
 	"$CONFDR_SANDBOX" server start rabbitmq >/dev/null 2>&1
 	"$CONFDR_SANDBOX" server start redis-p1 >/dev/null 2>&1
-	rm -rf "$work"
 }
-trap cleanup EXIT
+trap 't_cleanup; servers_back' EXIT
 
-ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }
-not_ok() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $*"; }
-
-# conf PLATFORM DAEMON INSTANCE [EXTRA]
-conf() {
+# dconf PLATFORM DAEMON INSTANCE [EXTRA [LOG_LEVEL]]: a config of this instance name
+dconf() {
 	cat >"$work/$2-$3.conf" <<CONF
 [daemon]
 platform = $1
@@ -36,7 +23,7 @@ instance = $3
 log_level = ${5:-info}
 [zookeeper]
 hosts = $CONFDR_ZK
-chroot = ${CONFDR_ZK_CHROOT:-/dr}
+chroot = $chroot
 session_timeout = 4s
 [amqp]
 user = confdr
@@ -51,12 +38,6 @@ password = ${CONFDR_MYSQL_PASSWORD:-confdr}
 $4
 CONF
 	echo "$work/$2-$3.conf"
-}
-
-# start DAEMON CONF: a child of this shell (so `wait` gets its exit code); pid in $started
-start() {
-	"$bin/confdr-$1" -c "$2" >>"$2.log" 2>&1 &
-	started=$!
 }
 
 # live INSTANCE FIELD: the field of the instance's liveness node ("" if absent)
@@ -91,10 +72,9 @@ for p in p1 p2; do
 	for d in css rms pms; do
 		extra=""
 		[ "$d" = css ] && extra=$migrations
-		c=$(conf "$p" "$d" "t-$p-$d" "$extra")
-		start "$d" "$c"
+		c=$(dconf "$p" "$d" "t-$p-$d" "$extra")
+		start "$d" "$c" "$c.log"
 		pid[$p-$d]=$started
-		pids+=("${pid[$p-$d]}")
 	done
 done
 
@@ -139,10 +119,8 @@ kill -HUP "${pid[p1-css]}"
 wait_for 10 "SIGHUP with a valid file applies it" grep -q "reload done: log_level=debug" "$c.log"
 
 # A second css of p1 waits as standby and takes over when the active one stops.
-c2=$(conf p1 css t-p1-css-b "$migrations")
-start css "$c2"
-pid2=$started
-pids+=("$pid2")
+c2=$(dconf p1 css t-p1-css-b "$migrations")
+start css "$c2" "$c2.log"
 wait_for 30 "second p1 css is standby" bash -c "[ \"\$($ctl status --json | jq -r '[.. | objects | select(.instance? == \"t-p1-css-b\")][0].role')\" = standby ]"
 kill -TERM "${pid[p1-css]}"
 stopped=0
@@ -160,9 +138,5 @@ else
 	not_ok "new active css: role=$role2 epoch $epoch1 -> $epoch2"
 fi
 
-if [ $failures -gt 0 ]; then
-	echo "--- daemon logs ---"
-	for f in "$work"/*.log; do echo "== $f"; tail -20 "$f"; done
-fi
-echo "daemons: $((checks - failures)) passed, $failures failed"
-[ $failures = 0 ]
+echo "# daemons: $((checks - failures)) passed, $failures failed"
+t_done
