@@ -20,10 +20,11 @@ static void create_refuse(struct op *op, const char *reason, const char *detail)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
+	const char *e164 = c ? c->e164 : cdr_msg_str(op->m, "e164", NULL);
 
 	s->n.create_failed++;
-	cdr_info("create %s (%s) refused: %s: %s", c ? c->e164 : "?", op->req, reason, detail);
-	css_answer_now(op, false, css_nack_body(c ? c->e164 : cdr_msg_str(op->m, "e164", NULL), reason, detail));
+	cdr_info("create %s (%s) refused: %s: %s", e164 ? e164 : "?", op->req, reason, detail);
+	css_answer_now(op, false, css_nack_body(e164, reason, detail));
 	if (c) {
 		c->op = NULL;
 		op->c = NULL;
