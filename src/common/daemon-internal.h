@@ -35,6 +35,7 @@ struct cdr_daemon {
 	char *stats; /* the daemon's own figures for the liveness node (JSON text), or NULL */
 	bool live_created;
 	bool live_creating;
+	bool live_foreign; /* the node is an earlier session's (said once) */
 	bool migrated;
 	struct migration *migration; /* schema migrations running */
 

@@ -22,14 +22,48 @@ static const char *const endpoint_names[LINK_COUNT] = { NULL, "mq", "redis", "my
 
 /* ---- liveness ---- */
 
+/* The node existed: ours (a create repeated over a reconnection), or an
+ * earlier session's of this instance (a restart faster than that session's
+ * end): it goes with that session; ours is created then (tried every 200 ms),
+ * never taken over, or it would vanish under us. */
+static void on_live_owner(const struct cdr_zk_result *r, void *arg)
+{
+	struct cdr_daemon *d = arg;
+	struct cdr_zk_session ses;
+
+	d->live_creating = false;
+	if (r->status == -ECANCELED)
+		return;
+	if (r->status == 0 && cdr_zk_session(d->zk, &ses) == 0 && r->ephemeral_owner == ses.id) {
+		d->live_created = true;
+		d->live_foreign = false;
+		daemon_live_changed(d); /* write the newest state over it */
+		return;
+	}
+	if (r->status == 0 && !d->live_foreign) {
+		d->live_foreign = true;
+		cdr_notice("zookeeper: %s still belongs to an earlier session (0x%" PRIx64
+			   "); ours follows when it goes",
+			   d->live_path, (uint64_t)r->ephemeral_owner);
+	}
+	daemon_live_changed(d);
+}
+
 static void on_live_created(const struct cdr_zk_result *r, void *arg)
 {
 	struct cdr_daemon *d = arg;
 
 	d->live_creating = false;
-	if (r->status == 0 || r->status == -EEXIST) {
+	if (r->status == 0) {
 		d->live_created = true;
+		d->live_foreign = false;
 		daemon_live_changed(d); /* write the newest state over what we created */
+	} else if (r->status == -EEXIST) {
+		d->live_creating = true;
+		if (cdr_zk_exists(d->zk, d->live_path, NULL, NULL, on_live_owner, d) < 0) {
+			d->live_creating = false;
+			daemon_live_changed(d);
+		}
 	} else if (r->status != -ECANCELED) {
 		cdr_warn("zookeeper: cannot create %s: %s; retrying", d->live_path, r->error ? r->error : "");
 		daemon_live_changed(d);
