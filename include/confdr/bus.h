@@ -87,7 +87,13 @@ struct cdr_dispatch {
 	size_t max_len;			    /* cdr_msg_decode's limit (0: CDR_MSG_MAX_DEFAULT) */
 	const struct cdr_handler *handlers; /* ends with a NULL type */
 	struct cdr_bus *(*bus)(void *server);
-	bool (*serving)(void *server); /* false: requeued for the active instance */
+	bool (*serving)(void *server); /* false: requeued for the active instance (NULL: always serving) */
+	/* A subscription to notices (a private queue): a type nobody here
+	 * handles is acked and dropped with a debug line, not dead-lettered. */
+	bool ignore_unknown;
+	/* The body of the bad_request NACK to an unknown request (NULL:
+	 * cdr_bus_nack_body); css's carry the request's E164, as all its NACKs. */
+	json_t *(*nack_body)(const struct cdr_msg *m, const char *reason, const char *detail);
 	/* Optional, before a known type's handler: true when it dealt with the
 	 * delivery itself (answered it), and the handler does not run; the
 	 * message is freed by cdr_dispatch. */

@@ -129,7 +129,7 @@ enum cdr_dispatch_result cdr_dispatch(const struct cdr_dispatch *t, struct cdr_m
 	struct cdr_msg *m = NULL;
 	const char *type;
 
-	if (!t->serving(server)) {
+	if (t->serving && !t->serving(server)) {
 		cdr_mq_nack(dl, true); /* for the active instance */
 		return CDR_DISPATCH_REQUEUED;
 	}
@@ -138,13 +138,22 @@ enum cdr_dispatch_result cdr_dispatch(const struct cdr_dispatch *t, struct cdr_m
 		return CDR_DISPATCH_UNREADABLE;
 	}
 	type = cdr_msg_type(m);
-	if (!(h = cdr_dispatch_find(t, type))) {
+	if (!(h = cdr_dispatch_find(t, type)) && t->ignore_unknown) {
+		cdr_debug("%s: %s (from %s) is not for %s: dropped", t->queue, type, cdr_msg_src(m), t->daemon);
+		cdr_mq_ack(dl);
+		cdr_msg_free(m);
+		return CDR_DISPATCH_UNKNOWN;
+	}
+	if (!h) {
 		char detail[200];
 
 		snprintf(detail, sizeof(detail), "%s is not a message %s handles", type, t->daemon);
 		cdr_warn("%s: %s (from %s)", t->queue, detail, cdr_msg_src(m));
 		if (dl->reply_to && strstr(type, "_req"))
-			cdr_bus_answer(b, dl, m, false, cdr_bus_nack_body("bad_request", detail), false);
+			cdr_bus_answer(b, dl, m, false,
+				       t->nack_body ? t->nack_body(m, "bad_request", detail)
+						    : cdr_bus_nack_body("bad_request", detail),
+				       false);
 		else
 			cdr_mq_nack(dl, false); /* dead-lettered */
 		cdr_msg_free(m);

@@ -221,7 +221,8 @@ static const struct cdr_field listed_conf[] = {
 static const struct cdr_field listed_item = ITEM_OBJ(listed_conf);
 static const struct cdr_field conflist_ntf[] = {
 	ID_R("mcu", "reporting MCU"),
-	INT("seq", 0, INT64_MAX, true, "increases with every list of this MCU"),
+	INT("seq", 0, INT64_MAX, true, "increases with every list of this incarnation"),
+	ID_O("boot", "its incarnation, as registered"),
 	ARR("confs", 0, 100000, &listed_item, true, "every conference running on it (complete list)"),
 	END,
 };
@@ -255,6 +256,7 @@ static const struct cdr_field mcu_register_req[] = {
 	BOOL("backup", false, "used only when every primary of the room is down (default false)"),
 	INT("running_confs", 0, 100000, false, "conferences running now (after a re-registration)"),
 	INT("used_ports", 0, 1000000, false, "ports in use now"),
+	ID_O("boot", "its incarnation: new at every start that lost its conferences"),
 	END,
 };
 static const struct cdr_field mcu_register_ack[] = {
@@ -266,7 +268,8 @@ static const struct cdr_field mcu_register_ack[] = {
 };
 static const struct cdr_field mcu_heartbeat[] = {
 	ID_R("mcu", "MCU MOID"),
-	INT("seq", 0, INT64_MAX, true, "increases with every heartbeat"),
+	INT("seq", 0, INT64_MAX, true, "increases with every heartbeat of this incarnation"),
+	ID_O("boot", "its incarnation, as registered"),
 	INT("running_confs", 0, 100000, true, "conferences running"),
 	INT("used_ports", 0, 1000000, true, "ports in use"),
 	EPOCH,
@@ -383,7 +386,10 @@ static const struct cdr_field mcu_ntf[] = {
 	ID_R("room", "its room"),
 	ID_R("platform", "its platform"),
 	ENUM("state", mcu_states, true, "up, down, or drain (no new conferences)"),
-	CODE("reason", true, "registered, heartbeat_lost, deregistered, ..."),
+	CODE("reason", true,
+	     "registered, restarted (a new `boot`: its conferences are gone), heartbeat_lost, heartbeat_resumed, "
+	     "drain, "
+	     "undrain"),
 	EPOCH,
 	END,
 };

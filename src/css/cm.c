@@ -342,6 +342,11 @@ static const struct cdr_handler cm_handlers[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
+static json_t *cm_nack_body(const struct cdr_msg *m, const char *reason, const char *detail)
+{
+	return css_nack_body(cdr_msg_str(m, "e164", NULL), reason, detail);
+}
+
 static const struct cdr_dispatch cm_dispatch = {
 	.daemon = "css",
 	.queue = CDR_MQ_MAU_CONF_Q,
@@ -350,6 +355,7 @@ static const struct cdr_dispatch cm_dispatch = {
 	.handlers = cm_handlers,
 	.bus = css_bus,
 	.serving = css_serving_queues,
+	.nack_body = cm_nack_body,
 };
 
 void css_on_cm_request(struct cdr_mq_delivery *dl, void *arg)

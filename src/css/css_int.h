@@ -116,6 +116,7 @@ struct op {
 /* The newest conference list of an MCU (older ones are ignored). */
 struct list_seq {
 	int64_t seq;
+	char boot[72]; /* its incarnation ("" when it tells none) */
 	char mcu[];
 };
 
@@ -215,6 +216,7 @@ struct css {
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
+		uint64_t mcu_restarts, stale_lists;
 	} n;
 };
 

@@ -236,7 +236,7 @@ static void orphan_unknown(struct css *s, const char *e164, const char *mcu, con
 
 static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
-	const char *mcu = cdr_msg_str(m, "mcu", "");
+	const char *mcu = cdr_msg_str(m, "mcu", ""), *boot = cdr_msg_str(m, "boot", "");
 	int64_t seq = cdr_msg_int(m, "seq", 0);
 	struct list_seq *last = cdr_hmap_get(s->list_seq, mcu);
 	json_t *confs = cdr_msg_get(m, "confs"), *item;
@@ -254,11 +254,20 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 		cdr_hmap_free(listed);
 		return;
 	}
-	if (last && seq <= last->seq) {
-		cdr_debug("conference list %" PRId64 " of %s is not newer than %" PRId64 ": ignored", seq, mcu,
-			  last->seq);
+	switch (css_list_order(last ? last->boot : "", last ? last->seq : -1, boot, seq)) {
+	case CSS_LIST_NEW: break;
+	case CSS_LIST_STALE:
+		s->n.stale_lists++;
+		cdr_info("conference list %" PRId64 " of %s (boot %s) is not newer than %" PRId64 ": not taken", seq,
+			 mcu, *boot ? boot : "-", last->seq);
 		cdr_hmap_free(listed);
 		return;
+	case CSS_LIST_RESTART:
+		s->n.mcu_restarts++;
+		cdr_notice("mcu %s restarted (boot %s, list %" PRId64 "; before: boot %s, list %" PRId64
+			   "): its lists are counted afresh; what it no longer runs is restored",
+			   mcu, *boot ? boot : "-", seq, *last->boot ? last->boot : "-", last->seq);
+		break;
 	}
 	if (!last && (last = calloc(1, sizeof(*last) + strlen(mcu) + 1))) {
 		strcpy(last->mcu, mcu);
@@ -267,8 +276,10 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 			last = NULL;
 		}
 	}
-	if (last)
+	if (last) {
 		last->seq = seq;
+		snprintf(last->boot, sizeof(last->boot), "%s", boot);
+	}
 	json_array_foreach(confs, i, item)
 	{
 		const char *e164 = cdr_msg_jstr(item, "e164", "");

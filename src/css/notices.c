@@ -3,41 +3,39 @@
  * at start; the BMC's notices. */
 #include "css_int.h"
 
-void css_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
+/* rms_all_mcu_ntf: an MCU down has its conferences restored elsewhere. */
+static void on_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
 	struct css *s = arg;
-	struct cdr_msg *m = NULL;
-	struct cdr_msg_error err;
+	struct group *g;
 
-	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0 && !strcmp(cdr_msg_type(m), "rms_all_mcu_ntf") &&
-	    !strcmp(cdr_msg_str(m, "state", ""), "down")) {
-		struct group *g = cdr_hmap_get(s->mcus, cdr_msg_str(m, "mcu", ""));
-
+	(void)dl;
+	if (!strcmp(cdr_msg_str(m, "reason", ""), "restarted")) {
+		/* rms saw a new boot: the MCU runs nothing from before */
 		if (s->consuming)
-			css_mcu_lost(s, cdr_msg_str(m, "mcu", ""), cdr_msg_str(m, "reason", "?"));
-		else
-			cdr_warn("mcu %s is down (%s): %zu conferences placed on it (not serving yet)",
-				 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "reason", "?"), g ? g->n : 0);
+			css_mcu_lost(s, cdr_msg_str(m, "mcu", ""), "restarted (a new boot)");
+		return;
 	}
-	cdr_msg_free(m);
-	cdr_mq_ack(dl);
+	if (strcmp(cdr_msg_str(m, "state", ""), "down"))
+		return;
+	g = cdr_hmap_get(s->mcus, cdr_msg_str(m, "mcu", ""));
+	if (s->consuming)
+		css_mcu_lost(s, cdr_msg_str(m, "mcu", ""), cdr_msg_str(m, "reason", "?"));
+	else
+		cdr_warn("mcu %s is down (%s): %zu conferences placed on it (not serving yet)",
+			 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "reason", "?"), g ? g->n : 0);
 }
 
 /* BMC changed a user domain or platform: the topology (user domains, their
  * rooms and platforms) is read again at once instead of at the next refresh. */
-void css_on_modb_ntf(struct cdr_mq_delivery *dl, void *arg)
+static void on_modb(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
 	struct css *s = arg;
-	struct cdr_msg *m = NULL;
-	struct cdr_msg_error err;
 
-	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0 && !strcmp(cdr_msg_type(m), "bmc_mau_modb_ntf")) {
-		cdr_info("BMC: %s %s %s: reading the topology again", cdr_msg_str(m, "kind", "?"),
-			 cdr_msg_str(m, "moid", "?"), cdr_msg_str(m, "op", "?"));
-		cdr_topo_follow_fetch(s->follow);
-	}
-	cdr_msg_free(m);
-	cdr_mq_ack(dl);
+	(void)dl;
+	cdr_info("BMC: %s %s %s: reading the topology again", cdr_msg_str(m, "kind", "?"), cdr_msg_str(m, "moid", "?"),
+		 cdr_msg_str(m, "op", "?"));
+	cdr_topo_follow_fetch(s->follow);
 }
 
 /* Room id is abnormal (a failure or a manual switch): every conference
@@ -111,22 +109,78 @@ static void apply_room(struct css *s, const char *id, bool abnormal, int64_t epo
 	}
 }
 
+static void on_platform(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	(void)dl;
+	apply_platform(arg, cdr_msg_str(m, "platform", ""), !strcmp(cdr_msg_str(m, "state", ""), "down"),
+		       cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
+}
+
+static void on_room(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	(void)dl;
+	apply_room(arg, cdr_msg_str(m, "room", ""), !strcmp(cdr_msg_str(m, "state", ""), "abnormal"),
+		   cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
+}
+
+/* The notices css subscribes to (a private queue each); other types on the
+ * same exchanges are not css's and are dropped. */
+static const struct cdr_handler rms_ntf_handlers[] = {
+	{ "rms_all_mcu_ntf", CDR_H_NOTICE, "rms", on_mcu_state },
+	{ NULL, 0, NULL, NULL },
+};
+
+static const struct cdr_handler pms_ntf_handlers[] = {
+	{ "pms_all_platform_ntf", CDR_H_NOTICE, "pms", on_platform },
+	{ "pms_all_room_ntf", CDR_H_NOTICE, "pms", on_room },
+	{ NULL, 0, NULL, NULL },
+};
+
+static const struct cdr_handler modb_handlers[] = {
+	{ "bmc_mau_modb_ntf", CDR_H_NOTICE, "bmc", on_modb },
+	{ NULL, 0, NULL, NULL },
+};
+
+static const struct cdr_dispatch rms_ntf_dispatch = {
+	.daemon = "css",
+	.queue = CDR_MQ_RMS_NTF_EX,
+	.nack_type = "mau_any_notice_nack",
+	.handlers = rms_ntf_handlers,
+	.bus = css_bus,
+	.ignore_unknown = true,
+};
+
+static const struct cdr_dispatch pms_ntf_dispatch = {
+	.daemon = "css",
+	.queue = CDR_MQ_PMS_NTF_EX,
+	.nack_type = "mau_any_notice_nack",
+	.handlers = pms_ntf_handlers,
+	.bus = css_bus,
+	.ignore_unknown = true,
+};
+
+static const struct cdr_dispatch modb_dispatch = {
+	.daemon = "css",
+	.queue = CDR_MQ_MODB_NOTIFY_EX,
+	.nack_type = "mau_any_notice_nack",
+	.handlers = modb_handlers,
+	.bus = css_bus,
+	.ignore_unknown = true,
+};
+
+void css_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	cdr_dispatch(&rms_ntf_dispatch, dl, arg);
+}
+
 void css_on_pms_ntf(struct cdr_mq_delivery *dl, void *arg)
 {
-	struct css *s = arg;
-	struct cdr_msg *m = NULL;
-	struct cdr_msg_error err;
+	cdr_dispatch(&pms_ntf_dispatch, dl, arg);
+}
 
-	if (cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0) {
-		if (!strcmp(cdr_msg_type(m), "pms_all_platform_ntf"))
-			apply_platform(s, cdr_msg_str(m, "platform", ""), !strcmp(cdr_msg_str(m, "state", ""), "down"),
-				       cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
-		else if (!strcmp(cdr_msg_type(m), "pms_all_room_ntf"))
-			apply_room(s, cdr_msg_str(m, "room", ""), !strcmp(cdr_msg_str(m, "state", ""), "abnormal"),
-				   cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
-	}
-	cdr_msg_free(m);
-	cdr_mq_ack(dl);
+void css_on_modb_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	cdr_dispatch(&modb_dispatch, dl, arg);
 }
 
 static void on_pms_state(int status, const struct cdr_mq_delivery *reply, void *arg)

@@ -115,3 +115,16 @@ enum css_takeover_step css_takeover_step(const struct css_takeover_in *in)
 		return CSS_TAKEOVER_WAIT;
 	return CSS_TAKEOVER_PROMOTE;
 }
+
+enum css_list_order css_list_order(const char *have_boot, int64_t have_seq, const char *boot, int64_t seq)
+{
+	if (have_seq < 0)
+		return CSS_LIST_NEW;
+	if (*boot && strcmp(boot, have_boot))
+		return CSS_LIST_RESTART; /* a new boot (or the first it tells: it restarted to tell one) */
+	if (seq > have_seq)
+		return CSS_LIST_NEW;
+	if (seq < have_seq && !*boot)
+		return CSS_LIST_RESTART; /* numbered from 1 again: the only reading without a boot */
+	return CSS_LIST_STALE;
+}

@@ -73,6 +73,17 @@ bool css_notice_applies(int64_t have, int64_t got);
 
 const char *css_listed_name(enum css_listed v);
 
+/* An MCU's conference list against the last one css took from it (have_seq
+ * -1: none yet; boots "" when the MCU tells none). */
+enum css_list_order {
+	CSS_LIST_NEW,	  /* newer, of the same incarnation: taken */
+	CSS_LIST_STALE,	  /* the same seq again, or an older one of the same incarnation: logged, counted, not taken */
+	CSS_LIST_RESTART, /* another incarnation (a new boot; or, from an MCU that tells none, a seq that went back):
+			     the MCU restarted, its lists counted afresh, this one taken */
+};
+
+enum css_list_order css_list_order(const char *have_boot, int64_t have_seq, const char *boot, int64_t seq);
+
 /* When a conference whose allocation or re-create failed is tried again:
  * tries counts the failures in a row, this one included. Gives up (returns
  * false: ended on purpose, restore_failed) once tries reaches attempts;

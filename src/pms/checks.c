@@ -221,21 +221,43 @@ void pms_poll_inventory(void *arg)
 		s->inventory_pending = true;
 }
 
-void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
+/* rms_all_mcu_ntf of this platform's own rooms: the MCU check. */
+static void on_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
 	struct pms *s = arg;
-	struct cdr_msg *m = NULL;
-	struct cdr_msg_error err;
 	struct room *r;
 
-	if (s->started && cdr_msg_decode(dl->body, dl->len, 0, &m, &err) == 0 &&
-	    !strcmp(cdr_msg_type(m), "rms_all_mcu_ntf") && !strcmp(cdr_msg_str(m, "platform", ""), s->platform) &&
-	    (r = pms_own_room(s, cdr_msg_str(m, "room", "")))) {
-		mcu_seen_set(s, cdr_msg_str(m, "mcu", ""), r->id, strcmp(cdr_msg_str(m, "state", "down"), "down") != 0);
-		mcu_evaluate(r);
-	}
-	cdr_msg_free(m);
-	cdr_mq_ack(dl);
+	(void)dl;
+	if (!s->started || strcmp(cdr_msg_str(m, "platform", ""), s->platform) ||
+	    !(r = pms_own_room(s, cdr_msg_str(m, "room", ""))))
+		return;
+	mcu_seen_set(s, cdr_msg_str(m, "mcu", ""), r->id, strcmp(cdr_msg_str(m, "state", "down"), "down") != 0);
+	mcu_evaluate(r);
+}
+
+static const struct cdr_handler rms_ntf_handlers[] = {
+	{ "rms_all_mcu_ntf", CDR_H_NOTICE, "rms", on_mcu_state },
+	{ NULL, 0, NULL, NULL },
+};
+
+static struct cdr_bus *checks_bus(void *server)
+{
+	return &((struct pms *)server)->bus;
+}
+
+/* rms.ntf.ex (a private queue): the other types there are not pms's. */
+static const struct cdr_dispatch rms_ntf_dispatch = {
+	.daemon = "pms",
+	.queue = CDR_MQ_RMS_NTF_EX,
+	.nack_type = "pms_any_notice_nack",
+	.handlers = rms_ntf_handlers,
+	.bus = checks_bus,
+	.ignore_unknown = true,
+};
+
+void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	cdr_dispatch(&rms_ntf_dispatch, dl, arg);
 }
 
 /* ---- peers: the pms of the platforms we back up ---- */

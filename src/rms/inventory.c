@@ -46,6 +46,7 @@ static void clear(struct rms_inv *inv)
 		free(m->id);
 		free(m->key);
 		free(m->room);
+		free(m->boot);
 		free(m);
 	}
 	it = 0;
@@ -254,7 +255,8 @@ int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int
 {
 	struct rms_mcu *m;
 	struct room_idx *room;
-	bool fresh = false, was_up, moved = false, rekeyed;
+	bool fresh = false, was_up, moved = false, rekeyed, restarted;
+	bool has_boot = reg->boot && *reg->boot;
 	int r;
 
 	if ((r = check_room(inv, reg->room, reg->platform, err, errlen)) < 0)
@@ -278,6 +280,9 @@ int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int
 		moved = true;
 	}
 	r = 0;
+	restarted = !fresh && has_boot && m->boot && strcmp(m->boot, reg->boot) != 0;
+	if (has_boot)
+		str_changed(&m->boot, reg->boot, &r);
 	rekeyed = str_changed(&m->key, reg->key, &r);
 	if (fresh || moved)
 		str_changed(&m->room, reg->room, &r);
@@ -289,6 +294,7 @@ int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int
 			free(m->id);
 			free(m->key);
 			free(m->room);
+			free(m->boot);
 			free(m);
 		}
 		return -ENOMEM;
@@ -307,9 +313,32 @@ int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int
 	m->rep_ports = reg->used_ports;
 	m->delta_confs = m->delta_ports = 0;
 	live_registered(&m->live, &inv->policy, now);
-	if (!was_up || moved || rekeyed)
+	if (restarted)
+		emit_mcu(inv, m, "restarted");
+	else if (!was_up || moved || rekeyed)
 		emit_mcu(inv, m, "registered");
 	return 0;
+}
+
+int rms_inv_mcu_boot(struct rms_inv *inv, const char *id, const char *boot)
+{
+	struct rms_mcu *m = cdr_hmap_get(inv->mcus, id);
+	int r = 0;
+
+	if (!m || !boot || !*boot || (m->boot && !strcmp(m->boot, boot)))
+		return 0;
+	if (!m->boot) { /* the first boot it tells: nothing to compare */
+		str_changed(&m->boot, boot, &r);
+		return r;
+	}
+	str_changed(&m->boot, boot, &r);
+	if (r < 0)
+		return r;
+	m->live.last_seq = -1; /* a new incarnation counts from anew */
+	m->rep_confs = m->rep_ports = 0;
+	m->delta_confs = m->delta_ports = 0;
+	emit_mcu(inv, m, "restarted");
+	return 1;
 }
 
 int rms_inv_register_vrs(struct rms_inv *inv, const struct rms_vrs_reg *reg, int64_t now, char *err, size_t errlen)

@@ -44,6 +44,7 @@ struct rms_mcu {
 
 	struct rms_live live;
 	bool drain;
+	char *boot; /* its incarnation, as it last told (NULL: it tells none) */
 
 	/* Load: its last report, confirmations minus releases since that report,
 	 * and reservations pending. running = max(0, rep + delta). */
@@ -67,7 +68,7 @@ struct rms_event {
 	const struct rms_mcu *mcu;
 	const struct rms_vrs *v;
 	const char *state;
-	const char *reason; /* registered, heartbeat_lost, heartbeat_resumed, drain, undrain */
+	const char *reason; /* registered, restarted, heartbeat_lost, heartbeat_resumed, drain, undrain */
 };
 typedef void (*rms_event_fn)(const struct rms_event *ev, void *arg);
 
@@ -95,10 +96,12 @@ struct rms_mcu_reg {
 	int weight, priority; /* defaults: 100, 100 */
 	bool backup;
 	int64_t running_confs, used_ports;
+	const char *boot; /* its incarnation, or NULL / "" */
 };
 
 /* Registers (or re-registers) an MCU: it is up at once, its load is what it
- * reports. Returns 0; -EAGAIN (no topology yet), -ENOENT (room unknown),
+ * reports. Registered again with another boot than before, it restarted
+ * (its conferences are gone): the event says "restarted". Returns 0; -EAGAIN (no topology yet), -ENOENT (room unknown),
  * -EXDEV (platform or room not this rms's), -ENOMEM; err says why. */
 int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int64_t now, char *err, size_t errlen);
 
@@ -115,6 +118,13 @@ int rms_inv_register_vrs(struct rms_inv *inv, const struct rms_vrs_reg *reg, int
 int rms_inv_heartbeat_mcu(struct rms_inv *inv, const char *id, int64_t seq, int64_t running_confs, int64_t used_ports,
 			  int64_t now);
 int rms_inv_heartbeat_vrs(struct rms_inv *inv, const char *id, int64_t seq, int64_t running, int64_t now);
+
+/* The incarnation a heartbeat carries (before rms_inv_heartbeat_mcu): when it
+ * is not the registered one, the MCU restarted without a registration rms
+ * saw: "restarted" is emitted, boot kept, and its heartbeats counted afresh.
+ * Returns 1 then, 0 when nothing changed (no boot, the same, or unknown MCU),
+ * -ENOMEM. */
+int rms_inv_mcu_boot(struct rms_inv *inv, const char *id, const char *boot);
 
 /* Declares down what missed its heartbeats and expires reservations.
  * Returns the number of reservations expired. */

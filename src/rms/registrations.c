@@ -34,6 +34,7 @@ void rms_on_register_mcu(struct rms *s, struct cdr_mq_delivery *dl, const struct
 		.backup = cdr_msg_bool(m, "backup", false),
 		.running_confs = cdr_msg_int(m, "running_confs", 0),
 		.used_ports = cdr_msg_int(m, "used_ports", 0),
+		.boot = cdr_msg_str(m, "boot", NULL),
 	};
 	char err[256] = "";
 	int r = rms_inv_register_mcu(s->inv, &reg, cdr_mono_i64(), err, sizeof(err));
@@ -80,6 +81,10 @@ void rms_on_heartbeat(struct rms *s, const struct cdr_msg *m, bool vrs)
 	const char *id = cdr_msg_str(m, vrs ? "vrs" : "mcu", "");
 	int r;
 
+	if (!vrs && rms_inv_mcu_boot(s->inv, id, cdr_msg_str(m, "boot", NULL)) == 1)
+		cdr_warn("mcu %s: a heartbeat of a new boot (%s) without a registration: it restarted; its "
+			 "conferences are restored elsewhere",
+			 id, cdr_msg_str(m, "boot", "?"));
 	if (vrs)
 		r = rms_inv_heartbeat_vrs(s->inv, id, cdr_msg_int(m, "seq", 0), cdr_msg_int(m, "running", 0),
 					  cdr_mono_i64());

@@ -99,6 +99,7 @@ struct opts {
 	const char *amqp, *zk, *chroot, *amqp_user, *amqp_password;
 	uint64_t list_interval_ms, slow_ms, duration_s;
 	bool refuse, no_answer;
+	bool no_boot, seq_from_one; /* readings of the contract an MCU may take (docs/mcusim.md) */
 	double fail_rate;
 	uint64_t seed;
 	bool seed_given;
@@ -128,6 +129,7 @@ struct sim {
 	uint64_t state_next_ms; /* earliest next write */
 	struct counters n;
 	char url_shown[256]; /* the broker, without the password */
+	char boot[40];	     /* this process's incarnation: in registrations, heartbeats and lists */
 };
 
 /* ---- small helpers ---- */
@@ -353,6 +355,8 @@ static void send_register(struct unit *u)
 				 "res_1080p", o->res_1080p, "xmpu", o->xmpu, "weight", (json_int_t)o->weight,
 				 "priority", (json_int_t)o->priority, "backup", o->backup, "running_confs",
 				 (json_int_t)cdr_hmap_count(u->confs), "used_ports", (json_int_t)u->used_ports);
+	if (body && s->boot[0])
+		json_object_set_new(body, "boot", json_string(s->boot));
 	snprintf(id, sizeof(id), "%s-register-%" PRIu64, u->id, u->reg_count + u->reg_failures + 1);
 	txt = cdr_msg_encode(u->vrs ? "vrs_rms_register_req" : "cmu_rms_register_req", id, u->id, 0, body);
 	if (!txt) {
@@ -390,6 +394,8 @@ static void send_heartbeat(struct unit *u)
 		body = json_pack("{s:s, s:I, s:I, s:I, s:I}", "mcu", u->id, "seq", (json_int_t)u->hb_seq,
 				 "running_confs", (json_int_t)cdr_hmap_count(u->confs), "used_ports",
 				 (json_int_t)u->used_ports, "epoch", (json_int_t)u->epoch);
+	if (body && s->boot[0])
+		json_object_set_new(body, "boot", json_string(s->boot));
 	snprintf(id, sizeof(id), "%s-heartbeat-%" PRId64, u->id, u->hb_seq);
 	txt = cdr_msg_encode(u->vrs ? "vrs_rms_heartbeat_ntf" : "cmu_rms_heartbeat_ntf", id, u->id, 0, body);
 	if (!txt)
@@ -419,6 +425,8 @@ static void send_conflist(struct unit *u)
 	}
 	u->list_seq++;
 	body = json_pack("{s:s, s:I, s:o}", "mcu", u->id, "seq", (json_int_t)u->list_seq, "confs", confs);
+	if (body && s->boot[0])
+		json_object_set_new(body, "boot", json_string(s->boot));
 	snprintf(id, sizeof(id), "%s-conflist-%" PRId64, u->id, u->list_seq);
 	txt = cdr_msg_encode("cmu_mau_conflist_ntf", id, u->id, 0, body);
 	if (!txt)
@@ -1015,6 +1023,10 @@ static void usage(FILE *f)
 		"Behaviour:\n"
 		"  --list-interval MS    each MCU sends cmu_mau_conflist_ntf at (re)connection and then every MS,\n"
 		"                        100..86400000; 0 = never (default 5000)\n"
+		"  --no-boot             leave out \"boot\", the incarnation, of registrations, heartbeats and\n"
+		"                        lists (an MCU of an older contract); default: a new one per process\n"
+		"  --seq-from-one        number the conference lists 1, 2, ... in each process (default: from\n"
+		"                        the clock, in order across restarts)\n"
 		"  --refuse              NACK every create of a new conference (reason mcu_refused);\n"
 		"                        SIGUSR2 toggles this at run time\n"
 		"  --fail-rate R         NACK a create at random with probability R, 0..1 (reason random_failure)\n"
@@ -1073,6 +1085,8 @@ enum {
 	O_SEED,
 	O_SLOW,
 	O_NO_ANSWER,
+	O_NO_BOOT,
+	O_SEQ_FROM_ONE,
 	O_STATE,
 	O_DURATION,
 };
@@ -1107,6 +1121,8 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "slow", required_argument, NULL, O_SLOW },
 		{ "no-answer", no_argument, NULL, O_NO_ANSWER },
+		{ "no-boot", no_argument, NULL, O_NO_BOOT },
+		{ "seq-from-one", no_argument, NULL, O_SEQ_FROM_ONE },
 		{ "state", required_argument, NULL, O_STATE },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1193,6 +1209,8 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 			break;
 		case O_SLOW: INT_OPT(o->slow_ms, 0, 600000, "milliseconds"); break;
 		case O_NO_ANSWER: o->no_answer = true; break;
+		case O_NO_BOOT: o->no_boot = true; break;
+		case O_SEQ_FROM_ONE: o->seq_from_one = true; break;
 		case O_STATE: o->state = optarg; break;
 		case O_DURATION: INT_OPT(o->duration_s, 0, 31536000, "seconds"); break;
 		case 'v': o->level = CDR_LOG_DEBUG; break;
@@ -1256,8 +1274,9 @@ static int units_new(struct sim *s)
 		snprintf(u->id, sizeof(u->id), "%s-%02zu", vrs ? o->vrs_prefix : o->prefix,
 			 vrs ? i - o->count + 1 : i + 1);
 		cdr_backoff_init(&u->backoff, REGISTER_MIN_MS, REGISTER_MAX_MS);
-		/* Conference lists survive a restart of the simulator in order. */
-		u->list_seq = (int64_t)cdr_wall_ms();
+		/* Conference lists numbered from the clock survive a restart in
+		 * order; --seq-from-one numbers them 1, 2, ... in each process. */
+		u->list_seq = o->seq_from_one ? 0 : (int64_t)cdr_wall_ms();
 		if (!vrs && !(u->confs = cdr_hmap_new()))
 			return -ENOMEM;
 	}
@@ -1334,6 +1353,10 @@ int main(int argc, char **argv)
 	if (!s->o.seed_given)
 		s->o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	s->rng = s->o.seed;
+	/* The incarnation: new with every process (the wall clock and the pid),
+	 * so that rms and css know a restart at its first message. */
+	if (!s->o.no_boot)
+		snprintf(s->boot, sizeof(s->boot), "%" PRIx64 "-%ld", (uint64_t)cdr_wall_ms(), (long)getpid());
 
 	if (cdr_loop_new(&s->loop) < 0 || units_new(s) < 0) {
 		fprintf(stderr, "mcusim: out of memory\n");

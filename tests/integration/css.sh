@@ -195,23 +195,27 @@ check "... restored with a new generation (each of the $lost)" bash -c \
 grep -h 'restore: .* allocated' "$work/p1-css.log" | tail -1 | sed 's/^/# /'
 grep -h ' restored on ' "$work/p1-css.log" | tail -1 | sed 's/^/# last: /'
 
-# The remaining MCUs restarted (their conferences gone with the process).
-# Either path restores them, and both are right: a restart faster than rms's
-# heartbeat misses is seen by css in the MCUs' lists, which lack them (the
-# usual case here: 2 s of misses); a slower one makes rms declare the MCUs
+# The remaining MCUs restarted (their conferences gone with the process),
+# back before their heartbeats are missed (2 s here), numbering their lists
+# from 1 again (--seq-from-one, a reading the contract allows). The restart is
+# known at the first message of the new incarnation (its boot): rms's
+# registration ("restarted") or the first list; css restores what they no
+# longer run. A restart slower than the misses makes rms declare the MCUs
 # down first, and css restores them in the room's backup room (p1-r1). Each
 # allocation raises a conference's generation, so one whose first re-create
 # failed (an MCU still starting) counts two: what must hold is that each runs
 # once, with a generation above the copy lost with the restart.
 jq -r '.mcus[].confs[] | "\(.["e164"]) \(.generation)"' "$work/t-ok.json" | grep '^75' | sort >"$work/gen-before"
 kill -KILL $okpid
-sim p1-r2 t-ok --count 2 --capacity 100
+sim p1-r2 t-ok --count 2 --capacity 100 --seq-from-one
 wait_for 60 "MCUs restarted empty: all 100 conferences run again, each once" bash -c \
 	"[ \"\$( (on_mcus t-ok; on_mcus t-r1) | grep '^75' | sort -u | wc -l)\" = 100 ] && [ -z \"\$( (on_mcus t-ok; on_mcus t-r1) | grep '^75' | sort | uniq -d)\" ]"
 jq -r '.mcus[].confs[] | "\(.["e164"]) \(.generation)"' "$work/t-ok.json" "$work/t-r1.json" | grep '^75' | sort >"$work/gen-after"
 check "... each with a generation above the one it had before the restart" bash -c \
 	"[ \"\$(join $work/gen-before $work/gen-after | awk '\$3 > \$2' | wc -l)\" = 100 ]"
-echo "# restored from the lists: $(grep -c 'placed on t-ok-.*which does not run it' "$work/p1-css.log"), after rms's notice: $(grep -oE 'mcu t-ok-0[12] lost \([^)]*\): [0-9]+' "$work/p1-css.log" | awk '{ n += $NF } END { print n + 0 }'), in p1-r1: $(on_mcus t-r1 | grep -c '^75')"
+echo "# restored from the lists: $(grep -c 'placed on t-ok-.*which does not run it' "$work/p1-css.log"), after rms's notice: $(grep -oE 'mcu t-ok-0[12] lost .*: [0-9]+ conferences to restore' "$work/p1-css.log" | awk '{ n += $(NF - 3) } END { print n + 0 }'), in p1-r1: $(on_mcus t-r1 | grep -c '^75')"
+check "... the restart known by the new boot (rms's notice or a list), not by missed heartbeats" \
+	grep -qE 'mcu t-ok-0[12] (lost \(restarted|restarted \(boot)' "$work/p1-css.log"
 
 # Expiry: the five one-minute conferences end at their planned end.
 planned=$(redis HGET conf:7100000000 planned_end)

@@ -275,6 +275,26 @@ static void test_takeover_steps(void **state)
 	assert_int_equal(css_takeover_step(&in), CSS_TAKEOVER_NONE);
 }
 
+/* an MCU's conference lists: newer ones taken, repeats and older ones of the
+ * same incarnation not, a restart known by its new boot, or, from an MCU
+ * that tells none, by a seq that went back */
+static void test_list_order(void **state)
+{
+	(void)state;
+	assert_int_equal(css_list_order("", -1, "b1", 1), CSS_LIST_NEW); /* the first */
+	assert_int_equal(css_list_order("b1", 5, "b1", 6), CSS_LIST_NEW);
+	assert_int_equal(css_list_order("b1", 5, "b1", 5), CSS_LIST_STALE);	/* a repeat */
+	assert_int_equal(css_list_order("b1", 5, "b1", 4), CSS_LIST_STALE);	/* late, out of order */
+	assert_int_equal(css_list_order("b1", 5, "b2", 1), CSS_LIST_RESTART);	/* a new boot, from 1 */
+	assert_int_equal(css_list_order("b1", 5, "b2", 900), CSS_LIST_RESTART); /* a new boot, a clock seq */
+	assert_int_equal(css_list_order("", 5, "b1", 1), CSS_LIST_RESTART);	/* it tells a boot now */
+	/* an MCU that tells no boot */
+	assert_int_equal(css_list_order("", 1700000000000, "", 1700000002000), CSS_LIST_NEW);
+	assert_int_equal(css_list_order("", 52, "", 52), CSS_LIST_STALE);
+	assert_int_equal(css_list_order("", 52, "", 1), CSS_LIST_RESTART); /* numbered from 1 again */
+	assert_int_equal(css_list_order("b1", 5, "", 6), CSS_LIST_NEW);	   /* stopped telling one */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +306,7 @@ int main(void)
 		cmocka_unit_test(test_restore_retry),
 		cmocka_unit_test(test_expires),
 		cmocka_unit_test(test_takeover_steps),
+		cmocka_unit_test(test_list_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -169,6 +169,44 @@ static void test_register_checks(void **state)
 	assert_string_equal(rms_inv_mcu(f->inv, "m1")->key, "k2");
 }
 
+/* An MCU's incarnation: registered again with a new boot while up, or
+ * heart-beating with one, it restarted (its conferences gone): "restarted",
+ * once per new boot, its heartbeats counted afresh. */
+static void test_restart_by_boot(void **state)
+{
+	struct fix *f = *state;
+	struct rms_mcu_reg r = { .id = "m1",
+				 .key = "k1",
+				 .room = "p1-r1",
+				 .platform = "p1",
+				 .cap_confs = 10,
+				 .cap_ports = 100,
+				 .boot = "b1" };
+	char err[256];
+
+	assert_int_equal(rms_inv_register_mcu(f->inv, &r, f->now, err, sizeof(err)), 0);
+	assert_int_equal(f->ev.n, 1);
+	assert_string_equal(f->ev.lines[0], "mcu m1 up registered");
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "m1", 41, 3, 30, f->now + 100), 0);
+	assert_int_equal(rms_inv_register_mcu(f->inv, &r, f->now + 200, err, sizeof(err)), 0); /* same boot */
+	assert_int_equal(f->ev.n, 1);
+	r.boot = "b2"; /* back, empty, before its heartbeats were missed */
+	assert_int_equal(rms_inv_register_mcu(f->inv, &r, f->now + 300, err, sizeof(err)), 0);
+	assert_int_equal(f->ev.n, 2);
+	assert_string_equal(f->ev.lines[1], "mcu m1 up restarted");
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "m1", 1, 0, 0, f->now + 400), 0); /* counted from 1 */
+	/* a heartbeat of a third boot, its registration unseen */
+	assert_int_equal(rms_inv_mcu_boot(f->inv, "m1", "b2"), 0);
+	assert_int_equal(rms_inv_mcu_boot(f->inv, "m1", "b3"), 1);
+	assert_int_equal(f->ev.n, 3);
+	assert_string_equal(f->ev.lines[2], "mcu m1 up restarted");
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "m1", 1, 0, 0, f->now + 500), 0);
+	assert_int_equal(rms_inv_mcu_boot(f->inv, "m1", "b3"), 0); /* once */
+	assert_int_equal(rms_inv_mcu_boot(f->inv, "m1", ""), 0);   /* none told: nothing concluded */
+	assert_int_equal(rms_inv_mcu_boot(f->inv, "nobody", "b9"), 0);
+	assert_int_equal(f->ev.n, 3);
+}
+
 static void test_capability_then_priority(void **state)
 {
 	struct fix *f = *state;
@@ -533,6 +571,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_register_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_by_boot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capability_then_priority, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_capability_room_domain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_weighted_least_load, setup, teardown),
