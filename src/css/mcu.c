@@ -343,9 +343,17 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 	cdr_hmap_free(listed);
 }
 
+/* A NACK "exists" says the MCU runs that conference already (an MCU that
+ * refuses a repeated create instead of answering it again, as the contract
+ * allows): for css that is an ACK. */
 static void on_create_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
-	mcu_create_answer(arg, dl, m, css_is_ack(m));
+	bool ack = css_is_ack(m), runs = css_mcu_runs_it(ack, cdr_msg_str(m, "reason", NULL));
+
+	if (runs && !ack)
+		cdr_info("create of %s: %s answers it runs it already (NACK exists): taken as its ACK",
+			 cdr_msg_str(m, "e164", "?"), cdr_msg_str(m, "mcu", "?"));
+	mcu_create_answer(arg, dl, m, runs);
 }
 
 static void on_end_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)

@@ -128,3 +128,8 @@ enum css_list_order css_list_order(const char *have_boot, int64_t have_seq, cons
 		return CSS_LIST_RESTART; /* numbered from 1 again: the only reading without a boot */
 	return CSS_LIST_STALE;
 }
+
+bool css_mcu_runs_it(bool ack, const char *reason)
+{
+	return ack || (reason && !strcmp(reason, "exists"));
+}

@@ -84,6 +84,11 @@ enum css_list_order {
 
 enum css_list_order css_list_order(const char *have_boot, int64_t have_seq, const char *boot, int64_t seq);
 
+/* Whether an MCU's answer to a create says the conference runs there: its
+ * ACK, or its NACK "exists" (a repeated create refused, as the contract
+ * allows; reason NULL for an ACK). */
+bool css_mcu_runs_it(bool ack, const char *reason);
+
 /* When a conference whose allocation or re-create failed is tried again:
  * tries counts the failures in a row, this one included. Gives up (returns
  * false: ended on purpose, restore_failed) once tries reaches attempts;

@@ -99,7 +99,7 @@ struct opts {
 	const char *amqp, *zk, *chroot, *amqp_user, *amqp_password;
 	uint64_t list_interval_ms, slow_ms, duration_s;
 	bool refuse, no_answer;
-	bool no_boot, seq_from_one; /* readings of the contract an MCU may take (docs/mcusim.md) */
+	bool no_boot, seq_from_one, exists_nack; /* readings of the contract an MCU may take (docs/mcusim.md) */
 	double fail_rate;
 	uint64_t seed;
 	bool seed_given;
@@ -708,8 +708,17 @@ static void on_create(struct unit *u, struct cdr_mq_delivery *d, const struct cd
 			c->generation = gen;
 			state_changed(s);
 		}
-		s->n.creates_acked++;
 		s->n.creates_again++;
+		if (s->o.exists_nack) { /* the other reading of the contract: refused, "exists" */
+			s->n.creates_nacked++;
+			cdr_debug("mcu %s: conference %s runs already: NACK exists (generation %" PRId64 ")", u->id,
+				  e164, gen);
+			answer(u, d, m, false,
+			       json_pack("{s:s, s:s, s:I, s:s, s:s}", "e164", e164, "mcu", u->id, "generation", gen,
+					 "reason", "exists", "detail", "the conference runs here already"));
+			return;
+		}
+		s->n.creates_acked++;
 		cdr_debug("mcu %s: conference %s runs already: acked again (generation %" PRId64 ")", u->id, e164, gen);
 		answer(u, d, m, true, json_pack("{s:s, s:s, s:I}", "e164", e164, "mcu", u->id, "generation", gen));
 		return;
@@ -1027,6 +1036,8 @@ static void usage(FILE *f)
 		"                        lists (an MCU of an older contract); default: a new one per process\n"
 		"  --seq-from-one        number the conference lists 1, 2, ... in each process (default: from\n"
 		"                        the clock, in order across restarts)\n"
+		"  --exists-nack         answer a create of a conference it runs already with NACK exists\n"
+		"                        (default: the ACK again)\n"
 		"  --refuse              NACK every create of a new conference (reason mcu_refused);\n"
 		"                        SIGUSR2 toggles this at run time\n"
 		"  --fail-rate R         NACK a create at random with probability R, 0..1 (reason random_failure)\n"
@@ -1087,6 +1098,7 @@ enum {
 	O_NO_ANSWER,
 	O_NO_BOOT,
 	O_SEQ_FROM_ONE,
+	O_EXISTS_NACK,
 	O_STATE,
 	O_DURATION,
 };
@@ -1123,6 +1135,7 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		{ "no-answer", no_argument, NULL, O_NO_ANSWER },
 		{ "no-boot", no_argument, NULL, O_NO_BOOT },
 		{ "seq-from-one", no_argument, NULL, O_SEQ_FROM_ONE },
+		{ "exists-nack", no_argument, NULL, O_EXISTS_NACK },
 		{ "state", required_argument, NULL, O_STATE },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1211,6 +1224,7 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		case O_NO_ANSWER: o->no_answer = true; break;
 		case O_NO_BOOT: o->no_boot = true; break;
 		case O_SEQ_FROM_ONE: o->seq_from_one = true; break;
+		case O_EXISTS_NACK: o->exists_nack = true; break;
 		case O_STATE: o->state = optarg; break;
 		case O_DURATION: INT_OPT(o->duration_s, 0, 31536000, "seconds"); break;
 		case 'v': o->level = CDR_LOG_DEBUG; break;

@@ -805,7 +805,8 @@ static void test_faults(void **state)
 	b = spawn_sim("b", (const char *[]){ "--prefix", "tsim-b", "--refuse", "--list-interval", "0", NULL });
 	c = spawn_sim("c", (const char *[]){ "--prefix", "tsim-c", "--fail-rate", "0.5", "--seed", "7",
 					     "--list-interval", "0", NULL });
-	d = spawn_sim("d", (const char *[]){ "--prefix", "tsim-d", "--slow", "700", "--list-interval", "0", NULL });
+	d = spawn_sim("d", (const char *[]){ "--prefix", "tsim-d", "--slow", "700", "--exists-nack", "--list-interval",
+					     "0", NULL });
 	e = spawn_sim("e", (const char *[]){ "--prefix", "tsim-e", "--no-answer", "--list-interval", "0", NULL });
 	assert_true(run_until(registered, "tsim-b-01", 10000));
 	assert_true(run_until(registered, "tsim-c-01", 10000));
@@ -844,6 +845,10 @@ static void test_faults(void **state)
 	id = create("tsim-d-01", "0595000001", 0, 1, 0);
 	expect(id, "cmu_mau_createconf_ack", NULL);
 	assert_in_range(cdr_now_ms() - t0, 650, 15000); /* late, never early; generous on a loaded machine */
+	/* --exists-nack: the same create again is refused "exists" (the other
+	 * reading of the contract than the ACK again), with the generation */
+	a = expect(create("tsim-d-01", "0595000001", 1, 1, 0), "cmu_mau_createconf_nack", "exists");
+	assert_int_equal(bint(a->env, "generation"), 1);
 
 	/* --no-answer: silence, heartbeats go on */
 	{

@@ -295,6 +295,17 @@ static void test_list_order(void **state)
 	assert_int_equal(css_list_order("b1", 5, "", 6), CSS_LIST_NEW);	   /* stopped telling one */
 }
 
+/* an MCU's answer to a create: its ACK, or a NACK exists, says it runs it */
+static void test_mcu_runs_it(void **state)
+{
+	(void)state;
+	assert_true(css_mcu_runs_it(true, NULL));
+	assert_true(css_mcu_runs_it(false, "exists"));
+	assert_false(css_mcu_runs_it(false, "no_ports"));
+	assert_false(css_mcu_runs_it(false, "stale_epoch"));
+	assert_false(css_mcu_runs_it(false, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_expires),
 		cmocka_unit_test(test_takeover_steps),
 		cmocka_unit_test(test_list_order),
+		cmocka_unit_test(test_mcu_runs_it),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
