@@ -7,6 +7,12 @@
 #
 # Scenarios:
 #   mcu-failure          kill -9 drill-p1-r1-b (2 MCUs): its conferences restored on p1-r1's others
+#   mcu-reboot           kill -9 drill-p1-r1-b and start it again at once, empty, before its heartbeats
+#                        are missed: its conferences restored on p1-r1's others, the restart known
+#                        by its new boot (rms_all_mcu_ntf reason restarted)
+#   mcu-reboot-from-one  the same, the restarted MCUs numbering their lists from 1 (--seq-from-one)
+#   mcu-reboot-no-boot   the same, MCUs that tell no boot and number their lists from 1 (--no-boot
+#                        --seq-from-one): css knows the restart from a list whose seq went back
 #   room-failure         kill -9 both simulators of p1-r2: restored in its backup room p1-r1
 #   room-switch          confdrctl room switch p1-r1 --to backup (MCUs stay up): its conferences
 #                        move to p1-r2 and are ended on p1-r1's MCUs
@@ -52,7 +58,7 @@ ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2)
 SIDES=(a b)
 T0=$SECONDS
 
-usage() { sed -n '2,38p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,43p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
 say() { printf 'drill: %4ds %s\n' $((SECONDS - T0)) "$*"; }
 warn() { printf 'drill: warning: %s\n' "$*" >&2; }
 fail_setup() { printf 'drill: FAILED: %s\n' "$*" >&2; cleanup_watchers; exit 1; }
@@ -63,9 +69,16 @@ now_ms() { date +%s%3N; }
 SCENARIO=${1:-}
 case $SCENARIO in
 -h | --help | help) usage; exit 0 ;;
-mcu-failure | room-failure | room-switch | room-switchback | platform-failure | platform-switchback | stop) shift ;;
+mcu-failure | mcu-reboot | mcu-reboot-from-one | mcu-reboot-no-boot | room-failure | room-switch | room-switchback | \
+	platform-failure | platform-switchback | stop) shift ;;
 '') usage >&2; exit 64 ;;
 *) printf 'drill: unknown scenario "%s"\n' "$SCENARIO" >&2; usage >&2; exit 64 ;;
+esac
+# The readings of the MCU contract the drill's simulators take (docs/mcusim.md).
+SIM_OPTS=
+case $SCENARIO in
+mcu-reboot-from-one) SIM_OPTS=--seq-from-one ;;
+mcu-reboot-no-boot) SIM_OPTS="--no-boot --seq-from-one" ;;
 esac
 N=1000 JSON_OUT= TIMEOUT= LIST_MS=1000 RATE=500 STOP_AT_END=0 DEST=
 while [ $# -gt 0 ]; do
@@ -152,20 +165,25 @@ wait_for() {
 
 sim_names() { local r x; for r in "${ROOMS[@]}"; do for x in "${SIDES[@]}"; do echo "drill-$r-$x"; done; done; }
 
+# spawn_sim ROOM SIDE [MCUSIM-OPTIONS...]: simulator drill-ROOM-SIDE (2 MCUs, 1 VRS), its state file afresh.
+spawn_sim() {
+	local r=$1 x=$2 p=${1%%-*} name=drill-$1-$2
+	shift 2
+	rm -f "$RUN/sims/$name.json"
+	spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$r" --count 2 --prefix "mcu-$r-$x" --vrs 1 \
+		--vrs-prefix "vrs-$r-$x" --capacity "$CAP" --list-interval "$LIST_MS" \
+		--amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" --state "$RUN/sims/$name.json" -q "$@"
+}
+
 # start_sims [PLATFORM]: the drill's simulators (all, or one platform's).
 start_sims() {
-	local r x name p
+	local r x
 	mkdir -p "$RUN/sims" "$RUN/logs" "$RUN/pids"
 	for r in "${ROOMS[@]}"; do
-		p=${r%%-*}
-		[ -n "${1:-}" ] && [ "$p" != "$1" ] && continue
+		[ -n "${1:-}" ] && [ "${r%%-*}" != "$1" ] && continue
 		for x in "${SIDES[@]}"; do
-			name=drill-$r-$x
-			pid_of "$name" >/dev/null && continue
-			rm -f "$RUN/sims/$name.json"
-			spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$r" --count 2 --prefix "mcu-$r-$x" --vrs 1 \
-				--vrs-prefix "vrs-$r-$x" --capacity "$CAP" --list-interval "$LIST_MS" \
-				--amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" --state "$RUN/sims/$name.json" -q
+			pid_of "drill-$r-$x" >/dev/null && continue
+			spawn_sim "$r" "$x" $SIM_OPTS
 		done
 	done
 }
@@ -528,6 +546,12 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 	INJECT_MS=$(now_ms)
 	case $1 in
 	mcu-failure) kill_sims drill-p1-r1-b ;;
+	mcu-reboot*)
+		# back at once, empty, with a new boot (unless --no-boot): well before
+		# rms misses its heartbeats
+		kill_sims drill-p1-r1-b
+		spawn_sim p1-r1 b $SIM_OPTS
+		say "  drill-p1-r1-b started again (pid $(cat "$(pidfile drill-p1-r1-b)")${SIM_OPTS:+, $SIM_OPTS})" ;;
 	room-failure) kill_sims drill-p1-r2-a drill-p1-r2-b ;;
 	room-switch)
 		out=$(ctl room switch p1-r1 --to backup --reason drill --operator drill 2>&1) ||
@@ -581,12 +605,13 @@ phase() {
 	say "$name: waiting until settled (at most $TIMEOUT s; held ${HOLD_S} s)"
 	settle "$room" || :
 	sleep 0.5
-	ann=$(announcement "$sel")
+	ann=
+	[ -n "$sel" ] && ann=$(announcement "$sel")
 	cleanup_watchers
 	cp "$WORK/analysis.json" "$WORK/analysis-$name.json"
 	compare_all "$WORK/redis-mysql-$name.json" || :
 	ann_ms=$(jq -r '.ts_ms // empty' <<<"$ann")
-	[ -n "$ann_ms" ] || fails+=("no announcement seen by the bus watchers ($sel)")
+	[ -n "$ann_ms" ] || [ -z "$sel" ] || fails+=("no announcement seen by the bus watchers ($sel)")
 	detect=null
 	[ -n "$ann_ms" ] && detect=$(jq -n "($ann_ms - $INJECT_MS) / 1000")
 	jq -n --arg s "$name" --argjson confs "$N" --slurpfile a "$WORK/analysis.json" --slurpfile rm "$WORK/redis-mysql-$name.json" \
@@ -688,6 +713,7 @@ wait_for $((30 + N / 500)) "all ACKed conferences in the state files" all_acked_
 	fail_setup "the state files do not show every ACKed conference ($(jq length "$WORK/snap.json") of $N)"
 
 SEL_MCU='.type == "rms_all_mcu_ntf" and .body.state == "down" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
+SEL_REBOOT='.type == "rms_all_mcu_ntf" and .body.reason == "restarted" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
 room_sel() { echo ".type == \"pms_all_room_ntf\" and .body.room == \"$1\" and .body.state == \"$2\""; }
 plat_sel() { echo ".type == \"pms_all_platform_ntf\" and .body.platform == \"$1\" and .body.state == \"$2\""; }
 # first_settled FIRST: the switch back is tried when the first phase settled
@@ -704,6 +730,9 @@ first_failed() {
 rc=0
 case $SCENARIO in
 mcu-failure) phase mcu-failure "" "$SEL_MCU" mcu-failure '^p1-r1$' || rc=1 ;;
+mcu-reboot | mcu-reboot-from-one) phase "$SCENARIO" "" "$SEL_REBOOT" "$SCENARIO" '^p1-r1$' || rc=1 ;;
+# no boot: rms cannot tell the restart (nothing on the bus); css knows it from a list
+mcu-reboot-no-boot) phase "$SCENARIO" "" "" "$SCENARIO" '^p1-r1$' || rc=1 ;;
 room-failure) phase room-failure "" "$(room_sel p1-r2 abnormal)" room-failure '^p1-r1$' || rc=1 ;;
 room-switch) phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch '^p1-r2$' || rc=1 ;;
 platform-failure) phase platform-failure "" "$(plat_sel p1 down)" platform-failure '^p2-' || rc=1 ;;

@@ -31,8 +31,9 @@
 #   rabbitmqctl ARGS   rabbitmqctl of the sandbox's broker (e.g. purge_queue -p p1 mau.conf.q)
 #   drill SCENARIO [--confs N] [--json FILE] [--timeout S]
 #                      a DR drill (deploy/drill.sh --help, docs/drills.md): mcu-failure,
-#                      room-failure, room-switch, room-switchback, platform-failure,
-#                      platform-switchback; 'drill stop' stops daemons and drill simulators
+#                      mcu-reboot, mcu-reboot-from-one, mcu-reboot-no-boot, room-failure,
+#                      room-switch, room-switchback, platform-failure, platform-switchback;
+#                      'drill stop' stops daemons and drill simulators
 #
 # Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE (default 17000:
 # AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382, ZooKeeper +181,
@@ -856,7 +857,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,41p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,42p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.
