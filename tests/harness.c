@@ -20,6 +20,19 @@ const char *th_env(const char *name)
 	return v && *v ? v : NULL;
 }
 
+void th_on_confirm(int status, void *arg)
+{
+	struct th_confirm *c = arg;
+
+	c->status = status;
+	c->done = true;
+}
+
+bool th_confirmed(void *arg)
+{
+	return ((struct th_confirm *)arg)->done;
+}
+
 struct waiter {
 	struct cdr_loop *loop;
 	bool (*pred)(void *);

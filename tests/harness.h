@@ -27,6 +27,16 @@ void th_run_for(struct cdr_loop *loop, unsigned ms);
  * pred every 200 ms, running loop in between, until it holds or ms pass. */
 bool th_poll_until(struct cdr_loop *loop, bool (*pred)(void *), void *arg, unsigned ms);
 
+/* A publisher confirm to wait for: th_on_confirm as the confirm callback
+ * with a struct th_confirm (zeroed) as its argument, th_confirmed as the
+ * predicate of th_run_until. */
+struct th_confirm {
+	bool done;
+	int status; /* 0: confirmed; else the negative errno of cdr_mq's confirm */
+};
+void th_on_confirm(int status, void *arg);
+bool th_confirmed(void *arg);
+
 /* Starts argv[0] with argv, stdout and stderr to log (appended, or
  * truncated first). Returns the pid, or -1 when fork fails. */
 pid_t th_spawn(char *const argv[], const char *log, bool truncate);

@@ -768,29 +768,11 @@ static int64_t pms_epoch(void)
 	return e;
 }
 
-struct confirm {
-	bool done;
-	int status;
-};
-
-static void on_confirm(int status, void *arg)
-{
-	struct confirm *c = arg;
-
-	c->status = status;
-	c->done = true;
-}
-
-static bool confirmed(void *arg)
-{
-	return ((struct confirm *)arg)->done;
-}
-
 /* A room state broadcast as pms makes it (pms_all_room_ntf on pms.ntf.ex). */
 static void room_notice(const char *room, bool abnormal, int64_t epoch)
 {
 	struct cdr_mq_props p = { .persistent = true };
-	struct confirm c = { 0 };
+	struct th_confirm c = { 0 };
 	char id[64], platform[8], *txt;
 
 	snprintf(platform, sizeof(platform), "%.2s", room);
@@ -800,9 +782,9 @@ static void room_notice(const char *room, bool abnormal, int64_t epoch)
 				       "manual_switch", "detail", "test_css", "by", "test-css", "since",
 				       (json_int_t)cdr_wall_ms(), "epoch", (json_int_t)epoch));
 	assert_non_null(txt);
-	assert_int_equal(cdr_mq_publish(C.mq, CDR_MQ_PMS_NTF_EX, "", &p, txt, strlen(txt), on_confirm, &c), 0);
+	assert_int_equal(cdr_mq_publish(C.mq, CDR_MQ_PMS_NTF_EX, "", &p, txt, strlen(txt), th_on_confirm, &c), 0);
 	free(txt);
-	assert_true(run_until(confirmed, &c, 20000));
+	assert_true(run_until(th_confirmed, &c, 20000));
 	assert_int_equal(c.status, 0);
 }
 

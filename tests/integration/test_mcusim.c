@@ -279,33 +279,15 @@ static struct answer *wait_answer(const char *id, unsigned ms)
 	return answer_to(id);
 }
 
-struct confirm {
-	bool done;
-	int status;
-};
-
-static void on_confirm(int status, void *arg)
-{
-	struct confirm *c = arg;
-
-	c->status = status;
-	c->done = true;
-}
-
-static bool confirmed(void *arg)
-{
-	return ((struct confirm *)arg)->done;
-}
-
 /* Publishes txt to mau.cmcmu.ex with key, persistent and mandatory, as css
  * does; returns the confirm status. */
 static int publish_command(const char *key, const char *id, const char *txt)
 {
 	struct cdr_mq_props p = { .persistent = true, .mandatory = true, .correlation_id = id, .message_id = id };
-	struct confirm c = { 0 };
+	struct th_confirm c = { 0 };
 
-	assert_int_equal(cdr_mq_publish(C.mq, CDR_MQ_MAU_CMCMU_EX, key, &p, txt, strlen(txt), on_confirm, &c), 0);
-	assert_true(run_until(confirmed, &c, 5000));
+	assert_int_equal(cdr_mq_publish(C.mq, CDR_MQ_MAU_CMCMU_EX, key, &p, txt, strlen(txt), th_on_confirm, &c), 0);
+	assert_true(run_until(th_confirmed, &c, 5000));
 	return c.status;
 }
 
