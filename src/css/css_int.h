@@ -189,6 +189,7 @@ struct css {
 	struct cdr_hmap *mcus;	   /* mcu -> group */
 	struct cdr_hmap *reqs;	   /* CM request id -> op */
 	struct cdr_hmap *mcu_ops;  /* our id to an MCU -> op */
+	int64_t rms_epoch;	   /* the highest epoch of rms_all_mcu_ntf seen: older ones are a deposed rms's */
 	struct cdr_hmap *list_seq; /* mcu -> struct list_seq */
 
 	struct redis_link links[MAX_REDIS];
@@ -216,7 +217,7 @@ struct css {
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
-		uint64_t mcu_restarts, stale_lists;
+		uint64_t mcu_restarts, stale_lists, stale_rms_notices;
 	} n;
 };
 

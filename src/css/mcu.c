@@ -25,7 +25,10 @@ static void mcu_create_answer(struct css *s, struct cdr_mq_delivery *dl, const s
 	if (!ack)
 		return; /* a NACK nobody waits for: nothing runs */
 	c = cdr_hmap_get(s->confs, e164);
-	if (c && c->mcu && !strcmp(c->mcu, mcu) && c->generation == cdr_msg_int(m, "generation", 0)) {
+	/* generation is optional in an answer: without it, the answer of the
+	 * MCU css places the conference on is about the copy css placed there */
+	if (c && c->mcu && !strcmp(c->mcu, mcu) &&
+	    c->generation == (cdr_msg_get(m, "generation") ? cdr_msg_int(m, "generation", 0) : c->generation)) {
 		if (c->state == CSS_CREATING && !c->op && css_conf_event(s, c, CSS_EV_MCU_ACK) == 0) {
 			/* ACKed while css was away: the record catches up; the
 			 * CM's redelivered request is answered from it. */

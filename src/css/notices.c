@@ -8,8 +8,17 @@ static void on_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *
 {
 	struct css *s = arg;
 	struct group *g;
+	int64_t epoch = cdr_msg_int(m, "epoch", 0);
 
 	(void)dl;
+	if (epoch < s->rms_epoch) { /* a late notice of a deposed rms: what it says is stale */
+		s->n.stale_rms_notices++;
+		cdr_info("rms_all_mcu_ntf about %s (%s, %s) of epoch %" PRId64 ", older than %" PRId64 ": not taken",
+			 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "state", "?"), cdr_msg_str(m, "reason", "?"), epoch,
+			 s->rms_epoch);
+		return;
+	}
+	s->rms_epoch = epoch;
 	if (!strcmp(cdr_msg_str(m, "reason", ""), "restarted")) {
 		/* rms saw a new boot: the MCU runs nothing from before */
 		if (s->consuming)
