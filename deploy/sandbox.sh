@@ -193,7 +193,7 @@ wait_gone() {
 # show_log NAME: the tail of NAME's log, on stderr.
 show_log() {
 	echo "---- last lines of $(logfile "$1") ----" >&2
-	tail -n 25 "$(logfile "$1")" >&2 2>/dev/null || echo "(no log)" >&2
+	tail -n "${2:-25}" "$(logfile "$1")" >&2 2>/dev/null || echo "(no log)" >&2
 	echo "----" >&2
 }
 
@@ -386,10 +386,12 @@ spawn_mariadb() {
 		# Into a scratch dir first, so an interrupted install is redone, never half-used.
 		rm -rf "$d/data" "$d/data.new"
 		say "mariadb: creating the data dir (mariadb-install-db)"
-		timeout 120 mariadb-install-db --no-defaults --datadir="$d/data.new" --user=root \
-			--auth-root-authentication-method=normal --skip-test-db \
-			>>"$(logfile mariadb)" 2>&1 </dev/null 9>&- ||
-			{ show_log mariadb; die "mariadb-install-db failed"; }
+		# One install at a time on this machine: two sandboxes coming up at
+		# once (tests/run.sh's lanes) made one of two concurrent installs fail.
+		(flock -w 300 8 && exec timeout 120 mariadb-install-db --no-defaults --datadir="$d/data.new" \
+			--user=root --auth-root-authentication-method=normal --skip-test-db 8>&-) \
+			8>"${TMPDIR:-/tmp}/confdr-mariadb-install.lock" >>"$(logfile mariadb)" 2>&1 </dev/null 9>&- ||
+			{ show_log mariadb 60; die "mariadb-install-db failed"; }
 		mv "$d/data.new" "$d/data"
 	fi
 	spawn mariadb mariadbd --no-defaults --datadir="$d/data" --port="$MYSQL_PORT" --bind-address=$HOST \

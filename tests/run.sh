@@ -112,6 +112,7 @@ if [ "$unit_only" = 0 ]; then
 		fi
 		say "lane $name: sandbox down"
 		./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
+		: >"$res/lane-$name.done"
 	}
 	say "integration tests and drills in two lanes (their lines prefixed [a] and [b])"
 	asan_dir=
@@ -135,6 +136,12 @@ for f in "$res"/r.*; do
 	passed=$((passed + p)) failed=$((failed + n))
 	echo "  $what"
 done
+if [ "$unit_only" = 0 ]; then
+	# A lane that died half-way counts as a failure, never as fewer passes.
+	for l in a b; do
+		[ -e "$res/lane-$l.done" ] || { failed=$((failed + 1)); echo "  lane $l: ended before it finished"; }
+	done
+fi
 [ -s "$res/failed-tests" ] && cat "$res/failed-tests"
 rm -rf "$res"
 echo "$passed passed, $failed failed"
