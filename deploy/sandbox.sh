@@ -381,20 +381,23 @@ zk_ok() { echo srvr | timeout 5 nc -q 1 -w 2 $HOST "$ZK_PORT" 2>/dev/null | grep
 
 spawn_mariadb() {
 	local d=$RUN/mariadb
-	mkdir -p "$d"
+	# A tmpdir of its own: mariadbd removes every "#sql*" file of its tmpdir
+	# when it starts, and with the shared /tmp one sandbox's server starting
+	# broke another's mariadb-install-db ("Unknown table mysql.tmp_user_sys").
+	mkdir -p "$d" "$d/tmp"
 	if [ ! -d "$d/data/mysql" ]; then
 		# Into a scratch dir first, so an interrupted install is redone, never half-used.
 		rm -rf "$d/data" "$d/data.new"
 		say "mariadb: creating the data dir (mariadb-install-db)"
-		# One install at a time on this machine: two sandboxes coming up at
-		# once (tests/run.sh's lanes) made one of two concurrent installs fail.
+		# One install at a time on this machine (two sandboxes coming up at once,
+		# tests/run.sh's lanes), each in its own tmpdir.
 		(flock -w 300 8 && exec timeout 120 mariadb-install-db --no-defaults --datadir="$d/data.new" \
-			--user=root --auth-root-authentication-method=normal --skip-test-db 8>&-) \
+			--user=root --auth-root-authentication-method=normal --skip-test-db --tmpdir="$d/tmp" 8>&-) \
 			8>"${TMPDIR:-/tmp}/confdr-mariadb-install.lock" >>"$(logfile mariadb)" 2>&1 </dev/null 9>&- ||
 			{ show_log mariadb 60; die "mariadb-install-db failed"; }
 		mv "$d/data.new" "$d/data"
 	fi
-	spawn mariadb mariadbd --no-defaults --datadir="$d/data" --port="$MYSQL_PORT" --bind-address=$HOST \
+	spawn mariadb mariadbd --no-defaults --datadir="$d/data" --tmpdir="$d/tmp" --port="$MYSQL_PORT" --bind-address=$HOST \
 		--socket="$d/mysql.sock" --user=root --pid-file="$d/mariadbd.pid" --skip-name-resolve \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 		--innodb-buffer-pool-size=128M --max-connections=500
