@@ -25,7 +25,7 @@ int ctl_cmd_conf_list(struct ctl *c, int argc, char **argv)
 					      { 0 } };
 	const char *platform = NULL, *domain = NULL;
 	struct cdr_topology *t;
-	json_t *all = json_array(), *silent = json_object(); /* platforms whose css did not answer */
+	json_t *all, *silent; /* silent: platforms whose css did not answer */
 	bool json = false;
 	int opt, ret = 0, ex;
 
@@ -35,17 +35,14 @@ int ctl_cmd_conf_list(struct ctl *c, int argc, char **argv)
 		case 'j': json = true; break;
 		case 'p': platform = optarg; break;
 		case 'd': domain = optarg; break;
-		case 'h':
-			ctl_usage(stdout);
-			json_decref(all);
-			return 0;
-		default: json_decref(all); return cli_usage_error("conf list: bad option");
+		case 'h': ctl_usage(stdout); return 0;
+		default: return cli_usage_error("conf list: bad option");
 		}
 	}
-	if (optind != argc) {
-		json_decref(all);
+	if (optind != argc)
 		return cli_usage_error("conf list: unexpected argument %s", argv[optind]);
-	}
+	all = json_array();
+	silent = json_object();
 	t = ctl_fetch_topology(c);
 	if (platform && !cdr_topology_platform(t, platform)) {
 		fprintf(stderr, "confdrctl: unknown platform %s\n", platform);

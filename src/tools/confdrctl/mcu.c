@@ -17,7 +17,7 @@ int ctl_cmd_mcu_list(struct ctl *c, int argc, char **argv)
 					      { 0 } };
 	const char *platform = NULL, *room = NULL;
 	struct cdr_topology *t;
-	json_t *all = json_array();
+	json_t *all;
 	bool json = false;
 	int opt, ret = 0, ex;
 
@@ -46,6 +46,7 @@ int ctl_cmd_mcu_list(struct ctl *c, int argc, char **argv)
 		cdr_topology_free(t);
 		return EX_FAIL;
 	}
+	all = json_array(); /* after the usage checks: nothing to free on their ways out */
 	if (!json)
 		printf("%-8s %-20s %-8s %-6s %11s %9s %11s %s\n", "PLATFORM", "MCU", "ROOM", "STATE", "CONFS",
 		       "RESERVED", "PORTS", "CAPS");
