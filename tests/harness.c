@@ -33,6 +33,21 @@ bool th_confirmed(void *arg)
 	return ((struct th_confirm *)arg)->done;
 }
 
+void th_on_reply(int status, const struct cdr_mq_delivery *reply, void *arg)
+{
+	struct th_call *c = arg;
+
+	c->status = status;
+	if (reply)
+		c->reply = json_loadb(reply->body, reply->len, 0, NULL);
+	c->done = true;
+}
+
+bool th_call_done(void *arg)
+{
+	return ((struct th_call *)arg)->done;
+}
+
 struct waiter {
 	struct cdr_loop *loop;
 	bool (*pred)(void *);

@@ -9,8 +9,10 @@
 #include <sys/types.h>
 
 #include <amqp.h>
+#include <jansson.h>
 
 struct cdr_loop;
+struct cdr_mq_delivery;
 
 /* The variable's value, or NULL when it is unset or empty. */
 const char *th_env(const char *name);
@@ -36,6 +38,18 @@ struct th_confirm {
 };
 void th_on_confirm(int status, void *arg);
 bool th_confirmed(void *arg);
+
+/* A request's answer to wait for (cdr_mq_request): th_on_reply as the reply
+ * callback with a struct th_call (zeroed), th_call_done as the predicate of
+ * th_run_until. reply: the whole answer envelope as JSON (the caller's
+ * reference), NULL on a timeout or an unreadable answer. */
+struct th_call {
+	bool done;
+	int status;
+	json_t *reply;
+};
+void th_on_reply(int status, const struct cdr_mq_delivery *reply, void *arg);
+bool th_call_done(void *arg);
 
 /* Starts argv[0] with argv, stdout and stderr to log (appended, or
  * truncated first). Returns the pid, or -1 when fork fails. */

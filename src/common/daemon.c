@@ -225,7 +225,6 @@ void daemon_drop_queues(struct cdr_daemon *d)
 {
 	const struct cdr_daemon_queue *q;
 
-	d->ready = CDR_READY_NONE;
 	if (!d->ops->queues || !d->mq)
 		return;
 	for (q = d->ops->queues; q->fn; q++)

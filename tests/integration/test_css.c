@@ -689,37 +689,16 @@ static void create_ok(const char *e164, const char *ud, const char *room, char *
 
 /* ---- rms and pms, asked directly ---- */
 
-struct call {
-	bool done;
-	int status;
-	json_t *reply;
-};
-
-static void on_reply(int status, const struct cdr_mq_delivery *reply, void *arg)
-{
-	struct call *c = arg;
-
-	c->status = status;
-	if (reply)
-		c->reply = json_loadb(reply->body, reply->len, 0, NULL);
-	c->done = true;
-}
-
-static bool call_done(void *arg)
-{
-	return ((struct call *)arg)->done;
-}
-
 /* A request to queue; the answer's envelope (new reference) or NULL. */
 static json_t *ask(const char *queue, const char *type, json_t *body, unsigned ms)
 {
-	struct call c = { 0 };
+	struct th_call c = { 0 };
 	char id[64], *txt = cdr_msg_encode(type, fresh_id(id, sizeof(id)), "test-css", 0, body);
 
 	assert_non_null(txt);
-	assert_int_equal(cdr_mq_request(C.mq, "", queue, txt, strlen(txt), ms, on_reply, &c), 0);
+	assert_int_equal(cdr_mq_request(C.mq, "", queue, txt, strlen(txt), ms, th_on_reply, &c), 0);
 	free(txt);
-	assert_true(run_until(call_done, &c, ms + 5000));
+	assert_true(run_until(th_call_done, &c, ms + 5000));
 	if (c.status < 0) {
 		json_decref(c.reply);
 		return NULL;

@@ -163,35 +163,14 @@ static const struct ntf *last_ntf(const char *mcu, size_t from)
 	return r;
 }
 
-struct call {
-	bool done;
-	int status;
-	json_t *reply; /* the whole envelope */
-};
-
-static void on_reply(int status, const struct cdr_mq_delivery *reply, void *arg)
-{
-	struct call *c = arg;
-
-	c->status = status;
-	if (reply)
-		c->reply = json_loadb(reply->body, reply->len, 0, NULL);
-	c->done = true;
-}
-
-static bool call_done(void *arg)
-{
-	return ((struct call *)arg)->done;
-}
-
 /* Sends raw text to rms.req.q as a request and returns the reply envelope
  * (NULL on timeout). */
 static json_t *request_raw(const char *txt, unsigned timeout_ms)
 {
-	struct call c = { 0 };
+	struct th_call c = { 0 };
 
-	assert_int_equal(cdr_mq_request(C.mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), timeout_ms, on_reply, &c), 0);
-	assert_true(run_until(call_done, &c, timeout_ms + 2000));
+	assert_int_equal(cdr_mq_request(C.mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), timeout_ms, th_on_reply, &c), 0);
+	assert_true(run_until(th_call_done, &c, timeout_ms + 2000));
 	return c.status == 0 ? c.reply : NULL;
 }
 
@@ -248,14 +227,14 @@ static char *mcu_id(const char *prefix, int i)
 
 static bool rms_answers(void *arg)
 {
-	struct call c = { 0 };
+	struct th_call c = { 0 };
 	char *txt = cdr_msg_encode("ctl_rms_inventory_req", "test-ping", "test-css", 0, json_object());
 
 	(void)arg;
 	/* A standby does not consume: the request waits; a short timeout and retry. */
-	cdr_mq_request(C.mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), 1000, on_reply, &c);
+	cdr_mq_request(C.mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), 1000, th_on_reply, &c);
 	free(txt);
-	run_until(call_done, &c, 3000);
+	run_until(th_call_done, &c, 3000);
 	json_decref(c.reply);
 	return c.status == 0;
 }
