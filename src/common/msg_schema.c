@@ -648,6 +648,8 @@ const struct cdr_msg_type cdr_msg_types[] = {
 	  "the MCU asks to extend (css decides, notifies the CM)"),
 	T("mau_cmu_extendconf_ack", "css", "mcu", "mau.cmcmu.ex", MCU_KEY, mcu_extend_ack, false, "extended"),
 	T("mau_cmu_extendconf_nack", "css", "mcu", "mau.cmcmu.ex", MCU_KEY, nack, false, "not extended"),
+	T("mau_cmu_request_nack", "css", "mcu", "reply_to", NULL, nack, false,
+	  "refusal of a message on mau.cmu.q that carries reply_to and cannot be used"),
 	T("cmu_mau_conflist_ntf", "mcu", "css", "cmu.mau.ex", MCU_KEY, conflist_ntf, false,
 	  "the complete list of conferences on the MCU (reconciliation)"),
 	T("cmu_mau_confended_ntf", "mcu", "css", "cmu.mau.ex", MCU_KEY, mcu_ended_ntf, false,

@@ -250,16 +250,38 @@ static void cm_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	css_store_and_answer(s, op, c);
 }
 
+/* The rename failed without an answer from the MCU (detail says why). */
+static void rename_failed(struct op *op, const char *detail)
+{
+	css_mcu_op_forget(op);
+	css_answer_now(op, false, css_nack_body(op->c->e164, "mcu_timeout", detail));
+	op->c->op = NULL;
+	css_op_done(op);
+}
+
 static void rename_timeout(struct op *op)
 {
 	char detail[200];
 
-	css_mcu_op_forget(op);
 	snprintf(detail, sizeof(detail), "%s did not answer in %" PRIu64 " ms", nz(op->c->mcu),
 		 op->s->conf.create_timeout_ms);
-	css_answer_now(op, false, css_nack_body(op->c->e164, "mcu_timeout", detail));
-	op->c->op = NULL;
-	css_op_done(op);
+	rename_failed(op, detail);
+}
+
+/* The rename could not reach the MCU (no queue bound to its key): answered
+ * at once, not after the time-out. */
+static void on_rename_published(int status, void *arg)
+{
+	struct op *op = arg;
+
+	if (status == -EIO && !op->dead && op->c && op->c->op == op) {
+		char detail[300];
+
+		snprintf(detail, sizeof(detail), "%s is not connected (no queue for key %s)", nz(op->c->mcu),
+			 nz(op->c->mcu_key));
+		rename_failed(op, detail);
+	}
+	css_op_unref(op);
 }
 
 static void cm_rename(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
@@ -268,6 +290,7 @@ static void cm_rename(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	struct op *op;
 	struct conf *c = cm_conf(s, dl, m, OP_RENAME, &op);
 	char detail[160], id[200];
+	int r;
 
 	if (!c)
 		return;
@@ -286,9 +309,15 @@ static void cm_rename(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	cdr_hmap_put(s->mcu_ops, op->mcu_id, op);
 	op->on_timer = rename_timeout;
 	cdr_timer_start(op->timer, s->conf.create_timeout_ms, false);
-	css_mcu_send(s, c, "mau_cmu_renameconf_req", id,
+	css_op_ref(op);
+	if ((r = css_mcu_send(
+		     s, c, "mau_cmu_renameconf_req", id,
 		     json_pack("{s:s, s:s, s:I}", "e164", c->e164, "name", op->new_name, "epoch", (json_int_t)s->epoch),
-		     NULL, NULL);
+		     on_rename_published, op)) < 0) {
+		css_op_unref(op);
+		snprintf(detail, sizeof(detail), "rename not sent to %s: %s", nz(c->mcu), strerror(-r));
+		rename_failed(op, detail);
+	}
 }
 
 static void cm_query(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)

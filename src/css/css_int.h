@@ -78,6 +78,7 @@ struct conf {
 	uint64_t restore_after; /* monotonic ms: not before (back-off after a failure) */
 	uint64_t lost_mono;	/* when it was lost (restore time) */
 	bool lost_by_room;	/* pending because its room went abnormal (its MCU may still run it) */
+	char extend_req[128];	/* id of the last extend the MCU asked, applied (a redelivery is answered again) */
 	char moved_mcu[64];	/* ... that MCU: the copy there is ended once restored elsewhere */
 	char moved_key[200];
 	char moved_host[64]; /* ... on the broker of that platform */
@@ -217,7 +218,7 @@ struct css {
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
-		uint64_t mcu_restarts, stale_lists, stale_rms_notices;
+		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends;
 	} n;
 };
 

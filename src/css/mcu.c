@@ -71,9 +71,15 @@ static void mcu_rename_answer(struct css *s, const struct cdr_msg *m, bool ack)
 		return;
 	css_mcu_op_forget(op);
 	if (!ack) {
-		css_answer_now(
-			op, false,
-			css_nack_body(c->e164, cdr_msg_str(m, "reason", "mcu_refused"), cdr_msg_str(m, "detail", "")));
+		/* the CM learns the MCU's refusal as mcu_refused, the MCU's own
+		 * reason (stale_epoch, unknown_conference, ...) in the detail, as
+		 * for a create: the MCU's codes are not the CM's contract */
+		char detail[600];
+
+		snprintf(detail, sizeof(detail), "%s: %s: %s", cdr_msg_str(m, "mcu", "?"),
+			 cdr_msg_str(m, "reason", "?"), cdr_msg_str(m, "detail", ""));
+		cdr_warn("conference %s: rename refused by %s", c->e164, detail);
+		css_answer_now(op, false, css_nack_body(c->e164, "mcu_refused", detail));
 		c->op = NULL;
 		css_op_done(op);
 		return;
@@ -86,31 +92,116 @@ static void mcu_rename_answer(struct css *s, const struct cdr_msg *m, bool ack)
 	css_store_and_answer(s, op, c);
 }
 
-static void mcu_extend(struct css *s, const struct cdr_msg *m)
+/* The answer to an MCU's extend request: on mau.cmcmu.ex with the MCU's key,
+ * the request's id as id (section 8.12). */
+static void extend_answer(struct css *s, const char *key, const char *id, bool ack, json_t *body)
 {
-	const char *e164 = cdr_msg_str(m, "e164", "");
-	struct conf *c = cdr_hmap_get(s->confs, e164);
-	char detail[160], *key;
+	cdr_bus_publish(&s->bus, NULL, CDR_MQ_MAU_CMCMU_EX, key,
+			ack ? "mau_cmu_extendconf_ack" : "mau_cmu_extendconf_nack", id, s->epoch, body, false, NULL,
+			NULL);
+}
 
-	if (!c || c->closing || !c->mcu || strcmp(c->mcu, cdr_msg_str(m, "mcu", ""))) {
-		cdr_info("extend of %s asked by %s refused: not running there", e164, cdr_msg_str(m, "mcu", "?"));
+static json_t *extend_ack_body(const struct css *s, const struct conf *c)
+{
+	return json_pack("{s:s, s:I, s:I}", "e164", c->e164, "planned_end", (json_int_t)c->planned_end_ms, "epoch",
+			 (json_int_t)s->epoch);
+}
+
+/* An extension asked by an MCU, being stored before it is answered. */
+struct mcu_ext {
+	struct css *s;
+	char e164[40], id[128], key[200], prev_req[128];
+	int64_t start_ms, planned_end_ms, prev_end_ms, minutes;
+	uint64_t gen;
+};
+
+static void on_extend_stored(int status, const redisReply *reply, void *arg)
+{
+	struct mcu_ext *x = arg;
+	struct css *s = x->s;
+	struct conf *c = cdr_hmap_get(s->confs, x->e164);
+	bool same = c && x->gen == s->gen && c->start_ms == x->start_ms && !c->closing &&
+		    c->planned_end_ms == x->planned_end_ms && !strcmp(c->extend_req, x->id);
+	char detail[300];
+
+	if (status == -ECANCELED || x->gen != s->gen) {
+		free(x);
 		return;
 	}
-	key = c->mcu_key;
-	if (css_extend(s, c, cdr_msg_int(m, "minutes", 0), detail, sizeof(detail)) < 0) {
-		cdr_bus_publish(&s->bus, NULL, CDR_MQ_MAU_CMCMU_EX, key, "mau_cmu_extendconf_nack", cdr_msg_id(m),
-				s->epoch, css_nack_body(e164, "limit_reached", detail), false, NULL, NULL);
+	if (status < 0 || !same) {
+		snprintf(detail, sizeof(detail), "%s", status < 0 ? css_redis_err(status, reply) : "changed meanwhile");
+		cdr_warn("conference %s: extension asked by the MCU not stored (%s): refused", x->e164, detail);
+		if (same) { /* undone: what is in Redis is what holds */
+			c->planned_end_ms = x->prev_end_ms;
+			snprintf(c->extend_req, sizeof(c->extend_req), "%s", x->prev_req);
+		}
+		extend_answer(s, x->key, x->id, false,
+			      css_nack_body(x->e164, "internal_error", "the extension could not be stored"));
+		free(x);
 		return;
 	}
-	css_store_bg(s, c);
-	cdr_bus_publish(&s->bus, NULL, CDR_MQ_MAU_CMCMU_EX, key, "mau_cmu_extendconf_ack", cdr_msg_id(m), s->epoch,
-			json_pack("{s:s, s:I, s:I}", "e164", e164, "planned_end", (json_int_t)c->planned_end_ms,
-				  "epoch", (json_int_t)s->epoch),
-			false, NULL, NULL);
-	css_notify(
-		s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confextended_ntf",
-		json_pack("{s:s, s:I, s:s}", "e164", e164, "planned_end", (json_int_t)c->planned_end_ms, "by", "mcu"));
-	cdr_info("conference %s extended by %" PRId64 " min (asked by %s)", e164, cdr_msg_int(m, "minutes", 0), c->mcu);
+	extend_answer(s, x->key, x->id, true, extend_ack_body(s, c));
+	css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confextended_ntf",
+		   json_pack("{s:s, s:I, s:s}", "e164", c->e164, "planned_end", (json_int_t)c->planned_end_ms, "by",
+			     "mcu"));
+	cdr_info("conference %s extended by %" PRId64 " min (asked by %s)", c->e164, x->minutes, nz(c->mcu));
+	free(x);
+}
+
+/* cmu_mau_extendconf_req: every request is answered (section 8.12). css
+ * extends a conference it places on that MCU and runs there, and answers
+ * once the new planned end is stored; the same request again (a redelivery:
+ * its id is the last one applied, kept in the record) gets the ACK again
+ * without a second extension. */
+static void mcu_extend(struct css *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m)
+{
+	const char *e164 = cdr_msg_str(m, "e164", ""), *mcu = cdr_msg_str(m, "mcu", ""), *id = cdr_msg_id(m);
+	struct conf *c = cdr_hmap_get(s->confs, e164);
+	const char *key = dl->routing_key && *dl->routing_key ? dl->routing_key : mcu;
+	int64_t minutes = cdr_msg_int(m, "minutes", 0);
+	struct mcu_ext *x;
+	char detail[300];
+	int r;
+
+	if (!c || c->closing || !c->mcu || strcmp(c->mcu, mcu) || !css_acts_for(s, c)) {
+		snprintf(detail, sizeof(detail), "%s does not place conference %s on %s", s->bus.src, e164, mcu);
+		cdr_info("extend of %s asked by %s refused: %s", e164, mcu, detail);
+		extend_answer(s, key, id, false, css_nack_body(e164, "unknown_conference", detail));
+		return;
+	}
+	if (c->extend_req[0] && !strcmp(c->extend_req, id)) {
+		s->n.repeated_extends++;
+		cdr_info("extend %s of %s asked again by %s: answered again, not extended twice", id, e164, mcu);
+		extend_answer(s, c->mcu_key && *c->mcu_key ? c->mcu_key : key, id, true, extend_ack_body(s, c));
+		return;
+	}
+	if (c->state != CSS_RUNNING) {
+		snprintf(detail, sizeof(detail), "conference %s is %s", e164, css_state_name(c->state));
+		extend_answer(s, key, id, false, css_nack_body(e164, "in_progress", detail));
+		return;
+	}
+	if (!(x = calloc(1, sizeof(*x)))) {
+		extend_answer(s, key, id, false, css_nack_body(e164, "internal_error", "out of memory"));
+		return;
+	}
+	x->prev_end_ms = c->planned_end_ms;
+	snprintf(x->prev_req, sizeof(x->prev_req), "%s", c->extend_req);
+	if (css_extend(s, c, minutes, detail, sizeof(detail)) < 0) {
+		free(x);
+		extend_answer(s, key, id, false, css_nack_body(e164, "limit_reached", detail));
+		return;
+	}
+	x->s = s;
+	x->gen = s->gen;
+	x->minutes = minutes;
+	x->start_ms = c->start_ms;
+	x->planned_end_ms = c->planned_end_ms;
+	snprintf(x->e164, sizeof(x->e164), "%s", e164);
+	snprintf(x->id, sizeof(x->id), "%s", id);
+	snprintf(x->key, sizeof(x->key), "%s", c->mcu_key && *c->mcu_key ? c->mcu_key : key);
+	snprintf(c->extend_req, sizeof(c->extend_req), "%s", id);
+	if ((r = css_store_put(s, c, NULL, NULL, on_extend_stored, x)) < 0)
+		on_extend_stored(r, NULL, x);
 }
 
 /* The conference c that an MCU notice names, when it runs on that MCU. */
@@ -118,8 +209,8 @@ static struct conf *noticed(struct css *s, const struct cdr_msg *m)
 {
 	struct conf *c = cdr_hmap_get(s->confs, cdr_msg_str(m, "e164", ""));
 
-	if (!c || c->closing || !c->mcu || strcmp(c->mcu, cdr_msg_str(m, "mcu", "")))
-		return NULL;
+	if (!c || c->closing || !c->mcu || strcmp(c->mcu, cdr_msg_str(m, "mcu", "")) || !css_acts_for(s, c))
+		return NULL; /* unknown, not there, or of a platform served elsewhere now */
 	return c;
 }
 
@@ -127,7 +218,7 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 {
 	struct conf *c = noticed(s, m);
 
-	if (!strcmp(type, "cmu_mau_renameconf_ntf")) {
+	if (c && !strcmp(type, "cmu_mau_renameconf_ntf")) {
 		/* a rename asked at the MCU: the CM decides */
 		css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_renameconf_ntf",
 			   json_pack("{s:s, s:s, s:s}", "e164", cdr_msg_str(m, "e164", ""), "name",
@@ -373,8 +464,7 @@ static void on_rename_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_m
 
 static void on_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
-	(void)dl;
-	mcu_extend(arg, m);
+	mcu_extend(arg, dl, m);
 }
 
 static void on_list(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)

@@ -143,7 +143,8 @@ static void on_create_published(int status, void *arg)
 {
 	struct op *op = arg;
 
-	if (status == -EIO && !op->dead && op->c && op->c->state == CSS_CREATING) {
+	if (status == -EIO && !op->dead && op->c && op->c->op == op &&
+	    (op->c->state == CSS_CREATING || op->c->state == CSS_RESTORING)) {
 		char detail[256];
 
 		snprintf(detail, sizeof(detail), "%s is not connected (no queue for key %s)", nz(op->c->mcu),

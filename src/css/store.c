@@ -161,6 +161,7 @@ int css_store_put(struct css *s, struct conf *c, const char *akey, const char *a
 	F("generation", gen);
 	F("end_ms", endms);
 	F("end_reason", nz(c->end_reason));
+	F("extend_req", c->extend_req);
 	F("writer", s->platform); /* epochs are compared between writers of one platform only */
 #undef F
 	{

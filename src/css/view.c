@@ -93,6 +93,7 @@ static void on_record(int status, const redisReply *reply, void *arg)
 			set_str(&c->req, HS("req"));
 			set_str(&c->password, HS("password"));
 			set_str(&c->end_reason, *HS("end_reason") ? HS("end_reason") : NULL);
+			snprintf(c->extend_req, sizeof(c->extend_req), "%s", HS("extend_req"));
 			c->create = json_loads(HS("create"), 0, NULL);
 			if (!c->create)
 				c->create = json_object();

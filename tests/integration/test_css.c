@@ -1104,6 +1104,115 @@ static void test_query_list_extend_rename_end(void **state)
 	check_answers(from);
 }
 
+/* ---- an extension asked by the MCU (protocol.md 8.12) ---- */
+
+/* css's answers to extend requests, caught on mau.cmcmu.ex with the MCU's key. */
+static struct {
+	json_t *got[16];
+	size_t n;
+} X;
+
+static void on_cmcmu(struct cdr_mq_delivery *d, void *arg)
+{
+	json_t *j = json_loadb(d->body, d->len, 0, NULL);
+	const char *t = json_string_value(json_object_get(j, "type"));
+
+	(void)arg;
+	if (t && !strncmp(t, "mau_cmu_extendconf_", 19) && X.n < 16)
+		X.got[X.n++] = j;
+	else
+		json_decref(j);
+	cdr_mq_ack(d);
+}
+
+struct x_want {
+	const char *id;
+	size_t from;
+	json_t *found;
+};
+
+static bool x_answered(void *arg)
+{
+	struct x_want *w = arg;
+
+	for (size_t i = w->from; i < X.n; i++)
+		if (!strcmp(json_string_value(json_object_get(X.got[i], "id")), w->id))
+			return (w->found = X.got[i]) != NULL;
+	return false;
+}
+
+/* Asks css, as MCU mcu with key key, to extend e164; css's answer (owned by X). */
+static json_t *mcu_extend(const char *key, const char *mcu, const char *e164, int minutes, const char *id)
+{
+	struct cdr_mq_props p = { .persistent = true };
+	struct x_want w = { id, X.n, NULL };
+	char *txt = cdr_msg_encode("cmu_mau_extendconf_req", id, mcu, 0,
+				   json_pack("{s:s, s:s, s:i}", "e164", e164, "mcu", mcu, "minutes", minutes));
+
+	assert_non_null(txt);
+	p.message_id = id;
+	assert_int_equal(cdr_mq_publish(C.mq, CDR_MQ_CMU_MAU_EX, key, &p, txt, strlen(txt), NULL, NULL), 0);
+	free(txt);
+	if (!run_until(x_answered, &w, ANSWER_MS))
+		fail_msg("extend %s of %s asked by %s: no answer within %u ms", id, e164, mcu, ANSWER_MS);
+	return w.found;
+}
+
+static int64_t rec_int(const char *e164, const char *field)
+{
+	char buf[64];
+
+	return atoll(rec_field(e164, field, buf, sizeof(buf)));
+}
+
+static void test_mcu_asks_extend(void **state)
+{
+	const char *e164 = "7100000251";
+	char mcu[64], key[200], id[64], again[64];
+	json_t *r;
+	int64_t planned;
+
+	(void)state;
+	create_ok(e164, "ud-p1-r1-b", "p1-r1", mcu, sizeof(mcu));
+	rec_field(e164, "mcu_key", key, sizeof(key));
+	assert_true(*key);
+	assert_int_equal(cdr_mq_subscribe(C.mq, CDR_MQ_MAU_CMCMU_EX, key, on_cmcmu, NULL), 0);
+	th_run_for(C.loop, 1000); /* the binding is made */
+	planned = rec_int(e164, "planned_end");
+	/* extended, answered once stored: the ACK and the record agree */
+	r = mcu_extend(key, mcu, e164, 30, fresh_id(id, sizeof(id)));
+	expect_type(r, "mau_cmu_extendconf_ack");
+	assert_int_equal(json_integer_value(json_object_get(body_of(r), "planned_end")), planned + 30 * 60000);
+	assert_true(json_is_integer(json_object_get(body_of(r), "epoch"))); /* css's epoch, as in its record */
+	assert_int_equal(json_integer_value(json_object_get(body_of(r), "epoch")), rec_int(e164, "epoch"));
+	assert_int_equal(rec_int(e164, "planned_end"), planned + 30 * 60000);
+	/* the same request again (a redelivery): the same ACK, not extended twice */
+	snprintf(again, sizeof(again), "%s", id);
+	r = mcu_extend(key, mcu, e164, 30, again);
+	expect_type(r, "mau_cmu_extendconf_ack");
+	assert_int_equal(json_integer_value(json_object_get(body_of(r), "planned_end")), planned + 30 * 60000);
+	assert_int_equal(rec_int(e164, "planned_end"), planned + 30 * 60000);
+	/* beyond the maximum duration */
+	r = mcu_extend(key, mcu, e164, 1440, fresh_id(id, sizeof(id)));
+	expect_nack(r, "mau_cmu_extendconf_nack", "limit_reached", e164);
+	assert_int_equal(rec_int(e164, "planned_end"), planned + 30 * 60000);
+	/* asked by an MCU css does not place it on, or for an unknown one: refused, not silent */
+	r = mcu_extend(key, "tc-nobody-01", e164, 5, fresh_id(id, sizeof(id)));
+	expect_nack(r, "mau_cmu_extendconf_nack", "unknown_conference", e164);
+	r = mcu_extend(key, mcu, "7100000259", 5, fresh_id(id, sizeof(id)));
+	expect_nack(r, "mau_cmu_extendconf_nack", "unknown_conference", "7100000259");
+	assert_int_equal(rec_int(e164, "planned_end"), planned + 30 * 60000);
+	/* a new request extends again */
+	r = mcu_extend(key, mcu, e164, 10, fresh_id(id, sizeof(id)));
+	expect_type(r, "mau_cmu_extendconf_ack");
+	assert_int_equal(rec_int(e164, "planned_end"), planned + 40 * 60000);
+	r = cm_call("cm_mau_endconf_req", json_pack("{s:s}", "e164", e164));
+	expect_type(r, "mau_cm_endconf_ack");
+	for (size_t i = 0; i < X.n; i++)
+		json_decref(X.got[i]);
+	X.n = 0;
+}
+
 static void create_nack(json_t *body, const char *reason, const char *e164, const char *detail)
 {
 	json_t *r = cm_call("cm_mau_createconf_req", body);
@@ -1530,6 +1639,7 @@ int main(void)
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_create_redelivered),
 		cmocka_unit_test(test_query_list_extend_rename_end),
+		cmocka_unit_test(test_mcu_asks_extend),
 		cmocka_unit_test(test_create_refusals),
 		cmocka_unit_test(test_mcu_refuses_or_is_silent),
 		cmocka_unit_test(test_unreadable_and_unknown),
