@@ -132,10 +132,34 @@ static void on_room(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		   cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
 }
 
+/* rms_all_vrs_ntf: css moves nothing when a VRS goes (protocol.md 8.10):
+ * the conferences recording there keep running; an operator sees it here. */
+static void on_vrs_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct css *s = arg;
+	size_t n = 0;
+	size_t it = 0;
+	const char *k, *vrs = cdr_msg_str(m, "vrs", "?");
+	void *v;
+
+	(void)dl;
+	if (strcmp(cdr_msg_str(m, "state", ""), "down")) {
+		cdr_info("VRS %s (%s) up: %s", vrs, cdr_msg_str(m, "room", "?"), cdr_msg_str(m, "reason", "?"));
+		return;
+	}
+	while (cdr_hmap_next(s->confs, &it, &k, &v))
+		if (((struct conf *)v)->vrs && !strcmp(((struct conf *)v)->vrs, vrs) && css_acts_for(s, v))
+			n++;
+	cdr_notice("VRS %s (%s) down (%s): %zu conferences record there; they keep running, their recording is "
+		   "the MCU's and the VRS's affair",
+		   vrs, cdr_msg_str(m, "room", "?"), cdr_msg_str(m, "reason", "?"), n);
+}
+
 /* The notices css subscribes to (a private queue each); other types on the
  * same exchanges are not css's and are dropped. */
 static const struct cdr_handler rms_ntf_handlers[] = {
 	{ "rms_all_mcu_ntf", CDR_H_NOTICE, "rms", on_mcu_state },
+	{ "rms_all_vrs_ntf", CDR_H_NOTICE, "rms", on_vrs_state },
 	{ NULL, 0, NULL, NULL },
 };
 
