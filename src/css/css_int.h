@@ -218,7 +218,7 @@ struct css {
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
-		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends;
+		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends, relayed;
 	} n;
 };
 
@@ -312,6 +312,7 @@ json_t *css_create_ack_body(const struct conf *c);
 /* ---- send.c ---- */
 int css_mcu_send(struct css *s, const struct conf *c, const char *type, const char *id, json_t *body,
 		 cdr_mq_confirm_fn confirm, void *arg);
+bool css_relay_answer(struct css *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m);
 void css_end_on_host(struct css *s, const char *host, const char *e164, const char *mcu, const char *key,
 		     const char *reason);
 void css_end_on_mcu(struct css *s, const char *e164, const char *mcu, const char *key, const char *reason);

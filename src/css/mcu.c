@@ -444,6 +444,8 @@ static void on_create_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_m
 {
 	bool ack = css_is_ack(m), runs = css_mcu_runs_it(ack, cdr_msg_str(m, "reason", NULL));
 
+	if (css_relay_answer(arg, dl, m))
+		return;
 	if (runs && !ack)
 		cdr_info("create of %s: %s answers it runs it already (NACK exists): taken as its ACK",
 			 cdr_msg_str(m, "e164", "?"), cdr_msg_str(m, "mcu", "?"));
@@ -452,14 +454,14 @@ static void on_create_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_m
 
 static void on_end_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
-	(void)dl;
-	mcu_end_answer(arg, m, css_is_ack(m));
+	if (!css_relay_answer(arg, dl, m))
+		mcu_end_answer(arg, m, css_is_ack(m));
 }
 
 static void on_rename_answer(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
-	(void)dl;
-	mcu_rename_answer(arg, m, css_is_ack(m));
+	if (!css_relay_answer(arg, dl, m))
+		mcu_rename_answer(arg, m, css_is_ack(m));
 }
 
 static void on_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)

@@ -133,3 +133,23 @@ bool css_mcu_runs_it(bool ack, const char *reason)
 {
 	return ack || (reason && !strcmp(reason, "exists"));
 }
+
+bool css_sender_platform(const char *id, char *buf, size_t len)
+{
+	const char *seq = strrchr(id, '-'), *ep;
+	size_t n;
+
+	if (strncmp(id, "css-", 4) || !seq || seq <= id + 4)
+		return false;
+	for (ep = seq - 1; ep > id + 4 && *ep != '-'; ep--)
+		;
+	if (ep <= id + 4 || strspn(seq + 1, "0123456789") != strlen(seq + 1) || !seq[1] ||
+	    strspn(ep + 1, "0123456789") != (size_t)(seq - ep - 1) || seq == ep + 1)
+		return false;
+	n = (size_t)(ep - (id + 4));
+	if (n == 0 || n >= len)
+		return false;
+	memcpy(buf, id + 4, n);
+	buf[n] = '\0';
+	return true;
+}

@@ -89,6 +89,11 @@ enum css_list_order css_list_order(const char *have_boot, int64_t have_seq, cons
  * allows; reason NULL for an ACK). */
 bool css_mcu_runs_it(bool ack, const char *reason);
 
+/* The platform of the css that sent the command an MCU answers, read from
+ * the answer's id "css-<platform>-<epoch>-<n>" (cdr_bus_next_id) into buf;
+ * false when the id is not of that form or the platform does not fit. */
+bool css_sender_platform(const char *id, char *buf, size_t len);
+
 /* When a conference whose allocation or re-create failed is tried again:
  * tries counts the failures in a row, this one included. Gives up (returns
  * false: ended on purpose, restore_failed) once tries reaches attempts;

@@ -51,6 +51,41 @@ int css_mcu_send(struct css *s, const struct conf *c, const char *type, const ch
 			       arg);
 }
 
+/* An MCU answers on its own platform's bus; an answer to a command another
+ * platform's css sent (a conference of that platform hosted here after a
+ * failover) is passed on to that css's mau.cmu.q, as it came. Returns
+ * whether the answer was for another css (passed on, or dropped when its
+ * platform is unknown or unreachable: that css resolves it by its time-out). */
+bool css_relay_answer(struct css *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m)
+{
+	struct cdr_mq_props p = { .persistent = true };
+	char plat[64];
+	struct cdr_mq *mq;
+	int r;
+
+	if (!css_sender_platform(cdr_msg_id(m), plat, sizeof(plat)) || !strcmp(plat, s->platform))
+		return false;
+	if (!s->topo || !cdr_topology_platform(s->topo, plat)) {
+		cdr_info("%s %s: for the css of platform %s, which the topology does not know: dropped",
+			 cdr_msg_type(m), cdr_msg_id(m), plat);
+		return true;
+	}
+	if (!(mq = mq_of_host(s, plat))) {
+		cdr_warn("%s %s for the css of %s: no broker for that platform: dropped", cdr_msg_type(m),
+			 cdr_msg_id(m), plat);
+		return true;
+	}
+	p.message_id = dl->message_id;
+	p.correlation_id = dl->correlation_id;
+	p.content_type = "application/json";
+	if ((r = cdr_mq_publish(mq, "", CDR_MQ_MAU_CMU_Q, &p, dl->body, dl->len, NULL, NULL)) < 0)
+		cdr_warn("%s %s for the css of %s not passed on: %s", cdr_msg_type(m), cdr_msg_id(m), plat,
+			 strerror(-r));
+	else
+		s->n.relayed++;
+	return true;
+}
+
 void css_end_on_host(struct css *s, const char *host, const char *e164, const char *mcu, const char *key,
 		     const char *reason)
 {

@@ -306,6 +306,26 @@ static void test_mcu_runs_it(void **state)
 	assert_false(css_mcu_runs_it(false, NULL));
 }
 
+/* the css an MCU's answer is for, from the answer's id */
+static void test_sender_platform(void **state)
+{
+	char p[16];
+
+	(void)state;
+	assert_true(css_sender_platform("css-p1-7-123", p, sizeof(p)));
+	assert_string_equal(p, "p1");
+	assert_true(css_sender_platform("css-east-dc-0-1", p, sizeof(p))); /* a platform named with '-' */
+	assert_string_equal(p, "east-dc");
+	assert_false(css_sender_platform("rms-p1-7-123", p, sizeof(p)));		      /* not a css */
+	assert_false(css_sender_platform("css-p1-7", p, sizeof(p)));			      /* no seq */
+	assert_false(css_sender_platform("css-p1-x-3", p, sizeof(p)));			      /* epoch not a number */
+	assert_false(css_sender_platform("css-p1-7-", p, sizeof(p)));			      /* empty seq */
+	assert_false(css_sender_platform("css--7-3", p, sizeof(p)));			      /* empty platform */
+	assert_false(css_sender_platform("create-000123", p, sizeof(p)));		      /* an MCU's own id */
+	assert_false(css_sender_platform("css-a-very-long-platform-name-1-2", p, sizeof(p))); /* does not fit */
+	assert_false(css_sender_platform("", p, sizeof(p)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_takeover_steps),
 		cmocka_unit_test(test_list_order),
 		cmocka_unit_test(test_mcu_runs_it),
+		cmocka_unit_test(test_sender_platform),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
