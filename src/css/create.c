@@ -171,7 +171,9 @@ out:
 	css_op_unref(op);
 }
 
-/* Fills in what a public template gives and the request does not say. */
+/* Fills in what a public template gives and the request does not say (the
+ * published templates were checked as create bodies when read: templates.c).
+ * An unknown template id is logged and changes nothing. */
 static void apply_template(struct css *s, json_t *body)
 {
 	const char *id = cdr_msg_jstr(body, "template", NULL);
@@ -179,7 +181,7 @@ static void apply_template(struct css *s, json_t *body)
 	const char *k;
 	size_t i;
 
-	if (!id || !s->templates)
+	if (!id)
 		return;
 	json_array_foreach(s->templates, i, t)
 	{
@@ -193,6 +195,8 @@ static void apply_template(struct css *s, json_t *body)
 		}
 		return;
 	}
+	cdr_warn("create of %s names template %s, which is not among the %zu public templates: created without it",
+		 cdr_msg_jstr(body, "e164", "?"), id, json_array_size(s->templates));
 }
 
 /* A CM create whose request id is not known yet: placeholder, limits,

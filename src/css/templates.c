@@ -11,11 +11,40 @@ static void on_tpl_published(int status, const redisReply *reply, void *arg)
 		cdr_info("%lld public conference templates published into Redis", reply->integer);
 }
 
+/* Whether a template's details can fill in a create: an object whose fields,
+ * over a minimal create of its user domain, still make a valid create body
+ * (detail says what does not fit). */
+static bool template_fits(const char *ud, json_t *details, char *detail, size_t len)
+{
+	const struct cdr_msg_type *spec = cdr_msg_type_find("cm_mau_createconf_req");
+	json_t *probe;
+	struct cdr_msg_error err;
+	bool ok;
+
+	if (!json_is_object(details)) {
+		snprintf(detail, len, "details: not a JSON object");
+		return false;
+	}
+	probe = json_pack("{s:s, s:s, s:s, s:i}", "e164", "000", "name", "template", "user_domain", ud, "duration_min",
+			  60);
+	if (!probe || !spec)
+		return true; /* nothing to check against: the create checks it */
+	json_object_update(probe, details);
+	json_object_set_new(probe, "e164", json_string("000"));
+	json_object_set_new(probe, "user_domain", json_string(ud));
+	ok = cdr_msg_check_body(spec, probe, &err) == 0;
+	if (!ok)
+		snprintf(detail, len, "%s", err.detail);
+	json_decref(probe);
+	return ok;
+}
+
 static void on_templates(const struct cdr_db_result *r, void *arg)
 {
 	struct css *s = arg;
 	struct redis_link *l;
-	json_t *a;
+	json_t *a, *skipped, *v;
+	size_t i;
 	char *txt;
 
 	if (r->status == -ECANCELED)
@@ -26,9 +55,17 @@ static void on_templates(const struct cdr_db_result *r, void *arg)
 		return;
 	}
 	a = json_array();
-	for (size_t i = 0; i < r->nrows; i++) {
+	skipped = json_array();
+	for (i = 0; i < r->nrows; i++) {
 		json_t *details = json_loads(cdr_db_value(r, i, 3) ? cdr_db_value(r, i, 3) : "{}", 0, NULL);
+		char why[300];
 
+		if (!template_fits(nz(cdr_db_value(r, i, 1)), details, why, sizeof(why))) {
+			json_array_append_new(skipped,
+					      json_pack("{s:s, s:s}", "id", nz(cdr_db_value(r, i, 0)), "why", why));
+			json_decref(details);
+			continue;
+		}
 		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o, s:s}", "id", cdr_db_value(r, i, 0),
 						   "user_domain", cdr_db_value(r, i, 1), "name", cdr_db_value(r, i, 2),
 						   "details", details ? details : json_object(), "updated",
@@ -38,8 +75,18 @@ static void on_templates(const struct cdr_db_result *r, void *arg)
 	if (!txt || (s->templates_txt && !strcmp(txt, s->templates_txt))) {
 		free(txt);
 		json_decref(a);
+		json_decref(skipped);
 		return; /* unchanged */
 	}
+	json_array_foreach(skipped, i, v)
+	{
+		char detail[400];
+
+		snprintf(detail, sizeof(detail), "template %s not published: %s", cdr_msg_jstr(v, "id", "?"),
+			 cdr_msg_jstr(v, "why", "?"));
+		css_alarm(s, "minor", "template", cdr_msg_jstr(v, "id", "?"), detail);
+	}
+	json_decref(skipped);
 	if (!(l = css_ready_link(s, s->platform))) {
 		free(txt);
 		json_decref(a);

@@ -151,6 +151,20 @@ static int run_cmd(char *const argv[], const char *log, unsigned ms)
 	}
 }
 
+/* Runs statements in p1's MySQL database (the mysql client); its exit status. */
+static int sql(const char *stmts)
+{
+	char pw[160], log[128];
+
+	snprintf(pw, sizeof(pw), "-p%s", need_env("CONFDR_MYSQL_PASSWORD"));
+	snprintf(log, sizeof(log), "%s/sql.log", C.work);
+	return run_cmd((char *const[]){ "/usr/bin/mysql", "-h", (char *)need_env("CONFDR_MYSQL_HOST"), "-P",
+					(char *)need_env("CONFDR_MYSQL_PORT"), "-u",
+					(char *)need_env("CONFDR_MYSQL_USER"), pw,
+					(char *)need_env("CONFDR_P1_MYSQL_DB"), "-N", "-B", "-e", (char *)stmts, NULL },
+		       log, 30000);
+}
+
 /* A daemon's config in the work dir; returns its path in buf. */
 static void write_conf(char *buf, size_t len, const char *platform, const char *daemon, const char *extra)
 {
@@ -833,7 +847,7 @@ static void start_daemons(void)
 	snprintf(log, sizeof(log), "%s/p1-pms.log", C.work);
 	C.pms1 = start_daemon("pms", conf, log);
 	snprintf(extra, sizeof(extra),
-		 "[css]\ncreate_timeout = %dms\nend_timeout = 2s\nresume_window = 5s\n"
+		 "[css]\ncreate_timeout = %dms\nend_timeout = 2s\nresume_window = 5s\ntemplate_refresh = 500ms\n"
 		 "[mysql]\nuser = %s\npassword = %s\nmigrations = %s/deploy/sql\n",
 		 CREATE_TIMEOUT_MS, need_env("CONFDR_MYSQL_USER"), need_env("CONFDR_MYSQL_PASSWORD"), SRC);
 	write_conf(C.css_conf, sizeof(C.css_conf), "p1", "css", extra);
@@ -846,7 +860,7 @@ static void start_daemons(void)
 static int group_setup(void **state)
 {
 	const char *redis_ep = need_env("CONFDR_P1_REDIS"), *colon = strrchr(redis_ep, ':');
-	char host[64], log[160], topo[256], endpoints[256], pw[160];
+	char host[64], log[160], topo[256], endpoints[256];
 	struct cdr_mq_opts o = { 0 };
 	struct cdr_redis_opts ro = { 0 };
 	uint64_t t0 = cdr_now_ms();
@@ -884,12 +898,7 @@ static int group_setup(void **state)
 	assert_int_equal(cdr_redis_new(C.loop, &ro, &C.redis), 0);
 	assert_true(run_until(redis_up, NULL, 20000));
 	json_decref(REDIS("FLUSHDB"));
-	snprintf(pw, sizeof(pw), "-p%s", need_env("CONFDR_MYSQL_PASSWORD"));
-	rc = run_cmd((char *const[]){ "/usr/bin/mysql", "-h", (char *)need_env("CONFDR_MYSQL_HOST"), "-P",
-				      (char *)need_env("CONFDR_MYSQL_PORT"), "-u",
-				      (char *)need_env("CONFDR_MYSQL_USER"), pw, (char *)need_env("CONFDR_P1_MYSQL_DB"),
-				      "-N", "-B", "-e", "DELETE FROM confinfo; DELETE FROM conf_template", NULL },
-		     log, 30000);
+	rc = sql("DELETE FROM confinfo; DELETE FROM conf_template");
 	if (rc != 0)
 		printf("# emptying confdr_p1: exit %d (no tables yet on a fresh sandbox)\n", rc);
 	for (size_t i = 0; i < 3; i++)
@@ -1211,6 +1220,76 @@ static void test_mcu_asks_extend(void **state)
 	for (size_t i = 0; i < X.n; i++)
 		json_decref(X.got[i]);
 	X.n = 0;
+}
+
+/* ---- public templates (docs/css.md, MySQL) ---- */
+
+static bool tpl_published(void *arg)
+{
+	json_t *r = REDIS("HEXISTS", "templates", (const char *)arg);
+	bool yes = json_is_integer(r) && json_integer_value(r) == 1;
+
+	json_decref(r);
+	return yes;
+}
+
+/* The record's create body (what the MCU got) field k, as an integer. */
+static int64_t rec_create_int(const char *e164, const char *k)
+{
+	char buf[4096];
+	json_t *c = json_loads(rec_field(e164, "create", buf, sizeof(buf)), 0, NULL);
+	int64_t v = json_is_integer(json_object_get(c, k)) ? json_integer_value(json_object_get(c, k)) : -1;
+
+	json_decref(c);
+	return v;
+}
+
+static void test_templates(void **state)
+{
+	size_t from = C.nans;
+	struct log_want bad = { C.css_log, "template tpl-bad not published: body.max_participants",
+				file_size(C.css_log) };
+	json_t *b, *r;
+
+	(void)state;
+	assert_int_equal(sql("INSERT INTO conf_template (id, user_domain, name, details) VALUES "
+			     "('tpl-small', 'ud-p1-r1-a', 'Small', '{\"max_participants\": 8}'), "
+			     "('tpl-bad', 'ud-p1-r1-a', 'Bad', '{\"max_participants\": \"many\"}'), "
+			     "('tpl-list', 'ud-p1-r1-a', 'List', '[1, 2]')"),
+			 0);
+	assert_true(poll_until(tpl_published, "tpl-small", SETTLE_MS));
+	/* what would not make a valid create is not published */
+	assert_false(tpl_published("tpl-bad"));
+	assert_false(tpl_published("tpl-list"));
+	if (!poll_until(log_has, &bad, SETTLE_MS)) /* an alarm says why */
+		fail_msg("no \"%s\" in %s", bad.needle, C.css_log);
+	/* a create naming the template: what it does not say comes from it */
+	b = create_body("7100000281", "ud-p1-r1-a");
+	json_object_set_new(b, "template", json_string("tpl-small"));
+	r = cm_call("cm_mau_createconf_req", b);
+	expect_type(r, "mau_cm_createconf_ack");
+	assert_int_equal(rec_create_int("7100000281", "max_participants"), 8);
+	/* what it says itself stays */
+	b = create_body("7100000282", "ud-p1-r1-a");
+	json_object_set_new(b, "template", json_string("tpl-small"));
+	json_object_set_new(b, "max_participants", json_integer(24));
+	r = cm_call("cm_mau_createconf_req", b);
+	expect_type(r, "mau_cm_createconf_ack");
+	assert_int_equal(rec_create_int("7100000282", "max_participants"), 24);
+	/* an unpublished template: created without it */
+	b = create_body("7100000283", "ud-p1-r1-a");
+	json_object_set_new(b, "template", json_string("tpl-bad"));
+	r = cm_call("cm_mau_createconf_req", b);
+	expect_type(r, "mau_cm_createconf_ack");
+	assert_int_equal(rec_create_int("7100000283", "max_participants"), -1);
+	for (size_t i = 0; i < 3; i++) {
+		r = cm_call(
+			"cm_mau_endconf_req",
+			json_pack("{s:s}", "e164", (const char *[]){ "7100000281", "7100000282", "7100000283" }[i]));
+		expect_type(r, "mau_cm_endconf_ack");
+	}
+	assert_int_equal(sql("DELETE FROM conf_template"), 0);
+	check_answers(from);
 }
 
 static void create_nack(json_t *body, const char *reason, const char *e164, const char *detail)
@@ -1640,6 +1719,7 @@ int main(void)
 		cmocka_unit_test(test_create_redelivered),
 		cmocka_unit_test(test_query_list_extend_rename_end),
 		cmocka_unit_test(test_mcu_asks_extend),
+		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_create_refusals),
 		cmocka_unit_test(test_mcu_refuses_or_is_silent),
 		cmocka_unit_test(test_unreadable_and_unknown),
