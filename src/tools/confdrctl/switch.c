@@ -7,6 +7,7 @@
 #include <confdr/topology.h>
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,7 +196,7 @@ int ctl_cmd_platform_failback(struct ctl *c, int argc, char **argv)
 					      { 0 } };
 	const char *op = NULL, *id, *ohost, *phost;
 	bool force = false;
-	long sync_s = 60;
+	int64_t sync_s = 60;
 	int opt, oport, pport, ex = EX_FAIL;
 	struct cdr_topology *t;
 	const struct cdr_room *main;
@@ -212,8 +213,7 @@ int ctl_cmd_platform_failback(struct ctl *c, int argc, char **argv)
 		case 'f': force = true; break;
 		case 'o': op = optarg; break;
 		case 's':
-			sync_s = strtol(optarg, NULL, 10);
-			if (sync_s < 1 || sync_s > 3600)
+			if (!cli_parse_int(optarg, 1, 3600, &sync_s))
 				return cli_usage_error("platform failback: --sync-timeout is 1..3600 seconds");
 			break;
 		case 'h': ctl_usage(stdout); return 0;
@@ -291,8 +291,8 @@ int ctl_cmd_platform_failback(struct ctl *c, int argc, char **argv)
 		usleep(200000);
 	}
 	if (n >= sync_s * 5) {
-		fprintf(stderr, "confdrctl: %s:%d did not synchronise within %ld s (link %s)\n", ohost, oport, sync_s,
-			txt);
+		fprintf(stderr, "confdrctl: %s:%d did not synchronise within %" PRId64 " s (link %s)\n", ohost, oport,
+			sync_s, txt);
 		goto out;
 	}
 	printf("2/5 platform %s back to normal (pms of its backup platform): the backup's css stops serving it\n", id);
@@ -320,7 +320,7 @@ int ctl_cmd_platform_failback(struct ctl *c, int argc, char **argv)
 		usleep(200000);
 	}
 	if (stable < 5) {
-		fprintf(stderr, "confdrctl: the replication offsets did not settle within %ld s\n", sync_s);
+		fprintf(stderr, "confdrctl: the replication offsets did not settle within %" PRId64 " s\n", sync_s);
 		goto out;
 	}
 	printf("4/5 %s:%d is the master again (REPLICAOF NO ONE); %s:%d its replica again\n", ohost, oport, phost,
