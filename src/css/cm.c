@@ -3,6 +3,32 @@
  * never executed twice. */
 #include "css_int.h"
 
+static void end_exec(struct css *s, struct op *op, struct conf *c);
+static void extend_exec(struct css *s, struct op *op, struct conf *c);
+static void rename_exec(struct css *s, struct op *op, struct conf *c);
+
+/* An end, extend or rename not answered before: done now, or refused
+ * unknown_conference when the conference is gone. */
+static void exec_request(struct css *s, struct op *op)
+{
+	const char *e164 = cdr_msg_str(op->m, "e164", "");
+	struct conf *c = cdr_hmap_get(s->confs, e164);
+	char detail[160];
+
+	if (!c || c->closing) {
+		snprintf(detail, sizeof(detail), "no conference %s", e164);
+		css_answer_now(op, false, css_nack_body(e164, "unknown_conference", detail));
+		css_op_done(op);
+		return;
+	}
+	if (op->kind == OP_END)
+		end_exec(s, op, c);
+	else if (op->kind == OP_EXTEND)
+		extend_exec(s, op, c);
+	else
+		rename_exec(s, op, c);
+}
+
 static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
@@ -26,13 +52,7 @@ static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 				css_create_begin(s, op);
 			}
 		} else {
-			/* end, css_extend, rename of a conference that is gone */
-			char detail[160];
-			const char *e164 = cdr_msg_str(op->m, "e164", "");
-
-			snprintf(detail, sizeof(detail), "no conference %s", e164);
-			css_answer_now(op, false, css_nack_body(e164, "unknown_conference", detail));
-			css_op_done(op);
+			exec_request(s, op);
 		}
 	}
 	css_op_unref(op);
@@ -123,7 +143,10 @@ static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	lookup_answer(s, op, op->home);
 }
 
-/* The conference a CM request names, or NULL after answering the NACK. */
+/* The conference a CM request names, to act on now; or NULL: answered,
+ * refused, or its stored answer looked up first (a conference not in
+ * memory, or a redelivered request: the same answer again, never a second
+ * execution; exec_request carries on when there is none). */
 static struct conf *cm_conf(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, enum op_kind kind,
 			    struct op **opp)
 {
@@ -143,23 +166,18 @@ static struct conf *cm_conf(struct css *s, struct cdr_mq_delivery *dl, struct cd
 		css_refuse(s, dl, m, "internal_error", "out of memory");
 		return NULL;
 	}
-	if (!c || c->closing) {
-		lookup_answer(s, op, s->platform); /* answered before, or unknown */
+	if (!c || c->closing || dl->redelivered) {
+		lookup_answer(s, op, s->platform);
 		return NULL;
 	}
 	*opp = op;
 	return c;
 }
 
-static void cm_end(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void end_exec(struct css *s, struct op *op, struct conf *c)
 {
-	struct css *s = arg;
-	struct op *op;
-	struct conf *c = cm_conf(s, dl, m, OP_END, &op);
 	char detail[160];
 
-	if (!c)
-		return;
 	if (c->op) {
 		snprintf(detail, sizeof(detail), "conference %s is %s", c->e164, css_state_name(c->state));
 		css_answer_now(op, false, css_nack_body(c->e164, "in_progress", detail));
@@ -167,6 +185,15 @@ static void cm_end(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		return;
 	}
 	css_conf_end(s, c, "cm_request", op);
+}
+
+static void cm_end(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op;
+	struct conf *c = cm_conf(arg, dl, m, OP_END, &op);
+
+	if (c)
+		end_exec(arg, op, c);
 }
 
 static void on_stored_answer(int status, const redisReply *reply, void *arg)
@@ -219,15 +246,11 @@ int css_extend(struct css *s, struct conf *c, int64_t minutes, char *detail, siz
 	return 0;
 }
 
-static void cm_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void extend_exec(struct css *s, struct op *op, struct conf *c)
 {
-	struct css *s = arg;
-	struct op *op;
-	struct conf *c = cm_conf(s, dl, m, OP_EXTEND, &op);
+	const struct cdr_msg *m = op->m;
 	char detail[160];
 
-	if (!c)
-		return;
 	if (c->state == CSS_ENDING || c->state == CSS_CREATING ||
 	    css_extend(s, c, cdr_msg_int(m, "minutes", 0), detail, sizeof(detail)) < 0) {
 		if (c->state == CSS_ENDING || c->state == CSS_CREATING)
@@ -248,6 +271,15 @@ static void cm_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 			     "cm"));
 	cdr_info("conference %s extended by %" PRId64 " min (cm)", c->e164, cdr_msg_int(m, "minutes", 0));
 	css_store_and_answer(s, op, c);
+}
+
+static void cm_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op;
+	struct conf *c = cm_conf(arg, dl, m, OP_EXTEND, &op);
+
+	if (c)
+		extend_exec(arg, op, c);
 }
 
 /* The rename failed without an answer from the MCU (detail says why). */
@@ -284,16 +316,12 @@ static void on_rename_published(int status, void *arg)
 	css_op_unref(op);
 }
 
-static void cm_rename(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+static void rename_exec(struct css *s, struct op *op, struct conf *c)
 {
-	struct css *s = arg;
-	struct op *op;
-	struct conf *c = cm_conf(s, dl, m, OP_RENAME, &op);
+	const struct cdr_msg *m = op->m;
 	char detail[160], id[200];
 	int r;
 
-	if (!c)
-		return;
 	if (c->op || c->state != CSS_RUNNING) {
 		snprintf(detail, sizeof(detail), "conference %s is %s", c->e164,
 			 c->op ? "busy with another request" : css_state_name(c->state));
@@ -318,6 +346,15 @@ static void cm_rename(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		snprintf(detail, sizeof(detail), "rename not sent to %s: %s", nz(c->mcu), strerror(-r));
 		rename_failed(op, detail);
 	}
+}
+
+static void cm_rename(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op;
+	struct conf *c = cm_conf(arg, dl, m, OP_RENAME, &op);
+
+	if (c)
+		rename_exec(arg, op, c);
 }
 
 static void cm_query(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)

@@ -94,13 +94,58 @@ void css_answer_send(struct op *op, const char *txt)
 	op->dl = NULL;
 }
 
-/* Answers op's CM request at once (nothing to store with it). */
+/* An answer being stored before it is sent (css_answer_now). */
+struct pending_answer {
+	struct css *s;
+	struct cdr_mq_delivery *dl;
+	char *txt, req[128];
+	uint64_t gen;
+};
+
+static void on_answer_stored(int status, const redisReply *reply, void *arg)
+{
+	struct pending_answer *a = arg;
+
+	if (status == -ECANCELED || a->gen != a->s->gen) {
+		cdr_mq_nack(a->dl, true); /* no longer active: the active css answers it */
+	} else {
+		if (status < 0)
+			cdr_warn("answer to %s not stored (%s): sent anyway; a redelivery would be answered afresh",
+				 a->req, css_redis_err(status, reply));
+		cdr_bus_send_reply(&a->s->bus, a->dl, a->txt);
+		cdr_mq_ack(a->dl);
+	}
+	free(a->txt);
+	free(a);
+}
+
+/* Answers op's CM request without a record to write with it (a refusal, an
+ * answer given again): the answer is stored under its request id first, as
+ * every answer is, so that a redelivery gets the same one, then sent. */
 void css_answer_now(struct op *op, bool ack, json_t *body)
 {
-	char *txt = css_answer_text(op, ack, body);
+	struct css *s = op->s;
+	char *txt = css_answer_text(op, ack, body), akey[160], ttl[24];
+	const char *platform = op->kind == OP_CREATE && op->home[0] ? op->home : s->platform;
+	struct cdr_redis *r = css_redis_of(s, platform);
+	struct pending_answer *a;
 
-	css_answer_send(op, txt);
-	free(txt);
+	if (!op->dl || !txt || !op->req[0] || !r || !(a = calloc(1, sizeof(*a)))) {
+		css_answer_send(op, txt); /* nothing to store it in: sent as it is */
+		free(txt);
+		return;
+	}
+	a->s = s;
+	a->dl = op->dl;
+	a->txt = txt;
+	a->gen = s->gen;
+	snprintf(a->req, sizeof(a->req), "%s", op->req);
+	op->dl = NULL;
+	css_answer_key(op->req, akey, sizeof(akey));
+	snprintf(ttl, sizeof(ttl), "%" PRIu64, s->conf.answer_ttl_ms / 1000);
+	if (cdr_redis_command_argv(r, on_answer_stored, a, 5, (const char *[]){ "SET", akey, txt, "EX", ttl }, NULL) <
+	    0)
+		on_answer_stored(-ENOTCONN, NULL, a);
 }
 
 json_t *css_nack_body(const char *e164, const char *reason, const char *detail)

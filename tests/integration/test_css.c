@@ -1340,6 +1340,34 @@ static void test_create_refusals(void **state)
 	check_answers(from);
 }
 
+/* A refusal is stored like any answer: the same request again (a
+ * redelivery) gets the same NACK, even when it would now succeed. */
+static void test_refusal_answered_again(void **state)
+{
+	const char *e164 = "7100000291";
+	size_t from = C.nans;
+	char mcu[64], id[64], key[96];
+	struct ans *a;
+	json_t *r;
+
+	(void)state;
+	create_ok(e164, "ud-p1-r1-a", "p1-r1", mcu, sizeof(mcu));
+	a = cm_send("cm_mau_createconf_req", fresh_id(id, sizeof(id)), create_body(e164, "ud-p1-r1-b"));
+	expect_nack(cm_wait(a), "mau_cm_createconf_nack", "duplicate_e164", e164);
+	snprintf(key, sizeof(key), "answer:%s", id);
+	assert_int_equal(redis_int(REDIS("EXISTS", key)), 1);
+	r = cm_call("cm_mau_endconf_req", json_pack("{s:s}", "e164", e164));
+	expect_type(r, "mau_cm_endconf_ack");
+	wait_runs(e164, 0, NULL, NULL);
+	a->expect = 2;
+	cm_send("cm_mau_createconf_req", id, create_body(e164, "ud-p1-r1-b"));
+	wait_answers(a, 2);
+	assert_false(a->differs);
+	th_run_for(C.loop, LINGER_MS);
+	wait_runs(e164, 0, NULL, NULL); /* not created by the repeat */
+	check_answers(from);
+}
+
 static void test_mcu_refuses_or_is_silent(void **state)
 {
 	struct sim *b = sim_of("tc-b");
@@ -1721,6 +1749,7 @@ int main(void)
 		cmocka_unit_test(test_mcu_asks_extend),
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_create_refusals),
+		cmocka_unit_test(test_refusal_answered_again),
 		cmocka_unit_test(test_mcu_refuses_or_is_silent),
 		cmocka_unit_test(test_unreadable_and_unknown),
 		cmocka_unit_test(test_css_restart),
