@@ -290,6 +290,29 @@ void css_create_fail(struct op *op, const char *reason, const char *detail)
 		on_create_failed_written(r, NULL, op);
 }
 
+/* The running state of a create could not be stored in time: the CM gets
+ * internal_error and the conference does not stay on the MCU (what is not
+ * stored must not run: a later css could not know it). */
+static void create_unstorable(struct op *op, const char *why)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+	char detail[300];
+
+	snprintf(detail, sizeof(detail), "the conference ran on %s but could not be stored (%s): ended there",
+		 nz(c->mcu), why);
+	cdr_err("create %s: %s", c->e164, detail);
+	css_alarm(s, "major", "store", c->e164, detail);
+	s->n.create_failed++;
+	css_end_on_host(s, c->host, c->e164, nz(c->mcu), c->mcu_key, "not_stored");
+	css_rsv_add(s, false, c->reservation);
+	css_answer_now(op, false, css_nack_body(c->e164, "internal_error", detail));
+	c->op = NULL;
+	op->c = NULL;
+	css_conf_free(s, c);
+	css_op_done(op);
+}
+
 static void on_create_done(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
@@ -297,11 +320,22 @@ static void on_create_done(int status, const redisReply *reply, void *arg)
 	struct conf *c = op->c;
 
 	if (!op->dead) {
-		if (status < 0) {
-			cdr_warn("create %s: running state not stored (%s); retrying", c->e164,
+		if (status < 0 && css_store_refused(status, reply)) {
+			/* a newer epoch wrote the record, or the platform is served
+			 * elsewhere now: not ours to answer; the active css does */
+			cdr_warn("create %s: running state refused by the store (%s): left to the active css", c->e164,
 				 css_redis_err(status, reply));
+			c->op = NULL;
+			css_op_done(op);
+		} else if (status < 0 && ++op->store_tries >= CREATE_STORE_TRIES) {
+			create_unstorable(op, css_redis_err(status, reply));
+		} else if (status < 0) {
+			uint64_t delay = 500u << (op->store_tries - 1 < 3 ? op->store_tries - 1 : 3);
+
+			cdr_warn("create %s: running state not stored (%s); try %d of %d in %" PRIu64 " ms", c->e164,
+				 css_redis_err(status, reply), op->store_tries + 1, CREATE_STORE_TRIES, delay);
 			op->on_timer = create_store_running;
-			cdr_timer_start(op->timer, 500, false);
+			cdr_timer_start(op->timer, delay, false);
 		} else {
 			css_answer_send(op, op->answer);
 			css_rsv_add(s, true, c->reservation);

@@ -103,6 +103,7 @@ struct op {
 	char *reason;	  /* end: why */
 	char *new_name;	  /* rename */
 	char *answer;	  /* the answer to the CM, once encoded */
+	int store_tries;  /* create: writes of the running state that failed in a row */
 	struct cdr_timer *timer;
 	char home[64]; /* create: the platform owning the user domain (a copy: the topology may be re-read) */
 	char room[64]; /* create: the user domain's room */
@@ -284,6 +285,9 @@ struct redis_link *css_ready_link(struct css *s, const char *platform);
 int css_store_put(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg);
 int css_store_del(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg);
 const char *css_redis_err(int status, const redisReply *reply);
+bool css_store_refused(int status, const redisReply *reply);
+/* Writes of a create's running state before it is given up (0.5, 1, 2, 4, 4 s apart). */
+#define CREATE_STORE_TRIES 6
 void css_store_bg(struct css *s, struct conf *c);
 void css_conf_gone(struct css *s, struct conf *c);
 bool css_serving(struct css *s, const char *platform);

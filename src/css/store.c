@@ -28,23 +28,26 @@ static const char put_lua[] =
 	"if ARGV[7] ~= '' then redis.call('SET', ARGV[7], ARGV[8], 'EX', ARGV[9]) end\n"
 	"return 1\n";
 
-/* KEYS[1] conf:<e164>. ARGV: epoch, e164, start, answer key, answer, ttl.
- * Removes the record and its index entries, if it is still the one that
- * started at start. */
-static const char del_lua[] = "local h = redis.call('HMGET', KEYS[1], 'epoch', 'user_domain', 'mcu', 'start')\n"
-			      "if h[1] and tonumber(h[1]) > tonumber(ARGV[1]) then\n"
-			      "  return redis.error_reply('STALE record written with epoch ' .. h[1])\n"
-			      "end\n"
-			      "if h[4] and h[4] == ARGV[3] then\n"
-			      "  if h[2] then redis.call('SREM', 'confs:ud:' .. h[2], ARGV[2]) end\n"
-			      "  if h[3] and h[3] ~= '' then redis.call('SREM', 'confs:mcu:' .. h[3], ARGV[2]) end\n"
-			      "  redis.call('DEL', KEYS[1])\n"
-			      "  redis.call('SREM', 'confs:all', ARGV[2])\n"
-			      "  redis.call('ZREM', 'confs:expiry', ARGV[2])\n"
-			      "  redis.call('SREM', 'confs:pending_restore', ARGV[2])\n"
-			      "end\n"
-			      "if ARGV[4] ~= '' then redis.call('SET', ARGV[4], ARGV[5], 'EX', ARGV[6]) end\n"
-			      "return 1\n";
+/* KEYS[1] conf:<e164>. ARGV: epoch, e164, start, answer key, answer, ttl,
+ * writer. Removes the record and its index entries, if it is still the one
+ * that started at start. Epochs are compared between writers of one
+ * platform only, as put_lua does: the css taking a platform over can always
+ * remove a record of that platform's css. */
+static const char del_lua[] =
+	"local h = redis.call('HMGET', KEYS[1], 'epoch', 'user_domain', 'mcu', 'start', 'writer')\n"
+	"if h[1] and (not h[5] or h[5] == ARGV[7]) and tonumber(h[1]) > tonumber(ARGV[1]) then\n"
+	"  return redis.error_reply('STALE record written with epoch ' .. h[1])\n"
+	"end\n"
+	"if h[4] and h[4] == ARGV[3] then\n"
+	"  if h[2] then redis.call('SREM', 'confs:ud:' .. h[2], ARGV[2]) end\n"
+	"  if h[3] and h[3] ~= '' then redis.call('SREM', 'confs:mcu:' .. h[3], ARGV[2]) end\n"
+	"  redis.call('DEL', KEYS[1])\n"
+	"  redis.call('SREM', 'confs:all', ARGV[2])\n"
+	"  redis.call('ZREM', 'confs:expiry', ARGV[2])\n"
+	"  redis.call('SREM', 'confs:pending_restore', ARGV[2])\n"
+	"end\n"
+	"if ARGV[4] ~= '' then redis.call('SET', ARGV[4], ARGV[5], 'EX', ARGV[6]) end\n"
+	"return 1\n";
 
 /* Replaces the published templates: ARGV[1] a JSON array of templates. */
 static const char tpl_lua[] = "local list = cjson.decode(ARGV[1])\n"
@@ -177,7 +180,7 @@ int css_store_del(struct css *s, struct conf *c, const char *akey, const char *a
 {
 	struct redis_link *l = css_ready_link(s, c->home);
 	char key[64], epoch[24], ttl[24], start[24];
-	const char *keys[1] = { key }, *argv[6];
+	const char *keys[1] = { key }, *argv[7];
 
 	if (!css_acts_for(s, c))
 		return -EPERM;
@@ -193,7 +196,17 @@ int css_store_del(struct css *s, struct conf *c, const char *akey, const char *a
 	argv[3] = nz(akey);
 	argv[4] = nz(atxt);
 	argv[5] = ttl;
-	return cdr_redis_script_run(l->del, cb, arg, 1, keys, 6, argv);
+	argv[6] = s->platform;
+	return cdr_redis_script_run(l->del, cb, arg, 1, keys, 7, argv);
+}
+
+/* Whether a failed write was refused for good: a newer epoch of this
+ * platform wrote the record (a deposed writer), or the record's platform
+ * is not this css's to write now. Anything else (Redis down, slow) may pass
+ * when tried again. */
+bool css_store_refused(int status, const redisReply *reply)
+{
+	return status == -EPERM || (status == -EPROTO && reply && reply->str && !strncmp(reply->str, "STALE", 5));
 }
 
 const char *css_redis_err(int status, const redisReply *reply)
