@@ -360,7 +360,8 @@ int ctl_cmd_drill_verify(struct ctl *c, int argc, char **argv)
 		else if (ok_since < 0)
 			ok_since = t;
 		if (!o.settle || (ok_since >= 0 && t - ok_since >= o.hold_s * 1000)) {
-			settled = ok_since >= 0 && t - ok_since >= o.hold_s * 1000;
+			/* one check (no --settle): settled means calm now */
+			settled = ok_since >= 0 && (!o.settle || t - ok_since >= o.hold_s * 1000);
 			break;
 		}
 		if (mono_ms() >= next) {

@@ -98,7 +98,8 @@ static const struct command commands[] = {
 	  "      restored_started, settled, settled_since_ms (wall ms), checks, to --json FILE (the last\n"
 	  "      snapshot to --now FILE). Settled: nothing lost, running twice, closed but running or in ROOM.\n"
 	  "      With --settle: checked every MS ms (1000) until settled for S s in a row (--hold, 3), at most\n"
-	  "      --timeout s (60), a progress line every 5 s. Exit 0 settled, 1 not",
+	  "      --timeout s (60), a progress line every 5 s; without it, one check (settled:\n"
+	  "      calm now). Exit 0 settled, 1 not",
 	  ctl_cmd_drill_verify },
 	{ { "drill", "compare" },
 	  "--redis P=HOST:PORT[,HOST:PORT] [--redis ...] MYSQL [--retry S] --json FILE",
