@@ -44,23 +44,15 @@
 set -uo pipefail
 
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOP=$(cd "$SELF_DIR/.." && pwd)
+PROG=drill SAY_T0=$SECONDS
+# shellcheck source=lib.sh
+. "$SELF_DIR/lib.sh"
 SANDBOX=$TOP/deploy/sandbox.sh
-RUN=$(realpath -m "${CONFDR_RUN_DIR:-$TOP/run}")
-BUILD=$(realpath -m "${CONFDR_BUILD_DIR:-$TOP/build}")
-BASE=${CONFDR_PORT_BASE:-17000}
-HOST=127.0.0.1
-MARK=CONFDR_SANDBOX_RUN
-AMQP_PORT=$((BASE + 672)) ZK_PORT=$((BASE + 181))
-REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380)) REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
 PLATFORMS=(p1 p2)
 ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2)
 SIDES=(a b)
-T0=$SECONDS
 
 usage() { sed -n '2,43p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
-say() { printf 'drill: %4ds %s\n' $((SECONDS - T0)) "$*"; }
-warn() { printf 'drill: warning: %s\n' "$*" >&2; }
 fail_setup() { printf 'drill: FAILED: %s\n' "$*" >&2; cleanup_watchers; exit 1; }
 now_ms() { date +%s%3N; }
 
@@ -113,54 +105,18 @@ HOLD_S=3
 
 # ---------------------------------------------------------------- helpers
 
-ctl() { timeout 120 "$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot /dr "$@"; }
-rcli() { timeout 10 redis-cli -h $HOST -p "$1" "${@:2}"; }
-sql() { timeout 60 mariadb --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=5 -N -B "$@"; }
-pidfile() { echo "$RUN/pids/$1.pid"; }
-logfile() { echo "$RUN/logs/$1.log"; }
-alive() { local st; st=$(ps -o stat= -p "${1:-0}" 2>/dev/null) && [ -n "$st" ] && [ "${st#Z}" = "$st" ]; }
-# pid_of NAME: the live, marked process of NAME's pid file.
-pid_of() {
-	local p
-	p=$(cat "$(pidfile "$1")" 2>/dev/null) || return 1
-	alive "$p" && grep -qzxF "$MARK=$RUN" "/proc/$p/environ" 2>/dev/null && echo "$p"
-}
-# spawn NAME CMD...: as sandbox.sh does (own session, marked, log, pid file),
-# so that `sandbox.sh down` finds what the drill started.
-spawn() {
-	local name=$1
+# checker COMMAND ARGS...: confdrctl drill COMMAND (docs/drills.md), bounded.
+checker() {
+	local cmd=$1
 	shift
-	(cd "$RUN" && exec env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
-	echo $! >"$(pidfile "$name")"
-	disown $! # a kill -9 of it is the drill's own doing: bash need not report it
+	timeout $((TIMEOUT + 120)) "$BUILD/confdrctl" drill "$cmd" "$@"
 }
-# stop_name NAME SECONDS: SIGTERM, then SIGKILL after SECONDS.
-stop_name() {
-	local p end
-	p=$(pid_of "$1") || { rm -f "$(pidfile "$1")"; return 0; }
-	kill -TERM "$p" 2>/dev/null
-	end=$((SECONDS + $2))
-	while alive "$p"; do
-		[ $SECONDS -ge $end ] && { kill -KILL "$p" 2>/dev/null; sleep 0.2; break; }
-		sleep 0.1
-	done
-	rm -f "$(pidfile "$1")"
-}
+DB=(--mysql-socket "$RUN/mariadb/mysql.sock" --mysql-user root)
+SIMS=(--sims "$RUN/sims" --pids "$RUN/pids" --prefix drill-)
 kill9() {
 	local p
 	p=$(pid_of "$1") || p=$(cat "$(pidfile "$1")" 2>/dev/null) || true
 	[ -n "$p" ] && kill -KILL "$p" 2>/dev/null && echo "$1(pid $p)"
-}
-
-# wait_for SECONDS WHAT CMD...: polls CMD every 0.5 s; a progress line every 10 s.
-wait_for() {
-	local s=$1 what=$2 start=$SECONDS next=$((SECONDS + 10))
-	shift 2
-	until "$@" >/dev/null 2>&1; do
-		[ $((SECONDS - start)) -ge "$s" ] && { warn "$what: not within $s s"; return 1; }
-		[ $SECONDS -ge $next ] && { say "  still waiting ($((SECONDS - start)) s of $s): $what"; next=$((SECONDS + 10)); }
-		sleep 0.5
-	done
 }
 
 sim_names() { local r x; for r in "${ROOMS[@]}"; do for x in "${SIDES[@]}"; do echo "drill-$r-$x"; done; done; }
@@ -187,8 +143,8 @@ start_sims() {
 		done
 	done
 }
-stop_drill_sims() { local n; for n in $(sim_names); do stop_name "$n" 10; done; }
-stop_default_sims() { local r; for r in "${ROOMS[@]}"; do stop_name "sim-$r" 10; done; }
+stop_drill_sims() { local n; for n in $(sim_names); do stop_pid "$n" 10; done; }
+stop_default_sims() { local r; for r in "${ROOMS[@]}"; do stop_pid "sim-$r" 10; done; }
 
 # drill_mcus_registered PLATFORM|all: the drill's MCUs (8 per platform) up in rms.
 drill_mcus_registered() {
@@ -207,7 +163,7 @@ mcus_up() {
 		([.[] | select(.mcu | test(\"^mcu-p[12]-r[12]-[ab]-[0-9]+\$\") | not)] | length) == 0" >/dev/null
 }
 
-cleanup_watchers() { stop_name drill-watch-p1 5 2>/dev/null; stop_name drill-watch-p2 5 2>/dev/null; }
+cleanup_watchers() { stop_pid drill-watch-p1 5 2>/dev/null; stop_pid drill-watch-p2 5 2>/dev/null; }
 trap 'cleanup_watchers' EXIT
 trap 'echo "drill: interrupted" >&2; exit 1' INT TERM
 
@@ -228,7 +184,6 @@ fi
 
 # ---------------------------------------------------------------- setup
 
-replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
 redis_empty() { [ "$(rcli "$1" dbsize 2>/dev/null)" = 0 ]; }
 redis_role() { rcli "$1" info replication 2>/dev/null | tr -d '\r' | sed -n 's/^role://p'; }
 
@@ -261,8 +216,8 @@ clean_redis() {
 		wait_for 10 "redis-$p-replica empty" redis_empty $rport ||
 			fail_setup "redis-$p-replica did not follow the FLUSHALL"
 		db=confdr_$p
-		if [ "$(sql -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='$db' AND table_name='confinfo'")" = 1 ]; then
-			sql "$db" -e "TRUNCATE TABLE confinfo" || fail_setup "cannot empty $db.confinfo"
+		if [ "$(mysql_root -N -B -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='$db' AND table_name='confinfo'")" = 1 ]; then
+			mysql_root -N -B "$db" -e "TRUNCATE TABLE confinfo" || fail_setup "cannot empty $db.confinfo"
 		fi
 		# Only non-empty queues are purged (each rabbitmqctl call costs a second).
 		while read -r q n; do
@@ -318,8 +273,8 @@ setup() {
 		reset_pms
 		wait_for 20 "every platform up, every room normal" states_clean || fail_setup "pms states could not be reset"
 		say "reset: the css stopped, Redis and endpoints made clean again, the css started"
-		stop_name p1-css 20 2>/dev/null || :
-		stop_name p2-css 20 2>/dev/null || :
+		stop_pid p1-css 20 2>/dev/null || :
+		stop_pid p2-css 20 2>/dev/null || :
 		clean_redis
 		ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
 			fail_setup "confdrctl topology load failed"
@@ -365,102 +320,34 @@ create_all() {
 	jq -s '[.[].confs[]["e164"]]' "$WORK/create-p1.json" "$WORK/create-p2.json" >"$WORK/acked.json"
 }
 
-# live_files: the state files of the drill's simulators that are alive now
-# (the pid in the file is that simulator's, and it runs).
-live_files() {
-	local n f p
-	for n in $(sim_names); do
-		f=$RUN/sims/$n.json
-		[ -s "$f" ] || continue
-		p=$(pid_of "$n") || continue
-		[ "$(jq -r .pid "$f" 2>/dev/null)" = "$p" ] && echo "$f"
-	done
-}
-# snapshot OUT: what the live simulators run: [{e, m, s, r, p, h}] (E164, MCU,
-# started_ms, room, platform of the MCU, home platform of the conference).
+# snapshot OUT [ACKED]: what the drill's live simulators run (confdrctl drill
+# snapshot: their state files, each while its simulator runs): [{e, m, s, r,
+# p, h}] (E164, MCU, started_ms, room, platform of the MCU, home platform of
+# the conference); with ACKED, fails unless every E164 of that file runs.
 snapshot() {
-	local files
-	mapfile -t files < <(live_files)
-	if [ ${#files[@]} = 0 ]; then echo '[]' >"$1"; return 0; fi
-	jq -c -n --slurpfile home "$WORK/home.json" '($home[0]) as $H | [inputs | .room as $r | .platform as $p |
-		.mcus[] | .id as $m | .confs[] | {e: .["e164"], m: $m, s: .["started_ms"], r: $r, p: $p, h: ($H[.["e164"]] // "")}]' \
-		"${files[@]}" >"$1.tmp" && mv "$1.tmp" "$1"
+	checker snapshot "${SIMS[@]}" --home "$WORK/home.json" --out "$1" ${2:+--expect "$2"}
 }
-all_acked_running() {
-	snapshot "$WORK/snap.json"
-	jq -e -n --slurpfile a "$WORK/acked.json" --slurpfile s "$WORK/snap.json" \
-		'(reduce $s[0][] as $c ({}; .[$c.e] = true)) as $R | all($a[0][]; $R[.])' >/dev/null
-}
+all_acked_running() { snapshot "$WORK/snap.json" "$WORK/acked.json" 2>/dev/null; }
 
-# closed OUT: {"<home>:<e164>": true} for every conference closed in MySQL
-# (end_ms and end_reason set) in its home platform's database.
-closed() {
-	local p
-	for p in "${PLATFORMS[@]}"; do
-		sql "confdr_$p" -e "SELECT e164 FROM confinfo WHERE end_ms IS NOT NULL AND end_reason IS NOT NULL AND end_reason <> ''" 2>/dev/null |
-			sed "s/^/$p:/"
-	done | jq -R -n 'reduce inputs as $l ({}; .[$l] = true)' >"$1"
-}
-
-# The verdict on each conference of BEFORE, against NOW and CLOSED; ROOM: the
-# room whose conferences must have left it ("" = none).
-ANALYZE='
-def idx(a): reduce a[] as $c ({}; .[$c.e] = (.[$c.e] // []) + [$c]); # not +=: slow in jq 1.6
-($b[0]) as $B | ($n[0]) as $Nw | ($cl[0]) as $CL | idx($Nw) as $N |
-[ $B[] | . as $c | ($N[$c.e] // []) as $on |
-  { e: $c.e, n: ($on | length), moved: (($on | length) == 1 and $on[0].m != $c.m),
-    s: (if ($on | length) == 1 then $on[0].s else null end), to: (if ($on | length) == 1 then $on[0].r else null end),
-    closed: ($CL[$c.h + ":" + $c.e] // false),
-    stuck: ($room != "" and $c.r == $room and ([$on[] | select(.r == $room)] | length) > 0) } ] as $per |
-[ $N | to_entries[] | select(.value | length > 1) ] as $dups |
-{ running_before: ($B | length),
-  running_after: ($N | length),
-  running_once: ([$per[] | select(.n == 1)] | length),
-  restored: ([$per[] | select(.moved)] | length),
-  ended_on_purpose: ([$per[] | select(.n == 0 and .closed)] | length),
-  lost: ([$per[] | select(.n == 0 and (.closed | not))] | length),
-  running_but_closed: ([$per[] | select(.n >= 1 and .closed)] | length),
-  duplicates: ($dups | length),
-  stuck_in_room: ([$per[] | select(.stuck)] | length),
-  misplaced: ([$per[] | select(.moved and $dest != "" and (.to | test($dest) | not))] | length),
-  restored_to: ([$per[] | select(.moved) | .to] | group_by(.) | map({key: .[0], value: length}) | from_entries),
-  examples: { lost: ([$per[] | select(.n == 0 and (.closed | not)) | .e] | .[0:5]),
-              duplicates: ($dups[0:5] | map({e164: .key, mcus: [.value[].m]})),
-              running_but_closed: ([$per[] | select(.n >= 1 and .closed) | .e] | .[0:5]),
-              stuck_in_room: ([$per[] | select(.stuck) | .e] | .[0:5]) },
-  restored_started: ([$per[] | select(.moved) | .s] | sort) }'
-analyze() { # BEFORE NOW CLOSED ROOM OUT
-	jq -c -n --slurpfile b "$1" --slurpfile n "$2" --slurpfile cl "$3" --arg room "$4" --arg dest "$DEST" "$ANALYZE" >"$5"
-}
-
-# settle ROOM: waits (bounded by --timeout) until settled; sets SETTLED, SETTLE_S.
+# settle ROOM: confdrctl drill verify --settle: the verdict on each conference
+# of before.json against the live simulators and the rows MySQL closed, every
+# second until it holds for HOLD_S s (bounded by --timeout), its progress
+# lines shown as they come; the last verdict in analysis.json, the last
+# snapshot in now.json. Sets SETTLED, SETTLE_S; CHECKER_FAILED when it could
+# not check (a server unreachable: said on stderr).
 settle() {
-	local room=$1 start=$SECONDS next=$((SECONDS + 5)) ok_since= a line t
-	SETTLED=false SETTLE_S=null
-	while :; do
-		snapshot "$WORK/now.json"
-		closed "$WORK/closed.json"
-		analyze "$WORK/before.json" "$WORK/now.json" "$WORK/closed.json" "$room" "$WORK/analysis.json"
-		a=$(jq -c 'del(.restored_started, .examples)' "$WORK/analysis.json")
-		t=$(now_ms)
-		if jq -e '.lost == 0 and .duplicates == 0 and .running_but_closed == 0 and .stuck_in_room == 0' <<<"$a" >/dev/null; then
-			[ -n "$ok_since" ] || ok_since=$t
-			if [ $((t - ok_since)) -ge $((HOLD_S * 1000)) ]; then
-				SETTLED=true
-				SETTLE_S=$(jq -n "($ok_since - $INJECT_MS) / 1000")
-				return 0
-			fi
-		else
-			ok_since=
-		fi
-		if [ $SECONDS -ge $next ]; then
-			line=$(jq -r '"running once \(.running_once)/\(.running_before), missing \(.lost), closed \(.ended_on_purpose), duplicates \(.duplicates), running but closed \(.running_but_closed)" + (if .stuck_in_room > 0 then ", still in the room \(.stuck_in_room)" else "" end)' <<<"$a")
-			say "  settling ($((SECONDS - start)) s of $TIMEOUT): $line"
-			next=$((SECONDS + 5))
-		fi
-		[ $((SECONDS - start)) -ge "$TIMEOUT" ] && return 1
-		sleep 1
-	done
+	local room=$1 rc l
+	SETTLED=false SETTLE_S=null CHECKER_FAILED=
+	rm -f "$WORK/analysis.json"
+	checker verify --before "$WORK/before.json" "${SIMS[@]}" --home "$WORK/home.json" "${DB[@]}" \
+		--room "$room" --dest "$DEST" --now "$WORK/now.json" --settle --timeout "$TIMEOUT" --hold "$HOLD_S" \
+		--json "$WORK/analysis.json" | while IFS= read -r l; do say "  $l"; done
+	rc=${PIPESTATUS[0]}
+	case $rc in
+	0) SETTLED=true SETTLE_S=$(jq -n "($(jq .settled_since_ms "$WORK/analysis.json") - $INJECT_MS) / 1000") ;;
+	1) return 1 ;;
+	*) CHECKER_FAILED="confdrctl drill verify failed (exit $rc; its reason above)"; return 1 ;;
+	esac
 }
 
 # ---------------------------------------------------------------- watchers and announcements
@@ -469,7 +356,7 @@ start_watchers() {
 	local p n
 	for p in "${PLATFORMS[@]}"; do
 		n=drill-watch-$p
-		stop_name $n 5
+		stop_pid $n 5
 		: >"$(logfile $n)"
 		spawn $n "$BUILD/cmsim" watch --platform $p --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" \
 			--out "$WORK/watch-$p.jsonl" --timeout 30
@@ -488,53 +375,21 @@ announcement() {
 
 # ---------------------------------------------------------------- Redis vs MySQL
 
-# redis_master PLATFORM: "NAME PORT" of the Redis that is master for it now.
-redis_master() {
-	local port=$REDIS_P1 rport=$REDIS_P1_REPLICA
-	[ "$1" = p2 ] && port=$REDIS_P2 rport=$REDIS_P2_REPLICA
-	if [ "$(redis_role $rport)" = master ]; then
-		if [ "$(redis_role $port)" = master ]; then warn "redis-$1 and redis-$1-replica are both masters; comparing redis-$1"; echo "redis-$1 $port"; return; fi
-		echo "redis-$1-replica $rport"
-		return
-	fi
-	echo "redis-$1 $port"
-}
-REDIS_OPEN='local out = {}
-for _, k in ipairs(redis.call("KEYS", "conf:*")) do
-  if redis.call("TYPE", k).ok == "hash" then
-    local v = redis.call("HMGET", k, "state", "mcu")
-    if v[1] ~= "ended" then out[#out + 1] = string.sub(k, 6) .. "\t" .. (v[2] or "") end
-  end
-end
-return table.concat(out, "\n")'
-# compare_platform P: {platform, redis, redis_open, mysql_open, mismatches, ...}
-compare_platform() {
-	local p=$1 m name port
-	m=$(redis_master "$p")
-	name=${m% *} port=${m#* }
-	rcli "$port" eval "$REDIS_OPEN" 0 >"$WORK/redis-$p.tsv" 2>"$WORK/redis-$p.err" || echo "redis error: $(cat "$WORK/redis-$p.err")" >"$WORK/redis-$p.tsv.err"
-	sql "confdr_$p" -e "SELECT e164, IFNULL(mcu, '') FROM confinfo WHERE end_ms IS NULL" >"$WORK/mysql-$p.tsv" 2>/dev/null || :
-	jq -c -n --rawfile r "$WORK/redis-$p.tsv" --rawfile m "$WORK/mysql-$p.tsv" --arg p "$p" --arg name "$name" '
-		def obj(t): reduce (t | split("\n")[] | select(length > 0) | split("\t")) as $x ({}; .[$x[0]] = ($x[1] // ""));
-		obj($r) as $R | obj($m) as $M |
-		[$R | keys[] | select($M[.] == null)] as $oR | [$M | keys[] | select($R[.] == null)] as $oM |
-		[$R | keys[] | select($M[.] != null and $M[.] != $R[.])] as $d |
-		{platform: $p, redis: $name, redis_open: ($R | length), mysql_open: ($M | length),
-		 only_in_redis: ($oR | length), only_in_mysql: ($oM | length), different_mcu: ($d | length),
-		 mismatches: (($oR + $oM + $d) | length),
-		 examples: (($oR | map("only in Redis: " + .)) + ($oM | map("only in MySQL: " + .)) +
-		            ($d | map("MCU differs: " + . + " Redis " + $R[.] + ", MySQL " + $M[.])))[0:5]}'
-}
-# compare_all OUT: both platforms; retried up to 10 s while not equal (MySQL is
-# written in batches after Redis).
+# compare_all OUT: confdrctl drill compare: for each platform, the Redis that is
+# master for it now (redis-P, or redis-P-replica when only that one is) against
+# confdr_P.confinfo's open rows; retried up to 10 s while not equal (MySQL is
+# written in batches after Redis). Sets COMPARE_FAILED (and OUT to []) when it
+# could not compare (a server unreachable: said on stderr).
 compare_all() {
-	local end=$((SECONDS + 10))
-	while :; do
-		{ compare_platform p1; compare_platform p2; } | jq -s '.' >"$1"
-		[ "$(jq '[.[].mismatches] | add' "$1")" = 0 ] && return 0
-		[ $SECONDS -ge $end ] && return 1
-		sleep 1
-	done
+	local rc=0
+	COMPARE_FAILED=
+	checker compare --redis "p1=$HOST:$REDIS_P1,$HOST:$REDIS_P1_REPLICA" \
+		--redis "p2=$HOST:$REDIS_P2,$HOST:$REDIS_P2_REPLICA" "${DB[@]}" --retry 10 --json "$1" || rc=$?
+	if [ $rc -gt 1 ]; then
+		COMPARE_FAILED="confdrctl drill compare failed (exit $rc; its reason above): Redis and MySQL not compared"
+		echo '[]' >"$1"
+	fi
+	return $rc
 }
 
 # ---------------------------------------------------------------- faults
@@ -604,12 +459,18 @@ phase() {
 	fi
 	say "$name: waiting until settled (at most $TIMEOUT s; held ${HOLD_S} s)"
 	settle "$room" || :
+	if [ -n "$CHECKER_FAILED" ]; then
+		cleanup_watchers
+		jq -n --arg s "$name" --arg r "$CHECKER_FAILED" '{scenario: $s, pass: false, failures: [$r]}' >"$WORK/report-$name.json"
+		return 1
+	fi
 	sleep 0.5
 	ann=
 	[ -n "$sel" ] && ann=$(announcement "$sel")
 	cleanup_watchers
 	cp "$WORK/analysis.json" "$WORK/analysis-$name.json"
 	compare_all "$WORK/redis-mysql-$name.json" || :
+	[ -z "$COMPARE_FAILED" ] || fails+=("$COMPARE_FAILED")
 	ann_ms=$(jq -r '.ts_ms // empty' <<<"$ann")
 	[ -n "$ann_ms" ] || [ -z "$sel" ] || fails+=("no announcement seen by the bus watchers ($sel)")
 	detect=null
@@ -782,15 +643,16 @@ room-switchback | platform-switchback)
 		snapshot "$WORK/final.json"
 		dups=$(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/final.json")
 		compare_all "$WORK/redis-mysql-final.json" || :
-		mm=$(jq '[.[].mismatches] | add' "$WORK/redis-mysql-final.json")
-		jq --argjson acked "$NEW_ACKED" --argjson in "$NEW_IN" --argjson dups "$dups" --argjson mm "$mm" \
+		mm=$(jq '[.[].mismatches] | add // 0' "$WORK/redis-mysql-final.json")
+		jq --argjson acked "$NEW_ACKED" --argjson in "$NEW_IN" --argjson dups "$dups" --argjson mm "$mm" --arg cf "$COMPARE_FAILED" \
 			--slurpfile rm "$WORK/redis-mysql-final.json" '
 			.new_created = $acked | .new_in_room = $in | .duplicates = ([.duplicates, $dups] | max) |
 			.redis_mysql_mismatches = ([.redis_mysql_mismatches, $mm] | max) | .redis_mysql = $rm[0] |
 			.failures += ([if $acked < 20 then "only \($acked) of 20 new conferences ACKed" else empty end,
 				if $in < $acked then "only \($in) of \($acked) new conferences on the expected MCUs" else empty end,
 				if $dups > 0 then "\($dups) E164s on two MCUs after the new creates" else empty end,
-				if $mm > 0 then "Redis and MySQL disagree on \($mm) conferences after the new creates" else empty end]) |
+				if $mm > 0 then "Redis and MySQL disagree on \($mm) conferences after the new creates" else empty end,
+				if $cf != "" then $cf else empty end]) |
 			.pass = (.failures | length == 0)' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
 	fi
 	jq --slurpfile f "$WORK/report-$first.json" '.scenario = "'$SCENARIO'" | .first_phase = $f[0] |

@@ -44,33 +44,15 @@ set -euo pipefail
 
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF=$SELF_DIR/$(basename "${BASH_SOURCE[0]}")
-TOP=$(cd "$SELF_DIR/.." && pwd)
-RUN=$(realpath -m "${CONFDR_RUN_DIR:-$TOP/run}")
-BUILD=$(realpath -m "${CONFDR_BUILD_DIR:-$TOP/build}")
-BASE=${CONFDR_PORT_BASE:-17000}
-HOST=127.0.0.1
-CHROOT=/dr
-
-say() { printf 'sandbox: %s\n' "$*"; }
-warn() { printf 'sandbox: warning: %s\n' "$*" >&2; }
-die() { printf 'sandbox: %s\n' "$*" >&2; exit 1; }
-
-case $BASE in '' | *[!0-9]*) die "CONFDR_PORT_BASE must be a number, not '$BASE'" ;; esac
-[ "$BASE" -ge 1024 ] && [ "$BASE" -le 64000 ] || die "CONFDR_PORT_BASE must be within 1024..64000, not $BASE"
-
-AMQP_PORT=$((BASE + 672)) DIST_PORT=$((BASE + 673)) EPMD_PORT=$((BASE + 369))
-REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380))
-REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
-ZK_PORT=$((BASE + 181)) MYSQL_PORT=$((BASE + 306))
+PROG=sandbox
+# shellcheck source=lib.sh
+. "$SELF_DIR/lib.sh"
 
 # Start order (slowest first: they boot in parallel); stopped in reverse.
 SERVERS=(rabbitmq zookeeper redis-p1 redis-p2 redis-p1-replica redis-p2-replica mariadb)
 PLATFORMS=(p1 p2)
 DAEMONS=(pms rms css)
 ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2) # one mcusim each
-# Every process the sandbox starts carries this in its environment; `down`
-# finds leftovers by it (Redis overwrites its environment: found by its cwd).
-MARK=CONFDR_SANDBOX_RUN
 
 # rabbit_bin: the directory of the broker's own scripts, looked up when used
 # (after install-deps.sh ran), never when this script starts. Debian's
@@ -99,124 +81,8 @@ check_server_name() {
 
 # ---------------------------------------------------------------- processes
 
-pidfile() { echo "$RUN/pids/$1.pid"; }
-logfile() { echo "$RUN/logs/$1.log"; }
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-	local st
-	[ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] || return 1
-	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	st=${st##*) }
-	case ${st%% *} in Z | X | x | '') return 1 ;; esac
-}
-
-# ours PID: alive and started by this sandbox (this run dir).
-ours() {
-	local pid=$1 cwd
-	alive "$pid" || return 1
-	grep -qzxF "$MARK=$RUN" "/proc/$pid/environ" 2>/dev/null && return 0
-	if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
-		cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
-		case $cwd in "$RUN"/*) return 0 ;; esac
-	fi
-	return 1
-}
-
-# pid_of NAME: the pid in NAME's pid file when that process is ours; a stale
-# pid file is removed.
-pid_of() {
-	local f p
-	f=$(pidfile "$1")
-	[ -s "$f" ] || return 1
-	p=$(cat "$f" 2>/dev/null || true)
-	if ours "$p"; then echo "$p"; return 0; fi
-	rm -f "$f"
-	return 1
-}
-running() { pid_of "$1" >/dev/null; }
-
 listener_pid() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1; }
 listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
-
-# spawn NAME COMMAND...: runs COMMAND in its own session (so its whole process
-# group can be stopped), marked, output appended to NAME's log, pid to NAME's
-# pid file; working dir the run dir (crash dumps stay there). fd 9 (the sandbox
-# lock) is not inherited.
-spawn() {
-	local name=$1
-	shift
-	(cd "$RUN" && exec env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
-	echo $! >"$(pidfile "$name")"
-	disown $! # a server or daemon killed on purpose (a drill) is not reported as a job of this shell
-}
-
-# group_alive PID: a live process is left in the process group PID leads.
-group_alive() {
-	local p
-	for p in $(pgrep -g "$1" 2>/dev/null); do alive "$p" && return 0; done
-	alive "$1"
-}
-
-# stop_pid NAME SECONDS: SIGTERM to NAME's process, wait up to SECONDS for it
-# and its process group to be gone, then SIGKILL the group. No-op if not running.
-stop_pid() {
-	local name=$1 t=$2 p end
-	p=$(pid_of "$name") || { rm -f "$(pidfile "$name")"; return 0; }
-	kill -TERM "$p" 2>/dev/null || true
-	wait_gone "$name" "$p" "$t"
-	rm -f "$(pidfile "$name")"
-}
-
-# wait_gone NAME PID SECONDS: waits for PID's group to end; SIGKILL after SECONDS.
-wait_gone() {
-	local name=$1 p=$2 t=$3 end pg
-	pg=$p
-	[ "$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')" = "$p" ] || pg=
-	end=$((SECONDS + t))
-	while if [ -n "$pg" ]; then group_alive "$pg"; else alive "$p"; fi; do
-		if [ $SECONDS -ge $end ]; then
-			warn "$name (pid $p) did not stop within ${t}s; killing it"
-			if [ -n "$pg" ]; then kill -KILL -- "-$pg" 2>/dev/null || true; fi
-			kill -KILL "$p" 2>/dev/null || true
-			end=$((SECONDS + 10))
-			while alive "$p"; do
-				[ $SECONDS -ge $end ] && die "$name (pid $p) survives SIGKILL"
-				sleep 0.1
-			done
-			return 0
-		fi
-		sleep 0.1
-	done
-}
-
-# show_log NAME: the tail of NAME's log, on stderr.
-show_log() {
-	echo "---- last lines of $(logfile "$1") ----" >&2
-	tail -n "${2:-25}" "$(logfile "$1")" >&2 2>/dev/null || echo "(no log)" >&2
-	echo "----" >&2
-}
-
-# wait_until SECONDS NAME COMMAND...: polls COMMAND until it succeeds; fails
-# with the tail of NAME's log after SECONDS, or at once when NAME's process died.
-wait_until() {
-	local t=$1 name=$2 end
-	shift 2
-	end=$((SECONDS + t))
-	until "$@" >/dev/null 2>&1; do
-		if ! running "$name"; then
-			echo "sandbox: $name exited while starting" >&2
-			show_log "$name"
-			return 1
-		fi
-		if [ $SECONDS -ge $end ]; then
-			echo "sandbox: $name did not answer within ${t}s" >&2
-			show_log "$name"
-			return 1
-		fi
-		sleep 0.2
-	done
-}
 
 # claim_port NAME: if NAME's port is served by a process of ours that has no
 # pid file (a half-finished earlier run), adopt it; if by someone else, fail.
@@ -332,9 +198,7 @@ spawn_redis() {
 	spawn "$name" redis-server --port "$port" --bind $HOST --dir "$RUN/$name" --daemonize no \
 		--save '' --appendonly yes --protected-mode no --pidfile "$RUN/$name/redis.pid" "${args[@]}"
 }
-rcli() { timeout 5 redis-cli -h $HOST -p "$1" "${@:2}"; }
 redis_ok() { [ "$(rcli "$1" ping 2>/dev/null)" = PONG ]; }
-replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
 
 # ---------------------------------------------------------------- ZooKeeper
 
@@ -402,7 +266,6 @@ spawn_mariadb() {
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 		--innodb-buffer-pool-size=128M --max-connections=500
 }
-mysql_root() { timeout 30 mariadb --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=5 "$@"; }
 mariadb_ok() { timeout 10 mariadb-admin --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=2 ping; }
 setup_mariadb() {
 	mysql_root <<'SQL'
@@ -502,8 +365,6 @@ endpoints_json() {
 }
 JSON
 }
-
-ctl() { timeout 120 "$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot "$CHROOT" "$@" 9>&-; }
 
 load_topology() {
 	endpoints_json >"$RUN/endpoints.json"

@@ -8,6 +8,8 @@
  *   mcu.c        mcu list | drain | undrain (rms)
  *   switch.c     room switch | platform switch (pms), platform failback
  *   conf.c       conf list | show | end (css)
+ *   drill.c      drill snapshot | verify | compare: the DR drills' checker, on drill_io.c
+ *                (state files, MariaDB, Redis) and the pure drill_verdict.c
  * What the three tools share (usage errors, numbers, ids) is src/tools/cli.h. */
 #ifndef CONFDRCTL_H
 #define CONFDRCTL_H
@@ -121,5 +123,8 @@ int ctl_cmd_platform_failback(struct ctl *c, int argc, char **argv);
 int ctl_cmd_conf_list(struct ctl *c, int argc, char **argv);
 int ctl_cmd_conf_show(struct ctl *c, int argc, char **argv);
 int ctl_cmd_conf_end(struct ctl *c, int argc, char **argv);
+int ctl_cmd_drill_snapshot(struct ctl *c, int argc, char **argv);
+int ctl_cmd_drill_verify(struct ctl *c, int argc, char **argv);
+int ctl_cmd_drill_compare(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -80,6 +80,37 @@ static const struct command commands[] = {
 	  "E164 [--platform P] [--json]",
 	  "end a conference as the CM would (cm_mau_endconf_req); without --platform, the css that knows it",
 	  ctl_cmd_conf_end },
+	{ { "drill", "snapshot" },
+	  "--sims DIR --pids DIR [--prefix P] [--home FILE] --out FILE [--expect ACKED.json]",
+	  "DR drills (docs/drills.md): what the live simulators run, from their state files DIR/P*.json\n"
+	  "      (P default drill-) of the simulators alive (DIR/<name>.pid of --pids names a running process,\n"
+	  "      the one the state file names), as [{e, m, s, r, p, h}] (E164, MCU, started_ms, room,\n"
+	  "      platform, home platform from --home {E164: platform}) to FILE; with --expect,\n"
+	  "      exit 1 unless every E164 of ACKED.json runs",
+	  ctl_cmd_drill_snapshot },
+	{ { "drill", "verify" },
+	  "--before FILE --sims DIR --pids DIR [--prefix P] [--home FILE] MYSQL [--room ROOM] [--dest REGEX]\n"
+	  "      [--now FILE] [--settle [--timeout S] [--hold S] [--every MS]] --json FILE",
+	  "DR drills: each conference of the snapshot FILE judged against the live simulators now and the\n"
+	  "      rows its home platform's MySQL closed (confdr_<home>.confinfo): running_before, running_after,\n"
+	  "      running_once, restored, ended_on_purpose, lost, running_but_closed, duplicates, stuck_in_room\n"
+	  "      (still in ROOM), misplaced (restored to a room not matching REGEX), restored_to, examples,\n"
+	  "      restored_started, settled, settled_since_ms (wall ms), checks, to --json FILE (the last\n"
+	  "      snapshot to --now FILE). Settled: nothing lost, running twice, closed but running or in ROOM.\n"
+	  "      With --settle: checked every MS ms (1000) until settled for S s in a row (--hold, 3), at most\n"
+	  "      --timeout s (60), a progress line every 5 s; without it, one check (settled:\n"
+	  "      calm now). Exit 0 settled, 1 not",
+	  ctl_cmd_drill_verify },
+	{ { "drill", "compare" },
+	  "--redis P=HOST:PORT[,HOST:PORT] [--redis ...] MYSQL [--retry S] --json FILE",
+	  "DR drills: for each platform P, the Redis that is master now (the first, or the second, its\n"
+	  "      replica, when only that one is): its conf:* hashes not ended against the rows of\n"
+	  "      confdr_P.confinfo with end_ms NULL (E164s on one side only, or with another MCU); again every\n"
+	  "      second for S s (10) while they differ. [{platform, redis, redis_open, mysql_open,\n"
+	  "      only_in_redis, only_in_mysql, different_mcu, mismatches, examples}] to FILE; exit 0 when they\n"
+	  "      agree, 1 when not.  MYSQL: --mysql-socket PATH | --mysql HOST:PORT, [--mysql-user U] (root)\n"
+	  "      [--mysql-password P]",
+	  ctl_cmd_drill_compare },
 	{ { NULL, NULL }, NULL, NULL, NULL },
 };
 
@@ -102,8 +133,9 @@ void ctl_usage(FILE *f)
 	fprintf(f, "\nThe broker of each platform is found in ZooKeeper; its user and password are $CONFDR_AMQP_USER\n"
 		   "and $CONFDR_AMQP_PASSWORD (default confdr/confdr).\n"
 		   "\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform,\n"
-		   "a switch refused by pms, a conference no css knows or css refused), 64 bad usage, 65 bad\n"
-		   "input file, 69 ZooKeeper, a broker, an rms, a pms or a css unreachable (status: some rms did\n"
+		   "a switch refused by pms, a conference no css knows or css refused; drill: not settled, Redis and\n"
+		   "MySQL differ, an E164 of --expect not running), 64 bad usage, 65 bad input file, 69 ZooKeeper,\n"
+		   "a broker, an rms, a pms, a css (drill: MariaDB or a Redis) unreachable (status: some rms did\n"
 		   "not answer; conf list: some css did not answer; the rest is printed).\n");
 }
 

@@ -1,0 +1,174 @@
+# What deploy/sandbox.sh and deploy/drill.sh share, sourced by both (not run):
+# the sandbox's paths and ports, its processes (pid and log files, alive,
+# ours, pid_of, spawn, stop_pid), bounded waits, redis-cli and confdrctl on the
+# sandbox's servers, and the messages. Set PROG (the messages' prefix) before
+# sourcing; SAY_T0 (a $SECONDS value) adds the seconds since then to say's lines.
+# Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_BUILD_DIR (default
+# <repo>/build), CONFDR_PORT_BASE (default 17000; the ports below).
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN=$(realpath -m "${CONFDR_RUN_DIR:-$TOP/run}")
+BUILD=$(realpath -m "${CONFDR_BUILD_DIR:-$TOP/build}")
+BASE=${CONFDR_PORT_BASE:-17000}
+HOST=127.0.0.1
+CHROOT=/dr
+# Every process the sandbox starts carries this in its environment; `down`
+# finds leftovers by it (Redis overwrites its environment: found by its cwd).
+MARK=CONFDR_SANDBOX_RUN
+
+say() {
+	if [ -n "${SAY_T0:-}" ]; then
+		printf '%s: %4ds %s\n' "$PROG" $((SECONDS - SAY_T0)) "$*"
+	else
+		printf '%s: %s\n' "$PROG" "$*"
+	fi
+}
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+case $BASE in '' | *[!0-9]*) die "CONFDR_PORT_BASE must be a number, not '$BASE'" ;; esac
+[ "$BASE" -ge 1024 ] && [ "$BASE" -le 64000 ] || die "CONFDR_PORT_BASE must be within 1024..64000, not $BASE"
+
+AMQP_PORT=$((BASE + 672)) DIST_PORT=$((BASE + 673)) EPMD_PORT=$((BASE + 369))
+REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380))
+REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
+ZK_PORT=$((BASE + 181)) MYSQL_PORT=$((BASE + 306))
+
+# ---------------------------------------------------------------- processes
+
+pidfile() { echo "$RUN/pids/$1.pid"; }
+logfile() { echo "$RUN/logs/$1.log"; }
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local st
+	[ -n "${1:-}" ] && [ -r "/proc/$1/stat" ] || return 1
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	case ${st%% *} in Z | X | x | '') return 1 ;; esac
+}
+
+# ours PID: alive and started by this sandbox (this run dir).
+ours() {
+	local pid=$1 cwd
+	alive "$pid" || return 1
+	grep -qzxF "$MARK=$RUN" "/proc/$pid/environ" 2>/dev/null && return 0
+	if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
+		cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
+		case $cwd in "$RUN"/*) return 0 ;; esac
+	fi
+	return 1
+}
+
+# pid_of NAME: the pid in NAME's pid file when that process is ours; a stale
+# pid file is removed.
+pid_of() {
+	local f p
+	f=$(pidfile "$1")
+	[ -s "$f" ] || return 1
+	p=$(cat "$f" 2>/dev/null || true)
+	if ours "$p"; then echo "$p"; return 0; fi
+	rm -f "$f"
+	return 1
+}
+running() { pid_of "$1" >/dev/null; }
+
+# spawn NAME COMMAND...: runs COMMAND in its own session (so its whole process
+# group can be stopped), marked, output appended to NAME's log, pid to NAME's
+# pid file; working dir the run dir (crash dumps stay there). fd 9 (the sandbox
+# lock) is not inherited.
+spawn() {
+	local name=$1
+	shift
+	(cd "$RUN" && exec env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
+	echo $! >"$(pidfile "$name")"
+	disown $! # a server or daemon killed on purpose (a drill) is not reported as a job of this shell
+}
+
+# group_alive PID: a live process is left in the process group PID leads.
+group_alive() {
+	local p
+	for p in $(pgrep -g "$1" 2>/dev/null); do alive "$p" && return 0; done
+	alive "$1"
+}
+
+# stop_pid NAME SECONDS: SIGTERM to NAME's process, wait up to SECONDS for it
+# and its process group to be gone, then SIGKILL the group. No-op if not running.
+stop_pid() {
+	local name=$1 t=$2 p
+	p=$(pid_of "$name") || { rm -f "$(pidfile "$name")"; return 0; }
+	kill -TERM "$p" 2>/dev/null || true
+	wait_gone "$name" "$p" "$t"
+	rm -f "$(pidfile "$name")"
+}
+
+# wait_gone NAME PID SECONDS: waits for PID's group to end; SIGKILL after SECONDS.
+wait_gone() {
+	local name=$1 p=$2 t=$3 end pg
+	pg=$p
+	[ "$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')" = "$p" ] || pg=
+	end=$((SECONDS + t))
+	while if [ -n "$pg" ]; then group_alive "$pg"; else alive "$p"; fi; do
+		if [ $SECONDS -ge $end ]; then
+			warn "$name (pid $p) did not stop within ${t}s; killing it"
+			if [ -n "$pg" ]; then kill -KILL -- "-$pg" 2>/dev/null || true; fi
+			kill -KILL "$p" 2>/dev/null || true
+			end=$((SECONDS + 10))
+			while alive "$p"; do
+				[ $SECONDS -ge $end ] && die "$name (pid $p) survives SIGKILL"
+				sleep 0.1
+			done
+			return 0
+		fi
+		sleep 0.1
+	done
+}
+
+# show_log NAME [LINES]: the tail of NAME's log, on stderr.
+show_log() {
+	echo "---- last lines of $(logfile "$1") ----" >&2
+	tail -n "${2:-25}" "$(logfile "$1")" >&2 2>/dev/null || echo "(no log)" >&2
+	echo "----" >&2
+}
+
+# ---------------------------------------------------------------- waits
+
+# wait_until SECONDS NAME COMMAND...: polls COMMAND until it succeeds; fails
+# with the tail of NAME's log after SECONDS, or at once when NAME's process died.
+wait_until() {
+	local t=$1 name=$2 end
+	shift 2
+	end=$((SECONDS + t))
+	until "$@" >/dev/null 2>&1; do
+		if ! running "$name"; then
+			echo "$PROG: $name exited while starting" >&2
+			show_log "$name"
+			return 1
+		fi
+		if [ $SECONDS -ge $end ]; then
+			echo "$PROG: $name did not answer within ${t}s" >&2
+			show_log "$name"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# wait_for SECONDS WHAT CMD...: polls CMD every 0.5 s; a progress line every 10 s.
+wait_for() {
+	local s=$1 what=$2 start=$SECONDS next=$((SECONDS + 10))
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		[ $((SECONDS - start)) -ge "$s" ] && { warn "$what: not within $s s"; return 1; }
+		[ $SECONDS -ge $next ] && { say "  still waiting ($((SECONDS - start)) s of $s): $what"; next=$((SECONDS + 10)); }
+		sleep 0.5
+	done
+}
+
+# ---------------------------------------------------------------- servers
+
+rcli() { timeout 10 redis-cli -h $HOST -p "$1" "${@:2}"; }
+replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
+mysql_root() { timeout 60 mariadb --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=5 "$@"; }
+# confdrctl on the sandbox's ZooKeeper and chroot.
+ctl() { timeout 120 "$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot "$CHROOT" "$@" 9>&-; }
