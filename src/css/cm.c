@@ -29,16 +29,39 @@ static void exec_request(struct css *s, struct op *op)
 		rename_exec(s, op, c);
 }
 
+/* A request id used before by another request (another type, sender or
+ * body): refused, and the refusal is not stored (the answer stored under
+ * that id stays the first request's). */
+static void reused_id(struct op *op)
+{
+	char detail[200], *txt;
+
+	op->s->n.reused_ids++;
+	snprintf(detail, sizeof(detail), "request id %s was used before by another request", op->req);
+	cdr_warn("%s %s from %s refused: %s", cdr_msg_type(op->m), op->req, cdr_msg_src(op->m), detail);
+	txt = css_answer_text(op, false, css_nack_body(cdr_msg_str(op->m, "e164", NULL), "bad_request", detail));
+	css_answer_send(op, txt);
+	free(txt);
+	css_op_done(op);
+}
+
 static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
 	struct css *s = op->s;
 
 	if (!op->dead) {
-		if (status == 0 && reply && reply->type == REDIS_REPLY_STRING) {
+		bool other = false;
+		const char *stored = status == 0 && reply && reply->type == REDIS_REPLY_STRING
+					     ? css_answer_of(op, reply->str, &other)
+					     : NULL;
+
+		if (other) {
+			reused_id(op);
+		} else if (stored) {
 			s->n.duplicates++;
 			cdr_info("%s %s was answered before: the same answer again", cdr_msg_type(op->m), op->req);
-			css_answer_send(op, reply->str);
+			css_answer_send(op, stored);
 			css_op_done(op);
 		} else if (op->kind == OP_CREATE) {
 			struct conf *c = cdr_hmap_get(s->confs, cdr_msg_str(op->m, "e164", ""));
@@ -107,7 +130,13 @@ static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		css_refuse(s, dl, m, "platform_down", detail);
 		return;
 	}
-	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m)))) {
+	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m))) && !css_same_request(op, m)) {
+		s->n.reused_ids++;
+		snprintf(detail, sizeof(detail), "request id %s is in use by another request", cdr_msg_id(m));
+		css_refuse(s, dl, m, "bad_request", detail);
+		return;
+	}
+	if (op) {
 		/* The same request again while it is in flight (a redelivery
 		 * after a lost connection, or sent twice): one answer, to the
 		 * newest delivery. */
@@ -155,7 +184,15 @@ static struct conf *cm_conf(struct css *s, struct cdr_mq_delivery *dl, struct cd
 	struct op *op;
 
 	*opp = NULL;
-	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m)))) {
+	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m))) && !css_same_request(op, m)) {
+		char detail[200];
+
+		s->n.reused_ids++;
+		snprintf(detail, sizeof(detail), "request id %s is in use by another request", cdr_msg_id(m));
+		css_refuse(s, dl, m, "bad_request", detail);
+		return NULL;
+	}
+	if (op) {
 		if (op->dl)
 			cdr_mq_ack(op->dl);
 		op->dl = dl;
@@ -224,13 +261,14 @@ static void on_stored_answer(int status, const redisReply *reply, void *arg)
 /* Stores c with op's answer, then answers. */
 void css_store_and_answer(struct css *s, struct op *op, struct conf *c)
 {
-	char akey[160];
+	char akey[160], *val = op->req[0] ? css_answer_value(op, op->answer) : NULL;
 	int r;
 
 	css_answer_key(op->req, akey, sizeof(akey));
 	css_op_ref(op);
-	if ((r = css_store_put(s, c, op->answer && op->req[0] ? akey : NULL, op->answer, on_stored_answer, op)) < 0)
+	if ((r = css_store_put(s, c, val ? akey : NULL, val, on_stored_answer, op)) < 0)
 		on_stored_answer(r, NULL, op);
+	free(val);
 }
 
 /* Extends c by minutes; returns 0, or -1 with detail when over the limit. */

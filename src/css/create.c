@@ -269,7 +269,7 @@ void css_create_fail(struct op *op, const char *reason, const char *detail)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
-	char akey[160];
+	char akey[160], *val;
 	int r;
 
 	css_mcu_op_forget(op);
@@ -282,7 +282,9 @@ void css_create_fail(struct op *op, const char *reason, const char *detail)
 	css_answer_key(op->req, akey, sizeof(akey));
 	css_rsv_add(s, false, c->reservation);
 	css_op_ref(op);
-	r = css_store_del(s, c, op->answer ? akey : NULL, op->answer, on_create_failed_written, op);
+	val = css_answer_value(op, op->answer);
+	r = css_store_del(s, c, val ? akey : NULL, val, on_create_failed_written, op);
+	free(val);
 	c->op = NULL;
 	op->c = NULL;
 	css_conf_free(s, c);
@@ -353,13 +355,14 @@ static void on_create_done(int status, const redisReply *reply, void *arg)
 
 static void create_store_running(struct op *op)
 {
-	char akey[160];
+	char akey[160], *val = css_answer_value(op, op->answer);
 	int r;
 
 	css_answer_key(op->req, akey, sizeof(akey));
 	css_op_ref(op);
-	if ((r = css_store_put(op->s, op->c, op->answer ? akey : NULL, op->answer, on_create_done, op)) < 0)
+	if ((r = css_store_put(op->s, op->c, val ? akey : NULL, val, on_create_done, op)) < 0)
 		on_create_done(r, NULL, op);
+	free(val);
 }
 
 /* The MCU ACKed: running, stored with the ACK, then the ACK goes out. */

@@ -174,11 +174,12 @@ static void publish_stats(void *arg)
 						    (json_int_t)s->n.moved_ended, "adopted", (json_int_t)s->n.adopted));
 	if (o)
 		json_object_update_new(
-			o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "sm_refused", (json_int_t)s->n.sm_refused,
-				     "mcu_restarts", (json_int_t)s->n.mcu_restarts, "stale_lists",
-				     (json_int_t)s->n.stale_lists, "stale_rms_notices",
-				     (json_int_t)s->n.stale_rms_notices, "repeated_extends",
-				     (json_int_t)s->n.repeated_extends, "relayed", (json_int_t)s->n.relayed));
+			o,
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sm_refused", (json_int_t)s->n.sm_refused,
+				  "mcu_restarts", (json_int_t)s->n.mcu_restarts, "stale_lists",
+				  (json_int_t)s->n.stale_lists, "stale_rms_notices", (json_int_t)s->n.stale_rms_notices,
+				  "repeated_extends", (json_int_t)s->n.repeated_extends, "relayed",
+				  (json_int_t)s->n.relayed, "reused_ids", (json_int_t)s->n.reused_ids));
 	cdr_daemon_set_stats(s->d, o);
 }
 

@@ -98,6 +98,7 @@ struct op {
 	struct cdr_mq_delivery *dl; /* the CM's request, or NULL */
 	struct cdr_msg *m;
 	char req[128];	  /* the CM's request id */
+	char fp[128];	  /* what the request is: type, sender, body hash (css_answer_value) */
 	char mcu_id[200]; /* our envelope id to the MCU, key in s->mcu_ops */
 	struct conf *c;	  /* once allocated */
 	char *reason;	  /* end: why */
@@ -219,7 +220,7 @@ struct css {
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
-		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends, relayed;
+		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends, relayed, reused_ids;
 	} n;
 };
 
@@ -309,6 +310,9 @@ void css_answer_now(struct op *op, bool ack, json_t *body);
 json_t *css_nack_body(const char *e164, const char *reason, const char *detail);
 void css_refuse(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, const char *reason, const char *detail);
 void css_answer_key(const char *req, char *buf, size_t len);
+char *css_answer_value(const struct op *op, const char *answer);
+bool css_same_request(const struct op *op, const struct cdr_msg *m);
+const char *css_answer_of(const struct op *op, const char *stored, bool *other);
 void css_mcu_create(struct op *op);
 void css_mcu_op_forget(struct op *op);
 json_t *css_create_ack_body(const struct conf *c);

@@ -47,7 +47,7 @@ static void on_closed(int status, const redisReply *reply, void *arg)
 void css_conf_close(struct css *s, struct conf *c, const char *reason, struct op *op)
 {
 	struct close_ctx *x = calloc(1, sizeof(*x));
-	char akey[160];
+	char akey[160], *val;
 	int r;
 
 	c->closing = true;
@@ -68,8 +68,10 @@ void css_conf_close(struct css *s, struct conf *c, const char *reason, struct op
 			x->answer = css_answer_text(op, true, json_pack("{s:s}", "e164", c->e164));
 		css_answer_key(op->req, akey, sizeof(akey));
 	}
-	if ((r = css_store_put(s, c, op && x->answer ? akey : NULL, x->answer, on_closed, x)) < 0)
+	val = op ? css_answer_value(op, x->answer) : NULL;
+	if ((r = css_store_put(s, c, val ? akey : NULL, val, on_closed, x)) < 0)
 		on_closed(r, NULL, x);
+	free(val);
 }
 
 static void on_end_published(int status, void *arg)

@@ -12,6 +12,63 @@ static void op_on_timer(void *arg)
 		op->on_timer(op);
 }
 
+/* What a request is, beyond its id: its type, its sender and a hash (64-bit
+ * FNV-1a) of its body in a canonical form. An answer is stored with it and
+ * given again only to the same request (a reused id with another body is
+ * refused, never answered with someone else's answer). */
+static void request_fp(const struct cdr_msg *m, char *buf, size_t len)
+{
+	char *body = json_dumps(cdr_msg_body(m), JSON_COMPACT | JSON_SORT_KEYS);
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)(body ? body : ""); *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	snprintf(buf, len, "%.40s %.40s %016" PRIx64, cdr_msg_type(m), cdr_msg_src(m), h);
+	free(body);
+}
+
+/* Whether m is the request op serves (its redelivery), not another request
+ * that reuses its id. */
+bool css_same_request(const struct op *op, const struct cdr_msg *m)
+{
+	char fp[sizeof(op->fp)];
+
+	request_fp(m, fp, sizeof(fp));
+	return !strcmp(fp, op->fp);
+}
+
+/* The value stored for an answer: the request's fingerprint, a newline, the
+ * answer (NULL for no answer or no memory). */
+char *css_answer_value(const struct op *op, const char *answer)
+{
+	size_t n;
+	char *v;
+
+	if (!answer || !(v = malloc((n = strlen(op->fp)) + strlen(answer) + 2)))
+		return NULL;
+	memcpy(v, op->fp, n);
+	v[n] = '\n';
+	strcpy(v + n + 1, answer);
+	return v;
+}
+
+/* The answer in a stored value, if it was stored for this very request;
+ * NULL with *other set when the id was used by another request. A value
+ * without a fingerprint (stored by an older css) is taken as it is. */
+const char *css_answer_of(const struct op *op, const char *stored, bool *other)
+{
+	const char *nl = strchr(stored, '\n');
+
+	*other = false;
+	if (!nl || stored[0] == '{')
+		return stored;
+	if ((size_t)(nl - stored) != strlen(op->fp) || strncmp(stored, op->fp, (size_t)(nl - stored))) {
+		*other = true;
+		return NULL;
+	}
+	return nl + 1;
+}
+
 struct op *css_op_new(struct css *s, enum op_kind kind, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
 	struct op *op = calloc(1, sizeof(*op));
@@ -29,6 +86,7 @@ struct op *css_op_new(struct css *s, enum op_kind kind, struct cdr_mq_delivery *
 	op->m = m;
 	op->t0 = cdr_now_ms();
 	if (m) {
+		request_fp(m, op->fp, sizeof(op->fp));
 		snprintf(op->req, sizeof(op->req), "%s", cdr_msg_id(m));
 		if (cdr_hmap_put(s->reqs, op->req, op) < 0)
 			op->req[0] = '\0';
@@ -125,14 +183,15 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 void css_answer_now(struct op *op, bool ack, json_t *body)
 {
 	struct css *s = op->s;
-	char *txt = css_answer_text(op, ack, body), akey[160], ttl[24];
+	char *txt = css_answer_text(op, ack, body), *val = txt ? css_answer_value(op, txt) : NULL, akey[160], ttl[24];
 	const char *platform = op->kind == OP_CREATE && op->home[0] ? op->home : s->platform;
 	struct cdr_redis *r = css_redis_of(s, platform);
 	struct pending_answer *a;
 
-	if (!op->dl || !txt || !op->req[0] || !r || !(a = calloc(1, sizeof(*a)))) {
+	if (!op->dl || !val || !op->req[0] || !r || !(a = calloc(1, sizeof(*a)))) {
 		css_answer_send(op, txt); /* nothing to store it in: sent as it is */
 		free(txt);
+		free(val);
 		return;
 	}
 	a->s = s;
@@ -143,9 +202,10 @@ void css_answer_now(struct op *op, bool ack, json_t *body)
 	op->dl = NULL;
 	css_answer_key(op->req, akey, sizeof(akey));
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, s->conf.answer_ttl_ms / 1000);
-	if (cdr_redis_command_argv(r, on_answer_stored, a, 5, (const char *[]){ "SET", akey, txt, "EX", ttl }, NULL) <
+	if (cdr_redis_command_argv(r, on_answer_stored, a, 5, (const char *[]){ "SET", akey, val, "EX", ttl }, NULL) <
 	    0)
 		on_answer_stored(-ENOTCONN, NULL, a);
+	free(val);
 }
 
 json_t *css_nack_body(const char *e164, const char *reason, const char *detail)

@@ -66,6 +66,7 @@ struct ans {
 	unsigned expect; /* answers expected: 1; 0 = one or more, all alike */
 	bool differs;	 /* a later answer's type or body differs from the first */
 	json_t *first;	 /* the first answer's envelope (NULL: not JSON) */
+	json_t *last;	 /* the latest one, after the first */
 	uint64_t sent, at;
 };
 
@@ -537,7 +538,8 @@ static void on_answer(struct cdr_mq_delivery *d, void *arg)
 		} else {
 			if (!same_answer(a->first, o))
 				a->differs = true;
-			json_decref(o);
+			json_decref(a->last);
+			a->last = o;
 		}
 	}
 	cdr_mq_ack(d);
@@ -932,8 +934,10 @@ static int group_teardown(void **state)
 		C.css = 0;
 	}
 	cleanup();
-	for (size_t i = 0; i < C.nans; i++)
+	for (size_t i = 0; i < C.nans; i++) {
 		json_decref(C.ans[i].first);
+		json_decref(C.ans[i].last);
+	}
 	C.redis = cdr_redis_free(C.redis);
 	C.mq = cdr_mq_free(C.mq);
 	C.loop = cdr_loop_free(C.loop);
@@ -1368,6 +1372,34 @@ static void test_refusal_answered_again(void **state)
 	check_answers(from);
 }
 
+/* Answers are given again only to the same request: an id reused with
+ * another body is refused, and the first request's answer stays its own. */
+static void test_reused_id(void **state)
+{
+	const char *e164 = "7100000295", *other = "7100000296";
+	char id[64];
+	struct ans *a;
+
+	(void)state;
+	a = cm_send("cm_mau_createconf_req", fresh_id(id, sizeof(id)), create_body(e164, "ud-p1-r1-a"));
+	expect_type(cm_wait(a), "mau_cm_createconf_ack");
+	/* the same id for another conference: refused, not created */
+	a->expect = 2;
+	cm_send("cm_mau_createconf_req", id, create_body(other, "ud-p1-r1-a"));
+	wait_answers(a, 2);
+	expect_nack(a->last, "mau_cm_createconf_nack", "bad_request", other);
+	expect_detail(a->last, "used before by another request");
+	th_run_for(C.loop, LINGER_MS);
+	assert_false(rec_exists(other));
+	wait_runs(other, 0, NULL, NULL);
+	/* the first request again: its own ACK, as stored */
+	a->expect = 3;
+	cm_send("cm_mau_createconf_req", id, create_body(e164, "ud-p1-r1-a"));
+	wait_answers(a, 3);
+	assert_true(same_answer(a->first, a->last));
+	expect_type(cm_call("cm_mau_endconf_req", json_pack("{s:s}", "e164", e164)), "mau_cm_endconf_ack");
+}
+
 static void test_mcu_refuses_or_is_silent(void **state)
 {
 	struct sim *b = sim_of("tc-b");
@@ -1750,6 +1782,7 @@ int main(void)
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_create_refusals),
 		cmocka_unit_test(test_refusal_answered_again),
+		cmocka_unit_test(test_reused_id),
 		cmocka_unit_test(test_mcu_refuses_or_is_silent),
 		cmocka_unit_test(test_unreadable_and_unknown),
 		cmocka_unit_test(test_css_restart),
