@@ -173,6 +173,7 @@ static void on_registration(struct cf *c, struct cdr_mq_delivery *d, const struc
 	if (c->reg_policy == CF_REG_ACK || c->reg_policy == CF_REG_NACK) {
 		answer_registration(c, d, m, c->reg_policy == CF_REG_ACK);
 		if (c->reg_policy == CF_REG_ACK) {
+			c->prev_ack_epoch = c->ack_epoch;
 			c->ack_epoch = c->rms_epoch;
 			c->last_ack_ms = cdr_now_ms();
 			c->acks++;
@@ -185,13 +186,15 @@ static void on_registration(struct cf *c, struct cdr_mq_delivery *d, const struc
 	c->reg_policy = c->reg_policy == CF_REG_IGNORE ? CF_REG_NACK : CF_REG_ACK;
 }
 
+/* Heartbeats are followed also when their schema refused them: one sent
+ * before the ACK (with no epoch to give) must still count as sent. */
 static void on_heartbeat(struct cf *c, const struct cf_msg *m)
 {
-	int64_t seq = cdr_msg_int(m->m, "seq", -1), epoch = cdr_msg_int(m->m, "epoch", -1);
+	json_t *body = cf_msg_body(m);
+	int64_t seq = cdr_msg_jint(body, "seq", -1), epoch = cdr_msg_jint(body, "epoch", -1);
 
-	if (strcmp(cdr_msg_str(m->m, "mcu", ""), c->mcu))
+	if (strcmp(cdr_msg_jstr(body, "mcu", ""), c->mcu))
 		return;
-	check_boot(c, m);
 	if (m->mode != 1)
 		cf_debug("heartbeat %s: delivery_mode %u (section 1 says 1, transient)", cf_msg_id(m), m->mode);
 	if (!c->last_ack_ms) {
@@ -201,11 +204,13 @@ static void on_heartbeat(struct cf *c, const struct cf_msg *m)
 			c->hbs_before_ack++;
 		return;
 	}
+	check_boot(c, m);
 	cf_inv_note(&c->inv_hb_seq, c->hb_last_seq < 0 || seq > c->hb_last_seq,
 		    "heartbeat \"%s\": seq %" PRId64 " after %" PRId64 " within one registration", cf_msg_id(m), seq,
 		    c->hb_last_seq);
-	cf_inv_note(&c->inv_hb_epoch, epoch == c->ack_epoch, "heartbeat \"%s\": epoch %" PRId64 ", its ACK's %" PRId64,
-		    cf_msg_id(m), epoch, c->ack_epoch);
+	/* One sent just before the ACK came may still carry the ACK before. */
+	cf_inv_note(&c->inv_hb_epoch, epoch == c->ack_epoch || (epoch == c->prev_ack_epoch && !c->hbs_since_ack),
+		    "heartbeat \"%s\": epoch %" PRId64 ", its ACK's %" PRId64, cf_msg_id(m), epoch, c->ack_epoch);
 	c->hb_last_seq = seq;
 	if (!c->hbs_since_ack++)
 		c->hb_first_ms = m->at_ms;
@@ -225,7 +230,7 @@ static void on_res(struct cdr_mq_delivery *d, void *arg)
 			cf_inv_note(&c->inv_persistent, m->mode == 2, "%s \"%s\": delivery_mode %u", type, cf_msg_id(m),
 				    m->mode);
 			on_registration(c, d, m);
-		} else if (m->m && !strcmp(type, "cmu_rms_heartbeat_ntf")) {
+		} else if (!strcmp(type, "cmu_rms_heartbeat_ntf")) {
 			on_heartbeat(c, m);
 		}
 	}

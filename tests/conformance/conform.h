@@ -91,6 +91,7 @@ struct cf {
 	enum cf_reg_policy reg_policy; /* for the next registration; IGNORE and NACK fall back to ACK after one */
 	int64_t rms_epoch;	       /* epoch of the ACKs */
 	int64_t ack_epoch;	       /* the epoch of the last ACK sent */
+	int64_t prev_ack_epoch;	       /* and of the one before */
 	unsigned regs;		       /* registrations of the MCU seen */
 	uint64_t last_ack_ms;	       /* when the last ACK was sent (0: none in this incarnation) */
 	int64_t hb_last_seq;	       /* within the current registration; -1 none yet */
