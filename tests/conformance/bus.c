@@ -117,6 +117,11 @@ static void check_boot(struct cf *c, const struct cf_msg *m)
 
 	if (!c->mcu[0])
 		return;
+	if (c->boot_incarnation != c->incarnation) { /* its first message since it started: its boot */
+		c->has_boot = boot != NULL;
+		snprintf(c->boot, sizeof(c->boot), "%s", boot ? boot : "");
+		c->boot_incarnation = c->incarnation;
+	}
 	if (c->has_boot)
 		cf_inv_note(&c->inv_boot, boot && !strcmp(boot, c->boot), "%s \"%s\": boot \"%s\", registered \"%s\"",
 			    cf_msg_type(m), cf_msg_id(m), boot ? boot : "(none)", c->boot);
@@ -153,13 +158,6 @@ static void on_registration(struct cf *c, struct cdr_mq_delivery *d, const struc
 	if (!c->mcu[0]) {
 		snprintf(c->mcu, sizeof(c->mcu), "%s", mcu);
 		snprintf(c->key, sizeof(c->key), "%s", cdr_msg_str(m->m, "key", ""));
-	}
-	if (!strcmp(mcu, c->mcu) && c->boot_incarnation != c->incarnation) { /* its boot, as registered */
-		const char *boot = cdr_msg_str(m->m, "boot", NULL);
-
-		c->has_boot = boot != NULL;
-		snprintf(c->boot, sizeof(c->boot), "%s", boot ? boot : "");
-		c->boot_incarnation = c->incarnation;
 	}
 	if (strcmp(mcu, c->mcu)) { /* another MCU of the command: registered, not checked */
 		answer_registration(c, d, m, true);
