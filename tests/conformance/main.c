@@ -6,10 +6,13 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <confdr/mq.h>
+
+#include "cli.h"
 #include "conform.h"
 
-#define EX_USAGE_   64
-#define EX_NOBROKER 69
+#define EX_USAGE_      64
+#define EX_UNAVAILABLE 69
 
 static void usage(FILE *f)
 {
@@ -42,20 +45,6 @@ static void usage(FILE *f)
 		   "not be reached or the command not started (nothing was checked).\n");
 }
 
-static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *ret)
-{
-	char *end;
-	unsigned long v;
-
-	if (!s || !*s || *s == '-')
-		return -1;
-	v = strtoul(s, &end, 10);
-	if (*end || v < lo || v > hi)
-		return -1;
-	*ret = (unsigned)v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct cf_opts *o)
 {
 	enum { O_AMQP = 256, O_PLATFORM, O_ROOM, O_TIMEOUT, O_HEARTBEAT, O_MCU_LOG };
@@ -70,6 +59,9 @@ static int parse_args(int argc, char **argv, struct cf_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cdr_mq_url url;
+	char err[160];
+	uint64_t v;
 	int ch;
 
 	o->timeout_ms = 10000;
@@ -80,29 +72,28 @@ static int parse_args(int argc, char **argv, struct cf_opts *o)
 		case O_PLATFORM: o->platform = optarg; break;
 		case O_ROOM: o->room = optarg; break;
 		case O_TIMEOUT:
-			if (parse_uint(optarg, 1000, 600000, &o->timeout_ms) < 0) {
-				fprintf(stderr, "confdr-conform: --timeout: expected 1000..600000 ms, got \"%s\"\n",
-					optarg);
-				return -1;
-			}
+			if (!cli_parse_uint(optarg, 1000, 600000, &v))
+				return cli_usage_error("--timeout wants 1000..600000 ms, not \"%s\"", optarg);
+			o->timeout_ms = (unsigned)v;
 			break;
 		case O_HEARTBEAT:
-			if (parse_uint(optarg, 100, 10000, &o->hb_ms) < 0) {
-				fprintf(stderr, "confdr-conform: --heartbeat: expected 100..10000 ms, got \"%s\"\n",
-					optarg);
-				return -1;
-			}
+			if (!cli_parse_uint(optarg, 100, 10000, &v))
+				return cli_usage_error("--heartbeat wants 100..10000 ms, not \"%s\"", optarg);
+			o->hb_ms = (unsigned)v;
 			break;
 		case O_MCU_LOG: o->mcu_log = optarg; break;
 		case 'v': o->verbose = true; break;
 		case 'h': usage(stdout); exit(0);
-		default: return -1;
+		default: return cli_usage_error("bad option (see above)");
 		}
 	}
-	if (!o->url || !o->platform || !*o->platform || optind >= argc) {
-		fprintf(stderr, "confdr-conform: --amqp, --platform and a command after -- are required\n");
-		return -1;
-	}
+	if (!o->url || !o->platform || optind >= argc)
+		return cli_usage_error("--amqp, --platform and a command after -- are required");
+	if (cdr_mq_url_parse(o->url, &url, err, sizeof(err)) < 0)
+		return cli_usage_error("--amqp: %s", err);
+	cdr_mq_url_clear(&url);
+	if (!cli_id_ok(o->platform) || (o->room && !cli_id_ok(o->room)))
+		return cli_usage_error("--platform and --room want ids (letters, digits, '.', '_', '-')");
 	o->cmd = argv + optind;
 	return 0;
 }
@@ -138,24 +129,26 @@ int main(int argc, char **argv)
 	unsigned failed;
 
 	signal(SIGPIPE, SIG_IGN);
-	if (parse_args(argc, argv, &c.o) < 0) {
-		usage(stderr);
-		return EX_USAGE_;
-	}
+	cli_setup("confdr-conform", NULL);
+	if (parse_args(argc, argv, &c.o) != 0)
+		return EX_USAGE;
 	cf_set_verbose(c.o.verbose);
 	invariants_init(&c);
 	c.rms_epoch = 5;
 	c.list_seq = c.hb_last_seq = -1;
 	c.incarnation = 1;
 	if (cf_bus_open(&c) < 0 || cf_bus_purge(&c) < 0) {
-		printf("Bail out! the broker %s could not be reached, or its topology not declared\n", c.o.url);
+		const char *at = strrchr(c.o.url, '@'); /* not the password */
+
+		printf("Bail out! the broker %s could not be reached, or its topology not declared\n",
+		       at ? at + 1 : c.o.url);
 		cf_bus_close(&c);
-		return EX_NOBROKER;
+		return EX_UNAVAILABLE;
 	}
 	if ((pid = cf_mcu_start(&c)) < 0) {
 		printf("Bail out! the command %s could not be started\n", c.o.cmd[0]);
 		cf_bus_close(&c);
-		return EX_NOBROKER;
+		return EX_UNAVAILABLE;
 	}
 	if (cf_case_registration(&c, true)) {
 		cf_case_heartbeats(&c, 5);
