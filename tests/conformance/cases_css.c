@@ -100,6 +100,8 @@ static long call(struct cf *c, const struct request *r, enum want want, const ch
 		cf_check(false, "7, 1", what, "%s", bad);
 		return -1;
 	}
+	if (strcmp(m->message_id, id))
+		cf_note("%s: message_id \"%s\" (1: it should be the envelope id)", what, m->message_id);
 	reason_j = json_object_get(cf_msg_body(m), "reason");
 	if (strstr(cf_msg_type(m), "_ack")) {
 		cf_check(want != WANT_NACK, sect, what, "ACK, expected a NACK %s", reason ? reason : "");
@@ -196,7 +198,7 @@ void cf_case_first_list(struct cf *c)
 
 static void malformed(struct cf *c)
 {
-	char bad_body[96], unknown[96], *txt;
+	char bad_body[96], unknown[96], ext_ack[96], ext_nack[96], *txt;
 	struct request d = { "mau_cmu_createconf_req", src_main, CF_E164_D, EPOCH + 1, 0, NULL };
 	size_t from = c->nmsgs;
 	long i;
@@ -220,6 +222,13 @@ static void malformed(struct cf *c)
 			json_pack("{s:s, s:s, s:I, s:I, s:I}", "e164", CF_E164_E, "platform", c->o.platform,
 				  "planned_end", (json_int_t)cdr_wall_ms(), "generation", (json_int_t)0, "epoch",
 				  (json_int_t)EPOCH + 1));
+	cf_next_id(c, "extendconf_req", ext_ack, sizeof(ext_ack)); /* answers to requests it did not make */
+	cf_send_command(c, "mau_cmu_extendconf_ack", ext_ack, src_main,
+			json_pack("{s:s, s:I, s:I}", "e164", CF_E164_B, "planned_end", (json_int_t)cdr_wall_ms(),
+				  "epoch", (json_int_t)EPOCH + 1));
+	cf_next_id(c, "extendconf_req", ext_nack, sizeof(ext_nack));
+	cf_send_command(c, "mau_cmu_extendconf_nack", ext_nack, src_main,
+			json_pack("{s:s, s:s}", "e164", CF_E164_B, "reason", "limit_reached"));
 	cf_next_id(c, "unknowntype", unknown, sizeof(unknown));
 	cf_send_command(c, "mau_cmu_frobconf_req", unknown, src_main,
 			json_pack("{s:s, s:I}", "e164", CF_E164_E, "epoch", (json_int_t)EPOCH + 1));
@@ -243,6 +252,8 @@ static void malformed(struct cf *c)
 	i = cf_find_id(c, from, unknown);
 	cf_check(i < 0, "8.2", "a request of a type it does not know is not answered", "answered: %s",
 		 i < 0 ? "" : cf_msg_type(&c->msgs[i]));
+	cf_check(cf_find_id(c, from, ext_ack) < 0 && cf_find_id(c, from, ext_nack) < 0, "8.12",
+		 "an extend ACK or NACK it did not ask for is not answered", "it answered one");
 	cf_check(cf_find(c, from, 'c', "cmu_mau_request_nack") < 0, "8.2", "it invents no refusal type",
 		 "cmu_mau_request_nack sent");
 }
