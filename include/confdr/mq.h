@@ -169,6 +169,7 @@ struct cdr_mq_delivery {
 	const char *message_id;
 	const char *content_type;
 	const char *type;
+	unsigned delivery_mode; /* 1 transient, 2 persistent, 0 when the publisher set none */
 	bool redelivered;
 };
 

@@ -895,6 +895,7 @@ struct content {
 	char *strs[6];		       /* correlation_id, reply_to, message_id, content_type, type, seq */
 	void *body;
 	size_t len;
+	unsigned delivery_mode; /* 0 when absent */
 	bool too_big;
 };
 
@@ -942,6 +943,8 @@ static int read_content(struct cdr_mq *mq, struct content *c)
 	    copy_prop(p->_flags, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type, &c->strs[3]) < 0 ||
 	    copy_prop(p->_flags, AMQP_BASIC_TYPE_FLAG, p->type, &c->strs[4]) < 0)
 		goto oom;
+	if (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG)
+		c->delivery_mode = p->delivery_mode;
 	if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
 		for (int i = 0; i < p->headers.num_entries; i++) {
 			amqp_table_entry_t *e = &p->headers.entries[i];
@@ -1049,6 +1052,7 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 	d->pub.body = d->body;
 	d->pub.len = c.len;
 	d->pub.redelivered = redelivered;
+	d->pub.delivery_mode = c.delivery_mode;
 	if (cdr_loop_post(mq->loop, on_posted_delivery, d) == -ENOMEM) {
 		/* Never acked: the broker redelivers it after the next re-connection. */
 		delivery_free(d);

@@ -99,7 +99,8 @@ struct opts {
 	const char *amqp, *zk, *chroot, *amqp_user, *amqp_password;
 	uint64_t list_interval_ms, slow_ms, duration_s;
 	bool refuse, no_answer;
-	bool no_boot, seq_from_one, exists_nack; /* readings of the contract an MCU may take (docs/mcusim.md) */
+	bool no_boot, seq_from_one, exists_nack;       /* readings of the contract an MCU may take (docs/mcusim.md) */
+	bool break_fencing, break_key, break_early_hb; /* --break: test-only misbehaviour (tests/conformance) */
 	double fail_rate;
 	uint64_t seed;
 	bool seed_given;
@@ -452,7 +453,7 @@ static void on_tick(void *arg)
 
 		if (!u->reg_inflight && u->next_reg_ms && now >= u->next_reg_ms)
 			send_register(u);
-		if (u->registered && now >= u->next_hb_ms) {
+		if ((u->registered || (s->o.break_early_hb && !u->vrs)) && now >= u->next_hb_ms) {
 			send_heartbeat(u);
 			u->next_hb_ms += u->hb_ms;
 			if (u->next_hb_ms <= now) /* late (a stalled loop): do not send a burst */
@@ -559,7 +560,8 @@ static void answer_now(struct unit *u, struct cdr_mq_delivery *d, const char *ty
 	int r;
 
 	if (txt) {
-		r = cdr_mq_publish(s->mq, CDR_MQ_CMU_MAU_EX, u->id, &p, txt, strlen(txt), on_answer_confirm, s);
+		r = cdr_mq_publish(s->mq, CDR_MQ_CMU_MAU_EX, s->o.break_key ? "conform-wrong-key" : u->id, &p, txt,
+				   strlen(txt), on_answer_confirm, s);
 		if (r < 0) {
 			s->n.publish_failed++;
 			cdr_warn("mcu %s: %s %s not sent: %s; the request is dropped", u->id, type, id, strerror(-r));
@@ -672,7 +674,7 @@ static bool fenced(struct unit *u, struct cdr_mq_delivery *d, const struct cdr_m
 	int64_t epoch = cdr_msg_int(m, "epoch", 0), seen = 0;
 	char detail[160];
 
-	if (fence_ok(u, cdr_msg_src(m), epoch, &seen))
+	if (u->sim->o.break_fencing || fence_ok(u, cdr_msg_src(m), epoch, &seen))
 		return false;
 	u->sim->n.stale++;
 	snprintf(detail, sizeof(detail), "epoch %" PRId64 " is older than %" PRId64 " already seen from %s", epoch,
@@ -1047,6 +1049,10 @@ static void usage(FILE *f)
 		"  --state FILE          write the state (MCUs, registration, conferences) as JSON to FILE\n"
 		"                        (atomically, at most every 200 ms when it changed, on SIGUSR1, at exit)\n"
 		"  --duration S          stop after S seconds, 0..31536000; 0 = until SIGTERM/SIGINT (default 0)\n"
+		"  --break WHAT          test only (tests/conformance): break the contract on purpose; WHAT is\n"
+		"                        fencing (take commands of an older epoch), key (publish answers with\n"
+		"                        another routing key) or early-heartbeat (heart-beat before the\n"
+		"                        registration's ACK); may be given more than once\n"
 		"  -v, --verbose         log every command and answer (debug)\n"
 		"  -q, --quiet           log warnings and errors only\n"
 		"  -h, --help            this text\n"
@@ -1099,6 +1105,7 @@ enum {
 	O_NO_BOOT,
 	O_SEQ_FROM_ONE,
 	O_EXISTS_NACK,
+	O_BREAK,
 	O_STATE,
 	O_DURATION,
 };
@@ -1136,6 +1143,7 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		{ "no-boot", no_argument, NULL, O_NO_BOOT },
 		{ "seq-from-one", no_argument, NULL, O_SEQ_FROM_ONE },
 		{ "exists-nack", no_argument, NULL, O_EXISTS_NACK },
+		{ "break", required_argument, NULL, O_BREAK },
 		{ "state", required_argument, NULL, O_STATE },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1225,6 +1233,17 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		case O_NO_BOOT: o->no_boot = true; break;
 		case O_SEQ_FROM_ONE: o->seq_from_one = true; break;
 		case O_EXISTS_NACK: o->exists_nack = true; break;
+		case O_BREAK:
+			if (!strcmp(optarg, "fencing"))
+				o->break_fencing = true;
+			else if (!strcmp(optarg, "key"))
+				o->break_key = true;
+			else if (!strcmp(optarg, "early-heartbeat"))
+				o->break_early_hb = true;
+			else
+				return cli_usage_error("--break wants fencing, key or early-heartbeat, not \"%s\"",
+						       optarg);
+			break;
 		case O_STATE: o->state = optarg; break;
 		case O_DURATION: INT_OPT(o->duration_s, 0, 31536000, "seconds"); break;
 		case 'v': o->level = CDR_LOG_DEBUG; break;
