@@ -1,12 +1,15 @@
 # Shared by the shell integration tests (tests/integration/*.sh), sourced:
 #   . "$CONFDR_SOURCE_DIR/tests/lib.sh"; t_init NAME
-# gives a ZooKeeper chroot of the test's own (/NAME-PID) with the sandbox
-# topology and endpoints loaded, a work dir, TAP-style checks (ok, not_ok,
-# check, wait_for) and daemons started from generated configs, all stopped
-# (and their logs shown on failure) when the test exits. CONFDR_TEST_KEEP=1
-# keeps the work dir (configs, logs, simulator state files).
+# Each runs in a namespace of its own (tests/ns.sh run NAME -- bash TEST, as
+# ctest does): its ZooKeeper chroot (the sandbox topology with endpoints of
+# its own vhosts, Redis database and MariaDB databases), used here. t_init
+# gives a work dir, TAP-style checks (ok, not_ok, check, wait_for) and
+# daemons started from generated configs, all stopped (and their logs shown
+# on failure) when the test exits. CONFDR_TEST_KEEP=1 keeps the work dir
+# (configs, logs, simulator state files).
 : "${CONFDR_BINARY_DIR:?}" "${CONFDR_SOURCE_DIR:?}" "${CONFDR_SANDBOX:?run under the sandbox env}" "${CONFDR_ZK:?}"
-: "${CONFDR_RUN_DIR:?}" "${CONFDR_P1_AMQP_URL:?}"
+: "${CONFDR_NS:?run in a namespace of its own: tests/ns.sh run NAME -- bash TEST (ctest does)}"
+: "${CONFDR_ZK_CHROOT:?}" "${CONFDR_P1_AMQP_URL:?}" "${CONFDR_P1_REDIS_DB:?}" "${CONFDR_P1_VHOST:?}"
 bin=$CONFDR_BINARY_DIR
 pids=()
 failures=0 checks=0
@@ -21,16 +24,14 @@ t_cleanup() {
 	if [ -n "${CONFDR_TEST_KEEP:-}" ]; then echo "# kept $work"; else rm -rf "$work"; fi
 }
 
-# t_init NAME: chroot, confdrctl, work dir, topology loaded.
+# t_init NAME: the namespace's chroot (its topology checked), confdrctl, a work dir.
 t_init() {
-	chroot=/$1-$$
-	export CONFDR_ZK_CHROOT=$chroot
+	chroot=$CONFDR_ZK_CHROOT
 	ctl="$bin/confdrctl --zk $CONFDR_ZK --chroot $chroot --timeout 2"
-	work=$(mktemp -d)
+	work=$(mktemp -d -t "confdr-$1.XXXXXX")
 	trap t_cleanup EXIT
 	trap "exit 1" INT TERM
-	$ctl topology load "$CONFDR_SOURCE_DIR/conf/sandbox-topology.json" --endpoints "$CONFDR_RUN_DIR/endpoints.json" \
-		>/dev/null || { echo "Bail out! cannot load the topology into $chroot"; exit 1; }
+	$ctl topology show >/dev/null || { echo "Bail out! no topology in $chroot (tests/ns.sh loads it)"; exit 1; }
 }
 
 ok() { checks=$((checks + 1)); echo "ok $checks - $*"; }

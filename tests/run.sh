@@ -9,6 +9,7 @@
 #   ./tests/run.sh            everything
 #   ./tests/run.sh --unit     unit tests only (no servers)
 #   ./tests/run.sh --no-asan  skip the sanitizer build
+# CONFDR_INTEG_JOBS: integration tests at once in each lane (default 4).
 set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,7 +20,7 @@ for a in "$@"; do
 	case $a in
 	--unit) unit_only=1 ;;
 	--no-asan) asan=0 ;;
-	-h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $a (see --help)" >&2; exit 64 ;;
 	esac
 done
@@ -46,13 +47,14 @@ res=$(mktemp -d)
 n_res=0
 record() { n_res=$((n_res + 1)); echo "$1 $2 $3" >"$res/r.$BASHPID.$n_res"; }
 
-# run_ctest DIR LABEL: ctest in build dir DIR for label regex LABEL.
+# run_ctest DIR LABEL [JOBS]: ctest in build dir DIR for label regex LABEL,
+# JOBS tests at once (default 1).
 run_ctest() {
-	local dir=$1 label=$2 log total nfail
+	local dir=$1 label=$2 jobs=${3:-1} log total nfail
 	log=$(mktemp)
-	say "ctest $dir -L $label"
+	say "ctest $dir -L $label -j $jobs"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --test-dir "$dir" -L "$label" --output-on-failure --timeout 900 2>&1 | tee "$log"
+		ctest --test-dir "$dir" -L "$label" -j "$jobs" --output-on-failure --timeout 900 2>&1 | tee "$log"
 	total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$log" | tail -1)
 	nfail=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1)
 	if [ -z "$total" ]; then
@@ -91,9 +93,13 @@ if [ "$unit_only" = 0 ]; then
 	# Two lanes in parallel, each with a sandbox of its own (own run dir and
 	# ports, nothing shared): the plain build's integration tests and half the
 	# drills; the sanitizer build's integration tests and the other half. The
-	# tests of one lane run one after the other (they stop and start the
-	# lane's servers); the lanes do not see each other.
+	# integration tests of a lane run INTEG_JOBS at once, each in a namespace
+	# of its own on the lane's servers (tests/ns.sh; those that stop a server
+	# get a private one); the drills after them, one at a time. The lanes do
+	# not see each other.
 	run_base=${CONFDR_RUN_DIR:-$top/run/test}
+	# Measured on 2 cores with both lanes running (docs/testing.md).
+	integ_jobs=${CONFDR_INTEG_JOBS:-4}
 	port_base=${CONFDR_PORT_BASE:-17000}
 	lane_down() { CONFDR_RUN_DIR=$run_base-$1 CONFDR_PORT_BASE=$2 ./deploy/sandbox.sh down; }
 	cleanup() { lane_down a "$port_base" >/dev/null 2>&1; lane_down b $((port_base + 1000)) >/dev/null 2>&1; }
@@ -105,7 +111,7 @@ if [ "$unit_only" = 0 ]; then
 		export CONFDR_RUN_DIR=$run_base-$name CONFDR_PORT_BASE=$base
 		say "lane $name: sandbox (run dir $CONFDR_RUN_DIR, ports from $base)"
 		if ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
-			[ -n "$dir" ] && run_ctest "$dir" '^integration$'
+			[ -n "$dir" ] && run_ctest "$dir" '^integration$' "$integ_jobs"
 			run_drills "$@"
 		else
 			record 0 1 "lane $name: the sandbox did not come up"

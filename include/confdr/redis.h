@@ -17,9 +17,14 @@ struct redisReply;
 
 typedef void (*cdr_redis_state_fn)(bool up, const char *why, void *arg);
 
+/* The largest database index a client may select (Redis itself refuses an
+ * index beyond its `databases` setting, 16 by default). */
+#define CDR_REDIS_DB_MAX 65535
+
 struct cdr_redis_opts {
 	const char *host;			     /* required; copied. An address: resolved on the loop thread */
 	int port;				     /* 1..65535 */
+	int db;					     /* the database (SELECT), 0..CDR_REDIS_DB_MAX; default 0 */
 	const char *name;			     /* for debug logs, e.g. the platform; default "redis" */
 	unsigned connect_timeout_ms;		     /* 0 = 2000 */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* back-off; 0 = 200 / 10000 */
@@ -35,7 +40,12 @@ struct cdr_redis_opts {
  * exactly once, on the loop thread. */
 typedef void (*cdr_redis_fn)(int status, const struct redisReply *reply, void *arg);
 
-/* Creates the client and starts connecting (never blocks). Returns 0,
+/* Creates the client and starts connecting (never blocks). With a database
+ * other than 0, every connection (the first and each re-connection) sends
+ * SELECT before anything else, and the client is up only once Redis accepted
+ * it: no command of the caller can reach another database. A refused SELECT
+ * (an index beyond the server's `databases`) drops the connection, reports
+ * down with Redis's text, and is tried again with the back-off. Returns 0,
  * -EINVAL for bad options, -ENOMEM. *ret written only on success. */
 int cdr_redis_new(struct cdr_loop *loop, const struct cdr_redis_opts *opts, struct cdr_redis **ret);
 
@@ -46,10 +56,11 @@ struct cdr_redis *cdr_redis_free(struct cdr_redis *r);
 /* Whether the connection is up (as last reported through on_state). */
 bool cdr_redis_connected(const struct cdr_redis *r);
 
-/* Points the client at another server (a promoted replica): the current
- * connection is dropped (pending commands get -ECONNRESET) and a new one is
- * made at once. Returns 0, -EINVAL or -ENOMEM. */
-int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port);
+/* Points the client at another server (a promoted replica) and database
+ * (0..CDR_REDIS_DB_MAX): the current connection is dropped (pending commands
+ * get -ECONNRESET) and a new one is made at once. Returns 0, -EINVAL or
+ * -ENOMEM. */
+int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port, int db);
 
 /* Sends one command, printf-style as hiredis formats it ("%s" and "%b" with
  * a pointer and size_t length for binary-safe arguments). Returns 0 (cb will

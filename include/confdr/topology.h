@@ -53,6 +53,7 @@ struct cdr_endpoint {
 	uint16_t port;
 	const char *vhost;	 /* mq: the vhost, NULL if not given */
 	const char *database;	 /* mysql: the database, NULL if not given */
+	int db;			 /* redis: the database index (SELECT), 0 if not given */
 	const char *on_platform; /* replicas: the platform hosting it, else NULL */
 };
 
@@ -64,7 +65,8 @@ struct cdr_endpoint {
  * platform whose main room belongs to another platform, a platform that is
  * its own backup, a room whose backup list names itself, an unknown room or
  * a room twice, a user domain bound to another platform's room, endpoints of
- * unknown platforms or rooms, ports outside 1..65535, unknown services.
+ * unknown platforms or rooms, ports outside 1..65535, unknown services, a
+ * "db" outside 0..CDR_REDIS_DB_MAX or on a service other than redis.
  * Unknown member names are ignored (newer writers). On error every problem
  * found is written to err (one per line, truncated to errlen) and -EINVAL
  * returned; -ENOMEM if out of memory. *ret written only on success. */

@@ -121,26 +121,34 @@ static void on_db_state(bool up, const char *why, void *arg)
 	daemon_set_link(arg, LINK_MYSQL, up, why);
 }
 
-/* Reads {"host": ..., "port": ...} (+ one more string key) from an endpoint. */
-static int endpoint_parse(const char *data, size_t len, const char *extra_key, char **host, int *port, char **extra)
+/* Reads {"host": ..., "port": ...} (+ one more string key) from an endpoint,
+ * and when db is not NULL (Redis) the optional "db" (0..CDR_REDIS_DB_MAX; 0
+ * if absent). */
+static int endpoint_parse(const char *data, size_t len, const char *extra_key, char **host, int *port, char **extra,
+			  int *db)
 {
 	json_error_t jerr;
-	json_t *o = json_loadb(data, len, 0, &jerr), *h, *p, *x = NULL;
+	json_t *o = json_loadb(data, len, 0, &jerr), *h, *p, *x = NULL, *n;
 	int r = -EINVAL;
 
 	if (!o || !json_is_object(o))
 		goto out;
 	h = json_object_get(o, "host");
 	p = json_object_get(o, "port");
+	n = db ? json_object_get(o, "db") : NULL;
 	if (extra_key)
 		x = json_object_get(o, extra_key);
 	if (!json_is_string(h) || !json_is_integer(p) || json_integer_value(p) < 1 || json_integer_value(p) > 65535)
 		goto out;
 	if (extra_key && !json_is_string(x))
 		goto out;
+	if (n && (!json_is_integer(n) || json_integer_value(n) < 0 || json_integer_value(n) > CDR_REDIS_DB_MAX))
+		goto out;
 	*host = strdup(json_string_value(h));
 	*port = (int)json_integer_value(p);
 	*extra = extra_key ? strdup(json_string_value(x)) : NULL;
+	if (db)
+		*db = n ? (int)json_integer_value(n) : 0;
 	r = 0;
 out:
 	json_decref(o);
@@ -214,20 +222,21 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 	cdr_mq_declare_design(d->mq);
 }
 
-static void apply_redis(struct cdr_daemon *d, const char *host, int port)
+static void apply_redis(struct cdr_daemon *d, const char *host, int port, int db)
 {
 	const struct cdr_daemon_conf *cf = d->conf;
 	struct cdr_redis_opts o = { 0 };
 	int r;
 
 	if (d->redis) {
-		cdr_notice("redis: endpoint changed to %s:%d; re-connecting", host, port);
-		if ((r = cdr_redis_set_endpoint(d->redis, host, port)) < 0)
-			cdr_err("redis: cannot switch to %s:%d: %s", host, port, strerror(-r));
+		cdr_notice("redis: endpoint changed to %s:%d db %d; re-connecting", host, port, db);
+		if ((r = cdr_redis_set_endpoint(d->redis, host, port, db)) < 0)
+			cdr_err("redis: cannot switch to %s:%d db %d: %s", host, port, db, strerror(-r));
 		return;
 	}
 	o.host = host;
 	o.port = port;
+	o.db = db;
 	o.name = cf->platform;
 	o.connect_timeout_ms = (unsigned)cf->redis_connect_timeout_ms;
 	o.reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
@@ -235,9 +244,9 @@ static void apply_redis(struct cdr_daemon *d, const char *host, int port)
 	o.on_state = on_redis_state;
 	o.arg = d;
 	if ((r = cdr_redis_new(d->loop, &o, &d->redis)) < 0)
-		cdr_err("redis: cannot create a client for %s:%d: %s", host, port, strerror(-r));
+		cdr_err("redis: cannot create a client for %s:%d db %d: %s", host, port, db, strerror(-r));
 	else
-		cdr_info("redis: connecting to %s:%d", host, port);
+		cdr_info("redis: connecting to %s:%d db %d", host, port, db);
 }
 
 struct migration {
@@ -354,7 +363,7 @@ static void on_endpoint(int status, const char *data, size_t len, void *arg, enu
 	struct cdr_daemon *d = arg;
 	const char *extra_key = link == LINK_AMQP ? "vhost" : link == LINK_MYSQL ? "database" : NULL;
 	char *host = NULL, *extra = NULL;
-	int port;
+	int port, db = 0;
 
 	if (status == -ENOENT) {
 		cdr_warn("zookeeper: endpoint %s of %s/%s is missing; keeping the current connection, waiting for it",
@@ -365,10 +374,11 @@ static void on_endpoint(int status, const char *data, size_t len, void *arg, enu
 		return; /* session trouble: the watch re-reads after re-connect */
 	if (d->endpoint[link] && strlen(d->endpoint[link]) == len && !memcmp(d->endpoint[link], data, len))
 		return;
-	if (endpoint_parse(data, len, extra_key, &host, &port, &extra) < 0) {
-		cdr_err("zookeeper: endpoint %s of %s/%s is not {\"host\",\"port\"%s%s%s}: %.*s", endpoint_names[link],
-			d->conf->platform, d->main_room, extra_key ? ",\"" : "", extra_key ? extra_key : "",
-			extra_key ? "\"" : "", (int)len, data);
+	if (endpoint_parse(data, len, extra_key, &host, &port, &extra, link == LINK_REDIS ? &db : NULL) < 0) {
+		cdr_err("zookeeper: endpoint %s of %s/%s is not {\"host\",\"port\"%s%s%s%s}: %.*s",
+			endpoint_names[link], d->conf->platform, d->main_room, extra_key ? ",\"" : "",
+			extra_key ? extra_key : "", extra_key ? "\"" : "",
+			link == LINK_REDIS ? "[,\"db\" 0..65535]" : "", (int)len, data);
 		return;
 	}
 	free(d->endpoint[link]);
@@ -377,7 +387,7 @@ static void on_endpoint(int status, const char *data, size_t len, void *arg, enu
 		if (link == LINK_AMQP)
 			apply_mq(d, host, port, extra);
 		else if (link == LINK_REDIS)
-			apply_redis(d, host, port);
+			apply_redis(d, host, port, db);
 		else
 			apply_mysql(d, host, port, extra);
 	}

@@ -19,6 +19,7 @@ struct cdr_redis {
 	struct cdr_loop *loop;
 	char *host;
 	int port;
+	int db; /* SELECTed on every connection when not 0 */
 	char *name;
 	unsigned connect_timeout_ms;
 	cdr_redis_state_fn on_state;
@@ -56,6 +57,7 @@ struct pending {
 
 static void connect_now(void *arg);
 static void load_scripts(struct cdr_redis *r);
+static void on_selected(redisAsyncContext *ac, void *reply, void *privdata);
 
 static void set_state(struct cdr_redis *r, bool up, const char *why)
 {
@@ -92,9 +94,42 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	cdr_backoff_reset(&r->backoff);
 	/* A dead peer that sends no FIN is noticed by TCP keepalive. */
 	redisEnableKeepAlive((redisContext *)&ac->c);
+	if (r->db) {
+		/* First on the connection; up once it is answered (on_selected). */
+		if (redisAsyncCommand(r->ac, on_selected, r, "SELECT %d", r->db) != REDIS_OK) {
+			/* Not from inside hiredis's connect callback: the timer drops it. */
+			snprintf(why, sizeof(why), "%s:%d: cannot send SELECT %d", r->host, r->port, r->db);
+			set_state(r, false, why);
+			cdr_timer_start(r->connect_timer, 0, false);
+			return;
+		}
+		load_scripts(r); /* scripts are the server's, not the database's */
+		return;
+	}
 	/* Ahead of anything the owner sends once told we are up. */
 	load_scripts(r);
 	snprintf(why, sizeof(why), "%s:%d", r->host, r->port);
+	set_state(r, true, why);
+}
+
+/* The answer to the SELECT of a new connection. NULL: the connection went
+ * (freed, switched or lost: on_disconnect or the owner deals with it). */
+static void on_selected(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct cdr_redis *r = privdata;
+	const redisReply *rep = reply;
+	char why[256];
+
+	if (!rep)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* Down before on_disconnect, so that its "closed" does not hide why. */
+		snprintf(why, sizeof(why), "%s:%d refused SELECT %d: %s", r->host, r->port, r->db, rep->str);
+		set_state(r, false, why);
+		redisAsyncDisconnect(ac);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s:%d db %d", r->host, r->port, r->db);
 	set_state(r, true, why);
 }
 
@@ -165,7 +200,8 @@ int cdr_redis_new(struct cdr_loop *loop, const struct cdr_redis_opts *opts, stru
 {
 	struct cdr_redis *r;
 
-	if (!opts || !opts->host || !*opts->host || opts->port < 1 || opts->port > 65535)
+	if (!opts || !opts->host || !*opts->host || opts->port < 1 || opts->port > 65535 || opts->db < 0 ||
+	    opts->db > CDR_REDIS_DB_MAX)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -173,6 +209,7 @@ int cdr_redis_new(struct cdr_loop *loop, const struct cdr_redis_opts *opts, stru
 	r->loop = loop;
 	r->host = strdup(opts->host);
 	r->port = opts->port;
+	r->db = opts->db;
 	r->name = strdup(opts->name ? opts->name : "redis");
 	r->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
 	r->on_state = opts->on_state;
@@ -220,11 +257,11 @@ bool cdr_redis_connected(const struct cdr_redis *r)
 	return r->up && r->ac;
 }
 
-int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port)
+int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port, int db)
 {
 	char *h;
 
-	if (!host || !*host || port < 1 || port > 65535)
+	if (!host || !*host || port < 1 || port > 65535 || db < 0 || db > CDR_REDIS_DB_MAX)
 		return -EINVAL;
 	h = strdup(host);
 	if (!h)
@@ -232,6 +269,7 @@ int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port)
 	free(r->host);
 	r->host = h;
 	r->port = port;
+	r->db = db;
 	cdr_backoff_reset(&r->backoff);
 	cdr_timer_stop(r->retry_timer);
 	cdr_timer_stop(r->connect_timer);

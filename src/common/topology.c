@@ -2,6 +2,7 @@
  * sorted arrays whose strings point into the kept jansson documents. */
 #include <confdr/topology.h>
 
+#include <confdr/redis.h>
 #include <confdr/zk.h>
 
 #include <errno.h>
@@ -238,9 +239,10 @@ static json_t *section(json_t *root, const char *key, struct errs *e)
 	return v;
 }
 
-static int parse_endpoint(json_t *v, const char *where, bool replica, struct cdr_endpoint *ep, struct errs *e)
+static int parse_endpoint(json_t *v, const char *where, bool replica, enum cdr_service svc, struct cdr_endpoint *ep,
+			  struct errs *e)
 {
-	json_t *port;
+	json_t *port, *db;
 	int before = e->n;
 
 	memset(ep, 0, sizeof(*ep));
@@ -258,6 +260,15 @@ static int parse_endpoint(json_t *v, const char *where, bool replica, struct cdr
 		ep->port = (uint16_t)json_integer_value(port);
 	ep->vhost = get_str(v, "vhost", false, "endpoint", where, e);
 	ep->database = get_str(v, "database", false, "endpoint", where, e);
+	if ((db = json_object_get(v, "db"))) {
+		if (svc != CDR_SVC_REDIS)
+			err_add(e, "endpoint \"%s\": \"db\" is for redis endpoints only", where);
+		else if (!json_is_integer(db) || json_integer_value(db) < 0 ||
+			 json_integer_value(db) > CDR_REDIS_DB_MAX)
+			err_add(e, "endpoint \"%s\": \"db\" must be an integer in 0..%d", where, CDR_REDIS_DB_MAX);
+		else
+			ep->db = (int)json_integer_value(db);
+	}
 	if (replica)
 		ep->on_platform = get_str(v, "on_platform", true, "replica", where, e);
 	return e->n == before ? 0 : -EINVAL;
@@ -330,7 +341,7 @@ static int parse_endpoints(struct cdr_topology *t, json_t *eps, struct errs *e)
 						pid, rid, sname);
 					continue;
 				}
-				if (parse_endpoint(sv, where, replicas, &x.ep, e) < 0)
+				if (parse_endpoint(sv, where, replicas, x.svc, &x.ep, e) < 0)
 					continue;
 				if (replicas && !cdr_topology_platform(t, x.ep.on_platform)) {
 					err_add(e, "replica \"%s\": unknown platform \"%s\" in \"on_platform\"", where,
@@ -610,6 +621,8 @@ static json_t *endpoint_json(const struct cdr_endpoint *ep)
 		json_object_set_new(o, "vhost", json_string(ep->vhost));
 	if (o && ep->database)
 		json_object_set_new(o, "database", json_string(ep->database));
+	if (o && ep->db)
+		json_object_set_new(o, "db", json_integer(ep->db));
 	if (o && ep->on_platform)
 		json_object_set_new(o, "on_platform", json_string(ep->on_platform));
 	return o;

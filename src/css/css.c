@@ -228,6 +228,7 @@ static void connect_redis(struct css *s)
 			struct cdr_redis_opts o = {
 				.host = ep->host,
 				.port = ep->port,
+				.db = ep->db,
 				.name = l->platform,
 				.connect_timeout_ms = (unsigned)s->conf.base.redis_connect_timeout_ms,
 				.on_state = on_other_redis,

@@ -36,6 +36,8 @@ static void publish_promoted(struct css *s, struct redis_link *l)
 		return; /* published already (a restart during the takeover) */
 	o = json_pack("{s:s, s:i, s:s, s:I}", "host", rep->host, "port", (int)rep->port, "promoted_by", s->bus.src,
 		      "since", (json_int_t)cdr_wall_i64());
+	if (o && rep->db) /* the replica holds the same database index */
+		json_object_set_new(o, "db", json_integer(rep->db));
 	if (o && cur)
 		json_object_set_new(o, "failed_over_from",
 				    json_pack("{s:s, s:i}", "host", cur->host, "port", (int)cur->port));

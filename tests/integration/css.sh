@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# css against the sandbox's real servers (RabbitMQ vhost p1, p1's Redis and
-# MariaDB database, ZooKeeper in a chroot of its own), with rms, pms, mcusim
+# css against the sandbox's real servers in a namespace of its own
+# (tests/ns.sh: RabbitMQ vhosts, a Redis database, MariaDB databases and a
+# ZooKeeper chroot no other test uses), with rms, pms, mcusim
 # and cmsim speaking the real protocol:
 #   1,000 creates all ACKed once, present in Redis, MySQL and on the MCUs alike,
 #   spread over the MCUs; query and list through cmsim, confdrctl conf show;
@@ -17,12 +18,13 @@
 #   conferences end at their planned end, never before it (how late: reported).
 # The request paths one by one (extend, rename, every NACK, unknown and
 # unreadable requests, restart, MCU loss, room notices) are test_css.c's.
-# The test owns p1's Redis and confdr_p1 while it runs (both are emptied).
+# The test owns its namespace's p1 Redis database and MariaDB database (both
+# are emptied at start, as a failed earlier run may have left them).
 set -uo pipefail
 . "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
 t_init csstest
 
-redis() { redis-cli -h "${CONFDR_P1_REDIS%:*}" -p "${CONFDR_P1_REDIS#*:}" "$@"; }
+redis() { redis-cli -h "${CONFDR_P1_REDIS%:*}" -p "${CONFDR_P1_REDIS#*:}" -n "$CONFDR_P1_REDIS_DB" "$@"; }
 sql() {
 	mysql -h "$CONFDR_MYSQL_HOST" -P "$CONFDR_MYSQL_PORT" -u"$CONFDR_MYSQL_USER" -p"$CONFDR_MYSQL_PASSWORD" \
 		"$CONFDR_P1_MYSQL_DB" -N -B -e "$1"
@@ -53,7 +55,7 @@ registered() { # PREFIX COUNT: rms knows COUNT MCUs of PREFIX up
 }
 
 # Requests and answers a failed earlier run may have left in p1's queues go.
-for q in mau.conf.q mau.cmu.q bmc.cdr.q; do "$CONFDR_SANDBOX" rabbitmqctl purge_queue -p p1 $q >/dev/null 2>&1; done
+for q in mau.conf.q mau.cmu.q bmc.cdr.q; do "$CONFDR_SANDBOX" rabbitmqctl purge_queue -p "$CONFDR_P1_VHOST" $q >/dev/null 2>&1; done
 redis FLUSHDB >/dev/null
 sql "DELETE FROM confinfo; DELETE FROM conf_template" 2>/dev/null || true
 
@@ -109,7 +111,7 @@ check "... all running" [ "$(redis --no-raw EVAL "local n=0 for _,e in ipairs(re
 wait_for 10 "1005 running rows in MySQL" bash -c "[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE state = 'running'\")\" = 1005 ]"
 check "Redis and MySQL hold the same conferences" \
 	diff <(redis SMEMBERS confs:all | sort) <(sql "SELECT e164 FROM confinfo WHERE state = 'running'" | sort)
-wait_for 5 "the MCUs run exactly those conferences" bash -c "diff <(on_mcus t-r1) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} SMEMBERS confs:all | sort)"
+wait_for 5 "the MCUs run exactly those conferences" bash -c "diff <(on_mcus t-r1) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB SMEMBERS confs:all | sort)"
 # rms's policy (weighted least load) spreads them; its own test checks the exact
 # split of a bulk allocation. Here, under load (and ASan), counts can lag a
 # heartbeat behind: each MCU gets a fair share, not an exact one.
@@ -157,7 +159,7 @@ check "css killed during 500 creates: each answered ($acked ACKed, $(json_field 
 # Redis), never a different one (docs/css.md, "at-least-once answers").
 check "... never two different answers to one request ($(json_field "$work/r500.json" .answered_twice) repeated identically)" \
 	[ "$(json_field "$work/r500.json" .answered_differently)" = 0 ]
-check "... every ACKed one is in Redis" bash -c "[ -z \"\$(comm -23 <(jq -r '.confs[][\"e164\"]' $work/r500.json | sort) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} SMEMBERS confs:all | sort))\" ]"
+check "... every ACKed one is in Redis" bash -c "[ -z \"\$(comm -23 <(jq -r '.confs[][\"e164\"]' $work/r500.json | sort) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB SMEMBERS confs:all | sort))\" ]"
 wait_for 10 "... and the MCUs run exactly the ACKed ones of them" bash -c \
 	"diff <(on_mcus t-r1 | grep '^73') <(jq -r '.confs[][\"e164\"]' $work/r500.json | sort)"
 grep -h 'view rebuilt' "$work/p1-css.log" | tail -1 | sed 's/^/# /'
@@ -166,11 +168,11 @@ check "... as an orphan" grep -q "conference $e3 runs on .* ended there (orphan)
 
 # Public templates.
 sql "INSERT INTO conf_template (id, user_domain, name, details) VALUES ('tpl-1', 'ud-p1-r1-a', 'Weekly', '{\"duration_min\": 60, \"max_participants\": 8}')"
-wait_for 5 "a new template is published into Redis" bash -c "redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HGET templates:ud:ud-p1-r1-a tpl-1 | grep -q Weekly"
+wait_for 5 "a new template is published into Redis" bash -c "redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB HGET templates:ud:ud-p1-r1-a tpl-1 | grep -q Weekly"
 sql "UPDATE conf_template SET name = 'Monthly' WHERE id = 'tpl-1'"
-wait_for 5 "... a change follows" bash -c "redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HGET templates tpl-1 | grep -q Monthly"
+wait_for 5 "... a change follows" bash -c "redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB HGET templates tpl-1 | grep -q Monthly"
 sql "DELETE FROM conf_template WHERE id = 'tpl-1'"
-wait_for 5 "... and a removal" bash -c "[ \"\$(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HEXISTS templates tpl-1)\" = 0 ]"
+wait_for 5 "... and a removal" bash -c "[ \"\$(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB HEXISTS templates tpl-1)\" = 0 ]"
 
 # An MCU lost: its conferences are restored on the other MCUs of its room.
 sim p1-r2 t-mf --count 2 --capacity 100
@@ -189,7 +191,7 @@ wait_for 15 "the $lost conferences of the killed MCUs are restored: all 100 run 
 	"[ \"\$(on_mcus t-ok | grep -c '^75')\" = 100 ]"
 check "... each once (no E164 twice on the MCUs)" bash -c "[ -z \"\$(on_mcus t-ok | grep '^75' | uniq -d)\" ]"
 check "... and Redis places each, running, on the MCU that runs it" bash -c "diff <(on_mcus t-ok | grep '^75') \
-	<(for e in \$(jq -r '.confs[][\"e164\"]' $work/mf.json | sort); do echo \"\$e \$(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} HMGET conf:\$e state mcu | tr '\n' ' ')\"; done | awk '\$2 == \"running\" && \$3 ~ /^t-ok-/ { print \$1 }')"
+	<(for e in \$(jq -r '.confs[][\"e164\"]' $work/mf.json | sort); do echo \"\$e \$(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB HMGET conf:\$e state mcu | tr '\n' ' ')\"; done | awk '\$2 == \"running\" && \$3 ~ /^t-ok-/ { print \$1 }')"
 # Each allocation raises the generation (a re-create that failed first, an
 # MCU not yet consuming, counts two): what must hold is that each one lost
 # runs again with a generation above 0, the one it was created with.
@@ -235,6 +237,6 @@ echo "# latest end $late ms after its planned end"
 wait_for 15 "... and on the MCUs" not_on_mcus t-r1 '^71'
 
 wait_for 10 "a billing record for each of the 6 conferences ended (1 by the CM, 5 expired)" bash -c \
-	"[ \"\$($CONFDR_SANDBOX rabbitmqctl list_queues -p p1 name messages 2>/dev/null | awk '\$1 == \"bmc.cdr.q\" { print \$2 }')\" = 6 ]"
+	"[ \"\$($CONFDR_SANDBOX rabbitmqctl list_queues -p $CONFDR_P1_VHOST name messages 2>/dev/null | awk '\$1 == \"bmc.cdr.q\" { print \$2 }')\" = 6 ]"
 
 t_done

@@ -3,9 +3,11 @@
 # RabbitMQ and Redis restarts are survived without a restart of the daemons;
 # SIGHUP reloads a valid file and refuses a broken one; the standby takes over
 # when the active one stops; SIGTERM stops cleanly and removes the liveness node.
+# It stops and starts RabbitMQ and p1's Redis: ctest runs it with private ones
+# (tests/ns.sh --private; "$CONFDR_SANDBOX" server stop|start reaches them).
 set -uo pipefail
 . "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
-t_init daemons # a ZooKeeper chroot of its own, ok/not_ok/wait_for, start, the work dir
+t_init daemons # the namespace's ZooKeeper chroot, ok/not_ok/wait_for, start, the work dir
 
 # Whatever happened, the servers are left running for the next test.
 servers_back() {

@@ -20,9 +20,10 @@
  *   room p1-r1 abnormal: its conferences restored in p1-r2, new ones placed
  *   there; a repeated or stale (lower epoch) notice changes nothing; normal
  *   again: new conferences in p1-r1, restored ones stay where they run.
- * Needs the sandbox env (eval "$(deploy/sandbox.sh env)"). Owns p1's Redis
- * (FLUSHDB at start) and confdr_p1 (emptied at start) while it runs, as
- * tests/integration/css.sh does. */
+ * Needs the sandbox env (eval "$(deploy/sandbox.sh env)") and a namespace of
+ * its own (tests/ns.sh, as ctest runs it): its vhost of p1, its ZooKeeper
+ * chroot with the topology, its database of p1's Redis (FLUSHDB at start)
+ * and its MariaDB database of p1 (emptied at start), as css.sh has. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -862,7 +863,7 @@ static void start_daemons(void)
 static int group_setup(void **state)
 {
 	const char *redis_ep = need_env("CONFDR_P1_REDIS"), *colon = strrchr(redis_ep, ':');
-	char host[64], log[160], topo[256], endpoints[256];
+	char host[64], log[160];
 	struct cdr_mq_opts o = { 0 };
 	struct cdr_redis_opts ro = { 0 };
 	uint64_t t0 = cdr_now_ms();
@@ -876,7 +877,7 @@ static int group_setup(void **state)
 	atexit(cleanup);
 	snprintf(C.work, sizeof(C.work), "/tmp/confdr-test-css-XXXXXX");
 	assert_non_null(mkdtemp(C.work));
-	snprintf(C.chroot, sizeof(C.chroot), "/csstest-c-%ld", (long)getpid());
+	snprintf(C.chroot, sizeof(C.chroot), "%s", need_env("CONFDR_ZK_CHROOT")); /* the topology is there */
 	snprintf(log, sizeof(log), "%s/setup.log", C.work);
 	assert_int_equal(cdr_loop_new(&C.loop), 0);
 
@@ -892,28 +893,22 @@ static int group_setup(void **state)
 	assert_int_equal(cdr_mq_consume(C.mq, C.reply_q, on_answer, NULL), 0);
 	assert_true(run_until(mq_up, NULL, 30000));
 
-	/* p1's Redis and confdr_p1 are ours; what a failed run left goes */
+	/* the namespace's p1 Redis database and MariaDB database are ours; what a
+	 * failed run left goes */
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - redis_ep), redis_ep);
 	ro.host = host;
 	ro.port = atoi(colon + 1);
+	ro.db = atoi(need_env("CONFDR_P1_REDIS_DB"));
 	ro.name = "test-css";
 	assert_int_equal(cdr_redis_new(C.loop, &ro, &C.redis), 0);
 	assert_true(run_until(redis_up, NULL, 20000));
 	json_decref(REDIS("FLUSHDB"));
 	rc = sql("DELETE FROM confinfo; DELETE FROM conf_template");
 	if (rc != 0)
-		printf("# emptying confdr_p1: exit %d (no tables yet on a fresh sandbox)\n", rc);
+		printf("# emptying %s: exit %d (no tables yet in a fresh namespace)\n", need_env("CONFDR_P1_MYSQL_DB"),
+		       rc);
 	for (size_t i = 0; i < 3; i++)
 		purge((const char *[]){ CDR_MQ_MAU_CONF_Q, CDR_MQ_MAU_CMU_Q, CDR_MQ_BMC_CDR_Q }[i]);
-
-	/* a ZooKeeper chroot of our own with the sandbox topology */
-	snprintf(topo, sizeof(topo), "%s/conf/sandbox-topology.json", SRC);
-	snprintf(endpoints, sizeof(endpoints), "%s/endpoints.json", need_env("CONFDR_RUN_DIR"));
-	rc = run_cmd((char *const[]){ BIN "/confdrctl", "--zk", (char *)need_env("CONFDR_ZK"), "--chroot", C.chroot,
-				      "--timeout", "5", "topology", "load", topo, "--endpoints", endpoints, NULL },
-		     log, 60000);
-	if (rc != 0)
-		fail_msg("confdrctl topology load into %s: exit %d (see %s)", C.chroot, rc, log);
 
 	start_daemons();
 	if (!poll_until(mcus_up, NULL, SETTLE_MS))

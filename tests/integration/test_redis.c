@@ -1,8 +1,14 @@
-/* Redis client against the sandbox's real servers: commands, 10,000
- * pipelined commands each answered once, MULTI/EXEC, the Lua script helper
- * (also after SCRIPT FLUSH), errors, a server restart survived by the same
- * client, the replica receiving what p1 wrote, switching endpoints, and
- * promoting the replica (re-attached afterwards). */
+/* Redis client against real servers: commands, 10,000 pipelined commands
+ * each answered once, MULTI/EXEC, the Lua script helper (also after SCRIPT
+ * FLUSH), errors, a server restart survived by the same client, the replica
+ * receiving what p1 wrote, switching endpoints, promoting the replica
+ * (re-attached afterwards), and the database of the client's options selected
+ * on every connection before any command (a refused one keeps it down).
+ *
+ * It flushes scripts, resets statistics, stops p1's Redis and promotes its
+ * replica: tests/ns.sh gives it a private p1 and replica (ctest does), and
+ * every client but the one checking database 0 uses the namespace's
+ * database (CONFDR_P1_REDIS_DB). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +34,8 @@ struct ctx {
 	int answered, failed, errors, expected;
 	char last[128];
 	char role[16], link[32]; /* ROLE: first element, replica link state */
+	char why[256];		 /* the last on_state's */
+	const char *probe;	 /* a key to GET from on_state as soon as it is up */
 	char *info;		 /* INFO: malloc'd */
 	long long last_int;
 	int last_status;
@@ -52,15 +60,21 @@ static void split(const char *hostport, char *host, size_t len, int *port)
 	*port = atoi(colon + 1);
 }
 
+static void on_reply(int status, const struct redisReply *reply, void *arg);
+
 static void on_state(bool up, const char *why, void *arg)
 {
 	struct ctx *c = arg;
 
 	c->up = up;
+	snprintf(c->why, sizeof(c->why), "%s", why ? why : "");
 	if (up)
 		c->ups++;
 	else
 		c->downs++;
+	/* the very first command of a new connection */
+	if (up && c->probe && cdr_redis_command(c->r, on_reply, c, "GET %s", c->probe) < 0)
+		c->failed++;
 }
 
 static void on_guard(void *arg)
@@ -97,6 +111,11 @@ static bool is_up(struct ctx *c)
 static bool is_down(struct ctx *c)
 {
 	return !c->up && c->downs > 0;
+}
+static bool never(struct ctx *c)
+{
+	(void)c;
+	return false;
 }
 static bool all_answered(struct ctx *c)
 {
@@ -138,7 +157,16 @@ static void on_reply(int status, const struct redisReply *reply, void *arg)
 	}
 }
 
-static void open_client(struct ctx *c, const char *hostport)
+/* The namespace's database: every client but the one checking database 0. */
+static int ns_db(void)
+{
+	int db = atoi(env("CONFDR_P1_REDIS_DB"));
+
+	assert_in_range(db, 1, CDR_REDIS_DB_MAX); /* not 0: SELECT must be exercised */
+	return db;
+}
+
+static void open_client_db(struct ctx *c, const char *hostport, int db)
 {
 	struct cdr_redis_opts o = { 0 };
 	char host[64];
@@ -151,6 +179,7 @@ static void open_client(struct ctx *c, const char *hostport)
 	assert_int_equal(cdr_timer_new(c->loop, on_tick, c, &c->tick), 0);
 	o.host = host;
 	o.port = port;
+	o.db = db;
 	o.name = "test";
 	o.reconnect_min_ms = 50;
 	o.reconnect_max_ms = 500;
@@ -158,6 +187,11 @@ static void open_client(struct ctx *c, const char *hostport)
 	o.arg = c;
 	assert_int_equal(cdr_redis_new(c->loop, &o, &c->r), 0);
 	assert_true(run_until(c, is_up, 5000));
+}
+
+static void open_client(struct ctx *c, const char *hostport)
+{
+	open_client_db(c, hostport, ns_db());
 }
 
 static void close_client(struct ctx *c)
@@ -368,7 +402,7 @@ static void test_switch_endpoint_and_promote(void **state)
 	/* Switch the same client to p1's replica (what a ZooKeeper watch does
 	 * after a promotion): down, then up on the new endpoint. */
 	split(env("CONFDR_P1_REDIS_REPLICA"), host, sizeof(host), &p1port);
-	assert_int_equal(cdr_redis_set_endpoint(c.r, host, p1port), 0);
+	assert_int_equal(cdr_redis_set_endpoint(c.r, host, p1port, ns_db()), 0);
 	assert_false(cdr_redis_connected(c.r));
 	assert_int_equal(c.downs, 1);
 	assert_true(run_until(&c, is_up, 5000));
@@ -405,6 +439,76 @@ static void test_switch_endpoint_and_promote(void **state)
 	close_client(&c);
 }
 
+/* The database is selected on every connection, before the first command
+ * the owner sends (one sent from on_state at the instant it is up included),
+ * and a database Redis refuses keeps the client down with Redis's reason. */
+static void test_database_selected_on_every_connection(void **state)
+{
+	struct ctx c, zero;
+	char value[64];
+	int db = ns_db();
+
+	snprintf(value, sizeof(value), "in-db-%d-%d", db, (int)getpid());
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	assert_non_null(strstr(c.why, " db "));
+	call(&c, "SET %s %s", "test:redis:db", value);
+	/* database 0 does not see it */
+	open_client_db(&zero, env("CONFDR_P1_REDIS"), 0);
+	call(&zero, "EXISTS %s", "test:redis:db", NULL);
+	assert_int_equal(zero.last_int, 0);
+
+	/* Every connection of c killed by the server: c re-connects, and the
+	 * first command it sends, from on_state, reads its own database. */
+	c.probe = "test:redis:db";
+	call(&zero, "CLIENT KILL TYPE normal SKIPME yes", NULL, NULL);
+	assert_true(zero.last_int >= 1);
+	c.last[0] = '\0';
+	c.answered = c.failed = c.errors = 0;
+	c.expected = 1;
+	assert_true(run_until(&c, is_down, 5000));
+	assert_true(run_until(&c, all_answered, 10000));
+	assert_int_equal(c.ups, 2);
+	assert_int_equal(c.failed + c.errors, 0);
+	assert_string_equal(c.last, value);
+	c.probe = NULL;
+	call(&c, "DEL %s", "test:redis:db", NULL);
+	close_client(&c);
+	close_client(&zero);
+
+	/* A database beyond the server's `databases`: never up, and why says so. */
+	c = (struct ctx){ 0 };
+	{
+		struct cdr_redis_opts o = { 0 };
+		char host[64];
+		int port;
+
+		split(env("CONFDR_P1_REDIS"), host, sizeof(host), &port);
+		assert_int_equal(cdr_loop_new(&c.loop), 0);
+		assert_int_equal(cdr_timer_new(c.loop, on_guard, &c, &c.guard), 0);
+		assert_int_equal(cdr_timer_new(c.loop, on_tick, &c, &c.tick), 0);
+		o.host = host;
+		o.port = port;
+		o.db = CDR_REDIS_DB_MAX;
+		o.on_state = on_state;
+		o.arg = &c;
+		o.reconnect_min_ms = 20;
+		o.reconnect_max_ms = 50;
+		assert_int_equal(cdr_redis_new(c.loop, &o, &c.r), 0);
+		assert_true(run_until(&c, is_down, 5000));
+		assert_non_null(strstr(c.why, "SELECT"));
+		assert_non_null(strstr(c.why, "out of range"));
+		run_until(&c, never, 500); /* several attempts with the back-off: none up */
+		assert_int_equal(c.ups, 0);
+		assert_int_equal(cdr_redis_command(c.r, on_reply, &c, "PING"), -ENOTCONN);
+		o.db = -1;
+		assert_int_equal(cdr_redis_new(c.loop, &o, &zero.r), -EINVAL);
+		o.db = CDR_REDIS_DB_MAX + 1;
+		assert_int_equal(cdr_redis_new(c.loop, &o, &zero.r), -EINVAL);
+		assert_int_equal(cdr_redis_set_endpoint(c.r, host, port, -1), -EINVAL);
+		close_client(&c);
+	}
+}
+
 static void test_unreachable_and_free_cancels(void **state)
 {
 	struct ctx c = { 0 };
@@ -439,9 +543,13 @@ static void test_unreachable_and_free_cancels(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_commands_and_errors),	    cmocka_unit_test(test_pipelined_all_answered_once),
-		cmocka_unit_test(test_script_helper_and_noscript),  cmocka_unit_test(test_replica_receives_writes),
-		cmocka_unit_test(test_switch_endpoint_and_promote), cmocka_unit_test(test_unreachable_and_free_cancels),
+		cmocka_unit_test(test_commands_and_errors),
+		cmocka_unit_test(test_pipelined_all_answered_once),
+		cmocka_unit_test(test_script_helper_and_noscript),
+		cmocka_unit_test(test_replica_receives_writes),
+		cmocka_unit_test(test_switch_endpoint_and_promote),
+		cmocka_unit_test(test_unreachable_and_free_cancels),
+		cmocka_unit_test(test_database_selected_on_every_connection),
 		cmocka_unit_test(test_restart_is_survived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

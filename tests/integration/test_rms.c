@@ -10,7 +10,7 @@
  *   MCU loss detected (heartbeat_lost; how long it took is printed);
  *   an rms restart rebuilt from re-registrations without double counting.
  * Needs the sandbox env (CONFDR_ZK, CONFDR_P1_AMQP_URL) and no other rms of
- * p1 running. */
+ * p1 on its vhost: a namespace of its own (tests/ns.sh, as ctest runs it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

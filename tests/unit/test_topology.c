@@ -85,12 +85,15 @@ static void test_good_lookups(void **state)
 	assert_non_null(ep);
 	assert_int_equal(ep->port, 17379);
 	assert_null(ep->vhost);
+	assert_int_equal(ep->db, 3);
+	assert_int_equal(cdr_topology_endpoint(t, "p2", "p2-r1", CDR_SVC_REDIS)->db, 0); /* not given */
 	/* a room without endpoints */
 	assert_null(cdr_topology_endpoint(t, "p1", "p1-r2", CDR_SVC_REDIS));
 
 	ep = cdr_topology_replica(t, "p1", CDR_SVC_REDIS);
 	assert_non_null(ep);
 	assert_int_equal(ep->port, 17381);
+	assert_int_equal(ep->db, 3);
 	assert_string_equal(ep->on_platform, "p2");
 	assert_null(cdr_topology_replica(t, "p1", CDR_SVC_MQ));
 
@@ -118,7 +121,7 @@ static void test_without_endpoints(void **state)
 struct bad {
 	const char *file;
 	const char *endpoints; /* NULL: none */
-	const char *expect[4]; /* each must appear in the message */
+	const char *expect[6]; /* each must appear in the message */
 };
 
 static const struct bad bads[] = {
@@ -142,7 +145,9 @@ static const struct bad bads[] = {
 	  { "endpoints \"p1\": room \"p2-r1\" belongs to platform \"p2\"",
 	    "endpoint \"p2/p2-r1/redis\": \"port\" must be an integer in 1..65535",
 	    "endpoints \"p2/p2-r1\": unknown service \"ftp\"",
-	    "replica \"replicas/p1/redis\": unknown platform \"p5\" in \"on_platform\"" } },
+	    "replica \"replicas/p1/redis\": unknown platform \"p5\" in \"on_platform\"",
+	    "endpoint \"p1/p1-r1/mysql\": \"db\" is for redis endpoints only",
+	    "endpoint \"replicas/p2/redis\": \"db\" must be an integer in 0..65535" } },
 };
 
 static void test_bad_fixtures(void **state)
@@ -289,6 +294,7 @@ static void test_nodes_round_trip(void **state)
 	assert_non_null(dump);
 	assert_non_null(strstr(dump, "\"replicas\""));
 	assert_non_null(strstr(dump, "\"database\": \"confdr_p1\""));
+	assert_non_null(strstr(dump, "\"db\": 3"));
 	dump2 = cdr_topology_dump(t2);
 	assert_non_null(dump2);
 	assert_null(strstr(dump2, "\"endpoints\""));
