@@ -117,12 +117,20 @@ rmq_env() {
 rmqctl() { local b; b=$(rabbit_bin) || return 1; (rmq_env && exec timeout 60 "$b/rabbitmqctl" "$@" 9>&-); }
 
 epmd_ok() { ERL_EPMD_PORT=$EPMD_PORT timeout 5 epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
+# epmd exits at once when its port is not free yet (a server of the same
+# port slot stopping an instant before): tried 3 times, 1 s apart.
 start_epmd() {
+	local try
 	running epmd && return 0
 	claim_port epmd
 	running epmd && return 0
-	spawn epmd epmd -port "$EPMD_PORT" -address "$HOST"
-	wait_until 10 epmd epmd_ok
+	for try in 1 2 3; do
+		spawn epmd epmd -port "$EPMD_PORT" -address "$HOST"
+		wait_until 10 epmd epmd_ok && return 0
+		warn "epmd on $HOST:$EPMD_PORT did not start (try $try of 3); on that port: $(ss -Hltnp "sport = :$EPMD_PORT" 2>/dev/null | tr -s ' ' | head -c 200)"
+		sleep 1
+	done
+	return 1
 }
 
 # confdr/confdr, password hashed as RabbitMQ's sha256 scheme: base64(salt || sha256(salt || password)).

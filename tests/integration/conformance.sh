@@ -26,7 +26,9 @@ trap "exit 1" INT TERM
 # suite NAME MCUSIM-OPTIONS...: runs the suite against mcusim; output in $work/NAME.tap, $rc its exit status
 suite() {
 	local name=$1; shift
-	timeout 300 "$bin/confdr-conform" --amqp "$url" --platform p1 --room p1-r1 --mcu-log "$work/$name.mcu.log" \
+	# --timeout 30000: a bound for a loaded CI machine (it bounds waits for
+	# what must come; waits for what must not come are fixed and short)
+	timeout 600 "$bin/confdr-conform" --timeout 30000 --amqp "$url" --platform p1 --room p1-r1 --mcu-log "$work/$name.mcu.log" \
 		-- "$bin/mcusim" --platform p1 --room p1-r1 --amqp '{amqp}' --list-interval 1000 "$@" >"$work/$name.tap" 2>&1
 	rc=$?
 }
