@@ -519,6 +519,8 @@ CONF
 		cat <<CONF
 
 [pms]
+beat_interval = 250ms
+beat_misses = 8
 peer_grace = 5s
 
 [room $p-r1]

@@ -1,8 +1,6 @@
-/* pms: the checks of this platform's rooms and the pms of the platforms it
- * backs up. TCP and command checks run on timers (probe.c), the MCU check
- * reads rms's inventory and notices; every verdict feeds the room's health
- * (health.c), every live pms look-up the platform's watch, and both ask
- * state.c to decide. */
+/* pms: the checks of this platform's rooms. TCP and command checks run on
+ * timers (probe.c), the MCU check reads rms's inventory and notices; every
+ * verdict feeds the room's health (health.c) and asks state.c to decide. */
 #include "pms_int.h"
 
 /* ---- own rooms: settings, verdicts, health ---- */
@@ -117,7 +115,9 @@ static void mcu_evaluate(struct room *r)
 	void *val;
 	char d[160];
 
-	if (!r->mcus)
+	/* MCUs silent while the broker was away were silent to rms too: they
+	 * are judged once they had mcu_absent_grace to register again. */
+	if (!r->mcus || !s->amqp_up_ms || now - s->amqp_up_ms < (int64_t)s->conf.mcu_absent_ms)
 		return;
 	while (cdr_hmap_next(s->mcus, &it, &key, &val)) {
 		struct mcu_seen *m = val;
@@ -258,48 +258,6 @@ static const struct cdr_dispatch rms_ntf_dispatch = {
 void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
 {
 	cdr_dispatch(&rms_ntf_dispatch, dl, arg);
-}
-
-/* ---- peers: the pms of the platforms we back up ---- */
-
-static void on_peer_children(const struct cdr_zk_result *r, void *arg)
-{
-	struct plat *p = arg;
-	struct pms *s = p->s;
-	int n;
-
-	p->polling = false;
-	if (r->status == -ECANCELED || !s->started)
-		return;
-	if (r->status < 0 && r->status != -ENOENT)
-		return; /* no session: judged when one is back */
-	n = r->status == -ENOENT ? 0 : (int)r->nchildren;
-	if (n > 0 && !p->w.peer_live) {
-		cdr_notice("platform %s: its pms is live (%d instance%s)", p->id, n, n == 1 ? "" : "s");
-		p->w.peer_seen = true;
-	} else if (n == 0 && p->w.peer_live) {
-		cdr_warn("platform %s: no pms instance is live; declared down in %" PRIu64 " ms unless one returns",
-			 p->id, s->conf.peer_grace_ms);
-		p->w.peer_lost_ms = cdr_mono_i64();
-	}
-	p->w.peer_live = n > 0;
-	p->nlive = n;
-	pms_decide_plat(p);
-}
-
-void pms_poll_peers(struct pms *s)
-{
-	char path[160];
-
-	for (size_t i = 0; i < s->nplats; i++) {
-		struct plat *p = &s->plats[i];
-
-		if (!p->owned || p->polling)
-			continue;
-		snprintf(path, sizeof(path), "/live/%s/pms", p->id);
-		if (cdr_zk_children(cdr_daemon_zk(s->d), path, NULL, NULL, on_peer_children, p) == 0)
-			p->polling = true;
-	}
 }
 
 /* ---- setting up ---- */

@@ -123,16 +123,14 @@ bool pms_room_switch(const struct pms_state *st, struct pms_room_health *h, bool
 	return true;
 }
 
-bool pms_platform_decide(const struct pms_state *st, struct pms_platform_watch *w, int64_t now_ms,
-			 struct pms_change *out)
+bool pms_platform_decide(const struct pms_state *st, struct pms_platform_watch *w, struct pms_change *out)
 {
+	char why[256];
+
 	if (st->bad)
 		return false;
-	if (!w->peer_live && now_ms - w->peer_lost_ms >= w->grace_ms) {
-		change(out, true, false, "pms_lost", "", "");
-		snprintf(out->detail, sizeof(out->detail),
-			 "no pms instance of the platform live in ZooKeeper for %lld ms",
-			 (long long)(now_ms - w->peer_lost_ms));
+	if (pms_peer_judge(&w->peer, why, sizeof(why)) == PMS_PEER_DEAD) {
+		change(out, true, false, "pms_lost", "", why);
 		return true;
 	}
 	if (w->follow_main_room && w->main_room && w->main_room->bad && !w->main_room->manual &&
@@ -157,9 +155,9 @@ bool pms_platform_switch(const struct pms_state *st, struct pms_platform_watch *
 		*changed = true;
 		return true;
 	}
-	if (!force && !w->peer_live) {
+	if (!force && !pms_peer_alive(&w->peer)) {
 		*reason = "platform_unhealthy";
-		snprintf(err, errlen, "no pms of the platform is live; switch back with --force to override");
+		snprintf(err, errlen, "no pms of the platform beats; switch back with --force to override");
 		return false;
 	}
 	if (!force && w->main_room && w->main_room->bad && !w->main_room->manual) {
@@ -168,9 +166,9 @@ bool pms_platform_switch(const struct pms_state *st, struct pms_platform_watch *
 			 w->main_room->detail);
 		return false;
 	}
-	/* Forgiven: a lost pms needs a new grace, a failed main room a new failure. */
-	if (!w->peer_live)
-		w->peer_lost_ms = now_ms;
+	/* Forgiven: a silent pms needs a new silence, a failed main room a new failure. */
+	if (!pms_peer_alive(&w->peer))
+		pms_peer_forgive(&w->peer, now_ms);
 	if (w->main_room && w->main_room->epoch > w->main_acted_epoch)
 		w->main_acted_epoch = w->main_room->epoch;
 	if (!st->bad)

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "peer.h"
+
 /* ---- one check's verdict ---- */
 
 /* A target starts up (a restarted pms does not declare everything down), is
@@ -93,26 +95,23 @@ bool pms_room_switch(const struct pms_state *st, struct pms_room_health *h, bool
 
 /* What the pms of a platform's backup platform knows of it. */
 struct pms_platform_watch {
-	bool peer_live;			   /* a pms instance of the platform is live in ZooKeeper */
-	bool peer_seen;			   /* ... at some time since we watch */
-	int64_t peer_lost_ms;		   /* monotonic: since when none is live */
-	int64_t grace_ms;		   /* down after no pms for this long */
+	struct pms_peer peer;		   /* its pms: beats and live nodes (peer.h) */
 	bool follow_main_room;		   /* down when its main room fails its checks */
 	const struct pms_state *main_room; /* its main room's state, or NULL if unknown */
 	int64_t main_acted_epoch;	   /* the main-room failure already acted on */
 };
 
-/* Automatic platform decisions: up and its pms gone for grace -> down
- * (pms_lost); up and its main room abnormal by a failed check (a new epoch
- * of it) -> down (main_room_abnormal). A platform comes back only by an
- * operator (fail-back is manual, design section 6). */
-bool pms_platform_decide(const struct pms_state *st, struct pms_platform_watch *w, int64_t now_ms,
-			 struct pms_change *out);
+/* Automatic platform decisions: up and its pms judged dead (pms_peer_judge:
+ * no beat for its misses, or none live for the grace) -> down (pms_lost);
+ * up and its main room abnormal by a failed check (a new epoch of it) ->
+ * down (main_room_abnormal). A platform comes back only by an operator
+ * (fail-back is manual, design section 6). */
+bool pms_platform_decide(const struct pms_state *st, struct pms_platform_watch *w, struct pms_change *out);
 
 /* An operator's switch of a platform: on = down (manual), off = up again.
- * Switching back is refused while its pms is not live or its main room is
+ * Switching back is refused while its pms does not beat or its main room is
  * abnormal, unless force; a forced switch-back forgives what is wrong now
- * (a lost pms gets a new grace from now_ms). */
+ * (a silent pms's silence counts from now_ms). */
 bool pms_platform_switch(const struct pms_state *st, struct pms_platform_watch *w, bool on, bool force, int64_t now_ms,
 			 const char *by, const char *detail, struct pms_change *out, bool *changed, const char **reason,
 			 char *err, size_t errlen);

@@ -44,10 +44,16 @@ static const struct cdr_conf_key room_keys[] = {
 };
 
 const struct cdr_conf_key pms_conf_keys[] = {
+	K("beat_interval", CDR_CONF_MS, beat_interval_ms, "250ms", 100, 10000,
+	  "every pms writes its beat to ZooKeeper this often, then reads the beats of the platforms it backs up"),
+	K("beat_misses", CDR_CONF_INT, beat_misses, "8", 3, 100,
+	  "a platform this pms backs up is declared down when its pms has written no beat for this many beat "
+	  "intervals while this pms wrote its own (a crash, a power-off, a cut from the ZooKeeper majority)"),
 	K("peer_grace", CDR_CONF_MS, peer_grace_ms, "5s", 500, 600000,
-	  "a platform this pms backs up is declared down when none of its pms instances has been live in ZooKeeper "
-	  "for this long"),
-	K("peer_poll", CDR_CONF_MS, peer_poll_ms, "500ms", 100, 60000, "how often those pms instances are looked up"),
+	  "... or when none of its pms instances has been live in ZooKeeper and its beat has not changed for this "
+	  "long (a clean stop closes the session: a restart is shorter)"),
+	K("peer_poll", CDR_CONF_MS, peer_poll_ms, "500ms", 100, 60000,
+	  "how often those pms instances are looked up under /live"),
 	{ "pms", "follow_main_room", CDR_CONF_BOOL, offsetof(struct pms_conf, follow_main_room), "yes", 0, 0, NULL,
 	  NULL, "a platform this pms backs up is declared down when its main room fails its checks", NULL, 0 },
 	K("mcu_poll", CDR_CONF_MS, mcu_poll_ms, "1s", 100, 60000,
@@ -229,10 +235,10 @@ static void start(struct pms *s)
 		snprintf(p->main_room, sizeof(p->main_room), "%s", tp->main_room);
 		p->owned =
 			tp->backup_platform && !strcmp(tp->backup_platform, s->platform) && strcmp(tp->id, s->platform);
-		/* Until the first look-up, its pms counts as live: we do not
-		 * declare a platform down for what we have not looked at yet. */
-		p->w.peer_live = true;
-		p->w.peer_lost_ms = cdr_mono_i64();
+		/* Until the first fresh read of its beat, nothing is known of
+		 * its pms: a platform is not declared down for what was not
+		 * looked at. */
+		pms_peer_setup(p);
 		nowned += p->owned;
 	}
 	/* Watches last: their first answers may decide at once. */
@@ -273,6 +279,8 @@ static void on_topology(struct cdr_topology *t, void *arg)
 
 static void copy_scalars(struct pms_conf *dst, const struct pms_conf *src)
 {
+	dst->beat_interval_ms = src->beat_interval_ms;
+	dst->beat_misses = src->beat_misses;
 	dst->peer_grace_ms = src->peer_grace_ms;
 	dst->peer_poll_ms = src->peer_poll_ms;
 	dst->follow_main_room = src->follow_main_room;
@@ -297,14 +305,19 @@ static int pms_init(struct cdr_daemon *d, void **server)
 	if (copy_rconf(s, &cf->rooms) < 0 || !(s->mcus = cdr_hmap_new()) ||
 	    cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow) < 0 ||
 	    cdr_timer_new(loop, on_tick, s, &s->tick) < 0 ||
-	    cdr_timer_new(loop, pms_poll_inventory, s, &s->mcu_timer) < 0) {
+	    cdr_timer_new(loop, pms_poll_inventory, s, &s->mcu_timer) < 0 ||
+	    cdr_timer_new(loop, pms_beat, s, &s->beat_timer) < 0) {
 		free_rconf(s);
 		cdr_hmap_free(s->mcus);
 		cdr_topo_follow_free(s->follow);
 		cdr_timer_free(s->tick);
+		cdr_timer_free(s->mcu_timer);
 		free(s);
 		return -ENOMEM;
 	}
+	/* Active or standby, a pms beats: its platform's backup judges it by that. */
+	pms_quorum_init(&s->quorum);
+	cdr_timer_start(s->beat_timer, s->conf.beat_interval_ms, true);
 	*server = s;
 	return 0;
 }
@@ -314,6 +327,8 @@ static void pms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 	struct pms *s = server;
 
 	(void)d;
+	if (!strcmp(link, "amqp"))
+		s->amqp_up_ms = up ? cdr_mono_i64() : 0;
 	if (!up)
 		return;
 	if (!strcmp(link, "zookeeper") && !s->topo)
@@ -355,9 +370,13 @@ static void pms_reload(struct cdr_daemon *d, void *server, const void *conf)
 				cdr_err("room %s: cannot set up its checks", s->rooms[i].id);
 		}
 		cdr_timer_start(s->mcu_timer, s->conf.mcu_poll_ms, true);
+		for (size_t i = 0; i < s->nplats; i++)
+			pms_peer_setup(&s->plats[i]);
 	}
-	cdr_info("pms settings applied: peer grace %" PRIu64 " ms, %zu room sections", s->conf.peer_grace_ms,
-		 s->nrconf);
+	cdr_timer_start(s->beat_timer, s->conf.beat_interval_ms, true);
+	cdr_info("pms settings applied: beat %" PRIu64 " ms x %" PRId64 " misses, peer grace %" PRIu64
+		 " ms, %zu room sections",
+		 s->conf.beat_interval_ms, s->conf.beat_misses, s->conf.peer_grace_ms, s->nrconf);
 }
 
 static void pms_free(void *server)
@@ -371,6 +390,7 @@ static void pms_free(void *server)
 	cdr_topo_follow_free(s->follow);
 	cdr_timer_free(s->tick);
 	cdr_timer_free(s->mcu_timer);
+	cdr_timer_free(s->beat_timer);
 	cdr_topology_free(s->topo);
 	free_rconf(s);
 	free(s);

@@ -3,11 +3,13 @@
  *   pms.c       the daemon's life: settings, role, links, topology, timers, consuming
  *   state.c     the ZooKeeper state: mirrored, decided, written with a new epoch
  *   checks.c    the checks of this platform's rooms (TCP, command, MCUs through
- *               rms) and the pms of the platforms it backs up
+ *               rms)
+ *   peers.c     the own beat and the pms of the platforms it backs up (their
+ *               beats and live nodes)
  *   requests.c  the requests on pms.req.q: state queries, manual switches
  *   send.c      what pms sends: state broadcasts, alarms, answers
- * The pure logic lives in health.c (verdicts, decisions, epochs), the probes
- * in probe.c. */
+ * The pure logic lives in health.c (verdicts, decisions, epochs) and peer.c
+ * (is a backed-up platform's pms alive), the probes in probe.c. */
 #ifndef PMS_PMS_INT_H
 #define PMS_PMS_INT_H
 
@@ -71,7 +73,7 @@ struct room {
 };
 
 /* A platform of the topology: its state (state.c); for a platform this pms
- * backs up, the watch on its pms (checks.c). */
+ * backs up, the watch on its pms (peers.c). */
 struct plat {
 	struct pms *s;
 	char id[65], backup[65], main_room[65];
@@ -80,8 +82,11 @@ struct plat {
 	bool loaded, writing;
 	struct cdr_zk_data_watch *watch;
 	struct pms_platform_watch w;
-	bool polling;
-	int nlive;
+	bool polling;		       /* a /live look-up is under way */
+	bool reading;		       /* a read of its beat is under way */
+	int64_t read_sent_ms;	       /* ... after the own write sent then */
+	int64_t read_run_since;	       /* ... in the run of successes that began then */
+	enum pms_peer_verdict verdict; /* as last logged */
 };
 
 /* An MCU of this platform as rms last listed it (checks.c). */
@@ -100,7 +105,7 @@ struct pms {
 	char platform[65];
 	struct cdr_bus bus;
 	struct cdr_topology *topo;
-	struct cdr_timer *tick, *mcu_timer;
+	struct cdr_timer *tick, *mcu_timer, *beat_timer;
 	struct cdr_topo_follow *follow;
 
 	bool active, started;
@@ -113,7 +118,14 @@ struct pms {
 	size_t nplats;
 	int64_t last_peer_poll;
 
+	/* the own beat (peers.c) */
+	struct pms_quorum quorum;
+	bool beat_pending;
+	int64_t beat_sent_ms;
+	uint64_t beat_seq;
+
 	struct cdr_hmap *mcus; /* id -> struct mcu_seen */
+	int64_t amqp_up_ms;    /* when the broker connection last came up; 0: down */
 	bool inventory_pending;
 	bool rms_silent_logged;
 };
@@ -146,8 +158,16 @@ struct room *pms_own_room(struct pms *s, const char *id);
 void pms_poll_inventory(void *arg);
 /* rms's MCU notices (rms.ntf.ex). */
 void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
+
+/* ---- peers.c ---- */
+
+/* Writes the own beat, then reads the beats of the platforms this pms backs
+ * up (a timer's callback, every beat_interval; arg: the pms). */
+void pms_beat(void *arg);
 /* Looks up the live pms of the platforms this pms backs up. */
 void pms_poll_peers(struct pms *s);
+/* Sets up (or, after a reload, updates) the watch on a backed-up platform's pms. */
+void pms_peer_setup(struct plat *p);
 
 /* ---- requests.c ---- */
 

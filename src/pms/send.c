@@ -43,7 +43,7 @@ json_t *pms_plat_json(const struct plat *p, bool full)
 	if (p->st.by[0])
 		json_object_set_new(o, "by", json_string(p->st.by));
 	if (full && p->owned)
-		json_object_set_new(o, "pms_live", json_boolean(p->w.peer_live));
+		json_object_set_new(o, "pms_live", json_boolean(pms_peer_alive(&p->w.peer)));
 	return o;
 }
 

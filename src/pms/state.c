@@ -376,7 +376,6 @@ void pms_decide_plat(struct plat *p)
 	if (!s->started || !p->owned || !p->loaded || p->writing)
 		return;
 	p->w.main_room = pms_room_state_of(s, p->main_room);
-	p->w.grace_ms = (int64_t)s->conf.peer_grace_ms;
 	p->w.follow_main_room = s->conf.follow_main_room;
 	if (p->st.epoch == 0) {
 		memset(&c, 0, sizeof(c));
@@ -386,7 +385,7 @@ void pms_decide_plat(struct plat *p)
 		pms_write_start(s, PMS_PLATFORM, idx, &c, NULL, NULL);
 		return;
 	}
-	if (pms_platform_decide(&p->st, &p->w, cdr_mono_i64(), &c))
+	if (pms_platform_decide(&p->st, &p->w, &c))
 		pms_write_start(s, PMS_PLATFORM, idx, &c, NULL, NULL);
 }
 

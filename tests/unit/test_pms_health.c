@@ -160,36 +160,47 @@ static void test_room_manual_switch(void **state)
 	assert_true(changed && c.manual);
 }
 
+/* Fresh reads of a peer's beat every 500 ms from `from` to `to` (own writes
+ * all succeeded since 0); its version advances when `beating`. */
+static void reads(struct pms_peer *p, int64_t *version, int64_t from, int64_t to, bool beating)
+{
+	for (int64_t t = from; t <= to; t += 500) {
+		if (beating)
+			++*version;
+		pms_peer_beat(p, true, *version, t, 0, t + 5);
+	}
+}
+
 static void test_platform_decisions(void **state)
 {
 	struct pms_state st = { 0 }, main_room = { 0 };
 	struct pms_platform_watch w = { 0 };
+	const struct pms_peer_conf pc = { .beat_ms = 500, .misses = 4, .grace_ms = 5000 };
 	struct pms_change c;
 	const char *reason = NULL;
 	char err[256];
 	bool changed;
+	int64_t v = 0;
 
 	(void)state;
-	w.peer_live = true;
-	w.grace_ms = 5000;
+	pms_peer_init(&w.peer, &pc);
+	pms_peer_live(&w.peer, 1, 0);
 	w.follow_main_room = true;
 	w.main_room = &main_room;
-	assert_false(pms_platform_decide(&st, &w, 0, &c));
-	/* Its pms goes: down only after the grace. */
-	w.peer_live = false;
-	w.peer_lost_ms = 1000;
-	assert_false(pms_platform_decide(&st, &w, 5999, &c));
-	w.peer_live = true; /* a restart within the grace */
-	assert_false(pms_platform_decide(&st, &w, 7000, &c));
-	w.peer_live = false;
-	w.peer_lost_ms = 8000;
-	assert_true(pms_platform_decide(&st, &w, 13000, &c));
+	/* Nothing read yet: nothing decided. */
+	assert_false(pms_platform_decide(&st, &w, &c));
+	reads(&w.peer, &v, 0, 3000, true);
+	assert_false(pms_platform_decide(&st, &w, &c));
+	/* Its beats stop: not down before 4 x 500 ms of proven silence. */
+	reads(&w.peer, &v, 3500, 5000, false);
+	assert_false(pms_platform_decide(&st, &w, &c));
+	reads(&w.peer, &v, 5500, 5500, false);
+	assert_true(pms_platform_decide(&st, &w, &c));
 	assert_string_equal(c.reason, "pms_lost");
-	pms_state_commit(&st, &c, 10, 13000);
-	/* No automatic return, and switching back needs a live pms or force. */
-	w.peer_live = true;
-	assert_false(pms_platform_decide(&st, &w, 20000, &c));
-	w.peer_live = false;
+	assert_non_null(strstr(c.detail, "no beat"));
+	pms_state_commit(&st, &c, 10, 5500);
+	/* No automatic return, and switching back needs a beating pms or force. */
+	assert_false(pms_platform_decide(&st, &w, &c));
 	assert_false(
 		pms_platform_switch(&st, &w, false, false, 20000, "ops", "", &c, &changed, &reason, err, sizeof(err)));
 	assert_string_equal(reason, "platform_unhealthy");
@@ -197,20 +208,29 @@ static void test_platform_decisions(void **state)
 		pms_platform_switch(&st, &w, false, true, 20000, "ops", "", &c, &changed, &reason, err, sizeof(err)));
 	assert_true(changed && !c.bad);
 	pms_state_commit(&st, &c, 11, 20000);
-	/* The forced switch-back gave a new grace. */
-	assert_false(pms_platform_decide(&st, &w, 24999, &c));
-	w.peer_live = true;
+	/* The forced switch-back forgave the silence so far: a new one counts. */
+	reads(&w.peer, &v, 20000, 21500, false);
+	assert_false(pms_platform_decide(&st, &w, &c));
+	reads(&w.peer, &v, 22000, 22000, false);
+	assert_true(pms_platform_decide(&st, &w, &c));
+	pms_state_commit(&st, &c, 12, 22000);
+	/* Beating again: switched back without force. */
+	reads(&w.peer, &v, 22500, 23000, true);
+	assert_true(
+		pms_platform_switch(&st, &w, false, false, 23000, "ops", "", &c, &changed, &reason, err, sizeof(err)));
+	assert_true(changed && !c.bad);
+	pms_state_commit(&st, &c, 12, 23000);
 
 	/* A main room abnormal by a manual switch does not take the platform
 	 * down; by a failed check it does, once per failure. */
 	main_room.bad = true;
 	main_room.manual = true;
 	main_room.epoch = 12;
-	assert_false(pms_platform_decide(&st, &w, 30000, &c));
+	assert_false(pms_platform_decide(&st, &w, &c));
 	main_room.manual = false;
 	main_room.epoch = 13;
 	snprintf(main_room.detail, sizeof(main_room.detail), "mcus silent");
-	assert_true(pms_platform_decide(&st, &w, 30001, &c));
+	assert_true(pms_platform_decide(&st, &w, &c));
 	assert_string_equal(c.reason, "main_room_abnormal");
 	assert_non_null(strstr(c.detail, "mcus silent"));
 	pms_state_commit(&st, &c, 14, 30001);
@@ -219,11 +239,11 @@ static void test_platform_decisions(void **state)
 	assert_true(
 		pms_platform_switch(&st, &w, false, true, 30002, "ops", "", &c, &changed, &reason, err, sizeof(err)));
 	pms_state_commit(&st, &c, 15, 30002);
-	assert_false(pms_platform_decide(&st, &w, 30003, &c));
+	assert_false(pms_platform_decide(&st, &w, &c));
 	/* Not following the main room: nothing. */
 	w.follow_main_room = false;
 	main_room.epoch = 16;
-	assert_false(pms_platform_decide(&st, &w, 30004, &c));
+	assert_false(pms_platform_decide(&st, &w, &c));
 	/* Manual down, twice: one change. */
 	assert_true(
 		pms_platform_switch(&st, &w, true, false, 30005, "ops", "", &c, &changed, &reason, err, sizeof(err)));
