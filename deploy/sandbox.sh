@@ -747,7 +747,13 @@ case ${1:-} in
 up) lock; cmd_up ;;
 status) shift; cmd_status "$@" ;;
 env) cmd_env ;;
-rabbitmqctl) shift; rmqctl "$@" ;;
+rabbitmqctl)
+	shift
+	# Without our epmd, the Erlang CLI would start a stray `epmd -daemon` on
+	# our port that outlives everything (and blocks the next `up`).
+	epmd_ok || die "the sandbox's broker is not running in $RUN (port base $BASE): deploy/sandbox.sh up first"
+	rmqctl "$@"
+	;;
 server)
 	[ $# = 3 ] || die "usage: sandbox.sh server stop|start NAME (NAME: ${SERVERS[*]})"
 	check_server_name "$3"
