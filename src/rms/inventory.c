@@ -464,11 +464,30 @@ int rms_inv_heartbeat_vrs(struct rms_inv *inv, const char *id, int64_t seq, int6
 	return 0;
 }
 
+void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now)
+{
+	size_t it = 0;
+	void *v;
+
+	if (inv->blind && !blind) {
+		while (cdr_hmap_next(inv->mcus, &it, NULL, &v))
+			if (((struct rms_mcu *)v)->live.state == RMS_UP)
+				((struct rms_mcu *)v)->live.last_seen_ms = now;
+		it = 0;
+		while (cdr_hmap_next(inv->vrs, &it, NULL, &v))
+			if (((struct rms_vrs *)v)->live.state == RMS_UP)
+				((struct rms_vrs *)v)->live.last_seen_ms = now;
+	}
+	inv->blind = blind;
+}
+
 size_t rms_inv_tick(struct rms_inv *inv, int64_t now)
 {
 	size_t it = 0;
 	void *v;
 
+	if (inv->blind)
+		return rms_inv_expire(inv, now);
 	while (cdr_hmap_next(inv->mcus, &it, NULL, &v)) {
 		if (live_lost(&((struct rms_mcu *)v)->live, &inv->policy, now))
 			emit_mcu(inv, v, "heartbeat_lost");

@@ -126,9 +126,15 @@ int rms_inv_heartbeat_vrs(struct rms_inv *inv, const char *id, int64_t seq, int6
  * -ENOMEM. */
 int rms_inv_mcu_boot(struct rms_inv *inv, const char *id, const char *boot);
 
-/* Declares down what missed its heartbeats and expires reservations.
- * Returns the number of reservations expired. */
+/* Declares down what missed its heartbeats (unless blind) and expires
+ * reservations. Returns the number of reservations expired. */
 size_t rms_inv_tick(struct rms_inv *inv, int64_t now);
+
+/* rms's own broker link went down (blind) or came back: while blind no
+ * heartbeat can arrive, so nothing is declared down for missing them; when
+ * it comes back, every MCU and VRS that was up gets a whole detection window
+ * from now (silence during the outage is rms's, not theirs). */
+void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now);
 
 /* Drains an MCU (no new conferences; running ones stay) or ends the drain.
  * Returns 0 or -ENOENT. */

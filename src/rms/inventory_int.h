@@ -48,6 +48,7 @@ struct rms_inv {
 	struct cdr_hmap *allocs; /* reservation id -> struct alloc */
 	struct alloc_list reserved;
 	size_t nreserved;
+	bool blind; /* rms's own broker link is down: heartbeats cannot come */
 };
 
 /* ---- allocation.c ---- */

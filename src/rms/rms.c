@@ -241,6 +241,14 @@ static void rms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 	struct rms *s = server;
 
 	(void)d;
+	if (!strcmp(link, "amqp")) {
+		if (!up)
+			cdr_notice("broker link down: no MCU or VRS is declared down for heartbeats it cannot receive");
+		else if (s->inv_blind)
+			cdr_notice("broker link back: every MCU and VRS up gets a whole heartbeat window from now");
+		s->inv_blind = !up;
+		rms_inv_blind(s->inv, !up, cdr_mono_i64());
+	}
 	if (!up)
 		return;
 	if (!strcmp(link, "zookeeper") && !s->topo)

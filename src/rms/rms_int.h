@@ -51,6 +51,7 @@ struct rms {
 	struct cdr_topo_follow *follow;
 
 	bool active;
+	bool inv_blind; /* the broker link is down (rms_inv_blind) */
 	int64_t epoch;
 	bool announced; /* rms_all_restarted_ntf sent for this epoch */
 	uint64_t last_reregister_ms;

@@ -567,6 +567,26 @@ static void test_listing_and_room_move(void **state)
 	assert_string_equal(alloc_in(f, "p1-r2", false, false).mcu->id, "b");
 }
 
+/* rms's own broker link down: no MCU is declared down for heartbeats that
+ * could not come, and once it is back each gets a whole window from then. */
+static void test_blind_while_broker_down(void **state)
+{
+	struct fix *f = *state;
+	int64_t t0 = f->now;
+
+	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
+	f->ev.n = 0;
+	rms_inv_blind(f->inv, true, t0 + HB);
+	rms_inv_tick(f->inv, t0 + 20 * HB); /* long silence, but rms could not hear */
+	assert_int_equal(f->ev.n, 0);
+	rms_inv_blind(f->inv, false, t0 + 20 * HB);
+	rms_inv_tick(f->inv, t0 + 20 * HB + 3 * HB); /* a whole window from the link's return */
+	assert_int_equal(f->ev.n, 0);
+	rms_inv_tick(f->inv, t0 + 20 * HB + 3 * HB + 1); /* then silence counts again */
+	assert_int_equal(f->ev.n, 1);
+	assert_string_equal(f->ev.lines[0], "mcu a down heartbeat_lost");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -585,6 +605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_rebuild_no_double_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capability_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_and_room_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_while_broker_down, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
