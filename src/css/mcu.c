@@ -120,18 +120,17 @@ static void on_extend_stored(int status, const redisReply *reply, void *arg)
 	struct mcu_ext *x = arg;
 	struct css *s = x->s;
 	struct conf *c = cdr_hmap_get(s->confs, x->e164);
-	bool same = c && x->gen == s->gen && c->start_ms == x->start_ms && !c->closing &&
-		    c->planned_end_ms == x->planned_end_ms && !strcmp(c->extend_req, x->id);
-	char detail[300];
 
 	if (status == -ECANCELED || x->gen != s->gen) {
 		free(x);
 		return;
 	}
-	if (status < 0 || !same) {
-		snprintf(detail, sizeof(detail), "%s", status < 0 ? css_redis_err(status, reply) : "changed meanwhile");
-		cdr_warn("conference %s: extension asked by the MCU not stored (%s): refused", x->e164, detail);
-		if (same) { /* undone: what is in Redis is what holds */
+	if (status < 0) {
+		cdr_warn("conference %s: extension asked by the MCU not stored (%s): refused", x->e164,
+			 css_redis_err(status, reply));
+		if (c && c->start_ms == x->start_ms && c->planned_end_ms == x->planned_end_ms &&
+		    !strcmp(c->extend_req, x->id)) {
+			/* undone, nothing changed since: what is in Redis holds */
 			c->planned_end_ms = x->prev_end_ms;
 			snprintf(c->extend_req, sizeof(c->extend_req), "%s", x->prev_req);
 		}
@@ -140,11 +139,15 @@ static void on_extend_stored(int status, const redisReply *reply, void *arg)
 		free(x);
 		return;
 	}
-	extend_answer(s, x->key, x->id, true, extend_ack_body(s, c));
+	/* stored: this request's extension holds (a later change is its own) */
+	extend_answer(s, x->key, x->id, true,
+		      json_pack("{s:s, s:I, s:I}", "e164", x->e164, "planned_end", (json_int_t)x->planned_end_ms,
+				"epoch", (json_int_t)s->epoch));
 	css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confextended_ntf",
-		   json_pack("{s:s, s:I, s:s}", "e164", c->e164, "planned_end", (json_int_t)c->planned_end_ms, "by",
+		   json_pack("{s:s, s:I, s:s}", "e164", x->e164, "planned_end", (json_int_t)x->planned_end_ms, "by",
 			     "mcu"));
-	cdr_info("conference %s extended by %" PRId64 " min (asked by %s)", c->e164, x->minutes, nz(c->mcu));
+	cdr_info("conference %s extended by %" PRId64 " min (asked by %s)", x->e164, x->minutes,
+		 c && c->mcu ? c->mcu : "its MCU");
 	free(x);
 }
 
