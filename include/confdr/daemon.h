@@ -133,6 +133,13 @@ int cdr_daemon_amqp_url(const struct cdr_daemon *d, const struct cdr_endpoint *e
 struct cdr_db *cdr_daemon_db(struct cdr_daemon *d);
 bool cdr_daemon_link_up(struct cdr_daemon *d, const char *link);
 bool cdr_daemon_active(struct cdr_daemon *d);
+/* Whether the active instance may act now (take a request, run a timer that
+ * changes things): active, and not just back from a stall of its loop that
+ * ZooKeeper has not yet confirmed it survived (daemon_stall.c). Checks for a
+ * stall itself, so a delivery handed over right after one is refused. */
+bool cdr_daemon_acting(struct cdr_daemon *d);
+/* How many stalls made the instance confirm its session. */
+uint64_t cdr_daemon_stalls(const struct cdr_daemon *d);
 int64_t cdr_daemon_epoch(struct cdr_daemon *d);
 
 /* The service domain's topology, followed: read from ZooKeeper on

@@ -46,6 +46,15 @@ struct cdr_daemon {
 	int64_t epoch;
 	enum cdr_ready ready; /* how ready the active daemon says it is */
 	unsigned subscribed;  /* ops->queues entries subscribed on the current mq (bit i) */
+
+	/* daemon_stall.c: after the loop stood still, no work until ZooKeeper
+	 * confirms the session */
+	struct cdr_timer *beat_timer, *stall_timer;
+	uint64_t last_beat; /* monotonic ms of the last beat of the loop */
+	bool suspect;	    /* active, but not acting until confirmed */
+	bool confirming;
+	int64_t suspect_session;
+	uint64_t stalls;
 };
 
 int daemon_run(struct cdr_daemon *d);
@@ -57,6 +66,9 @@ void daemon_take_queues(struct cdr_daemon *d);
 void daemon_drop_queues(struct cdr_daemon *d);
 void daemon_live_changed(struct cdr_daemon *d);
 void daemon_live_write(void *arg);
+int daemon_stall_start(struct cdr_daemon *d);
+void daemon_stall_free(struct cdr_daemon *d);
+void daemon_stall_role(struct cdr_daemon *d);
 char *daemon_live_json(struct cdr_daemon *d);
 
 #endif

@@ -201,7 +201,7 @@ void daemon_take_queues(struct cdr_daemon *d)
 	unsigned i;
 	int r;
 
-	if (!d->ops->queues || !d->active || !d->mq || d->stopping)
+	if (!d->ops->queues || !d->active || d->suspect || !d->mq || d->stopping)
 		return;
 	for (i = 0, q = d->ops->queues; q->fn; i++, q++) {
 		if (q->when > d->ready)
@@ -419,7 +419,7 @@ int daemon_run(struct cdr_daemon *d)
 		d->exit_code = 1;
 		goto out;
 	}
-	if ((r = daemon_links_start(d)) < 0) {
+	if ((r = daemon_links_start(d)) < 0 || (r = daemon_stall_start(d)) < 0) {
 		cdr_err("cannot start: %s", strerror(-r));
 		d->exit_code = 1;
 		goto out;
@@ -429,6 +429,7 @@ int daemon_run(struct cdr_daemon *d)
 		d->exit_code = 1;
 	}
 out:
+	daemon_stall_free(d);
 	daemon_links_free(d);
 	if (d->ops->free && d->server)
 		d->ops->free(d->server);

@@ -489,6 +489,7 @@ static void on_leader(bool leader, int64_t epoch, void *arg)
 	if (leader == d->active && (!leader || epoch == d->epoch))
 		return;
 	d->active = leader;
+	daemon_stall_role(d);
 	if (leader)
 		d->epoch = epoch;
 	if (leader)

@@ -65,7 +65,7 @@ bool css_serving_queues(void *server)
 {
 	struct css *s = server;
 
-	return s->active && s->consuming;
+	return s->active && s->consuming && cdr_daemon_acting(s->d);
 }
 
 void css_maybe_consume(struct css *s)

@@ -177,7 +177,8 @@ static void on_expiring(int status, const redisReply *reply, void *arg)
 void css_expiry_tick(void *arg)
 {
 	struct css *s = arg;
-	if (!s->consuming)
+
+	if (!s->consuming || !cdr_daemon_acting(s->d))
 		return;
 	for (size_t i = 0; i < s->nlinks; i++) {
 		struct cdr_redis *r = css_redis_of(s, s->links[i].platform);

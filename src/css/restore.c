@@ -208,6 +208,11 @@ void css_restore_kick(void *arg)
 	struct bulk *b;
 	int r;
 
+	if (s->active && !cdr_daemon_acting(s->d)) {
+		cdr_timer_start(s->restore_timer, 200, false); /* after the session is confirmed */
+		return;
+	}
+
 	if (!s->consuming || s->alloc_pending || !s->restore_q.n)
 		return;
 	if (css_plat_down(s->platform, s)) {
@@ -415,7 +420,8 @@ void css_audit_mcus(void *arg)
 {
 	struct css *s = arg;
 
-	if (!s->consuming || s->audit_pending || !cdr_hmap_count(s->mcus) || css_plat_down(s->platform, s))
+	if (!s->consuming || s->audit_pending || !cdr_hmap_count(s->mcus) || css_plat_down(s->platform, s) ||
+	    !cdr_daemon_acting(s->d))
 		return;
 	if (css_rms_call(s, "ctl_rms_inventory_req", json_object(), on_inventory, NULL) == 0)
 		s->audit_pending = true;

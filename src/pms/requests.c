@@ -149,7 +149,7 @@ static struct cdr_bus *pms_bus(void *server)
 
 static bool pms_serving(void *server)
 {
-	return ((struct pms *)server)->active;
+	return ((struct pms *)server)->active && cdr_daemon_acting(((struct pms *)server)->d);
 }
 
 /* Before the topology and the state are read, a request is answered

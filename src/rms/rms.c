@@ -114,7 +114,7 @@ static struct cdr_bus *rms_bus(void *server)
 
 static bool rms_serving(void *server)
 {
-	return ((struct rms *)server)->active;
+	return ((struct rms *)server)->active && cdr_daemon_acting(((struct rms *)server)->d);
 }
 
 /* A redelivered request (not a registration: those are answered afresh) is

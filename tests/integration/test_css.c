@@ -93,8 +93,8 @@ static struct {
 	struct cdr_mq *mq;
 	struct cdr_redis *redis;
 	char work[64], chroot[64], reply_q[96];
-	char css_conf[128], css_log[128];
-	pid_t rms, pms1, pms2, css;
+	char css_conf[128], css_log[128], css_extra[512];
+	pid_t rms, pms1, pms2, css, css_b; /* css_b: a second instance, while a test runs one */
 	struct ans ans[MAX_ANS];
 	size_t nans;
 	uint64_t seq;
@@ -239,8 +239,12 @@ static void cleanup(void)
 	if (C.cleaned)
 		return;
 	C.cleaned = true;
-	if (C.css > 0)
+	if (C.css > 0) {
+		kill(C.css, SIGCONT); /* a test that failed while it was frozen */
 		th_stop(NULL, C.css, SIGTERM, 20000);
+	}
+	if (C.css_b > 0)
+		th_stop(NULL, C.css_b, SIGTERM, 20000);
 	for (size_t i = 0; i < NSIMS; i++)
 		if (sims[i].pid > 0 && !sims[i].dead)
 			stopped(sims[i].prefix, th_stop(NULL, sims[i].pid, SIGTERM, 10000));
@@ -853,6 +857,7 @@ static void start_daemons(void)
 		 "[css]\ncreate_timeout = %dms\nend_timeout = 2s\nresume_window = 5s\ntemplate_refresh = 500ms\n"
 		 "[mysql]\nuser = %s\npassword = %s\nmigrations = %s/deploy/sql\n",
 		 CREATE_TIMEOUT_MS, need_env("CONFDR_MYSQL_USER"), need_env("CONFDR_MYSQL_PASSWORD"), SRC);
+	snprintf(C.css_extra, sizeof(C.css_extra), "%s", extra);
 	write_conf(C.css_conf, sizeof(C.css_conf), "p1", "css", extra);
 	snprintf(C.css_log, sizeof(C.css_log), "%s/p1-css.log", C.work);
 	start_css();
@@ -925,6 +930,7 @@ static int group_teardown(void **state)
 
 	(void)state;
 	if (C.css > 0) {
+		kill(C.css, SIGCONT);
 		st = th_stop(NULL, C.css, SIGTERM, 20000);
 		C.css = 0;
 	}
@@ -1767,6 +1773,78 @@ static void test_room_abnormal_and_normal(void **state)
 	check_answers(from);
 }
 
+/* ---- a frozen css (docs/css.md, "A frozen or deposed instance") ---- */
+
+/* Frozen for less than its session: back, it takes no work until ZooKeeper
+ * confirms the session, then answers what came meanwhile, once. */
+static void test_frozen_css_confirms(void **state)
+{
+	size_t from = C.nans;
+	struct log_want stood = { C.css_log, "the loop stood still", file_size(C.css_log) };
+	struct log_want confirmed = { C.css_log, "after the stall: active again", file_size(C.css_log) };
+	struct ans *a;
+
+	(void)state;
+	assert_int_equal(kill(C.css, SIGSTOP), 0);
+	a = cm_send("cm_mau_createconf_req", NULL, create_body("7700000001", "ud-p1-r1-a"));
+	th_run_for(C.loop, 2500); /* a stall over its bound (4 s / 3), inside its session (4 s) */
+	assert_int_equal(kill(C.css, SIGCONT), 0);
+	expect_type(cm_wait(a), "mau_cm_createconf_ack");
+	if (!poll_until(log_has, &stood, SETTLE_MS))
+		fail_msg("no \"%s\" in %s", stood.needle, C.css_log);
+	if (!poll_until(log_has, &confirmed, SETTLE_MS))
+		fail_msg("no \"%s\" in %s", confirmed.needle, C.css_log);
+	printf("# frozen 2.5 s: the create sent meanwhile answered %llu ms after it was sent\n",
+	       (unsigned long long)(a->at - a->sent));
+	expect_type(cm_call("cm_mau_endconf_req", json_pack("{s:s}", "e164", "7700000001")), "mau_cm_endconf_ack");
+	check_answers(from);
+}
+
+/* Frozen longer than its session while a standby runs: the standby takes
+ * over and answers; the old one, woken, answers nothing and steps down. */
+static void test_frozen_css_deposed(void **state)
+{
+	char conf_b[160], log_b[128];
+	struct log_want b_active, old_down = { C.css_log, "role: standby", file_size(C.css_log) };
+	size_t from = C.nans;
+	struct ans *a[3];
+	pid_t b;
+
+	(void)state;
+	write_conf(conf_b, sizeof(conf_b), "p1", "css-b", C.css_extra);
+	snprintf(log_b, sizeof(log_b), "%s/p1-css-b.log", C.work);
+	b = C.css_b = start_daemon("css", conf_b, log_b);
+	b_active = (struct log_want){ log_b, "role: active", 0 };
+	th_run_for(C.loop, 2000); /* its election node is there, behind the active one */
+	assert_false(log_has(&b_active));
+	assert_int_equal(kill(C.css, SIGSTOP), 0);
+	for (size_t i = 0; i < 3; i++) {
+		char e164[16];
+
+		snprintf(e164, sizeof(e164), "770000001%zu", i);
+		a[i] = cm_send("cm_mau_createconf_req", NULL, create_body(e164, "ud-p1-r1-a"));
+	}
+	if (!poll_until(log_has, &b_active, 20000))
+		fail_msg("the standby css did not become active (see %s)", log_b);
+	for (size_t i = 0; i < 3; i++)
+		expect_type(cm_wait_for(a[i], 30000), "mau_cm_createconf_ack");
+	assert_int_equal(kill(C.css, SIGCONT), 0);
+	if (!poll_until(log_has, &old_down, 20000))
+		fail_msg("the woken css did not step down (see %s)", C.css_log);
+	check_answers(from); /* each answered once: the old one sent nothing */
+	/* the standby now serves; the old one goes */
+	assert_int_equal(th_stop(C.loop, C.css, SIGTERM, 20000), 0);
+	C.css = b;
+	C.css_b = 0;
+	snprintf(C.css_log, sizeof(C.css_log), "%s", log_b);
+	for (size_t i = 0; i < 3; i++) {
+		char e164[16];
+
+		snprintf(e164, sizeof(e164), "770000001%zu", i);
+		expect_type(cm_call("cm_mau_endconf_req", json_pack("{s:s}", "e164", e164)), "mau_cm_endconf_ack");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1783,6 +1861,8 @@ int main(void)
 		cmocka_unit_test(test_css_restart),
 		cmocka_unit_test(test_mcu_loss),
 		cmocka_unit_test(test_room_abnormal_and_normal),
+		cmocka_unit_test(test_frozen_css_confirms),
+		cmocka_unit_test(test_frozen_css_deposed),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
