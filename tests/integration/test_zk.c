@@ -17,10 +17,13 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define THREADED
 #include <zookeeper/zookeeper.h>
+
+#include "harness.h"
 
 #include <confdr/loop.h>
 #include <confdr/topology.h>
@@ -567,21 +570,22 @@ static void test_election(void **state)
 static void steal_and_close_session(struct cdr_zk *zk)
 {
 	struct cdr_zk_session sess;
-	clientid_t id;
-	zhandle_t *zh;
-	uint64_t deadline = cdr_now_ms() + 10000;
+	char id[24], pw[2 * sizeof(sess.passwd) + 1], tmo[16], log[64];
+	int st;
 
 	assert_int_equal(cdr_zk_session(zk, &sess), 0);
-	id.client_id = sess.id;
-	memcpy(id.passwd, sess.passwd, sizeof(id.passwd));
-	zoo_set_debug_level(0);
-	zh = zookeeper_init(hosts, NULL, (int)sess.timeout_ms, &id, NULL, 0);
-	assert_non_null(zh);
-	while (zoo_state(zh) != ZOO_CONNECTED_STATE && cdr_now_ms() < deadline)
-		usleep(10000);
-	assert_int_equal(zoo_state(zh), ZOO_CONNECTED_STATE);
-	assert_true(zoo_client_id(zh)->client_id == sess.id);
-	zookeeper_close(zh);
+	snprintf(id, sizeof(id), "%llx", (unsigned long long)sess.id);
+	for (size_t i = 0; i < sizeof(sess.passwd); i++)
+		snprintf(pw + 2 * i, 3, "%02x", (unsigned char)sess.passwd[i]);
+	snprintf(tmo, sizeof(tmo), "%u", sess.timeout_ms);
+	snprintf(log, sizeof(log), "/tmp/zk_expire.%ld.log", (long)getpid());
+	st = th_stop(NULL,
+		     th_spawn((char *const[]){ CONFDR_BINARY_DIR "/zk_expire", (char *)hosts, id, pw, tmo, NULL }, log,
+			      true),
+		     0, 15000);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("zk_expire failed (wait status %d; see %s)", st, log);
+	unlink(log);
 }
 
 struct expiry_wait {
