@@ -527,7 +527,7 @@ peer_grace = 5s
 tcp = redis=$HOST:$redis
 connect_timeout = 500ms
 interval = 500ms
-fall = 2
+fall = 10
 rise = 2
 
 [room $p-r2]

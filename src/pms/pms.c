@@ -24,8 +24,9 @@ static const struct cdr_conf_key room_keys[] = {
 	R("connect_timeout", CDR_CONF_MS, connect_timeout_ms, "1s", 10, 60000, NULL, "a TCP check fails after this"),
 	R("interval", CDR_CONF_MS, interval_ms, "1s", 50, 600000, NULL,
 	  "TCP and command checks run this often (delay_loop)"),
-	R("fall", CDR_CONF_INT, fall, "3", 1, 100, NULL,
-	  "a TCP or command check is down after this many failures in a row"),
+	R("fall", CDR_CONF_INT, fall, "5", 1, 100, NULL,
+	  "a TCP or command check is down after this many failures in a row (interval x fall: longer than a "
+	  "restart of what it checks)"),
 	R("rise", CDR_CONF_INT, rise, "2", 1, 100, NULL, "... and up again after this many successes in a row"),
 	R("mcus", CDR_CONF_BOOL, mcus, "yes", 0, 0, NULL,
 	  "check the room's MCUs as a group (rms): down when every known MCU of the room is silent"),
