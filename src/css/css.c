@@ -51,6 +51,9 @@ const struct cdr_conf_key css_conf_keys[] = {
 	  "a conference that could not be restored this many times in a row is ended (restore_failed, alarmed)"),
 	K("restore_retry", CDR_CONF_MS, restore_retry_ms, "1s", 100, 600000,
 	  "a failed allocation or re-create is tried again after this"),
+	K("failback_wait", CDR_CONF_MS, failback_wait_ms, "60s", 1000, 3600000,
+	  "the platform declared up while its Redis is not home yet (confdrctl platform failback under way): "
+	  "alarmed (failback_wait) after this long; its user domains get platform_down until it is home"),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -77,6 +80,11 @@ void css_maybe_consume(struct css *s)
 		if (!cdr_timer_pending(s->pms_timer))
 			css_ask_pms(s);
 		return;
+	}
+	if (s->home_wait && !css_pms_down(s, s->platform)) {
+		css_home_check(s);
+		if (!s->home_checked && !s->loaded)
+			return; /* its first verdict decides how the view is read */
 	}
 	css_load_view(s);
 	if (!s->loaded)
@@ -180,6 +188,17 @@ static void publish_stats(void *arg)
 				  (json_int_t)s->n.stale_lists, "stale_rms_notices", (json_int_t)s->n.stale_rms_notices,
 				  "repeated_extends", (json_int_t)s->n.repeated_extends, "relayed",
 				  (json_int_t)s->n.relayed, "reused_ids", (json_int_t)s->n.reused_ids));
+	if (o) {
+		/* confdrctl platform failback waits on these: the backup's css
+		 * no longer serving the platform, the platform's css home */
+		json_t *sf = json_array();
+
+		for (size_t i = 0; sf && i < s->nlinks; i++)
+			if (!s->links[i].own && s->links[i].serving)
+				json_array_append_new(sf, json_string(s->links[i].platform));
+		json_object_set_new(o, "serving_for", sf ? sf : json_array());
+		json_object_set_new(o, "home_wait", json_boolean(s->home_wait));
+	}
 	cdr_daemon_set_stats(s->d, o);
 }
 
@@ -304,7 +323,8 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0 ||
 	    cdr_timer_new(loop, css_restore_kick, s, &s->restore_timer) < 0 ||
 	    cdr_timer_new(loop, css_audit_mcus, s, &s->audit_timer) < 0 ||
-	    cdr_timer_new(loop, css_takeover_tick, s, &s->takeover_timer) < 0) {
+	    cdr_timer_new(loop, css_takeover_tick, s, &s->takeover_timer) < 0 ||
+	    cdr_timer_new(loop, css_home_tick, s, &s->home_timer) < 0) {
 		*server = s;
 		return -ENOMEM; /* css_free cleans up */
 	}
@@ -337,6 +357,7 @@ static void css_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	if (active) {
 		cdr_notice("active with epoch %" PRId64 ": asking pms for the platform state", epoch);
 		s->pms_known = false;
+		css_home_begin(s);
 		css_maybe_consume(s);
 		return;
 	}
@@ -388,6 +409,7 @@ static void css_free(void *server)
 	cdr_timer_free(s->restore_timer);
 	cdr_timer_free(s->audit_timer);
 	cdr_timer_free(s->takeover_timer);
+	cdr_timer_free(s->home_timer);
 	free(s->restore_q.v);
 	cdr_topology_free(s->topo);
 	free(s->plats);

@@ -201,6 +201,17 @@ struct css {
 	size_t npeers;
 	struct cdr_timer *takeover_timer;
 
+	/* coming home after the platform was down (homecoming.c) */
+	bool home_wait;	    /* not yet home: acts as if the platform were down */
+	bool home_checked;  /* a verdict was given since the wait began */
+	bool home_pending;  /* a check under way */
+	bool home_alarmed;  /* the long wait was alarmed */
+	bool home_read;	    /* the last check read the endpoint */
+	bool home_mark;	    /* ... and it carried the fail-back's mark */
+	bool home_promoted; /* ... and it still names a promoted replica */
+	uint64_t home_since;
+	struct cdr_timer *home_timer;
+
 	struct rsv_batch confirm, release;
 	struct confvec dbq; /* conferences whose history row is to be written */
 	bool db_busy;
@@ -276,7 +287,11 @@ bool css_conf_can(const struct conf *c, enum css_event ev);
  * caller decides what to do instead. */
 int css_conf_event(struct css *s, struct conf *c, enum css_event ev) __attribute__((warn_unused_result));
 json_t *css_conf_json(const struct conf *c);
+/* Whether platform p is to be treated as down here: pms says so, or it is
+ * this css's own and its Redis is not home yet (homecoming.c). */
 bool css_plat_down(const char *p, void *arg);
+/* Whether pms says platform p is down (the notices alone). */
+bool css_pms_down(const struct css *s, const char *p);
 bool css_room_abnormal(const char *id, void *arg);
 
 /* ---- store.c ---- */
@@ -378,6 +393,15 @@ void css_takeover_tick(void *arg);
 
 /* ---- templates.c ---- */
 void css_read_templates(void *arg);
+
+/* ---- homecoming.c ---- */
+/* The wait begins (activation, or the platform declared down): the next
+ * "up" serves only once the platform's Redis is home. */
+void css_home_begin(struct css *s);
+/* One check if the wait is on and the platform is up (async; again every
+ * 250 ms until home). */
+void css_home_check(struct css *s);
+void css_home_tick(void *arg);
 
 /* ---- view.c ---- */
 void css_on_members(int status, const redisReply *reply, void *arg);

@@ -79,14 +79,22 @@ static void apply_platform(struct css *s, const char *id, bool down, int64_t epo
 			return; /* late, repeated or out of order */
 		if (p->down != down)
 			cdr_notice("platform %s is %s (%s, epoch %" PRId64 ")", id, down ? "down" : "up", why, epoch);
-		if (p->down && !down && !strcmp(id, s->platform) && s->loaded) {
-			/* our platform is back: what the backup's css changed
-			 * meanwhile is in Redis, not in this view */
-			cdr_notice("platform %s is up again: the view is read again from Redis", id);
+		if (!strcmp(id, s->platform) && p->down != down) {
+			/* Down: the next "up" waits for our Redis to come home.
+			 * Up: what the backup's css changed meanwhile is in
+			 * Redis, read once it is home (homecoming.c). */
 			p->down = down;
 			p->epoch = epoch;
-			css_drop_view(s);
-			css_maybe_consume(s);
+			if (down) {
+				css_home_begin(s);
+			} else {
+				cdr_notice("platform %s is up again: its user domains are served once its Redis is "
+					   "home, the view read again from it",
+					   id);
+				css_home_begin(s);
+				css_maybe_consume(s);
+			}
+			css_takeover_check(s);
 			return;
 		}
 		p->down = down;
