@@ -93,6 +93,7 @@ void css_maybe_consume(struct css *s)
 		cdr_notice("consuming %s and %s (epoch %" PRId64 ", %zu conferences)", CDR_MQ_MAU_CONF_Q,
 			   CDR_MQ_MAU_CMU_Q, s->epoch, cdr_hmap_count(s->confs));
 		s->consuming = true;
+		css_publish_stats(s); /* serving: confdrctl platform failback waits for it */
 		/* rooms that went abnormal while css was away or starting */
 		for (size_t i = 0; i < s->nrooms; i++)
 			if (s->rooms[i].abnormal)
@@ -152,7 +153,7 @@ void css_drop_view(struct css *s)
 }
 
 /* Conferences per state and the counters, in the liveness node (confdrctl status). */
-static void publish_stats(void *arg)
+void css_publish_stats(void *arg)
 {
 	struct css *s = arg;
 	size_t per[CSS_NSTATES] = { 0 }, it = 0;
@@ -320,7 +321,7 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, flush_reservations, s, &s->flush_timer) < 0 ||
 	    cdr_timer_new(loop, css_read_templates, s, &s->tpl_timer) < 0 ||
 	    cdr_timer_new(loop, css_db_retry, s, &s->db_timer) < 0 ||
-	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0 ||
+	    cdr_timer_new(loop, css_publish_stats, s, &s->stats_timer) < 0 ||
 	    cdr_timer_new(loop, css_restore_kick, s, &s->restore_timer) < 0 ||
 	    cdr_timer_new(loop, css_audit_mcus, s, &s->audit_timer) < 0 ||
 	    cdr_timer_new(loop, css_takeover_tick, s, &s->takeover_timer) < 0 ||

@@ -273,6 +273,8 @@ struct cdr_bus *css_bus(void *server);
 bool css_serving_queues(void *server);
 void css_maybe_consume(struct css *s);
 void css_drop_view(struct css *s);
+/* The stats into the liveness node now (also every second). */
+void css_publish_stats(void *arg);
 
 /* ---- model.c ---- */
 int css_confvec_push(struct confvec *q, struct conf *c);

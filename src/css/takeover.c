@@ -185,6 +185,7 @@ void css_takeover_check(struct css *s)
 			cdr_warn("platform %s is %s: its user domains are its own css's again; the conferences "
 				 "running here stay as they are",
 				 l->platform, in.peer_down ? "still down, but we stop" : "up");
+			css_publish_stats(s); /* serving_for: confdrctl platform failback waits for it */
 			break;
 		}
 	}
