@@ -553,7 +553,7 @@ probe_start() {
 			t=$(now_ms)
 			"$BUILD/cmsim" create --platform p1 --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/p1" --domain ud-p1-r1-a \
 				--count 1 --e164-start "${t}99" --timeout 5 -q --json "$WORK/probe-1.json" >/dev/null 2>&1
-			jq -r --arg t "$t" '"\($t) " + if .acked == 1 then "ack \(.confs[0].mcu // "-") \(.confs[0].e164)"
+			jq -r --arg t "$t" '"\($t) " + if .acked == 1 then "ack \(.confs[0].mcu // "-") \(.confs[0]["e164"])"
 				elif .nacked == 1 then "nack \(.nack_reasons | keys[0])" else "unanswered -" end' "$WORK/probe-1.json" \
 				>>"$WORK/probe.txt" 2>/dev/null || echo "$t unanswered -" >>"$WORK/probe.txt"
 			sleep 0.25
@@ -570,7 +570,7 @@ probe_stop() {
 # probe_report UP_MS: the probe's answers around the announcement of p1 up, as JSON.
 probe_report() {
 	jq -R -s --argjson up "$1" '
-		[split("\n")[] | select(length > 0) | split(" ") | {t: (.[0] | tonumber), what: .[1], detail: .[2], e164: .[3]}] as $p |
+		[split("\n")[] | select(length > 0) | split(" ") | {t: (.[0] | tonumber), what: .[1], detail: .[2], id: .[3]}] as $p |
 		([$p[] | select(.what == "ack")] | first) as $first |
 		{probes: ($p | length), acked: ([$p[] | select(.what == "ack")] | length),
 		 platform_down: ([$p[] | select(.what == "nack" and .detail == "platform_down")] | length),
@@ -578,8 +578,8 @@ probe_report() {
 		 other_nacks: [$p[] | select(.what == "nack" and .detail != "platform_down") | .detail],
 		 unanswered: ([$p[] | select(.what != "ack" and .what != "nack")] | length),
 		 nack_after_ack: ([$p[] | select(.what == "nack" and $first != null and .t > $first.t)] | length),
-		 acks_off_p1: [$p[] | select(.what == "ack" and (.detail | startswith("mcu-p1-") | not)) | .e164],
-		 acked_e164s: [$p[] | select(.what == "ack") | .e164],
+		 acks_off_p1: [$p[] | select(.what == "ack" and (.detail | startswith("mcu-p1-") | not)) | .id],
+		 acked_e164s: [$p[] | select(.what == "ack") | .id],
 		 window_s: (if $first == null then null else (($first.t - $up) / 1000) end),
 		 last_platform_down_s: ([$p[] | select(.what == "nack" and .t >= $up) | (.t - $up) / 1000] | max)}' "$WORK/probe.txt"
 }
@@ -605,7 +605,10 @@ handover_check() {
 	local r up pid fails=()
 	r=$WORK/report-platform-switchback.json
 	up=$(jq -r '.announcement.ts_ms // .injected_ms' "$r")
-	probe_report "$up" >"$WORK/handover.json" || { warn "probe.txt unreadable"; return 1; }
+	if ! probe_report "$up" >"$WORK/handover.json"; then
+		jq '.failures += ["the probe creates could not be read (probe.txt)"] | .pass = false' "$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
+		return 1
+	fi
 	pid=$(pid_of p1-css) || pid=none
 	[ "$pid" = "$P1_CSS_PID" ] || fails+=("p1's css did not run through the fail-back (pid $P1_CSS_PID before, $pid after)")
 	jq -e '.unanswered == 0' "$WORK/handover.json" >/dev/null || fails+=("$(jq .unanswered "$WORK/handover.json") probe creates unanswered")
