@@ -24,7 +24,9 @@
 #                        css too) back, confdrctl platform failback p1 with p1's css running all
 #                        along: nothing moves (restored 0); a create of p1's domains every 250 ms
 #                        through the hand-over is answered (platform_down, then ACK on p1's MCUs);
-#                        20 new conferences of p1's domains land on p1's MCUs
+#                        20 new conferences of p1's domains land on p1's MCUs; then drill-p2-r1-a
+#                        killed: p1's conferences it hosted since the takeover are restored by
+#                        p1's css in p1-r1 (it hears p2's rms), p2's own in p2-r1
 #
 # Options:
 #   --confs N            conferences created before the fault, half through each css (default 1000)
@@ -410,6 +412,7 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 		spawn_sim p1-r1 b $SIM_OPTS
 		say "  drill-p1-r1-b started again (pid $(cat "$(pidfile drill-p1-r1-b)")${SIM_OPTS:+, $SIM_OPTS})" ;;
 	room-failure) kill_sims drill-p1-r2-a drill-p1-r2-b ;;
+	host-mcu-failure) kill_sims drill-p2-r1-a ;;
 	room-switch)
 		out=$(ctl room switch p1-r1 --to backup --reason drill --operator drill 2>&1) ||
 			fail_setup "confdrctl room switch p1-r1 --to backup failed: $out" ;;
@@ -510,6 +513,9 @@ phase() {
 		if .redis_mysql_mismatches > 0 then "Redis and MySQL disagree on \(.redis_mysql_mismatches) conferences (\(.redis_mysql | map(select(.mismatches > 0) | "\(.platform) \(.redis): " + (.examples | join("; "))) | join(" | ")))" else empty end] | .[]' "$WORK/report-$name.json")
 	while IFS= read -r l; do [ -n "$l" ] && fails+=("$l"); done <<<"$extra"
 	case $step in
+	host-mcu-failure)
+		[ "$(jq '.restored_to["p1-r1"] // 0' "$WORK/report-$name.json")" -gt 0 ] ||
+			fails+=("no conference of p1 hosted on drill-p2-r1-a was restored in p1-r1 by p1's css: $(jq -c .restored_to "$WORK/report-$name.json")") ;;
 	room-switchback | platform-failback)
 		[ "$(jq .restored "$WORK/report-$name.json")" = 0 ] ||
 			fails+=("$(jq .restored "$WORK/report-$name.json") conferences moved by the switch-back (expected 0)") ;;
@@ -658,6 +664,7 @@ wait_for $((30 + N / 500)) "all ACKed conferences in the state files" all_acked_
 
 SEL_MCU='.type == "rms_all_mcu_ntf" and .body.state == "down" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
 SEL_REBOOT='.type == "rms_all_mcu_ntf" and .body.reason == "restarted" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
+mcu_sel() { echo ".type == \"rms_all_mcu_ntf\" and .body.state == \"down\" and (.body.mcu | startswith(\"$1\"))"; }
 room_sel() { echo ".type == \"pms_all_room_ntf\" and .body.room == \"$1\" and .body.state == \"$2\""; }
 plat_sel() { echo ".type == \"pms_all_platform_ntf\" and .body.platform == \"$1\" and .body.state == \"$2\""; }
 # first_settled FIRST: the switch back is tried when the first phase settled
@@ -709,6 +716,8 @@ platform-switchback)
 			if [ -s "$WORK/analysis-platform-switchback.json" ]; then
 				say "platform-switchback: 20 new conferences for p1's domains"
 				new_confs p1 '^mcu-p1-' ud-p1-r1-a ud-p1-r1-b ud-p1-r2-a ud-p1-r2-b
+				# p1's conferences still hosted on p2's MCUs are p1's css's to restore
+				phase host-mcu-failure "" "$(mcu_sel mcu-p2-r1-a-)" host-mcu-failure '^(p2-r1|p1-r1)$' || rc=1
 			fi
 		fi
 	else
@@ -748,6 +757,10 @@ room-switchback | platform-switchback)
 	fi
 	jq --slurpfile f "$WORK/report-$first.json" '.scenario = "'$SCENARIO'" | .first_phase = $f[0] |
 		.pass = (.pass and ($f[0].pass // false))' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
+	if [ $SCENARIO = platform-switchback ] && [ -s "$WORK/report-host-mcu-failure.json" ]; then
+		jq --slurpfile h "$WORK/report-host-mcu-failure.json" '.host_mcu_phase = $h[0] | .pass = (.pass and ($h[0].pass // false))' \
+			"$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
+	fi
 	;;
 esac
 jq --argjson li "$LIST_MS" --argjson cap "$CAP" --argjson to "$TIMEOUT" --argjson rate "$RATE" \
@@ -760,6 +773,10 @@ jq --argjson li "$LIST_MS" --argjson cap "$CAP" --argjson to "$TIMEOUT" --argjso
 if [ $SECOND = 1 ]; then
 	jq '.first_phase' "$REPORT" >"$WORK/first.json"
 	print_report "$WORK/first.json" | sed '2s/^drill /drill (first phase) /'
+fi
+if jq -e '.host_mcu_phase' "$REPORT" >/dev/null 2>&1; then
+	jq '.host_mcu_phase' "$REPORT" >"$WORK/third.json"
+	print_report "$WORK/third.json" | sed '2s/^drill /drill (after the fail-back: a p2 MCU hosting p1 conferences killed) /'
 fi
 print_report "$REPORT"
 [ -n "$JSON_OUT" ] && cp "$REPORT" "$JSON_OUT"

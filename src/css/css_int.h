@@ -165,6 +165,8 @@ struct redis_link {
 struct peer_mq {
 	char platform[64];
 	struct cdr_mq *mq;
+	struct css *s;
+	int64_t rms_epoch; /* the highest epoch of that platform's rms_all_mcu_ntf seen */
 };
 
 struct css {
@@ -335,6 +337,9 @@ void css_mcu_op_forget(struct op *op);
 json_t *css_create_ack_body(const struct conf *c);
 
 /* ---- send.c ---- */
+/* The broker of host (another platform hosting conferences of ours):
+ * connected, and its rms notices heard (css_on_peer_rms_ntf). */
+void css_peer_watch(struct css *s, const char *host);
 int css_mcu_send(struct css *s, const struct conf *c, const char *type, const char *id, json_t *body,
 		 cdr_mq_confirm_fn confirm, void *arg);
 bool css_relay_answer(struct css *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m);
@@ -384,6 +389,9 @@ void css_on_mcu_message(struct cdr_mq_delivery *dl, void *arg);
 
 /* ---- notices.c ---- */
 void css_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
+/* rms notices of another platform (arg: its struct peer_mq): an MCU there
+ * down or restarted loses the conferences of ours it hosts. */
+void css_on_peer_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
 void css_on_modb_ntf(struct cdr_mq_delivery *dl, void *arg);
 void css_room_failed(struct css *s, const char *id);
 void css_on_pms_ntf(struct cdr_mq_delivery *dl, void *arg);
