@@ -44,12 +44,14 @@ static void on_home_endpoint(const struct cdr_zk_result *res, void *arg)
 		home_verdict(s, false);
 }
 
-static const char *home_why(const struct css *s, bool redis_master)
+static const char *home_why(struct css *s, bool redis_master)
 {
 	if (!s->home_read)
 		return "its Redis endpoint could not be read from ZooKeeper";
 	if (s->home_mark)
 		return "confdrctl platform failback is moving its records home (the mark on its Redis endpoint)";
+	if (!redis_master && (!cdr_daemon_redis(s->d) || !cdr_redis_connected(cdr_daemon_redis(s->d))))
+		return "its Redis is not connected";
 	if (!redis_master)
 		return "the Redis it is connected to is not a master yet";
 	return "-";

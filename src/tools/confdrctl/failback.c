@@ -356,7 +356,8 @@ static int fb_home(struct fb *f, uint64_t switched_ms)
 		return -1;
 	}
 	step_done("serving");
-	printf("failback of %s done: %s's domains were answered platform_down for about %.1f s (steps 3 to 8); "
+	printf("failback of %s done: %s's domains were answered platform_down for about %.1f s in this run (steps 3 to "
+	       "8); "
 	       "conferences running on %s's MCUs stay there\n",
 	       f->id, f->id, switched_ms ? (double)(cdr_now_ms() - switched_ms) / 1000.0 : 0.0, f->backup);
 	return 0;
