@@ -166,7 +166,8 @@ struct peer_mq {
 	char platform[64];
 	struct cdr_mq *mq;
 	struct css *s;
-	int64_t rms_epoch; /* the highest epoch of that platform's rms_all_mcu_ntf seen */
+	int64_t rms_epoch;  /* the highest epoch of that platform's rms_all_mcu_ntf seen */
+	bool audit_pending; /* its rms's inventory asked (restore.c) */
 };
 
 struct css {
@@ -350,7 +351,11 @@ void css_notify(struct css *s, const char *exchange, const char *key, const char
 void css_upu_report(struct css *s, const struct conf *c, bool start);
 void css_bmc_record(struct css *s, const struct conf *c);
 void css_alarm(struct css *s, const char *severity, const char *kind, const char *target, const char *detail);
+/* A request to this platform's rms (css_rms_call), or to the rms of
+ * platform through its broker; fn runs once (status 0 with the decoded
+ * answer, or a negative errno). */
 int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg);
+int css_rms_call_on(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg);
 bool css_is_ack(const struct cdr_msg *m);
 void css_rsv_add(struct css *s, bool confirm, const char *id);
 void css_rsv_flush_one(struct css *s, struct rsv_batch *b, bool confirm);

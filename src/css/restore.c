@@ -359,9 +359,14 @@ void css_mcu_lost(struct css *s, const char *mcu, const char *why)
 
 /* The MCUs css places conferences on, against rms's inventory: an MCU rms
  * does not have up for mcu_absent_grace is lost (a missed down notice, an MCU
- * gone while css was away, a css that started after the notice). */
+ * gone while css was away, a css that started after the notice). Each rms
+ * answers for its own platform's MCUs: ours (arg NULL), or another
+ * platform's (arg its struct peer_mq) hosting conferences of ours since a
+ * takeover. */
 static void on_inventory(struct css *s, int status, const struct cdr_msg *reply, void *arg)
 {
+	struct peer_mq *pm = arg;
+	const char *plat = pm ? pm->platform : s->platform;
 	struct cdr_hmap *up;
 	json_t *a, *v;
 	size_t i, it = 0;
@@ -371,10 +376,12 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 	char *lost[64];
 	size_t nlost = 0;
 
-	(void)arg;
 	if (status == -ECANCELED)
 		return;
-	s->audit_pending = false;
+	if (pm)
+		pm->audit_pending = false;
+	else
+		s->audit_pending = false;
 	if (status < 0 || !s->consuming || strcmp(cdr_msg_type(reply), "rms_ctl_inventory_ack") ||
 	    !(up = cdr_hmap_new()))
 		return; /* rms silent: nothing is concluded */
@@ -394,8 +401,10 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 			running = true;
 			break;
 		}
-		if (cdr_hmap_get(up, g->name) || !running || (c && c->host && strcmp(c->host, s->platform))) {
-			g->absent_since = 0; /* up, idle, or another platform's MCU (not in this inventory) */
+		if (c && strcmp(c->host ? c->host : s->platform, plat))
+			continue; /* another platform's MCU: its own rms tells */
+		if (cdr_hmap_get(up, g->name) || !running) {
+			g->absent_since = 0; /* up, or idle */
 			continue;
 		}
 		if (!g->absent_since)
@@ -406,7 +415,8 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 	cdr_hmap_free(up);
 	for (i = 0; i < nlost; i++) {
 		if (lost[i])
-			css_mcu_lost(s, lost[i], "not up in rms's inventory");
+			css_mcu_lost(s, lost[i],
+				     pm ? "not up in its platform's rms's inventory" : "not up in rms's inventory");
 		free(lost[i]);
 	}
 }
@@ -415,8 +425,15 @@ void css_audit_mcus(void *arg)
 {
 	struct css *s = arg;
 
-	if (!s->consuming || s->audit_pending || !cdr_hmap_count(s->mcus) || css_plat_down(s->platform, s))
+	if (!s->consuming || !cdr_hmap_count(s->mcus) || css_plat_down(s->platform, s))
 		return;
-	if (css_rms_call(s, "ctl_rms_inventory_req", json_object(), on_inventory, NULL) == 0)
+	if (!s->audit_pending && css_rms_call(s, "ctl_rms_inventory_req", json_object(), on_inventory, NULL) == 0)
 		s->audit_pending = true;
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct peer_mq *pm = &s->peers[i];
+
+		if (!pm->audit_pending &&
+		    css_rms_call_on(s, pm->platform, "ctl_rms_inventory_req", json_object(), on_inventory, pm) == 0)
+			pm->audit_pending = true;
+	}
 }

@@ -177,11 +177,14 @@ static void on_rms_reply(int status, const struct cdr_mq_delivery *reply, void *
 	free(rc);
 }
 
-/* Sends a request to this platform's rms; fn runs once (status 0 with the
- * decoded answer, or a negative errno). */
 int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg)
 {
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
+	return css_rms_call_on(s, NULL, type, body, fn, arg);
+}
+
+int css_rms_call_on(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg)
+{
+	struct cdr_mq *mq = mq_of_host(s, platform);
 	struct css_rms_call *rc;
 	char id[200], *txt;
 	int r;
