@@ -116,6 +116,18 @@ enum css_takeover_step css_takeover_step(const struct css_takeover_in *in)
 	return CSS_TAKEOVER_PROMOTE;
 }
 
+enum css_audit css_audit_rule(const struct css_audit_in *in)
+{
+	uint64_t since;
+
+	if (strcmp(in->mcu_platform, in->inventory_of))
+		return CSS_AUDIT_SKIP;
+	if (in->up || !in->running)
+		return CSS_AUDIT_PRESENT;
+	since = in->absent_since ? in->absent_since : in->now_ms;
+	return in->now_ms - since >= in->grace_ms ? CSS_AUDIT_LOST : CSS_AUDIT_ABSENT;
+}
+
 enum css_home css_home_step(const struct css_home_in *in)
 {
 	if (in->own_down)

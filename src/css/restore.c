@@ -395,21 +395,27 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 		struct group *g = val;
 		struct conf *c;
 		bool running = false;
+		enum css_audit verdict;
 
 		TAILQ_FOREACH(c, &g->confs, mcu_link)
 		if (c->state == CSS_RUNNING && !c->op) {
 			running = true;
 			break;
 		}
-		if (c && strcmp(c->host ? c->host : s->platform, plat))
-			continue; /* another platform's MCU: its own rms tells */
-		if (cdr_hmap_get(up, g->name) || !running) {
-			g->absent_since = 0; /* up, or idle */
-			continue;
-		}
-		if (!g->absent_since)
+		verdict = css_audit_rule(&(struct css_audit_in){
+			.mcu_platform = c && c->host ? c->host : s->platform,
+			.inventory_of = plat,
+			.up = cdr_hmap_get(up, g->name) != NULL,
+			.running = running,
+			.absent_since = g->absent_since,
+			.now_ms = now,
+			.grace_ms = s->conf.mcu_absent_ms,
+		});
+		if (verdict == CSS_AUDIT_PRESENT)
+			g->absent_since = 0;
+		else if (verdict != CSS_AUDIT_SKIP && !g->absent_since)
 			g->absent_since = now;
-		if (now - g->absent_since >= s->conf.mcu_absent_ms && nlost < 64)
+		if (verdict == CSS_AUDIT_LOST && nlost < 64)
 			lost[nlost++] = strdup(g->name);
 	}
 	cdr_hmap_free(up);

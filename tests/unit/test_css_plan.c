@@ -351,6 +351,36 @@ static void test_home_steps(void **state)
 	assert_int_equal(css_home_step(&in), CSS_HOME_DOWN);
 }
 
+/* the MCU audit: each rms answers for its own platform's MCUs; an MCU of
+ * ours missing for mcu_absent_grace is lost (an injected clock) */
+static void test_audit_rule(void **state)
+{
+	struct css_audit_in in = {
+		.mcu_platform = "p2", .inventory_of = "p1", .running = true, .now_ms = 10000, .grace_ms = 5000
+	};
+
+	(void)state;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_SKIP); /* p2's MCU: p1's rms does not know it */
+	in.absent_since = 1;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_SKIP); /* ... and its absence is not forgotten either */
+	in.inventory_of = "p2";				       /* p2's rms asked through p2's broker */
+	in.absent_since = 0;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_ABSENT); /* first seen missing */
+	in.absent_since = 10000;
+	in.now_ms = 14999;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_ABSENT);
+	in.now_ms = 15000;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_LOST);
+	in.up = true; /* back in the inventory */
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_PRESENT);
+	in.up = false;
+	in.running = false; /* nothing running there: nothing to lose */
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_PRESENT);
+	/* our own MCU in our own rms's inventory; no grace: lost at once */
+	in = (struct css_audit_in){ .mcu_platform = "p1", .inventory_of = "p1", .running = true, .now_ms = 7 };
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_LOST);
+}
+
 /* the css an MCU's answer is for, from the answer's id */
 static void test_sender_platform(void **state)
 {
@@ -383,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_expires),
 		cmocka_unit_test(test_takeover_steps),
 		cmocka_unit_test(test_home_steps),
+		cmocka_unit_test(test_audit_rule),
 		cmocka_unit_test(test_list_order),
 		cmocka_unit_test(test_mcu_runs_it),
 		cmocka_unit_test(test_sender_platform),
