@@ -20,9 +20,13 @@
 #                        (restored 0); 20 new conferences of p1-r1's domains land in p1-r1
 #   platform-failure     kill -9 p1's css, rms, pms, simulators and redis-p1: every p1 conference
 #                        runs again on p2's MCUs
-#   platform-switchback  platform-failure, settled, then redis-p1 back, confdrctl platform failback
-#                        p1, p1's daemons and simulators back: nothing moves (restored 0); 20 new
-#                        conferences of p1's domains land on p1's MCUs
+#   platform-switchback  platform-failure, settled, then redis-p1, p1's simulators and daemons (its
+#                        css too) back, confdrctl platform failback p1 with p1's css running all
+#                        along: nothing moves (restored 0); a create of p1's domains every 250 ms
+#                        through the hand-over is answered (platform_down, then ACK on p1's MCUs);
+#                        20 new conferences of p1's domains land on p1's MCUs; then drill-p2-r1-a
+#                        killed: p1's conferences it hosted since the takeover are restored by
+#                        p1's css in p1-r1 (it hears p2's rms), p2's own in p2-r1
 #
 # Options:
 #   --confs N            conferences created before the fault, half through each css (default 1000)
@@ -408,6 +412,7 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 		spawn_sim p1-r1 b $SIM_OPTS
 		say "  drill-p1-r1-b started again (pid $(cat "$(pidfile drill-p1-r1-b)")${SIM_OPTS:+, $SIM_OPTS})" ;;
 	room-failure) kill_sims drill-p1-r2-a drill-p1-r2-b ;;
+	host-mcu-failure) kill_sims drill-p2-r1-a ;;
 	room-switch)
 		out=$(ctl room switch p1-r1 --to backup --reason drill --operator drill 2>&1) ||
 			fail_setup "confdrctl room switch p1-r1 --to backup failed: $out" ;;
@@ -420,8 +425,9 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 		out=$(for n in p1-css p1-rms p1-pms redis-p1 drill-p1-r1-a drill-p1-r1-b drill-p1-r2-a drill-p1-r2-b; do kill9 $n; done)
 		say "  killed: $(echo $out)" ;;
 	platform-failback)
-		out=$(ctl platform failback p1 2>&1)
+		out=$(ctl platform failback p1 --operator drill 2>&1)
 		rc=$?
+		printf '%s\n' "$out" >"$WORK/failback.log"
 		if [ $rc != 0 ]; then
 			REFUSED="confdrctl platform failback p1 failed (exit $rc): $out"
 			return 1
@@ -445,7 +451,11 @@ phase() {
 	start_watchers
 	# pms refuses a fail-back while no pms of the platform is live
 	# (docs/operations.md): p1 comes back first, then the fail-back.
-	if [ "$step" = platform-failback ]; then bring_p1_back; fi
+	if [ "$step" = platform-failback ]; then
+		bring_p1_back
+		P1_CSS_PID=$(pid_of p1-css) || fail_setup "p1's css is not running before the fail-back"
+		probe_start
+	fi
 	say "$name: injecting the fault ($step)"
 	REFUSED=
 	if ! inject "$step"; then
@@ -454,8 +464,10 @@ phase() {
 		return 1
 	fi
 	if [ "$step" = platform-failback ]; then
-		say "  p1's css back (sandbox.sh start)"
-		start_world p1
+		say "  the fail-back's steps:"
+		sed 's/^/    /' "$WORK/failback.log"
+		sleep 2 # a few creates after the hand-over too
+		probe_stop
 	fi
 	say "$name: waiting until settled (at most $TIMEOUT s; held ${HOLD_S} s)"
 	settle "$room" || :
@@ -501,6 +513,9 @@ phase() {
 		if .redis_mysql_mismatches > 0 then "Redis and MySQL disagree on \(.redis_mysql_mismatches) conferences (\(.redis_mysql | map(select(.mismatches > 0) | "\(.platform) \(.redis): " + (.examples | join("; "))) | join(" | ")))" else empty end] | .[]' "$WORK/report-$name.json")
 	while IFS= read -r l; do [ -n "$l" ] && fails+=("$l"); done <<<"$extra"
 	case $step in
+	host-mcu-failure)
+		[ "$(jq '.restored_to["p1-r1"] // 0' "$WORK/report-$name.json")" -gt 0 ] ||
+			fails+=("no conference of p1 hosted on drill-p2-r1-a was restored in p1-r1 by p1's css: $(jq -c .restored_to "$WORK/report-$name.json")") ;;
 	room-switchback | platform-failback)
 		[ "$(jq .restored "$WORK/report-$name.json")" = 0 ] ||
 			fails+=("$(jq .restored "$WORK/report-$name.json") conferences moved by the switch-back (expected 0)") ;;
@@ -520,15 +535,61 @@ phase() {
 # refuses while no pms of p1 is live.
 bring_p1_back() {
 	local d
-	say "  p1's simulators, pms and rms back (run/p1/{pms,rms}.conf); p1's css after the fail-back"
+	say "  p1's simulators, pms, rms and css back (run/p1/{pms,rms,css}.conf): its css runs through the fail-back"
 	start_sims p1
-	for d in pms rms; do
+	for d in pms rms css; do
 		[ -s "$RUN/p1/$d.conf" ] || fail_setup "no $RUN/p1/$d.conf (written by sandbox.sh start)"
 		pid_of p1-$d >/dev/null || spawn p1-$d "$BUILD/confdr-$d" -c "$RUN/p1/$d.conf"
 	done
 	wait_for 30 "p1's pms live" p1_pms_live || warn "p1's pms is not live"
 	wait_for 30 "p1's drill MCUs registered" drill_mcus_registered p1 || warn "p1's drill MCUs are not all up in its rms"
 }
+p1_css_waits() { ctl status --json | jq -e '[.daemons[] | select(.platform == "p1" and .daemon == "css" and .role == "active" and .stats.home_wait == true)] | length == 1' >/dev/null; }
+
+# The hand-over seen by the CM: one create of ud-p1-r1-a every 250 ms through
+# p1's broker while the fail-back runs (at most 480, 2 minutes); a line each
+# in probe.txt: the send time (wall ms), then "ack MCU", "nack REASON" or
+# "unanswered -".
+probe_start() {
+	wait_for 30 "p1's css active, acting as down until its Redis is home" p1_css_waits || warn "p1's css does not tell home_wait"
+	rm -f "$WORK/probe.stop" "$WORK/probe.txt"
+	(
+		for ((i = 0; i < 480; i++)); do
+			[ -e "$WORK/probe.stop" ] && break
+			t=$(now_ms)
+			"$BUILD/cmsim" create --platform p1 --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/p1" --domain ud-p1-r1-a \
+				--count 1 --e164-start "${t}99" --timeout 5 -q --json "$WORK/probe-1.json" >/dev/null 2>&1
+			jq -r --arg t "$t" '"\($t) " + if .acked == 1 then "ack \(.confs[0].mcu // "-") \(.confs[0]["e164"])"
+				elif .nacked == 1 then "nack \(.nack_reasons | keys[0])" else "unanswered -" end' "$WORK/probe-1.json" \
+				>>"$WORK/probe.txt" 2>/dev/null || echo "$t unanswered -" >>"$WORK/probe.txt"
+			sleep 0.25
+		done
+	) &
+	PROBE_PID=$!
+	say "  probing: a create of ud-p1-r1-a every 250 ms through p1's broker (pid $PROBE_PID)"
+}
+probe_stop() {
+	touch "$WORK/probe.stop"
+	wait "$PROBE_PID" 2>/dev/null || :
+}
+
+# probe_report UP_MS: the probe's answers around the announcement of p1 up, as JSON.
+probe_report() {
+	jq -R -s --argjson up "$1" '
+		[split("\n")[] | select(length > 0) | split(" ") | {t: (.[0] | tonumber), what: .[1], detail: .[2], id: .[3]}] as $p |
+		([$p[] | select(.what == "ack")] | first) as $first |
+		{probes: ($p | length), acked: ([$p[] | select(.what == "ack")] | length),
+		 platform_down: ([$p[] | select(.what == "nack" and .detail == "platform_down")] | length),
+		 platform_down_after_up: ([$p[] | select(.what == "nack" and .detail == "platform_down" and .t >= $up)] | length),
+		 other_nacks: [$p[] | select(.what == "nack" and .detail != "platform_down") | .detail],
+		 unanswered: ([$p[] | select(.what != "ack" and .what != "nack")] | length),
+		 nack_after_ack: ([$p[] | select(.what == "nack" and $first != null and .t > $first.t)] | length),
+		 acks_off_p1: [$p[] | select(.what == "ack" and (.detail | startswith("mcu-p1-") | not)) | .id],
+		 acked_e164s: [$p[] | select(.what == "ack") | .id],
+		 window_s: (if $first == null then null else (($first.t - $up) / 1000) end),
+		 last_platform_down_s: ([$p[] | select(.what == "nack" and .t >= $up) | (.t - $up) / 1000] | max)}' "$WORK/probe.txt"
+}
+
 p1_pms_live() { ctl status --json | jq -e '[.daemons[] | select(.platform == "p1" and .daemon == "pms" and .role == "active")] | length == 1' >/dev/null; }
 
 # new_confs PLATFORM MCU_REGEX DOMAINS...: 20 new conferences; sets NEW_ACKED, NEW_IN.
@@ -541,6 +602,33 @@ new_confs() {
 	NEW_ACKED=$(jq -r '.acked // 0' "$WORK/create-new.json" 2>/dev/null || echo 0)
 	NEW_IN=$(jq -r --arg re "$re" '[.confs[] | select(.mcu | test($re))] | length' "$WORK/create-new.json" 2>/dev/null || echo 0)
 	add_home "$WORK/create-new.json" "$p"
+}
+
+# handover_check: p1's css ran through the fail-back (same pid); every probe
+# answered, platform_down the only refusal, none after the first ACK, every
+# ACK on p1's MCUs; the window in the report (.handover).
+handover_check() {
+	local r up pid fails=()
+	r=$WORK/report-platform-switchback.json
+	up=$(jq -r '.announcement.ts_ms // .injected_ms' "$r")
+	if ! probe_report "$up" >"$WORK/handover.json"; then
+		jq '.failures += ["the probe creates could not be read (probe.txt)"] | .pass = false' "$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
+		return 1
+	fi
+	pid=$(pid_of p1-css) || pid=none
+	[ "$pid" = "$P1_CSS_PID" ] || fails+=("p1's css did not run through the fail-back (pid $P1_CSS_PID before, $pid after)")
+	jq -e '.unanswered == 0' "$WORK/handover.json" >/dev/null || fails+=("$(jq .unanswered "$WORK/handover.json") probe creates unanswered")
+	jq -e '.other_nacks == []' "$WORK/handover.json" >/dev/null || fails+=("probe creates refused other than platform_down: $(jq -c .other_nacks "$WORK/handover.json")")
+	jq -e '.acked > 0' "$WORK/handover.json" >/dev/null || fails+=("no probe create ACKed after the fail-back")
+	jq -e '.nack_after_ack == 0' "$WORK/handover.json" >/dev/null || fails+=("$(jq .nack_after_ack "$WORK/handover.json") probe creates refused after the first ACK")
+	jq -e '.acks_off_p1 == []' "$WORK/handover.json" >/dev/null || fails+=("probe creates ACKed off p1's MCUs: $(jq -c .acks_off_p1 "$WORK/handover.json")")
+	jq '[.[], $h[0].acked_e164s[]]' --slurpfile h "$WORK/handover.json" "$WORK/acked.json" >"$WORK/acked.tmp" && mv "$WORK/acked.tmp" "$WORK/acked.json"
+	jq -c --arg p p1 'reduce .acked_e164s[] as $e ({}; .[$e] = $p)' "$WORK/handover.json" >"$WORK/probe-home.json"
+	jq -s '.[0] + .[1]' "$WORK/home.json" "$WORK/probe-home.json" >"$WORK/home.tmp" && mv "$WORK/home.tmp" "$WORK/home.json"
+	say "hand-over: $(jq -c 'del(.acked_e164s)' "$WORK/handover.json")"
+	jq --slurpfile h "$WORK/handover.json" '.handover = ($h[0] | del(.acked_e164s)) | .failures += $ARGS.positional |
+		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
+	[ ${#fails[@]} = 0 ]
 }
 
 # ---------------------------------------------------------------- report
@@ -559,6 +647,7 @@ print_report() { # FILE
 		"  restore            all " + s(.restore_all_s) + "   p50 " + s(.restore_p50_s) + "   p99 " + s(.restore_p99_s) + "  (from the \(.restore_from))",
 		"  settled            \(.settled) after " + s(.settle_s),
 		(if .new_created != null then "  new conferences    \(.new_created) ACKed, \(.new_in_room) on the expected MCUs" else empty end),
+		(if .handover != null then "  hand-over          \(.handover.probes) probe creates: \(.handover.platform_down) platform_down (\(.handover.platform_down_after_up) after the announcement), \(.handover.acked) ACKed; first ACK " + s(.handover.window_s) + " after the announcement" else empty end),
 		((.failures // [])[] | "  FAILED: " + .)' "$1"
 }
 
@@ -575,6 +664,7 @@ wait_for $((30 + N / 500)) "all ACKed conferences in the state files" all_acked_
 
 SEL_MCU='.type == "rms_all_mcu_ntf" and .body.state == "down" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
 SEL_REBOOT='.type == "rms_all_mcu_ntf" and .body.reason == "restarted" and (.body.mcu | startswith("mcu-p1-r1-b-"))'
+mcu_sel() { echo ".type == \"rms_all_mcu_ntf\" and .body.state == \"down\" and (.body.mcu | startswith(\"$1\"))"; }
 room_sel() { echo ".type == \"pms_all_room_ntf\" and .body.room == \"$1\" and .body.state == \"$2\""; }
 plat_sel() { echo ".type == \"pms_all_platform_ntf\" and .body.platform == \"$1\" and .body.state == \"$2\""; }
 # first_settled FIRST: the switch back is tried when the first phase settled
@@ -615,14 +705,19 @@ platform-switchback)
 		HOLD_S=5
 		say "platform-switchback: redis-p1 back (sandbox.sh server start redis-p1)"
 		"$SANDBOX" server start redis-p1 >"$WORK/redis-p1-start.log" 2>&1 || fail_setup "redis-p1 did not start: $(tail -n 5 "$WORK/redis-p1-start.log")"
-		if ! ctl --help 2>&1 | grep -q 'platform failback'; then
+		if ! grep -q 'platform failback' <<<"$(ctl --help 2>&1)"; then
 			jq -n '{scenario: "platform-switchback", pass: false, failures: ["confdrctl platform failback: not implemented (confdrctl --help has no such command)"]}' >"$WORK/report-platform-switchback.json"
 			rc=1
 		else
 			phase platform-switchback "" "$(plat_sel p1 up)" platform-failback "" || rc=1
+			if [ -s "$WORK/report-platform-switchback.json" ] && [ -s "$WORK/probe.txt" ]; then
+				handover_check || rc=1
+			fi
 			if [ -s "$WORK/analysis-platform-switchback.json" ]; then
 				say "platform-switchback: 20 new conferences for p1's domains"
 				new_confs p1 '^mcu-p1-' ud-p1-r1-a ud-p1-r1-b ud-p1-r2-a ud-p1-r2-b
+				# p1's conferences still hosted on p2's MCUs are p1's css's to restore
+				phase host-mcu-failure "" "$(mcu_sel mcu-p2-r1-a-)" host-mcu-failure '^(p2-r1|p1-r1)$' || rc=1
 			fi
 		fi
 	else
@@ -638,6 +733,11 @@ room-switchback | platform-switchback)
 	if [ -n "${NEW_ACKED:-}" ]; then
 		# The new ones must run once too: settled again with them, then Redis vs MySQL once more.
 		jq '[.confs[]["e164"]]' "$WORK/create-new.json" >"$WORK/acked.json"
+		# the hand-over's probe creates ACKed must run once too
+		if [ -s "$WORK/handover.json" ]; then
+			jq '. + $h[0].acked_e164s' --slurpfile h "$WORK/handover.json" "$WORK/acked.json" >"$WORK/acked.tmp" &&
+				mv "$WORK/acked.tmp" "$WORK/acked.json"
+		fi
 		wait_for 20 "the new conferences in the state files" all_acked_running || :
 		sleep $(((LIST_MS * 2 + 999) / 1000))
 		snapshot "$WORK/final.json"
@@ -657,6 +757,10 @@ room-switchback | platform-switchback)
 	fi
 	jq --slurpfile f "$WORK/report-$first.json" '.scenario = "'$SCENARIO'" | .first_phase = $f[0] |
 		.pass = (.pass and ($f[0].pass // false))' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
+	if [ $SCENARIO = platform-switchback ] && [ -s "$WORK/report-host-mcu-failure.json" ]; then
+		jq --slurpfile h "$WORK/report-host-mcu-failure.json" '.host_mcu_phase = $h[0] | .pass = (.pass and ($h[0].pass // false))' \
+			"$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
+	fi
 	;;
 esac
 jq --argjson li "$LIST_MS" --argjson cap "$CAP" --argjson to "$TIMEOUT" --argjson rate "$RATE" \
@@ -669,6 +773,10 @@ jq --argjson li "$LIST_MS" --argjson cap "$CAP" --argjson to "$TIMEOUT" --argjso
 if [ $SECOND = 1 ]; then
 	jq '.first_phase' "$REPORT" >"$WORK/first.json"
 	print_report "$WORK/first.json" | sed '2s/^drill /drill (first phase) /'
+fi
+if jq -e '.host_mcu_phase' "$REPORT" >/dev/null 2>&1; then
+	jq '.host_mcu_phase' "$REPORT" >"$WORK/third.json"
+	print_report "$WORK/third.json" | sed '2s/^drill /drill (after the fail-back: a p2 MCU hosting p1 conferences killed) /'
 fi
 print_report "$REPORT"
 [ -n "$JSON_OUT" ] && cp "$REPORT" "$JSON_OUT"

@@ -115,8 +115,15 @@ static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		return;
 	case CSS_ROUTE_OWN:
 		if (css_plat_down(s->platform, s)) {
-			snprintf(detail, sizeof(detail), "platform %s is declared down; its backup platform serves %s",
-				 s->platform, ud);
+			if (css_pms_down(s, s->platform))
+				snprintf(detail, sizeof(detail),
+					 "platform %s is declared down; its backup platform serves %s", s->platform,
+					 ud);
+			else
+				snprintf(detail, sizeof(detail),
+					 "platform %s is up again but its records are still coming home (fail-back): "
+					 "%s is served here in a moment, try again",
+					 s->platform, ud);
 			css_refuse(s, dl, m, "platform_down", detail);
 			return;
 		}

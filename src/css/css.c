@@ -51,6 +51,9 @@ const struct cdr_conf_key css_conf_keys[] = {
 	  "a conference that could not be restored this many times in a row is ended (restore_failed, alarmed)"),
 	K("restore_retry", CDR_CONF_MS, restore_retry_ms, "1s", 100, 600000,
 	  "a failed allocation or re-create is tried again after this"),
+	K("failback_wait", CDR_CONF_MS, failback_wait_ms, "60s", 1000, 3600000,
+	  "the platform declared up while its Redis is not home yet (confdrctl platform failback under way): "
+	  "alarmed (failback_wait) after this long; its user domains get platform_down until it is home"),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -78,6 +81,11 @@ void css_maybe_consume(struct css *s)
 			css_ask_pms(s);
 		return;
 	}
+	if (s->home_wait && !css_pms_down(s, s->platform)) {
+		css_home_check(s);
+		if (!s->home_checked && !s->loaded)
+			return; /* its first verdict decides how the view is read */
+	}
 	css_load_view(s);
 	if (!s->loaded)
 		return;
@@ -85,6 +93,7 @@ void css_maybe_consume(struct css *s)
 		cdr_notice("consuming %s and %s (epoch %" PRId64 ", %zu conferences)", CDR_MQ_MAU_CONF_Q,
 			   CDR_MQ_MAU_CMU_Q, s->epoch, cdr_hmap_count(s->confs));
 		s->consuming = true;
+		css_publish_stats(s); /* serving: confdrctl platform failback waits for it */
 		/* rooms that went abnormal while css was away or starting */
 		for (size_t i = 0; i < s->nrooms; i++)
 			if (s->rooms[i].abnormal)
@@ -144,7 +153,7 @@ void css_drop_view(struct css *s)
 }
 
 /* Conferences per state and the counters, in the liveness node (confdrctl status). */
-static void publish_stats(void *arg)
+void css_publish_stats(void *arg)
 {
 	struct css *s = arg;
 	size_t per[CSS_NSTATES] = { 0 }, it = 0;
@@ -180,6 +189,17 @@ static void publish_stats(void *arg)
 				  (json_int_t)s->n.stale_lists, "stale_rms_notices", (json_int_t)s->n.stale_rms_notices,
 				  "repeated_extends", (json_int_t)s->n.repeated_extends, "relayed",
 				  (json_int_t)s->n.relayed, "reused_ids", (json_int_t)s->n.reused_ids));
+	if (o) {
+		/* confdrctl platform failback waits on these: the backup's css
+		 * no longer serving the platform, the platform's css home */
+		json_t *sf = json_array();
+
+		for (size_t i = 0; sf && i < s->nlinks; i++)
+			if (!s->links[i].own && s->links[i].serving)
+				json_array_append_new(sf, json_string(s->links[i].platform));
+		json_object_set_new(o, "serving_for", sf ? sf : json_array());
+		json_object_set_new(o, "home_wait", json_boolean(s->home_wait));
+	}
 	cdr_daemon_set_stats(s->d, o);
 }
 
@@ -301,10 +321,11 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, flush_reservations, s, &s->flush_timer) < 0 ||
 	    cdr_timer_new(loop, css_read_templates, s, &s->tpl_timer) < 0 ||
 	    cdr_timer_new(loop, css_db_retry, s, &s->db_timer) < 0 ||
-	    cdr_timer_new(loop, publish_stats, s, &s->stats_timer) < 0 ||
+	    cdr_timer_new(loop, css_publish_stats, s, &s->stats_timer) < 0 ||
 	    cdr_timer_new(loop, css_restore_kick, s, &s->restore_timer) < 0 ||
 	    cdr_timer_new(loop, css_audit_mcus, s, &s->audit_timer) < 0 ||
-	    cdr_timer_new(loop, css_takeover_tick, s, &s->takeover_timer) < 0) {
+	    cdr_timer_new(loop, css_takeover_tick, s, &s->takeover_timer) < 0 ||
+	    cdr_timer_new(loop, css_home_tick, s, &s->home_timer) < 0) {
 		*server = s;
 		return -ENOMEM; /* css_free cleans up */
 	}
@@ -337,6 +358,7 @@ static void css_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	if (active) {
 		cdr_notice("active with epoch %" PRId64 ": asking pms for the platform state", epoch);
 		s->pms_known = false;
+		css_home_begin(s);
 		css_maybe_consume(s);
 		return;
 	}
@@ -388,6 +410,7 @@ static void css_free(void *server)
 	cdr_timer_free(s->restore_timer);
 	cdr_timer_free(s->audit_timer);
 	cdr_timer_free(s->takeover_timer);
+	cdr_timer_free(s->home_timer);
 	free(s->restore_q.v);
 	cdr_topology_free(s->topo);
 	free(s->plats);

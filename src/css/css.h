@@ -27,6 +27,7 @@ struct css_conf {
 	int64_t restore_window;
 	int64_t restore_attempts;
 	uint64_t restore_retry_ms;
+	uint64_t failback_wait_ms;
 };
 
 extern const struct cdr_conf_key css_conf_keys[];

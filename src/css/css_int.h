@@ -165,6 +165,9 @@ struct redis_link {
 struct peer_mq {
 	char platform[64];
 	struct cdr_mq *mq;
+	struct css *s;
+	int64_t rms_epoch;  /* the highest epoch of that platform's rms_all_mcu_ntf seen */
+	bool audit_pending; /* its rms's inventory asked (restore.c) */
 };
 
 struct css {
@@ -200,6 +203,17 @@ struct css {
 	struct peer_mq peers[MAX_REDIS];
 	size_t npeers;
 	struct cdr_timer *takeover_timer;
+
+	/* coming home after the platform was down (homecoming.c) */
+	bool home_wait;	    /* not yet home: acts as if the platform were down */
+	bool home_checked;  /* a verdict was given since the wait began */
+	bool home_pending;  /* a check under way */
+	bool home_alarmed;  /* the long wait was alarmed */
+	bool home_read;	    /* the last check read the endpoint */
+	bool home_mark;	    /* ... and it carried the fail-back's mark */
+	bool home_promoted; /* ... and it still names a promoted replica */
+	uint64_t home_since;
+	struct cdr_timer *home_timer;
 
 	struct rsv_batch confirm, release;
 	struct confvec dbq; /* conferences whose history row is to be written */
@@ -262,6 +276,8 @@ struct cdr_bus *css_bus(void *server);
 bool css_serving_queues(void *server);
 void css_maybe_consume(struct css *s);
 void css_drop_view(struct css *s);
+/* The stats into the liveness node now (also every second). */
+void css_publish_stats(void *arg);
 
 /* ---- model.c ---- */
 int css_confvec_push(struct confvec *q, struct conf *c);
@@ -276,7 +292,11 @@ bool css_conf_can(const struct conf *c, enum css_event ev);
  * caller decides what to do instead. */
 int css_conf_event(struct css *s, struct conf *c, enum css_event ev) __attribute__((warn_unused_result));
 json_t *css_conf_json(const struct conf *c);
+/* Whether platform p is to be treated as down here: pms says so, or it is
+ * this css's own and its Redis is not home yet (homecoming.c). */
 bool css_plat_down(const char *p, void *arg);
+/* Whether pms says platform p is down (the notices alone). */
+bool css_pms_down(const struct css *s, const char *p);
 bool css_room_abnormal(const char *id, void *arg);
 
 /* ---- store.c ---- */
@@ -318,6 +338,9 @@ void css_mcu_op_forget(struct op *op);
 json_t *css_create_ack_body(const struct conf *c);
 
 /* ---- send.c ---- */
+/* The broker of host (another platform hosting conferences of ours):
+ * connected, and its rms notices heard (css_on_peer_rms_ntf). */
+void css_peer_watch(struct css *s, const char *host);
 int css_mcu_send(struct css *s, const struct conf *c, const char *type, const char *id, json_t *body,
 		 cdr_mq_confirm_fn confirm, void *arg);
 bool css_relay_answer(struct css *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m);
@@ -328,7 +351,11 @@ void css_notify(struct css *s, const char *exchange, const char *key, const char
 void css_upu_report(struct css *s, const struct conf *c, bool start);
 void css_bmc_record(struct css *s, const struct conf *c);
 void css_alarm(struct css *s, const char *severity, const char *kind, const char *target, const char *detail);
+/* A request to this platform's rms (css_rms_call), or to the rms of
+ * platform through its broker; fn runs once (status 0 with the decoded
+ * answer, or a negative errno). */
 int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg);
+int css_rms_call_on(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg);
 bool css_is_ack(const struct cdr_msg *m);
 void css_rsv_add(struct css *s, bool confirm, const char *id);
 void css_rsv_flush_one(struct css *s, struct rsv_batch *b, bool confirm);
@@ -367,6 +394,9 @@ void css_on_mcu_message(struct cdr_mq_delivery *dl, void *arg);
 
 /* ---- notices.c ---- */
 void css_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
+/* rms notices of another platform (arg: its struct peer_mq): an MCU there
+ * down or restarted loses the conferences of ours it hosts. */
+void css_on_peer_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
 void css_on_modb_ntf(struct cdr_mq_delivery *dl, void *arg);
 void css_room_failed(struct css *s, const char *id);
 void css_on_pms_ntf(struct cdr_mq_delivery *dl, void *arg);
@@ -378,6 +408,15 @@ void css_takeover_tick(void *arg);
 
 /* ---- templates.c ---- */
 void css_read_templates(void *arg);
+
+/* ---- homecoming.c ---- */
+/* The wait begins (activation, or the platform declared down): the next
+ * "up" serves only once the platform's Redis is home. */
+void css_home_begin(struct css *s);
+/* One check if the wait is on and the platform is up (async; again every
+ * 250 ms until home). */
+void css_home_check(struct css *s);
+void css_home_tick(void *arg);
 
 /* ---- view.c ---- */
 void css_on_members(int status, const redisReply *reply, void *arg);

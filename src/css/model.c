@@ -164,14 +164,19 @@ json_t *css_conf_json(const struct conf *c)
 	return o;
 }
 
-bool css_plat_down(const char *p, void *arg)
+bool css_pms_down(const struct css *s, const char *p)
 {
-	struct css *s = arg;
-
 	for (size_t i = 0; i < s->nplats; i++)
 		if (!strcmp(s->plats[i].id, p))
 			return s->plats[i].down;
 	return false;
+}
+
+bool css_plat_down(const char *p, void *arg)
+{
+	struct css *s = arg;
+
+	return css_pms_down(s, p) || (s->home_wait && !strcmp(p, s->platform));
 }
 
 bool css_room_abnormal(const char *id, void *arg)

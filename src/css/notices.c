@@ -3,22 +3,23 @@
  * at start; the BMC's notices. */
 #include "css_int.h"
 
-/* rms_all_mcu_ntf: an MCU down has its conferences restored elsewhere. */
-static void on_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+/* rms_all_mcu_ntf (of our rms, whose epoch is *have, or of another
+ * platform's hosting conferences of ours): an MCU down has its conferences
+ * restored elsewhere. */
+static void mcu_state(struct css *s, int64_t *have, const char *from, struct cdr_msg *m)
 {
-	struct css *s = arg;
 	struct group *g;
 	int64_t epoch = cdr_msg_int(m, "epoch", 0);
 
-	(void)dl;
-	if (epoch < s->rms_epoch) { /* a late notice of a deposed rms: what it says is stale */
+	if (epoch < *have) { /* a late notice of a deposed rms: what it says is stale */
 		s->n.stale_rms_notices++;
-		cdr_info("rms_all_mcu_ntf about %s (%s, %s) of epoch %" PRId64 ", older than %" PRId64 ": not taken",
-			 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "state", "?"), cdr_msg_str(m, "reason", "?"), epoch,
-			 s->rms_epoch);
+		cdr_info("rms_all_mcu_ntf of %s about %s (%s, %s) of epoch %" PRId64 ", older than %" PRId64
+			 ": not taken",
+			 from, cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "state", "?"), cdr_msg_str(m, "reason", "?"),
+			 epoch, *have);
 		return;
 	}
-	s->rms_epoch = epoch;
+	*have = epoch;
 	if (!strcmp(cdr_msg_str(m, "reason", ""), "restarted")) {
 		/* rms saw a new boot: the MCU runs nothing from before */
 		if (s->consuming)
@@ -33,6 +34,26 @@ static void on_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *
 	else
 		cdr_warn("mcu %s is down (%s): %zu conferences placed on it (not serving yet)",
 			 cdr_msg_str(m, "mcu", "?"), cdr_msg_str(m, "reason", "?"), g ? g->n : 0);
+}
+
+static void on_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct css *s = arg;
+
+	(void)dl;
+	mcu_state(s, &s->rms_epoch, s->platform, m);
+}
+
+/* The same from another platform's rms: only its MCUs hosting conferences
+ * of ours matter (css_mcu_lost acts on ours alone; others are not in our
+ * view, or not ours to act on). */
+static void on_peer_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct peer_mq *pm = arg;
+
+	(void)dl;
+	if (cdr_hmap_get(pm->s->mcus, cdr_msg_str(m, "mcu", "")))
+		mcu_state(pm->s, &pm->rms_epoch, pm->platform, m);
 }
 
 /* BMC changed a user domain or platform: the topology (user domains, their
@@ -79,14 +100,22 @@ static void apply_platform(struct css *s, const char *id, bool down, int64_t epo
 			return; /* late, repeated or out of order */
 		if (p->down != down)
 			cdr_notice("platform %s is %s (%s, epoch %" PRId64 ")", id, down ? "down" : "up", why, epoch);
-		if (p->down && !down && !strcmp(id, s->platform) && s->loaded) {
-			/* our platform is back: what the backup's css changed
-			 * meanwhile is in Redis, not in this view */
-			cdr_notice("platform %s is up again: the view is read again from Redis", id);
+		if (!strcmp(id, s->platform) && p->down != down) {
+			/* Down: the next "up" waits for our Redis to come home.
+			 * Up: what the backup's css changed meanwhile is in
+			 * Redis, read once it is home (homecoming.c). */
 			p->down = down;
 			p->epoch = epoch;
-			css_drop_view(s);
-			css_maybe_consume(s);
+			if (down) {
+				css_home_begin(s);
+			} else {
+				cdr_notice("platform %s is up again: its user domains are served once its Redis is "
+					   "home, the view read again from it",
+					   id);
+				css_home_begin(s);
+				css_maybe_consume(s);
+			}
+			css_takeover_check(s);
 			return;
 		}
 		p->down = down;
@@ -163,6 +192,11 @@ static const struct cdr_handler rms_ntf_handlers[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
+static const struct cdr_handler peer_rms_ntf_handlers[] = {
+	{ "rms_all_mcu_ntf", CDR_H_NOTICE, "rms", on_peer_mcu_state },
+	{ NULL, 0, NULL, NULL },
+};
+
 static const struct cdr_handler pms_ntf_handlers[] = {
 	{ "pms_all_platform_ntf", CDR_H_NOTICE, "pms", on_platform },
 	{ "pms_all_room_ntf", CDR_H_NOTICE, "pms", on_room },
@@ -180,6 +214,20 @@ static const struct cdr_dispatch rms_ntf_dispatch = {
 	.nack_type = "mau_any_notice_nack",
 	.handlers = rms_ntf_handlers,
 	.bus = css_bus,
+	.ignore_unknown = true,
+};
+
+static struct cdr_bus *peer_bus(void *arg)
+{
+	return &((struct peer_mq *)arg)->s->bus;
+}
+
+static const struct cdr_dispatch peer_rms_ntf_dispatch = {
+	.daemon = "css",
+	.queue = CDR_MQ_RMS_NTF_EX,
+	.nack_type = "mau_any_notice_nack",
+	.handlers = peer_rms_ntf_handlers,
+	.bus = peer_bus,
 	.ignore_unknown = true,
 };
 
@@ -204,6 +252,11 @@ static const struct cdr_dispatch modb_dispatch = {
 void css_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
 {
 	cdr_dispatch(&rms_ntf_dispatch, dl, arg);
+}
+
+void css_on_peer_rms_ntf(struct cdr_mq_delivery *dl, void *arg)
+{
+	cdr_dispatch(&peer_rms_ntf_dispatch, dl, arg);
 }
 
 void css_on_pms_ntf(struct cdr_mq_delivery *dl, void *arg)
@@ -247,7 +300,7 @@ static void on_pms_state(int status, const struct cdr_mq_delivery *reply, void *
 	cdr_msg_free(m);
 	if (!s->pms_known)
 		cdr_notice("platform %s is %s according to pms", s->platform,
-			   css_plat_down(s->platform, s) ? "down" : "up");
+			   css_pms_down(s, s->platform) ? "down" : "up");
 	s->pms_known = true;
 	css_maybe_consume(s);
 }

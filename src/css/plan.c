@@ -116,6 +116,40 @@ enum css_takeover_step css_takeover_step(const struct css_takeover_in *in)
 	return CSS_TAKEOVER_PROMOTE;
 }
 
+enum css_audit css_audit_rule(const struct css_audit_in *in)
+{
+	uint64_t since;
+
+	if (strcmp(in->mcu_platform, in->inventory_of))
+		return CSS_AUDIT_SKIP;
+	if (in->up || !in->running)
+		return CSS_AUDIT_PRESENT;
+	since = in->absent_since ? in->absent_since : in->now_ms;
+	return in->now_ms - since >= in->grace_ms ? CSS_AUDIT_LOST : CSS_AUDIT_ABSENT;
+}
+
+enum css_home css_home_step(const struct css_home_in *in)
+{
+	if (in->own_down)
+		return CSS_HOME_DOWN;
+	if (in->endpoint_read && !in->failback_mark && in->redis_master)
+		return CSS_HOME_READY;
+	if (!in->alarmed && in->now_ms - in->since_ms >= in->alarm_ms)
+		return CSS_HOME_ALARM;
+	return CSS_HOME_WAIT;
+}
+
+const char *css_home_name(enum css_home v)
+{
+	switch (v) {
+	case CSS_HOME_DOWN: return "down";
+	case CSS_HOME_WAIT: return "wait";
+	case CSS_HOME_ALARM: return "alarm";
+	case CSS_HOME_READY: return "ready";
+	}
+	return "?";
+}
+
 enum css_list_order css_list_order(const char *have_boot, int64_t have_seq, const char *boot, int64_t seq)
 {
 	if (have_seq < 0)

@@ -125,4 +125,53 @@ enum css_takeover_step {
 
 enum css_takeover_step css_takeover_step(const struct css_takeover_in *in);
 
+/* One MCU css places conferences on, against one rms's inventory (its own
+ * platform's, or another platform's hosting conferences of ours since a
+ * takeover): each rms answers for its own platform's MCUs only. */
+struct css_audit_in {
+	const char *mcu_platform; /* the platform hosting the MCU (its conferences' host platform) */
+	const char *inventory_of; /* the platform whose rms answered */
+	bool up;		  /* the inventory has it up */
+	bool running;		  /* css has a conference running there with nothing in flight */
+	uint64_t absent_since;	  /* monotonic ms its absence was first seen, 0 if not */
+	uint64_t now_ms;
+	uint64_t grace_ms; /* [css] mcu_absent_grace */
+};
+
+enum css_audit {
+	CSS_AUDIT_SKIP,	   /* another platform's MCU: its own rms tells (nothing changes) */
+	CSS_AUDIT_PRESENT, /* up, or nothing running there: its absence is forgotten */
+	CSS_AUDIT_ABSENT,  /* missing, not for mcu_absent_grace yet (absent_since set if 0) */
+	CSS_AUDIT_LOST,	   /* missing for mcu_absent_grace: its conferences are restored */
+};
+
+enum css_audit css_audit_rule(const struct css_audit_in *in);
+
+/* A css whose platform was declared down (or that starts) serves its own
+ * user domains again only once its Redis is home: the fail-back's mark is
+ * gone from its ZooKeeper endpoint and the Redis it is connected to is a
+ * master (docs/dr.md "Platform back"). Until then it acts as if its platform
+ * were still down (creates get platform_down, nothing restored or
+ * concluded). One check, on the monotonic clock. */
+struct css_home_in {
+	bool own_down;	    /* pms says this css's own platform is down */
+	bool endpoint_read; /* its Redis endpoint was read from ZooKeeper (absent counts as read) */
+	bool failback_mark; /* ... and carries "failback": confdrctl platform failback is under way */
+	bool redis_master;  /* the Redis this css is connected to answered role:master */
+	bool alarmed;	    /* the long wait was alarmed already */
+	uint64_t now_ms;    /* monotonic */
+	uint64_t since_ms;  /* when the wait began (the platform declared up, or the start) */
+	uint64_t alarm_ms;  /* a wait longer than this is alarmed ([css] failback_wait) */
+};
+
+enum css_home {
+	CSS_HOME_DOWN,	/* the platform is down: nothing to wait for (acts as down) */
+	CSS_HOME_WAIT,	/* up, but its Redis is not home yet: check again */
+	CSS_HOME_ALARM, /* ... and it has waited too long: alarm once, check again */
+	CSS_HOME_READY, /* home: read the view from Redis again and serve */
+};
+
+enum css_home css_home_step(const struct css_home_in *in);
+const char *css_home_name(enum css_home v);
+
 #endif

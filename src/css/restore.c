@@ -364,9 +364,14 @@ void css_mcu_lost(struct css *s, const char *mcu, const char *why)
 
 /* The MCUs css places conferences on, against rms's inventory: an MCU rms
  * does not have up for mcu_absent_grace is lost (a missed down notice, an MCU
- * gone while css was away, a css that started after the notice). */
+ * gone while css was away, a css that started after the notice). Each rms
+ * answers for its own platform's MCUs: ours (arg NULL), or another
+ * platform's (arg its struct peer_mq) hosting conferences of ours since a
+ * takeover. */
 static void on_inventory(struct css *s, int status, const struct cdr_msg *reply, void *arg)
 {
+	struct peer_mq *pm = arg;
+	const char *plat = pm ? pm->platform : s->platform;
 	struct cdr_hmap *up;
 	json_t *a, *v;
 	size_t i, it = 0;
@@ -376,10 +381,12 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 	char *lost[64];
 	size_t nlost = 0;
 
-	(void)arg;
 	if (status == -ECANCELED)
 		return;
-	s->audit_pending = false;
+	if (pm)
+		pm->audit_pending = false;
+	else
+		s->audit_pending = false;
 	if (status < 0 || !s->consuming || strcmp(cdr_msg_type(reply), "rms_ctl_inventory_ack") ||
 	    !(up = cdr_hmap_new()))
 		return; /* rms silent: nothing is concluded */
@@ -393,25 +400,34 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 		struct group *g = val;
 		struct conf *c;
 		bool running = false;
+		enum css_audit verdict;
 
 		TAILQ_FOREACH(c, &g->confs, mcu_link)
 		if (c->state == CSS_RUNNING && !c->op) {
 			running = true;
 			break;
 		}
-		if (cdr_hmap_get(up, g->name) || !running || (c && c->host && strcmp(c->host, s->platform))) {
-			g->absent_since = 0; /* up, idle, or another platform's MCU (not in this inventory) */
-			continue;
-		}
-		if (!g->absent_since)
+		verdict = css_audit_rule(&(struct css_audit_in){
+			.mcu_platform = c && c->host ? c->host : s->platform,
+			.inventory_of = plat,
+			.up = cdr_hmap_get(up, g->name) != NULL,
+			.running = running,
+			.absent_since = g->absent_since,
+			.now_ms = now,
+			.grace_ms = s->conf.mcu_absent_ms,
+		});
+		if (verdict == CSS_AUDIT_PRESENT)
+			g->absent_since = 0;
+		else if (verdict != CSS_AUDIT_SKIP && !g->absent_since)
 			g->absent_since = now;
-		if (now - g->absent_since >= s->conf.mcu_absent_ms && nlost < 64)
+		if (verdict == CSS_AUDIT_LOST && nlost < 64)
 			lost[nlost++] = strdup(g->name);
 	}
 	cdr_hmap_free(up);
 	for (i = 0; i < nlost; i++) {
 		if (lost[i])
-			css_mcu_lost(s, lost[i], "not up in rms's inventory");
+			css_mcu_lost(s, lost[i],
+				     pm ? "not up in its platform's rms's inventory" : "not up in rms's inventory");
 		free(lost[i]);
 	}
 }
@@ -420,9 +436,15 @@ void css_audit_mcus(void *arg)
 {
 	struct css *s = arg;
 
-	if (!s->consuming || s->audit_pending || !cdr_hmap_count(s->mcus) || css_plat_down(s->platform, s) ||
-	    !cdr_daemon_acting(s->d))
+	if (!s->consuming || !cdr_hmap_count(s->mcus) || css_plat_down(s->platform, s) || !cdr_daemon_acting(s->d))
 		return;
-	if (css_rms_call(s, "ctl_rms_inventory_req", json_object(), on_inventory, NULL) == 0)
+	if (!s->audit_pending && css_rms_call(s, "ctl_rms_inventory_req", json_object(), on_inventory, NULL) == 0)
 		s->audit_pending = true;
+	for (size_t i = 0; i < s->npeers; i++) {
+		struct peer_mq *pm = &s->peers[i];
+
+		if (!pm->audit_pending &&
+		    css_rms_call_on(s, pm->platform, "ctl_rms_inventory_req", json_object(), on_inventory, pm) == 0)
+			pm->audit_pending = true;
+	}
 }

@@ -8,7 +8,9 @@ static void rsv_send(struct css *s, struct rsv_req *rr);
 
 /* The broker of host platform: this css drives only its own platform's
  * MCUs; a conference hosted elsewhere after a platform failover is reached
- * through that platform's broker (issue of DR: not yet connected). */
+ * through that platform's broker, and that platform's rms notices are
+ * heard there too (an MCU of that platform hosting our conferences that
+ * goes down: notices.c). */
 static struct cdr_mq *mq_of_host(struct css *s, const char *host)
 {
 	const struct cdr_endpoint *ep;
@@ -31,10 +33,22 @@ static struct cdr_mq *mq_of_host(struct css *s, const char *host)
 	if (cdr_mq_new(cdr_daemon_loop(s->d), &o, &pm->mq) < 0)
 		return NULL;
 	snprintf(pm->platform, sizeof(pm->platform), "%s", host);
+	pm->s = s;
+	pm->rms_epoch = 0;
+	if (cdr_mq_subscribe(pm->mq, CDR_MQ_RMS_NTF_EX, "", css_on_peer_rms_ntf, pm) < 0)
+		cdr_warn("broker of platform %s: its rms notices not subscribed: an MCU there hosting our conferences "
+			 "that goes down is seen by the MCU audit only",
+			 host);
 	s->npeers++;
 	cdr_notice("broker of platform %s (%s:%d/%s): connecting, for conferences hosted there", host, ep->host,
 		   ep->port, ep->vhost ? ep->vhost : "/");
 	return pm->mq;
+}
+
+void css_peer_watch(struct css *s, const char *host)
+{
+	if (!mq_of_host(s, host))
+		cdr_warn("no broker for platform %s, which hosts conferences of ours", nz(host));
 }
 
 int css_mcu_send(struct css *s, const struct conf *c, const char *type, const char *id, json_t *body,
@@ -163,11 +177,14 @@ static void on_rms_reply(int status, const struct cdr_mq_delivery *reply, void *
 	free(rc);
 }
 
-/* Sends a request to this platform's rms; fn runs once (status 0 with the
- * decoded answer, or a negative errno). */
 int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg)
 {
-	struct cdr_mq *mq = cdr_daemon_mq(s->d);
+	return css_rms_call_on(s, NULL, type, body, fn, arg);
+}
+
+int css_rms_call_on(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg)
+{
+	struct cdr_mq *mq = mq_of_host(s, platform);
 	struct css_rms_call *rc;
 	char id[200], *txt;
 	int r;

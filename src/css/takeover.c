@@ -18,41 +18,82 @@ static void on_endpoint_published(const struct cdr_zk_result *res, void *arg)
 	free(path);
 }
 
+struct publish {
+	struct css *s;
+	char platform[64];
+	char path[256];
+};
+
+/* The endpoint as it is now in ZooKeeper (not the topology read at the last
+ * refresh, which may predate a fail-back): the promoted replica is written
+ * over it, with where it pointed as failed_over_from, unless it names the
+ * replica already (a restart during the takeover). */
+static void on_endpoint_read(const struct cdr_zk_result *res, void *arg)
+{
+	struct publish *pb = arg;
+	struct css *s = pb->s;
+	const struct cdr_endpoint *rep;
+	struct cdr_zk *zk;
+	json_t *cur = NULL, *o = NULL;
+	const char *host;
+	int port;
+	char *txt = NULL, *p;
+
+	if (res->status == -ECANCELED) {
+		free(pb);
+		return;
+	}
+	rep = cdr_topology_replica(s->topo, pb->platform, CDR_SVC_REDIS);
+	zk = cdr_daemon_zk(s->d);
+	if (res->status < 0 && res->status != -ENOENT) {
+		cdr_err("takeover: %s not read from ZooKeeper (%s): the promoted replica is not published", pb->path,
+			res->error ? res->error : strerror(-res->status));
+		goto out;
+	}
+	if (!rep || !zk)
+		goto out;
+	cur = res->status == 0 && res->data ? json_loadb(res->data, res->len, 0, NULL) : NULL;
+	host = json_string_value(json_object_get(cur, "host"));
+	port = (int)json_integer_value(json_object_get(cur, "port"));
+	if (host && !strcmp(host, rep->host) && port == (int)rep->port)
+		goto out; /* published already */
+	o = json_pack("{s:s, s:i, s:s, s:I}", "host", rep->host, "port", (int)rep->port, "promoted_by", s->bus.src,
+		      "since", (json_int_t)cdr_wall_i64());
+	if (o && rep->db) /* the replica holds the same database index */
+		json_object_set_new(o, "db", json_integer(rep->db));
+	if (o && host && port > 0)
+		json_object_set_new(o, "failed_over_from", json_pack("{s:s, s:i}", "host", host, "port", port));
+	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	p = txt ? strdup(pb->path) : NULL;
+	if (!p || cdr_zk_set(zk, pb->path, txt, strlen(txt), -1, on_endpoint_published, p) < 0) {
+		cdr_err("takeover: cannot write %s in ZooKeeper", pb->path);
+		free(p);
+	}
+out:
+	free(txt);
+	json_decref(o);
+	json_decref(cur);
+	free(pb);
+}
+
 /* The promoted replica becomes the platform's Redis in ZooKeeper: its
  * daemons, when they come back, use it (the data is there now), and
  * confdrctl platform failback finds where the original was. */
 static void publish_promoted(struct css *s, struct redis_link *l)
 {
-	const struct cdr_endpoint *rep = cdr_topology_replica(s->topo, l->platform, CDR_SVC_REDIS);
-	const struct cdr_endpoint *cur = cdr_topology_main_endpoint(s->topo, l->platform, CDR_SVC_REDIS);
 	const struct cdr_room *main = cdr_topology_main_room(s->topo, l->platform);
 	struct cdr_zk *zk = cdr_daemon_zk(s->d);
-	json_t *o;
-	char *txt, path[256];
+	struct publish *pb;
 
-	if (!rep || !main || !zk)
+	if (!main || !zk || !(pb = calloc(1, sizeof(*pb))))
 		return;
-	if (cur && !strcmp(cur->host, rep->host) && cur->port == rep->port)
-		return; /* published already (a restart during the takeover) */
-	o = json_pack("{s:s, s:i, s:s, s:I}", "host", rep->host, "port", (int)rep->port, "promoted_by", s->bus.src,
-		      "since", (json_int_t)cdr_wall_i64());
-	if (o && rep->db) /* the replica holds the same database index */
-		json_object_set_new(o, "db", json_integer(rep->db));
-	if (o && cur)
-		json_object_set_new(o, "failed_over_from",
-				    json_pack("{s:s, s:i}", "host", cur->host, "port", (int)cur->port));
-	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	snprintf(path, sizeof(path), "/endpoints/%s/%s/redis", l->platform, main->id);
-	if (txt) {
-		char *p = strdup(path);
-
-		if (!p || cdr_zk_set(zk, path, txt, strlen(txt), -1, on_endpoint_published, p) < 0) {
-			cdr_err("takeover: cannot write %s in ZooKeeper", path);
-			free(p);
-		}
+	pb->s = s;
+	snprintf(pb->platform, sizeof(pb->platform), "%s", l->platform);
+	snprintf(pb->path, sizeof(pb->path), "/endpoints/%s/%s/redis", l->platform, main->id);
+	if (cdr_zk_get(zk, pb->path, NULL, NULL, on_endpoint_read, pb) < 0) {
+		cdr_err("takeover: cannot read %s from ZooKeeper", pb->path);
+		free(pb);
 	}
-	free(txt);
 }
 
 static void on_promoted(int status, const redisReply *reply, void *arg)
@@ -185,6 +226,7 @@ void css_takeover_check(struct css *s)
 			cdr_warn("platform %s is %s: its user domains are its own css's again; the conferences "
 				 "running here stay as they are",
 				 l->platform, in.peer_down ? "still down, but we stop" : "up");
+			css_publish_stats(s); /* serving_for: confdrctl platform failback waits for it */
 			break;
 		}
 	}

@@ -104,6 +104,8 @@ static void on_record(int status, const redisReply *reply, void *arg)
 			c->epoch = HI("epoch");
 			c->changed_mono = cdr_now_ms();
 			css_index_mcu(s, c);
+			if (!ld->link && c->host && strcmp(c->host, s->platform) && st != CSS_ENDED)
+				css_peer_watch(s, c->host); /* hosted there since a takeover: its rms heard */
 			ld->loaded++;
 			adopt(s, ld, c);
 		}

@@ -306,6 +306,81 @@ static void test_mcu_runs_it(void **state)
 	assert_false(css_mcu_runs_it(false, NULL));
 }
 
+/* a css coming home after its platform was down: it serves only once the
+ * fail-back's mark is gone from its Redis endpoint and its Redis is a
+ * master; a long wait is alarmed once (an injected clock) */
+static void test_home_steps(void **state)
+{
+	struct css_home_in in = { .own_down = true, .since_ms = 1000, .now_ms = 1000, .alarm_ms = 60000 };
+
+	(void)state;
+	assert_int_equal(css_home_step(&in), CSS_HOME_DOWN); /* declared down: nothing to wait for */
+	in.endpoint_read = in.redis_master = true;
+	assert_int_equal(css_home_step(&in), CSS_HOME_DOWN); /* whatever its Redis says */
+	/* declared up while confdrctl platform failback moves the records home */
+	in = (struct css_home_in){ .endpoint_read = true,
+				   .failback_mark = true,
+				   .redis_master = true,
+				   .since_ms = 1000,
+				   .now_ms = 1000,
+				   .alarm_ms = 60000 };
+	assert_int_equal(css_home_step(&in), CSS_HOME_WAIT); /* the promoted replica is a master: not enough */
+	in.failback_mark = false;
+	in.redis_master = false;
+	assert_int_equal(css_home_step(&in), CSS_HOME_WAIT); /* endpoint restored, still on the old (a replica now) */
+	in.redis_master = true;
+	in.endpoint_read = false;
+	assert_int_equal(css_home_step(&in), CSS_HOME_WAIT); /* the endpoint not read (ZooKeeper away) */
+	in.endpoint_read = true;
+	assert_int_equal(css_home_step(&in), CSS_HOME_READY);
+	assert_string_equal(css_home_name(css_home_step(&in)), "ready");
+	/* the long wait: alarmed once at failback_wait, then waiting goes on */
+	in.failback_mark = true;
+	in.now_ms = 1000 + 59999;
+	assert_int_equal(css_home_step(&in), CSS_HOME_WAIT);
+	in.now_ms = 1000 + 60000;
+	assert_int_equal(css_home_step(&in), CSS_HOME_ALARM);
+	in.alarmed = true;
+	assert_int_equal(css_home_step(&in), CSS_HOME_WAIT);
+	in.now_ms = 1000 + 3600000;
+	assert_int_equal(css_home_step(&in), CSS_HOME_WAIT);
+	in.failback_mark = false; /* the fail-back finished late: home all the same */
+	assert_int_equal(css_home_step(&in), CSS_HOME_READY);
+	/* declared down again while waiting */
+	in.own_down = true;
+	assert_int_equal(css_home_step(&in), CSS_HOME_DOWN);
+}
+
+/* the MCU audit: each rms answers for its own platform's MCUs; an MCU of
+ * ours missing for mcu_absent_grace is lost (an injected clock) */
+static void test_audit_rule(void **state)
+{
+	struct css_audit_in in = {
+		.mcu_platform = "p2", .inventory_of = "p1", .running = true, .now_ms = 10000, .grace_ms = 5000
+	};
+
+	(void)state;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_SKIP); /* p2's MCU: p1's rms does not know it */
+	in.absent_since = 1;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_SKIP); /* ... and its absence is not forgotten either */
+	in.inventory_of = "p2";				       /* p2's rms asked through p2's broker */
+	in.absent_since = 0;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_ABSENT); /* first seen missing */
+	in.absent_since = 10000;
+	in.now_ms = 14999;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_ABSENT);
+	in.now_ms = 15000;
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_LOST);
+	in.up = true; /* back in the inventory */
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_PRESENT);
+	in.up = false;
+	in.running = false; /* nothing running there: nothing to lose */
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_PRESENT);
+	/* our own MCU in our own rms's inventory; no grace: lost at once */
+	in = (struct css_audit_in){ .mcu_platform = "p1", .inventory_of = "p1", .running = true, .now_ms = 7 };
+	assert_int_equal(css_audit_rule(&in), CSS_AUDIT_LOST);
+}
+
 /* the css an MCU's answer is for, from the answer's id */
 static void test_sender_platform(void **state)
 {
@@ -337,6 +412,8 @@ int main(void)
 		cmocka_unit_test(test_restore_retry),
 		cmocka_unit_test(test_expires),
 		cmocka_unit_test(test_takeover_steps),
+		cmocka_unit_test(test_home_steps),
+		cmocka_unit_test(test_audit_rule),
 		cmocka_unit_test(test_list_order),
 		cmocka_unit_test(test_mcu_runs_it),
 		cmocka_unit_test(test_sender_platform),

@@ -6,7 +6,8 @@
  *   topology.c   topology load | show
  *   status.c     status
  *   mcu.c        mcu list | drain | undrain (rms)
- *   switch.c     room switch | platform switch (pms), platform failback
+ *   switch.c     room switch | platform switch (pms)
+ *   failback.c   platform failback: the Redis roles back, the platform up, its css home
  *   conf.c       conf list | show | end (css)
  *   drill.c      drill snapshot | verify | compare: the DR drills' checker, on drill_io.c
  *                (state files, MariaDB, Redis) and the pure drill_verdict.c

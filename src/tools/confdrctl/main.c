@@ -61,10 +61,14 @@ static const struct command commands[] = {
 	  ctl_cmd_platform_switch },
 	{ { "platform", "failback" },
 	  "PLATFORM [--force] [--operator WHO] [--sync-timeout SECONDS]",
-	  "after a takeover (its Redis replica promoted by the backup's css): makes PLATFORM's own Redis\n"
-	  "      the master again with every record (replicates the promoted one, switches PLATFORM to normal,\n"
-	  "      waits until nothing more is written, swaps the roles back, restores its ZooKeeper endpoint);\n"
-	  "      refused while PLATFORM's css is live (stop it first) unless --force",
+	  "after a takeover (its Redis replica promoted by the backup's css): brings PLATFORM's domains\n"
+	  "      home with its css running: its Redis replicates the promoted one, the fail-back is marked on\n"
+	  "      its Redis endpoint, PLATFORM switched to normal (the backup's css stops serving it), the\n"
+	  "      writes settle, the roles swap back, the endpoint names its Redis again, its css serves; each\n"
+	  "      step printed with its time, each wait bounded by --sync-timeout (60 s). Meanwhile its domains\n"
+	  "      get platform_down. Run again after a failure: it goes on where it stopped. --force: the\n"
+	  "      switch despite pms's refusals (PLATFORM's pms not live, its main room failing), and despite\n"
+	  "      a live css of PLATFORM that does not wait for its Redis (an older version)",
 	  ctl_cmd_platform_failback },
 	{ { "conf", "list" },
 	  "[--platform P] [--domain UD] [--json]",
