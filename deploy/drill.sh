@@ -237,7 +237,11 @@ clean_redis() {
 start_world() {
 	start_sims "${1:-}"
 	"$SANDBOX" start >"$WORK/start.log" 2>&1 || { tail -n 20 "$WORK/start.log" >&2; fail_setup "sandbox.sh start failed"; }
-	wait_for 60 "6 daemons up and connected" ctl status --wait 5 --expect 6 || fail_setup "the daemons are not all up (confdrctl status)"
+	wait_for 60 "6 daemons up and connected" ctl status --wait 5 --expect 6 ||
+		fail_setup "the daemons are not all up:
+$(ctl status 2>&1 | head -n 40)
+(logs: $RUN/logs/*-css.log, *-rms.log, *-pms.log; last lines of each:
+$(for f in "$RUN"/logs/p[12]-{css,rms,pms}.log; do [ -f "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done))"
 	wait_for 30 "the drill's MCUs registered" drill_mcus_registered "${1:-all}" ||
 		fail_setup "the drill's MCUs (${1:-all}) are not all up in rms"
 	stop_default_sims
