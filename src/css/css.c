@@ -189,6 +189,8 @@ void css_publish_stats(void *arg)
 				  (json_int_t)s->n.stale_lists, "stale_rms_notices", (json_int_t)s->n.stale_rms_notices,
 				  "repeated_extends", (json_int_t)s->n.repeated_extends, "relayed",
 				  (json_int_t)s->n.relayed, "reused_ids", (json_int_t)s->n.reused_ids));
+	if (o)
+		json_object_set_new(o, "orphans_damped", json_integer((json_int_t)s->n.orphans_damped));
 	if (o) {
 		/* confdrctl platform failback waits on these: the backup's css
 		 * no longer serving the platform, the platform's css home */
@@ -315,6 +317,7 @@ static int css_init(struct cdr_daemon *d, void **server)
 	cdr_bus_init(&s->bus, d, "css", cf->base.platform);
 	if (!(s->confs = cdr_hmap_new()) || !(s->uds = cdr_hmap_new()) || !(s->mcus = cdr_hmap_new()) ||
 	    !(s->reqs = cdr_hmap_new()) || !(s->mcu_ops = cdr_hmap_new()) || !(s->list_seq = cdr_hmap_new()) ||
+	    !(s->orphans = cdr_hmap_new()) ||
 	    cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow) < 0 ||
 	    cdr_timer_new(loop, css_ask_pms, s, &s->pms_timer) < 0 ||
 	    cdr_timer_new(loop, css_expiry_tick, s, &s->expiry_timer) < 0 ||
@@ -395,6 +398,8 @@ static void css_free(void *server)
 	while (s->list_seq && cdr_hmap_next(s->list_seq, &it, &k, &v))
 		free(v);
 	cdr_hmap_free(s->list_seq);
+	css_orphans_forget(s);
+	cdr_hmap_free(s->orphans);
 	cdr_hmap_free(s->confs);
 	cdr_hmap_free(s->uds);
 	cdr_hmap_free(s->mcus);

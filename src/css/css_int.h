@@ -197,6 +197,7 @@ struct css {
 	struct cdr_hmap *mcu_ops;  /* our id to an MCU -> op */
 	int64_t rms_epoch;	   /* the highest epoch of rms_all_mcu_ntf seen: older ones are a deposed rms's */
 	struct cdr_hmap *list_seq; /* mcu -> struct list_seq */
+	struct cdr_hmap *orphans;  /* "mcu/e164" -> uint64_t *: when its end as an orphan was last sent (mcu.c) */
 
 	struct redis_link links[MAX_REDIS];
 	size_t nlinks;
@@ -234,7 +235,8 @@ struct css {
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
-		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends, relayed, reused_ids;
+		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends, relayed, reused_ids,
+			orphans_damped;
 	} n;
 };
 
@@ -343,6 +345,7 @@ json_t *css_create_ack_body(const struct conf *c);
 void css_peer_watch(struct css *s, const char *host);
 int css_mcu_send(struct css *s, const struct conf *c, const char *type, const char *id, json_t *body,
 		 cdr_mq_confirm_fn confirm, void *arg);
+void css_orphans_forget(struct css *s);
 bool css_relay_answer(struct css *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m);
 void css_end_on_host(struct css *s, const char *host, const char *e164, const char *mcu, const char *key,
 		     const char *reason);

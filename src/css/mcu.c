@@ -207,6 +207,51 @@ static void mcu_extend(struct css *s, const struct cdr_mq_delivery *dl, const st
 		on_extend_stored(r, NULL, x);
 }
 
+/* An orphan's end goes once per ORPHAN_AGAIN_MS per MCU and conference: the
+ * lists that come meanwhile name it again until the MCU has ended it, and a
+ * simulator or MCU full of conferences css does not know would otherwise be
+ * sent an end (and logged) for each of them at every list. */
+#define ORPHAN_AGAIN_MS 10000
+#define ORPHANS_MAX	100000
+
+void css_orphans_forget(struct css *s)
+{
+	size_t it = 0;
+	const char *k;
+	void *v;
+
+	while (s->orphans && cdr_hmap_next(s->orphans, &it, &k, &v))
+		free(v);
+	cdr_hmap_free(s->orphans);
+	s->orphans = cdr_hmap_new();
+}
+
+/* Whether the end of e164 on mcu as an orphan was sent within
+ * ORPHAN_AGAIN_MS; if not, it is noted as sent now. */
+static bool orphan_ended_lately(struct css *s, const char *mcu, const char *e164, uint64_t now)
+{
+	char key[160];
+	uint64_t *t;
+
+	if (!s->orphans)
+		return false;
+	snprintf(key, sizeof(key), "%s/%s", mcu, e164);
+	if ((t = cdr_hmap_get(s->orphans, key))) {
+		if (now - *t < ORPHAN_AGAIN_MS)
+			return true;
+		*t = now;
+		return false;
+	}
+	if (cdr_hmap_count(s->orphans) >= ORPHANS_MAX)
+		css_orphans_forget(s); /* bounded: forgetting costs at most one end more each */
+	if (s->orphans && (t = malloc(sizeof(*t)))) {
+		*t = now;
+		if (cdr_hmap_put(s->orphans, key, t) < 0)
+			free(t);
+	}
+	return false;
+}
+
 /* The conference c that an MCU notice names, when it runs on that MCU. */
 static struct conf *noticed(struct css *s, const struct cdr_msg *m)
 {
@@ -397,6 +442,10 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 		case CSS_LISTED_KEEP:
 		case CSS_LISTED_WAIT: break;
 		case CSS_LISTED_ORPHAN:
+			if (orphan_ended_lately(s, mcu, e164, now)) {
+				s->n.orphans_damped++;
+				break;
+			}
 			orphans++;
 			if (!c) {
 				orphan_unknown(s, e164, mcu, dl->routing_key);
