@@ -247,7 +247,12 @@ shift
 t0=$SECONDS
 ns_remove # what a killed run left
 trap 'ns_remove; exit 1' INT TERM
-ns_create "${private[@]}"
+# A namespace half made (a server or store that failed) is removed whole:
+# its private servers and its claims would otherwise block the next test.
+if ! (ns_create "${private[@]}"); then
+	ns_remove
+	exit 1
+fi
 say "$ns ready in $((SECONDS - t0)) s (${private[*]:+private ${private[*]}; }env $dir/env)"
 (. "$dir/env" && exec "$@")
 rc=$?
