@@ -171,6 +171,7 @@ struct cdr_mq_delivery {
 	const char *type;
 	unsigned delivery_mode; /* 1 transient, 2 persistent, 0 when the publisher set none */
 	bool redelivered;
+	size_t oversize; /* > 0: a body of this many bytes, more than max_body: not read (body "", len 0) */
 };
 
 /* The delivery is the callee's: it must end with cdr_mq_ack or cdr_mq_nack,

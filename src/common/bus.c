@@ -133,6 +133,17 @@ enum cdr_dispatch_result cdr_dispatch(const struct cdr_dispatch *t, struct cdr_m
 		cdr_mq_nack(dl, true); /* for the active instance */
 		return CDR_DISPATCH_REQUEUED;
 	}
+	if (dl->oversize) {
+		/* too large for the client to read: refused unread, answered when it
+		 * says where (a CM request always does) */
+		memset(&err, 0, sizeof(err));
+		err.fault = CDR_MSG_FAULT_TOO_LARGE;
+		snprintf(err.reason, sizeof(err.reason), "bad_request");
+		snprintf(err.detail, sizeof(err.detail), "message of %zu bytes, more than the limit of %zu",
+			 dl->oversize, t->max_len ? t->max_len : CDR_MSG_MAX_DEFAULT);
+		cdr_bus_refuse(b, dl, t->queue, &err, t->nack_type);
+		return CDR_DISPATCH_UNREADABLE;
+	}
 	if (cdr_msg_decode(dl->body, dl->len, t->max_len, &m, &err) < 0) {
 		cdr_bus_refuse(b, dl, t->queue, &err, t->nack_type);
 		return CDR_DISPATCH_UNREADABLE;

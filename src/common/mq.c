@@ -897,6 +897,7 @@ struct content {
 	size_t len;
 	unsigned delivery_mode; /* 0 when absent */
 	bool too_big;
+	size_t size; /* the body's size as announced (also when too big to read) */
 };
 
 static void content_clear(struct content *c)
@@ -956,6 +957,7 @@ static int read_content(struct cdr_mq *mq, struct content *c)
 		}
 	}
 	c->too_big = size > mq->max_body;
+	c->size = (size_t)size;
 	c->len = c->too_big ? 0 : (size_t)size;
 	c->body = malloc(c->len + 1);
 	if (!c->body)
@@ -1014,7 +1016,7 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 		free(rkey);
 		return -1;
 	}
-	if ((!reply && !cons) || c.too_big) {
+	if ((!reply && !cons) || (reply && c.too_big)) {
 		cdr_debug("mq %s: %s from %s/%s dropped", mq->name,
 			  c.too_big ? "oversize message" : "message for no consumer", exchange, rkey);
 		free(exchange);
@@ -1053,6 +1055,7 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 	d->pub.len = c.len;
 	d->pub.redelivered = redelivered;
 	d->pub.delivery_mode = c.delivery_mode;
+	d->pub.oversize = c.too_big ? c.size : 0; /* its body not read: the consumer refuses it (and answers) */
 	if (cdr_loop_post(mq->loop, on_posted_delivery, d) == -ENOMEM) {
 		/* Never acked: the broker redelivers it after the next re-connection. */
 		delivery_free(d);

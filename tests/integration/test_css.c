@@ -891,6 +891,7 @@ static int group_setup(void **state)
 	o.name = "test-css-cm";
 	o.reconnect_min_ms = 100;
 	o.reconnect_max_ms = 1000;
+	o.max_body = 8 << 20; /* test_unreadable_and_unknown publishes more than css reads */
 	assert_int_equal(cdr_mq_new(C.loop, &o, &C.mq), 0);
 	snprintf(C.reply_q, sizeof(C.reply_q), "test-css.%ld", (long)getpid());
 	assert_int_equal(cdr_mq_declare_design(C.mq), 0);
@@ -1495,6 +1496,17 @@ static void test_unreadable_and_unknown(void **state)
 	free(big);
 	expect_nack(r, "mau_cm_request_nack", "bad_request", NULL);
 	expect_detail(r, "65536");
+	/* more than the broker client reads at all (4 MiB): answered all the same */
+	big_len = (4 << 20) + 2;
+	big = malloc(big_len);
+	assert_non_null(big);
+	memset(big, ' ', big_len);
+	fresh_id(id, sizeof(id));
+	r = cm_wait(cm_send_raw(id, big, big_len - 1, true));
+	free(big);
+	expect_nack(r, "mau_cm_request_nack", "bad_request", NULL);
+	expect_detail(r, "4194305 bytes");
+	assert_string_equal(json_string_value(json_object_get(r, "id")), id);
 	/* without reply_to nobody can be told: dead-lettered */
 	dead = queue_depth(CDR_MQ_DEAD_Q);
 	assert_true(dead >= 0);
