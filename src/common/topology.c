@@ -321,9 +321,9 @@ static int parse_endpoints(struct cdr_topology *t, json_t *eps, struct errs *e)
 			} else if (!(room = cdr_topology_room(t, rid))) {
 				err_add(e, "endpoints \"%s\": unknown room \"%s\"", pid, rid);
 				continue;
-			} else if (strcmp(room->platform, pid) != 0) {
+			} else if (!room->platform || strcmp(room->platform, pid) != 0) {
 				err_add(e, "endpoints \"%s\": room \"%s\" belongs to platform \"%s\"", pid, rid,
-					room->platform);
+					room->platform ? room->platform : "(none)");
 				continue;
 			}
 			if (!json_is_object(rv)) {
@@ -506,6 +506,8 @@ static int build(json_t *topo, json_t *eps, struct cdr_topology **ret, struct er
 			err_add(e, "user domain \"%s\": room \"%s\" belongs to platform \"%s\", not \"%s\"", d->id,
 				r->id, r->platform, d->platform);
 	}
+	if (e->n)
+		goto invalid; /* the endpoints name rooms and platforms: not read against a broken topology */
 	if (eps && parse_endpoints(t, eps, e) < 0)
 		goto free_t;
 	if (e->n)

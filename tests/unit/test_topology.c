@@ -227,6 +227,21 @@ static void test_bad_strings(void **state)
 	expect_refused("{\"platforms\": {}", "line 1");
 }
 
+/* A room without its platform, with endpoints naming it: refused, not a
+ * crash (it crashed every daemon that read it: issue 22). */
+static void test_room_without_platform_and_endpoints(void **state)
+{
+	static const char topo[] = "{\"platforms\": {\"p1\": {}}, \"rooms\": {\"p1-r1\": {}}, \"user_domains\": {}}";
+	static const char eps[] = "{\"p1\": {\"p1-r1\": {}}}";
+	struct cdr_topology *t = NULL;
+	char err[2048];
+
+	(void)state;
+	assert_int_equal(cdr_topology_parse(topo, strlen(topo), eps, strlen(eps), &t, err, sizeof(err)), -EINVAL);
+	assert_null(t);
+	assert_non_null(strstr(err, "room \"p1-r1\": missing \"platform\""));
+}
+
 /* A platform without a backup is allowed (the last DR platform); unknown
  * member names are ignored. */
 static void test_optional_and_unknown_members(void **state)
@@ -339,10 +354,15 @@ static void test_missing_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_lookups),	 cmocka_unit_test(test_without_endpoints),
-		cmocka_unit_test(test_bad_fixtures),	 cmocka_unit_test(test_every_bad_fixture_listed),
-		cmocka_unit_test(test_bad_strings),	 cmocka_unit_test(test_optional_and_unknown_members),
-		cmocka_unit_test(test_nodes_round_trip), cmocka_unit_test(test_services),
+		cmocka_unit_test(test_good_lookups),
+		cmocka_unit_test(test_without_endpoints),
+		cmocka_unit_test(test_bad_fixtures),
+		cmocka_unit_test(test_every_bad_fixture_listed),
+		cmocka_unit_test(test_bad_strings),
+		cmocka_unit_test(test_room_without_platform_and_endpoints),
+		cmocka_unit_test(test_optional_and_unknown_members),
+		cmocka_unit_test(test_nodes_round_trip),
+		cmocka_unit_test(test_services),
 		cmocka_unit_test(test_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
