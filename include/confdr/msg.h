@@ -121,6 +121,13 @@ struct cdr_msg *cdr_msg_free(struct cdr_msg *m);
 const char *cdr_msg_type(const struct cdr_msg *m);
 const char *cdr_msg_id(const struct cdr_msg *m);
 const char *cdr_msg_src(const struct cdr_msg *m);
+/* What a request is, beyond its id: "<type> <src> <hash>", the hash a 64-bit
+ * FNV-1a of its body in canonical form (sorted keys, compact). An answer
+ * kept for a request id is given again only to a request with the same
+ * fingerprint: an id reused by another request is refused, never answered
+ * with someone else's answer. */
+#define CDR_MSG_FP_LEN 104
+void cdr_msg_fingerprint(const struct cdr_msg *m, char *buf, size_t len);
 int64_t cdr_msg_ts(const struct cdr_msg *m);
 const struct cdr_msg_type *cdr_msg_spec(const struct cdr_msg *m);
 /* The body, borrowed (valid until cdr_msg_free; json_incref to keep it). */

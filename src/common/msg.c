@@ -443,6 +443,17 @@ const char *cdr_msg_src(const struct cdr_msg *m)
 {
 	return m->src;
 }
+
+void cdr_msg_fingerprint(const struct cdr_msg *m, char *buf, size_t len)
+{
+	char *body = json_dumps(cdr_msg_body(m), JSON_COMPACT | JSON_SORT_KEYS);
+	uint64_t h = 14695981039346656037ull;
+
+	for (const unsigned char *p = (const unsigned char *)(body ? body : ""); *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	snprintf(buf, len, "%.40s %.40s %016" PRIx64, cdr_msg_type(m), cdr_msg_src(m), h);
+	free(body);
+}
 int64_t cdr_msg_ts(const struct cdr_msg *m)
 {
 	return m->ts;

@@ -97,14 +97,14 @@ struct op {
 	bool dead;
 	struct cdr_mq_delivery *dl; /* the CM's request, or NULL */
 	struct cdr_msg *m;
-	char req[128];	  /* the CM's request id */
-	char fp[128];	  /* what the request is: type, sender, body hash (css_answer_value) */
-	char mcu_id[200]; /* our envelope id to the MCU, key in s->mcu_ops */
-	struct conf *c;	  /* once allocated */
-	char *reason;	  /* end: why */
-	char *new_name;	  /* rename */
-	char *answer;	  /* the answer to the CM, once encoded */
-	int store_tries;  /* create: writes of the running state that failed in a row */
+	char req[128];		 /* the CM's request id */
+	char fp[CDR_MSG_FP_LEN]; /* what the request is (cdr_msg_fingerprint) */
+	char mcu_id[200];	 /* our envelope id to the MCU, key in s->mcu_ops */
+	struct conf *c;		 /* once allocated */
+	char *reason;		 /* end: why */
+	char *new_name;		 /* rename */
+	char *answer;		 /* the answer to the CM, once encoded */
+	int store_tries;	 /* create: writes of the running state that failed in a row */
 	struct cdr_timer *timer;
 	char home[64]; /* create: the platform owning the user domain (a copy: the topology may be re-read) */
 	char room[64]; /* create: the user domain's room */

@@ -12,28 +12,13 @@ static void op_on_timer(void *arg)
 		op->on_timer(op);
 }
 
-/* What a request is, beyond its id: its type, its sender and a hash (64-bit
- * FNV-1a) of its body in a canonical form. An answer is stored with it and
- * given again only to the same request (a reused id with another body is
- * refused, never answered with someone else's answer). */
-static void request_fp(const struct cdr_msg *m, char *buf, size_t len)
-{
-	char *body = json_dumps(cdr_msg_body(m), JSON_COMPACT | JSON_SORT_KEYS);
-	uint64_t h = 14695981039346656037ull;
-
-	for (const unsigned char *p = (const unsigned char *)(body ? body : ""); *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
-	snprintf(buf, len, "%.40s %.40s %016" PRIx64, cdr_msg_type(m), cdr_msg_src(m), h);
-	free(body);
-}
-
 /* Whether m is the request op serves (its redelivery), not another request
  * that reuses its id. */
 bool css_same_request(const struct op *op, const struct cdr_msg *m)
 {
 	char fp[sizeof(op->fp)];
 
-	request_fp(m, fp, sizeof(fp));
+	cdr_msg_fingerprint(m, fp, sizeof(fp));
 	return !strcmp(fp, op->fp);
 }
 
@@ -86,7 +71,7 @@ struct op *css_op_new(struct css *s, enum op_kind kind, struct cdr_mq_delivery *
 	op->m = m;
 	op->t0 = cdr_now_ms();
 	if (m) {
-		request_fp(m, op->fp, sizeof(op->fp));
+		cdr_msg_fingerprint(m, op->fp, sizeof(op->fp));
 		snprintf(op->req, sizeof(op->req), "%s", cdr_msg_id(m));
 		if (cdr_hmap_put(s->reqs, op->req, op) < 0)
 			op->req[0] = '\0';

@@ -6,8 +6,9 @@
 
 #define REPLY_CACHE_AGE_MS (5 * 60 * 1000)
 
-static void cache_put(struct rms *s, const char *id, char *txt)
+static void cache_put(struct rms *s, const struct cdr_msg *m, char *txt)
 {
+	const char *id = cdr_msg_id(m);
 	struct cached *c = NULL;
 
 	if (s->conf.reply_cache <= 0 || !(c = calloc(1, sizeof(*c))) || !(c->id = strdup(id))) {
@@ -18,6 +19,7 @@ static void cache_put(struct rms *s, const char *id, char *txt)
 	}
 	c->txt = txt;
 	c->at = cdr_now_ms();
+	cdr_msg_fingerprint(m, c->fp, sizeof(c->fp));
 	if (cdr_hmap_put(s->cache, c->id, c) < 0) {
 		free(c->id);
 		free(c->txt);
@@ -57,5 +59,5 @@ void rms_answer(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg 
 	char *txt = cdr_bus_answer(&s->bus, dl, m, ack, body, cache);
 
 	if (txt)
-		cache_put(s, cdr_msg_id(m), txt);
+		cache_put(s, m, txt);
 }

@@ -125,9 +125,20 @@ static bool answered_before(void *server, const struct cdr_handler *h, struct cd
 	struct rms *s = server;
 	struct cached *c;
 
+	char fp[CDR_MSG_FP_LEN], detail[200];
+
 	if (!(h->flags & CDR_H_REQUEST) || h->fn == h_register_mcu || h->fn == h_register_vrs ||
 	    !(c = cdr_hmap_get(s->cache, cdr_msg_id(m))))
 		return false;
+	cdr_msg_fingerprint(m, fp, sizeof(fp));
+	if (strcmp(fp, c->fp)) {
+		/* another request with the id of one answered: refused, and the
+		 * answer kept for that id stays its own */
+		snprintf(detail, sizeof(detail), "request id %s was used before by another request", cdr_msg_id(m));
+		cdr_warn("%s %s from %s refused: %s", cdr_msg_type(m), cdr_msg_id(m), cdr_msg_src(m), detail);
+		rms_answer(s, dl, m, false, cdr_bus_nack_body("bad_request", detail), false);
+		return true;
+	}
 	cdr_info("%s %s answered again (a redelivery): not executed twice", cdr_msg_type(m), cdr_msg_id(m));
 	cdr_bus_send_reply(&s->bus, dl, c->txt);
 	cdr_mq_ack(dl);

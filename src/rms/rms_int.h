@@ -35,6 +35,7 @@
 /* An answer kept by request id (answers.c). */
 struct cached {
 	char *id, *txt;
+	char fp[CDR_MSG_FP_LEN]; /* the request it answers (cdr_msg_fingerprint) */
 	uint64_t at;
 	TAILQ_ENTRY(cached) link;
 };

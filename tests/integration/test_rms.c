@@ -486,7 +486,7 @@ static void test_refusals(void **state)
 
 static void test_redelivery_answered_once(void **state)
 {
-	json_t *r1, *r2, *inv;
+	json_t *r1, *r2, *r3, *inv;
 	int64_t before;
 
 	(void)state;
@@ -506,11 +506,22 @@ static void test_redelivery_answered_once(void **state)
 	/* recorded: MCU and VRS of the same room */
 	assert_string_equal(json_string_value(json_object_get(rbody(r1), "room")), "p1-r2");
 	assert_string_equal(json_string_value(json_object_get(rbody(r1), "vrs")), "tmcu-b-vrs-01");
+	/* the same id for another request: refused, not answered with r1's
+	 * answer, nothing allocated */
+	r3 = request("mau_rms_alloc_req",
+		     json_pack("{s:s, s:s, s:b, s:i}", "e164", "0597000002", "user_domain", "ud-p1-r2-a", "record", 1,
+			       "epoch", EPOCH),
+		     "test-css-dup-1");
+	assert_string_equal(rtype(r3), "rms_mau_alloc_nack");
+	assert_string_equal(json_string_value(json_object_get(rbody(r3), "reason")), "bad_request");
+	assert_non_null(
+		strstr(json_string_value(json_object_get(rbody(r3), "detail")), "used before by another request"));
 	inv = inventory();
 	assert_int_equal(json_integer_value(json_object_get(rbody(inv), "reservations")), before + 1);
 	json_decref(inv);
 	json_decref(r1);
 	json_decref(r2);
+	json_decref(r3);
 }
 
 static void test_drain(void **state)
