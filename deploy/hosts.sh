@@ -59,6 +59,10 @@ link_state() { # A B: up | down | missing
 hosts_up() {
 	local h p
 	command -v ip >/dev/null || die "ip (package iproute2) is missing"
+	# Another sandbox whose port base gives the same /24 (bases less than 128 apart) routes it already.
+	h=$(ipc route show "$(host_addr p1)/32" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1)
+	[ -z "$h" ] || [ "$h" = "$(end_name ops p1)" ] ||
+		die "$NET.0/24 is in use here already (route to $(host_addr p1) via $h): choose a CONFDR_PORT_BASE at least 128 away"
 	for h in "${NS_HOSTS[@]}"; do
 		ns_exists "$h" || ipc netns add "$(ns_name "$h")" || die "cannot create network namespace $(ns_name "$h") (root needed)"
 		ipn "$h" link set lo up || die "cannot set lo up in $(ns_name "$h")"
