@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# confdr sandbox: a two-platform world of real servers on 127.0.0.1, no systemd.
+# confdr sandbox: a two-platform world of real servers, no systemd. Multi-host
+# (the default): each platform a host of its own (a network namespace with its
+# own servers, daemons and simulators), a third host for the third ZooKeeper
+# member, this namespace the operator's host; single-host: all on 127.0.0.1
+# (docs/sandbox.md).
 #
 # Usage: deploy/sandbox.sh COMMAND [ARGS]
-#   up                 start what is not running: RabbitMQ (vhosts p1, p2, own epmd),
-#                      Redis of p1 and p2 and a replica of each hosted on the other
-#                      platform, ZooKeeper, MariaDB (databases confdr_p1, confdr_p2);
-#                      write run/endpoints.json and load it and conf/sandbox-topology.json
+#   up                 start what is not running: multi-host, the hosts and links first,
+#                      then on each platform host P RabbitMQ (vhost P, own epmd), Redis of
+#                      P and the replica of the other platform, MariaDB (confdr_P), and a
+#                      ZooKeeper ensemble over p1, p2 and zk; single-host, one RabbitMQ
+#                      (vhosts p1, p2), one ZooKeeper, one MariaDB, the four Redis; write
+#                      run/endpoints.json and load it and conf/sandbox-topology.json
 #                      into ZooKeeper (confdrctl topology load; builds confdrctl if it
-#                      is missing). Idempotent: what runs stays.
-#   status [--json]    servers and daemons: port, pid, state
+#                      is missing). Idempotent: what runs stays; every link is set up.
+#   status [--json]    servers (host, address, pid, state), links, daemons
 #   env                export lines for the tests: eval "$(deploy/sandbox.sh env)"
 #   server stop NAME   stop one server and wait until it is gone; start one and wait
-#   server start NAME    until it answers. NAME: rabbitmq redis-p1 redis-p2
-#                        redis-p1-replica redis-p2-replica zookeeper mariadb
+#   server start NAME    until it answers. NAME (multi-host): rabbitmq-p1 rabbitmq-p2
+#                        zookeeper-1 zookeeper-2 zookeeper-3 redis-p1 redis-p2
+#                        redis-p1-replica redis-p2-replica mariadb-p1 mariadb-p2;
+#                        (single-host): rabbitmq zookeeper mariadb and the four Redis
 #   start              up, build (cmake --build), start css, rms and pms of both
 #                      platforms (configs run/<p>/<d>.conf, logs run/logs/<p>-<d>.log)
 #                      and one mcusim per room (4 MCUs of 500, 1 VRS; log sim-<room>,
-#                      state file run/sims/<room>.json)
+#                      state file run/sims/<room>.json), each on its platform's host
 #   stop               stop the daemons and the simulators
 #   demo               start, wait until all six daemons are up and connected, create
 #                      conferences on both platforms through cmsim, show confdrctl status;
@@ -26,18 +34,33 @@
 #                      CONFDR_DEMO_CONFS conferences per drill, default 1000); exits 1 if
 #                      something is not up, a request is not answered or a drill fails
 #   down               stop the daemons, the servers and our epmd (by pid file), then
-#                      any leftover process of the sandbox; checks that none is left
-#   logs [-f] [NAME]   list the logs, or tail one (rabbitmq, redis-p1, p1-css, ...)
-#   rabbitmqctl ARGS   rabbitmqctl of the sandbox's broker (e.g. purge_queue -p p1 mau.conf.q)
+#                      any leftover process of the sandbox; remove the hosts (namespaces,
+#                      links); checks that no process, namespace or link is left
+#   fault F            (multi-host) inject or undo a fault, idempotent, says what it did:
+#                        power-off HOST    every process of HOST (p1 p2 zk) SIGKILLed at once;
+#                                          'up' and 'start' bring them back
+#                        partition A B     the link of hosts A and B (ops p1 p2 zk) down
+#                        partition-zk P    P cut from the ZooKeeper majority: its links to
+#                                          the other platform and to zk down (ops kept)
+#                        heal [A B]        that link (or every link) up again
+#                        zk-stop N, zk-start N   ZooKeeper member N (1 p1, 2 p2, 3 zk)
+#                        status            the links
+#   logs [-f] [NAME]   list the logs, or tail one (rabbitmq-p1, redis-p1, p1-css, ...)
+#   rabbitmqctl [--on P] ARGS
+#                      rabbitmqctl of P's broker (default p1; single-host: the one broker),
+#                      e.g. rabbitmqctl --on p2 purge_queue -p p2 mau.conf.q
 #   drill SCENARIO [--confs N] [--json FILE] [--timeout S]
 #                      a DR drill (deploy/drill.sh --help, docs/drills.md): mcu-failure,
 #                      mcu-reboot, mcu-reboot-from-one, mcu-reboot-no-boot, room-failure,
 #                      room-switch, room-switchback, platform-failure, platform-switchback;
 #                      'drill stop' stops daemons and drill simulators
 #
-# Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE (default 17000:
-# AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382, ZooKeeper +181,
-# MariaDB +306), CONFDR_BUILD_DIR (default <repo>/build).
+# Environment: CONFDR_SANDBOX_HOSTS (multi, default, or single; a sandbox that is up
+# keeps its layout until 'down'), CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE
+# (default 17000: AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382,
+# ZooKeeper +181 (ensemble +188, +189), MariaDB +306; multi-host: namespaces
+# cdr-<base>-{p1,p2,zk}, addresses 198.18.0.0/15, one /24 per base / 128),
+# CONFDR_BUILD_DIR (default <repo>/build).
 # Every wait is bounded; on a server that does not come up the tail of its log is shown.
 # Installs missing Debian packages first (deploy/install-deps.sh, root).
 set -euo pipefail
@@ -480,7 +503,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,42p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,65p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.
