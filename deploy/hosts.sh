@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The multi-host sandbox's hosts and the faults a drill injects on them,
 # sourced by deploy/sandbox.sh (not run): network namespaces <tag>-p1, -p2,
 # -zk (tag cdr-<port base>) beside this one (ops), one veth link per pair of
@@ -169,12 +170,12 @@ cmd_fault() {
 		fault_partition "$2" "$3" ;;
 	partition-zk)
 		# P from the ZooKeeper majority: its links to the other platform and to zk down (ops kept).
-		[ $# = 2 ] && { [ "$2" = p1 ] || [ "$2" = p2 ]; } || die "usage: fault partition-zk p1|p2"
+		if [ $# != 2 ] || { [ "$2" != p1 ] && [ "$2" != p2 ]; }; then die "usage: fault partition-zk p1|p2"; fi
 		fault_partition "$2" zk
 		if [ "$2" = p1 ]; then fault_partition p1 p2; else fault_partition p2 p1; fi ;;
 	heal) [ $# = 1 ] || [ $# = 3 ] || die "usage: fault heal [A B]"; fault_heal "${@:2}" ;;
 	zk-stop | zk-start)
-		[ $# = 2 ] && case $2 in 1 | 2 | 3) true ;; *) false ;; esac || die "usage: fault $1 1|2|3 (zookeeper-1 on p1, -2 on p2, -3 on zk)"
+		case $#:${2:-} in 2:1 | 2:2 | 2:3) ;; *) die "usage: fault $1 1|2|3 (zookeeper-1 on p1, -2 on p2, -3 on zk)" ;; esac
 		if [ "$1" = zk-stop ]; then server_stop "zookeeper-$2"; else server_start "zookeeper-$2"; fi ;;
 	status) fault_status ;;
 	*) die "usage: fault power-off HOST | partition A B | partition-zk P | heal [A B] | zk-stop N | zk-start N | status" ;;

@@ -110,6 +110,10 @@ ours() {
 	if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
 		cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
 		case $cwd in "$RUN"/*) return 0 ;; esac
+		# Started by 'ip netns exec' (a mount namespace of its own) under a
+		# chroot, its cwd reads as a path from the machine's root: the same
+		# directory is ours.
+		[ -n "$cwd" ] && [ -d "$RUN/${cwd##*/}" ] && [ "$RUN/${cwd##*/}" -ef "/proc/$pid/cwd" ] && return 0
 	fi
 	return 1
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The sandbox's servers, sourced by deploy/sandbox.sh (not run): how each is
 # configured, started, awaited, set up and stopped, in either layout (lib.sh:
 # single-host, every server on 127.0.0.1; multi-host, each in the namespace
@@ -71,9 +72,10 @@ claim_port() {
 # /etc. AMQP on NAME's host address; epmd and the Erlang distribution on the
 # loopback of that host (in multi-host, the namespace's own 127.0.0.1).
 rmq_env() {
-	local d=$RUN/$1
+	local d=$RUN/$1 a
+	a=$(addr_of "$1")
 	export "$MARK=$RUN"
-	export RABBITMQ_NODENAME=confdr@localhost RABBITMQ_NODE_IP_ADDRESS=$(addr_of "$1") RABBITMQ_NODE_PORT=$AMQP_PORT
+	export RABBITMQ_NODENAME=confdr@localhost RABBITMQ_NODE_IP_ADDRESS=$a RABBITMQ_NODE_PORT=$AMQP_PORT
 	export RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=$HOST
 	export RABBITMQ_MNESIA_BASE=$d/mnesia RABBITMQ_LOG_BASE=$d/log RABBITMQ_LOGS=-
 	export RABBITMQ_CONFIG_FILE=$d/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$d/enabled_plugins
