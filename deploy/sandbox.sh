@@ -127,8 +127,16 @@ load_topology() {
 		say "topology and endpoints already in ZooKeeper $ZK_HOSTS$CHROOT (unchanged files: not loaded again)"
 		return 0
 	fi
-	ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
-		die "loading the topology into ZooKeeper failed: $BUILD/confdrctl --zk $ZK_HOSTS topology load conf/sandbox-topology.json --endpoints $RUN/endpoints.json"
+	# A loaded machine makes a fresh ensemble slow to take its first writes:
+	# 15 s per answer, three tries.
+	local try
+	for try in 1 2 3; do
+		ctl --timeout 15 topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null && break
+		[ $try = 3 ] &&
+			die "loading the topology into ZooKeeper failed: $BUILD/confdrctl --zk $ZK_HOSTS topology load conf/sandbox-topology.json --endpoints $RUN/endpoints.json"
+		warn "loading the topology into ZooKeeper failed (try $try of 3); again in 2 s"
+		sleep 2
+	done
 	echo "$sum" >"$RUN/topology.loaded"
 	say "topology and endpoints loaded into ZooKeeper $ZK_HOSTS$CHROOT"
 }
