@@ -86,6 +86,18 @@ run_drills() {
 	rm -f "$log"
 }
 
+# run_faults: the multi-host sandbox's fault primitives (tests/integration/faults.sh).
+run_faults() {
+	local log ok nok
+	log=$(mktemp)
+	say "faults of the multi-host sandbox"
+	CONFDR_BINARY_DIR=$top/build timeout 600 bash tests/integration/faults.sh 2>&1 | tee "$log"
+	ok=$(grep -c '^ok ' "$log") nok=$(grep -c '^not ok ' "$log")
+	if [ $((ok + nok)) = 0 ]; then record 0 1 "faults: no result"; else record "$ok" "$nok" "faults: $ok/$((ok + nok))"; fi
+	grep '^not ok ' "$log" | sed 's/^/  FAILED faults: /' >>"$res/failed-tests" || true
+	rm -f "$log"
+}
+
 run_ctest build '^unit$'
 command -v valgrind >/dev/null && run_ctest build '^valgrind$'
 [ "$asan" = 1 ] && run_ctest build-asan '^unit$'
@@ -124,6 +136,7 @@ if [ "$unit_only" = 0 ]; then
 		fi
 		say "lane $name: multi-host sandbox for the drills"
 		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
+			[ "$name" = b ] && run_faults
 			run_drills "$@"
 		else
 			record 0 1 "lane $name: the multi-host sandbox did not come up"
