@@ -37,7 +37,7 @@ p1_broker=${CONFDR_P1_AMQP_URL#*@}
 p1_broker=${p1_broker%%/*}
 IFS=, read -r zk1 zk2 zk3 <<<"$CONFDR_ZK"
 # serving ADDR:PORT: the ZooKeeper member answers srvr as leader or follower.
-serving() { echo srvr | timeout 5 nc -q 1 -w 2 "${1%:*}" "${1##*:}" 2>/dev/null | grep -qE '^Mode: (leader|follower)'; }
+serving() { grep -qE '^Mode: (leader|follower)' <<<"$(echo srvr | timeout 5 nc -q 1 -w 2 "${1%:*}" "${1##*:}" 2>/dev/null)"; }
 not_serving() { ! serving "$1"; }
 ctl_ok() { timeout 30 "$bin/confdrctl" --zk "$CONFDR_ZK" --timeout 10 topology show >/dev/null 2>&1; }
 ns_empty() { [ -z "$(ip netns pids "$tag-$1")" ]; }
