@@ -102,10 +102,13 @@ alive() {
 	case ${st%% *} in Z | X | x | '') return 1 ;; esac
 }
 
-# ours PID: alive and started by this sandbox (this run dir).
+# ours PID: alive and started by this sandbox (this run dir), under the same
+# root: a sandbox in another chroot (a fresh-machine run) may have the same
+# run dir path and so the same mark.
 ours() {
 	local pid=$1 cwd
 	alive "$pid" || return 1
+	[ "/proc/$pid/root" -ef /proc/self/root ] || return 1
 	grep -qzxF "$MARK=$RUN" "/proc/$pid/environ" 2>/dev/null && return 0
 	if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
 		cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
