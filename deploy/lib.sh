@@ -140,13 +140,19 @@ running() { pid_of "$1" >/dev/null; }
 # lock) is not inherited.
 # In multi-host, in the namespace of the host NAME runs on (server_host).
 spawn() {
-	local name=$1 h
+	local name=$1 h p
 	shift
 	h=$(ns_prefix "$(server_host "$name")")
+	# The mark exported before the first exec (ip netns exec, which takes a
+	# while on a loaded machine, or env), so the process has it from then on.
 	# shellcheck disable=SC2086 # $h: words, no globs
-	(cd "$RUN" && exec $h env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
-	echo $! >"$(pidfile "$name")"
-	disown $! # a server or daemon killed on purpose (a drill) is not reported as a job of this shell
+	(cd "$RUN" && export "$MARK=$RUN" && exec $h env setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
+	p=$!
+	echo $p >"$(pidfile "$name")"
+	disown $p # a server or daemon killed on purpose (a drill) is not reported as a job of this shell
+	# Until that exec, the forked shell is not recognisably ours (a check
+	# then would call it gone and drop its pid file): wait for it, at most 5 s.
+	for _ in $(seq 100); do ours $p && break; alive $p || break; sleep 0.05; done
 }
 
 # group_alive PID: a live process is left in the process group PID leads.
