@@ -115,7 +115,8 @@ checker() {
 	shift
 	timeout $((TIMEOUT + 120)) "$BUILD/confdrctl" drill "$cmd" "$@"
 }
-DB=(--mysql-socket "$RUN/mariadb/mysql.sock" --mysql-user root)
+# Each platform's database on its MariaDB (one server in single-host, one per platform host in multi-host).
+DB=(--mysql-socket "p1=$(mysql_sock p1)" --mysql-socket "p2=$(mysql_sock p2)" --mysql-user root)
 SIMS=(--sims "$RUN/sims" --pids "$RUN/pids" --prefix drill-)
 kill9() {
 	local p
@@ -132,7 +133,7 @@ spawn_sim() {
 	rm -f "$RUN/sims/$name.json"
 	spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$r" --count 2 --prefix "mcu-$r-$x" --vrs 1 \
 		--vrs-prefix "vrs-$r-$x" --capacity "$CAP" --list-interval "$LIST_MS" \
-		--amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" --state "$RUN/sims/$name.json" -q "$@"
+		--amqp "$(amqp_url "$p")" --state "$RUN/sims/$name.json" -q "$@"
 }
 
 # start_sims [PLATFORM]: the drill's simulators (all, or one platform's).
@@ -188,14 +189,14 @@ fi
 
 # ---------------------------------------------------------------- setup
 
-redis_empty() { [ "$(rcli "$1" dbsize 2>/dev/null)" = 0 ]; }
+redis_empty() { [ "$(rcli "$1" dbsize 2>/dev/null)" = 0 ]; } # NAME
 redis_role() { rcli "$1" info replication 2>/dev/null | tr -d '\r' | sed -n 's/^role://p'; }
 
 clean_state() {
 	local p q n port rport db
 	say "clean state: stopping daemons and simulators"
 	stop_all
-	say "clean state: sandbox.sh up (servers a drill killed come back)"
+	say "clean state: sandbox.sh up (servers a drill killed come back; multi-host: every link up)"
 	"$SANDBOX" up >"$WORK/up.log" 2>&1 || { tail -n 20 "$WORK/up.log" >&2; fail_setup "sandbox.sh up failed"; }
 	clean_redis
 	# a takeover publishes the promoted replica as the platform's Redis: the files' endpoints again
@@ -206,27 +207,26 @@ clean_state() {
 # clean_redis: each platform's Redis the master, its replica linked, both
 # empty; confinfo emptied; the queues purged.
 clean_redis() {
-	local p q n port rport db
+	local p q n prim repl db
 	for p in "${PLATFORMS[@]}"; do
-		port=$REDIS_P1 rport=$REDIS_P1_REPLICA
-		[ $p = p2 ] && port=$REDIS_P2 rport=$REDIS_P2_REPLICA
+		prim=redis-$p repl=redis-$p-replica # names (lib.sh: rcli)
 		# A platform drill may have promoted the replica: the primary is the master again.
-		[ "$(redis_role $port)" = master ] || rcli $port replicaof no one >/dev/null
+		[ "$(redis_role $prim)" = master ] || rcli $prim replicaof no one >/dev/null
 		say "clean state: redis-$p master, redis-$p-replica its replica, both flushed; confdr_$p.confinfo emptied; queues of $p purged"
-		rcli $rport replicaof $HOST $port >/dev/null || fail_setup "redis-$p-replica: REPLICAOF failed"
-		wait_for 30 "redis-$p-replica linked to redis-$p" replica_linked $rport ||
+		rcli $repl replicaof "$(addr_of $prim)" "$(redis_port $prim)" >/dev/null || fail_setup "redis-$p-replica: REPLICAOF failed"
+		wait_for 30 "redis-$p-replica linked to redis-$p" replica_linked $repl ||
 			fail_setup "redis-$p-replica does not replicate redis-$p"
-		rcli $port flushall >/dev/null || fail_setup "FLUSHALL on redis-$p failed"
-		wait_for 10 "redis-$p-replica empty" redis_empty $rport ||
+		rcli $prim flushall >/dev/null || fail_setup "FLUSHALL on redis-$p failed"
+		wait_for 10 "redis-$p-replica empty" redis_empty $repl ||
 			fail_setup "redis-$p-replica did not follow the FLUSHALL"
 		db=confdr_$p
-		if [ "$(mysql_root -N -B -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='$db' AND table_name='confinfo'")" = 1 ]; then
-			mysql_root -N -B "$db" -e "TRUNCATE TABLE confinfo" || fail_setup "cannot empty $db.confinfo"
+		if [ "$(mysql_root $p -N -B -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='$db' AND table_name='confinfo'")" = 1 ]; then
+			mysql_root $p -N -B "$db" -e "TRUNCATE TABLE confinfo" || fail_setup "cannot empty $db.confinfo"
 		fi
 		# Only non-empty queues are purged (each rabbitmqctl call costs a second).
 		while read -r q n; do
-			[ "${n:-0}" != 0 ] && [ -n "$q" ] && "$SANDBOX" rabbitmqctl -q purge_queue -p "$p" "$q" >/dev/null 2>&1
-		done < <("$SANDBOX" rabbitmqctl -q list_queues -p "$p" name messages 2>/dev/null | grep -v '^name' || true)
+			[ "${n:-0}" != 0 ] && [ -n "$q" ] && "$SANDBOX" rabbitmqctl --on "$p" -q purge_queue -p "$p" "$q" >/dev/null 2>&1
+		done < <("$SANDBOX" rabbitmqctl --on "$p" -q list_queues -p "$p" name messages 2>/dev/null | grep -v '^name' || true)
 	done
 }
 
@@ -299,7 +299,7 @@ create() {
 	local p=$1 n=$2 start=$3 out=$4 a=() d
 	shift 4
 	for d in "$@"; do a+=(--domain "$d"); done
-	"$BUILD/cmsim" create --platform "$p" --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" "${a[@]}" \
+	"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_url "$p")" "${a[@]}" \
 		--count "$n" --rate "$RATE" --e164-start "$start" --timeout 60 -q --json "$out" >"$out.txt" 2>&1
 	[ "$(jq -r .acked "$out" 2>/dev/null)" = "$n" ]
 }
@@ -366,7 +366,7 @@ start_watchers() {
 		n=drill-watch-$p
 		stop_pid $n 5
 		: >"$(logfile $n)"
-		spawn $n "$BUILD/cmsim" watch --platform $p --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/$p" \
+		spawn $n "$BUILD/cmsim" watch --platform $p --amqp "$(amqp_url $p)" \
 			--out "$WORK/watch-$p.jsonl" --timeout 30
 	done
 	for p in "${PLATFORMS[@]}"; do
@@ -391,8 +391,8 @@ announcement() {
 compare_all() {
 	local rc=0
 	COMPARE_FAILED=
-	checker compare --redis "p1=$HOST:$REDIS_P1,$HOST:$REDIS_P1_REPLICA" \
-		--redis "p2=$HOST:$REDIS_P2,$HOST:$REDIS_P2_REPLICA" "${DB[@]}" --retry 10 --json "$1" || rc=$?
+	checker compare --redis "p1=$(redis_hp redis-p1),$(redis_hp redis-p1-replica)" \
+		--redis "p2=$(redis_hp redis-p2),$(redis_hp redis-p2-replica)" "${DB[@]}" --retry 10 --json "$1" || rc=$?
 	if [ $rc -gt 1 ]; then
 		COMPARE_FAILED="confdrctl drill compare failed (exit $rc; its reason above): Redis and MySQL not compared"
 		echo '[]' >"$1"
@@ -709,6 +709,8 @@ platform-switchback)
 		HOLD_S=5
 		say "platform-switchback: redis-p1 back (sandbox.sh server start redis-p1)"
 		"$SANDBOX" server start redis-p1 >"$WORK/redis-p1-start.log" 2>&1 || fail_setup "redis-p1 did not start: $(tail -n 5 "$WORK/redis-p1-start.log")"
+		# Not "| grep -q": with pipefail, confdrctl killed by SIGPIPE once grep
+		# has its line made a loaded machine report the command missing.
 		if ! grep -q 'platform failback' <<<"$(ctl --help 2>&1)"; then
 			jq -n '{scenario: "platform-switchback", pass: false, failures: ["confdrctl platform failback: not implemented (confdrctl --help has no such command)"]}' >"$WORK/report-platform-switchback.json"
 			rc=1

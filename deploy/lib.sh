@@ -4,7 +4,8 @@
 # sandbox's servers, and the messages. Set PROG (the messages' prefix) before
 # sourcing; SAY_T0 (a $SECONDS value) adds the seconds since then to say's lines.
 # Environment: CONFDR_RUN_DIR (default <repo>/run), CONFDR_BUILD_DIR (default
-# <repo>/build), CONFDR_PORT_BASE (default 17000; the ports below).
+# <repo>/build), CONFDR_PORT_BASE (default 17000; the ports below),
+# CONFDR_SANDBOX_HOSTS (multi, the default, or single: the layout below).
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN=$(realpath -m "${CONFDR_RUN_DIR:-$TOP/run}")
@@ -33,6 +34,59 @@ AMQP_PORT=$((BASE + 672)) DIST_PORT=$((BASE + 673)) EPMD_PORT=$((BASE + 369))
 REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380))
 REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
 ZK_PORT=$((BASE + 181)) MYSQL_PORT=$((BASE + 306))
+ZK_PEER_PORT=$((BASE + 188)) ZK_ELECTION_PORT=$((BASE + 189))
+
+# ---------------------------------------------------------------- layout
+
+# The layout (docs/sandbox.md): "multi", each platform a host of its own (a
+# network namespace, deploy/hosts.sh), or "single", everything on 127.0.0.1.
+# A sandbox that is up keeps the layout it came up with (run/hosts-mode);
+# otherwise CONFDR_SANDBOX_HOSTS, default multi.
+if [ -s "$RUN/hosts-mode" ]; then
+	LAYOUT=$(cat "$RUN/hosts-mode")
+else
+	LAYOUT=${CONFDR_SANDBOX_HOSTS:-multi}
+fi
+case $LAYOUT in multi | single) ;; *) die "CONFDR_SANDBOX_HOSTS must be multi or single, not '$LAYOUT'" ;; esac
+# Multi-host: namespaces cdr-<base>-{p1,p2,zk}, one /24 of 198.18.0.0/15 per
+# port base (base / 128: 17000 -> 198.18.132.0/24), ops (this namespace) .1,
+# p1 .11, p2 .12, zk .13.
+NS_TAG=cdr-$BASE
+NET_IDX=$((BASE / 128))
+NET=198.$((18 + NET_IDX / 256)).$((NET_IDX % 256))
+
+# host_addr HOST: the address of HOST (ops p1 p2 zk).
+host_addr() {
+	[ "$LAYOUT" = single ] && { echo $HOST; return 0; }
+	case $1 in ops) echo "$NET.1" ;; p1) echo "$NET.11" ;; p2) echo "$NET.12" ;; zk) echo "$NET.13" ;; *) return 1 ;; esac
+}
+# server_host NAME: the host a server (or daemon, simulator: by its platform) runs on.
+server_host() {
+	[ "$LAYOUT" = single ] && { echo ops; return 0; }
+	case $1 in
+	*-p1-replica) echo p2 ;; *-p2-replica) echo p1 ;;
+	zookeeper-1) echo p1 ;; zookeeper-2) echo p2 ;; zookeeper-3) echo zk ;;
+	drill-watch-*) echo ops ;;
+	*-p1 | p1-* | *-p1-*) echo p1 ;; *-p2 | p2-* | *-p2-*) echo p2 ;;
+	*) echo ops ;;
+	esac
+}
+addr_of() { host_addr "$(server_host "$1")"; }
+# srv KIND PLATFORM: the name of PLATFORM's rabbitmq, mariadb or epmd (one shared in single-host).
+srv() { if [ "$LAYOUT" = single ]; then echo "$1"; else echo "$1-$2"; fi; }
+amqp_url() { echo "amqp://confdr:confdr@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"; }
+mysql_sock() { echo "$RUN/$(srv mariadb "$1")/mysql.sock"; }
+if [ "$LAYOUT" = single ]; then
+	ZK_HOSTS=$HOST:$ZK_PORT
+else
+	ZK_HOSTS=$NET.11:$ZK_PORT,$NET.12:$ZK_PORT,$NET.13:$ZK_PORT
+fi
+# in_host HOST COMMAND...: COMMAND in HOST's namespace (here for ops and single-host).
+in_host() {
+	if [ "$1" = ops ] || [ "$LAYOUT" = single ]; then "${@:2}"; else ip netns exec "$NS_TAG-$1" "${@:2}"; fi
+}
+# ns_prefix HOST: the words that run a command in HOST's namespace (none for ops).
+ns_prefix() { if [ "$1" = ops ] || [ "$LAYOUT" = single ]; then :; else echo "ip netns exec $NS_TAG-$1"; fi; }
 
 # ---------------------------------------------------------------- processes
 
@@ -48,14 +102,21 @@ alive() {
 	case ${st%% *} in Z | X | x | '') return 1 ;; esac
 }
 
-# ours PID: alive and started by this sandbox (this run dir).
+# ours PID: alive and started by this sandbox (this run dir), under the same
+# root: a sandbox in another chroot (a fresh-machine run) may have the same
+# run dir path and so the same mark.
 ours() {
 	local pid=$1 cwd
 	alive "$pid" || return 1
+	[ "/proc/$pid/root" -ef /proc/self/root ] || return 1
 	grep -qzxF "$MARK=$RUN" "/proc/$pid/environ" 2>/dev/null && return 0
 	if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
 		cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
 		case $cwd in "$RUN"/*) return 0 ;; esac
+		# Started by 'ip netns exec' (a mount namespace of its own) under a
+		# chroot, its cwd reads as a path from the machine's root: the same
+		# directory is ours.
+		[ -n "$cwd" ] && [ -d "$RUN/${cwd##*/}" ] && [ "$RUN/${cwd##*/}" -ef "/proc/$pid/cwd" ] && return 0
 	fi
 	return 1
 }
@@ -77,12 +138,21 @@ running() { pid_of "$1" >/dev/null; }
 # group can be stopped), marked, output appended to NAME's log, pid to NAME's
 # pid file; working dir the run dir (crash dumps stay there). fd 9 (the sandbox
 # lock) is not inherited.
+# In multi-host, in the namespace of the host NAME runs on (server_host).
 spawn() {
-	local name=$1
+	local name=$1 h p
 	shift
-	(cd "$RUN" && exec env "$MARK=$RUN" setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
-	echo $! >"$(pidfile "$name")"
-	disown $! # a server or daemon killed on purpose (a drill) is not reported as a job of this shell
+	h=$(ns_prefix "$(server_host "$name")")
+	# The mark exported before the first exec (ip netns exec, which takes a
+	# while on a loaded machine, or env), so the process has it from then on.
+	# shellcheck disable=SC2086 # $h: words, no globs
+	(cd "$RUN" && export "$MARK=$RUN" && exec $h env setsid "$@") >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
+	p=$!
+	echo $p >"$(pidfile "$name")"
+	disown $p # a server or daemon killed on purpose (a drill) is not reported as a job of this shell
+	# Until that exec, the forked shell is not recognisably ours (a check
+	# then would call it gone and drop its pid file): wait for it, at most 5 s.
+	for _ in $(seq 100); do ours $p && break; alive $p || break; sleep 0.05; done
 }
 
 # group_alive PID: a live process is left in the process group PID leads.
@@ -167,8 +237,17 @@ wait_for() {
 
 # ---------------------------------------------------------------- servers
 
-rcli() { timeout 10 redis-cli -h $HOST -p "$1" "${@:2}"; }
+# redis_port NAME: the port of a Redis of the sandbox (redis-p1, redis-p1-replica, ...).
+redis_port() {
+	case $1 in
+	redis-p1) echo $REDIS_P1 ;; redis-p2) echo $REDIS_P2 ;;
+	redis-p1-replica) echo $REDIS_P1_REPLICA ;; redis-p2-replica) echo $REDIS_P2_REPLICA ;; *) return 1 ;;
+	esac
+}
+redis_hp() { echo "$(addr_of "$1"):$(redis_port "$1")"; }
+rcli() { timeout 10 redis-cli -h "$(addr_of "$1")" -p "$(redis_port "$1")" "${@:2}"; }
 replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
-mysql_root() { timeout 60 mariadb --no-defaults --socket="$RUN/mariadb/mysql.sock" -uroot --connect-timeout=5 "$@"; }
+# mysql_root PLATFORM ARGS: root on PLATFORM's MariaDB (the one in single-host), by its socket.
+mysql_root() { timeout 60 mariadb --no-defaults --socket="$(mysql_sock "$1")" -uroot --connect-timeout=5 "${@:2}"; }
 # confdrctl on the sandbox's ZooKeeper and chroot.
-ctl() { timeout 120 "$BUILD/confdrctl" --zk "$HOST:$ZK_PORT" --chroot "$CHROOT" "$@" 9>&-; }
+ctl() { timeout 120 "$BUILD/confdrctl" --zk "$ZK_HOSTS" --chroot "$CHROOT" "$@" 9>&-; }

@@ -43,6 +43,8 @@ for v in CONFDR_SANDBOX CONFDR_RUN_DIR CONFDR_ZK CONFDR_P1_REDIS CONFDR_P2_REDIS
 	CONFDR_P2_REDIS_REPLICA CONFDR_MYSQL_HOST CONFDR_MYSQL_PORT CONFDR_BINARY_DIR; do
 	[ -n "${!v:-}" ] || die "$v is not set: run under the sandbox env (eval \"\$(deploy/sandbox.sh env)\") with CONFDR_BINARY_DIR"
 done
+[ "${CONFDR_SANDBOX_HOSTS:-single}" = single ] ||
+	die "the sandbox is multi-host: the namespaces of tests/ns.sh need a single-host one (CONFDR_SANDBOX_HOSTS=single deploy/sandbox.sh up; docs/testing.md)"
 run=$CONFDR_RUN_DIR
 host=${CONFDR_ZK%:*}
 # The sandbox's port base: its ZooKeeper listens on base + 181 (deploy/sandbox.sh).
@@ -52,7 +54,7 @@ slots=3
 rcli() { timeout 10 redis-cli -h "${1%:*}" -p "${1##*:}" "${@:2}"; }
 mysql_root() { timeout 30 mariadb --no-defaults --socket="$run/mariadb/mysql.sock" -uroot --connect-timeout=5 "$@"; }
 # sb_private DIR BASE ARGS: deploy/sandbox.sh on a namespace's private servers.
-sb_private() { CONFDR_RUN_DIR=$1 CONFDR_PORT_BASE=$2 "$CONFDR_SANDBOX" "${@:3}"; }
+sb_private() { CONFDR_RUN_DIR=$1 CONFDR_PORT_BASE=$2 CONFDR_SANDBOX_HOSTS=single "$CONFDR_SANDBOX" "${@:3}"; }
 
 # alive PID: a live process.
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }

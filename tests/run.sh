@@ -3,7 +3,8 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer), runs the unit and valgrind
 # tests, then the integration tests and DR drills in two parallel lanes, each
 # with a sandbox of real servers of its own (run/test-a, run/test-b; ports
-# from CONFDR_PORT_BASE, default 17000, and that + 1000), tears the sandboxes
+# from CONFDR_PORT_BASE, default 17000, and that + 1000): single-host for the
+# integration tests, then multi-host for the drills; tears the sandboxes
 # down (also on failure) and ends with one line "N passed, N failed".
 #
 #   ./tests/run.sh            everything
@@ -20,7 +21,7 @@ for a in "$@"; do
 	case $a in
 	--unit) unit_only=1 ;;
 	--no-asan) asan=0 ;;
-	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $a (see --help)" >&2; exit 64 ;;
 	esac
 done
@@ -85,6 +86,18 @@ run_drills() {
 	rm -f "$log"
 }
 
+# run_faults: the multi-host sandbox's fault primitives (tests/integration/faults.sh).
+run_faults() {
+	local log ok nok
+	log=$(mktemp)
+	say "faults of the multi-host sandbox"
+	CONFDR_BINARY_DIR=$top/build timeout 600 bash tests/integration/faults.sh 2>&1 | tee "$log"
+	ok=$(grep -c '^ok ' "$log") nok=$(grep -c '^not ok ' "$log")
+	if [ $((ok + nok)) = 0 ]; then record 0 1 "faults: no result"; else record "$ok" "$nok" "faults: $ok/$((ok + nok))"; fi
+	grep '^not ok ' "$log" | sed 's/^/  FAILED faults: /' >>"$res/failed-tests" || true
+	rm -f "$log"
+}
+
 run_ctest build '^unit$'
 command -v valgrind >/dev/null && run_ctest build '^valgrind$'
 [ "$asan" = 1 ] && run_ctest build-asan '^unit$'
@@ -104,19 +117,31 @@ if [ "$unit_only" = 0 ]; then
 	lane_down() { CONFDR_RUN_DIR=$run_base-$1 CONFDR_PORT_BASE=$2 ./deploy/sandbox.sh down; }
 	cleanup() { lane_down a "$port_base" >/dev/null 2>&1; lane_down b $((port_base + 1000)) >/dev/null 2>&1; }
 	trap cleanup EXIT
-	# lane NAME PORT_BASE BUILD_DIR DRILLS...
+	# lane NAME PORT_BASE BUILD_DIR DRILLS...: the integration tests on a
+	# single-host sandbox (tests/ns.sh needs one), then the drills on a
+	# multi-host one (docs/sandbox.md), in the same run dir and port base.
 	lane() {
 		local name=$1 base=$2 dir=$3
 		shift 3
 		export CONFDR_RUN_DIR=$run_base-$name CONFDR_PORT_BASE=$base
-		say "lane $name: sandbox (run dir $CONFDR_RUN_DIR, ports from $base)"
-		if ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
-			[ -n "$dir" ] && run_ctest "$dir" '^integration$' "$integ_jobs"
+		if [ -n "$dir" ]; then
+			say "lane $name: single-host sandbox (run dir $CONFDR_RUN_DIR, ports from $base)"
+			if CONFDR_SANDBOX_HOSTS=single ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
+				run_ctest "$dir" '^integration$' "$integ_jobs"
+			else
+				record 0 1 "lane $name: the single-host sandbox did not come up"
+			fi
+			say "lane $name: single-host sandbox down"
+			./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
+		fi
+		say "lane $name: multi-host sandbox for the drills"
+		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
+			[ "$name" = b ] && run_faults
 			run_drills "$@"
 		else
-			record 0 1 "lane $name: the sandbox did not come up"
+			record 0 1 "lane $name: the multi-host sandbox did not come up"
 		fi
-		say "lane $name: sandbox down"
+		say "lane $name: multi-host sandbox down"
 		./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
 		: >"$res/lane-$name.done"
 	}

@@ -22,9 +22,20 @@ struct redis_pair {
 	int port[2]; /* primary, replica (0: none) */
 };
 
+/* A platform's own MariaDB (--mysql-socket PLATFORM=PATH: a multi-host
+ * sandbox has one per platform host); the others use the default one. */
+struct platform_db {
+	char platform[CLI_MAX_ID + 1];
+	const char *socket;
+	struct drill_db *db;
+};
+
 struct drill_opts {
 	const char *sims, *pids, *prefix, *home, *out, *expect, *before, *room, *dest, *now, *json;
 	struct drill_db_opts db;
+	struct platform_db pdb[MAX_PLATFORMS];
+	size_t npdb;
+	struct drill_db *def; /* the default connection, opened when first needed */
 	bool settle;
 	int64_t timeout_s, hold_s, every_ms, retry_s;
 	struct redis_pair redis[MAX_PLATFORMS];
@@ -93,6 +104,57 @@ static bool parse_redis(const char *s, struct drill_opts *o)
 		return false;
 	o->nredis++;
 	return true;
+}
+
+/* "PLATFORM=PATH" into o->pdb, or "PATH": the default socket. */
+static bool parse_socket(char *arg, struct drill_opts *o)
+{
+	char *eq = strchr(arg, '=');
+	struct platform_db *pd;
+
+	if (!eq) {
+		o->db.socket = arg;
+		return true;
+	}
+	if (eq == arg || (size_t)(eq - arg) > CLI_MAX_ID || !eq[1] || o->npdb == MAX_PLATFORMS)
+		return false;
+	pd = &o->pdb[o->npdb++];
+	memcpy(pd->platform, arg, (size_t)(eq - arg));
+	pd->platform[eq - arg] = '\0';
+	pd->socket = eq + 1;
+	return true;
+}
+
+/* The connection for platform's database (opened once); NULL with err set. */
+static struct drill_db *db_for(struct drill_opts *o, const char *platform, char *err, size_t errlen)
+{
+	struct drill_db_opts one;
+
+	for (size_t i = 0; i < o->npdb; i++) {
+		if (strcmp(o->pdb[i].platform, platform) != 0)
+			continue;
+		if (!o->pdb[i].db) {
+			one = o->db;
+			one.socket = o->pdb[i].socket;
+			one.host = NULL;
+			o->pdb[i].db = drill_db_open(&one, err, errlen);
+		}
+		return o->pdb[i].db;
+	}
+	if (!o->db.socket && !o->db.host) {
+		snprintf(err, errlen, "no MariaDB for platform %s (--mysql-socket %s=PATH)", platform, platform);
+		return NULL;
+	}
+	if (!o->def)
+		o->def = drill_db_open(&o->db, err, errlen);
+	return o->def;
+}
+
+static void dbs_close(struct drill_opts *o)
+{
+	for (size_t i = 0; i < o->npdb; i++)
+		o->pdb[i].db = drill_db_free(o->pdb[i].db);
+	o->def = drill_db_free(o->def);
 }
 
 /* The options of the three commands; `allowed` lists the short letters this
@@ -170,7 +232,12 @@ static int parse(int argc, char **argv, const char *cmd, const char *allowed, st
 					"not \"%s\"",
 					cmd, MAX_PLATFORMS, optarg);
 			break;
-		case 'k': o->db.socket = optarg; break;
+		case 'k':
+			if (!parse_socket(optarg, o))
+				return cli_usage_error("drill %s: --mysql-socket wants [PLATFORM=]PATH (at most %d), "
+						       "not \"%s\"",
+						       cmd, MAX_PLATFORMS, optarg);
+			break;
 		case 'm':
 			if (!parse_hostport(optarg, strlen(optarg), o->mysql_host, sizeof(o->mysql_host), &o->db.port))
 				return cli_usage_error("drill %s: --mysql wants HOST:PORT, not \"%s\"", cmd, optarg);
@@ -184,8 +251,9 @@ static int parse(int argc, char **argv, const char *cmd, const char *allowed, st
 		return cli_usage_error("drill %s: unexpected argument %s", cmd, argv[optind]);
 	if (strchr(allowed, 'S') && (!o->sims || !o->pids))
 		return cli_usage_error("drill %s: --sims DIR and --pids DIR are required", cmd);
-	if (strchr(allowed, 'k') && !o->db.socket == !o->db.host)
-		return cli_usage_error("drill %s: one of --mysql-socket PATH and --mysql HOST:PORT is required", cmd);
+	if (strchr(allowed, 'k') && ((o->db.socket && o->db.host) || (!o->db.socket && !o->db.host && !o->npdb)))
+		return cli_usage_error(
+			"drill %s: one of --mysql-socket [PLATFORM=]PATH and --mysql HOST:PORT is required", cmd);
 	return 0;
 }
 
@@ -265,11 +333,12 @@ static bool room_matches(const char *room, void *arg)
 }
 
 /* The closed conferences of before's home platforms into closed; an exit status. */
-static int read_closed(struct drill_db *db, const struct drill_set *before, struct cdr_hmap *closed)
+static int read_closed(struct drill_opts *o, const struct drill_set *before, struct cdr_hmap *closed)
 {
 	const char *seen[MAX_PLATFORMS];
 	size_t n = 0;
-	char err[512];
+	char err[512] = "too many platforms";
+	struct drill_db *db;
 
 	for (size_t i = 0; i < before->n; i++) {
 		const char *h = before->v[i].home;
@@ -279,9 +348,9 @@ static int read_closed(struct drill_db *db, const struct drill_set *before, stru
 			;
 		if (k < n || !*h)
 			continue;
-		if (n == MAX_PLATFORMS || drill_db_closed(db, h, closed, err, sizeof(err)) < 0) {
-			fprintf(stderr, "confdrctl: drill verify: %s\n",
-				n == MAX_PLATFORMS ? "too many platforms" : err);
+		if (n == MAX_PLATFORMS || !(db = db_for(o, h, err, sizeof(err))) ||
+		    drill_db_closed(db, h, closed, err, sizeof(err)) < 0) {
+			fprintf(stderr, "confdrctl: drill verify: %s\n", err);
 			return EX_UNAVAILABLE;
 		}
 		seen[n++] = h;
@@ -290,8 +359,8 @@ static int read_closed(struct drill_db *db, const struct drill_set *before, stru
 }
 
 /* One check: the verdict of now against before; an exit status. */
-static int check(const struct drill_opts *o, struct drill_db *db, json_t *home, const struct drill_set *before,
-		 regex_t *dest, struct drill_verdict *v)
+static int check(struct drill_opts *o, json_t *home, const struct drill_set *before, regex_t *dest,
+		 struct drill_verdict *v)
 {
 	struct drill_set now = { 0 };
 	struct cdr_hmap *closed = drill_strmap_new();
@@ -300,7 +369,7 @@ static int check(const struct drill_opts *o, struct drill_db *db, json_t *home, 
 
 	if (!closed)
 		return EX_SOFTWARE;
-	if ((ret = snapshot(o, home, &now)) == 0 && (ret = read_closed(db, before, closed)) == 0 &&
+	if ((ret = snapshot(o, home, &now)) == 0 && (ret = read_closed(o, before, closed)) == 0 &&
 	    drill_verdict(before, &now, closed, o->room, dest ? room_matches : NULL, dest, v) < 0)
 		ret = EX_SOFTWARE;
 	if (ret == 0 && o->now) {
@@ -318,7 +387,6 @@ int ctl_cmd_drill_verify(struct ctl *c, int argc, char **argv)
 	struct drill_opts o;
 	struct drill_set before = { 0 };
 	struct drill_verdict v = { 0 };
-	struct drill_db *db = NULL;
 	json_t *home = NULL, *b = NULL;
 	int64_t start, next, ok_since = -1, t;
 	regex_t re, *dest = NULL;
@@ -341,17 +409,12 @@ int ctl_cmd_drill_verify(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "confdrctl: %s: %s\n", o.before, err);
 		goto out;
 	}
-	if (!(db = drill_db_open(&o.db, err, sizeof(err)))) {
-		fprintf(stderr, "confdrctl: drill verify: %s\n", err);
-		ret = EX_UNAVAILABLE;
-		goto out;
-	}
 	setvbuf(stdout, NULL, _IOLBF, 0); /* drill.sh shows each progress line as it comes */
 	start = mono_ms();
 	next = start + 5000;
 	for (;;) {
 		drill_verdict_clear(&v);
-		if ((ret = check(&o, db, home, &before, dest, &v)) != 0)
+		if ((ret = check(&o, home, &before, dest, &v)) != 0)
 			goto out;
 		checks++;
 		t = wall_ms();
@@ -382,7 +445,7 @@ int ctl_cmd_drill_verify(struct ctl *c, int argc, char **argv)
 		ret = EX_FAIL;
 out:
 	drill_verdict_clear(&v);
-	drill_db_free(db);
+	dbs_close(&o);
 	drill_set_clear(&before);
 	json_decref(b);
 	json_decref(home);
@@ -392,12 +455,13 @@ out:
 }
 
 /* One platform compared: its Redis master's open conferences against MySQL's. */
-static json_t *compare_platform(const struct redis_pair *r, struct drill_db *db, int *ex)
+static json_t *compare_platform(const struct redis_pair *r, struct drill_opts *o, int *ex)
 {
 	struct cdr_hmap *in_redis = drill_strmap_new(), *in_mysql = drill_strmap_new();
 	int primary = drill_redis_is_master(r->host[0], r->port[0], NULL, 0), use = 0;
 	char name[CLI_MAX_ID + 16], err[512];
-	json_t *o = NULL;
+	struct drill_db *db;
+	json_t *res = NULL;
 
 	/* A platform drill promotes the replica: then it is the master. */
 	if (r->port[1] && drill_redis_is_master(r->host[1], r->port[1], err, sizeof(err)) == 1) {
@@ -415,34 +479,29 @@ static json_t *compare_platform(const struct redis_pair *r, struct drill_db *db,
 		goto out;
 	*ex = EX_UNAVAILABLE;
 	if (drill_redis_open_confs(r->host[use], r->port[use], in_redis, err, sizeof(err)) < 0 ||
+	    !(db = db_for(o, r->platform, err, sizeof(err))) ||
 	    drill_db_open_confs(db, r->platform, in_mysql, err, sizeof(err)) < 0) {
 		fprintf(stderr, "confdrctl: drill compare: %s (%s)\n", err, name);
 		goto out;
 	}
-	*ex = (o = drill_compare(r->platform, name, in_redis, in_mysql)) ? 0 : EX_SOFTWARE;
+	*ex = (res = drill_compare(r->platform, name, in_redis, in_mysql)) ? 0 : EX_SOFTWARE;
 out:
 	drill_strmap_free(in_redis);
 	drill_strmap_free(in_mysql);
-	return o;
+	return res;
 }
 
 int ctl_cmd_drill_compare(struct ctl *c, int argc, char **argv)
 {
 	struct drill_opts o;
-	struct drill_db *db = NULL;
 	json_t *all = NULL, *one;
 	int64_t end, mismatches;
-	char err[512];
 	int ret;
 
 	if ((ret = parse(argc, argv, "compare", "Rjykmuw", &o)) != 0)
 		return ret < 0 ? 0 : ret;
 	if (!o.nredis || !o.json)
 		return cli_usage_error("drill compare: --redis and --json FILE are required");
-	if (!(db = drill_db_open(&o.db, err, sizeof(err)))) {
-		fprintf(stderr, "confdrctl: drill compare: %s\n", err);
-		return EX_UNAVAILABLE;
-	}
 	/* MySQL is written in batches after Redis: again, for a while, while they differ. */
 	end = mono_ms() + o.retry_s * 1000;
 	for (;;) {
@@ -450,7 +509,7 @@ int ctl_cmd_drill_compare(struct ctl *c, int argc, char **argv)
 		all = json_array();
 		mismatches = 0;
 		for (size_t i = 0; i < o.nredis && ret == 0; i++) {
-			if ((one = compare_platform(&o.redis[i], db, &ret))) {
+			if ((one = compare_platform(&o.redis[i], &o, &ret))) {
 				mismatches += json_integer_value(json_object_get(one, "mismatches"));
 				json_array_append_new(all, one);
 			}
@@ -464,6 +523,6 @@ int ctl_cmd_drill_compare(struct ctl *c, int argc, char **argv)
 	if (ret == 0 && mismatches)
 		ret = EX_FAIL;
 	json_decref(all);
-	drill_db_free(db);
+	dbs_close(&o);
 	return ret;
 }

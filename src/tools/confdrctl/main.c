@@ -112,7 +112,8 @@ static const struct command commands[] = {
 	  "      confdr_P.confinfo with end_ms NULL (E164s on one side only, or with another MCU); again every\n"
 	  "      second for S s (10) while they differ. [{platform, redis, redis_open, mysql_open,\n"
 	  "      only_in_redis, only_in_mysql, different_mcu, mismatches, examples}] to FILE; exit 0 when they\n"
-	  "      agree, 1 when not.  MYSQL: --mysql-socket PATH | --mysql HOST:PORT, [--mysql-user U] (root)\n"
+	  "      agree, 1 when not.  MYSQL: --mysql-socket PATH | --mysql HOST:PORT, or\n"
+	  "      one per platform: --mysql-socket PLATFORM=PATH (repeatable), [--mysql-user U] (root)\n"
 	  "      [--mysql-password P]",
 	  ctl_cmd_drill_compare },
 	{ { NULL, NULL }, NULL, NULL, NULL },

@@ -1,0 +1,354 @@
+# shellcheck shell=bash
+# The sandbox's servers, sourced by deploy/sandbox.sh (not run): how each is
+# configured, started, awaited, set up and stopped, in either layout (lib.sh:
+# single-host, every server on 127.0.0.1; multi-host, each in the namespace
+# of its host, deploy/hosts.sh, bound to that host's address).
+#   single: rabbitmq zookeeper redis-p1 redis-p2 redis-p1-replica redis-p2-replica mariadb
+#   multi:  rabbitmq-P, mariadb-P, redis-P on P; redis-P-replica on the other
+#           platform; zookeeper-1 on p1, -2 on p2, -3 on zk (an ensemble of 3)
+
+if [ "$LAYOUT" = single ]; then
+	# Start order (slowest first: they boot in parallel); stopped in reverse.
+	SERVERS=(rabbitmq zookeeper redis-p1 redis-p2 redis-p1-replica redis-p2-replica mariadb)
+	EPMDS=(epmd)
+else
+	SERVERS=(rabbitmq-p1 rabbitmq-p2 zookeeper-1 zookeeper-2 zookeeper-3 redis-p1 redis-p2 redis-p1-replica
+		redis-p2-replica mariadb-p1 mariadb-p2)
+	EPMDS=(epmd-p1 epmd-p2)
+fi
+
+# rabbit_bin: the directory of the broker's own scripts, looked up when used
+# (after install-deps.sh ran), never when this script starts. Debian's
+# /usr/sbin/rabbitmq-server is a wrapper that re-runs the broker as the
+# rabbitmq user, who cannot write our run dir: it is never used.
+rabbit_bin() {
+	local d
+	for d in /usr/lib/rabbitmq/bin /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin; do
+		[ -x "$d/rabbitmq-server" ] && { echo "$d"; return 0; }
+	done
+	die "RabbitMQ's scripts are not in /usr/lib/rabbitmq/bin (package rabbitmq-server; deploy/install-deps.sh installs it)"
+}
+
+port_of() {
+	case $1 in
+	rabbitmq*) echo $AMQP_PORT ;; redis-*) redis_port "$1" ;; zookeeper*) echo $ZK_PORT ;;
+	mariadb*) echo $MYSQL_PORT ;; epmd*) echo $EPMD_PORT ;; *) return 1 ;;
+	esac
+}
+check_server_name() {
+	case " ${SERVERS[*]} " in *" $1 "*) return 0 ;; esac
+	die "unknown server '$1' (one of: ${SERVERS[*]})"
+}
+
+# ---------------------------------------------------------------- processes
+
+# listener_pid NAME / listening NAME: who listens on NAME's port, on its host.
+listener_pid() {
+	in_host "$(server_host "$1")" ss -Hltnp "sport = :$(port_of "$1")" 2>/dev/null |
+		sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1
+}
+listening() { [ -n "$(in_host "$(server_host "$1")" ss -Hltn "sport = :$(port_of "$1")" 2>/dev/null)" ]; }
+
+# claim_port NAME: if NAME's port is served by a process of ours that has no
+# pid file (a half-finished earlier run), adopt it; if by someone else, fail.
+claim_port() {
+	local name=$1 port p pg
+	port=$(port_of "$name")
+	listening "$name" || return 0
+	p=$(listener_pid "$name")
+	if [ -n "$p" ] && ours "$p"; then
+		pg=$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ')
+		ours "$pg" && p=$pg
+		echo "$p" >"$(pidfile "$name")"
+		say "adopting $name (pid $p) already listening on $(addr_of "$name"):$port"
+		return 0
+	fi
+	die "port $port (for $name) is in use by ${p:-another process}${p:+ ($(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -c1-80))}; stop it or choose another CONFDR_PORT_BASE"
+}
+
+# ---------------------------------------------------------------- epmd + RabbitMQ
+
+# The Erlang environment of broker NAME and of its rabbitmqctl: nothing from
+# /etc. AMQP on NAME's host address; epmd and the Erlang distribution on the
+# loopback of that host (in multi-host, the namespace's own 127.0.0.1).
+rmq_env() {
+	local d=$RUN/$1 a
+	a=$(addr_of "$1")
+	export "$MARK=$RUN"
+	export RABBITMQ_NODENAME=confdr@localhost RABBITMQ_NODE_IP_ADDRESS=$a RABBITMQ_NODE_PORT=$AMQP_PORT
+	export RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=$HOST
+	export RABBITMQ_MNESIA_BASE=$d/mnesia RABBITMQ_LOG_BASE=$d/log RABBITMQ_LOGS=-
+	export RABBITMQ_CONFIG_FILE=$d/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$d/enabled_plugins
+	export RABBITMQ_CONF_ENV_FILE=$d/rabbitmq-env.conf RABBITMQ_ADVANCED_CONFIG_FILE=$d/advanced.config
+	export RABBITMQ_PID_FILE=$d/beam.pid HOME=$d/home ERL_CRASH_DUMP=$d/erl_crash.dump
+	export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+# rmqctl NAME ARGS: rabbitmqctl of broker NAME, on its host.
+rmqctl() {
+	local b
+	b=$(rabbit_bin) || return 1
+	(rmq_env "$1" && exec $(ns_prefix "$(server_host "$1")") timeout 60 "$b/rabbitmqctl" "${@:2}" 9>&-)
+}
+epmd_of() { if [ "$LAYOUT" = single ]; then echo epmd; else echo "epmd-${1#rabbitmq-}"; fi; }
+
+epmd_ok() { in_host "$(server_host "$1")" env ERL_EPMD_PORT=$EPMD_PORT timeout 5 epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
+# epmd exits at once when its port is not free yet (a server of the same
+# port slot stopping an instant before): tried 3 times, 1 s apart.
+start_epmd() {
+	local e=$1 try
+	running "$e" && return 0
+	claim_port "$e"
+	running "$e" && return 0
+	for try in 1 2 3; do
+		spawn "$e" epmd -port "$EPMD_PORT" -address "$HOST"
+		wait_until 10 "$e" epmd_ok "$e" && return 0
+		warn "$e on $HOST:$EPMD_PORT did not start (try $try of 3)"
+		sleep 1
+	done
+	return 1
+}
+
+# confdr/confdr, password hashed as RabbitMQ's sha256 scheme: base64(salt || sha256(salt || password)).
+CONFDR_RMQ_HASH=kI3GCtabAP6RLDkpw/PBZERREHA0OOrThFYD2BPn4PeoPFuG
+
+spawn_rabbitmq() {
+	local name=$1 d=$RUN/$1 bin vh perms
+	mkdir -p "$d/home" "$d/mnesia" "$d/log"
+	if [ ! -s "$d/home/.erlang.cookie" ]; then
+		(umask 077 && head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F >"$d/home/.erlang.cookie")
+	fi
+	chmod 600 "$d/home/.erlang.cookie"
+	cat >"$d/rabbitmq.conf" <<CONF
+# written by deploy/sandbox.sh
+loopback_users = none
+listeners.tcp.default = $(addr_of "$name"):$AMQP_PORT
+load_definitions = $d/definitions.json
+disk_free_limit.absolute = 50MB
+log.console = true
+log.console.level = info
+log.file = false
+CONF
+	# Single-host: vhosts p1 and p2 on the one broker; multi-host: each platform's on its own.
+	vh=$(for v in $(rmq_vhosts "$name"); do printf '{"name": "%s"}\n' "$v"; done | paste -sd, -)
+	perms=$(for v in $(rmq_vhosts "$name"); do
+		printf '{"user": "confdr", "vhost": "%s", "configure": ".*", "write": ".*", "read": ".*"}\n' "$v"
+	done | paste -sd, -)
+	cat >"$d/definitions.json" <<JSON
+{"users": [{"name": "confdr", "password_hash": "$CONFDR_RMQ_HASH",
+            "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}],
+ "vhosts": [$vh],
+ "permissions": [$perms]}
+JSON
+	echo '[].' >"$d/enabled_plugins"
+	: >"$d/rabbitmq-env.conf"
+	echo '[].' >"$d/advanced.config"
+	bin=$(rabbit_bin) || exit 1
+	start_epmd "$(epmd_of "$name")"
+	(rmq_env "$name" && spawn "$name" "$bin/rabbitmq-server")
+}
+rabbitmq_ok() { rmqctl "$1" await_startup --timeout 5; }
+# rmq_vhosts NAME: the vhosts broker NAME serves.
+rmq_vhosts() { if [ "$LAYOUT" = single ]; then echo "${PLATFORMS[*]}"; else echo "${1#rabbitmq-}"; fi; }
+setup_rabbitmq() {
+	# The definitions file made vhosts, user and permissions at boot; check, and
+	# repair with rabbitmqctl if not.
+	local name=$1 perms v
+	perms=$(rmqctl "$name" -q list_user_permissions confdr 2>/dev/null || true)
+	for v in $(rmq_vhosts "$name"); do
+		grep -q "^${v}[[:space:]]" <<<"$perms" && continue
+		warn "RabbitMQ $name: permissions of confdr on vhost $v missing; creating them"
+		rmqctl "$name" -q list_vhosts | grep -qx "$v" || rmqctl "$name" -q add_vhost "$v" >/dev/null
+		rmqctl "$name" -q list_users | awk '{print $1}' | grep -qx confdr || rmqctl "$name" -q add_user confdr confdr >/dev/null
+		rmqctl "$name" -q set_permissions -p "$v" confdr '.*' '.*' '.*' >/dev/null
+	done
+}
+stop_rabbitmq() {
+	local name=$1 p
+	p=$(pid_of "$name") || return 0
+	if alive "$(cat "$RUN/$name/beam.pid" 2>/dev/null || true)"; then
+		rmqctl "$name" stop "$RUN/$name/beam.pid" >/dev/null 2>&1 || kill -TERM "$p" 2>/dev/null || true
+	else
+		kill -TERM "$p" 2>/dev/null || true
+	fi
+	wait_gone "$name" "$p" 30
+	rm -f "$(pidfile "$name")"
+}
+
+# ---------------------------------------------------------------- Redis
+
+spawn_redis() {
+	local name=$1 port args=()
+	port=$(port_of "$name")
+	mkdir -p "$RUN/$name"
+	case $name in
+	redis-p1-replica) args=(--replicaof "$(addr_of redis-p1)" "$REDIS_P1") ;;
+	redis-p2-replica) args=(--replicaof "$(addr_of redis-p2)" "$REDIS_P2") ;;
+	esac
+	spawn "$name" redis-server --port "$port" --bind "$(addr_of "$name")" --dir "$RUN/$name" --daemonize no \
+		--save '' --appendonly yes --protected-mode no --pidfile "$RUN/$name/redis.pid" "${args[@]}"
+}
+redis_ok() { [ "$(rcli "$1" ping 2>/dev/null)" = PONG ]; }
+
+# ---------------------------------------------------------------- ZooKeeper
+
+# Single-host: standalone; multi-host: member N of the ensemble (myid N).
+spawn_zookeeper() {
+	local name=$1 d=$RUN/$1 cp j main=ZooKeeperServerMain n
+	mkdir -p "$d/data"
+	cat >"$d/zoo.cfg" <<CFG
+# written by deploy/sandbox.sh
+tickTime=2000
+initLimit=10
+syncLimit=5
+minSessionTimeout=4000
+maxSessionTimeout=60000
+dataDir=$d/data
+clientPort=$ZK_PORT
+clientPortAddress=$(addr_of "$name")
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=srvr
+autopurge.snapRetainCount=3
+autopurge.purgeInterval=1
+CFG
+	if [ "$LAYOUT" = multi ]; then
+		# Three members writing on one disk: no fsync per transaction (a
+		# process killed, the sandbox's power cut included, loses nothing the
+		# kernel has; only a crash of the machine would).
+		main=quorum.QuorumPeerMain
+		echo "forceSync=no" >>"$d/zoo.cfg"
+		echo "${name#zookeeper-}" >"$d/data/myid"
+		for n in 1 2 3; do
+			echo "server.$n=$(addr_of "zookeeper-$n"):$ZK_PEER_PORT:$ZK_ELECTION_PORT"
+		done >>"$d/zoo.cfg"
+	fi
+	cat >"$d/log4j.properties" <<'CFG'
+# written by deploy/sandbox.sh: everything to stdout, which is the sandbox's log
+log4j.rootLogger=INFO, CONSOLE
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
+CFG
+	# zookeeper.jar's manifest names its dependencies; add an slf4j binding and log4j.
+	cp=$d
+	for j in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-log4j12.jar log4j-1.2.jar; do
+		[ -f "/usr/share/java/$j" ] || die "ZooKeeper: /usr/share/java/$j is missing (packages zookeeper, libslf4j-java, liblog4j1.2-java)"
+		cp=$cp:/usr/share/java/$j
+	done
+	spawn "$name" java -Xmx256m -Djava.net.preferIPv4Stack=true -Dzookeeper.log.dir="$d" \
+		-Dlog4j.configuration="file:$d/log4j.properties" -Dzookeeper.admin.enableServer=false \
+		-Dzookeeper.jmx.log4j.disable=true \
+		-cp "$cp" "org.apache.zookeeper.server.$main" "$d/zoo.cfg"
+}
+# zk_ok NAME: serving (standalone, or a member of a quorum: leader or follower).
+zk_ok() {
+	echo srvr | timeout 5 nc -q 1 -w 2 "$(addr_of "$1")" "$ZK_PORT" 2>/dev/null |
+		grep -qE '^Mode: (standalone|leader|follower)'
+}
+
+# ---------------------------------------------------------------- MariaDB
+
+spawn_mariadb() {
+	local name=$1 d=$RUN/$1
+	# A tmpdir of its own: mariadbd removes every "#sql*" file of its tmpdir
+	# when it starts, and with the shared /tmp one sandbox's server starting
+	# broke another's mariadb-install-db ("Unknown table mysql.tmp_user_sys").
+	mkdir -p "$d" "$d/tmp"
+	if [ ! -d "$d/data/mysql" ]; then
+		# Into a scratch dir first, so an interrupted install is redone, never half-used.
+		rm -rf "$d/data" "$d/data.new"
+		say "mariadb: creating the data dir (mariadb-install-db)"
+		# One install at a time on this machine (two sandboxes coming up at once,
+		# tests/run.sh's lanes), each in its own tmpdir.
+		(flock -w 300 8 && exec timeout 120 mariadb-install-db --no-defaults --datadir="$d/data.new" \
+			--user=root --auth-root-authentication-method=normal --skip-test-db --tmpdir="$d/tmp" 8>&-) \
+			8>"${TMPDIR:-/tmp}/confdr-mariadb-install.lock" >>"$(logfile "$name")" 2>&1 </dev/null 9>&- ||
+			{ show_log "$name" 60; die "mariadb-install-db failed"; }
+		mv "$d/data.new" "$d/data"
+	fi
+	spawn "$name" mariadbd --no-defaults --datadir="$d/data" --tmpdir="$d/tmp" --port="$MYSQL_PORT" --bind-address="$(addr_of "$name")" \
+		--socket="$d/mysql.sock" --user=root --pid-file="$d/mariadbd.pid" --skip-name-resolve \
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+		--innodb-buffer-pool-size=128M --max-connections=500
+}
+mariadb_ok() { timeout 10 mariadb-admin --no-defaults --socket="$RUN/$1/mysql.sock" -uroot --connect-timeout=2 ping; }
+# Single-host: both databases, user confdr at 127.0.0.1 and localhost;
+# multi-host: confdr_P on P's, user confdr from any address (the server
+# listens only on P's address in the sandbox's /24).
+setup_mariadb() {
+	if [ "$1" != mariadb ]; then
+		local p=${1#mariadb-}
+		mysql_root "$p" <<SQL
+CREATE DATABASE IF NOT EXISTS confdr_$p;
+CREATE USER IF NOT EXISTS 'confdr'@'%' IDENTIFIED BY 'confdr';
+CREATE USER IF NOT EXISTS 'confdr'@'localhost' IDENTIFIED BY 'confdr';
+GRANT ALL PRIVILEGES ON confdr_$p.* TO 'confdr'@'%', 'confdr'@'localhost';
+SQL
+		return
+	fi
+	mysql_root p1 <<'SQL'
+CREATE DATABASE IF NOT EXISTS confdr_p1;
+CREATE DATABASE IF NOT EXISTS confdr_p2;
+CREATE USER IF NOT EXISTS 'confdr'@'127.0.0.1' IDENTIFIED BY 'confdr';
+CREATE USER IF NOT EXISTS 'confdr'@'localhost' IDENTIFIED BY 'confdr';
+ALTER USER 'confdr'@'127.0.0.1' IDENTIFIED BY 'confdr';
+ALTER USER 'confdr'@'localhost' IDENTIFIED BY 'confdr';
+GRANT ALL PRIVILEGES ON confdr_p1.* TO 'confdr'@'127.0.0.1', 'confdr'@'localhost';
+GRANT ALL PRIVILEGES ON confdr_p2.* TO 'confdr'@'127.0.0.1', 'confdr'@'localhost';
+SQL
+}
+
+# ---------------------------------------------------------------- one server
+
+# server_spawn NAME: starts NAME if it is not running (does not wait).
+server_spawn() {
+	local name=$1
+	running "$name" && return 0
+	claim_port "$name"
+	running "$name" && return 0
+	say "starting $name on $(addr_of "$name"):$(port_of "$name")"
+	case $name in
+	rabbitmq*) spawn_rabbitmq "$name" ;;
+	redis-*) spawn_redis "$name" ;;
+	zookeeper*) spawn_zookeeper "$name" ;;
+	mariadb*) spawn_mariadb "$name" ;;
+	esac
+}
+
+# server_await NAME: waits until NAME answers, then sets it up (idempotent).
+server_await() {
+	local name=$1
+	case $name in
+	rabbitmq*) wait_until 120 "$name" rabbitmq_ok "$name" && setup_rabbitmq "$name" ;;
+	redis-*) wait_until 30 "$name" redis_ok "$name" ;;
+	zookeeper*) wait_until 60 "$name" zk_ok "$name" ;;
+	mariadb*) wait_until 90 "$name" mariadb_ok "$name" && setup_mariadb "$name" ;;
+	esac
+}
+
+server_start() {
+	check_server_name "$1"
+	server_spawn "$1"
+	server_await "$1" || die "$1 did not come up (log: $(logfile "$1"))"
+	say "$1 is up (pid $(pid_of "$1" || echo '?'), $(addr_of "$1"):$(port_of "$1"))"
+}
+
+server_stop() {
+	local name=$1 p
+	check_server_name "$name"
+	if ! running "$name"; then
+		# No pid file, but maybe one of ours still serves the port.
+		p=$(listener_pid "$name")
+		if [ -n "$p" ] && ours "$p"; then echo "$p" >"$(pidfile "$name")"; else
+			say "$name is not running"
+			return 0
+		fi
+	fi
+	say "stopping $name (pid $(pid_of "$name"))"
+	case $name in
+	rabbitmq*) stop_rabbitmq "$name" ;;
+	mariadb*) stop_pid "$name" 60 ;;
+	*) stop_pid "$name" 30 ;;
+	esac
+}
+
