@@ -561,7 +561,7 @@ probe_start() {
 		for ((i = 0; i < 480; i++)); do
 			[ -e "$WORK/probe.stop" ] && break
 			t=$(now_ms)
-			"$BUILD/cmsim" create --platform p1 --amqp "amqp://confdr:confdr@$HOST:$AMQP_PORT/p1" --domain ud-p1-r1-a \
+			"$BUILD/cmsim" create --platform p1 --amqp "$(amqp_url p1)" --domain ud-p1-r1-a \
 				--count 1 --e164-start "${t}99" --timeout 5 -q --json "$WORK/probe-1.json" >/dev/null 2>&1
 			jq -r --arg t "$t" '"\($t) " + if .acked == 1 then "ack \(.confs[0].mcu // "-") \(.confs[0]["e164"])"
 				elif .nacked == 1 then "nack \(.nack_reasons | keys[0])" else "unanswered -" end' "$WORK/probe-1.json" \
