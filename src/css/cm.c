@@ -94,6 +94,31 @@ static void lookup_answer(struct css *s, struct op *op, const char *platform)
 		on_answer_lookup(-ENOTCONN, NULL, op);
 }
 
+/* A request whose id is in flight: the same request again (a redelivery
+ * after a lost connection, or sent twice) gets the one answer, on its
+ * newest delivery; another request reusing the id is refused. Returns
+ * whether m was taken care of so (m freed). */
+static bool in_flight(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct op *op = cdr_hmap_get(s->reqs, cdr_msg_id(m));
+	char detail[200];
+
+	if (!op)
+		return false;
+	if (!css_same_request(op, m)) {
+		s->n.reused_ids++;
+		snprintf(detail, sizeof(detail), "request id %s is in use by another request", cdr_msg_id(m));
+		css_refuse(s, dl, m, "bad_request", detail);
+		return true;
+	}
+	s->n.duplicates++;
+	if (op->dl)
+		cdr_mq_ack(op->dl);
+	op->dl = dl;
+	cdr_msg_free(m);
+	return true;
+}
+
 static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
 	struct css *s = arg;
@@ -137,23 +162,8 @@ static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		css_refuse(s, dl, m, "platform_down", detail);
 		return;
 	}
-	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m))) && !css_same_request(op, m)) {
-		s->n.reused_ids++;
-		snprintf(detail, sizeof(detail), "request id %s is in use by another request", cdr_msg_id(m));
-		css_refuse(s, dl, m, "bad_request", detail);
+	if (in_flight(s, dl, m))
 		return;
-	}
-	if (op) {
-		/* The same request again while it is in flight (a redelivery
-		 * after a lost connection, or sent twice): one answer, to the
-		 * newest delivery. */
-		s->n.duplicates++;
-		if (op->dl)
-			cdr_mq_ack(op->dl);
-		op->dl = dl;
-		cdr_msg_free(m);
-		return;
-	}
 	c = cdr_hmap_get(s->confs, e164);
 	if (c && c->req && !strcmp(c->req, cdr_msg_id(m))) {
 		/* running: answered from the stored answer (lookup below) */
@@ -191,21 +201,8 @@ static struct conf *cm_conf(struct css *s, struct cdr_mq_delivery *dl, struct cd
 	struct op *op;
 
 	*opp = NULL;
-	if ((op = cdr_hmap_get(s->reqs, cdr_msg_id(m))) && !css_same_request(op, m)) {
-		char detail[200];
-
-		s->n.reused_ids++;
-		snprintf(detail, sizeof(detail), "request id %s is in use by another request", cdr_msg_id(m));
-		css_refuse(s, dl, m, "bad_request", detail);
+	if (in_flight(s, dl, m))
 		return NULL;
-	}
-	if (op) {
-		if (op->dl)
-			cdr_mq_ack(op->dl);
-		op->dl = dl;
-		cdr_msg_free(m);
-		return NULL;
-	}
 	if (!(op = css_op_new(s, kind, dl, m))) {
 		css_refuse(s, dl, m, "internal_error", "out of memory");
 		return NULL;
