@@ -27,6 +27,26 @@
 #                        20 new conferences of p1's domains land on p1's MCUs; then drill-p2-r1-a
 #                        killed: p1's conferences it hosted since the takeover are restored by
 #                        p1's css in p1-r1 (it hears p2's rms), p2's own in p2-r1
+#   platform-power-off   (multi-host) p1's host powered off (sandbox.sh fault power-off p1: its
+#                        broker, Redis, MariaDB, ZooKeeper member, daemons and MCUs at once):
+#                        every p1 conference runs again on p2's MCUs, once; then, with p1's
+#                        MariaDB still down, 20 conferences of p1's domains created and 20 of
+#                        p1's ended through p2's css; p1's MariaDB and ZooKeeper member back:
+#                        its confinfo catches up with the promoted Redis, each row once
+#   platform-partition   (multi-host) p1 and p2 cut from each other for 20 s (fault partition p1
+#                        p2), both still with the ZooKeeper majority through zk: nothing is
+#                        declared down, nothing moves, every create through either platform
+#                        is answered and lands at home, no E164 on two MCUs in any second;
+#                        healed: settled, nothing lost or doubled
+#   zk-partition         (multi-host) p1 cut from the ZooKeeper majority and from p2 (fault
+#                        partition-zk p1), its MCUs still with it: p2 declares p1 down and
+#                        runs p1's conferences; p1's daemons act on no role change and p1's
+#                        css stops acting for p1 (its MCUs end p1's conferences before p2 runs
+#                        them: no E164 on two MCUs in any second); healed: p1 stays down,
+#                        nothing lost or doubled
+#   main-room-failure    p1's main room p1-r1 fails: its MCUs and p1's Redis (the main room's
+#                        check) killed: the room abnormal, p1 down (main_room_abnormal), every
+#                        p1 conference on p2's MCUs, once
 #
 # Options:
 #   --confs N            conferences created before the fault, half through each css (default 1000)
@@ -56,7 +76,7 @@ PLATFORMS=(p1 p2)
 ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2)
 SIDES=(a b)
 
-usage() { sed -n '2,43p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,67p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
 fail_setup() { printf 'drill: FAILED: %s\n' "$*" >&2; cleanup_watchers; exit 1; }
 now_ms() { date +%s%3N; }
 
@@ -66,7 +86,8 @@ SCENARIO=${1:-}
 case $SCENARIO in
 -h | --help | help) usage; exit 0 ;;
 mcu-failure | mcu-reboot | mcu-reboot-from-one | mcu-reboot-no-boot | room-failure | room-switch | room-switchback | \
-	platform-failure | platform-switchback | stop) shift ;;
+	platform-failure | platform-switchback | platform-power-off | platform-partition | zk-partition | \
+	main-room-failure | stop) shift ;;
 '') usage >&2; exit 64 ;;
 *) printf 'drill: unknown scenario "%s"\n' "$SCENARIO" >&2; usage >&2; exit 64 ;;
 esac
@@ -117,6 +138,11 @@ checker() {
 }
 # Each platform's database on its MariaDB (one server in single-host, one per platform host in multi-host).
 DB=(--mysql-socket "p1=$(mysql_sock p1)" --mysql-socket "p2=$(mysql_sock p2)" --mysql-user root)
+# p1_db_down: p1's MariaDB is down (its host powered off): the checker counts
+# none of p1's conferences closed, and Redis is compared with MySQL for p2 only.
+P1_DB_DOWN=0
+p1_db_down() { P1_DB_DOWN=1 DB=(--mysql-socket p1=none --mysql-socket "p2=$(mysql_sock p2)" --mysql-user root); }
+p1_db_up() { P1_DB_DOWN=0 DB=(--mysql-socket "p1=$(mysql_sock p1)" --mysql-socket "p2=$(mysql_sock p2)" --mysql-user root); }
 SIMS=(--sims "$RUN/sims" --pids "$RUN/pids" --prefix drill-)
 kill9() {
 	local p
@@ -169,7 +195,8 @@ mcus_up() {
 }
 
 cleanup_watchers() { stop_pid drill-watch-p1 5 2>/dev/null; stop_pid drill-watch-p2 5 2>/dev/null; }
-trap 'cleanup_watchers' EXIT
+# the sampler of a partition drill stops too (its loop is bounded anyway)
+trap 'cleanup_watchers; [ -n "${SAMPLER_PID:-}" ] && touch "$WORK/sampler.stop"' EXIT
 trap 'echo "drill: interrupted" >&2; exit 1' INT TERM
 
 # The daemons first (sandbox.sh stop: every pms first), then the simulators:
@@ -391,8 +418,10 @@ announcement() {
 compare_all() {
 	local rc=0
 	COMPARE_FAILED=
-	checker compare --redis "p1=$(redis_hp redis-p1),$(redis_hp redis-p1-replica)" \
-		--redis "p2=$(redis_hp redis-p2),$(redis_hp redis-p2-replica)" "${DB[@]}" --retry 10 --json "$1" || rc=$?
+	local r1=(--redis "p1=$(redis_hp redis-p1),$(redis_hp redis-p1-replica)")
+	[ "$P1_DB_DOWN" = 1 ] && r1=()
+	checker compare "${r1[@]}" --redis "p2=$(redis_hp redis-p2),$(redis_hp redis-p2-replica)" "${DB[@]}" \
+		--retry 10 --json "$1" || rc=$?
 	if [ $rc -gt 1 ]; then
 		COMPARE_FAILED="confdrctl drill compare failed (exit $rc; its reason above): Redis and MySQL not compared"
 		echo '[]' >"$1"
@@ -428,6 +457,18 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 	platform-failure)
 		out=$(for n in p1-css p1-rms p1-pms redis-p1 drill-p1-r1-a drill-p1-r1-b drill-p1-r2-a drill-p1-r2-b; do kill9 $n; done)
 		say "  killed: $(echo $out)" ;;
+	platform-power-off)
+		"$SANDBOX" fault power-off p1 >"$WORK/power-off.log" 2>&1 || fail_setup "sandbox.sh fault power-off p1 failed: $(tail -n 3 "$WORK/power-off.log")"
+		say "  $(tail -n 1 "$WORK/power-off.log")"
+		p1_db_down ;;
+	main-room-failure)
+		out=$(for n in redis-p1 drill-p1-r1-a drill-p1-r1-b; do kill9 $n; done)
+		say "  killed: $(echo $out)" ;;
+	platform-partition) partition_window p1 p2 ;;
+	zk-partition)
+		"$SANDBOX" fault partition-zk p1 >"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault partition-zk p1 failed: $(cat "$WORK/partition.log")"
+		say "  $(tr '\n' ' ' <"$WORK/partition.log")"
+		sampler_start ;;
 	platform-failback)
 		out=$(ctl platform failback p1 --operator drill 2>&1)
 		rc=$?
@@ -520,7 +561,7 @@ phase() {
 	host-mcu-failure)
 		[ "$(jq '.restored_to["p1-r1"] // 0' "$WORK/report-$name.json")" -gt 0 ] ||
 			fails+=("no conference of p1 hosted on drill-p2-r1-a was restored in p1-r1 by p1's css: $(jq -c .restored_to "$WORK/report-$name.json")") ;;
-	room-switchback | platform-failback)
+	room-switchback | platform-failback | platform-partition)
 		[ "$(jq .restored "$WORK/report-$name.json")" = 0 ] ||
 			fails+=("$(jq .restored "$WORK/report-$name.json") conferences moved by the switch-back (expected 0)") ;;
 	*)
@@ -635,6 +676,169 @@ handover_check() {
 	[ ${#fails[@]} = 0 ]
 }
 
+# ---------------------------------------------------------------- partitions and power cuts
+
+# The MCUs' side, every second while a fault lasts: a snapshot of the live
+# simulators' state files and the number of E164s on two MCUs, one line
+# "WALL_MS DUPLICATES" in samples.txt (at most 600 samples).
+sampler_start() {
+	rm -f "$WORK/sampler.stop" "$WORK/samples.txt"
+	(
+		for ((i = 0; i < 600; i++)); do
+			[ -e "$WORK/sampler.stop" ] && break
+			t=$(now_ms)
+			if checker snapshot "${SIMS[@]}" --out "$WORK/sample.json" 2>/dev/null; then
+				echo "$t $(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/sample.json")" >>"$WORK/samples.txt"
+			fi
+			sleep 1
+		done
+	) &
+	SAMPLER_PID=$!
+}
+sampler_stop() {
+	[ -n "${SAMPLER_PID:-}" ] || return 0
+	touch "$WORK/sampler.stop"
+	wait "$SAMPLER_PID" 2>/dev/null || :
+	SAMPLER_PID=
+}
+# sampler_json: {samples, max_duplicates, seconds_with_duplicates}
+sampler_json() {
+	jq -R -s '[split("\n")[] | select(length > 0) | split(" ") | (.[1] | tonumber)] |
+		{samples: length, max_duplicates: (max // 0), seconds_with_duplicates: ([.[] | select(. > 0)] | length)}' \
+		"$WORK/samples.txt" 2>/dev/null || echo '{"samples": 0, "max_duplicates": 0, "seconds_with_duplicates": 0}'
+}
+
+# partition_window A B: A and B cut from each other for PARTITION_S s while
+# 15 creates go through each platform (1 a second) and the sampler runs; then
+# healed. The creates' results in create-part-P.json.
+PARTITION_S=20
+partition_window() {
+	local p j=() t0=$SECONDS
+	"$SANDBOX" fault partition "$1" "$2" >"$WORK/partition.log" 2>&1 ||
+		fail_setup "sandbox.sh fault partition $1 $2 failed: $(cat "$WORK/partition.log")"
+	say "  $(tail -n 1 "$WORK/partition.log")"
+	sampler_start
+	for p in "${PLATFORMS[@]}"; do
+		"$BUILD/cmsim" create --platform $p --amqp "$(amqp_url $p)" --domain "ud-$p-r1-a" --domain "ud-$p-r2-a" \
+			--count 15 --rate 1 --e164-start "$(now_ms)${p#p}0" --timeout 20 -q --json "$WORK/create-part-$p.json" \
+			>"$WORK/create-part-$p.txt" 2>&1 &
+		j+=($!)
+	done
+	wait "${j[@]}"
+	while [ $((SECONDS - t0)) -lt $PARTITION_S ]; do sleep 1; done
+	"$SANDBOX" fault heal "$1" "$2" >>"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault heal $1 $2 failed"
+	say "  healed after $((SECONDS - t0)) s: $(tail -n 1 "$WORK/partition.log")"
+	sampler_stop
+}
+
+# partition_check: after platform-partition: no platform declared down, every
+# create during the partition answered and ACKed on its own platform's MCUs,
+# no E164 on two MCUs in any second; the new ones join the final check.
+partition_check() {
+	local r=$WORK/report-platform-partition.json fails=() p acked down
+	for p in "${PLATFORMS[@]}"; do
+		acked=$(jq -r '.acked // 0' "$WORK/create-part-$p.json" 2>/dev/null || echo 0)
+		[ "$acked" = 15 ] || fails+=("only $acked of 15 creates through $p during the partition ACKed ($(jq -c '{nacked, unanswered, nack_reasons}' "$WORK/create-part-$p.json" 2>/dev/null))")
+		[ "$(jq -r --arg p "mcu-$p-" '[.confs[] | select(.mcu | startswith($p) | not)] | length' "$WORK/create-part-$p.json" 2>/dev/null)" = 0 ] ||
+			fails+=("creates through $p during the partition ACKed off $p's MCUs")
+		add_home "$WORK/create-part-$p.json" $p
+	done
+	jq -s '[.[].confs[]["e164"]]' "$WORK"/create-part-p[12].json >"$WORK/acked.json"
+	down=$(cat "$WORK"/watch-p*.jsonl 2>/dev/null | jq -c -s --argjson t "$INJECT_MS" \
+		'[.[] | select(.ts_ms >= $t and .type == "pms_all_platform_ntf" and .body.state == "down") | .body.platform] | unique')
+	[ "$down" = "[]" ] || fails+=("platforms declared down during the partition: $down")
+	sampler_json >"$WORK/samples.json"
+	jq -e '.max_duplicates == 0' "$WORK/samples.json" >/dev/null ||
+		fails+=("E164s on two MCUs during the partition: $(jq -c . "$WORK/samples.json")")
+	jq --slurpfile s "$WORK/samples.json" '.mcu_samples = $s[0] | .failures += $ARGS.positional |
+		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
+	[ ${#fails[@]} = 0 ]
+}
+
+# zk_partition_check: while p1 is cut from the majority: no E164 on two MCUs
+# in any second (sampler), p1's daemons announce no state; then healed: p1
+# stays down, nothing lost or doubled.
+zk_partition_check() {
+	local r=$WORK/report-zk-partition.json fails=() from_p1
+	say "zk-partition: partition held until $PARTITION_S s after the cut"
+	while [ $(($(now_ms) - INJECT_MS)) -lt $((PARTITION_S * 1000)) ]; do sleep 1; done
+	"$SANDBOX" fault heal >>"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault heal failed"
+	say "zk-partition: healed; the sampler runs 10 s more"
+	sleep 10
+	sampler_stop
+	sampler_json >"$WORK/samples.json"
+	jq -e '.max_duplicates == 0' "$WORK/samples.json" >/dev/null ||
+		fails+=("E164s on two MCUs at once: $(jq -c . "$WORK/samples.json")")
+	from_p1=$(jq -c -s --argjson t "$INJECT_MS" '[.[] | select(.ts_ms >= $t and (.src // "" | startswith("p1-pms")) and
+		(.type == "pms_all_platform_ntf" or .type == "pms_all_room_ntf")) | "\(.type) \(.body.platform // .body.room) \(.body.state)"]' \
+		"$WORK"/watch-p1.jsonl 2>/dev/null || echo '[]')
+	[ "$from_p1" = "[]" ] || [ -z "$from_p1" ] || fails+=("p1's pms announced states while cut from the majority: $from_p1")
+	ctl status --json | jq -e '.platforms[] | select(.platform == "p1") | .state == "down"' >/dev/null ||
+		fails+=("p1 is not down after the heal (the majority declared it down; fail-back is manual)")
+	snapshot "$WORK/final.json"
+	[ "$(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/final.json")" = 0 ] ||
+		fails+=("E164s on two MCUs after the heal")
+	jq --slurpfile s "$WORK/samples.json" '.mcu_samples = $s[0] | .failures += $ARGS.positional |
+		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
+	[ ${#fails[@]} = 0 ]
+}
+
+# history_check: p1 powered off and its conferences on p2: 20 creates of p1's
+# domains and 20 ends of p1's conferences through p2's css while p1's MariaDB
+# is down; then p1's MariaDB and ZooKeeper member back: confdr_p1.confinfo
+# catches up with the promoted Redis (compared), each conference one row, the
+# 20 new there, the 20 ended closed there, none of them in confdr_p2.
+history_check() {
+	local r=$WORK/report-platform-power-off.json fails=() q n e164s
+	say "platform-power-off: with p1's MariaDB down, 20 creates of p1's domains and 20 ends of p1's conferences through p2's css"
+	"$BUILD/cmsim" create --platform p2 --amqp "$(amqp_url p2)" --domain ud-p1-r1-a --domain ud-p1-r1-b \
+		--domain ud-p1-r2-a --domain ud-p1-r2-b --count 20 --rate 50 --e164-start "$(now_ms)03" --timeout 30 -q \
+		--json "$WORK/create-down.json" >"$WORK/create-down.txt" 2>&1
+	n=$(jq -r '.acked // 0' "$WORK/create-down.json" 2>/dev/null || echo 0)
+	[ "$n" = 20 ] || fails+=("only $n of 20 creates of p1's domains through p2 ACKed while p1 is down ($(jq -c '{nacked, unanswered, nack_reasons}' "$WORK/create-down.json" 2>/dev/null))")
+	add_home "$WORK/create-down.json" p1
+	jq '[.confs[:20][]["e164"]]' "$WORK/create-p1.json" >"$WORK/ended.json"
+	# shellcheck disable=SC2046 # one --e164 E164 pair per word pair
+	"$BUILD/cmsim" end --platform p2 --amqp "$(amqp_url p2)" $(jq -r '.[] | "--e164 " + .' "$WORK/ended.json") \
+		--rate 50 --timeout 30 -q --json "$WORK/end-down.json" >"$WORK/end-down.txt" 2>&1
+	n=$(jq -r '.acked // 0' "$WORK/end-down.json" 2>/dev/null || echo 0)
+	[ "$n" = 20 ] || fails+=("only $n of 20 ends of p1's conferences through p2 ACKed while p1 is down")
+	say "platform-power-off: p1's MariaDB and ZooKeeper member back (sandbox.sh server start mariadb-p1 zookeeper-1)"
+	"$SANDBOX" server start mariadb-p1 >"$WORK/p1-back.log" 2>&1 || fails+=("mariadb-p1 did not start: $(tail -n 3 "$WORK/p1-back.log")")
+	"$SANDBOX" server start zookeeper-1 >>"$WORK/p1-back.log" 2>&1 || fails+=("zookeeper-1 did not start")
+	p1_db_up
+	# p1's Redis is the promoted replica (redis-p1 stays down with its host's broker)
+	COMPARE_FAILED=
+	checker compare --redis "p1=$(redis_hp redis-p1-replica)" --redis "p2=$(redis_hp redis-p2),$(redis_hp redis-p2-replica)" \
+		"${DB[@]}" --retry 120 --json "$WORK/redis-mysql-back.json" >/dev/null || :
+	[ -s "$WORK/redis-mysql-back.json" ] || echo '[]' >"$WORK/redis-mysql-back.json"
+	n=$(jq '[.[].mismatches] | add // 0' "$WORK/redis-mysql-back.json")
+	[ "$(jq length "$WORK/redis-mysql-back.json")" = 2 ] || fails+=("Redis and MySQL could not be compared once p1's MariaDB was back")
+	[ "$n" = 0 ] || fails+=("p1's MySQL disagrees with its Redis on $n conferences once back: $(jq -c '[.[] | select(.mismatches > 0) | .examples]' "$WORK/redis-mysql-back.json")")
+	q() { mysql_root "$1" -N -B "confdr_$1" -e "$2"; }
+	e164s=$(jq -r '[.confs[]["e164"]] | map("'"'"'" + . + "'"'"'") | join(",")' "$WORK/create-down.json")
+	[ -n "$e164s" ] || e164s="''"
+	n=$(q p1 "SELECT COUNT(*) FROM (SELECT e164 FROM confinfo GROUP BY e164 HAVING COUNT(*) > 1) d")
+	[ "$n" = 0 ] || fails+=("$n E164s with two rows in confdr_p1.confinfo")
+	n=$(q p1 "SELECT COUNT(DISTINCT e164) FROM confinfo WHERE e164 IN ($e164s)")
+	[ "$n" = "$(jq '.confs | length' "$WORK/create-down.json")" ] || fails+=("$n of the creates made while p1 was down in confdr_p1.confinfo")
+	e164s=$(jq -r 'map("'"'"'" + . + "'"'"'") | join(",")' "$WORK/ended.json")
+	n=$(q p1 "SELECT COUNT(*) FROM confinfo WHERE e164 IN ($e164s) AND end_ms IS NOT NULL")
+	[ "$n" = 20 ] || fails+=("$n of the 20 ends made while p1 was down closed in confdr_p1.confinfo")
+	n=$(q p2 "SELECT COUNT(*) FROM confinfo WHERE home_platform = 'p1'")
+	[ "$n" = 0 ] || fails+=("$n rows of p1's conferences in confdr_p2.confinfo")
+	# what runs now: every conference ACKed and not ended, once
+	jq -s '[.[0].confs[]["e164"], .[1].confs[]["e164"], .[2].confs[]["e164"]] - .[3]' "$WORK/create-p1.json" \
+		"$WORK/create-p2.json" "$WORK/create-down.json" "$WORK/ended.json" >"$WORK/acked.json"
+	wait_for 20 "every conference not ended running" all_acked_running ||
+		fails+=("not every conference ACKed and not ended runs: $(jq length "$WORK/acked.json") expected")
+	snapshot "$WORK/final.json"
+	[ "$(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/final.json")" = 0 ] || fails+=("E164s on two MCUs at the end")
+	jq --slurpfile h "$WORK/redis-mysql-back.json" '.history = {redis_mysql_after_back: $h[0]} | .failures += $ARGS.positional |
+		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
+	[ ${#fails[@]} = 0 ]
+}
+
 # ---------------------------------------------------------------- report
 
 print_report() { # FILE
@@ -691,6 +895,27 @@ mcu-reboot-no-boot) phase "$SCENARIO" "" "" "$SCENARIO" '^p1-r1$' || rc=1 ;;
 room-failure) phase room-failure "" "$(room_sel p1-r2 abnormal)" room-failure '^p1-r1$' || rc=1 ;;
 room-switch) phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch '^p1-r2$' || rc=1 ;;
 platform-failure) phase platform-failure "" "$(plat_sel p1 down)" platform-failure '^p2-' || rc=1 ;;
+main-room-failure) phase main-room-failure "" "$(plat_sel p1 down)" main-room-failure '^p2-' || rc=1 ;;
+platform-power-off)
+	phase platform-power-off "" "$(plat_sel p1 down)" platform-power-off '^p2-' || rc=1
+	if jq -e '.settled == true' "$WORK/report-platform-power-off.json" >/dev/null 2>&1; then
+		history_check || rc=1
+	fi ;;
+platform-partition)
+	phase platform-partition "" "" platform-partition "" || rc=1
+	if [ -s "$WORK/analysis-platform-partition.json" ]; then
+		partition_check || rc=1
+		wait_for 20 "the creates made during the partition running" all_acked_running || :
+		snapshot "$WORK/final.json"
+		[ "$(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/final.json")" = 0 ] || {
+			jq '.failures += ["E164s on two MCUs at the end"] | .pass = false' "$WORK/report-platform-partition.json" >"$WORK/r.tmp" &&
+				mv "$WORK/r.tmp" "$WORK/report-platform-partition.json"
+			rc=1
+		}
+	fi ;;
+zk-partition)
+	phase zk-partition "" "$(plat_sel p1 down)" zk-partition '^p2-' || rc=1
+	if [ -s "$WORK/analysis-zk-partition.json" ]; then zk_partition_check || rc=1; else sampler_stop; fi ;;
 room-switchback)
 	phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch '^p1-r2$' || rc=1
 	if first_settled room-switch; then

@@ -42,9 +42,9 @@ static int beat_write(struct pms *s, bool create)
 	if (!txt)
 		return -ENOMEM;
 	if (create)
-		rc = cdr_zk_create(cdr_daemon_zk(s->d), path, txt, strlen(txt), CDR_ZK_PARENTS, on_beat_written, s);
+		rc = cdr_zk_create(s->beat_zk, path, txt, strlen(txt), CDR_ZK_PARENTS, on_beat_written, s);
 	else
-		rc = cdr_zk_set(cdr_daemon_zk(s->d), path, txt, strlen(txt), -1, on_beat_written, s);
+		rc = cdr_zk_set(s->beat_zk, path, txt, strlen(txt), -1, on_beat_written, s);
 	free(txt);
 	return rc;
 }
@@ -70,12 +70,52 @@ void pms_beat(void *arg)
 	struct pms *s = arg;
 
 	/* One write at a time: a write that hangs proves nothing meanwhile. */
-	if (s->beat_pending || !cdr_daemon_zk(s->d))
+	if (s->beat_pending || !s->beat_zk)
 		return;
 	s->beat_seq++;
 	s->beat_sent_ms = cdr_mono_i64();
 	if (beat_write(s, false) == 0)
 		s->beat_pending = true;
+}
+
+static void on_beat_session(enum cdr_zk_state state, void *arg)
+{
+	struct pms *s = arg;
+	struct cdr_zk_session z;
+
+	if (state == CDR_ZK_CONNECTED) {
+		if (cdr_zk_session(s->beat_zk, &z) == 0 && z.timeout_ms > s->conf.beat_session_ms)
+			cdr_warn("zookeeper: the beat session got %u ms, not the %" PRIu64
+				 " ms asked (ZooKeeper's minSessionTimeout): a member that stops answering is left "
+				 "only after %u ms, longer than the beat limit of %" PRId64 " ms",
+				 z.timeout_ms, s->conf.beat_session_ms, z.timeout_ms * 2 / 3,
+				 (int64_t)s->conf.beat_misses * (int64_t)s->conf.beat_interval_ms);
+		else
+			cdr_info("zookeeper: the beat session is connected");
+	} else
+		cdr_notice("zookeeper: the beat session is %s: no beat is written or read until it is back",
+			   cdr_zk_state_name(state));
+}
+
+/* The beat's own session (docs/pms.md, Beats): the daemon's session keeps its
+ * comfortable timeout for leadership; this one is short, so that a member
+ * that stops answering (a link to its host cut) is left within a beat limit
+ * while the client goes on through the others. */
+int pms_beat_zk_new(struct pms *s, const struct pms_conf *cf)
+{
+	struct cdr_zk_opts o = { 0 };
+	int r;
+
+	o.hosts = cf->base.zk_hosts;
+	o.chroot = cf->base.zk_chroot;
+	o.session_timeout_ms = (unsigned)cf->beat_session_ms;
+	o.reconnect_min_ms = (unsigned)cf->base.reconnect_min_ms;
+	o.reconnect_max_ms = (unsigned)cf->base.reconnect_max_ms;
+	o.on_session = on_beat_session;
+	o.arg = s;
+	if ((r = cdr_zk_new(cdr_daemon_loop(s->d), &o, &s->beat_zk)) < 0)
+		cdr_err("zookeeper: cannot create the beat session's client for %s: %s", o.hosts, strerror(-r));
+	return r;
 }
 
 /* ---- the peers' beats ---- */
@@ -131,7 +171,7 @@ static void read_peer_beats(struct pms *s)
 		snprintf(path, sizeof(path), BEAT_FMT, p->id);
 		p->read_sent_ms = s->beat_sent_ms;
 		p->read_run_since = s->quorum.run_since_ms;
-		if (cdr_zk_exists(cdr_daemon_zk(s->d), path, NULL, NULL, on_peer_beat, p) == 0)
+		if (cdr_zk_exists(s->beat_zk, path, NULL, NULL, on_peer_beat, p) == 0)
 			p->reading = true;
 	}
 }

@@ -47,6 +47,10 @@ static const struct cdr_conf_key room_keys[] = {
 const struct cdr_conf_key pms_conf_keys[] = {
 	K("beat_interval", CDR_CONF_MS, beat_interval_ms, "250ms", 100, 10000,
 	  "every pms writes its beat to ZooKeeper this often, then reads the beats of the platforms it backs up"),
+	K("beat_session", CDR_CONF_MS, beat_session_ms, "1500ms", 1000, 60000,
+	  "the ZooKeeper session the beats are written and read on, apart from the daemon's own: its client leaves a "
+	  "member that stopped answering after 2/3 of it and goes on through another (ZooKeeper's minSessionTimeout "
+	  "must allow it)"),
 	K("beat_misses", CDR_CONF_INT, beat_misses, "8", 3, 100,
 	  "a platform this pms backs up is declared down when its pms has written no beat for this many beat "
 	  "intervals while this pms wrote its own (a crash, a power-off, a cut from the ZooKeeper majority)"),
@@ -168,10 +172,13 @@ static void stop(struct pms *s)
 	}
 	for (size_t i = 0; i < s->nplats; i++)
 		s->plats[i].watch = cdr_zk_data_watch_free(s->plats[i].watch);
-	/* Peer polls in flight point into plats. */
-	if (cdr_daemon_zk(s->d))
-		for (size_t i = 0; i < s->nplats; i++)
+	/* Peer polls and beat reads in flight point into plats. */
+	for (size_t i = 0; i < s->nplats; i++) {
+		if (cdr_daemon_zk(s->d))
 			cdr_zk_cancel(cdr_daemon_zk(s->d), &s->plats[i]);
+		if (s->beat_zk)
+			cdr_zk_cancel(s->beat_zk, &s->plats[i]);
+	}
 	free(s->rooms);
 	free(s->plats);
 	s->rooms = NULL;
@@ -282,6 +289,7 @@ static void copy_scalars(struct pms_conf *dst, const struct pms_conf *src)
 {
 	dst->beat_interval_ms = src->beat_interval_ms;
 	dst->beat_misses = src->beat_misses;
+	dst->beat_session_ms = src->beat_session_ms;
 	dst->peer_grace_ms = src->peer_grace_ms;
 	dst->peer_poll_ms = src->peer_poll_ms;
 	dst->follow_main_room = src->follow_main_room;
@@ -290,6 +298,8 @@ static void copy_scalars(struct pms_conf *dst, const struct pms_conf *src)
 	dst->rms_timeout_ms = src->rms_timeout_ms;
 	dst->topology_refresh_ms = src->topology_refresh_ms;
 }
+
+static void pms_free(void *server);
 
 static int pms_init(struct cdr_daemon *d, void **server)
 {
@@ -317,6 +327,10 @@ static int pms_init(struct cdr_daemon *d, void **server)
 		return -ENOMEM;
 	}
 	/* Active or standby, a pms beats: its platform's backup judges it by that. */
+	if (pms_beat_zk_new(s, cf) < 0) {
+		pms_free(s);
+		return -ENOMEM;
+	}
 	pms_quorum_init(&s->quorum);
 	cdr_timer_start(s->beat_timer, s->conf.beat_interval_ms, true);
 	*server = s;
@@ -387,6 +401,7 @@ static void pms_free(void *server)
 	if (!s)
 		return;
 	stop(s);
+	s->beat_zk = cdr_zk_free(s->beat_zk); /* a write in flight: cancelled, s still whole */
 	cdr_hmap_free(s->mcus);
 	cdr_topo_follow_free(s->follow);
 	cdr_timer_free(s->tick);

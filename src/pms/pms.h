@@ -25,6 +25,7 @@ struct pms_room_conf {
 struct pms_conf {
 	struct cdr_daemon_conf base; /* first: the common keys */
 	uint64_t beat_interval_ms;
+	uint64_t beat_session_ms;
 	int64_t beat_misses;
 	uint64_t peer_grace_ms;
 	uint64_t peer_poll_ms;

@@ -118,7 +118,10 @@ struct pms {
 	size_t nplats;
 	int64_t last_peer_poll;
 
-	/* the own beat (peers.c) */
+	/* the own beat (peers.c), written and the peers' read on a ZooKeeper
+	 * session of its own (beat_session: short, so that a connection to a
+	 * member that stopped answering is left within a beat limit) */
+	struct cdr_zk *beat_zk;
 	struct pms_quorum quorum;
 	bool beat_pending;
 	int64_t beat_sent_ms;
@@ -160,6 +163,9 @@ void pms_poll_inventory(void *arg);
 void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
 
 /* ---- peers.c ---- */
+
+/* The beat's own ZooKeeper session (peers.c); 0 or a negative errno. */
+int pms_beat_zk_new(struct pms *s, const struct pms_conf *cf);
 
 /* Writes the own beat, then reads the beats of the platforms this pms backs
  * up (a timer's callback, every beat_interval; arg: the pms). */

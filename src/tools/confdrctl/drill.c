@@ -26,7 +26,7 @@ struct redis_pair {
  * sandbox has one per platform host); the others use the default one. */
 struct platform_db {
 	char platform[CLI_MAX_ID + 1];
-	const char *socket;
+	const char *socket; /* NULL: "none", its MariaDB is known to be down */
 	struct drill_db *db;
 };
 
@@ -121,8 +121,17 @@ static bool parse_socket(char *arg, struct drill_opts *o)
 	pd = &o->pdb[o->npdb++];
 	memcpy(pd->platform, arg, (size_t)(eq - arg));
 	pd->platform[eq - arg] = '\0';
-	pd->socket = eq + 1;
+	pd->socket = strcmp(eq + 1, "none") == 0 ? NULL : eq + 1;
 	return true;
+}
+
+/* --mysql-socket PLATFORM=none: its MariaDB is down (a drill's power cut). */
+static bool db_down(const struct drill_opts *o, const char *platform)
+{
+	for (size_t i = 0; i < o->npdb; i++)
+		if (strcmp(o->pdb[i].platform, platform) == 0)
+			return !o->pdb[i].socket;
+	return false;
 }
 
 /* The connection for platform's database (opened once); NULL with err set. */
@@ -133,6 +142,11 @@ static struct drill_db *db_for(struct drill_opts *o, const char *platform, char 
 	for (size_t i = 0; i < o->npdb; i++) {
 		if (strcmp(o->pdb[i].platform, platform) != 0)
 			continue;
+		if (!o->pdb[i].socket) {
+			snprintf(err, errlen, "the MariaDB of platform %s is down (--mysql-socket %s=none)", platform,
+				 platform);
+			return NULL;
+		}
 		if (!o->pdb[i].db) {
 			one = o->db;
 			one.socket = o->pdb[i].socket;
@@ -347,6 +361,10 @@ static int read_closed(struct drill_opts *o, const struct drill_set *before, str
 		for (k = 0; k < n && strcmp(seen[k], h) != 0; k++)
 			;
 		if (k < n || !*h)
+			continue;
+		/* A platform whose MariaDB is down closed nothing we can see: each of
+		 * its conferences must run (stricter, never laxer). */
+		if (db_down(o, h))
 			continue;
 		if (n == MAX_PLATFORMS || !(db = db_for(o, h, err, sizeof(err))) ||
 		    drill_db_closed(db, h, closed, err, sizeof(err)) < 0) {

@@ -114,7 +114,8 @@ static const struct command commands[] = {
 	  "      only_in_redis, only_in_mysql, different_mcu, mismatches, examples}] to FILE; exit 0 when they\n"
 	  "      agree, 1 when not.  MYSQL: --mysql-socket PATH | --mysql HOST:PORT, or\n"
 	  "      one per platform: --mysql-socket PLATFORM=PATH (repeatable), [--mysql-user U] (root)\n"
-	  "      [--mysql-password P]",
+	  "      [--mysql-password P]. PLATFORM=none: that MariaDB is down (a power cut): verify counts none\n"
+	  "      of the platform's conferences closed, compare refuses the platform",
 	  ctl_cmd_drill_compare },
 	{ { NULL, NULL }, NULL, NULL, NULL },
 };
