@@ -38,12 +38,11 @@
 #                        declared down, nothing moves, every create through either platform
 #                        is answered and lands at home, no E164 on two MCUs in any second;
 #                        healed: settled, nothing lost or doubled
-#   zk-partition         (multi-host) p1 cut from the ZooKeeper majority and from p2 (fault
-#                        partition-zk p1), its MCUs still with it: p2 declares p1 down and
-#                        runs p1's conferences; p1's daemons act on no role change and p1's
-#                        css stops acting for p1 (its MCUs end p1's conferences before p2 runs
-#                        them: no E164 on two MCUs in any second); healed: p1 stays down,
-#                        nothing lost or doubled
+#   zk-partition         (multi-host) p1 cut from the ZooKeeper majority only, for 20 s (fault
+#                        zk-cut p1: its broker, Redis, MariaDB and MCUs still reached): p1 is
+#                        heard on its broker, so nothing is declared down and nothing moves;
+#                        p1's pms announces nothing; no E164 on two MCUs in any second; every
+#                        create through either platform answered; healed: nothing lost or doubled
 #   main-room-failure    p1's main room p1-r1 fails: its MCUs and p1's Redis (the main room's
 #                        check) killed: the room abnormal, p1 down (main_room_abnormal), every
 #                        p1 conference on p2's MCUs, once
@@ -464,11 +463,8 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 	main-room-failure)
 		out=$(for n in redis-p1 drill-p1-r1-a drill-p1-r1-b; do kill9 $n; done)
 		say "  killed: $(echo $out)" ;;
-	platform-partition) partition_window p1 p2 ;;
-	zk-partition)
-		"$SANDBOX" fault partition-zk p1 >"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault partition-zk p1 failed: $(cat "$WORK/partition.log")"
-		say "  $(tr '\n' ' ' <"$WORK/partition.log")"
-		sampler_start ;;
+	platform-partition) partition_window "partition p1 p2" "heal p1 p2" ;;
+	zk-partition) partition_window "zk-cut p1" "heal" ;;
 	platform-failback)
 		out=$(ctl platform failback p1 --operator drill 2>&1)
 		rc=$?
@@ -561,7 +557,7 @@ phase() {
 	host-mcu-failure)
 		[ "$(jq '.restored_to["p1-r1"] // 0' "$WORK/report-$name.json")" -gt 0 ] ||
 			fails+=("no conference of p1 hosted on drill-p2-r1-a was restored in p1-r1 by p1's css: $(jq -c .restored_to "$WORK/report-$name.json")") ;;
-	room-switchback | platform-failback | platform-partition)
+	room-switchback | platform-failback | platform-partition | zk-partition)
 		[ "$(jq .restored "$WORK/report-$name.json")" = 0 ] ||
 			fails+=("$(jq .restored "$WORK/report-$name.json") conferences moved by the switch-back (expected 0)") ;;
 	*)
@@ -708,34 +704,41 @@ sampler_json() {
 		"$WORK/samples.txt" 2>/dev/null || echo '{"samples": 0, "max_duplicates": 0, "seconds_with_duplicates": 0}'
 }
 
-# partition_window A B: A and B cut from each other for PARTITION_S s while
-# 15 creates go through each platform (1 a second) and the sampler runs; then
-# healed. The creates' results in create-part-P.json.
+# partition_window "FAULT" "HEAL": sandbox.sh fault FAULT for PARTITION_S s
+# while 15 creates go through each platform (1 a second) and the sampler
+# runs; then sandbox.sh fault HEAL (HEAL_MS). The creates' results in
+# create-part-P.json: answered by 60 s after the last, the heal included (a
+# css cut from the majority leaves them queued for the leader after it).
 PARTITION_S=20
 partition_window() {
 	local p j=() t0=$SECONDS
-	"$SANDBOX" fault partition "$1" "$2" >"$WORK/partition.log" 2>&1 ||
-		fail_setup "sandbox.sh fault partition $1 $2 failed: $(cat "$WORK/partition.log")"
+	# shellcheck disable=SC2086 # the fault's words
+	"$SANDBOX" fault $1 >"$WORK/partition.log" 2>&1 ||
+		fail_setup "sandbox.sh fault $1 failed: $(cat "$WORK/partition.log")"
 	say "  $(tail -n 1 "$WORK/partition.log")"
 	sampler_start
 	for p in "${PLATFORMS[@]}"; do
 		"$BUILD/cmsim" create --platform $p --amqp "$(amqp_url $p)" --domain "ud-$p-r1-a" --domain "ud-$p-r2-a" \
-			--count 15 --rate 1 --e164-start "$(now_ms)${p#p}0" --timeout 20 -q --json "$WORK/create-part-$p.json" \
+			--count 15 --rate 1 --e164-start "$(now_ms)${p#p}0" --timeout 60 -q --json "$WORK/create-part-$p.json" \
 			>"$WORK/create-part-$p.txt" 2>&1 &
 		j+=($!)
 	done
-	wait "${j[@]}"
 	while [ $((SECONDS - t0)) -lt $PARTITION_S ]; do sleep 1; done
-	"$SANDBOX" fault heal "$1" "$2" >>"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault heal $1 $2 failed"
+	# shellcheck disable=SC2086
+	"$SANDBOX" fault $2 >>"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault $2 failed"
+	HEAL_MS=$(now_ms)
 	say "  healed after $((SECONDS - t0)) s: $(tail -n 1 "$WORK/partition.log")"
+	wait "${j[@]}"
+	say "  the creates made during the partition: $(for p in "${PLATFORMS[@]}"; do
+		jq -c --arg p "$p" '{($p): {acked, nacked, unanswered, nack_reasons, ack_latency_ms}}' "$WORK/create-part-$p.json" 2>/dev/null; done | tr '\n' ' ')"
 	sampler_stop
 }
 
 # partition_check: after platform-partition: no platform declared down, every
 # create during the partition answered and ACKed on its own platform's MCUs,
 # no E164 on two MCUs in any second; the new ones join the final check.
-partition_check() {
-	local r=$WORK/report-platform-partition.json fails=() p acked down
+partition_check() { # SCENARIO
+	local r=$WORK/report-$1.json fails=() p acked down from_p1
 	for p in "${PLATFORMS[@]}"; do
 		acked=$(jq -r '.acked // 0' "$WORK/create-part-$p.json" 2>/dev/null || echo 0)
 		[ "$acked" = 15 ] || fails+=("only $acked of 15 creates through $p during the partition ACKed ($(jq -c '{nacked, unanswered, nack_reasons}' "$WORK/create-part-$p.json" 2>/dev/null))")
@@ -750,34 +753,13 @@ partition_check() {
 	sampler_json >"$WORK/samples.json"
 	jq -e '.max_duplicates == 0' "$WORK/samples.json" >/dev/null ||
 		fails+=("E164s on two MCUs during the partition: $(jq -c . "$WORK/samples.json")")
-	jq --slurpfile s "$WORK/samples.json" '.mcu_samples = $s[0] | .failures += $ARGS.positional |
-		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
-	[ ${#fails[@]} = 0 ]
-}
-
-# zk_partition_check: while p1 is cut from the majority: no E164 on two MCUs
-# in any second (sampler), p1's daemons announce no state; then healed: p1
-# stays down, nothing lost or doubled.
-zk_partition_check() {
-	local r=$WORK/report-zk-partition.json fails=() from_p1
-	say "zk-partition: partition held until $PARTITION_S s after the cut"
-	while [ $(($(now_ms) - INJECT_MS)) -lt $((PARTITION_S * 1000)) ]; do sleep 1; done
-	"$SANDBOX" fault heal >>"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault heal failed"
-	say "zk-partition: healed; the sampler runs 10 s more"
-	sleep 10
-	sampler_stop
-	sampler_json >"$WORK/samples.json"
-	jq -e '.max_duplicates == 0' "$WORK/samples.json" >/dev/null ||
-		fails+=("E164s on two MCUs at once: $(jq -c . "$WORK/samples.json")")
-	from_p1=$(jq -c -s --argjson t "$INJECT_MS" '[.[] | select(.ts_ms >= $t and (.src // "" | startswith("p1-pms")) and
-		(.type == "pms_all_platform_ntf" or .type == "pms_all_room_ntf")) | "\(.type) \(.body.platform // .body.room) \(.body.state)"]' \
-		"$WORK"/watch-p1.jsonl 2>/dev/null || echo '[]')
-	[ "$from_p1" = "[]" ] || [ -z "$from_p1" ] || fails+=("p1's pms announced states while cut from the majority: $from_p1")
-	ctl status --json | jq -e '.platforms[] | select(.platform == "p1") | .state == "down"' >/dev/null ||
-		fails+=("p1 is not down after the heal (the majority declared it down; fail-back is manual)")
-	snapshot "$WORK/final.json"
-	[ "$(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/final.json")" = 0 ] ||
-		fails+=("E164s on two MCUs after the heal")
+	if [ "$1" = zk-partition ]; then
+		# the minority side acts on no role change: p1's pms announces nothing
+		from_p1=$(jq -c -s --argjson t "$INJECT_MS" --argjson h "$HEAL_MS" '[.[] | select(.ts_ms >= $t and .ts_ms < $h and (.src // "" | test("pms-p1|p1-pms")) and
+			(.type == "pms_all_platform_ntf" or .type == "pms_all_room_ntf")) | "\(.type) \(.body.platform // .body.room) \(.body.state)"]' \
+			"$WORK"/watch-p1.jsonl 2>/dev/null || echo '[]')
+		[ "$from_p1" = "[]" ] || [ -z "$from_p1" ] || fails+=("p1's pms announced states while cut from the majority: $from_p1")
+	fi
 	jq --slurpfile s "$WORK/samples.json" '.mcu_samples = $s[0] | .failures += $ARGS.positional |
 		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
 	[ ${#fails[@]} = 0 ]
@@ -901,21 +883,18 @@ platform-power-off)
 	if jq -e '.settled == true' "$WORK/report-platform-power-off.json" >/dev/null 2>&1; then
 		history_check || rc=1
 	fi ;;
-platform-partition)
-	phase platform-partition "" "" platform-partition "" || rc=1
-	if [ -s "$WORK/analysis-platform-partition.json" ]; then
-		partition_check || rc=1
+platform-partition | zk-partition)
+	phase "$SCENARIO" "" "" "$SCENARIO" "" || rc=1
+	if [ -s "$WORK/analysis-$SCENARIO.json" ]; then
+		partition_check "$SCENARIO" || rc=1
 		wait_for 20 "the creates made during the partition running" all_acked_running || :
 		snapshot "$WORK/final.json"
 		[ "$(jq '[group_by(.e)[] | select(length > 1)] | length' "$WORK/final.json")" = 0 ] || {
-			jq '.failures += ["E164s on two MCUs at the end"] | .pass = false' "$WORK/report-platform-partition.json" >"$WORK/r.tmp" &&
-				mv "$WORK/r.tmp" "$WORK/report-platform-partition.json"
+			jq '.failures += ["E164s on two MCUs at the end"] | .pass = false' "$WORK/report-$SCENARIO.json" >"$WORK/r.tmp" &&
+				mv "$WORK/r.tmp" "$WORK/report-$SCENARIO.json"
 			rc=1
 		}
 	fi ;;
-zk-partition)
-	phase zk-partition "" "$(plat_sel p1 down)" zk-partition '^p2-' || rc=1
-	if [ -s "$WORK/analysis-zk-partition.json" ]; then zk_partition_check || rc=1; else sampler_stop; fi ;;
 room-switchback)
 	phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch '^p1-r2$' || rc=1
 	if first_settled room-switch; then

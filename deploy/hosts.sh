@@ -123,6 +123,45 @@ names_of_pids() {
 	echo "${out[*]:-(no sandbox names)}"
 }
 
+# fault_zk_cut P: P cut from the other ZooKeeper members and their clients
+# only (its member in the minority, its daemons without the majority), its
+# broker, Redis and MariaDB still reached: an nftables table in P's namespace
+# drops TCP to and from the other hosts on the ZooKeeper ports (client, peer,
+# election). Dropped, not refused: as a real cut, connections hang.
+ZKCUT_TABLE=cdr_zkcut
+zk_cut_on() { in_host "$1" nft list table inet $ZKCUT_TABLE >/dev/null 2>&1; }
+fault_zk_cut() {
+	local p=$1 others=() h ports
+	command -v nft >/dev/null || die "zk-cut: nft is missing (package nftables; deploy/install-deps.sh)"
+	ns_exists "$p" || die "host $p is not up (no namespace $(ns_name "$p"))"
+	for h in "${NS_HOSTS[@]}"; do [ "$h" = "$p" ] || others+=("$(host_addr "$h")"); done
+	ports="$ZK_PORT, $ZK_PEER_PORT, $ZK_ELECTION_PORT"
+	zk_cut_on "$p" && { say "zk-cut $p: already cut"; return 0; }
+	in_host "$p" nft -f - <<NFT || die "zk-cut $p: nft refused the rules"
+table inet $ZKCUT_TABLE {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		ip saddr { ${others[0]}, ${others[1]} } tcp dport { $ports } drop
+		ip saddr { ${others[0]}, ${others[1]} } tcp sport { $ports } drop
+	}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		ip daddr { ${others[0]}, ${others[1]} } tcp dport { $ports } drop
+		ip daddr { ${others[0]}, ${others[1]} } tcp sport { $ports } drop
+	}
+}
+NFT
+	say "zk-cut $p: ZooKeeper traffic to and from ${others[*]} dropped (ports $ports); every other link and port still reached"
+}
+zk_cut_heal() {
+	local p
+	for p in p1 p2; do
+		ns_exists "$p" && zk_cut_on "$p" || continue
+		in_host "$p" nft delete table inet $ZKCUT_TABLE || die "cannot remove the zk-cut of $p"
+		say "heal: zk-cut of $p removed"
+	done
+}
+
 fault_partition() {
 	local a=$1 b=$2
 	check_host "$a"
@@ -150,7 +189,8 @@ fault_heal() {
 		link_up $p
 		say "heal: link ${p/ /-} up"
 	done
-	say "heal: every link up"
+	command -v nft >/dev/null && zk_cut_heal
+	say "heal: every link up, no zk-cut"
 }
 fault_status() {
 	local p
@@ -159,6 +199,10 @@ fault_status() {
 		# shellcheck disable=SC2086
 		printf '%-8s %s\n' "${p/ /-}" "$(link_state $p)"
 	done
+	for p in p1 p2; do
+		command -v nft >/dev/null && ns_exists "$p" && zk_cut_on "$p" && printf '%-8s %s\n' "$p" "zk-cut"
+	done
+	return 0
 }
 
 cmd_fault() {
@@ -173,11 +217,14 @@ cmd_fault() {
 		if [ $# != 2 ] || { [ "$2" != p1 ] && [ "$2" != p2 ]; }; then die "usage: fault partition-zk p1|p2"; fi
 		fault_partition "$2" zk
 		if [ "$2" = p1 ]; then fault_partition p1 p2; else fault_partition p2 p1; fi ;;
+	zk-cut)
+		if [ $# != 2 ] || { [ "$2" != p1 ] && [ "$2" != p2 ]; }; then die "usage: fault zk-cut p1|p2"; fi
+		fault_zk_cut "$2" ;;
 	heal) [ $# = 1 ] || [ $# = 3 ] || die "usage: fault heal [A B]"; fault_heal "${@:2}" ;;
 	zk-stop | zk-start)
 		case $#:${2:-} in 2:1 | 2:2 | 2:3) ;; *) die "usage: fault $1 1|2|3 (zookeeper-1 on p1, -2 on p2, -3 on zk)" ;; esac
 		if [ "$1" = zk-stop ]; then server_stop "zookeeper-$2"; else server_start "zookeeper-$2"; fi ;;
 	status) fault_status ;;
-	*) die "usage: fault power-off HOST | partition A B | partition-zk P | heal [A B] | zk-stop N | zk-start N | status" ;;
+	*) die "usage: fault power-off HOST | partition A B | partition-zk P | zk-cut P | heal [A B] | zk-stop N | zk-start N | status" ;;
 	esac
 }

@@ -22,8 +22,9 @@ pkgs=(
 	# pulls in Mesa, GTK's libraries, X and fonts, and the sandbox does not use its scripts.
 	rabbitmq-server redis-server redis-tools libzookeeper-java default-jre-headless
 	mariadb-server mariadb-client
-	# tools deploy/sandbox.sh and the test scripts use
-	netcat-openbsd procps iproute2 util-linux coreutils jq
+	# tools deploy/sandbox.sh and the test scripts use (nftables: the ZooKeeper-only cut of
+	# a platform host, sandbox.sh fault zk-cut)
+	netcat-openbsd procps iproute2 util-linux coreutils jq nftables
 )
 
 case ${1:-} in

@@ -42,7 +42,10 @@
 #                        partition A B     the link of hosts A and B (ops p1 p2 zk) down
 #                        partition-zk P    P cut from the ZooKeeper majority: its links to
 #                                          the other platform and to zk down (ops kept)
-#                        heal [A B]        that link (or every link) up again
+#                        zk-cut P          P (p1 p2) cut from the other ZooKeeper members
+#                                          only (nftables in P's namespace): its broker,
+#                                          Redis and MariaDB still reached
+#                        heal [A B]        that link (or every link, and any zk-cut) up again
 #                        zk-stop N, zk-start N   ZooKeeper member N (1 p1, 2 p2, 3 zk)
 #                        status            the links
 #   logs [-f] [NAME]   list the logs, or tail one (rabbitmq-p1, redis-p1, p1-css, ...)
@@ -513,7 +516,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,65p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,68p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.

@@ -118,6 +118,7 @@ int cdr_mq_declare_design(struct cdr_mq *mq);
 #define CDR_MQ_RMS_RES_Q      "rms.res.q" /* MCU/VRS register and heartbeat: apart from allocations */
 #define CDR_MQ_RMS_NTF_EX     "rms.ntf.ex"
 #define CDR_MQ_PMS_NTF_EX     "pms.ntf.ex"
+#define CDR_MQ_PMS_BEAT_EX    "pms.beat.ex"
 #define CDR_MQ_PMS_REQ_Q      "pms.req.q"
 #define CDR_MQ_MODB_NOTIFY_EX "modb.notify.ex"
 #define CDR_MQ_BMC_CDR_Q      "bmc.cdr.q"

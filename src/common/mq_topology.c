@@ -19,6 +19,7 @@ static const struct {
 	{ CDR_MQ_CMU_MAU_EX, "topic" },	     /* MCUs publish with any key; bound with "#" */
 	{ CDR_MQ_RMS_NTF_EX, "fanout" },     /* MCU up/down, to every CSS */
 	{ CDR_MQ_PMS_NTF_EX, "fanout" },     /* room/platform state, to all */
+	{ CDR_MQ_PMS_BEAT_EX, "fanout" },    /* pms beats, to the pms of the backup platform */
 	{ CDR_MQ_MODB_NOTIFY_EX, "fanout" }, /* BMC's user-domain/platform changes */
 	{ CDR_MQ_UPU_NTF_EX, "fanout" },     /* E164 reports; UPU binds its own queue */
 	{ CDR_MQ_ALARM_EX, "fanout" },	     /* alarms, to whoever watches */

@@ -486,6 +486,13 @@ static const struct cdr_field room_ntf[] = {
 	STATE_EPOCH,
 	END,
 };
+static const struct cdr_field peer_beat_ntf[] = {
+	ID_R("platform", "the platform of the pms that beats"),
+	ID_R("instance", "that pms instance"),
+	INT("seq", 0, INT64_MAX, true, "its beat count (grows by one each beat)"),
+	BOOL("quorum", true, "its latest beat write to ZooKeeper succeeded"),
+	END,
+};
 static const struct cdr_field platform_ntf[] = {
 	ID_R("platform", "platform MOID"),
 	ENUM("state", platform_states, true, "platform state"),
@@ -714,6 +721,8 @@ const struct cdr_msg_type cdr_msg_types[] = {
 	/* PMS. */
 	T("pms_all_room_ntf", "pms", "all", "pms.ntf.ex", NULL, room_ntf, true, "a room is normal or abnormal"),
 	T("pms_all_platform_ntf", "pms", "all", "pms.ntf.ex", NULL, platform_ntf, true, "a platform is up or down"),
+	T("pms_peer_beat_ntf", "pms", "pms", "pms.beat.ex", NULL, peer_beat_ntf, true,
+	  "a pms's beat on its own broker, heard by the pms of the platform that backs it up"),
 	T("any_pms_state_req", "any", "pms", "pms.req.q", NULL, state_req, true,
 	  "state of platforms and rooms (css at start-up)"),
 	T("pms_any_state_ack", "pms", "any", "reply_to", NULL, state_ack, true, "the state"),

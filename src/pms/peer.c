@@ -35,6 +35,18 @@ void pms_peer_init(struct pms_peer *p, const struct pms_peer_conf *c)
 	p->conf = *c;
 	p->live = -1;
 	p->forgiven_ms = INT64_MIN;
+	p->bus_ms = -1;
+}
+
+void pms_peer_bus(struct pms_peer *p, int64_t now_ms)
+{
+	p->bus_ms = now_ms;
+}
+
+/* Heard on its broker within the limit before our latest own write. */
+static bool heard(const struct pms_peer *p, int64_t limit)
+{
+	return p->bus_ms >= 0 && p->evidence_ms - p->bus_ms < limit;
 }
 
 static int64_t max3(int64_t a, int64_t b, int64_t c)
@@ -104,6 +116,13 @@ enum pms_peer_verdict pms_peer_judge(const struct pms_peer *p, char *why, size_t
 	if (p->live == 0) {
 		/* Its sessions are closed: a clean stop (or an expiry). A
 		 * restart gets the grace. */
+		if (silence >= p->conf.grace_ms && heard(p, limit)) {
+			snprintf(why, len,
+				 "no pms instance of the platform is live in ZooKeeper, but its pms is heard on its "
+				 "broker (%lld ms ago)",
+				 (long long)(p->evidence_ms - p->bus_ms));
+			return PMS_PEER_HEARD;
+		}
 		if (silence >= p->conf.grace_ms) {
 			snprintf(why, len,
 				 "no pms instance of the platform is live and its beat has not changed for %lld ms "
@@ -111,6 +130,12 @@ enum pms_peer_verdict pms_peer_judge(const struct pms_peer *p, char *why, size_t
 				 (long long)silence, (long long)p->conf.grace_ms);
 			return PMS_PEER_DEAD;
 		}
+	} else if (silence >= limit && heard(p, limit)) {
+		snprintf(why, len,
+			 "its pms wrote no beat to ZooKeeper for %lld ms, but is heard on its broker (%lld ms ago): "
+			 "it has lost the ZooKeeper majority, not its life",
+			 (long long)silence, (long long)(p->evidence_ms - p->bus_ms));
+		return PMS_PEER_HEARD;
 	} else if (silence >= limit) {
 		snprintf(why, len,
 			 "its pms wrote no beat to ZooKeeper for %lld ms (%d x %lld ms) while this pms wrote its own",
@@ -124,7 +149,7 @@ bool pms_peer_alive(const struct pms_peer *p)
 {
 	enum pms_peer_verdict v = pms_peer_judge(p, NULL, 0);
 
-	return v == PMS_PEER_ALIVE || v == PMS_PEER_LATE;
+	return v == PMS_PEER_ALIVE || v == PMS_PEER_LATE || v == PMS_PEER_HEARD;
 }
 
 void pms_peer_forgive(struct pms_peer *p, int64_t now_ms)

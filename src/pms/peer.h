@@ -12,7 +12,10 @@
  * the sending of this pms's latest write: time during which ZooKeeper took
  * writes and that pms wrote none. Only fresh reads advance that proof, so a
  * pms cut off from the majority (whose own writes fail) proves nothing and
- * decides nothing; a broker has no part in it. */
+ * decides nothing. A broker can only veto: a pms heard on its platform's
+ * broker within the limit is not dead, however silent in ZooKeeper (its
+ * platform lost the ZooKeeper majority but runs and reaches us); a broker
+ * that restarts or cannot be reached takes nothing away. */
 #ifndef CONFDR_PMS_PEER_H
 #define CONFDR_PMS_PEER_H
 
@@ -49,6 +52,7 @@ enum pms_peer_verdict {
 	PMS_PEER_ALIVE,
 	PMS_PEER_LATE, /* silent for half its limit: not yet down */
 	PMS_PEER_DEAD,
+	PMS_PEER_HEARD, /* dead by ZooKeeper, but heard on its broker: not down */
 };
 
 struct pms_peer {
@@ -62,6 +66,7 @@ struct pms_peer {
 	int64_t forgiven_ms; /* a forced switch-back: silence counts from then */
 	int live;	     /* its pms instances under /live; -1: not looked up yet */
 	uint64_t beats;	     /* changes of its beat seen */
+	int64_t bus_ms;	     /* when its last beat on its broker was heard; -1: never */
 };
 
 void pms_peer_init(struct pms_peer *p, const struct pms_peer_conf *c);
@@ -74,6 +79,8 @@ void pms_peer_beat(struct pms_peer *p, bool exists, int64_t version, int64_t wri
  * pms live again after none was (a restart) is given its silence afresh:
  * it beats a beat after it starts. */
 void pms_peer_live(struct pms_peer *p, int n, int64_t now_ms);
+/* Its beat was heard on its platform's broker at now_ms. */
+void pms_peer_bus(struct pms_peer *p, int64_t now_ms);
 /* The silence proven so far, in ms (0 when none). */
 int64_t pms_peer_silence(const struct pms_peer *p);
 /* The verdict; why (when not NULL) says what it stands on. */

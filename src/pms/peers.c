@@ -69,10 +69,11 @@ void pms_beat(void *arg)
 {
 	struct pms *s = arg;
 
+	s->beat_seq++;
+	pms_bus_beat(s);
 	/* One write at a time: a write that hangs proves nothing meanwhile. */
 	if (s->beat_pending || !s->beat_zk)
 		return;
-	s->beat_seq++;
 	s->beat_sent_ms = cdr_mono_i64();
 	if (beat_write(s, false) == 0)
 		s->beat_pending = true;
@@ -137,6 +138,8 @@ static void peer_log(struct plat *p)
 		cdr_info("platform %s: its pms beats", p->id);
 	else if (v == PMS_PEER_DEAD)
 		cdr_warn("platform %s: its pms is judged gone: %s", p->id, why);
+	else if (v == PMS_PEER_HEARD)
+		cdr_warn("platform %s: not declared down: %s", p->id, why);
 	p->verdict = v;
 }
 

@@ -172,8 +172,9 @@ static void stop(struct pms *s)
 	}
 	for (size_t i = 0; i < s->nplats; i++)
 		s->plats[i].watch = cdr_zk_data_watch_free(s->plats[i].watch);
-	/* Peer polls and beat reads in flight point into plats. */
+	/* Peer polls, beat reads and peer brokers' deliveries point into plats. */
 	for (size_t i = 0; i < s->nplats; i++) {
+		pms_bus_peer_stop(&s->plats[i]);
 		if (cdr_daemon_zk(s->d))
 			cdr_zk_cancel(cdr_daemon_zk(s->d), &s->plats[i]);
 		if (s->beat_zk)
@@ -247,6 +248,8 @@ static void start(struct pms *s)
 		 * its pms: a platform is not declared down for what was not
 		 * looked at. */
 		pms_peer_setup(p);
+		if (p->owned)
+			pms_bus_peer_start(p);
 		nowned += p->owned;
 	}
 	/* Watches last: their first answers may decide at once. */

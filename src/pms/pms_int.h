@@ -87,6 +87,7 @@ struct plat {
 	int64_t read_sent_ms;	       /* ... after the own write sent then */
 	int64_t read_run_since;	       /* ... in the run of successes that began then */
 	enum pms_peer_verdict verdict; /* as last logged */
+	struct cdr_mq *mq;	       /* its broker, its pms heard there (peer_bus.c) */
 };
 
 /* An MCU of this platform as rms last listed it (checks.c). */
@@ -163,6 +164,12 @@ void pms_poll_inventory(void *arg);
 void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
 
 /* ---- peers.c ---- */
+
+/* Beats over the bus (peer_bus.c): the own one on the own broker; the
+ * broker of a platform this pms backs up connected and its pms heard. */
+void pms_bus_beat(struct pms *s);
+void pms_bus_peer_start(struct plat *p);
+void pms_bus_peer_stop(struct plat *p);
 
 /* The beat's own ZooKeeper session (peers.c); 0 or a negative errno. */
 int pms_beat_zk_new(struct pms *s, const struct pms_conf *cf);

@@ -276,6 +276,47 @@ static void test_clean_stop_gets_the_grace(void **state)
 	assert_int_equal(pms_peer_judge(&w.peer, NULL, 0), PMS_PEER_ALIVE);
 }
 
+static void test_heard_on_the_broker(void **state)
+{
+	struct world w;
+	char why[256];
+	int64_t t;
+
+	(void)state;
+	/* P loses the ZooKeeper majority at 5 s (its writes stop landing) but
+	 * its pms is heard on its broker every beat until 15 s: not down while
+	 * heard; down once the broker too has been silent for the limit. */
+	world_init(&w, 0, 5);
+	w.p_frozen[0] = 5000;
+	w.p_frozen[1] = INT64_MAX;
+	for (int64_t s = 0; s < 15000; s += BEAT) {
+		pms_peer_bus(&w.peer, s);
+		assert_int_equal(run(&w, s, s + BEAT), -1);
+	}
+	assert_int_equal(pms_peer_judge(&w.peer, why, sizeof(why)), PMS_PEER_HEARD);
+	assert_non_null(strstr(why, "heard on its broker"));
+	assert_true(pms_peer_alive(&w.peer));
+	t = run(&w, 15000, 30000);
+	assert_true(t >= 15000 + (conf.misses - 1) * BEAT);
+	assert_true(t <= 15000 + (conf.misses + 2) * BEAT + 20);
+	/* Its session expired meanwhile (/live empty): heard, still not down. */
+	world_init(&w, 0, 5);
+	w.p_frozen[0] = 5000;
+	w.p_frozen[1] = INT64_MAX;
+	pms_peer_live(&w.peer, 0, 0);
+	for (int64_t s = 0; s < 15000; s += BEAT) {
+		pms_peer_bus(&w.peer, s);
+		assert_int_equal(run(&w, s, s + BEAT), -1);
+	}
+	assert_int_equal(pms_peer_judge(&w.peer, NULL, 0), PMS_PEER_HEARD);
+	/* A beat heard long ago vetoes nothing: dead as without one. */
+	world_init(&w, 0, 5);
+	pms_peer_bus(&w.peer, 100);
+	w.p_dies_at = 5000;
+	t = run(&w, 0, 20000);
+	assert_true(t > 0 && t - 5000 <= (conf.misses + 2) * BEAT + 20);
+}
+
 static void test_without_beat_node(void **state)
 {
 	struct pms_peer p;
@@ -332,6 +373,7 @@ int main(void)
 		cmocka_unit_test(test_zookeeper_without_quorum),
 		cmocka_unit_test(test_stalled_write_not_counted),
 		cmocka_unit_test(test_clean_stop_gets_the_grace),
+		cmocka_unit_test(test_heard_on_the_broker),
 		cmocka_unit_test(test_without_beat_node),
 		cmocka_unit_test(test_forgive),
 	};
