@@ -417,7 +417,9 @@ announcement() {
 compare_all() {
 	local rc=0
 	COMPARE_FAILED=
-	local r1=(--redis "p1=$(redis_hp redis-p1),$(redis_hp redis-p1-replica)")
+	# P1_REDIS: p1's Redis to compare when both are masters (p1's own came
+	# back after an isolation: the promoted replica is the one in use)
+	local r1=(--redis "p1=${P1_REDIS:-$(redis_hp redis-p1),$(redis_hp redis-p1-replica)}")
 	[ "$P1_DB_DOWN" = 1 ] && r1=()
 	checker compare "${r1[@]}" --redis "p2=$(redis_hp redis-p2),$(redis_hp redis-p2-replica)" "${DB[@]}" \
 		--retry 10 --json "$1" || rc=$?
@@ -464,6 +466,7 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 		out=$(for n in redis-p1 drill-p1-r1-a drill-p1-r1-b; do kill9 $n; done)
 		say "  killed: $(echo $out)" ;;
 	platform-partition) partition_window "partition p1 p2" "heal p1 p2" ;;
+	platform-isolation) partition_window "partition-zk p1" "heal" ;;
 	zk-partition) partition_window "zk-cut p1" "heal" ;;
 	platform-failback)
 		out=$(ctl platform failback p1 --operator drill 2>&1)
@@ -719,7 +722,7 @@ partition_window() {
 	sampler_start
 	for p in "${PLATFORMS[@]}"; do
 		"$BUILD/cmsim" create --platform $p --amqp "$(amqp_url $p)" --domain "ud-$p-r1-a" --domain "ud-$p-r2-a" \
-			--count 15 --rate 1 --e164-start "$(now_ms)${p#p}0" --timeout 60 -q --json "$WORK/create-part-$p.json" \
+			--count 15 --rate 1 --e164-start "$(now_ms)${p#p}000" --timeout 60 -q --json "$WORK/create-part-$p.json" \
 			>"$WORK/create-part-$p.txt" 2>&1 &
 		j+=($!)
 	done
@@ -760,6 +763,43 @@ partition_check() { # SCENARIO
 			"$WORK"/watch-p1.jsonl 2>/dev/null || echo '[]')
 		[ "$from_p1" = "[]" ] || [ -z "$from_p1" ] || fails+=("p1's pms announced states while cut from the majority: $from_p1")
 	fi
+	jq --slurpfile s "$WORK/samples.json" '.mcu_samples = $s[0] | .failures += $ARGS.positional |
+		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
+	[ ${#fails[@]} = 0 ]
+}
+
+# replica_caught_up MASTER REPLICA: the replica's link up and its offset at the master's.
+replica_caught_up() {
+	local m r
+	m=$(rcli "$1" info replication 2>/dev/null | tr -d '\r' | sed -n 's/^master_repl_offset://p')
+	r=$(rcli "$2" info replication 2>/dev/null | tr -d '\r' | sed -n 's/^slave_repl_offset://p')
+	[ -n "$m" ] && [ "$m" = "$r" ] && replica_linked "$2"
+}
+
+# isolation_check: after p1 was cut from p2 and the majority: p1 declared
+# down (settled: its conferences on p2's MCUs), no E164 on two MCUs in any
+# second, p1's css released (ended p1's conferences on p1's MCUs before p2
+# ran them), the creates through p2 ACKed, each through p1 answered (ACKed
+# before the release, or refused platform_down), p1 still down after the heal.
+isolation_check() {
+	local r=$WORK/report-platform-isolation.json fails=() p acked n
+	sampler_json >"$WORK/samples.json"
+	jq -e '.max_duplicates == 0' "$WORK/samples.json" >/dev/null ||
+		fails+=("E164s on two MCUs at once during the isolation: $(jq -c . "$WORK/samples.json")")
+	acked=$(jq -r '.acked // 0' "$WORK/create-part-p2.json" 2>/dev/null || echo 0)
+	[ "$acked" = 15 ] || fails+=("only $acked of 15 creates through p2 during the isolation ACKed")
+	n=$(jq -r '(.unanswered // 15) + ([.nack_reasons // {} | to_entries[] | select(.key != "platform_down") | .value] | add // 0)' \
+		"$WORK/create-part-p1.json" 2>/dev/null || echo 15)
+	[ "$n" = 0 ] || fails+=("$n creates through p1 during the isolation unanswered or refused other than platform_down: $(jq -c '{acked, nacked, unanswered, nack_reasons}' "$WORK/create-part-p1.json" 2>/dev/null)")
+	for p in "${PLATFORMS[@]}"; do
+		jq -c '{acked: [.confs[] | select(.mcu != null)]}' "$WORK/create-part-$p.json" >/dev/null 2>&1 &&
+			jq --arg p "$p" '{confs: [.confs[] | select(.mcu != null)]}' "$WORK/create-part-$p.json" >"$WORK/create-part-$p-acked.json" &&
+			add_home "$WORK/create-part-$p-acked.json" "$p"
+	done
+	grep -q 'ALARM critical platform_isolated' "$(logfile p1-css)" ||
+		fails+=("p1's css did not release (no platform_isolated alarm in its log)")
+	ctl status --json | jq -e '.platforms[] | select(.platform == "p1") | .state == "down"' >/dev/null ||
+		fails+=("p1 is not down after the heal (the majority declared it down; fail-back is manual)")
 	jq --slurpfile s "$WORK/samples.json" '.mcu_samples = $s[0] | .failures += $ARGS.positional |
 		.pass = (.failures | length == 0)' --args "${fails[@]}" <"$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
 	[ ${#fails[@]} = 0 ]
@@ -894,6 +934,21 @@ platform-partition | zk-partition)
 				mv "$WORK/r.tmp" "$WORK/report-$SCENARIO.json"
 			rc=1
 		}
+	fi
+	if [ "$SCENARIO" = platform-partition ] && [ -s "$WORK/analysis-$SCENARIO.json" ]; then
+		# Second phase: p1 cut from p2 and from zk, so p2's side keeps the majority.
+		mv "$WORK/report-platform-partition.json" "$WORK/report-platform-cut.json"
+		# What p1's css wrote while cut from p2 reaches p2's replica of its
+		# Redis first (the replica is what p2 takes over from).
+		wait_for 30 "redis-p1-replica caught up with redis-p1" replica_caught_up redis-p1 redis-p1-replica ||
+			warn "redis-p1-replica is behind redis-p1: p2 takes over from what it has"
+		say "platform-partition: second phase: p1 cut from p2 and from the ZooKeeper majority (zk)"
+		P1_REDIS=$(redis_hp redis-p1-replica)
+		phase platform-isolation "" "$(plat_sel p1 down)" platform-isolation '^p2-' || rc=1
+		if [ -s "$WORK/analysis-platform-isolation.json" ]; then isolation_check || rc=1; fi
+		jq --slurpfile f "$WORK/report-platform-cut.json" '.scenario = "platform-partition" | .first_phase = $f[0] |
+			.pass = (.pass and ($f[0].pass // false))' "$WORK/report-platform-isolation.json" >"$WORK/report-platform-partition.json"
+		SECOND=1
 	fi ;;
 room-switchback)
 	phase room-switch p1-r1 "$(room_sel p1-r1 abnormal)" room-switch '^p1-r2$' || rc=1

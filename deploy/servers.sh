@@ -185,7 +185,7 @@ spawn_redis() {
 	redis-p2-replica) args=(--replicaof "$(addr_of redis-p2)" "$REDIS_P2") ;;
 	esac
 	spawn "$name" redis-server --port "$port" --bind "$(addr_of "$name")" --dir "$RUN/$name" --daemonize no \
-		--save '' --appendonly yes --protected-mode no --pidfile "$RUN/$name/redis.pid" "${args[@]}"
+		--save '' --appendonly yes --repl-timeout 5 --protected-mode no --pidfile "$RUN/$name/redis.pid" "${args[@]}"
 }
 redis_ok() { [ "$(rcli "$1" ping 2>/dev/null)" = PONG ]; }
 

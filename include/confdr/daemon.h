@@ -124,6 +124,9 @@ const void *cdr_daemon_conf(struct cdr_daemon *d);
 struct cdr_zk *cdr_daemon_zk(struct cdr_daemon *d);
 struct cdr_mq *cdr_daemon_mq(struct cdr_daemon *d);
 struct cdr_redis *cdr_daemon_redis(struct cdr_daemon *d);
+/* A second connection to the same Redis, for WAIT (which blocks its client):
+ * css waits there for the replica before it answers (NULL: none). */
+struct cdr_redis *cdr_daemon_redis_wait(struct cdr_daemon *d);
 
 struct cdr_endpoint;
 /* The amqp:// URL of broker endpoint ep with the daemon's credentials

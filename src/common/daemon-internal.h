@@ -28,6 +28,7 @@ struct cdr_daemon {
 	struct cdr_zk_data_watch *watch[LINK_COUNT]; /* endpoint watches (amqp, redis, mysql) */
 	struct cdr_mq *mq;
 	struct cdr_redis *redis;
+	struct cdr_redis *redis_wait; /* a second connection to it: replication waits (WAIT blocks its client) */
 	struct cdr_db *db;
 	char *main_room;
 	char *endpoint[LINK_COUNT]; /* last endpoint JSON applied, to ignore repeats */

@@ -464,6 +464,10 @@ struct cdr_redis *cdr_daemon_redis(struct cdr_daemon *d)
 {
 	return d->redis;
 }
+struct cdr_redis *cdr_daemon_redis_wait(struct cdr_daemon *d)
+{
+	return d->redis_wait;
+}
 struct cdr_db *cdr_daemon_db(struct cdr_daemon *d)
 {
 	return d->db;

@@ -204,6 +204,7 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 		d->mq = cdr_mq_free(d->mq);
 		d->subscribed = 0; /* subscribed again on the new handle */
 		d->redis = cdr_redis_free(d->redis);
+		d->redis_wait = cdr_redis_free(d->redis_wait);
 		daemon_set_link(d, LINK_AMQP, false, "endpoint changed");
 	}
 	o.url = url;
@@ -232,6 +233,8 @@ static void apply_redis(struct cdr_daemon *d, const char *host, int port, int db
 		cdr_notice("redis: endpoint changed to %s:%d db %d; re-connecting", host, port, db);
 		if ((r = cdr_redis_set_endpoint(d->redis, host, port, db)) < 0)
 			cdr_err("redis: cannot switch to %s:%d db %d: %s", host, port, db, strerror(-r));
+		if (d->redis_wait && cdr_redis_set_endpoint(d->redis_wait, host, port, db) < 0)
+			d->redis_wait = cdr_redis_free(d->redis_wait);
 		return;
 	}
 	o.host = host;
@@ -243,10 +246,15 @@ static void apply_redis(struct cdr_daemon *d, const char *host, int port, int db
 	o.reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
 	o.on_state = on_redis_state;
 	o.arg = d;
-	if ((r = cdr_redis_new(d->loop, &o, &d->redis)) < 0)
+	if ((r = cdr_redis_new(d->loop, &o, &d->redis)) < 0) {
 		cdr_err("redis: cannot create a client for %s:%d db %d: %s", host, port, db, strerror(-r));
-	else
-		cdr_info("redis: connecting to %s:%d db %d", host, port, db);
+		return;
+	}
+	cdr_info("redis: connecting to %s:%d db %d", host, port, db);
+	o.on_state = NULL;
+	o.arg = NULL;
+	if (cdr_redis_new(d->loop, &o, &d->redis_wait) < 0)
+		cdr_warn("redis: no second connection for replication waits: answers do not wait for the replica");
 }
 
 struct migration {
@@ -568,6 +576,7 @@ void daemon_links_stop(struct cdr_daemon *d)
 	d->mq = cdr_mq_free(d->mq);
 	d->subscribed = 0;
 	d->redis = cdr_redis_free(d->redis);
+	d->redis_wait = cdr_redis_free(d->redis_wait);
 	d->db = cdr_db_free(d->db);
 	if (d->migration) {
 		/* Stopping while migrations run: wait for them (a schema change is

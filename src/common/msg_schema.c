@@ -491,6 +491,14 @@ static const struct cdr_field peer_beat_ntf[] = {
 	ID_R("instance", "that pms instance"),
 	INT("seq", 0, INT64_MAX, true, "its beat count (grows by one each beat)"),
 	BOOL("quorum", true, "its latest beat write to ZooKeeper succeeded"),
+	ARR("hears", 0, 64, &id_item, false, "the platforms whose pms it heard on their broker within the last two beat intervals"),
+	BOOL("isolated", false,
+	     "its platform is cut off from the ZooKeeper majority and not heard by its backup platform: its css "
+	     "releases the platform's conferences (default false)"),
+	ENUM("state", platform_states, false,
+	     "its platform's state as the ZooKeeper majority holds it, read right after a beat write that succeeded "
+	     "(absent when there is no such fresh read)"),
+	INT("state_epoch", 0, INT64_MAX, false, "the epoch of that state"),
 	END,
 };
 static const struct cdr_field platform_ntf[] = {

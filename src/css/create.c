@@ -315,6 +315,83 @@ static void create_unstorable(struct op *op, const char *why)
 	css_op_done(op);
 }
 
+static void on_isolated_written(int status, const redisReply *reply, void *arg)
+{
+	struct op *op = arg;
+
+	if (status < 0 && status != -ECANCELED)
+		cdr_warn("create %s: record not removed from Redis: %s", op->req, css_redis_err(status, reply));
+	if (!op->dead) {
+		css_answer_send(op, op->answer);
+		css_op_done(op);
+	}
+	css_op_unref(op);
+}
+
+/* Stored, but the replica did not confirm and the platform is isolated
+ * meanwhile: the backup takes it over from a replica without this record.
+ * Refused (platform_down), removed, ended on its MCU (released already). */
+static void create_isolated(struct op *op)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+	char akey[160], detail[300], *val;
+	int r;
+
+	snprintf(detail, sizeof(detail),
+		 "platform %s is isolated and its backup platform's replica did not confirm the conference: ended on "
+		 "%s, try its backup platform",
+		 s->platform, nz(c->mcu));
+	cdr_warn("create %s: %s", c->e164, detail);
+	s->n.isolated_nacks++;
+	s->n.create_failed++;
+	css_end_on_host(s, c->host, c->e164, nz(c->mcu), c->mcu_key, "released");
+	css_rsv_add(s, false, c->reservation);
+	free(op->answer);
+	op->answer = op->dl ? css_answer_text(op, false, css_nack_body(c->e164, "platform_down", detail)) : NULL;
+	css_answer_key(op->req, akey, sizeof(akey));
+	css_op_ref(op);
+	val = css_answer_value(op, op->answer);
+	r = css_store_del(s, c, val ? akey : NULL, val, on_isolated_written, op);
+	free(val);
+	c->op = NULL;
+	op->c = NULL;
+	css_conf_free(s, c);
+	if (r < 0)
+		on_isolated_written(r, NULL, op);
+}
+
+/* The replica confirmed the running state, or is not waited for. */
+static void create_replicated(void *arg, enum css_repl result)
+{
+	struct op *op = arg;
+	struct css *s = op->s;
+	struct conf *c = op->c;
+
+	if (op->dead || !c) {
+		css_op_unref(op);
+		return;
+	}
+	if (result != CSS_REPL_CONFIRMED && s->released) {
+		create_isolated(op);
+	} else {
+		if (result == CSS_REPL_TIMEOUT)
+			cdr_warn("create %s: the replica did not confirm within %" PRIu64
+				 " ms; answered (the platform is not isolated)",
+				 c->e164, s->conf.replica_wait_ms);
+		css_answer_send(op, op->answer);
+		css_rsv_add(s, true, c->reservation);
+		css_db_queue(s, c);
+		css_upu_report(s, c, true);
+		s->n.created++;
+		cdr_info("conference %s runs on %s (%s, %s) after %" PRIu64 " ms", c->e164, c->mcu, c->room, c->host,
+			 cdr_now_ms() - op->t0);
+		c->op = NULL;
+		css_op_done(op);
+	}
+	css_op_unref(op);
+}
+
 static void on_create_done(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
@@ -339,15 +416,14 @@ static void on_create_done(int status, const redisReply *reply, void *arg)
 			op->on_timer = create_store_running;
 			cdr_timer_start(op->timer, delay, false);
 		} else {
-			css_answer_send(op, op->answer);
-			css_rsv_add(s, true, c->reservation);
-			css_db_queue(s, c);
-			css_upu_report(s, c, true);
-			s->n.created++;
-			cdr_info("conference %s runs on %s (%s, %s) after %" PRIu64 " ms", c->e164, c->mcu, c->room,
-				 c->host, cdr_now_ms() - op->t0);
-			c->op = NULL;
-			css_op_done(op);
+			/* stored: answered once the replica has it too (our own
+			 * records only: a platform served here after a takeover
+			 * writes into a promoted replica that has none) */
+			css_op_ref(op);
+			if (c->home && strcmp(c->home, s->platform))
+				create_replicated(op, CSS_REPL_NONE);
+			else
+				css_repl_wait(s, create_replicated, op);
 		}
 	}
 	css_op_unref(op);

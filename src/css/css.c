@@ -29,6 +29,9 @@ const struct cdr_conf_key css_conf_keys[] = {
 	K("resume_window", CDR_CONF_MS, resume_window_ms, "15s", 1000, 600000,
 	  "after a restart, a conference found creating waits this long for its request to be redelivered before it "
 	  "is abandoned (ended on its MCU, reservation released)"),
+	K("replica_wait", CDR_CONF_MS, replica_wait_ms, "2500ms", 0, 60000,
+	  "a create's ACK waits this long at most for the platform's Redis replica (on the backup platform's host) "
+	  "to confirm it has the record; longer than an isolation takes to be known (0: no wait)"),
 	K("list_grace", CDR_CONF_MS, list_grace_ms, "3s", 0, 600000,
 	  "reconciliation leaves alone conferences created or changed less than this before an MCU's list"),
 	K("template_refresh", CDR_CONF_MS, template_refresh_ms, "10s", 500, 3600000,
@@ -190,7 +193,10 @@ void css_publish_stats(void *arg)
 				  "repeated_extends", (json_int_t)s->n.repeated_extends, "relayed",
 				  (json_int_t)s->n.relayed, "reused_ids", (json_int_t)s->n.reused_ids));
 	if (o)
-		json_object_set_new(o, "orphans_damped", json_integer((json_int_t)s->n.orphans_damped));
+		json_object_update_new(o,
+				       json_pack("{s:I, s:I, s:I, s:b}", "orphans_damped",
+						 (json_int_t)s->n.orphans_damped, "releases", (json_int_t)s->n.releases,
+						 "released", (json_int_t)s->n.released, "isolated", s->released));
 	if (o) {
 		/* confdrctl platform failback waits on these: the backup's css
 		 * no longer serving the platform, the platform's css home */
@@ -379,6 +385,8 @@ static void css_reload(struct cdr_daemon *d, void *server, const void *conf)
 
 static void css_free(void *server)
 {
+	if (server)
+		css_repl_cancel_all(server);
 	struct css *s = server;
 	size_t it = 0;
 	const char *k;
@@ -430,6 +438,7 @@ static void css_free(void *server)
  * MCUs' messages and the CM's requests once its view is rebuilt. */
 static const struct cdr_daemon_queue css_queues[] = {
 	{ NULL, CDR_MQ_PMS_NTF_EX, css_on_pms_ntf, CDR_READY_LISTEN },
+	{ NULL, CDR_MQ_PMS_BEAT_EX, css_on_pms_beat, CDR_READY_LISTEN },
 	{ NULL, CDR_MQ_RMS_NTF_EX, css_on_rms_ntf, CDR_READY_LISTEN },
 	{ NULL, CDR_MQ_MODB_NOTIFY_EX, css_on_modb_ntf, CDR_READY_LISTEN },
 	{ CDR_MQ_MAU_CMU_Q, NULL, css_on_mcu_message, CDR_READY_SERVE },

@@ -17,6 +17,7 @@ struct css_conf {
 	uint64_t answer_ttl_ms;
 	uint64_t resume_window_ms;
 	uint64_t list_grace_ms;
+	uint64_t replica_wait_ms;
 	uint64_t template_refresh_ms;
 	uint64_t topology_refresh_ms;
 	int64_t max_confs_platform;

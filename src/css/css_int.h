@@ -170,6 +170,15 @@ struct peer_mq {
 	bool audit_pending; /* its rms's inventory asked (restore.c) */
 };
 
+struct repl_waiter;
+/* What became of a replication wait (replgate.c). */
+enum css_repl {
+	CSS_REPL_CONFIRMED, /* the replica has every write made before the wait */
+	CSS_REPL_NONE,	    /* no replica connected, or no wait possible: not waited for */
+	CSS_REPL_TIMEOUT,   /* the replica did not confirm within replica_wait */
+};
+typedef void (*css_repl_fn)(void *arg, enum css_repl result);
+
 struct css {
 	struct cdr_daemon *d;
 	struct css_conf conf;
@@ -206,7 +215,12 @@ struct css {
 	struct cdr_timer *takeover_timer;
 
 	/* coming home after the platform was down (homecoming.c) */
-	bool home_wait;	    /* not yet home: acts as if the platform were down */
+	bool home_wait; /* not yet home: acts as if the platform were down */
+	bool released;	/* its pms says the platform is isolated: released, acts as down (release.c) */
+	/* answers waiting for the replica (replgate.c) */
+	struct repl_waiter *repl_pending, *repl_tail, *repl_batch;
+	int64_t repl_info_ms;
+	int repl_replicas;
 	bool home_checked;  /* a verdict was given since the wait began */
 	bool home_pending;  /* a check under way */
 	bool home_alarmed;  /* the long wait was alarmed */
@@ -236,7 +250,7 @@ struct css {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
 		uint64_t mcu_restarts, stale_lists, stale_rms_notices, repeated_extends, relayed, reused_ids,
-			orphans_damped;
+			orphans_damped, releases, released, repl_timeouts, isolated_nacks;
 	} n;
 };
 
@@ -297,6 +311,16 @@ json_t *css_conf_json(const struct conf *c);
 /* Whether platform p is to be treated as down here: pms says so, or it is
  * this css's own and its Redis is not home yet (homecoming.c). */
 bool css_plat_down(const char *p, void *arg);
+/* A platform's state from pms (a notice, the state query, the end of an
+ * isolation), applied when its epoch is newer (notices.c). */
+void css_apply_platform(struct css *s, const char *id, bool down, int64_t epoch, const char *why);
+/* fn(arg, result) once the platform's Redis replica has every write made so
+ * far, or it is not waited for (replgate.c); in order. */
+void css_repl_wait(struct css *s, css_repl_fn fn, void *arg);
+/* Every wait resolved (CSS_REPL_NONE): at the end. */
+void css_repl_cancel_all(struct css *s);
+/* Our own platform's pms beats (release.c): an isolated platform released. */
+void css_on_pms_beat(struct cdr_mq_delivery *dl, void *arg);
 /* Whether pms says platform p is down (the notices alone). */
 bool css_pms_down(const struct css *s, const char *p);
 bool css_room_abnormal(const char *id, void *arg);

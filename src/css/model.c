@@ -176,7 +176,7 @@ bool css_plat_down(const char *p, void *arg)
 {
 	struct css *s = arg;
 
-	return css_pms_down(s, p) || (s->home_wait && !strcmp(p, s->platform));
+	return css_pms_down(s, p) || ((s->home_wait || s->released) && !strcmp(p, s->platform));
 }
 
 bool css_room_abnormal(const char *id, void *arg)

@@ -89,7 +89,7 @@ void css_room_failed(struct css *s, const char *id)
 	cdr_warn("room %s is abnormal: %zu conferences running there to restore in its backup rooms", id, k);
 }
 
-static void apply_platform(struct css *s, const char *id, bool down, int64_t epoch, const char *why)
+void css_apply_platform(struct css *s, const char *id, bool down, int64_t epoch, const char *why)
 {
 	for (size_t i = 0; i < s->nplats; i++) {
 		struct plat_state *p = &s->plats[i];
@@ -150,8 +150,8 @@ static void apply_room(struct css *s, const char *id, bool abnormal, int64_t epo
 static void on_platform(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
 	(void)dl;
-	apply_platform(arg, cdr_msg_str(m, "platform", ""), !strcmp(cdr_msg_str(m, "state", ""), "down"),
-		       cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
+	css_apply_platform(arg, cdr_msg_str(m, "platform", ""), !strcmp(cdr_msg_str(m, "state", ""), "down"),
+			   cdr_msg_int(m, "epoch", 0), cdr_msg_str(m, "reason", "?"));
 }
 
 static void on_room(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
@@ -291,8 +291,8 @@ static void on_pms_state(int status, const struct cdr_mq_delivery *reply, void *
 	}
 	a = cdr_msg_get(m, "platforms");
 	json_array_foreach(a, i, v)
-		apply_platform(s, cdr_msg_jstr(v, "platform", ""), !strcmp(cdr_msg_jstr(v, "state", ""), "down"),
-			       cdr_msg_jint(v, "epoch", 0), "state query");
+		css_apply_platform(s, cdr_msg_jstr(v, "platform", ""), !strcmp(cdr_msg_jstr(v, "state", ""), "down"),
+				   cdr_msg_jint(v, "epoch", 0), "state query");
 	a = cdr_msg_get(m, "rooms");
 	json_array_foreach(a, i, v)
 		apply_room(s, cdr_msg_jstr(v, "room", ""), !strcmp(cdr_msg_jstr(v, "state", ""), "abnormal"),

@@ -29,6 +29,16 @@ bool pms_quorum_held(const struct pms_quorum *q)
 	return q->run_since_ms >= 0;
 }
 
+bool pms_isolated(const struct pms_quorum *q, int64_t listen_since_ms, int64_t heard_ms, int64_t release_ms,
+		  int64_t now_ms, bool was)
+{
+	int64_t h = heard_ms > listen_since_ms ? heard_ms : listen_since_ms;
+
+	if (q->last_ok_sent_ms < 0 || now_ms - q->last_ok_sent_ms < release_ms)
+		return false;
+	return was || now_ms - h >= release_ms;
+}
+
 void pms_peer_init(struct pms_peer *p, const struct pms_peer_conf *c)
 {
 	memset(p, 0, sizeof(*p));
@@ -43,10 +53,13 @@ void pms_peer_bus(struct pms_peer *p, int64_t now_ms)
 	p->bus_ms = now_ms;
 }
 
-/* Heard on its broker within the limit before our latest own write. */
+/* Heard on its broker within the limit and a quarter before our latest own
+ * write: the quarter is the margin by which an isolated platform's css has
+ * released its conferences (at three quarters of the limit) before we may
+ * declare it down. */
 static bool heard(const struct pms_peer *p, int64_t limit)
 {
-	return p->bus_ms >= 0 && p->evidence_ms - p->bus_ms < limit;
+	return p->bus_ms >= 0 && p->evidence_ms - p->bus_ms < limit + limit / 4;
 }
 
 static int64_t max3(int64_t a, int64_t b, int64_t c)

@@ -38,6 +38,18 @@ void pms_quorum_feed(struct pms_quorum *q, bool ok, int64_t sent_ms);
 /* Whether the latest own write succeeded. */
 bool pms_quorum_held(const struct pms_quorum *q);
 
+/* ---- this platform cut off: isolation ---- */
+
+/* Whether this platform is isolated at now_ms: its own beat writes have not
+ * succeeded for release_ms (none since the one sent at
+ * q->last_ok_sent_ms) and its backup platform's pms has not said it hears
+ * ours for release_ms (heard_ms, -1: never; not before listen_since_ms,
+ * when we began to listen). Once isolated (was), until a write succeeds
+ * again. The backup declares us down only after the limit and a quarter of
+ * bus silence: release_ms is three quarters of the limit. */
+bool pms_isolated(const struct pms_quorum *q, int64_t listen_since_ms, int64_t heard_ms, int64_t release_ms,
+		  int64_t now_ms, bool was);
+
 /* ---- one platform's pms ---- */
 
 struct pms_peer_conf {

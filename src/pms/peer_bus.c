@@ -4,24 +4,84 @@
  * hears their pms there. A platform whose pms is heard on the bus is not
  * declared down, whatever its ZooKeeper beat says: it has lost the
  * ZooKeeper majority but still runs and reaches its backup (docs/pms.md,
- * "Beats over the bus: the veto"). */
+ * "Beats over the bus: the veto").
+ *
+ * The other way round, the active pms listens to its backup platform's pms,
+ * whose beats say which platforms it hears. A pms that has written no beat
+ * to ZooKeeper and has not been heard by its backup, both for half the beat
+ * limit, says its platform is isolated: its backup may declare it down at
+ * the limit, so the platform's css releases its conferences first (ends
+ * them on its MCUs, writes nothing) and nothing runs twice (docs/pms.md,
+ * "Isolation"). */
 #include "pms_int.h"
 
 #include <unistd.h>
+
+static int64_t limit_ms(const struct pms *s)
+{
+	return (int64_t)s->conf.beat_misses * (int64_t)s->conf.beat_interval_ms;
+}
+
+/* Released after three quarters of the limit without the majority and
+ * without being heard; the backup declares us down only when it has not
+ * heard us for the limit and a quarter (peer.c): a quarter of margin. */
+static int64_t release_ms(const struct pms *s)
+{
+	return limit_ms(s) * 3 / 4;
+}
+
+/* The latest own ZooKeeper beat write that succeeded was sent less than
+ * release_ms ago. */
+static bool quorum_fresh(const struct pms *s, int64_t now)
+{
+	return s->quorum.last_ok_sent_ms >= 0 && now - s->quorum.last_ok_sent_ms < release_ms(s);
+}
+
+/* Isolated: no own beat written to ZooKeeper and not heard by the backup's
+ * pms, both for release_ms. Kept until a beat write succeeds again. */
+static bool isolation(struct pms *s, int64_t now)
+{
+	int64_t heard = s->backup_hears_ms > s->listen_since_ms ? s->backup_hears_ms : s->listen_since_ms;
+	bool was = s->isolated;
+
+	if (!s->started || !s->backup_plat)
+		return false;
+	s->isolated = pms_isolated(&s->quorum, s->listen_since_ms, s->backup_hears_ms, release_ms(s), now, was);
+	if (was && !s->isolated)
+		cdr_notice("ALARM cleared isolated %s: this pms writes its beat to ZooKeeper again", s->platform);
+	if (!was && s->isolated)
+		cdr_warn("ALARM critical isolated %s: no beat written to ZooKeeper for %" PRId64
+			 " ms and not heard by the pms of %s for %" PRId64
+			 " ms: %s may declare this platform down; its css releases the platform's conferences",
+			 s->platform, now - s->quorum.last_ok_sent_ms, s->backup_plat->id, now - heard,
+			 s->backup_plat->id);
+	return s->isolated;
+}
 
 /* The own beat on the own broker: fire and forget (a beat that cannot be
  * sent is a missed beat, which is what it tells). */
 void pms_bus_beat(struct pms *s)
 {
-	json_t *body;
+	int64_t now = cdr_mono_i64();
+	bool isolated = isolation(s, now);
+	json_t *body, *hears;
 
 	/* Not queued while the broker is away: a late beat would tell a life
 	 * that may be over. */
-	if (!cdr_daemon_mq(s->d) || !cdr_mq_connected(cdr_daemon_mq(s->d)))
+	if (!cdr_daemon_mq(s->d) || !cdr_mq_connected(cdr_daemon_mq(s->d)) || !(hears = json_array()))
 		return;
-	body = json_pack("{s:s, s:s, s:I, s:b}", "platform", s->platform, "instance", s->bus.src, "seq",
-			 (json_int_t)s->beat_seq, "quorum", pms_quorum_held(&s->quorum));
-
+	for (size_t i = 0; s->started && i < s->nplats; i++)
+		if (s->plats[i].owned && s->plats[i].w.peer.bus_ms >= 0 &&
+		    now - s->plats[i].w.peer.bus_ms < 2 * (int64_t)s->conf.beat_interval_ms)
+			json_array_append_new(hears, json_string(s->plats[i].id));
+	body = json_pack("{s:s, s:s, s:I, s:b, s:o, s:b}", "platform", s->platform, "instance", s->bus.src, "seq",
+			 (json_int_t)s->beat_seq, "quorum", quorum_fresh(s, now), "hears", hears, "isolated", isolated);
+	/* this platform's state as the majority holds it, read after a write
+	 * that succeeded less than half the limit ago */
+	if (body && s->own_known && now - s->own_read_ms < release_ms(s)) {
+		json_object_set_new(body, "state", json_string(s->own_down ? "down" : "up"));
+		json_object_set_new(body, "state_epoch", json_integer(s->own_epoch));
+	}
 	if (body)
 		cdr_bus_publish(&s->bus, NULL, CDR_MQ_PMS_BEAT_EX, "", "pms_peer_beat_ntf", NULL, s->leader_epoch, body,
 				false, NULL, NULL);
@@ -38,9 +98,19 @@ static void on_peer_beat_ntf(void *server, struct cdr_mq_delivery *dl, struct cd
 		cdr_debug("pms.beat.ex of platform %s: a beat of platform %s ignored", p->id, from);
 		return;
 	}
-	if (p->w.peer.bus_ms < 0)
-		cdr_info("platform %s: its pms is heard on its broker (%s)", p->id, cdr_msg_str(m, "instance", "?"));
-	pms_peer_bus(&p->w.peer, cdr_mono_i64());
+	if (p->owned) {
+		if (p->w.peer.bus_ms < 0)
+			cdr_info("platform %s: its pms is heard on its broker (%s)", p->id,
+				 cdr_msg_str(m, "instance", "?"));
+		pms_peer_bus(&p->w.peer, cdr_mono_i64());
+	}
+	if (p->is_backup) {
+		json_t *h = cdr_msg_get(m, "hears"), *v;
+		size_t i;
+
+		json_array_foreach(h, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), p->s->platform))
+			p->s->backup_hears_ms = cdr_mono_i64();
+	}
 }
 
 static const struct cdr_handler peer_beat_handlers[] = {
@@ -67,8 +137,9 @@ static void on_peer_beat(struct cdr_mq_delivery *dl, void *arg)
 	cdr_dispatch(&peer_beat_dispatch, dl, arg);
 }
 
-/* The broker of platform p (one it backs up): connected, its pms heard. */
-void pms_bus_peer_start(struct plat *p)
+/* The broker of platform p (one it backs up, or its own backup): connected,
+ * its pms heard. */
+static void peer_start(struct plat *p)
 {
 	struct pms *s = p->s;
 	const struct cdr_endpoint *ep;
@@ -99,4 +170,26 @@ void pms_bus_peer_start(struct plat *p)
 void pms_bus_peer_stop(struct plat *p)
 {
 	p->mq = cdr_mq_free(p->mq);
+}
+
+/* At the start of the active pms: the brokers of the platforms it backs up
+ * and of its own backup platform. */
+void pms_bus_peers_start(struct pms *s)
+{
+	const struct cdr_platform *own = s->topo ? cdr_topology_platform(s->topo, s->platform) : NULL;
+
+	s->backup_plat = NULL;
+	s->isolated = false;
+	s->backup_hears_ms = -1;
+	s->listen_since_ms = cdr_mono_i64();
+	for (size_t i = 0; i < s->nplats; i++) {
+		struct plat *p = &s->plats[i];
+
+		p->is_backup = own && own->backup_platform && !strcmp(p->id, own->backup_platform) &&
+			       strcmp(p->id, s->platform);
+		if (p->is_backup)
+			s->backup_plat = p;
+		if (p->owned || p->is_backup)
+			peer_start(p);
+	}
 }

@@ -26,6 +26,38 @@ static void quorum_feed(struct pms *s, bool ok, const char *why)
 
 static void read_peer_beats(struct pms *s);
 
+static void on_own_state(const struct cdr_zk_result *r, void *arg)
+{
+	struct pms *s = arg;
+	struct pms_state st;
+
+	s->own_reading = false;
+	if (r->status == -ENOENT) {
+		s->own_known = true; /* never written: up */
+		s->own_down = false;
+		s->own_epoch = 0;
+		s->own_read_ms = cdr_mono_i64();
+	} else if (r->status == 0 && r->data && pms_plat_state_parse(r->data, r->len, &st) == 0) {
+		s->own_known = true;
+		s->own_down = st.bad;
+		s->own_epoch = st.epoch;
+		s->own_read_ms = cdr_mono_i64();
+	}
+}
+
+/* After an own write succeeded, on the same session: this platform's state
+ * as ZooKeeper's majority holds it (the bus beat tells it to our css). */
+static void read_own_state(struct pms *s)
+{
+	char path[120];
+
+	if (s->own_reading)
+		return;
+	snprintf(path, sizeof(path), "/state/%s/platform", s->platform);
+	if (cdr_zk_get(s->beat_zk, path, NULL, NULL, on_own_state, s) == 0)
+		s->own_reading = true;
+}
+
 static void on_beat_written(const struct cdr_zk_result *r, void *arg);
 
 static int beat_write(struct pms *s, bool create)
@@ -61,8 +93,10 @@ static void on_beat_written(const struct cdr_zk_result *r, void *arg)
 		return; /* the first beat of this platform: created */
 	s->beat_pending = false;
 	quorum_feed(s, r->status == 0, r->error ? r->error : strerror(-r->status));
-	if (r->status == 0)
+	if (r->status == 0) {
 		read_peer_beats(s);
+		read_own_state(s);
+	}
 }
 
 void pms_beat(void *arg)

@@ -47,7 +47,7 @@ static const struct cdr_conf_key room_keys[] = {
 const struct cdr_conf_key pms_conf_keys[] = {
 	K("beat_interval", CDR_CONF_MS, beat_interval_ms, "250ms", 100, 10000,
 	  "every pms writes its beat to ZooKeeper this often, then reads the beats of the platforms it backs up"),
-	K("beat_session", CDR_CONF_MS, beat_session_ms, "1500ms", 1000, 60000,
+	K("beat_session", CDR_CONF_MS, beat_session_ms, "1s", 1000, 60000,
 	  "the ZooKeeper session the beats are written and read on, apart from the daemon's own: its client leaves a "
 	  "member that stopped answering after 2/3 of it and goes on through another (ZooKeeper's minSessionTimeout "
 	  "must allow it)"),
@@ -180,6 +180,8 @@ static void stop(struct pms *s)
 		if (s->beat_zk)
 			cdr_zk_cancel(s->beat_zk, &s->plats[i]);
 	}
+	s->backup_plat = NULL;
+	s->isolated = false;
 	free(s->rooms);
 	free(s->plats);
 	s->rooms = NULL;
@@ -248,10 +250,9 @@ static void start(struct pms *s)
 		 * its pms: a platform is not declared down for what was not
 		 * looked at. */
 		pms_peer_setup(p);
-		if (p->owned)
-			pms_bus_peer_start(p);
 		nowned += p->owned;
 	}
+	pms_bus_peers_start(s);
 	/* Watches last: their first answers may decide at once. */
 	pms_state_watch(s);
 	cdr_notice("active, epoch %" PRId64 ": checking %zu rooms of %s, deciding for %zu platform%s it backs up, "

@@ -88,6 +88,7 @@ struct plat {
 	int64_t read_run_since;	       /* ... in the run of successes that began then */
 	enum pms_peer_verdict verdict; /* as last logged */
 	struct cdr_mq *mq;	       /* its broker, its pms heard there (peer_bus.c) */
+	bool is_backup;		       /* it backs this platform up: heard for isolation */
 };
 
 /* An MCU of this platform as rms last listed it (checks.c). */
@@ -124,6 +125,16 @@ struct pms {
 	 * member that stopped answering is left within a beat limit) */
 	struct cdr_zk *beat_zk;
 	struct pms_quorum quorum;
+	/* isolation (peer_bus.c): this platform cut off from the ZooKeeper
+	 * majority and not heard by its backup platform's pms */
+	struct plat *backup_plat;
+	int64_t listen_since_ms; /* listening to the backup's pms since */
+	int64_t backup_hears_ms; /* when its beat last said it hears ours; -1: never */
+	bool isolated;
+	/* this platform's state as read right after a successful beat write
+	 * (fresh: it tells the css whether it may act again after isolation) */
+	bool own_reading, own_known, own_down;
+	int64_t own_epoch, own_read_ms;
 	bool beat_pending;
 	int64_t beat_sent_ms;
 	uint64_t beat_seq;
@@ -168,8 +179,11 @@ void pms_on_rms_ntf(struct cdr_mq_delivery *dl, void *arg);
 /* Beats over the bus (peer_bus.c): the own one on the own broker; the
  * broker of a platform this pms backs up connected and its pms heard. */
 void pms_bus_beat(struct pms *s);
-void pms_bus_peer_start(struct plat *p);
+void pms_bus_peers_start(struct pms *s);
 void pms_bus_peer_stop(struct plat *p);
+
+/* The platform state in a /state/<platform>/platform node (state.c). */
+int pms_plat_state_parse(const char *data, size_t len, struct pms_state *st);
 
 /* The beat's own ZooKeeper session (peers.c); 0 or a negative errno. */
 int pms_beat_zk_new(struct pms *s, const struct pms_conf *cf);

@@ -90,6 +90,11 @@ static void on_room_node(int status, const char *data, size_t len, void *arg)
 			pms_decide_plat(&r->s->plats[i]);
 }
 
+int pms_plat_state_parse(const char *data, size_t len, struct pms_state *st)
+{
+	return state_parse(PMS_PLATFORM, data, len, st);
+}
+
 static void on_plat_node(int status, const char *data, size_t len, void *arg)
 {
 	struct plat *p = arg;

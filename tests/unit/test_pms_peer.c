@@ -317,6 +317,43 @@ static void test_heard_on_the_broker(void **state)
 	assert_true(t > 0 && t - 5000 <= (conf.misses + 2) * BEAT + 20);
 }
 
+static void test_isolation(void **state)
+{
+	struct pms_quorum q;
+	const int64_t rel = conf.misses * BEAT * 3 / 4; /* 1.5 s */
+	bool iso = false;
+
+	(void)state;
+	pms_quorum_init(&q);
+	/* Never wrote: nothing to release. */
+	assert_false(pms_isolated(&q, 0, -1, rel, 10000, false));
+	/* Writes every beat until 10 s, heard by the backup until 10 s; cut at
+	 * 10 s: not isolated before 1.5 s of both, isolated from then on. */
+	for (int64_t s = 0; s <= 10000; s += BEAT)
+		pms_quorum_feed(&q, true, s);
+	for (int64_t t = 10000; t < 10000 + rel; t += 50)
+		assert_false(pms_isolated(&q, 0, 10000, rel, t, false));
+	assert_true(pms_isolated(&q, 0, 10000, rel, 10000 + rel, false));
+	/* Still heard by the backup (ZooKeeper alone lost, as in an election
+	 * or a ZooKeeper-only cut): not isolated. */
+	assert_false(pms_isolated(&q, 0, 14000, rel, 14500, false));
+	/* Heard never, but listening only since 13 s: counted from then. */
+	assert_false(pms_isolated(&q, 13000, -1, rel, 14000, false));
+	assert_true(pms_isolated(&q, 13000, -1, rel, 14500, false));
+	/* Once isolated, until a write succeeds: a beat of the backup heard
+	 * again does not end it (the backup may have declared us down). */
+	iso = pms_isolated(&q, 0, 10000, rel, 12000, iso);
+	assert_true(iso);
+	assert_true(pms_isolated(&q, 0, 11900, rel, 12000, iso));
+	pms_quorum_feed(&q, false, 10250);
+	assert_true(pms_isolated(&q, 0, 10000, rel, 20000, iso));
+	pms_quorum_feed(&q, true, 20000);
+	assert_false(pms_isolated(&q, 0, 10000, rel, 20100, iso));
+	/* The margin: the backup declares down after the limit and a quarter
+	 * of bus silence, a quarter after the release. */
+	assert_true(conf.misses * BEAT + conf.misses * BEAT / 4 - rel >= conf.misses * BEAT / 2);
+}
+
 static void test_without_beat_node(void **state)
 {
 	struct pms_peer p;
@@ -374,6 +411,7 @@ int main(void)
 		cmocka_unit_test(test_stalled_write_not_counted),
 		cmocka_unit_test(test_clean_stop_gets_the_grace),
 		cmocka_unit_test(test_heard_on_the_broker),
+		cmocka_unit_test(test_isolation),
 		cmocka_unit_test(test_without_beat_node),
 		cmocka_unit_test(test_forgive),
 	};

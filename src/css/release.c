@@ -1,0 +1,93 @@
+/* css: letting go of the platform when its pms says it is isolated. The
+ * platform's pms (a beat on our own broker, pms_peer_beat_ntf) says
+ * "isolated" when it has written no beat to ZooKeeper and has not been
+ * heard by the backup platform's pms, both for half the beat limit: the
+ * backup may declare us down at the limit and run our conferences on its
+ * own MCUs. Before that can happen, css releases: it ends every conference
+ * of ours on our own MCUs (nothing runs twice) and acts as if the platform
+ * were down (no create, no restore, no write), keeping its records as they
+ * are. It comes back when the pms writes to ZooKeeper again and tells the
+ * platform's state as the majority holds it: still up, and css acts again
+ * (the MCUs' lists show what was released: restored here); down, and the
+ * backup serves our domains (docs/css.md, "Isolation"). */
+#include "css_int.h"
+
+static void release(struct css *s, const char *instance)
+{
+	struct conf *c;
+	const char *key;
+	void *val;
+	size_t it = 0, n = 0;
+	char detail[256];
+
+	if (s->released)
+		return;
+	s->released = true;
+	s->n.releases++;
+	while (cdr_hmap_next(s->confs, &it, &key, &val)) {
+		c = val;
+		if (!c->mcu || !*c->mcu || c->closing || (c->home && strcmp(c->home, s->platform)) ||
+		    (c->host && *c->host && strcmp(c->host, s->platform)))
+			continue;
+		if (c->state != CSS_RUNNING && c->state != CSS_CREATING && c->state != CSS_RESTORING)
+			continue;
+		css_end_on_mcu(s, c->e164, c->mcu, c->mcu_key, "released");
+		n++;
+	}
+	s->n.released += n;
+	snprintf(detail, sizeof(detail),
+		 "its pms (%s) says it is isolated (no ZooKeeper majority, not heard by its backup platform): %zu "
+		 "conferences ended on its MCUs, none written; acting as down until the pms reaches ZooKeeper again",
+		 instance, n);
+	css_alarm(s, "critical", "platform_isolated", s->platform, detail);
+}
+
+static void resume(struct css *s, bool down, int64_t epoch)
+{
+	char detail[200];
+
+	s->released = false;
+	snprintf(detail, sizeof(detail), "its pms reaches ZooKeeper again: the platform is %s (epoch %" PRId64 ")%s",
+		 down ? "down" : "up", epoch,
+		 down ? ": its backup platform serves its domains" : ": acting again, released conferences restored");
+	css_alarm(s, "cleared", "platform_isolated", s->platform, detail);
+	css_apply_platform(s, s->platform, down, epoch, "isolation over");
+}
+
+static void on_beat(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
+{
+	struct css *s = arg;
+	const char *state = cdr_msg_str(m, "state", "");
+
+	(void)dl;
+	if (strcmp(cdr_msg_str(m, "platform", ""), s->platform) != 0)
+		return; /* only our own platform's pms beats here */
+	if (cdr_msg_bool(m, "isolated", false)) {
+		if (s->active)
+			release(s, cdr_msg_str(m, "instance", "?"));
+		return;
+	}
+	/* Back only on a fresh word of the majority: the state read after a
+	 * beat write that succeeded. */
+	if (s->released && cdr_msg_bool(m, "quorum", false) && *state)
+		resume(s, !strcmp(state, "down"), cdr_msg_int(m, "state_epoch", 0));
+}
+
+static const struct cdr_handler beat_handlers[] = {
+	{ "pms_peer_beat_ntf", CDR_H_NOTICE, "pms", on_beat },
+	{ NULL, 0, NULL, NULL },
+};
+
+static const struct cdr_dispatch beat_dispatch = {
+	.daemon = "css",
+	.queue = CDR_MQ_PMS_BEAT_EX,
+	.nack_type = "mau_any_notice_nack",
+	.handlers = beat_handlers,
+	.bus = css_bus,
+	.ignore_unknown = true,
+};
+
+void css_on_pms_beat(struct cdr_mq_delivery *dl, void *arg)
+{
+	cdr_dispatch(&beat_dispatch, dl, arg);
+}
