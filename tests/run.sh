@@ -148,11 +148,12 @@ if [ "$unit_only" = 0 ]; then
 	say "integration tests and drills in two lanes (their lines prefixed [a] and [b])"
 	asan_dir=
 	[ "$asan" = 1 ] && asan_dir=build-asan
-	lane a "$port_base" build mcu-failure mcu-reboot mcu-reboot-no-boot room-failure room-switch 2>&1 |
+	lane a "$port_base" build mcu-failure mcu-reboot mcu-reboot-no-boot room-failure room-switch \
+		platform-power-off zk-partition 2>&1 |
 		sed -u 's/^/[a] /' &
 	lane_a=$!
 	lane b $((port_base + 1000)) "$asan_dir" mcu-reboot-from-one room-switchback platform-failure \
-		platform-switchback 2>&1 |
+		platform-switchback main-room-failure platform-partition 2>&1 |
 		sed -u 's/^/[b] /' &
 	lane_b=$!
 	wait $lane_a $lane_b

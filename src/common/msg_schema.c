@@ -491,7 +491,8 @@ static const struct cdr_field peer_beat_ntf[] = {
 	ID_R("instance", "that pms instance"),
 	INT("seq", 0, INT64_MAX, true, "its beat count (grows by one each beat)"),
 	BOOL("quorum", true, "its latest beat write to ZooKeeper succeeded"),
-	ARR("hears", 0, 64, &id_item, false, "the platforms whose pms it heard on their broker within the last two beat intervals"),
+	ARR("hears", 0, 64, &id_item, false,
+	    "the platforms whose pms it heard on their broker within the last two beat intervals"),
 	BOOL("isolated", false,
 	     "its platform is cut off from the ZooKeeper majority and not heard by its backup platform: its css "
 	     "releases the platform's conferences (default false)"),

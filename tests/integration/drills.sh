@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The nine DR drills (docs/drills.md) at 1000 conferences each, against the
+# The thirteen DR drills (docs/drills.md) at 1000 conferences each, against the
 # sandbox that is up (tests/run.sh: CONFDR_RUN_DIR, sandbox env). ctest label
 # "drill", not "integration": they load the real servers and restart the
 # sandbox's daemons. Fails if any drill fails, or reports lost or duplicated
@@ -13,7 +13,7 @@ set -uo pipefail
 export CONFDR_BUILD_DIR=$CONFDR_BINARY_DIR
 export CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-$((${CONFDR_ZK##*:} - 181))}
 drill=$CONFDR_SOURCE_DIR/deploy/drill.sh
-scenarios=${CONFDR_DRILLS:-mcu-failure mcu-reboot mcu-reboot-from-one mcu-reboot-no-boot room-failure room-switch room-switchback platform-failure platform-switchback}
+scenarios=${CONFDR_DRILLS:-mcu-failure mcu-reboot mcu-reboot-from-one mcu-reboot-no-boot room-failure room-switch room-switchback platform-failure platform-switchback platform-power-off platform-partition zk-partition main-room-failure}
 confs=${CONFDR_DRILL_CONFS:-1000}
 work=$(mktemp -d)
 trap '"$drill" stop >/dev/null 2>&1; rm -rf "$work"' EXIT
