@@ -74,6 +74,7 @@ struct conf {
 	bool db_queued;
 	bool restore_queued;	/* in s->restore_q */
 	int restore_tries;	/* allocations or re-creates that failed in a row */
+	unsigned store_waited;	/* restores put off while its Redis was down (logged once) */
 	char lost_mcu[64];	/* the MCU it was lost on: not used again for it */
 	uint64_t restore_after; /* monotonic ms: not before (back-off after a failure) */
 	uint64_t lost_mono;	/* when it was lost (restore time) */

@@ -5,6 +5,14 @@
  * inventory audit finds MCUs lost while no notice came. */
 #include "css_int.h"
 
+/* The Redis that holds c's record is connected. */
+static bool store_up(struct css *s, const struct conf *c)
+{
+	struct cdr_redis *r = css_redis_of(s, c->home && *c->home ? c->home : s->platform);
+
+	return r && cdr_redis_connected(r);
+}
+
 void css_restore_queue(struct css *s, struct conf *c)
 {
 	if (c->restore_queued)
@@ -67,6 +75,13 @@ void css_restore_done(struct op *op)
 	struct css *s = op->s;
 	struct conf *c = op->c;
 
+	if (!store_up(s, c)) {
+		/* its Redis went away during the re-create: the new copy could
+		 * not be recorded and must not run; restored again later */
+		css_end_on_host(s, c->host, c->e164, nz(c->mcu), c->mcu_key, "not_stored");
+		css_restore_fail(op, "its Redis is down: the new copy was ended");
+		return;
+	}
 	css_mcu_op_forget(op);
 	if (s->restoring > 0)
 		s->restoring--;
@@ -237,6 +252,14 @@ void css_restore_kick(void *arg)
 		if (c->state != CSS_PENDING_RESTORE || c->op || c->closing || !css_acts_for(s, c)) {
 			c->restore_queued = false;
 			continue;
+		}
+		if (c->restore_after <= now && !store_up(s, c)) {
+			/* a copy that could not be recorded must not run (a
+			 * takeover would run it a second time): not now */
+			c->restore_after = now + s->conf.restore_retry_ms;
+			if (!c->store_waited++)
+				cdr_warn("conference %s: not restored while its Redis is down; again in %" PRIu64 " ms",
+					 c->e164, s->conf.restore_retry_ms);
 		}
 		if (c->restore_after > now || json_array_size(confs) >= room) {
 			if (c->restore_after > now && (!next || c->restore_after < next))
