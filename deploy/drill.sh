@@ -26,7 +26,7 @@
 #                        through the hand-over is answered (platform_down, then ACK on p1's MCUs);
 #                        20 new conferences of p1's domains land on p1's MCUs; then drill-p2-r1-a
 #                        killed: p1's conferences it hosted since the takeover are restored by
-#                        p1's css in p1-r1 (it hears p2's rms), p2's own in p2-r1
+#                        p1's css in p1-r1 (it hears p2's rms), p2's own in p2-r1 (or p2-r2 when full)
 #   platform-power-off   (multi-host) p1's host powered off (sandbox.sh fault power-off p1: its
 #                        broker, Redis, MariaDB, ZooKeeper member, daemons and MCUs at once):
 #                        every p1 conference runs again on p2's MCUs, once; then, with p1's
@@ -982,7 +982,7 @@ platform-switchback)
 				say "platform-switchback: 20 new conferences for p1's domains"
 				new_confs p1 '^mcu-p1-' ud-p1-r1-a ud-p1-r1-b ud-p1-r2-a ud-p1-r2-b
 				# p1's conferences still hosted on p2's MCUs are p1's css's to restore
-				phase host-mcu-failure "" "$(mcu_sel mcu-p2-r1-a-)" host-mcu-failure '^(p2-r1|p1-r1)$' || rc=1
+				phase host-mcu-failure "" "$(mcu_sel mcu-p2-r1-a-)" host-mcu-failure '^(p1-r1|p1-r2|p2-r1|p2-r2)$' || rc=1
 			fi
 		fi
 	else

@@ -75,7 +75,13 @@ static void home_verdict(struct css *s, bool redis_master)
 	if (!s->active || !s->home_wait)
 		return;
 	switch (css_home_step(&in)) {
-	case CSS_HOME_DOWN: return; /* the next "up" starts the wait again */
+	case CSS_HOME_DOWN:
+		/* down meanwhile (the verdict was asked while it was up): the
+		 * next "up" starts the wait again; until then it consumes to
+		 * answer platform_down, as a css that starts while it is down */
+		if (!s->consuming)
+			css_maybe_consume(s);
+		return;
 	case CSS_HOME_READY:
 		s->home_wait = false;
 		cdr_notice("platform %s: its Redis is home after %" PRIu64

@@ -108,6 +108,10 @@ void css_apply_platform(struct css *s, const char *id, bool down, int64_t epoch,
 			p->epoch = epoch;
 			if (down) {
 				css_home_begin(s);
+				/* a css waiting for its Redis to come home (just
+				 * active) consumes now, to answer platform_down */
+				if (s->active && !s->consuming)
+					css_maybe_consume(s);
 			} else {
 				cdr_notice("platform %s is up again: its user domains are served once its Redis is "
 					   "home, the view read again from it",
