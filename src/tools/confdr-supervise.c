@@ -2,7 +2,7 @@
  * a back-off (1 s, doubling in a crash loop up to 60 s; a run of 60 s starts
  * over), as keepalived's parent process does. In production systemd does
  * this job (Restart=on-failure); the sandbox runs every daemon under it
- * (docs/operations.md, "Supervision").
+ * (docs/sandbox.md, "Supervision").
  *
  * It stays in the foreground with the daemon as its child, in the same
  * process group (a power cut of the group kills both). SIGTERM and SIGINT
