@@ -143,10 +143,14 @@ P1_DB_DOWN=0
 p1_db_down() { P1_DB_DOWN=1 DB=(--mysql-socket p1=none --mysql-socket "p2=$(mysql_sock p2)" --mysql-user root); }
 p1_db_up() { P1_DB_DOWN=0 DB=(--mysql-socket "p1=$(mysql_sock p1)" --mysql-socket "p2=$(mysql_sock p2)" --mysql-user root); }
 SIMS=(--sims "$RUN/sims" --pids "$RUN/pids" --prefix drill-)
+# kill9 NAME: SIGKILL to NAME's process group (a daemon and its supervisor,
+# which would otherwise start it again: a drill's crash is for good).
 kill9() {
 	local p
 	p=$(pid_of "$1") || p=$(cat "$(pidfile "$1")" 2>/dev/null) || true
-	[ -n "$p" ] && kill -KILL "$p" 2>/dev/null && echo "$1(pid $p)"
+	[ -n "$p" ] || return 1
+	kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || return 1
+	echo "$1(pid $p)"
 }
 
 sim_names() { local r x; for r in "${ROOMS[@]}"; do for x in "${SIDES[@]}"; do echo "drill-$r-$x"; done; done; }
@@ -497,7 +501,7 @@ phase() {
 	# (docs/operations.md): p1 comes back first, then the fail-back.
 	if [ "$step" = platform-failback ]; then
 		bring_p1_back
-		P1_CSS_PID=$(pid_of p1-css) || fail_setup "p1's css is not running before the fail-back"
+		P1_CSS_PID=$(daemon_pid p1-css) || fail_setup "p1's css is not running before the fail-back"
 		probe_start
 	fi
 	say "$name: injecting the fault ($step)"
@@ -583,7 +587,7 @@ bring_p1_back() {
 	start_sims p1
 	for d in pms rms css; do
 		[ -s "$RUN/p1/$d.conf" ] || fail_setup "no $RUN/p1/$d.conf (written by sandbox.sh start)"
-		pid_of p1-$d >/dev/null || spawn p1-$d "$BUILD/confdr-$d" -c "$RUN/p1/$d.conf"
+		pid_of p1-$d >/dev/null || spawn_daemon p1-$d "$d" "$RUN/p1/$d.conf"
 	done
 	wait_for 30 "p1's pms live" p1_pms_live || warn "p1's pms is not live"
 	wait_for 30 "p1's drill MCUs registered" drill_mcus_registered p1 || warn "p1's drill MCUs are not all up in its rms"
@@ -659,7 +663,7 @@ handover_check() {
 		jq '.failures += ["the probe creates could not be read (probe.txt)"] | .pass = false' "$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
 		return 1
 	fi
-	pid=$(pid_of p1-css) || pid=none
+	pid=$(daemon_pid p1-css) || pid=none
 	[ "$pid" = "$P1_CSS_PID" ] || fails+=("p1's css did not run through the fail-back (pid $P1_CSS_PID before, $pid after)")
 	jq -e '.unanswered == 0' "$WORK/handover.json" >/dev/null || fails+=("$(jq .unanswered "$WORK/handover.json") probe creates unanswered")
 	jq -e '.other_nacks == []' "$WORK/handover.json" >/dev/null || fails+=("probe creates refused other than platform_down: $(jq -c .other_nacks "$WORK/handover.json")")

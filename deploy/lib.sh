@@ -155,6 +155,22 @@ spawn() {
 	for _ in $(seq 100); do ours $p && break; alive $p || break; sleep 0.05; done
 }
 
+# spawn_daemon NAME DAEMON CONF: the daemon (css, rms, pms) under
+# confdr-supervise, which starts it again when it dies (1 s doubling to 60 s
+# in a crash loop; not after a clean exit or exit 78, a configuration
+# error). The pid file is the supervisor's: it leads the process group, so
+# stop_pid (SIGTERM, passed on) and a drill's kill -9 of the group take
+# both (docs/sandbox.md, "Supervision").
+spawn_daemon() {
+	spawn "$1" "$BUILD/confdr-supervise" --name "$1" -- "$BUILD/confdr-$2" -c "$3"
+}
+# daemon_pid NAME: the pid of the daemon itself (the supervisor's child).
+daemon_pid() {
+	local p
+	p=$(pid_of "$1") || return 1
+	pgrep -P "$p" -x "confdr-${1##*-}" 2>/dev/null | head -n 1 | grep . || return 1
+}
+
 # group_alive PID: a live process is left in the process group PID leads.
 group_alive() {
 	local p

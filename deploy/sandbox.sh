@@ -305,7 +305,7 @@ cmd_start() {
 	local p d name room missing=() started=() bad=0
 	cmd_up
 	build
-	for d in "${DAEMONS[@]}"; do [ -x "$BUILD/confdr-$d" ] || missing+=("$BUILD/confdr-$d"); done
+	for d in "${DAEMONS[@]}" supervise; do [ -x "$BUILD/confdr-$d" ] || missing+=("$BUILD/confdr-$d"); done
 	[ ${#missing[@]} = 0 ] || die "daemon binaries missing: ${missing[*]}"
 	for p in "${PLATFORMS[@]}"; do
 		mkdir -p "$RUN/$p"
@@ -313,7 +313,7 @@ cmd_start() {
 			name=$p-$d
 			if running "$name"; then say "$name already runs (pid $(pid_of "$name"))"; continue; fi
 			daemon_conf "$p" "$d" >"$RUN/$p/$d.conf"
-			spawn "$name" "$BUILD/confdr-$d" -c "$RUN/$p/$d.conf"
+			spawn_daemon "$name" "$d" "$RUN/$p/$d.conf"
 			started+=("$name")
 			say "started $name (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
 		done
