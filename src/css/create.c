@@ -265,20 +265,16 @@ void css_create_send(struct op *op)
 	css_mcu_create(op);
 }
 
-void css_create_fail(struct op *op, const char *reason, const char *detail)
+/* The record removed from Redis with the refusal (op->answer) stored in its
+ * place, the reservation released, the conference dropped; then the answer
+ * goes out. */
+static void create_remove(struct op *op)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
 	char akey[160], *val;
 	int r;
 
-	css_mcu_op_forget(op);
-	if (css_conf_event(s, c, !strcmp(reason, "mcu_refused") ? CSS_EV_MCU_NACK : CSS_EV_TIMEOUT) < 0)
-		cdr_warn("create %s: removed although it was %s", c->e164, css_state_name(c->state));
-	s->n.create_failed++;
-	cdr_info("create %s on %s failed: %s: %s", c->e164, nz(c->mcu), reason, detail);
-	if (op->dl && !op->answer)
-		op->answer = css_answer_text(op, false, css_nack_body(c->e164, reason, detail));
 	css_answer_key(op->req, akey, sizeof(akey));
 	css_rsv_add(s, false, c->reservation);
 	css_op_ref(op);
@@ -290,6 +286,21 @@ void css_create_fail(struct op *op, const char *reason, const char *detail)
 	css_conf_free(s, c);
 	if (r < 0)
 		on_create_failed_written(r, NULL, op);
+}
+
+void css_create_fail(struct op *op, const char *reason, const char *detail)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+
+	css_mcu_op_forget(op);
+	if (css_conf_event(s, c, !strcmp(reason, "mcu_refused") ? CSS_EV_MCU_NACK : CSS_EV_TIMEOUT) < 0)
+		cdr_warn("create %s: removed although it was %s", c->e164, css_state_name(c->state));
+	s->n.create_failed++;
+	cdr_info("create %s on %s failed: %s: %s", c->e164, nz(c->mcu), reason, detail);
+	if (op->dl && !op->answer)
+		op->answer = css_answer_text(op, false, css_nack_body(c->e164, reason, detail));
+	create_remove(op);
 }
 
 /* The running state of a create could not be stored in time: the CM gets
@@ -315,19 +326,6 @@ static void create_unstorable(struct op *op, const char *why)
 	css_op_done(op);
 }
 
-static void on_isolated_written(int status, const redisReply *reply, void *arg)
-{
-	struct op *op = arg;
-
-	if (status < 0 && status != -ECANCELED)
-		cdr_warn("create %s: record not removed from Redis: %s", op->req, css_redis_err(status, reply));
-	if (!op->dead) {
-		css_answer_send(op, op->answer);
-		css_op_done(op);
-	}
-	css_op_unref(op);
-}
-
 /* Stored, but the replica did not confirm and the platform is isolated
  * meanwhile: the backup takes it over from a replica without this record.
  * Refused (platform_down), removed, ended on its MCU (released already). */
@@ -335,8 +333,7 @@ static void create_isolated(struct op *op)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
-	char akey[160], detail[300], *val;
-	int r;
+	char detail[300];
 
 	snprintf(detail, sizeof(detail),
 		 "platform %s is isolated and its backup platform's replica did not confirm the conference: ended on "
@@ -346,19 +343,9 @@ static void create_isolated(struct op *op)
 	s->n.isolated_nacks++;
 	s->n.create_failed++;
 	css_end_on_host(s, c->host, c->e164, nz(c->mcu), c->mcu_key, "released");
-	css_rsv_add(s, false, c->reservation);
 	free(op->answer);
 	op->answer = op->dl ? css_answer_text(op, false, css_nack_body(c->e164, "platform_down", detail)) : NULL;
-	css_answer_key(op->req, akey, sizeof(akey));
-	css_op_ref(op);
-	val = css_answer_value(op, op->answer);
-	r = css_store_del(s, c, val ? akey : NULL, val, on_isolated_written, op);
-	free(val);
-	c->op = NULL;
-	op->c = NULL;
-	css_conf_free(s, c);
-	if (r < 0)
-		on_isolated_written(r, NULL, op);
+	create_remove(op);
 }
 
 /* The replica confirmed the running state, or is not waited for. */

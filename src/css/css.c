@@ -385,8 +385,6 @@ static void css_reload(struct cdr_daemon *d, void *server, const void *conf)
 
 static void css_free(void *server)
 {
-	if (server)
-		css_repl_cancel_all(server);
 	struct css *s = server;
 	size_t it = 0;
 	const char *k;
@@ -394,6 +392,7 @@ static void css_free(void *server)
 
 	if (!s)
 		return;
+	css_repl_cancel_all(s);
 	if (s->confs)
 		css_drop_view(s);
 	for (size_t i = 0; i < s->npeers; i++)

@@ -32,22 +32,30 @@ static void resolve(struct repl_waiter *w, enum css_repl result)
 
 static void kick(struct css *s);
 
+/* The batch in flight resolved; then the next one (unless the wait client
+ * is going away). */
+static void batch_done(struct css *s, enum css_repl res, bool next)
+{
+	struct repl_waiter *b = s->repl_batch;
+
+	s->repl_batch = NULL;
+	resolve(b, res);
+	if (next)
+		kick(s);
+}
+
 static void on_wait(int status, const redisReply *reply, void *arg)
 {
 	struct css *s = arg;
-	struct repl_waiter *b = s->repl_batch;
 	enum css_repl res = CSS_REPL_TIMEOUT;
 
-	s->repl_batch = NULL;
 	if (status == 0 && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 1)
 		res = CSS_REPL_CONFIRMED;
 	else if (status == 0)
 		s->n.repl_timeouts++;
 	else
 		res = CSS_REPL_NONE; /* the wait connection failed: not waited for */
-	resolve(b, res);
-	if (status != -ECANCELED)
-		kick(s);
+	batch_done(s, res, status != -ECANCELED);
 }
 
 static void on_incr(int status, const redisReply *reply, void *arg)
@@ -64,12 +72,8 @@ static void send_wait(struct css *s)
 	/* WAIT counts this connection's own last write: the counter written
 	 * here comes after every write css made before it. */
 	if (cdr_redis_command(r, on_incr, NULL, "INCR cdr:replgate") < 0 ||
-	    cdr_redis_command(r, on_wait, s, "WAIT 1 %llu", (unsigned long long)s->conf.replica_wait_ms) < 0) {
-		struct repl_waiter *b = s->repl_batch;
-
-		s->repl_batch = NULL;
-		resolve(b, CSS_REPL_NONE);
-	}
+	    cdr_redis_command(r, on_wait, s, "WAIT 1 %llu", (unsigned long long)s->conf.replica_wait_ms) < 0)
+		batch_done(s, CSS_REPL_NONE, false);
 }
 
 static void on_info(int status, const redisReply *reply, void *arg)
@@ -83,17 +87,10 @@ static void on_info(int status, const redisReply *reply, void *arg)
 	s->repl_replicas = 0;
 	if (status == 0 && reply && reply->type == REDIS_REPLY_STRING && (p = strstr(reply->str, "connected_slaves:")))
 		s->repl_replicas = atoi(p + strlen("connected_slaves:"));
-	if (s->repl_replicas > 0) {
+	if (s->repl_replicas > 0)
 		send_wait(s);
-		return;
-	}
-	{
-		struct repl_waiter *b = s->repl_batch;
-
-		s->repl_batch = NULL;
-		resolve(b, CSS_REPL_NONE);
-	}
-	kick(s);
+	else
+		batch_done(s, CSS_REPL_NONE, true);
 }
 
 /* The next batch: every answer waiting now. */
@@ -106,22 +103,15 @@ static void kick(struct css *s)
 	s->repl_batch = s->repl_pending;
 	s->repl_pending = NULL;
 	if (!r || !cdr_redis_connected(r)) {
-		struct repl_waiter *b = s->repl_batch;
-
-		s->repl_batch = NULL;
-		resolve(b, CSS_REPL_NONE);
+		batch_done(s, CSS_REPL_NONE, false);
 		return;
 	}
 	if (s->repl_info_ms && cdr_mono_i64() - s->repl_info_ms < 1000 && s->repl_replicas > 0) {
 		send_wait(s);
 		return;
 	}
-	if (cdr_redis_command(r, on_info, s, "INFO replication") < 0) {
-		struct repl_waiter *b = s->repl_batch;
-
-		s->repl_batch = NULL;
-		resolve(b, CSS_REPL_NONE);
-	}
+	if (cdr_redis_command(r, on_info, s, "INFO replication") < 0)
+		batch_done(s, CSS_REPL_NONE, false);
 }
 
 void css_repl_wait(struct css *s, css_repl_fn fn, void *arg)
