@@ -29,7 +29,7 @@ const struct cdr_conf_key css_conf_keys[] = {
 	K("resume_window", CDR_CONF_MS, resume_window_ms, "15s", 1000, 600000,
 	  "after a restart, a conference found creating waits this long for its request to be redelivered before it "
 	  "is abandoned (ended on its MCU, reservation released)"),
-	K("replica_wait", CDR_CONF_MS, replica_wait_ms, "2500ms", 0, 60000,
+	K("replica_wait", CDR_CONF_MS, replica_wait_ms, "3s", 0, 60000,
 	  "a create's ACK waits this long at most for the platform's Redis replica (on the backup platform's host) "
 	  "to confirm it has the record; longer than an isolation takes to be known (0: no wait)"),
 	K("list_grace", CDR_CONF_MS, list_grace_ms, "3s", 0, 600000,

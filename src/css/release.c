@@ -1,9 +1,9 @@
 /* css: letting go of the platform when its pms says it is isolated. The
  * platform's pms (a beat on our own broker, pms_peer_beat_ntf) says
  * "isolated" when it has written no beat to ZooKeeper and has not been
- * heard by the backup platform's pms, both for half the beat limit: the
- * backup may declare us down at the limit and run our conferences on its
- * own MCUs. Before that can happen, css releases: it ends every conference
+ * heard by the backup platform's pms, both for the beat limit: the backup
+ * may declare us down at the limit and a half and run our conferences on
+ * its own MCUs. Before that can happen, css releases: it ends every conference
  * of ours on our own MCUs (nothing runs twice) and acts as if the platform
  * were down (no create, no restore, no write), keeping its records as they
  * are. It comes back when the pms writes to ZooKeeper again and tells the

@@ -53,13 +53,12 @@ void pms_peer_bus(struct pms_peer *p, int64_t now_ms)
 	p->bus_ms = now_ms;
 }
 
-/* Heard on its broker within the limit and a quarter before our latest own
- * write: the quarter is the margin by which an isolated platform's css has
- * released its conferences (at three quarters of the limit) before we may
- * declare it down. */
+/* Heard on its broker within the limit and a half before our latest own
+ * write: the half is the margin by which an isolated platform's css has
+ * released its conferences (after the limit) before we may declare it down. */
 static bool heard(const struct pms_peer *p, int64_t limit)
 {
-	return p->bus_ms >= 0 && p->evidence_ms - p->bus_ms < limit + limit / 4;
+	return p->bus_ms >= 0 && p->evidence_ms - p->bus_ms < limit + limit / 2;
 }
 
 static int64_t max3(int64_t a, int64_t b, int64_t c)

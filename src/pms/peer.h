@@ -45,8 +45,8 @@ bool pms_quorum_held(const struct pms_quorum *q);
  * q->last_ok_sent_ms) and its backup platform's pms has not said it hears
  * ours for release_ms (heard_ms, -1: never; not before listen_since_ms,
  * when we began to listen). Once isolated (was), until a write succeeds
- * again. The backup declares us down only after the limit and a quarter of
- * bus silence: release_ms is three quarters of the limit. */
+ * again. The backup declares us down only after the limit and a half of
+ * bus silence: release_ms is the limit. */
 bool pms_isolated(const struct pms_quorum *q, int64_t listen_since_ms, int64_t heard_ms, int64_t release_ms,
 		  int64_t now_ms, bool was);
 

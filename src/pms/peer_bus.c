@@ -8,9 +8,9 @@
  *
  * The other way round, the active pms listens to its backup platform's pms,
  * whose beats say which platforms it hears. A pms that has written no beat
- * to ZooKeeper and has not been heard by its backup, both for half the beat
+ * to ZooKeeper and has not been heard by its backup, both for the beat
  * limit, says its platform is isolated: its backup may declare it down at
- * the limit, so the platform's css releases its conferences first (ends
+ * the limit and a half, so the platform's css releases its conferences first (ends
  * them on its MCUs, writes nothing) and nothing runs twice (docs/pms.md,
  * "Isolation"). */
 #include "pms_int.h"
@@ -22,12 +22,13 @@ static int64_t limit_ms(const struct pms *s)
 	return (int64_t)s->conf.beat_misses * (int64_t)s->conf.beat_interval_ms;
 }
 
-/* Released after three quarters of the limit without the majority and
- * without being heard; the backup declares us down only when it has not
- * heard us for the limit and a quarter (peer.c): a quarter of margin. */
+/* Released after the limit without the majority and without being heard
+ * (a beat session that changes members takes well under it); the backup
+ * declares us down only when it has not heard us for the limit and a half
+ * (peer.c): half the limit of margin. */
 static int64_t release_ms(const struct pms *s)
 {
-	return limit_ms(s) * 3 / 4;
+	return limit_ms(s);
 }
 
 /* The latest own ZooKeeper beat write that succeeded was sent less than
