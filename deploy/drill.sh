@@ -267,11 +267,11 @@ clean_redis() {
 start_world() {
 	start_sims "${1:-}"
 	"$SANDBOX" start >"$WORK/start.log" 2>&1 || { tail -n 20 "$WORK/start.log" >&2; fail_setup "sandbox.sh start failed"; }
-	wait_for 60 "6 daemons up and connected" ctl status --wait 5 --expect 6 ||
+	wait_for 60 "$((6 * INSTANCES)) daemons up and connected" ctl status --wait 5 --expect $((6 * INSTANCES)) ||
 		fail_setup "the daemons are not all up:
 $(ctl status 2>&1 | head -n 40)
 (logs: $RUN/logs/*-css.log, *-rms.log, *-pms.log; last lines of each:
-$(for f in "$RUN"/logs/p[12]-{css,rms,pms}.log; do [ -f "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done))"
+$(for f in "$RUN"/logs/p[12]-{css,rms,pms}{,-[0-9]}.log; do [ -f "$f" ] && { echo "== $f"; tail -n 5 "$f"; }; done))"
 	wait_for 30 "the drill's MCUs registered" drill_mcus_registered "${1:-all}" ||
 		fail_setup "the drill's MCUs (${1:-all}) are not all up in rms"
 	stop_default_sims
@@ -311,8 +311,7 @@ setup() {
 		reset_pms
 		wait_for 20 "every platform up, every room normal" states_clean || fail_setup "pms states could not be reset"
 		say "reset: the css stopped, Redis and endpoints made clean again, the css started"
-		stop_pid p1-css 20 2>/dev/null || :
-		stop_pid p2-css 20 2>/dev/null || :
+		for n in $(dnames p1 css) $(dnames p2 css); do stop_pid "$n" 20 2>/dev/null || :; done
 		clean_redis
 		ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
 			fail_setup "confdrctl topology load failed"
@@ -460,7 +459,7 @@ inject() { # SCENARIO-STEP; sets INJECT_MS
 			return 1
 		} ;;
 	platform-failure)
-		out=$(for n in p1-css p1-rms p1-pms redis-p1 drill-p1-r1-a drill-p1-r1-b drill-p1-r2-a drill-p1-r2-b; do kill9 $n; done)
+		out=$(for n in $(dnames p1 css) $(dnames p1 rms) $(dnames p1 pms) redis-p1 drill-p1-r1-a drill-p1-r1-b drill-p1-r2-a drill-p1-r2-b; do kill9 $n; done)
 		say "  killed: $(echo $out)" ;;
 	platform-power-off)
 		"$SANDBOX" fault power-off p1 >"$WORK/power-off.log" 2>&1 || fail_setup "sandbox.sh fault power-off p1 failed: $(tail -n 3 "$WORK/power-off.log")"
@@ -501,7 +500,7 @@ phase() {
 	# (docs/operations.md): p1 comes back first, then the fail-back.
 	if [ "$step" = platform-failback ]; then
 		bring_p1_back
-		P1_CSS_PID=$(daemon_pid p1-css) || fail_setup "p1's css is not running before the fail-back"
+		P1_CSS_PID=$(p1_css_pids) || fail_setup "p1's css is not running before the fail-back"
 		probe_start
 	fi
 	say "$name: injecting the fault ($step)"
@@ -583,14 +582,23 @@ phase() {
 # refuses while no pms of p1 is live.
 bring_p1_back() {
 	local d
-	say "  p1's simulators, pms, rms and css back (run/p1/{pms,rms,css}.conf): its css runs through the fail-back"
+	local n
+	say "  p1's simulators, pms, rms and css back (run/p1/{pms,rms,css}*.conf): its css runs through the fail-back"
 	start_sims p1
 	for d in pms rms css; do
-		[ -s "$RUN/p1/$d.conf" ] || fail_setup "no $RUN/p1/$d.conf (written by sandbox.sh start)"
-		pid_of p1-$d >/dev/null || spawn_daemon p1-$d "$d" "$RUN/p1/$d.conf"
+		for n in $(dnames p1 "$d"); do
+			[ -s "$(dconf_of "$n")" ] || fail_setup "no $(dconf_of "$n") (written by sandbox.sh start)"
+			pid_of "$n" >/dev/null || spawn_daemon "$n" "$d" "$(dconf_of "$n")"
+		done
 	done
 	wait_for 30 "p1's pms live" p1_pms_live || warn "p1's pms is not live"
 	wait_for 30 "p1's drill MCUs registered" drill_mcus_registered p1 || warn "p1's drill MCUs are not all up in its rms"
+}
+# p1_css_pids: the pids of p1's css instances, one line (fails if one is not running).
+p1_css_pids() {
+	local n out=()
+	for n in $(dnames p1 css); do out+=("$(daemon_pid "$n")") || return 1; done
+	echo "${out[*]}"
 }
 p1_css_waits() { ctl status --json | jq -e '[.daemons[] | select(.platform == "p1" and .daemon == "css" and .role == "active" and .stats.home_wait == true)] | length == 1' >/dev/null; }
 
@@ -663,8 +671,8 @@ handover_check() {
 		jq '.failures += ["the probe creates could not be read (probe.txt)"] | .pass = false' "$r" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$r"
 		return 1
 	fi
-	pid=$(daemon_pid p1-css) || pid=none
-	[ "$pid" = "$P1_CSS_PID" ] || fails+=("p1's css did not run through the fail-back (pid $P1_CSS_PID before, $pid after)")
+	pid=$(p1_css_pids) || pid=none
+	[ "$pid" = "$P1_CSS_PID" ] || fails+=("p1's css did not run through the fail-back (pids $P1_CSS_PID before, $pid after)")
 	jq -e '.unanswered == 0' "$WORK/handover.json" >/dev/null || fails+=("$(jq .unanswered "$WORK/handover.json") probe creates unanswered")
 	jq -e '.other_nacks == []' "$WORK/handover.json" >/dev/null || fails+=("probe creates refused other than platform_down: $(jq -c .other_nacks "$WORK/handover.json")")
 	jq -e '.acked > 0' "$WORK/handover.json" >/dev/null || fails+=("no probe create ACKed after the fail-back")
@@ -808,7 +816,7 @@ isolation_check() {
 			jq --arg p "$p" '{confs: [.confs[] | select(.mcu != null)]}' "$WORK/create-part-$p.json" >"$WORK/create-part-$p-acked.json" &&
 			add_home "$WORK/create-part-$p-acked.json" "$p"
 	done
-	grep -q 'ALARM critical platform_isolated' "$(logfile p1-css)" ||
+	grep -q 'ALARM critical platform_isolated' $(for n in $(dnames p1 css); do logfile "$n"; done) ||
 		fails+=("p1's css did not release (no platform_isolated alarm in its log)")
 	ctl status --json | jq -e '.platforms[] | select(.platform == "p1") | .state == "down"' >/dev/null ||
 		fails+=("p1 is not down after the heal (the majority declared it down; fail-back is manual)")

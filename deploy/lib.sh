@@ -164,11 +164,40 @@ spawn() {
 spawn_daemon() {
 	spawn "$1" "$BUILD/confdr-supervise" --name "$1" -- "$BUILD/confdr-$2" -c "$3"
 }
+# daemon_of NAME: the daemon (css, rms, pms) of an instance's name
+# (p1-css, p1-css-2).
+daemon_of() {
+	local n=${1%-[0-9]}
+	echo "${n##*-}"
+}
 # daemon_pid NAME: the pid of the daemon itself (the supervisor's child).
 daemon_pid() {
 	local p
 	p=$(pid_of "$1") || return 1
-	pgrep -P "$p" -x "confdr-${1##*-}" 2>/dev/null | head -n 1 | grep . || return 1
+	pgrep -P "$p" -x "confdr-$(daemon_of "$1")" 2>/dev/null | head -n 1 | grep . || return 1
+}
+
+# Instances of each daemon per platform (docs/sandbox.md, "Active and
+# standby"): the first is named P-D (p1-css), the others P-D-N (p1-css-2),
+# with their configuration in run/P/D.conf and run/P/D-N.conf. A sandbox that
+# is up keeps the count it started with (run/instances); otherwise
+# CONFDR_INSTANCES, default 2.
+if [ -s "$RUN/instances" ]; then
+	INSTANCES=$(cat "$RUN/instances")
+else
+	INSTANCES=${CONFDR_INSTANCES:-2}
+fi
+case $INSTANCES in [1-4]) ;; *) die "CONFDR_INSTANCES must be 1..4, not '$INSTANCES'" ;; esac
+# dnames PLATFORM DAEMON: the names of PLATFORM's instances of DAEMON.
+dnames() {
+	local i
+	echo "$1-$2"
+	for ((i = 2; i <= INSTANCES; i++)); do echo "$1-$2-$i"; done
+}
+# dconf_of NAME: the configuration file of an instance.
+dconf_of() {
+	local p=${1%%-*} n=${1#*-}
+	echo "$RUN/$p/$n.conf"
 }
 
 # group_alive PID: a live process is left in the process group PID leads.

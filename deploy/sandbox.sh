@@ -22,11 +22,12 @@
 #                        redis-p1-replica redis-p2-replica mariadb-p1 mariadb-p2;
 #                        (single-host): rabbitmq zookeeper mariadb and the four Redis
 #   start              up, build (cmake --build), start css, rms and pms of both
-#                      platforms (configs run/<p>/<d>.conf, logs run/logs/<p>-<d>.log)
-#                      and one mcusim per room (4 MCUs of 500, 1 VRS; log sim-<room>,
+#                      platforms, CONFDR_INSTANCES of each (default 2: one active, one
+#                      standby; configs run/<p>/<d>.conf and <d>-2.conf, logs
+#                      run/logs/<p>-<d>.log and <p>-<d>-2.log) and one mcusim per room (4 MCUs of 500, 1 VRS; log sim-<room>,
 #                      state file run/sims/<room>.json), each on its platform's host
 #   stop               stop the daemons and the simulators
-#   demo               start, wait until all six daemons are up and connected, create
+#   demo               start, wait until all daemons are up and connected, create
 #                      conferences on both platforms through cmsim, show confdrctl status;
 #                      then the DR drills room-failure, room-switchback (a manual room switch
 #                      and its switch-back) and platform-switchback (a platform failure and
@@ -63,7 +64,8 @@
 # (default 17000: AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382,
 # ZooKeeper +181 (ensemble +188, +189), MariaDB +306; multi-host: namespaces
 # cdr-<base>-{p1,p2,zk}, addresses 198.18.0.0/15, one /24 per base / 128),
-# CONFDR_BUILD_DIR (default <repo>/build).
+# CONFDR_BUILD_DIR (default <repo>/build), CONFDR_INSTANCES (instances of each daemon
+# per platform, 1..4, default 2; a sandbox that is up keeps its count until 'down').
 # Every wait is bounded; on a server that does not come up the tail of its log is shown.
 # Installs missing Debian packages first (deploy/install-deps.sh, root).
 set -euo pipefail
@@ -154,6 +156,7 @@ cmd_up() {
 	"$TOP/deploy/install-deps.sh" 9>&- || die "dependencies missing (deploy/install-deps.sh)"
 	mkdir -p "$RUN/pids" "$RUN/logs"
 	echo "$LAYOUT" >"$RUN/hosts-mode"
+	echo "$INSTANCES" >"$RUN/instances"
 	if [ "$LAYOUT" = multi ]; then
 		hosts_up
 		say "hosts: namespaces $NS_TAG-{p1,p2,zk}, ops $(host_addr ops), p1 $(host_addr p1), p2 $(host_addr p2), zk $(host_addr zk) (6 links)"
@@ -199,11 +202,13 @@ cmd_status() {
 		first=1
 		for pl in "${PLATFORMS[@]}"; do
 			for d in "${DAEMONS[@]}"; do
-				s=$pl-$d; p=$(pid_of "$s" || true); st=$(state_of "$s")
-				[ $first = 1 ] || printf ', '
-				first=0
-				printf '{"name": "%s", "platform": "%s", "daemon": "%s", "pid": %s, "state": "%s", "log": "%s"}' \
-					"$s" "$pl" "$d" "${p:-null}" "$st" "$(logfile "$s")"
+				for s in $(dnames "$pl" "$d"); do
+					p=$(pid_of "$s" || true); st=$(state_of "$s")
+					[ $first = 1 ] || printf ', '
+					first=0
+					printf '{"name": "%s", "platform": "%s", "daemon": "%s", "pid": %s, "state": "%s", "log": "%s"}' \
+						"$s" "$pl" "$d" "${p:-null}" "$st" "$(logfile "$s")"
+				done
 			done
 		done
 		printf ']}\n'
@@ -220,8 +225,10 @@ cmd_status() {
 	printf '\n%-18s %-5s %-21s %-8s %s\n' DAEMON HOST LOG PID STATE
 	for pl in "${PLATFORMS[@]}"; do
 		for d in "${DAEMONS[@]}"; do
-			s=$pl-$d; p=$(pid_of "$s" || true)
-			printf '%-18s %-5s %-21s %-8s %s\n' "$s" "$(server_host "$s")" "logs/$s.log" "${p:--}" "$(state_of "$s")"
+			for s in $(dnames "$pl" "$d"); do
+				p=$(pid_of "$s" || true)
+				printf '%-18s %-5s %-21s %-8s %s\n' "$s" "$(server_host "$s")" "logs/$s.log" "${p:--}" "$(state_of "$s")"
+			done
 		done
 	done
 }
@@ -254,13 +261,16 @@ cmd_env() {
 	q CONFDR_P2_MYSQL_DB confdr_p2
 }
 
+# daemon_conf PLATFORM DAEMON NAME: the configuration of instance NAME
+# (p1-css: instance p1-css-1; p1-css-2: p1-css-2).
 daemon_conf() {
-	local p=$1 d=$2
+	local p=$1 d=$2 i=${3##*-}
+	case $i in [0-9]) ;; *) i=1 ;; esac
 	cat <<CONF
 # written by deploy/sandbox.sh start; conf/$d.conf lists every key
 [daemon]
 platform = $p
-instance = $p-$d-1
+instance = $p-$d-$i
 log_level = info
 log_timestamps = true
 
@@ -310,12 +320,13 @@ cmd_start() {
 	for p in "${PLATFORMS[@]}"; do
 		mkdir -p "$RUN/$p"
 		for d in "${DAEMONS[@]}"; do
-			name=$p-$d
-			if running "$name"; then say "$name already runs (pid $(pid_of "$name"))"; continue; fi
-			daemon_conf "$p" "$d" >"$RUN/$p/$d.conf"
-			spawn_daemon "$name" "$d" "$RUN/$p/$d.conf"
-			started+=("$name")
-			say "started $name (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
+			for name in $(dnames "$p" "$d"); do
+				if running "$name"; then say "$name already runs (pid $(pid_of "$name"))"; continue; fi
+				daemon_conf "$p" "$d" "$name" >"$(dconf_of "$name")"
+				spawn_daemon "$name" "$d" "$(dconf_of "$name")"
+				started+=("$name")
+				say "started $name (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
+			done
 		done
 	done
 	mkdir -p "$RUN/sims"
@@ -339,15 +350,19 @@ cmd_start() {
 }
 
 cmd_stop() {
-	local p d any=0
+	local p d n any=0
 	# Every pms first: a pms that outlives a platform's own pms by more than
-	# [pms] peer_grace declares that platform down (docs/pms.md).
+	# [pms] peer_grace declares that platform down (docs/pms.md). Standbys
+	# (the second instances) first: an active one stopped first would hand
+	# over to them for nothing.
 	for d in pms css rms; do
 		for p in "${PLATFORMS[@]}"; do
-			running "$p-$d" || continue
-			any=1
-			say "stopping $p-$d (pid $(pid_of "$p-$d"))"
-			stop_pid "$p-$d" 20
+			for n in $(dnames "$p" "$d" | tac); do
+				running "$n" || continue
+				any=1
+				say "stopping $n (pid $(pid_of "$n"))"
+				stop_pid "$n" 20
+			done
 		done
 	done
 	for p in "${ROOMS[@]}"; do
@@ -424,7 +439,7 @@ cmd_down() {
 		[ -z "$left" ] || die "namespaces or links of the sandbox still there: $(echo $left)"
 		nsmsg="; no namespace $NS_TAG-*, no link c$BASE-* ('ip netns list', 'ip link')"
 	fi
-	rm -f "$RUN/hosts-mode"
+	rm -f "$RUN/hosts-mode" "$RUN/instances"
 	say "down: no process of the sandbox is left (checked: pid files, 'pgrep -af $RUN/', the $MARK marker)$nsmsg"
 }
 
@@ -483,23 +498,26 @@ demo_drills() {
 cmd_demo() {
 	local t0=$SECONDS out rc
 	cmd_start
-	say "waiting (up to 60 s) for the six daemons of p1 and p2 to be up and connected"
+	local all=$((6 * INSTANCES))
+	say "waiting (up to 60 s) for the $all daemons of p1 and p2 ($INSTANCES of each) to be up and connected"
 	rc=0
-	out=$(ctl status --wait 60 --expect 6 2>&1) || rc=$?
+	out=$(ctl status --wait 60 --expect $all 2>&1) || rc=$?
 	echo "$out"
 	echo
 	if [ $rc = 0 ]; then
-		say "demo: all 6 daemons (css, rms, pms of p1 and p2) are up and connected ($((SECONDS - t0)) s)"
+		say "demo: all $all daemons (css, rms, pms of p1 and p2, $INSTANCES of each: one active, the others standby) are up and connected ($((SECONDS - t0)) s)"
 		demo_confs || exit 1
 		demo_drills || exit 1
 		say "next: '$SELF status', '$BUILD/confdrctl --zk $ZK_HOSTS status', '$SELF drill --help', '$SELF down'"
 		return 0
 	fi
 	say "demo: NOT all daemons are up and connected (confdrctl status exit $rc):"
-	local p d
+	local p d n
 	for p in "${PLATFORMS[@]}"; do
 		for d in "${DAEMONS[@]}"; do
-			running "$p-$d" || { echo "  $p-$d: process not running; last log lines:"; tail -n 5 "$(logfile "$p-$d")" 2>/dev/null | sed 's/^/    /'; }
+			for n in $(dnames "$p" "$d"); do
+				running "$n" || { echo "  $n: process not running; last log lines:"; tail -n 5 "$(logfile "$n")" 2>/dev/null | sed 's/^/    /'; }
+			done
 		done
 	done
 	say "logs in $RUN/logs/"

@@ -22,6 +22,7 @@
 
 #include "css.h"
 
+#include "beats.h"
 #include "confsm.h"
 #include "plan.h"
 #include "route.h"
@@ -216,8 +217,9 @@ struct css {
 	struct cdr_timer *takeover_timer;
 
 	/* coming home after the platform was down (homecoming.c) */
-	bool home_wait; /* not yet home: acts as if the platform were down */
-	bool released;	/* its pms says the platform is isolated: released, acts as down (release.c) */
+	bool home_wait;		/* not yet home: acts as if the platform were down */
+	bool released;		/* its pms says the platform is isolated: released, acts as down (release.c) */
+	struct css_beats beats; /* what each of our pms instances said last (beats.h) */
 	/* answers waiting for the replica (replgate.c) */
 	struct repl_waiter *repl_pending, *repl_tail, *repl_batch;
 	int64_t repl_info_ms;

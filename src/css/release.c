@@ -59,12 +59,24 @@ static void on_beat(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	struct css *s = arg;
 	const char *state = cdr_msg_str(m, "state", "");
 
+	const char *instance = cdr_msg_str(m, "instance", "?"), *other;
+	bool isolated = cdr_msg_bool(m, "isolated", false);
+
 	(void)dl;
 	if (strcmp(cdr_msg_str(m, "platform", ""), s->platform) != 0)
 		return; /* only our own platform's pms beats here */
-	if (cdr_msg_bool(m, "isolated", false)) {
+	/* Every pms instance of the platform beats (active and standby): one of
+	 * them isolated while another still writes the platform's beat is not
+	 * an isolated platform (beats.h). */
+	if (css_beats_note(&s->beats, instance, isolated, cdr_mono_i64(), &other)) {
 		if (s->active)
-			release(s, cdr_msg_str(m, "instance", "?"));
+			release(s, instance);
+		return;
+	}
+	if (isolated) {
+		if (!s->released)
+			cdr_debug("pms %s says isolated, but %s still beats for the platform: nothing released",
+				  instance, other ? other : "?");
 		return;
 	}
 	/* Back only on a fresh word of the majority: the state read after a
