@@ -155,7 +155,7 @@ static void on_caps(struct css *s, int status, const struct cdr_msg *reply, void
 		goto out;
 	}
 	css_op_ref(op);
-	r = css_rms_call(s, "mau_rms_alloc_req",
+	r = css_rms_call_patient(s, "mau_rms_alloc_req",
 			 json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:I, s:I}", "e164", c->e164, "user_domain",
 				   c->ud, "room", pl.room, "exclude_rooms", css_exclude_json(&pl), "h265", h265,
 				   "res_1080p", !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
@@ -237,7 +237,8 @@ void css_create_begin(struct css *s, struct op *op)
 	c->planned_end_ms = c->start_ms + cdr_msg_jint(c->create, "duration_min", 60) * 60000;
 	c->epoch = s->epoch;
 	css_op_ref(op);
-	if ((r = css_rms_call(s, "mau_rms_capability_req", json_pack("{s:s}", "user_domain", ud), on_caps, op)) < 0) {
+	if ((r = css_rms_call_patient(s, "mau_rms_capability_req", json_pack("{s:s}", "user_domain", ud), on_caps,
+				      op)) < 0) {
 		css_op_unref(op);
 		snprintf(detail, sizeof(detail), "cannot ask rms: %s", strerror(-r));
 		create_refuse(op, "internal_error", detail);

@@ -19,6 +19,9 @@ const struct cdr_conf_key css_conf_keys[] = {
 	K("end_timeout", CDR_CONF_MS, end_timeout_ms, "5s", 100, 600000,
 	  "an MCU that has not answered an end in this time: the conference is closed anyway"),
 	K("rms_timeout", CDR_CONF_MS, rms_timeout_ms, "2s", 100, 60000, "a request to rms gives up after this"),
+	K("rms_patience", CDR_CONF_MS, rms_patience_ms, "10s", 0, 600000,
+	  "a create's requests to rms (capability, allocation) are sent again after each rms_timeout without an "
+	  "answer, for this long: a standby rms takes over within the ZooKeeper session; 0: never again"),
 	K("pms_retry", CDR_CONF_MS, pms_retry_ms, "1s", 100, 60000,
 	  "at start-up the platform state is asked of pms this often until it answers"),
 	K("expiry_tick", CDR_CONF_MS, expiry_tick_ms, "500ms", 50, 10000,
@@ -316,6 +319,7 @@ static int css_init(struct cdr_daemon *d, void **server)
 	if (!s)
 		return -ENOMEM;
 	s->d = d;
+	TAILQ_INIT(&s->rms_waits);
 	copy_scalars(&s->conf, cf);
 	memset(&s->conf.base, 0, sizeof(s->conf.base));
 	s->conf.base.redis_connect_timeout_ms = cf->base.redis_connect_timeout_ms;
@@ -393,6 +397,7 @@ static void css_free(void *server)
 	if (!s)
 		return;
 	css_repl_cancel_all(s);
+	css_rms_waits_cancel(s);
 	if (s->confs)
 		css_drop_view(s);
 	for (size_t i = 0; i < s->npeers; i++)

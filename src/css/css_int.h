@@ -220,6 +220,7 @@ struct css {
 	bool home_wait;		/* not yet home: acts as if the platform were down */
 	bool released;		/* its pms says the platform is isolated: released, acts as down (release.c) */
 	struct css_beats beats; /* what each of our pms instances said last (beats.h) */
+	TAILQ_HEAD(, css_rms_call) rms_waits; /* patient rms calls waiting to ask again (send.c) */
 	/* answers waiting for the replica (replgate.c) */
 	struct repl_waiter *repl_pending, *repl_tail, *repl_batch;
 	int64_t repl_info_ms;
@@ -386,6 +387,12 @@ void css_alarm(struct css *s, const char *severity, const char *kind, const char
  * answer, or a negative errno). */
 int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg);
 int css_rms_call_on(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg);
+/* As css_rms_call, and sent again (the same message: rms answers a repeat
+ * from its reply cache) after each rms_timeout without an answer, for
+ * rms_patience while this css is active (a create waits for a standby rms). */
+int css_rms_call_patient(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg);
+/* Every patient call waiting to ask again ends (-ECANCELED): css_free. */
+void css_rms_waits_cancel(struct css *s);
 bool css_is_ack(const struct cdr_msg *m);
 void css_rsv_add(struct css *s, bool confirm, const char *id);
 void css_rsv_flush_one(struct css *s, struct rsv_batch *b, bool confirm);

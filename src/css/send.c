@@ -155,11 +155,58 @@ void css_alarm(struct css *s, const char *severity, const char *kind, const char
 			     "platform", s->platform, "detail", detail, "epoch", (json_int_t)s->epoch));
 }
 
+#define RMS_ASK_AGAIN_MS 200 /* after a just elected rms said not_active */
+
 struct css_rms_call {
 	struct css *s;
 	rms_fn fn;
 	void *arg;
+	char *txt;			 /* kept to send again (patient calls only) */
+	int64_t deadline;		 /* monotonic ms: no repeat after this */
+	unsigned tries;			 /* sent again after a timeout */
+	struct cdr_timer *again;	 /* asks again after not_active */
+	TAILQ_ENTRY(css_rms_call) waits; /* in s->rms_waits while again runs */
 };
+
+static void on_rms_reply(int status, const struct cdr_mq_delivery *reply, void *arg);
+
+static void rms_call_end(struct css_rms_call *rc, int status, const struct cdr_msg *m)
+{
+	rc->fn(rc->s, status, m, rc->arg);
+	cdr_timer_free(rc->again);
+	free(rc->txt);
+	free(rc);
+}
+
+/* Sends a patient call's message again; false when it may not (no longer
+ * active, past its patience, no broker). */
+static bool ask_again(struct css_rms_call *rc)
+{
+	struct cdr_mq *mq;
+
+	return rc->txt && rc->s->active && cdr_mono_i64() < rc->deadline && (mq = mq_of_host(rc->s, NULL)) &&
+	       cdr_mq_request(mq, "", CDR_MQ_RMS_REQ_Q, rc->txt, strlen(rc->txt), (unsigned)rc->s->conf.rms_timeout_ms,
+			      on_rms_reply, rc) == 0;
+}
+
+static void on_ask_again(void *arg)
+{
+	struct css_rms_call *rc = arg;
+
+	TAILQ_REMOVE(&rc->s->rms_waits, rc, waits);
+	if (!ask_again(rc))
+		rms_call_end(rc, -ETIMEDOUT, NULL);
+}
+
+void css_rms_waits_cancel(struct css *s)
+{
+	struct css_rms_call *rc;
+
+	while ((rc = TAILQ_FIRST(&s->rms_waits))) {
+		TAILQ_REMOVE(&s->rms_waits, rc, waits);
+		rms_call_end(rc, -ECANCELED, NULL);
+	}
+}
 
 static void on_rms_reply(int status, const struct cdr_mq_delivery *reply, void *arg)
 {
@@ -167,14 +214,30 @@ static void on_rms_reply(int status, const struct cdr_mq_delivery *reply, void *
 	struct cdr_msg *m = NULL;
 	struct cdr_msg_error err;
 
+	if (status == -ETIMEDOUT && ask_again(rc)) {
+		if (rc->tries++ == 0)
+			cdr_notice("rms has not answered a request in %" PRIu64 " ms: asking again for up to %" PRIu64
+				   " ms (a standby rms takes over)",
+				   rc->s->conf.rms_timeout_ms, rc->s->conf.rms_patience_ms);
+		return;
+	}
 	if (status == 0 && cdr_msg_decode(reply->body, reply->len, 0, &m, &err) < 0) {
 		cdr_warn("rms answered with a message css cannot read (%s): %s", cdr_msg_fault_name(err.fault),
 			 err.detail);
 		status = -EBADMSG;
 	}
-	rc->fn(rc->s, status, m, rc->arg);
+	/* A just elected rms whose MCUs are registering again says not_active:
+	 * asked again shortly, within the patience (docs/rms.md, "Warm-up"). */
+	if (m && rc->txt && !css_is_ack(m) && !strcmp(cdr_msg_str(m, "reason", ""), "not_active") && rc->s->active &&
+	    cdr_mono_i64() < rc->deadline &&
+	    (rc->again || cdr_timer_new(cdr_daemon_loop(rc->s->d), on_ask_again, rc, &rc->again) == 0)) {
+		cdr_msg_free(m);
+		TAILQ_INSERT_TAIL(&rc->s->rms_waits, rc, waits);
+		cdr_timer_start(rc->again, RMS_ASK_AGAIN_MS, false);
+		return;
+	}
+	rms_call_end(rc, status, m);
 	cdr_msg_free(m);
-	free(rc);
 }
 
 int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg)
@@ -182,7 +245,8 @@ int css_rms_call(struct css *s, const char *type, json_t *body, rms_fn fn, void 
 	return css_rms_call_on(s, NULL, type, body, fn, arg);
 }
 
-int css_rms_call_on(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg)
+static int rms_call(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg,
+		    bool patient)
 {
 	struct cdr_mq *mq = mq_of_host(s, platform);
 	struct css_rms_call *rc;
@@ -203,10 +267,25 @@ int css_rms_call_on(struct css *s, const char *platform, const char *type, json_
 	rc->arg = arg;
 	r = cdr_mq_request(mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), (unsigned)s->conf.rms_timeout_ms, on_rms_reply,
 			   rc);
+	if (r == 0 && patient && s->conf.rms_patience_ms) {
+		rc->txt = txt;
+		rc->deadline = cdr_mono_i64() + (int64_t)s->conf.rms_patience_ms;
+		return 0;
+	}
 	free(txt);
 	if (r < 0)
 		free(rc);
 	return r;
+}
+
+int css_rms_call_on(struct css *s, const char *platform, const char *type, json_t *body, rms_fn fn, void *arg)
+{
+	return rms_call(s, platform, type, body, fn, arg, false);
+}
+
+int css_rms_call_patient(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg)
+{
+	return rms_call(s, NULL, type, body, fn, arg, true);
 }
 
 bool css_is_ack(const struct cdr_msg *m)

@@ -162,6 +162,25 @@ static void mcu_seen_set(struct pms *s, const char *id, const char *room, bool a
 	m->listed_ms = cdr_mono_i64();
 }
 
+/* Every MCU known gets mcu_absent_grace from now to show up in rms's
+ * inventory (its alive flag kept meanwhile). */
+static void mcu_grace_all(struct pms *s, int64_t epoch)
+{
+	size_t it = 0, n = 0;
+	const char *key;
+	void *val;
+	int64_t now = cdr_mono_i64();
+
+	while (cdr_hmap_next(s->mcus, &it, &key, &val)) {
+		((struct mcu_seen *)val)->listed_ms = now;
+		n++;
+	}
+	if (n)
+		cdr_info("rms of %s (epoch %" PRId64 ") answers after a silence or a change of leader: its %zu MCUs "
+			 "get %" PRIu64 " ms to register with it before the MCU checks judge them",
+			 s->platform, epoch, n, s->conf.mcu_absent_ms);
+}
+
 static void on_inventory(int status, const struct cdr_mq_delivery *reply, void *arg)
 {
 	struct pms *s = arg;
@@ -169,6 +188,7 @@ static void on_inventory(int status, const struct cdr_mq_delivery *reply, void *
 	struct cdr_msg_error err;
 	json_t *mcus, *x;
 	size_t i;
+	int64_t epoch;
 
 	s->inventory_pending = false;
 	if (status == -ECANCELED || !s->started)
@@ -188,6 +208,14 @@ static void on_inventory(int status, const struct cdr_mq_delivery *reply, void *
 	}
 	if (s->rms_silent_logged)
 		cdr_notice("rms of %s answers again", s->platform);
+	/* An rms that answers again, or another rms (a standby elected), has
+	 * just asked every MCU to register with it: each MCU it does not list
+	 * yet gets mcu_absent_grace from now, as after a broker return. Not
+	 * silence: the time without an inventory was ours, not the MCUs'. */
+	epoch = cdr_msg_int(m, "epoch", 0);
+	if (s->rms_silent_logged || (s->rms_epoch_seen && epoch != s->rms_epoch_seen))
+		mcu_grace_all(s, epoch);
+	s->rms_epoch_seen = epoch;
 	s->rms_silent_logged = false;
 	mcus = cdr_msg_get(m, "mcus");
 	json_array_foreach(mcus, i, x)
@@ -226,11 +254,19 @@ static void on_mcu_state(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *
 {
 	struct pms *s = arg;
 	struct room *r;
+	int64_t epoch = cdr_msg_int(m, "epoch", 0);
 
 	(void)dl;
 	if (!s->started || strcmp(cdr_msg_str(m, "platform", ""), s->platform) ||
 	    !(r = pms_own_room(s, cdr_msg_str(m, "room", ""))))
 		return;
+	/* A deposed rms (frozen, woken) may still judge MCUs by heartbeats it
+	 * could not receive: only the newest rms we know is believed. */
+	if (epoch < s->rms_epoch_seen) {
+		cdr_info("rms_all_mcu_ntf of %s from rms epoch %" PRId64 ", older than %" PRId64 ": ignored",
+			 cdr_msg_str(m, "mcu", "?"), epoch, s->rms_epoch_seen);
+		return;
+	}
 	mcu_seen_set(s, cdr_msg_str(m, "mcu", ""), r->id, strcmp(cdr_msg_str(m, "state", "down"), "down") != 0);
 	mcu_evaluate(r);
 }

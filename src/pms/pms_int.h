@@ -143,6 +143,7 @@ struct pms {
 	int64_t amqp_up_ms;    /* when the broker connection last came up; 0: down */
 	bool inventory_pending;
 	bool rms_silent_logged;
+	int64_t rms_epoch_seen; /* of the rms whose inventory came last (0: none yet) */
 };
 
 /* The monotonic clock, in ms (checks, graces, preempt delays). */

@@ -84,6 +84,15 @@ bool rms_fenced(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg 
 	return true;
 }
 
+/* The warm-up of a newly elected rms: two heartbeat intervals, at least a
+ * second, for the MCUs to register again (they are asked at the election). */
+bool rms_warming(const struct rms *s)
+{
+	int64_t w = 2 * (int64_t)s->conf.heartbeat_ms;
+
+	return cdr_mono_i64() - s->active_since_ms < (w < 1000 ? 1000 : w);
+}
+
 void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
 	const char *caps[8], *excl[64], *xrooms[64];
@@ -93,6 +102,17 @@ void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_ms
 
 	want_from(cdr_msg_body(m), &w, caps, excl, xrooms);
 	rms_inv_allocate(s->inv, &w, cdr_mono_i64(), &res);
+	if ((res.reason == RMS_NO_CAPACITY || res.reason == RMS_OTHER_PLATFORM) && rms_warming(s)) {
+		/* Just elected: the MCUs are registering with us again. Not
+		 * cached: css asks again (docs/rms.md, "Warm-up"). */
+		cdr_info("allocation of %s not answered yet: elected %" PRId64 " ms ago, the MCUs are registering (%s)",
+			 w.e164, cdr_mono_i64() - s->active_since_ms, res.detail);
+		rms_answer(s, dl, m, false,
+			   json_pack("{s:s, s:s}", "reason", "not_active", "detail",
+				     "rms was just elected: its MCUs are registering again; ask again"),
+			   false);
+		return;
+	}
 	b = result_json(&res, w.e164);
 	if (res.reason == RMS_OK) {
 		s->n_alloc_ok++;

@@ -182,9 +182,23 @@ static void on_tick(void *arg)
 	struct rms *s = arg;
 	size_t expired;
 
+	int64_t now = cdr_mono_i64();
+
 	if (!s->active)
 		return;
-	expired = rms_inv_tick(s->inv, cdr_mono_i64());
+	/* This loop stood still (frozen, starved) longer than a heartbeat
+	 * interval: the heartbeats of that time were not read, so they say
+	 * nothing about the MCUs. Every MCU and VRS up gets a whole window from
+	 * now, as after a broker outage (docs/rms.md, "rms's own stall"). */
+	if (s->last_tick_ms && !s->inv_blind && now - s->last_tick_ms > (int64_t)s->conf.heartbeat_ms) {
+		cdr_notice("this rms's loop stood still for %" PRId64 " ms: no MCU or VRS is judged on heartbeats it "
+			   "could not read; each gets a whole heartbeat window from now",
+			   now - s->last_tick_ms);
+		rms_inv_blind(s->inv, true, now);
+		rms_inv_blind(s->inv, false, now);
+	}
+	s->last_tick_ms = now;
+	expired = rms_inv_tick(s->inv, now);
 	if (expired)
 		cdr_info("%zu reservations expired (neither confirmed nor released within %" PRIu64 " ms)", expired,
 			 s->conf.reservation_ms);
@@ -278,6 +292,8 @@ static void rms_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	s->css_epoch = -1;
 	rms_cache_prune(s, true);
 	rms_inv_reset(s->inv, epoch);
+	s->last_tick_ms = 0;
+	s->active_since_ms = cdr_mono_i64();
 	if (active) {
 		cdr_timer_start(s->tick, tick_ms(s), true);
 		cdr_daemon_ready(d, CDR_READY_SERVE);

@@ -56,7 +56,9 @@ struct rms {
 	int64_t epoch;
 	bool announced; /* rms_all_restarted_ntf sent for this epoch */
 	uint64_t last_reregister_ms;
-	int64_t css_epoch; /* highest seen from css; -1: none yet */
+	int64_t last_tick_ms;	 /* monotonic, of the last tick (0: none since the role) */
+	int64_t active_since_ms; /* monotonic, when this rms became active */
+	int64_t css_epoch;	 /* highest seen from css; -1: none yet */
 
 	struct cdr_hmap *cache; /* request id -> struct cached */
 	struct cached_list cached;
@@ -66,6 +68,8 @@ struct rms {
 
 /* ---- answers.c ---- */
 void rms_answer(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body, bool cache);
+/* Newly elected, the MCUs still registering: a refusal for capacity waits. */
+bool rms_warming(const struct rms *s);
 void rms_cache_prune(struct rms *s, bool all);
 
 /* ---- notices.c ---- */

@@ -51,6 +51,7 @@ struct req {
 	uint8_t outcome;	     /* enum outcome, of the first answer */
 	bool send_failed;	     /* refused by cdr_mq_publish or by the broker's confirm */
 	char *mcu, *room, *platform; /* of a create ACK */
+	char *reason;		     /* of a NACK */
 };
 
 struct reason {
@@ -345,6 +346,7 @@ static void on_answer(struct cdr_mq_delivery *d, void *arg)
 	} else if (out == OUT_NACK) {
 		s->nacked++;
 		count_reason(s, cdr_msg_str(m, "reason", "?"), cdr_msg_str(m, "detail", ""));
+		r->reason = dup_or_null(cdr_msg_str(m, "reason", "?"));
 	}
 	if (s->nreqs == 1 && !s->first_answer)
 		s->first_answer = strndup(d->body, d->len);
@@ -737,7 +739,9 @@ static void print_summary(struct sim *s, const struct summary *m, FILE *f)
 
 static json_t *summary_json(struct sim *s, const struct summary *m)
 {
-	json_t *reasons = json_object(), *confs = json_array(), *unanswered = json_array(), *lat, *doc;
+	static const char *const answer_names[] = { NULL, "ack", "nack", "malformed" };
+	json_t *reasons = json_object(), *confs = json_array(), *unanswered = json_array(), *history = json_array();
+	json_t *lat, *doc;
 
 	for (size_t i = 0; i < s->nreasons; i++)
 		json_object_set_new(reasons, s->reasons[i].code, json_integer((json_int_t)s->reasons[i].count));
@@ -746,6 +750,13 @@ static json_t *summary_json(struct sim *s, const struct summary *m)
 
 		if (r->sent_ms && !r->send_failed && !r->answers)
 			json_array_append_new(unanswered, json_string(r->e164));
+		if (r->sent_ms)
+			json_array_append_new(
+				history,
+				json_pack("{s:s, s:I, s:b, s:s?, s:s?, s:s?, s:i, s:b}", "e164", r->e164, "sent_ms",
+					  (json_int_t)(r->sent_ms - s->start_ms), "sent", !r->send_failed, "answer",
+					  r->answers ? answer_names[r->outcome] : NULL, "reason", r->reason, "mcu",
+					  r->mcu, "answers", (int)r->answers, "differs", r->conflicting));
 		if (!r->answers || r->outcome != OUT_ACK || !r->e164[0])
 			continue;
 		if (s->o.cmd == CMD_CREATE)
@@ -768,8 +779,12 @@ static json_t *summary_json(struct sim *s, const struct summary *m)
 			(json_int_t)s->extra_answers, "unknown_answers", (json_int_t)s->unknown_answers,
 			"ack_latency_ms", lat, "elapsed_ms", (json_int_t)m->elapsed_ms, "timed_out", s->timed_out,
 			"interrupted", s->interrupted, "confs", confs, "unanswered_e164s", unanswered);
-	if (doc)
+	if (doc) {
 		json_object_set_new(doc, "answered_differently", json_integer((json_int_t)m->conflicting));
+		json_object_set_new(doc, "history", history);
+	} else {
+		json_decref(history);
+	}
 	return doc;
 }
 
@@ -1335,6 +1350,7 @@ static void sim_free(struct sim *s)
 		free(s->reqs[i].mcu);
 		free(s->reqs[i].room);
 		free(s->reqs[i].platform);
+		free(s->reqs[i].reason);
 	}
 	free(s->reqs);
 	free(s->reasons);

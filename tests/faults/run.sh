@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# The fault suite (docs/reliability.md, "The fault suite"): faults injected
+# into a multi-host sandbox with two instances of every daemon per platform,
+# while the CM creates conferences on p1 and ends the previous scenario's
+# ones. Afterwards, from the client's history (cmsim --json: every request,
+# its first answer or none, how many answers) and from the MCUs' own state
+# files, each scenario counts:
+#   lost          ACKed creates not running on any MCU
+#   doubled       E164s on two MCUs at once
+#   unanswered    requests without an answer
+#   differently   requests answered again with another answer
+#   nack_running  refused creates that run anyway
+#   end_running   ACKed ends whose conference still runs
+#   two_actives   instances of one daemon of p1 active at the same time
+#                 (from their logs: "role: active" to "role: standby", to
+#                 the start of a frozen loop, or to the next start)
+#   redis_mysql   p1's open records in Redis against confdr_p1 in MariaDB
+# All must be 0; where a standby takes over, it must within the ZooKeeper
+# session (6 s) + 3 s. Refusals (NACKs) are answers: counted, not failed.
+#
+# Usage: tests/faults/run.sh [--list] [--json FILE] [--keep] [SCENARIO...]
+#   SCENARIO  the scenarios to run (default: all, in the order of --list)
+#   --json    the reports as a JSON array to FILE
+#   --keep    leave the sandbox up at the end (default: down)
+# Environment: CONFDR_PORT_BASE (default 24000) and CONFDR_RUN_DIR (default
+# <repo>/run/faults): the sandbox of the suite, brought up (multi-host, two
+# instances) and torn down by it; CONFDR_FAULT_CREATES (creates per scenario,
+# default 400) at CONFDR_FAULT_RATE per second (default 40).
+# Exit 0 when every scenario passed, 1 when one failed, 64 bad usage.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+export CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-24000}
+export CONFDR_RUN_DIR=${CONFDR_RUN_DIR:-$top/run/faults}
+export CONFDR_SANDBOX_HOSTS=multi CONFDR_INSTANCES=2
+PROG=faults
+SAY_T0=$SECONDS
+# shellcheck source=../../deploy/lib.sh
+. "$top/deploy/lib.sh"
+SB=$top/deploy/sandbox.sh
+CREATES=${CONFDR_FAULT_CREATES:-400}
+RATE=${CONFDR_FAULT_RATE:-40}
+SESSION_S=6 # [zookeeper] session_timeout of the sandbox's daemons
+DOMAINS=(--domain ud-p1-r1-a --domain ud-p1-r1-b --domain ud-p1-r2-a --domain ud-p1-r2-b)
+
+ALL=(kill-css kill-rms kill-pms stop-css stop-rms stop-pms broker-restart redis-restart mariadb-restart zk-down)
+describe() {
+	case $1 in
+	kill-css) echo "kill -9 p1's active css (its supervisor starts it again; the standby takes over)" ;;
+	kill-rms) echo "kill -9 p1's active rms" ;;
+	kill-pms) echo "kill -9 p1's active pms (the standby pms keeps beating for p1)" ;;
+	stop-css) echo "SIGSTOP p1's active css for 10 s, then SIGCONT (the standby takes over; the woken one does nothing that sticks)" ;;
+	stop-rms) echo "SIGSTOP p1's active rms for 10 s, then SIGCONT" ;;
+	stop-pms) echo "SIGSTOP p1's active pms for 10 s, then SIGCONT" ;;
+	broker-restart) echo "p1's RabbitMQ stopped for 5 s, then started (no room or platform failover)" ;;
+	redis-restart) echo "p1's Redis stopped for 3 s, then started (no failover)" ;;
+	mariadb-restart) echo "p1's MariaDB stopped for 5 s, then started (history rows wait, each written once)" ;;
+	zk-down) echo "all three ZooKeeper members stopped for 15 s, then started (leaders step down, then are elected again)" ;;
+	*) return 1 ;;
+	esac
+}
+
+json_out= keep=0 pick=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--list) for s in "${ALL[@]}"; do printf '%-16s %s\n' "$s" "$(describe "$s")"; done; exit 0 ;;
+	--json) json_out=${2:?--json wants a file}; shift ;;
+	--keep) keep=1 ;;
+	-h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-*) echo "faults: unknown option $1 (see --help)" >&2; exit 64 ;;
+	*) describe "$1" >/dev/null || { echo "faults: unknown scenario $1 (see --list)" >&2; exit 64; }; pick+=("$1") ;;
+	esac
+	shift
+done
+[ ${#pick[@]} -gt 0 ] || pick=("${ALL[@]}")
+case $CREATES$RATE in *[!0-9]*) die "CONFDR_FAULT_CREATES and CONFDR_FAULT_RATE must be whole numbers" ;; esac
+
+WORK=$RUN/faults
+mkdir -p "$WORK"
+cleanup() {
+	[ -n "${LOAD_PIDS:-}" ] && kill $LOAD_PIDS 2>/dev/null
+	for n in $(dnames p1 css) $(dnames p1 rms) $(dnames p1 pms); do
+		p=$(daemon_pid "$n" 2>/dev/null) && kill -CONT "$p" 2>/dev/null
+	done
+	if [ $keep = 0 ]; then "$SB" down >"$WORK/down.log" 2>&1 || warn "sandbox.sh down failed (see $WORK/down.log)"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# ---------------------------------------------------------------- readings
+
+# now_ms: the wall clock in ms (the logs' and cmsim's clock).
+now_ms() { date +%s%3N; }
+
+# running FILE: what the live simulators of the sandbox run, as
+# [{e: E164, m: MCU}], from their state files (run/sims/<room>.json).
+running() {
+	local f p files=()
+	for f in "$RUN"/sims/p[12]-r[12].json; do
+		[ -s "$f" ] || continue
+		p=$(jq -r '.pid // 0' "$f" 2>/dev/null) || continue
+		kill -0 "$p" 2>/dev/null && files+=("$f")
+	done
+	if [ ${#files[@]} = 0 ]; then echo '[]' >"$1"; return; fi
+	jq -s '[.[] | .mcus[] | .id as $m | .confs[] | {e: ."e164", m: $m}]' "${files[@]}" >"$1"
+}
+
+# active DAEMON [PID]: "instance epoch pid" of p1's active instance of
+# DAEMON (other than the process PID: a killed one's /live node stays until
+# its session expires).
+active() {
+	ctl status --json 2>/dev/null | jq -r --arg d "$1" --argjson x "${2:-0}" \
+		'[.daemons[] | select(.platform == "p1" and .daemon == $d and .role == "active" and .pid != $x)] |
+		 if length == 1 then "\(.[0].instance) \(.[0].epoch) \(.[0].pid)" else empty end'
+}
+has_active() { [ -n "$(active "$1")" ]; }
+# sandbox_name INSTANCE: the sandbox's name of an instance (p1-css-1 -> p1-css).
+sandbox_name() { case $1 in *-1) echo "${1%-1}" ;; *) echo "$1" ;; esac; }
+
+# states_clean: every platform up, every room normal.
+states_clean() {
+	ctl status --json 2>/dev/null | jq -e '([.platforms[] | select(.state != "up")] | length) == 0 and
+		([.rooms[] | select(.state != "normal")] | length) == 0' >/dev/null
+}
+
+# day_ms TIMESTAMP: ms of an ISO-8601 log timestamp (UTC), from the epoch.
+# two_actives DAEMON FROM_MS TO_MS: "count max_ms" of overlaps between the
+# active intervals of p1's instances of DAEMON, from their logs.
+two_actives() {
+	local d=$1 from=$2 to=$3 n
+	for n in $(dnames p1 "$d"); do
+		[ -f "$(logfile "$n")" ] || continue
+		# Timestamps to ms since the epoch with date, once per line kept.
+		grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$(logfile "$n")" |
+			awk -v inst="$n" '
+			function ms(ts,   d, t, h, m, s) {
+				# days from the date (a month is not crossed by a scenario), then the time
+				split(substr(ts, 1, 10), d, "-")
+				split(substr(ts, 12, 12), t, ":")
+				return ((d[1] * 372 + d[2] * 31 + d[3]) * 86400 + t[1] * 3600 + t[2] * 60) * 1000 + int(t[3] * 1000 + 0.5)
+			}
+			{ t = ms($1) }
+			/ role: active, epoch / { if (start == "") start = t; last = t; next }
+			/ role: standby / { if (start != "") printf "%.0f %.0f %s\n", start, t, inst; start = ""; last = t; next }
+			/ the loop stood still for / {
+				if (start != "") { match($0, /still for [0-9]+ ms/); x = substr($0, RSTART + 10, RLENGTH - 13); printf "%.0f %.0f %s\n", start, t - x, inst; start = "" }
+				last = t; next }
+			/ starting: instance / { if (start != "") printf "%.0f %.0f %s\n", start, last, inst; start = ""; last = t; next }
+			{ last = t }
+			END { if (start != "") printf "%.0f open %s\n", start, inst }'
+	done | awk -v f="$(ms_of_wall "$from")" -v to="$(ms_of_wall "$to")" '
+		{ e = ($2 == "open") ? to : $2; if (e < f || $1 > to) next; s[NR] = $1; en[NR] = e; in_[NR] = $3 }
+		END {
+			c = 0; mx = 0
+			for (i in s) for (j in s) if (i < j && in_[i] != in_[j]) {
+				lo = (s[i] > s[j]) ? s[i] : s[j]; hi = (en[i] < en[j]) ? en[i] : en[j]
+				if (hi - lo > 0) { c++; if (hi - lo > mx) mx = hi - lo }
+			}
+			printf "%d %d\n", c, mx
+		}'
+}
+# ms_of_wall MS: a wall-clock ms value in two_actives' units.
+ms_of_wall() {
+	local ts
+	ts=$(date -u -d "@$(($1 / 1000))" +%Y-%m-%dT%H:%M:%S)
+	echo "$ts" | awk -v r=$(($1 % 1000)) '{ split(substr($1, 1, 10), d, "-"); split(substr($1, 12, 8), t, ":")
+		printf "%.0f\n", ((d[1] * 372 + d[2] * 31 + d[3]) * 86400 + t[1] * 3600 + t[2] * 60 + t[3]) * 1000 + r }'
+}
+
+# ---------------------------------------------------------------- the world
+
+ensure_world() {
+	local n
+	"$SB" start >"$WORK/start.log" 2>&1 || { tail -n 20 "$WORK/start.log" >&2; return 1; }
+	wait_for 90 "the 12 daemons up and connected" ctl status --wait 5 --expect 12 || return 1
+	if ! states_clean; then
+		warn "a platform is down or a room abnormal before the scenario: the sandbox is made anew (data too)"
+		"$SB" down >"$WORK/down.log" 2>&1
+		find "$RUN" -mindepth 1 -maxdepth 1 ! -name faults -exec rm -rf {} +
+		"$SB" start >"$WORK/start.log" 2>&1 || { tail -n 20 "$WORK/start.log" >&2; return 1; }
+		wait_for 90 "the 12 daemons up and connected" ctl status --wait 5 --expect 12 || return 1
+		states_clean || return 1
+		rm -f "$WORK/prev-acked.json"
+	fi
+	for n in css rms pms; do wait_for 30 "an active $n on p1" has_active "$n" || return 1; done
+	return 0
+}
+
+# ---------------------------------------------------------------- faults
+
+TAKEOVER= # the daemon whose standby must take over (set by inject)
+FAULT_PID=0
+# signal_active DAEMON SIGNAL: to p1's active instance of DAEMON (the daemon itself, not its supervisor).
+signal_active() {
+	local a name p inst epoch
+	a=$(active "$1") || true
+	[ -n "$a" ] || { warn "no active $1 on p1"; return 1; }
+	read -r inst epoch p <<<"$a"
+	name=$(sandbox_name "$inst")
+	[ "$(daemon_pid "$name")" = "$p" ] || { warn "$name's pid is not $p, as /live says"; return 1; }
+	kill "-$2" "$p"
+	say "  $2 to $name (pid $p, instance $inst, epoch $epoch)"
+	FAULT_PID=$p
+}
+# wait_takeover T0_MS DAEMON: "ms instance": when another process of DAEMON
+# became active after the fault (at most 30 s), or "none -".
+wait_takeover() {
+	local t0=$1 d=$2 a end=$((SECONDS + 30))
+	while [ $SECONDS -lt $end ]; do
+		a=$(active "$d" "$FAULT_PID") || true
+		if [ -n "$a" ]; then
+			echo "$(($(now_ms) - t0)) ${a%% *}"
+			return 0
+		fi
+		sleep 0.2
+	done
+	echo "none -"
+}
+
+inject() {
+	local s=$1 t0 r
+	TAKEOVER= TAKEOVER_MS= TAKEOVER_BY=
+	case $s in
+	kill-css | kill-rms | kill-pms)
+		TAKEOVER=${s#kill-}
+		t0=$(now_ms)
+		signal_active "$TAKEOVER" KILL || return 1
+		read -r TAKEOVER_MS TAKEOVER_BY < <(wait_takeover "$t0" "$TAKEOVER") ;;
+	stop-css | stop-rms | stop-pms)
+		TAKEOVER=${s#stop-}
+		t0=$(now_ms)
+		signal_active "$TAKEOVER" STOP || return 1
+		read -r TAKEOVER_MS TAKEOVER_BY < <(wait_takeover "$t0" "$TAKEOVER")
+		r=$((10000 - ($(now_ms) - t0)))
+		[ $r -gt 0 ] && sleep "$((r / 1000)).$(printf '%03d' $((r % 1000)))"
+		kill -CONT "$FAULT_PID" 2>/dev/null
+		say "  SIGCONT to pid $FAULT_PID after $((($(now_ms) - t0) / 1000)) s" ;;
+	broker-restart)
+		"$SB" server stop rabbitmq-p1 >>"$WORK/$s.log" 2>&1
+		sleep 5
+		"$SB" server start rabbitmq-p1 >>"$WORK/$s.log" 2>&1 ;;
+	redis-restart)
+		"$SB" server stop redis-p1 >>"$WORK/$s.log" 2>&1
+		sleep 3
+		"$SB" server start redis-p1 >>"$WORK/$s.log" 2>&1 ;;
+	mariadb-restart)
+		"$SB" server stop mariadb-p1 >>"$WORK/$s.log" 2>&1
+		sleep 5
+		"$SB" server start mariadb-p1 >>"$WORK/$s.log" 2>&1 ;;
+	zk-down)
+		for n in 1 2 3; do "$SB" server stop "zookeeper-$n" >>"$WORK/$s.log" 2>&1 & done
+		wait
+		sleep 15
+		for n in 1 2 3; do "$SB" server start "zookeeper-$n" >>"$WORK/$s.log" 2>&1 & done
+		wait ;;
+	esac
+	say "  fault over: $(tail -n 1 "$WORK/$s.log" 2>/dev/null)"
+}
+
+# ---------------------------------------------------------------- one scenario
+
+REPORTS=()
+scenario() {
+	local s=$1 w=$WORK/$1 t_from t_to e164 fails=() settle_end x y two c m over
+	rm -rf "$w"
+	mkdir -p "$w"
+	: >"$WORK/$s.log"
+	say "$s: $(describe "$s")"
+	ensure_world || { fails+=("the sandbox is not ready (see $WORK/start.log)"); report "$s" "${fails[@]}"; return 1; }
+	t_from=$(now_ms)
+	# The load: creates at RATE/s, and ends of the previous scenario's conferences.
+	e164=$(printf '%d%06d' $((t_from / 1000 % 100000000 + 100000000)) 0)
+	"$BUILD/cmsim" create --platform p1 "${DOMAINS[@]}" --count "$CREATES" --rate "$RATE" --e164-start "$e164" \
+		--timeout 60 --linger 3000 --json "$w/create.json" -q >"$w/create.out" 2>&1 &
+	LOAD_PIDS=$!
+	if [ -s "$WORK/prev-acked.json" ]; then
+		"$BUILD/cmsim" end --platform p1 --from-json "$WORK/prev-acked.json" --rate "$RATE" --timeout 60 --linger 3000 \
+			--json "$w/end.json" -q >"$w/end.out" 2>&1 &
+		LOAD_PIDS="$LOAD_PIDS $!"
+	fi
+	sleep 3
+	inject "$s"
+	# shellcheck disable=SC2086
+	wait $LOAD_PIDS
+	LOAD_PIDS=
+	[ -s "$w/create.json" ] || fails+=("cmsim create wrote no history ($(tail -n 3 "$w/create.out"))")
+	# Settled: every ACKed create runs once, no ACKed end runs, nothing twice; at most 40 s.
+	jq '[.history[] | select(.answer == "ack") | ."e164"]' "$w/create.json" >"$w/acked.json" 2>/dev/null || echo '[]' >"$w/acked.json"
+	jq '[.history[] | select(.answer == "ack") | ."e164"]' "$w/end.json" >"$w/ended.json" 2>/dev/null || echo '[]' >"$w/ended.json"
+	settle_end=$((SECONDS + 40))
+	while :; do
+		running "$w/running.json"
+		jq -n --slurpfile r "$w/running.json" --slurpfile a "$w/acked.json" --slurpfile e "$w/ended.json" --slurpfile c "$w/create.json" '
+			($r[0] | group_by(.e) | map({key: .[0].e, value: length}) | from_entries) as $n |
+			{lost: [$a[0][] | select(($n[.] // 0) == 0)],
+			 doubled: [$n | to_entries[] | select(.value > 1) | .key],
+			 end_running: [$e[0][] | select(($n[.] // 0) > 0)],
+			 nack_running: [$c[0].history[] | select(.answer == "nack" and (($n[."e164"] // 0) > 0)) | ."e164"]}' >"$w/mcus.json"
+		jq -e '[.[] | length] | add == 0' "$w/mcus.json" >/dev/null && break
+		[ $SECONDS -ge $settle_end ] && break
+		sleep 1
+	done
+	t_to=$(now_ms)
+	ctl drill compare --redis "p1=$(redis_hp redis-p1),$(redis_hp redis-p1-replica)" \
+		--mysql-socket "p1=$(mysql_sock p1)" --mysql-user root --retry 10 --json "$w/compare.json" >/dev/null 2>&1
+	for x in css rms pms; do
+		read -r c m < <(two_actives "$x" "$t_from" "$t_to")
+		echo "{\"daemon\": \"$x\", \"overlaps\": ${c:-0}, \"max_ms\": ${m:-0}}"
+	done | jq -s . >"$w/actives.json"
+	over=$((SESSION_S * 1000 + 3000))
+	jq -n --arg s "$s" --arg d "$(describe "$s")" --slurpfile c "$w/create.json" --slurpfile m "$w/mcus.json" \
+		--slurpfile a "$w/actives.json" --slurpfile cmp "$w/compare.json" \
+		--argjson endj "$(cat "$w/end.json" 2>/dev/null || echo null)" \
+		--arg tk "$TAKEOVER" --arg tkms "${TAKEOVER_MS:-}" --arg tkby "${TAKEOVER_BY:-}" --argjson over "$over" '
+		def h: .history // [];
+		($c[0] | h) as $ch | (($endj // {}) | h) as $eh |
+		{scenario: $s, fault: $d,
+		 creates: ($ch | length), acked: ([$ch[] | select(.answer == "ack")] | length),
+		 nacked: ([$ch[] | select(.answer == "nack")] | length),
+		 nack_reasons: ([$ch[] | select(.answer == "nack") | .reason] | group_by(.) | map({key: .[0], value: length}) | from_entries),
+		 ends: ($eh | length), ends_acked: ([$eh[] | select(.answer == "ack")] | length),
+		 lost: ($m[0].lost | length), doubled: ($m[0].doubled | length),
+		 unanswered: ([$ch[], $eh[] | select(.answer == null)] | length),
+		 differently: ([$ch[], $eh[] | select(.differs)] | length),
+		 answered_twice: ([$ch[], $eh[] | select(.answers > 1)] | length),
+		 nack_running: ($m[0].nack_running | length), end_running: ($m[0].end_running | length),
+		 two_actives: ([$a[0][] | .overlaps] | add), two_actives_max_ms: ([$a[0][] | .max_ms] | max),
+		 redis_mysql: (if ($cmp | length) > 0 then ([$cmp[0][] | .mismatches] | add) else null end),
+		 takeover: (if $tk == "" then null else {daemon: $tk, ms: ($tkms | tonumber? // null), by: $tkby, bound_ms: $over} end),
+		 examples: {lost: $m[0].lost[:5], doubled: $m[0].doubled[:5], nack_running: $m[0].nack_running[:5], end_running: $m[0].end_running[:5],
+			    unanswered: [$ch[], $eh[] | select(.answer == null) | ."e164"][:5]}}' >"$w/report.json" 2>"$w/report.err" ||
+		{ fails+=("the report could not be made: $(head -c 300 "$w/report.err")"); }
+	if [ -s "$w/report.json" ]; then
+		for x in lost doubled unanswered differently nack_running end_running two_actives; do
+			y=$(jq -r ".$x" "$w/report.json")
+			[ "$y" = 0 ] || fails+=("$x: $y $(jq -c ".examples.$x // empty" "$w/report.json")")
+		done
+		y=$(jq -r '.redis_mysql' "$w/report.json")
+		[ "$y" = 0 ] || fails+=("Redis and MySQL differ for p1: ${y} (compare.json)")
+		if [ -n "$TAKEOVER" ]; then
+			y=$(jq -r '.takeover.ms // "none"' "$w/report.json")
+			if [ "$y" = none ] || [ "$y" -gt "$over" ]; then fails+=("no $TAKEOVER standby active within $over ms (took: $y)"); fi
+		fi
+		states_clean || fails+=("a platform is down or a room abnormal after the fault: $(ctl status --json | jq -c '[.platforms[] | {platform, state}], [.rooms[] | select(.state != "normal") | {room, state}]')")
+	fi
+	if [ ${#fails[@]} -gt 0 ]; then
+		mkdir -p "$w/logs"
+		cp "$RUN"/logs/p[12]-*.log "$w/logs/" 2>/dev/null
+	fi
+	jq '{confs: [.[] | {e164: .}]}' "$w/acked.json" >"$WORK/prev-acked.json" 2>/dev/null || rm -f "$WORK/prev-acked.json"
+	report "$s" "${fails[@]}"
+}
+
+report() {
+	local s=$1 r=$WORK/$1/report.json
+	shift
+	[ -s "$r" ] || echo "{\"scenario\": \"$s\"}" >"$r"
+	jq --argjson f "$(printf '%s\n' "$@" | jq -R . | jq -s 'map(select(length > 0))')" '.failures = $f | .pass = ($f | length == 0)' "$r" >"$r.tmp" && mv "$r.tmp" "$r"
+	REPORTS+=("$r")
+	if [ $# = 0 ]; then
+		say "$s: PASS $(jq -c '{acked, nacked, nack_reasons, ends_acked, lost, doubled, unanswered, differently, two_actives, redis_mysql, takeover_ms: .takeover.ms}' "$r")"
+	else
+		say "$s: FAIL $(jq -c '{acked, nacked, nack_reasons, ends_acked, lost, doubled, unanswered, differently, two_actives, redis_mysql, takeover_ms: .takeover.ms}' "$r")"
+		printf '    - %s\n' "$@"
+	fi
+	[ $# = 0 ]
+}
+
+# ---------------------------------------------------------------- main
+
+say "sandbox $RUN (port base $BASE, multi-host, 2 instances of each daemon); scenarios: ${pick[*]}"
+"$SB" up >"$WORK/up.log" 2>&1 || { tail -n 20 "$WORK/up.log" >&2; die "sandbox.sh up failed (see $WORK/up.log)"; }
+eval "$("$SB" env)"
+rm -f "$WORK/prev-acked.json"
+failed=0
+for s in "${pick[@]}"; do
+	scenario "$s" || failed=$((failed + 1))
+done
+[ -z "$json_out" ] || jq -s . "${REPORTS[@]}" >"$json_out"
+echo
+printf '%-16s %-5s %6s %6s %5s %7s %6s %6s %6s %6s %9s\n' SCENARIO PASS ACKED NACKED LOST DOUBLED UNANS DIFFER ACTIVE2 REDIS TAKEOVER
+for r in "${REPORTS[@]}"; do
+	jq -r '[.scenario, (if .pass then "yes" else "NO" end), .acked, .nacked, .lost, .doubled, .unanswered, .differently, .two_actives, .redis_mysql, (if .takeover then "\(.takeover.ms) ms" else "-" end)] | map(tostring) | @tsv' "$r" |
+		awk -F'\t' '{ printf "%-16s %-5s %6s %6s %5s %7s %6s %6s %6s %6s %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
+done
+echo "faults: $((${#pick[@]} - failed)) of ${#pick[@]} scenarios passed (reports in $WORK/<scenario>/report.json)"
+[ $failed = 0 ]
