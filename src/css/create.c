@@ -155,13 +155,14 @@ static void on_caps(struct css *s, int status, const struct cdr_msg *reply, void
 		goto out;
 	}
 	css_op_ref(op);
-	r = css_rms_call_patient(s, "mau_rms_alloc_req",
-			 json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:I, s:I}", "e164", c->e164, "user_domain",
-				   c->ud, "room", pl.room, "exclude_rooms", css_exclude_json(&pl), "h265", h265,
-				   "res_1080p", !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
-				   cdr_msg_jbool(b, "xmpu", false), "record", record, "ports",
-				   (json_int_t)cdr_msg_jint(b, "max_participants", 16), "epoch", (json_int_t)s->epoch),
-			 on_alloc, op);
+	r = css_rms_call_patient(
+		s, "mau_rms_alloc_req",
+		json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:I, s:I}", "e164", c->e164, "user_domain", c->ud,
+			  "room", pl.room, "exclude_rooms", css_exclude_json(&pl), "h265", h265, "res_1080p",
+			  !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu", cdr_msg_jbool(b, "xmpu", false),
+			  "record", record, "ports", (json_int_t)cdr_msg_jint(b, "max_participants", 16), "epoch",
+			  (json_int_t)s->epoch),
+		on_alloc, op);
 	if (r < 0) {
 		snprintf(detail, sizeof(detail), "cannot ask rms: %s", strerror(-r));
 		create_refuse(op, "internal_error", detail);
