@@ -58,7 +58,7 @@
 #
 # Each drill starts from a clean state: daemons and simulators stopped, Redis replicas re-linked
 # to their primaries and flushed, confinfo emptied, queues purged, every platform up and every
-# room normal; then the six daemons (sandbox.sh start) and two simulators per room (drill-<room>-a,
+# room normal; then the daemons, two of each per platform (sandbox.sh start), and two simulators per room (drill-<room>-a,
 # -b: 2 MCUs and 1 VRS each, state files run/sims/drill-*.json). Settled: every conference that ran
 # before the fault runs on exactly one live MCU or is closed in MySQL (end_ms, end_reason), no E164
 # runs twice, held for 3 s (5 s after a switch-back). Exit 0 when settled with lost = duplicates =

@@ -33,12 +33,35 @@ static void create_refuse(struct op *op, const char *reason, const char *detail)
 	css_op_done(op);
 }
 
+static void on_create_written(int status, const redisReply *reply, void *arg);
+
+/* The creating state written again (Redis was away). */
+static void create_store_creating(struct op *op)
+{
+	int r;
+
+	css_op_ref(op);
+	if ((r = css_store_put(op->s, op->c, NULL, NULL, on_create_written, op)) < 0)
+		on_create_written(r, NULL, op);
+}
+
 static void on_create_written(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
 
 	if (!op->dead) {
-		if (status < 0) {
+		/* Redis away (a restart of a few seconds): written again, as the
+		 * running state is, before the create is refused (docs/css.md,
+		 * "Create"). Nothing was sent to an MCU yet. */
+		if (status < 0 && !css_store_refused(status, reply) && op->s->active &&
+		    ++op->store_tries < CREATE_STORE_TRIES) {
+			uint64_t delay = 500u << (op->store_tries - 1 < 3 ? op->store_tries - 1 : 3);
+
+			cdr_warn("create %s: not stored (%s); try %d of %d in %" PRIu64 " ms", op->c->e164,
+				 css_redis_err(status, reply), op->store_tries + 1, CREATE_STORE_TRIES, delay);
+			op->on_timer = create_store_creating;
+			cdr_timer_start(op->timer, delay, false);
+		} else if (status < 0) {
 			char detail[256];
 
 			snprintf(detail, sizeof(detail), "the conference could not be stored: %s",
@@ -46,6 +69,7 @@ static void on_create_written(int status, const redisReply *reply, void *arg)
 			css_rsv_add(op->s, false, op->c->reservation);
 			create_refuse(op, "internal_error", detail);
 		} else {
+			op->store_tries = 0;
 			css_create_send(op);
 		}
 	}

@@ -123,6 +123,7 @@ void css_drop_view(struct css *s)
 	void *v;
 
 	s->gen++;
+	css_close_waits_cancel(s);
 	s->consuming = false;
 	s->loaded = s->loading = false;
 	cdr_timer_stop(s->expiry_timer);
@@ -320,6 +321,7 @@ static int css_init(struct cdr_daemon *d, void **server)
 		return -ENOMEM;
 	s->d = d;
 	TAILQ_INIT(&s->rms_waits);
+	TAILQ_INIT(&s->close_waits);
 	copy_scalars(&s->conf, cf);
 	memset(&s->conf.base, 0, sizeof(s->conf.base));
 	s->conf.base.redis_connect_timeout_ms = cf->base.redis_connect_timeout_ms;

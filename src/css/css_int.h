@@ -221,6 +221,7 @@ struct css {
 	bool released;		/* its pms says the platform is isolated: released, acts as down (release.c) */
 	struct css_beats beats; /* what each of our pms instances said last (beats.h) */
 	TAILQ_HEAD(, css_rms_call) rms_waits; /* patient rms calls waiting to ask again (send.c) */
+	TAILQ_HEAD(, close_ctx) close_waits;  /* ended states to write again, Redis away (end.c) */
 	/* answers waiting for the replica (replgate.c) */
 	struct repl_waiter *repl_pending, *repl_tail, *repl_batch;
 	int64_t repl_info_ms;
@@ -393,6 +394,8 @@ int css_rms_call_on(struct css *s, const char *platform, const char *type, json_
 int css_rms_call_patient(struct css *s, const char *type, json_t *body, rms_fn fn, void *arg);
 /* Every patient call waiting to ask again ends (-ECANCELED): css_free. */
 void css_rms_waits_cancel(struct css *s);
+/* The closes waiting to write their ended state again are dropped (end.c). */
+void css_close_waits_cancel(struct css *s);
 bool css_is_ack(const struct cdr_msg *m);
 void css_rsv_add(struct css *s, bool confirm, const char *id);
 void css_rsv_flush_one(struct css *s, struct rsv_batch *b, bool confirm);

@@ -3,25 +3,96 @@
  * timeout, then the conference closed: history, record removed, billing. */
 #include "css_int.h"
 
+#define CLOSE_AGAIN_MS 500 /* the ended state written again after a failure */
+
 struct close_ctx {
 	struct css *s;
 	struct conf *c;
 	struct op *op;
 	uint64_t gen;
 	char *answer;
+	struct cdr_timer *again; /* writes the ended state again (Redis away) */
+	unsigned tries;
+	uint64_t t0;		      /* monotonic ms of the first failure */
+	TAILQ_ENTRY(close_ctx) waits; /* in s->close_waits while again runs */
 };
+
+static void close_write(struct close_ctx *x);
+
+static void close_ctx_free(struct close_ctx *x)
+{
+	if (x->op) {
+		css_op_done(x->op);
+		css_op_unref(x->op);
+	}
+	cdr_timer_free(x->again);
+	free(x->answer);
+	free(x);
+}
+
+static void on_close_again(void *arg)
+{
+	struct close_ctx *x = arg;
+
+	TAILQ_REMOVE(&x->s->close_waits, x, waits);
+	close_write(x);
+}
+
+/* The view is dropped (a standby, the end): the records it held are gone
+ * from memory, the closes waiting to be written again with them. The CM's
+ * request, not acknowledged, is redelivered to the next active css. */
+void css_close_waits_cancel(struct css *s)
+{
+	struct close_ctx *x;
+
+	while ((x = TAILQ_FIRST(&s->close_waits))) {
+		TAILQ_REMOVE(&s->close_waits, x, waits);
+		close_ctx_free(x);
+	}
+}
+
+/* Whether a failed close is written again: Redis away (not refused for
+ * good), this css still active with the same view and serving the
+ * conference's platform. Nothing is answered or written to the history
+ * meanwhile: an ended state that Redis does not have would come back as a
+ * running conference (docs/css.md, "End"). */
+static bool close_again(struct close_ctx *x, int status, const redisReply *reply)
+{
+	struct css *s = x->s;
+	struct conf *c = x->c;
+	uint64_t now = cdr_now_ms();
+
+	if (status == -ECANCELED || x->gen != s->gen || css_store_refused(status, reply) || !s->active ||
+	    !css_serving(s, c->home ? c->home : s->platform) ||
+	    (!x->again && cdr_timer_new(cdr_daemon_loop(s->d), on_close_again, x, &x->again) < 0))
+		return false;
+	if (x->tries++ == 0) {
+		x->t0 = now;
+		cdr_warn("conference %s: ended state not written to Redis: %s; written again every %d ms, the answer "
+			 "and the history wait",
+			 c->e164, css_redis_err(status, reply), CLOSE_AGAIN_MS);
+	}
+	TAILQ_INSERT_TAIL(&s->close_waits, x, waits);
+	cdr_timer_start(x->again, CLOSE_AGAIN_MS, false);
+	return true;
+}
 
 static void on_closed(int status, const redisReply *reply, void *arg)
 {
 	struct close_ctx *x = arg;
 	struct css *s = x->s;
 
+	if (status < 0 && close_again(x, status, reply))
+		return;
 	if (status != -ECANCELED && x->gen == s->gen) {
 		struct conf *c = x->c;
 
 		if (status < 0)
 			cdr_warn("conference %s: ended state not written to Redis: %s (history goes on)", c->e164,
 				 css_redis_err(status, reply));
+		else if (x->tries)
+			cdr_notice("conference %s: ended state written to Redis after %u more tries (%" PRIu64 " ms)",
+				   c->e164, x->tries, cdr_now_ms() - x->t0);
 		if (x->op && !x->op->dead)
 			css_answer_send(x->op, x->answer);
 		css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confended_ntf",
@@ -34,12 +105,20 @@ static void on_closed(int status, const redisReply *reply, void *arg)
 		cdr_info("conference %s ended (%s)", c->e164, nz(c->end_reason));
 		css_db_queue(s, c);
 	}
-	if (x->op) {
-		css_op_done(x->op);
-		css_op_unref(x->op);
-	}
-	free(x->answer);
-	free(x);
+	close_ctx_free(x);
+}
+
+static void close_write(struct close_ctx *x)
+{
+	char akey[160], *val;
+	int r;
+
+	if (x->op)
+		css_answer_key(x->op->req, akey, sizeof(akey));
+	val = x->op ? css_answer_value(x->op, x->answer) : NULL;
+	if ((r = css_store_put(x->s, x->c, val ? akey : NULL, val, on_closed, x)) < 0)
+		on_closed(r, NULL, x);
+	free(val);
 }
 
 /* c has reached ENDED: the ended state (and the answer to op's CM request,
@@ -47,8 +126,6 @@ static void on_closed(int status, const redisReply *reply, void *arg)
 void css_conf_close(struct css *s, struct conf *c, const char *reason, struct op *op)
 {
 	struct close_ctx *x = calloc(1, sizeof(*x));
-	char akey[160], *val;
-	int r;
 
 	c->closing = true;
 	c->end_ms = cdr_wall_i64();
@@ -66,12 +143,8 @@ void css_conf_close(struct css *s, struct conf *c, const char *reason, struct op
 		css_op_ref(op);
 		if (op->dl)
 			x->answer = css_answer_text(op, true, json_pack("{s:s}", "e164", c->e164));
-		css_answer_key(op->req, akey, sizeof(akey));
 	}
-	val = op ? css_answer_value(op, x->answer) : NULL;
-	if ((r = css_store_put(s, c, val ? akey : NULL, val, on_closed, x)) < 0)
-		on_closed(r, NULL, x);
-	free(val);
+	close_write(x);
 }
 
 static void on_end_published(int status, void *arg)

@@ -464,19 +464,26 @@ int rms_inv_heartbeat_vrs(struct rms_inv *inv, const char *id, int64_t seq, int6
 	return 0;
 }
 
-void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now)
+/* l seen "now", or later so that its window ends grace_ms from now. */
+static void live_grace(struct rms_live *l, const struct rms_policy *p, int64_t now, int64_t grace_ms)
+{
+	int64_t window = l->heartbeat_ms * p->misses;
+
+	if (l->state == RMS_UP)
+		l->last_seen_ms = grace_ms > window ? now + grace_ms - window : now;
+}
+
+void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now, int64_t grace_ms)
 {
 	size_t it = 0;
 	void *v;
 
 	if (inv->blind && !blind) {
 		while (cdr_hmap_next(inv->mcus, &it, NULL, &v))
-			if (((struct rms_mcu *)v)->live.state == RMS_UP)
-				((struct rms_mcu *)v)->live.last_seen_ms = now;
+			live_grace(&((struct rms_mcu *)v)->live, &inv->policy, now, grace_ms);
 		it = 0;
 		while (cdr_hmap_next(inv->vrs, &it, NULL, &v))
-			if (((struct rms_vrs *)v)->live.state == RMS_UP)
-				((struct rms_vrs *)v)->live.last_seen_ms = now;
+			live_grace(&((struct rms_vrs *)v)->live, &inv->policy, now, grace_ms);
 	}
 	inv->blind = blind;
 }

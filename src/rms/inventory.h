@@ -133,8 +133,10 @@ size_t rms_inv_tick(struct rms_inv *inv, int64_t now);
 /* rms's own broker link went down (blind) or came back: while blind no
  * heartbeat can arrive, so nothing is declared down for missing them; when
  * it comes back, every MCU and VRS that was up gets a whole detection window
- * from now (silence during the outage is rms's, not theirs). */
-void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now);
+ * from now, or grace_ms if that is longer (silence during the outage is
+ * rms's, not theirs; the MCUs re-connect to the broker with their own
+ * back-off). */
+void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now, int64_t grace_ms);
 
 /* Drains an MCU (no new conferences; running ones stay) or ends the drain.
  * Returns 0 or -ENOENT. */

@@ -18,6 +18,10 @@ const struct cdr_conf_key rms_conf_keys[] = {
 	  "declared down after this many missed heartbeats (retries)"),
 	K("heartbeat_rise", CDR_CONF_INT, rise, "2", 1, 100,
 	  "a down MCU or VRS is up again after this many consecutive heartbeats"),
+	K("broker_return_grace", CDR_CONF_MS, return_grace_ms, "12s", 0, 600000,
+	  "when rms's own broker link comes back, every MCU and VRS that was up has this long (or a heartbeat "
+	  "window, if longer) to be heard again: they re-connect to the broker with their own back-off (confdr's: "
+	  "at most 10 s)"),
 	K("reservation_timeout", CDR_CONF_MS, reservation_ms, "30s", 1000, 3600000,
 	  "a reservation neither confirmed nor released expires after this"),
 	K("default_ports", CDR_CONF_INT, default_ports, "16", 1, 100000,
@@ -194,8 +198,8 @@ static void on_tick(void *arg)
 		cdr_notice("this rms's loop stood still for %" PRId64 " ms: no MCU or VRS is judged on heartbeats it "
 			   "could not read; each gets a whole heartbeat window from now",
 			   now - s->last_tick_ms);
-		rms_inv_blind(s->inv, true, now);
-		rms_inv_blind(s->inv, false, now);
+		rms_inv_blind(s->inv, true, now, 0);
+		rms_inv_blind(s->inv, false, now, 0);
 	}
 	s->last_tick_ms = now;
 	expired = rms_inv_tick(s->inv, now);
@@ -270,9 +274,13 @@ static void rms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 		if (!up)
 			cdr_notice("broker link down: no MCU or VRS is declared down for heartbeats it cannot receive");
 		else if (s->inv_blind)
-			cdr_notice("broker link back: every MCU and VRS up gets a whole heartbeat window from now");
+			cdr_notice(
+				"broker link back: every MCU and VRS up gets %" PRIu64
+				" ms from now to be heard again (broker_return_grace: they re-connect with their own "
+				"back-off)",
+				s->conf.return_grace_ms);
 		s->inv_blind = !up;
-		rms_inv_blind(s->inv, !up, cdr_mono_i64());
+		rms_inv_blind(s->inv, !up, cdr_mono_i64(), (int64_t)s->conf.return_grace_ms);
 	}
 	if (!up)
 		return;

@@ -12,6 +12,7 @@ struct rms_conf {
 	int64_t misses;
 	int64_t rise;
 	uint64_t reservation_ms;
+	uint64_t return_grace_ms;
 	int64_t default_ports;
 	int64_t domain_max_confs;
 	uint64_t topology_refresh_ms;

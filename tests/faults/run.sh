@@ -6,6 +6,9 @@
 # its first answer or none, how many answers) and from the MCUs' own state
 # files, each scenario counts:
 #   lost          ACKed creates not running on any MCU
+#   moved         conferences running before that run on another MCU after
+#                 (a blip or a takeover of a daemon moves nothing)
+#   vanished      conferences running before, not ended, running nowhere
 #   doubled       E164s on two MCUs at once
 #   unanswered    requests without an answer
 #   differently   requests answered again with another answer
@@ -249,11 +252,11 @@ inject() {
 		sleep 5
 		"$SB" server start mariadb-p1 >>"$WORK/$s.log" 2>&1 ;;
 	zk-down)
-		for n in 1 2 3; do "$SB" server stop "zookeeper-$n" >>"$WORK/$s.log" 2>&1 & done
-		wait
+		# One by one (the sandbox's lock); started again together by 'up'
+		# (a member alone cannot serve, so 'server start' would wait for it).
+		for n in 1 2 3; do "$SB" server stop "zookeeper-$n" >>"$WORK/$s.log" 2>&1; done
 		sleep 15
-		for n in 1 2 3; do "$SB" server start "zookeeper-$n" >>"$WORK/$s.log" 2>&1 & done
-		wait ;;
+		"$SB" up >>"$WORK/$s.log" 2>&1 ;;
 	esac
 	say "  fault over: $(tail -n 1 "$WORK/$s.log" 2>/dev/null)"
 }
@@ -268,6 +271,7 @@ scenario() {
 	: >"$WORK/$s.log"
 	say "$s: $(describe "$s")"
 	ensure_world || { fails+=("the sandbox is not ready (see $WORK/start.log)"); report "$s" "${fails[@]}"; return 1; }
+	running "$w/before.json"
 	t_from=$(now_ms)
 	# The load: creates at RATE/s, and ends of the previous scenario's conferences.
 	e164=$(printf '%d%06d' $((t_from / 1000 % 100000000 + 100000000)) 0)
@@ -288,16 +292,22 @@ scenario() {
 	# Settled: every ACKed create runs once, no ACKed end runs, nothing twice; at most 40 s.
 	jq '[.history[] | select(.answer == "ack") | ."e164"]' "$w/create.json" >"$w/acked.json" 2>/dev/null || echo '[]' >"$w/acked.json"
 	jq '[.history[] | select(.answer == "ack") | ."e164"]' "$w/end.json" >"$w/ended.json" 2>/dev/null || echo '[]' >"$w/ended.json"
+	jq '[.history[] | ."e164"]' "$w/end.json" >"$w/end-asked.json" 2>/dev/null || echo '[]' >"$w/end-asked.json"
 	settle_end=$((SECONDS + 40))
 	while :; do
 		running "$w/running.json"
-		jq -n --slurpfile r "$w/running.json" --slurpfile a "$w/acked.json" --slurpfile e "$w/ended.json" --slurpfile c "$w/create.json" '
+		jq -n --slurpfile r "$w/running.json" --slurpfile a "$w/acked.json" --slurpfile e "$w/ended.json" --slurpfile c "$w/create.json" \
+			--slurpfile b "$w/before.json" --slurpfile x "$w/end-asked.json" '
 			($r[0] | group_by(.e) | map({key: .[0].e, value: length}) | from_entries) as $n |
+			($r[0] | map({key: .e, value: .m}) | from_entries) as $on |
+			($x[0] | map({key: ., value: true}) | from_entries) as $asked |
 			{lost: [$a[0][] | select(($n[.] // 0) == 0)],
+			 moved: [$b[0][] | select($on[.e] != null and $on[.e] != .m) | .e],
+			 vanished: [$b[0][] | select($on[.e] == null and ($asked[.e] | not)) | .e],
 			 doubled: [$n | to_entries[] | select(.value > 1) | .key],
 			 end_running: [$e[0][] | select(($n[.] // 0) > 0)],
 			 nack_running: [$c[0].history[] | select(.answer == "nack" and (($n[."e164"] // 0) > 0)) | ."e164"]}' >"$w/mcus.json"
-		jq -e '[.[] | length] | add == 0' "$w/mcus.json" >/dev/null && break
+		jq -e '[.lost, .doubled, .end_running, .nack_running, .vanished | length] | add == 0' "$w/mcus.json" >/dev/null && break
 		[ $SECONDS -ge $settle_end ] && break
 		sleep 1
 	done
@@ -321,6 +331,7 @@ scenario() {
 		 nack_reasons: ([$ch[] | select(.answer == "nack") | .reason] | group_by(.) | map({key: .[0], value: length}) | from_entries),
 		 ends: ($eh | length), ends_acked: ([$eh[] | select(.answer == "ack")] | length),
 		 lost: ($m[0].lost | length), doubled: ($m[0].doubled | length),
+		 moved: ($m[0].moved | length), vanished: ($m[0].vanished | length),
 		 unanswered: ([$ch[], $eh[] | select(.answer == null)] | length),
 		 differently: ([$ch[], $eh[] | select(.differs)] | length),
 		 answered_twice: ([$ch[], $eh[] | select(.answers > 1)] | length),
@@ -328,11 +339,11 @@ scenario() {
 		 two_actives: ([$a[0][] | .overlaps] | add), two_actives_max_ms: ([$a[0][] | .max_ms] | max),
 		 redis_mysql: (if ($cmp | length) > 0 then ([$cmp[0][] | .mismatches] | add) else null end),
 		 takeover: (if $tk == "" then null else {daemon: $tk, ms: ($tkms | tonumber? // null), by: $tkby, bound_ms: $over} end),
-		 examples: {lost: $m[0].lost[:5], doubled: $m[0].doubled[:5], nack_running: $m[0].nack_running[:5], end_running: $m[0].end_running[:5],
+		 examples: {lost: $m[0].lost[:5], doubled: $m[0].doubled[:5], moved: $m[0].moved[:5], vanished: $m[0].vanished[:5], nack_running: $m[0].nack_running[:5], end_running: $m[0].end_running[:5],
 			    unanswered: [$ch[], $eh[] | select(.answer == null) | ."e164"][:5]}}' >"$w/report.json" 2>"$w/report.err" ||
 		{ fails+=("the report could not be made: $(head -c 300 "$w/report.err")"); }
 	if [ -s "$w/report.json" ]; then
-		for x in lost doubled unanswered differently nack_running end_running two_actives; do
+		for x in lost doubled moved vanished unanswered differently nack_running end_running two_actives; do
 			y=$(jq -r ".$x" "$w/report.json")
 			[ "$y" = 0 ] || fails+=("$x: $y $(jq -c ".examples.$x // empty" "$w/report.json")")
 		done
@@ -359,9 +370,9 @@ report() {
 	jq --argjson f "$(printf '%s\n' "$@" | jq -R . | jq -s 'map(select(length > 0))')" '.failures = $f | .pass = ($f | length == 0)' "$r" >"$r.tmp" && mv "$r.tmp" "$r"
 	REPORTS+=("$r")
 	if [ $# = 0 ]; then
-		say "$s: PASS $(jq -c '{acked, nacked, nack_reasons, ends_acked, lost, doubled, unanswered, differently, two_actives, redis_mysql, takeover_ms: .takeover.ms}' "$r")"
+		say "$s: PASS $(jq -c '{acked, nacked, nack_reasons, ends_acked, lost, doubled, moved, unanswered, differently, two_actives, redis_mysql, takeover_ms: .takeover.ms}' "$r")"
 	else
-		say "$s: FAIL $(jq -c '{acked, nacked, nack_reasons, ends_acked, lost, doubled, unanswered, differently, two_actives, redis_mysql, takeover_ms: .takeover.ms}' "$r")"
+		say "$s: FAIL $(jq -c '{acked, nacked, nack_reasons, ends_acked, lost, doubled, moved, unanswered, differently, two_actives, redis_mysql, takeover_ms: .takeover.ms}' "$r")"
 		printf '    - %s\n' "$@"
 	fi
 	[ $# = 0 ]
@@ -372,6 +383,11 @@ report() {
 say "sandbox $RUN (port base $BASE, multi-host, 2 instances of each daemon); scenarios: ${pick[*]}"
 "$SB" up >"$WORK/up.log" 2>&1 || { tail -n 20 "$WORK/up.log" >&2; die "sandbox.sh up failed (see $WORK/up.log)"; }
 eval "$("$SB" env)"
+# A sandbox that ran drills (tests/run.sh's lane) has their simulators and
+# states: the drill's stop first, the default simulators then come with start.
+if compgen -G "$RUN/pids/drill-*.pid" >/dev/null; then
+	"$SB" drill stop >"$WORK/drill-stop.log" 2>&1 || warn "sandbox.sh drill stop failed (see $WORK/drill-stop.log)"
+fi
 rm -f "$WORK/prev-acked.json"
 failed=0
 for s in "${pick[@]}"; do
@@ -379,10 +395,10 @@ for s in "${pick[@]}"; do
 done
 [ -z "$json_out" ] || jq -s . "${REPORTS[@]}" >"$json_out"
 echo
-printf '%-16s %-5s %6s %6s %5s %7s %6s %6s %6s %6s %9s\n' SCENARIO PASS ACKED NACKED LOST DOUBLED UNANS DIFFER ACTIVE2 REDIS TAKEOVER
+printf '%-16s %-5s %6s %6s %5s %7s %6s %6s %6s %6s %6s %9s\n' SCENARIO PASS ACKED NACKED LOST DOUBLED MOVED UNANS DIFFER ACTIVE2 REDIS TAKEOVER
 for r in "${REPORTS[@]}"; do
-	jq -r '[.scenario, (if .pass then "yes" else "NO" end), .acked, .nacked, .lost, .doubled, .unanswered, .differently, .two_actives, .redis_mysql, (if .takeover then "\(.takeover.ms) ms" else "-" end)] | map(tostring) | @tsv' "$r" |
-		awk -F'\t' '{ printf "%-16s %-5s %6s %6s %5s %7s %6s %6s %6s %6s %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
+	jq -r '[.scenario, (if .pass then "yes" else "NO" end), .acked, .nacked, .lost, .doubled, .moved, .unanswered, .differently, .two_actives, .redis_mysql, (if .takeover then "\(.takeover.ms) ms" else "-" end)] | map(tostring) | @tsv' "$r" |
+		awk -F'\t' '{ printf "%-16s %-5s %6s %6s %5s %7s %6s %6s %6s %6s %6s %9s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 }'
 done
 echo "faults: $((${#pick[@]} - failed)) of ${#pick[@]} scenarios passed (reports in $WORK/<scenario>/report.json)"
 [ $failed = 0 ]

@@ -576,15 +576,41 @@ static void test_blind_while_broker_down(void **state)
 
 	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
 	f->ev.n = 0;
-	rms_inv_blind(f->inv, true, t0 + HB);
+	rms_inv_blind(f->inv, true, t0 + HB, 0);
 	rms_inv_tick(f->inv, t0 + 20 * HB); /* long silence, but rms could not hear */
 	assert_int_equal(f->ev.n, 0);
-	rms_inv_blind(f->inv, false, t0 + 20 * HB);
+	rms_inv_blind(f->inv, false, t0 + 20 * HB, 0);
 	rms_inv_tick(f->inv, t0 + 20 * HB + 3 * HB); /* a whole window from the link's return */
 	assert_int_equal(f->ev.n, 0);
 	rms_inv_tick(f->inv, t0 + 20 * HB + 3 * HB + 1); /* then silence counts again */
 	assert_int_equal(f->ev.n, 1);
 	assert_string_equal(f->ev.lines[0], "mcu a down heartbeat_lost");
+}
+
+/* A grace longer than the window: the MCUs re-connect to the broker with
+ * their own back-off after it returns; a shorter one gives the window. */
+static void test_blind_return_grace(void **state)
+{
+	struct fix *f = *state;
+	int64_t t0 = f->now, back = t0 + 30 * HB;
+
+	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
+	f->ev.n = 0;
+	rms_inv_blind(f->inv, true, t0 + HB, 20 * HB);
+	rms_inv_blind(f->inv, false, back, 20 * HB);
+	rms_inv_tick(f->inv, back + 20 * HB); /* the whole grace */
+	assert_int_equal(f->ev.n, 0);
+	rms_inv_tick(f->inv, back + 20 * HB + 1);
+	assert_int_equal(f->ev.n, 1);
+	/* The MCU comes back; then a grace shorter than the window changes nothing. */
+	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
+	f->ev.n = 0;
+	rms_inv_blind(f->inv, true, f->now, HB);
+	rms_inv_blind(f->inv, false, f->now + 5 * HB, HB);
+	rms_inv_tick(f->inv, f->now + 5 * HB + 3 * HB);
+	assert_int_equal(f->ev.n, 0);
+	rms_inv_tick(f->inv, f->now + 5 * HB + 3 * HB + 1);
+	assert_int_equal(f->ev.n, 1);
 }
 
 int main(void)
@@ -606,6 +632,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_capability_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_and_room_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_while_broker_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blind_return_grace, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
