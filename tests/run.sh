@@ -6,9 +6,12 @@
 # from CONFDR_PORT_BASE, default 17000, and that + 1000): single-host for the
 # integration tests, then multi-host for the drills; tears the sandboxes
 # down (also on failure) and ends with one line "N passed, N failed".
+# Lane a ends with the fault suite (tests/faults/run.sh, docs/reliability.md)
+# on its multi-host sandbox: one count per scenario.
 #
 #   ./tests/run.sh            everything
 #   ./tests/run.sh --unit     unit tests only (no servers)
+#   ./tests/run.sh --faults   the fault suite only (plain build, a sandbox of its own)
 #   ./tests/run.sh --no-asan  skip the sanitizer build
 # CONFDR_INTEG_JOBS: integration tests at once in each lane (default 4).
 set -uo pipefail
@@ -16,12 +19,13 @@ set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
 
-unit_only=0 asan=1
+unit_only=0 asan=1 faults_only=0
 for a in "$@"; do
 	case $a in
 	--unit) unit_only=1 ;;
+	--faults) faults_only=1 asan=0 ;;
 	--no-asan) asan=0 ;;
-	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $a (see --help)" >&2; exit 64 ;;
 	esac
 done
@@ -98,9 +102,35 @@ run_faults() {
 	rm -f "$log"
 }
 
-run_ctest build '^unit$'
-command -v valgrind >/dev/null && run_ctest build '^valgrind$'
-[ "$asan" = 1 ] && run_ctest build-asan '^unit$'
+# run_fault_suite: tests/faults/run.sh against the sandbox in the
+# environment (a lane's), or one of its own; one count per scenario.
+run_fault_suite() {
+	local log json ok nok
+	log=$(mktemp) json=$(mktemp)
+	say "fault suite (tests/faults/run.sh)"
+	timeout 2400 bash tests/faults/run.sh --keep --json "$json" 2>&1 | tee "$log"
+	ok=$(jq '[.[] | select(.pass)] | length' "$json" 2>/dev/null) nok=$(jq '[.[] | select(.pass | not)] | length' "$json" 2>/dev/null)
+	if [ -z "$ok" ] || [ $((ok + nok)) = 0 ]; then
+		record 0 1 "fault suite: no result"
+	else
+		record "$ok" "$nok" "fault suite: $ok/$((ok + nok)) scenarios"
+		jq -r '.[] | select(.pass | not) | "  FAILED fault suite: \(.scenario): \(.failures | join("; "))"' "$json" >>"$res/failed-tests"
+	fi
+	rm -f "$log" "$json"
+}
+
+if [ "$faults_only" = 1 ]; then
+	export CONFDR_RUN_DIR=${CONFDR_RUN_DIR:-$top/run/test-faults} CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-17000}
+	trap './deploy/sandbox.sh down >/dev/null 2>&1' EXIT
+	run_fault_suite
+	./deploy/sandbox.sh down || record 0 1 "fault suite: sandbox down left processes"
+	trap - EXIT
+	unit_only=1 # nothing more: the summary
+else
+	run_ctest build '^unit$'
+	command -v valgrind >/dev/null && run_ctest build '^valgrind$'
+	[ "$asan" = 1 ] && run_ctest build-asan '^unit$'
+fi
 
 if [ "$unit_only" = 0 ]; then
 	# Two lanes in parallel, each with a sandbox of its own (own run dir and
@@ -138,6 +168,7 @@ if [ "$unit_only" = 0 ]; then
 		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
 			[ "$name" = b ] && run_faults
 			run_drills "$@"
+			[ "$name" = a ] && run_fault_suite
 		else
 			record 0 1 "lane $name: the multi-host sandbox did not come up"
 		fi

@@ -222,6 +222,8 @@ struct css {
 	struct css_beats beats; /* what each of our pms instances said last (beats.h) */
 	TAILQ_HEAD(, css_rms_call) rms_waits; /* patient rms calls waiting to ask again (send.c) */
 	TAILQ_HEAD(, close_ctx) close_waits;  /* ended states to write again, Redis away (end.c) */
+	int64_t rms_again_logged_ms;	      /* the last "asked rms again" line (send.c) */
+	uint64_t rms_again_n;		      /* requests asked again since */
 	/* answers waiting for the replica (replgate.c) */
 	struct repl_waiter *repl_pending, *repl_tail, *repl_batch;
 	int64_t repl_info_ms;

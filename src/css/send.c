@@ -215,10 +215,20 @@ static void on_rms_reply(int status, const struct cdr_mq_delivery *reply, void *
 	struct cdr_msg_error err;
 
 	if (status == -ETIMEDOUT && ask_again(rc)) {
-		if (rc->tries++ == 0)
-			cdr_notice("rms has not answered a request in %" PRIu64 " ms: asking again for up to %" PRIu64
-				   " ms (a standby rms takes over)",
-				   rc->s->conf.rms_timeout_ms, rc->s->conf.rms_patience_ms);
+		struct css *s = rc->s;
+		int64_t now = cdr_mono_i64();
+
+		rc->tries++;
+		/* One line per 5 s, not one per request. */
+		s->rms_again_n++;
+		if (now - s->rms_again_logged_ms >= 5000) {
+			cdr_notice("rms has not answered %" PRIu64 " request%s in %" PRIu64
+				   " ms: asked again, for up to %" PRIu64 " ms each (a standby rms takes over)",
+				   s->rms_again_n, s->rms_again_n == 1 ? "" : "s", s->conf.rms_timeout_ms,
+				   s->conf.rms_patience_ms);
+			s->rms_again_logged_ms = now;
+			s->rms_again_n = 0;
+		}
 		return;
 	}
 	if (status == 0 && cdr_msg_decode(reply->body, reply->len, 0, &m, &err) < 0) {

@@ -75,7 +75,7 @@ void pms_bus_beat(struct pms *s)
 		if (s->plats[i].owned && s->plats[i].w.peer.bus_ms >= 0 &&
 		    now - s->plats[i].w.peer.bus_ms < 2 * (int64_t)s->conf.beat_interval_ms)
 			json_array_append_new(hears, json_string(s->plats[i].id));
-	body = json_pack("{s:s, s:s, s:I, s:b, s:o, s:b}", "platform", s->platform, "instance", s->bus.src, "seq",
+	body = json_pack("{s:s, s:s, s:I, s:b, s:o, s:b}", "platform", s->platform, "instance", s->instance, "seq",
 			 (json_int_t)s->beat_seq, "quorum", quorum_fresh(s, now), "hears", hears, "isolated", isolated);
 	/* this platform's state as the majority holds it, read after a write
 	 * that succeeded less than half the limit ago */

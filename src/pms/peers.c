@@ -67,7 +67,7 @@ static int beat_write(struct pms *s, bool create)
 	int rc;
 
 	snprintf(path, sizeof(path), BEAT_FMT, s->platform);
-	o = json_pack("{s:s, s:s, s:I, s:s, s:I}", "platform", s->platform, "instance", s->bus.src, "pid",
+	o = json_pack("{s:s, s:s, s:I, s:s, s:I}", "platform", s->platform, "instance", s->instance, "pid",
 		      (json_int_t)getpid(), "role", s->active ? "active" : "standby", "seq", (json_int_t)s->beat_seq);
 	txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);

@@ -317,6 +317,7 @@ static int pms_init(struct cdr_daemon *d, void **server)
 	copy_scalars(&s->conf, cf);
 	snprintf(s->platform, sizeof(s->platform), "%s", cf->base.platform);
 	cdr_bus_init(&s->bus, d, "pms", cf->base.platform);
+	snprintf(s->instance, sizeof(s->instance), "%s", cf->base.instance ? cf->base.instance : s->bus.src);
 	if (copy_rconf(s, &cf->rooms) < 0 || !(s->mcus = cdr_hmap_new()) ||
 	    cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow) < 0 ||
 	    cdr_timer_new(loop, on_tick, s, &s->tick) < 0 ||

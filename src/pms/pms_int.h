@@ -105,6 +105,7 @@ struct pms {
 	struct pms_room_conf *rconf;
 	size_t nrconf;
 	char platform[65];
+	char instance[160]; /* [daemon] instance: who beats (css tells the instances apart) */
 	struct cdr_bus bus;
 	struct cdr_topology *topo;
 	struct cdr_timer *tick, *mcu_timer, *beat_timer;

@@ -108,14 +108,15 @@ static struct rms_mcu *pick_mcu(const struct room_idx *r, const struct rms_want 
 		return NULL;
 	}
 	for (i = 0; i < r->nmcus; i++)
-		if (!r->mcus[i]->backup && r->mcus[i]->live.state == RMS_UP && !r->mcus[i]->drain)
+		if (!r->mcus[i]->backup && r->mcus[i]->live.state == RMS_UP && !r->mcus[i]->drain &&
+		    !r->mcus[i]->unheard)
 			primaries = true;
 	for (i = 0; i < r->nmcus; i++) {
 		struct rms_mcu *m = r->mcus[i];
 
 		if (m->backup == primaries) /* backups only when no primary is usable */
 			continue;
-		if (m->live.state != RMS_UP || m->drain || excluded(w, m->id)) {
+		if (m->live.state != RMS_UP || m->drain || m->unheard || excluded(w, m->id)) {
 			why->down++;
 			continue;
 		}

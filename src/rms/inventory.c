@@ -313,6 +313,7 @@ int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int
 	m->rep_ports = reg->used_ports;
 	m->delta_confs = m->delta_ports = 0;
 	live_registered(&m->live, &inv->policy, now);
+	m->unheard = false;
 	if (restarted)
 		emit_mcu(inv, m, "restarted");
 	else if (!was_up || moved || rekeyed)
@@ -443,6 +444,7 @@ int rms_inv_heartbeat_mcu(struct rms_inv *inv, const char *id, int64_t seq, int6
 	m->rep_confs = running_confs;
 	m->rep_ports = used_ports;
 	m->delta_confs = m->delta_ports = 0;
+	m->unheard = false;
 	if (r)
 		emit_mcu(inv, m, "heartbeat_resumed");
 	return 0;
@@ -479,8 +481,14 @@ void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now, int64_t grace_m
 	void *v;
 
 	if (inv->blind && !blind) {
-		while (cdr_hmap_next(inv->mcus, &it, NULL, &v))
+		/* With a grace (the broker itself went away), every MCU re-connects
+		 * and registers again: until it is heard, a create sent to it would
+		 * wait in its queue, so nothing is allocated on it. */
+		while (cdr_hmap_next(inv->mcus, &it, NULL, &v)) {
 			live_grace(&((struct rms_mcu *)v)->live, &inv->policy, now, grace_ms);
+			if (grace_ms > 0 && ((struct rms_mcu *)v)->live.state == RMS_UP)
+				((struct rms_mcu *)v)->unheard = true;
+		}
 		it = 0;
 		while (cdr_hmap_next(inv->vrs, &it, NULL, &v))
 			live_grace(&((struct rms_vrs *)v)->live, &inv->policy, now, grace_ms);
@@ -488,12 +496,17 @@ void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now, int64_t grace_m
 	inv->blind = blind;
 }
 
+void rms_inv_quiet(struct rms_inv *inv, int64_t until)
+{
+	inv->quiet_until = until;
+}
+
 size_t rms_inv_tick(struct rms_inv *inv, int64_t now)
 {
 	size_t it = 0;
 	void *v;
 
-	if (inv->blind)
+	if (inv->blind || now < inv->quiet_until)
 		return rms_inv_expire(inv, now);
 	while (cdr_hmap_next(inv->mcus, &it, NULL, &v)) {
 		if (live_lost(&((struct rms_mcu *)v)->live, &inv->policy, now))

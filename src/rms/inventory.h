@@ -44,7 +44,8 @@ struct rms_mcu {
 
 	struct rms_live live;
 	bool drain;
-	char *boot; /* its incarnation, as it last told (NULL: it tells none) */
+	bool unheard; /* up, but not heard since rms's broker link came back: allocated nothing until it is */
+	char *boot;   /* its incarnation, as it last told (NULL: it tells none) */
 
 	/* Load: its last report, confirmations minus releases since that report,
 	 * and reservations pending. running = max(0, rep + delta). */
@@ -137,6 +138,11 @@ size_t rms_inv_tick(struct rms_inv *inv, int64_t now);
  * rms's, not theirs; the MCUs re-connect to the broker with their own
  * back-off). */
 void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now, int64_t grace_ms);
+
+/* Nothing is declared down for missed heartbeats before until (a new
+ * leader: the MCUs register with it again, and one whose registration is
+ * held by a frozen former leader sends no heartbeat until it is answered). */
+void rms_inv_quiet(struct rms_inv *inv, int64_t until);
 
 /* Drains an MCU (no new conferences; running ones stay) or ends the drain.
  * Returns 0 or -ENOENT. */

@@ -48,7 +48,8 @@ struct rms_inv {
 	struct cdr_hmap *allocs; /* reservation id -> struct alloc */
 	struct alloc_list reserved;
 	size_t nreserved;
-	bool blind; /* rms's own broker link is down: heartbeats cannot come */
+	bool blind;	     /* rms's own broker link is down: heartbeats cannot come */
+	int64_t quiet_until; /* no MCU or VRS declared down for silence before this (rms_inv_quiet) */
 };
 
 /* ---- allocation.c ---- */

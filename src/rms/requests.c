@@ -85,12 +85,15 @@ bool rms_fenced(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg 
 }
 
 /* The warm-up of a newly elected rms: two heartbeat intervals, at least a
- * second, for the MCUs to register again (they are asked at the election). */
+ * second, for the MCUs to register again (they are asked at the election);
+ * and after its broker link came back, broker_return_grace, while the MCUs
+ * re-connect (each is allocated nothing until it is heard again). */
 bool rms_warming(const struct rms *s)
 {
-	int64_t w = 2 * (int64_t)s->conf.heartbeat_ms;
+	int64_t w = 2 * (int64_t)s->conf.heartbeat_ms, now = cdr_mono_i64();
 
-	return cdr_mono_i64() - s->active_since_ms < (w < 1000 ? 1000 : w);
+	return now - s->active_since_ms < (w < 1000 ? 1000 : w) ||
+	       (s->link_back_ms && now - s->link_back_ms < (int64_t)s->conf.return_grace_ms);
 }
 
 void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
@@ -105,11 +108,13 @@ void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_ms
 	if ((res.reason == RMS_NO_CAPACITY || res.reason == RMS_OTHER_PLATFORM) && rms_warming(s)) {
 		/* Just elected: the MCUs are registering with us again. Not
 		 * cached: css asks again (docs/rms.md, "Warm-up"). */
-		cdr_info("allocation of %s not answered yet: elected %" PRId64 " ms ago, the MCUs are registering (%s)",
+		cdr_info("allocation of %s not answered yet: the MCUs are registering again (elected %" PRId64
+			 " ms ago; %s)",
 			 w.e164, cdr_mono_i64() - s->active_since_ms, res.detail);
 		rms_answer(s, dl, m, false,
 			   json_pack("{s:s, s:s}", "reason", "not_active", "detail",
-				     "rms was just elected: its MCUs are registering again; ask again"),
+				     "rms was just elected, or its broker came back: its MCUs are registering again; "
+				     "ask again"),
 			   false);
 		return;
 	}

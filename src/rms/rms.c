@@ -273,12 +273,14 @@ static void rms_on_link(struct cdr_daemon *d, void *server, const char *link, bo
 	if (!strcmp(link, "amqp")) {
 		if (!up)
 			cdr_notice("broker link down: no MCU or VRS is declared down for heartbeats it cannot receive");
-		else if (s->inv_blind)
+		else if (s->inv_blind) {
 			cdr_notice(
 				"broker link back: every MCU and VRS up gets %" PRIu64
 				" ms from now to be heard again (broker_return_grace: they re-connect with their own "
-				"back-off)",
+				"back-off); nothing is allocated on an MCU until it is",
 				s->conf.return_grace_ms);
+			s->link_back_ms = cdr_mono_i64();
+		}
 		s->inv_blind = !up;
 		rms_inv_blind(s->inv, !up, cdr_mono_i64(), (int64_t)s->conf.return_grace_ms);
 	}
@@ -302,6 +304,11 @@ static void rms_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	rms_inv_reset(s->inv, epoch);
 	s->last_tick_ms = 0;
 	s->active_since_ms = cdr_mono_i64();
+	/* A new leader declares no MCU down for silence during
+	 * broker_return_grace: each registers again, some only after their
+	 * registration held by a frozen former leader times out (docs/rms.md,
+	 * "Warm-up"). */
+	rms_inv_quiet(s->inv, s->active_since_ms + (int64_t)s->conf.return_grace_ms);
 	if (active) {
 		cdr_timer_start(s->tick, tick_ms(s), true);
 		cdr_daemon_ready(d, CDR_READY_SERVE);

@@ -58,6 +58,7 @@ struct rms {
 	uint64_t last_reregister_ms;
 	int64_t last_tick_ms;	 /* monotonic, of the last tick (0: none since the role) */
 	int64_t active_since_ms; /* monotonic, when this rms became active */
+	int64_t link_back_ms;	 /* monotonic, when the broker link last came back (0: never lost) */
 	int64_t css_epoch;	 /* highest seen from css; -1: none yet */
 
 	struct cdr_hmap *cache; /* request id -> struct cached */

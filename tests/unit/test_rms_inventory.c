@@ -613,6 +613,40 @@ static void test_blind_return_grace(void **state)
 	assert_int_equal(f->ev.n, 1);
 }
 
+/* After the broker came back, an MCU not heard again gets nothing: a create
+ * sent to it would wait in its queue. A heartbeat (or a registration) ends it. */
+static void test_unheard_after_broker_return(void **state)
+{
+	struct fix *f = *state;
+	struct rms_result res;
+
+	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
+	rms_inv_blind(f->inv, true, f->now + HB, 20 * HB);
+	rms_inv_blind(f->inv, false, f->now + 2 * HB, 20 * HB);
+	res = alloc_in(f, "p1-r1", false, false);
+	assert_int_not_equal(res.reason, RMS_OK);
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 1, 0, 0, f->now + 3 * HB), 0);
+	res = alloc_in(f, "p1-r1", false, false);
+	assert_int_equal(res.reason, RMS_OK);
+	assert_string_equal(res.mcu->id, "a");
+}
+
+/* A new leader: no MCU declared down for silence until the quiet time ends. */
+static void test_quiet_after_election(void **state)
+{
+	struct fix *f = *state;
+	int64_t t0 = f->now;
+
+	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
+	f->ev.n = 0;
+	rms_inv_quiet(f->inv, t0 + 10 * HB);
+	rms_inv_tick(f->inv, t0 + 10 * HB - 1); /* silent for more than a window, but quiet */
+	assert_int_equal(f->ev.n, 0);
+	rms_inv_tick(f->inv, t0 + 10 * HB);
+	assert_int_equal(f->ev.n, 1);
+	assert_string_equal(f->ev.lines[0], "mcu a down heartbeat_lost");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -633,6 +667,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_listing_and_room_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_while_broker_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blind_return_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quiet_after_election, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unheard_after_broker_return, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
