@@ -77,6 +77,69 @@ static bool close_again(struct close_ctx *x, int status, const redisReply *reply
 	return true;
 }
 
+/* An end's answer, waiting for the Redis replica. */
+struct end_answer {
+	struct op *op;
+	char *answer;
+	char e164[40];
+};
+
+/* The CM's end is answered once the replica (which the backup platform
+ * takes over from) has the ended state: acknowledged otherwise, an end
+ * could come back as a running conference on the backup. Isolated
+ * meanwhile without the replica's word: refused platform_down, the CM asks
+ * the backup platform, which ends its copy (docs/css.md, "End"). */
+static void end_replicated(void *arg, enum css_repl result)
+{
+	struct end_answer *a = arg;
+	struct op *op = a->op;
+	struct css *s = op->s;
+
+	if (!op->dead) {
+		if (result != CSS_REPL_CONFIRMED && s->released) {
+			char *t = css_answer_text(
+				op, false,
+				css_nack_body(a->e164, "platform_down",
+					      "ended on its MCU, but the platform is isolated and its replica did not "
+					      "confirm the end: ask the backup platform"));
+			cdr_warn("end %s: the replica did not confirm and the platform is isolated: refused "
+				 "platform_down",
+				 a->e164);
+			css_answer_send(op, t);
+			free(t);
+		} else {
+			if (result == CSS_REPL_TIMEOUT)
+				cdr_warn("end %s: the replica did not confirm within %" PRIu64
+					 " ms; answered (the platform is not isolated)",
+					 a->e164, s->conf.replica_wait_ms);
+			css_answer_send(op, a->answer);
+		}
+	}
+	css_op_done(op);
+	css_op_unref(op);
+	free(a->answer);
+	free(a);
+}
+
+/* Answers the CM's end now, or once the replica has it (own records). */
+static void end_answer(struct close_ctx *x)
+{
+	struct css *s = x->s;
+	struct conf *c = x->c;
+	struct end_answer *a;
+
+	if ((c->home && strcmp(c->home, s->platform)) || !(a = calloc(1, sizeof(*a)))) {
+		css_answer_send(x->op, x->answer);
+		return;
+	}
+	a->op = x->op; /* x's reference and the op's end go with it */
+	x->op = NULL;
+	a->answer = x->answer;
+	x->answer = NULL;
+	snprintf(a->e164, sizeof(a->e164), "%s", c->e164);
+	css_repl_wait(s, end_replicated, a);
+}
+
 static void on_closed(int status, const redisReply *reply, void *arg)
 {
 	struct close_ctx *x = arg;
@@ -93,7 +156,9 @@ static void on_closed(int status, const redisReply *reply, void *arg)
 		else if (x->tries)
 			cdr_notice("conference %s: ended state written to Redis after %u more tries (%" PRIu64 " ms)",
 				   c->e164, x->tries, cdr_now_ms() - x->t0);
-		if (x->op && !x->op->dead)
+		if (x->op && !x->op->dead && status == 0)
+			end_answer(x);
+		else if (x->op && !x->op->dead)
 			css_answer_send(x->op, x->answer);
 		css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confended_ntf",
 			   json_pack("{s:s, s:s, s:s, s:I}", "e164", c->e164, "user_domain", c->ud, "reason",

@@ -61,7 +61,8 @@ sql "DELETE FROM confinfo; DELETE FROM conf_template" 2>/dev/null || true
 
 start rms "$(conf p1 rms "[rms]
 heartbeat_interval = 200ms
-heartbeat_misses = 10")" "$work/p1-rms.log"
+heartbeat_misses = 10
+broker_return_grace = 3s")" "$work/p1-rms.log"
 # The MCUs come and go on purpose here: pms's room checks by MCUs are off
 # (a room whose MCUs all fail would be abnormal, and css would place its
 # conferences in the backup rooms: tests/integration/drills.sh covers that).

@@ -840,7 +840,8 @@ static void start_daemons(void)
 {
 	char conf[160], log[160], extra[512];
 
-	write_conf(conf, sizeof(conf), "p1", "rms", "[rms]\nheartbeat_interval = 300ms\nheartbeat_misses = 10\n");
+	write_conf(conf, sizeof(conf), "p1", "rms",
+		   "[rms]\nheartbeat_interval = 300ms\nheartbeat_misses = 10\nbroker_return_grace = 3s\n");
 	snprintf(log, sizeof(log), "%s/p1-rms.log", C.work);
 	C.rms = start_daemon("rms", conf, log);
 	/* p2's pms first: p1's pms declares p2 down when it has no live pms for

@@ -109,7 +109,10 @@ static void start_rms(void)
 		"[amqp]\nuser = confdr\npassword = confdr\nheartbeat = 2s\n"
 		"[reconnect]\nmin = 100ms\nmax = 1s\n"
 		"[rms]\nheartbeat_interval = %dms\nheartbeat_misses = %d\nheartbeat_rise = 2\n"
-		"reservation_timeout = 60s\n",
+		"reservation_timeout = 60s\n"
+		/* the MCUs here re-connect within [reconnect] max: a short quiet
+		 * after the election keeps the loss test's 10 s bound */
+		"broker_return_grace = 1s\n",
 		need_env("CONFDR_ZK"), getenv("CONFDR_ZK_CHROOT") ? getenv("CONFDR_ZK_CHROOT") : "/dr", HB_MS, MISSES);
 	fclose(f);
 	C.rms = spawn((char *const[]){ BIN "/confdr-rms", "-c", conf, NULL }, log);
