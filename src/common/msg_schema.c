@@ -496,6 +496,9 @@ static const struct cdr_field peer_beat_ntf[] = {
 	BOOL("isolated", false,
 	     "its platform is cut off from the ZooKeeper majority and not heard by its backup platform: its css "
 	     "releases the platform's conferences (default false)"),
+	BOOL("judges", false,
+	     "this pms listens to its backup platform's pms and so can tell isolation (the active one); css heeds "
+	     "the isolated word of these only (default true)"),
 	ENUM("state", platform_states, false,
 	     "its platform's state as the ZooKeeper majority holds it, read right after a beat write that succeeded "
 	     "(absent when there is no such fresh read)"),

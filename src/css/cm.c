@@ -211,6 +211,21 @@ static struct conf *cm_conf(struct css *s, struct cdr_mq_delivery *dl, struct cd
 		lookup_answer(s, op, s->platform);
 		return NULL;
 	}
+	/* Not served here now (released, not yet home, declared down): its
+	 * backup platform's css runs it or will. Ended here, it would come back
+	 * there: refused, the CM asks the backup platform (the fault suite's
+	 * stop-pms-both: 193 ends ACKed by a released css ran on at p2). */
+	if (!css_serving(s, c->home ? c->home : s->platform)) {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail),
+			 "conference %s belongs to platform %s, which this css does not serve now: ask its backup "
+			 "platform",
+			 c->e164, c->home ? c->home : s->platform);
+		css_answer_now(op, false, css_nack_body(c->e164, "platform_down", detail));
+		css_op_done(op);
+		return NULL;
+	}
 	*opp = op;
 	return c;
 }
@@ -237,10 +252,43 @@ static void cm_end(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		end_exec(arg, op, c);
 }
 
+/* An extension's or a rename's answer once the replica has the change (as
+ * a create's and an end's): isolated meanwhile without its word, refused
+ * platform_down (the CM asks the backup platform). */
+static void change_replicated(void *arg, enum css_repl result)
+{
+	struct op *op = arg;
+	struct css *s = op->s;
+
+	if (!op->dead) {
+		if (result != CSS_REPL_CONFIRMED && s->released) {
+			char *txt = css_answer_text(
+				op, false,
+				css_nack_body(
+					op->c ? op->c->e164 : NULL, "platform_down",
+					"the platform is isolated and its replica did not confirm the change: ask "
+					"the backup platform"));
+
+			css_answer_send(op, txt);
+			free(txt);
+		} else {
+			css_answer_send(op, op->answer);
+		}
+		if (op->c && op->c->op == op)
+			op->c->op = NULL;
+		css_op_done(op);
+	}
+	css_op_unref(op);
+}
+
 static void on_stored_answer(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
 
+	if (!op->dead && status == 0 && op->c && !(op->c->home && strcmp(op->c->home, op->s->platform))) {
+		css_repl_wait(op->s, change_replicated, op); /* op's reference goes with it */
+		return;
+	}
 	if (!op->dead) {
 		if (status < 0) {
 			char *txt;

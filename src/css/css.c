@@ -22,6 +22,10 @@ const struct cdr_conf_key css_conf_keys[] = {
 	K("rms_patience", CDR_CONF_MS, rms_patience_ms, "10s", 0, 600000,
 	  "a create's requests to rms (capability, allocation) are sent again after each rms_timeout without an "
 	  "answer, for this long: a standby rms takes over within the ZooKeeper session; 0: never again"),
+	K("pms_silence", CDR_CONF_MS, pms_silence_ms, "2s", 0, 60000,
+	  "no beat of any pms of the platform on the broker and none written to ZooKeeper for this long: css "
+	  "releases the platform (ends its conferences on its MCUs) before the backup may declare it down (the "
+	  "beat limit and a half of bus silence); keep it at the beat limit; 0: never"),
 	K("pms_retry", CDR_CONF_MS, pms_retry_ms, "1s", 100, 60000,
 	  "at start-up the platform state is asked of pms this often until it answers"),
 	K("expiry_tick", CDR_CONF_MS, expiry_tick_ms, "500ms", 50, 10000,
@@ -340,11 +344,13 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, css_restore_kick, s, &s->restore_timer) < 0 ||
 	    cdr_timer_new(loop, css_audit_mcus, s, &s->audit_timer) < 0 ||
 	    cdr_timer_new(loop, css_takeover_tick, s, &s->takeover_timer) < 0 ||
-	    cdr_timer_new(loop, css_home_tick, s, &s->home_timer) < 0) {
+	    cdr_timer_new(loop, css_home_tick, s, &s->home_timer) < 0 ||
+	    cdr_timer_new(loop, css_silence_tick, s, &s->silence_timer) < 0) {
 		*server = s;
 		return -ENOMEM; /* css_free cleans up */
 	}
 	cdr_timer_start(s->stats_timer, 1000, true);
+	cdr_timer_start(s->silence_timer, 250, true);
 	*server = s;
 	return 0;
 }
@@ -372,6 +378,9 @@ static void css_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	s->epoch = epoch;
 	if (active) {
 		cdr_notice("active with epoch %" PRId64 ": asking pms for the platform state", epoch);
+		/* the silence of pms is judged afresh (a standby listens to no beat) */
+		s->beat_any_ms = s->beat_any_ms ? cdr_mono_i64() : 0;
+		s->silence.zk_seen_ms = 0;
 		s->pms_known = false;
 		css_home_begin(s);
 		css_maybe_consume(s);
@@ -430,6 +439,7 @@ static void css_free(void *server)
 	cdr_timer_free(s->audit_timer);
 	cdr_timer_free(s->takeover_timer);
 	cdr_timer_free(s->home_timer);
+	cdr_timer_free(s->silence_timer);
 	free(s->restore_q.v);
 	cdr_topology_free(s->topo);
 	free(s->plats);

@@ -13,6 +13,7 @@ struct css_conf {
 	uint64_t end_timeout_ms;
 	uint64_t rms_timeout_ms;
 	uint64_t rms_patience_ms;
+	uint64_t pms_silence_ms;
 	uint64_t pms_retry_ms;
 	uint64_t expiry_tick_ms;
 	uint64_t answer_ttl_ms;

@@ -220,6 +220,13 @@ struct css {
 	bool home_wait;		/* not yet home: acts as if the platform were down */
 	bool released;		/* its pms says the platform is isolated: released, acts as down (release.c) */
 	struct css_beats beats; /* what each of our pms instances said last (beats.h) */
+	int64_t beat_any_ms;	/* monotonic: the last beat of any of our pms on the bus (0: none yet) */
+	struct {
+		int64_t tick_ms, zk_seen_ms, answered_ms, amqp_back_ms;
+		int32_t version; /* of /heartbeat/<platform>/pms, last read */
+		bool reading;
+	} silence; /* no pms heard at all (release.c) */
+	struct cdr_timer *silence_timer;
 	TAILQ_HEAD(, css_rms_call) rms_waits; /* patient rms calls waiting to ask again (send.c) */
 	TAILQ_HEAD(, close_ctx) close_waits;  /* ended states to write again, Redis away (end.c) */
 	int64_t rms_again_logged_ms;	      /* the last "asked rms again" line (send.c) */
@@ -326,6 +333,9 @@ void css_apply_platform(struct css *s, const char *id, bool down, int64_t epoch,
 void css_repl_wait(struct css *s, css_repl_fn fn, void *arg);
 /* Every wait resolved (CSS_REPL_NONE): at the end. */
 void css_repl_cancel_all(struct css *s);
+/* Every 250 ms: no pms of ours heard on the bus nor in ZooKeeper for
+ * pms_silence releases the platform (release.c). */
+void css_silence_tick(void *arg);
 /* Our own platform's pms beats (release.c): an isolated platform released. */
 void css_on_pms_beat(struct cdr_mq_delivery *dl, void *arg);
 /* Whether pms says platform p is down (the notices alone). */

@@ -12,7 +12,7 @@
  * backup serves our domains (docs/css.md, "Isolation"). */
 #include "css_int.h"
 
-static void release(struct css *s, const char *instance)
+static void release(struct css *s, const char *instance, const char *why)
 {
 	struct conf *c;
 	const char *key;
@@ -35,10 +35,17 @@ static void release(struct css *s, const char *instance)
 		n++;
 	}
 	s->n.released += n;
-	snprintf(detail, sizeof(detail),
-		 "its pms (%s) says it is isolated (no ZooKeeper majority, not heard by its backup platform): %zu "
-		 "conferences ended on its MCUs, none written; acting as down until the pms reaches ZooKeeper again",
-		 instance, n);
+	if (why)
+		snprintf(detail, sizeof(detail),
+			 "%s: %zu conferences ended on its MCUs, none written; acting as down until a pms of the "
+			 "platform beats again",
+			 why, n);
+	else
+		snprintf(detail, sizeof(detail),
+			 "its pms (%s) says it is isolated (no ZooKeeper majority, not heard by its backup platform): "
+			 "%zu conferences ended on its MCUs, none written; acting as down until the pms reaches "
+			 "ZooKeeper again",
+			 instance, n);
 	css_alarm(s, "critical", "platform_isolated", s->platform, detail);
 }
 
@@ -60,7 +67,7 @@ static void on_beat(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	const char *state = cdr_msg_str(m, "state", "");
 
 	const char *instance = cdr_msg_str(m, "instance", "?"), *other;
-	bool isolated = cdr_msg_bool(m, "isolated", false);
+	bool isolated = cdr_msg_bool(m, "isolated", false), judges = cdr_msg_bool(m, "judges", true);
 
 	(void)dl;
 	if (strcmp(cdr_msg_str(m, "platform", ""), s->platform) != 0)
@@ -68,9 +75,14 @@ static void on_beat(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	/* Every pms instance of the platform beats (active and standby): one of
 	 * them isolated while another still writes the platform's beat is not
 	 * an isolated platform (beats.h). */
+	s->beat_any_ms = cdr_mono_i64();
+	/* A standby pms hears no backup and cannot tell isolation: its word
+	 * counts neither way (it still counts as a pms heard: silence rule). */
+	if (!judges)
+		return;
 	if (css_beats_note(&s->beats, instance, isolated, cdr_mono_i64(), &other)) {
 		if (s->active)
-			release(s, instance);
+			release(s, instance, NULL);
 		return;
 	}
 	if (isolated) {
@@ -83,6 +95,78 @@ static void on_beat(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	 * beat write that succeeded. */
 	if (s->released && cdr_msg_bool(m, "quorum", false) && *state)
 		resume(s, !strcmp(state, "down"), cdr_msg_int(m, "state_epoch", 0));
+}
+
+/* ---- no pms heard at all ----
+ *
+ * Every pms of the platform dead or frozen: no beat says "isolated", yet the
+ * backup declares the platform down once it has had no beat in ZooKeeper for
+ * the beat limit and none on the bus for the limit and a half (docs/pms.md).
+ * css watches the same two signals with its own bound, pms_silence (2 s, the
+ * limit): no pms beat on its broker (its link up) and no write of the
+ * platform's beat node in ZooKeeper (read every 250 ms on css's session,
+ * answered recently) for that long, and it releases. A broker restart keeps
+ * the ZooKeeper beats, a ZooKeeper outage the bus beats: neither releases. */
+
+#define SILENCE_TICK_MS 250
+
+static void on_beat_node(const struct cdr_zk_result *r, void *arg)
+{
+	struct css *s = arg;
+	int64_t now = cdr_mono_i64();
+
+	s->silence.reading = false;
+	if (r->status == -ECANCELED)
+		return;
+	if (r->status != 0) {
+		if (r->status == -ENOENT) /* never written: no word either way */
+			s->silence.answered_ms = 0;
+		return;
+	}
+	if (!s->silence.zk_seen_ms || r->version != s->silence.version)
+		s->silence.zk_seen_ms = now;
+	s->silence.version = r->version;
+	s->silence.answered_ms = now;
+}
+
+void css_silence_tick(void *arg)
+{
+	struct css *s = arg;
+	struct cdr_zk *zk = cdr_daemon_zk(s->d);
+	int64_t now = cdr_mono_i64(), limit = (int64_t)s->conf.pms_silence_ms, bus_from;
+	char path[128], why[200];
+
+	/* Our own loop stood still: what was not read says nothing. */
+	if (s->silence.tick_ms && now - s->silence.tick_ms > 4 * SILENCE_TICK_MS) {
+		s->silence.zk_seen_ms = s->silence.answered_ms = 0;
+		s->beat_any_ms = now;
+	}
+	s->silence.tick_ms = now;
+	/* Only a platform that is up here and served by this css has anything
+	 * to release. */
+	if (!limit || !s->active || s->released || s->home_wait || !cdr_daemon_acting(s->d) || !s->beat_any_ms ||
+	    css_pms_down(s, s->platform))
+		return;
+	if (!cdr_daemon_link_up(s->d, "amqp")) {
+		s->silence.amqp_back_ms = 0;
+		return;
+	}
+	if (!s->silence.amqp_back_ms)
+		s->silence.amqp_back_ms = now;
+	if (zk && !s->silence.reading) {
+		snprintf(path, sizeof(path), "/heartbeat/%s/pms", s->platform);
+		if (cdr_zk_exists(zk, path, NULL, NULL, on_beat_node, s) == 0)
+			s->silence.reading = true;
+	}
+	bus_from = s->beat_any_ms > s->silence.amqp_back_ms ? s->beat_any_ms : s->silence.amqp_back_ms;
+	if (now - bus_from < limit || !s->silence.zk_seen_ms || now - s->silence.zk_seen_ms < limit ||
+	    now - s->silence.answered_ms > 2 * SILENCE_TICK_MS)
+		return;
+	snprintf(why, sizeof(why),
+		 "no pms of the platform beats: none on the broker for %" PRId64 " ms, no beat written to ZooKeeper "
+		 "for %" PRId64 " ms (the backup platform may declare it down)",
+		 now - bus_from, now - s->silence.zk_seen_ms);
+	release(s, "-", why);
 }
 
 static const struct cdr_handler beat_handlers[] = {

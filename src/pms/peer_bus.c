@@ -64,7 +64,22 @@ static bool isolation(struct pms *s, int64_t now)
 void pms_bus_beat(struct pms *s)
 {
 	int64_t now = cdr_mono_i64();
-	bool isolated = isolation(s, now);
+	bool isolated;
+
+	/* Our own loop stood still (frozen, starved): the backup's word of
+	 * that time is not read yet, and our ZooKeeper writes did not go out
+	 * because we did not send them. Not heard is counted from now; a beat
+	 * right after waking would otherwise say "isolated" for our own stall
+	 * (the fault suite's stop-pms: 1,617 conferences released). */
+	if (s->bus_beat_tick_ms && now - s->bus_beat_tick_ms > 4 * (int64_t)s->conf.beat_interval_ms &&
+	    s->listen_since_ms >= 0 && !s->isolated) {
+		cdr_notice("this pms's loop stood still for %" PRId64
+			   " ms: isolation is judged afresh (not heard by the backup counts from now)",
+			   now - s->bus_beat_tick_ms);
+		s->listen_since_ms = now;
+	}
+	s->bus_beat_tick_ms = now;
+	isolated = isolation(s, now);
 	json_t *body, *hears;
 
 	/* Not queued while the broker is away: a late beat would tell a life
@@ -75,8 +90,11 @@ void pms_bus_beat(struct pms *s)
 		if (s->plats[i].owned && s->plats[i].w.peer.bus_ms >= 0 &&
 		    now - s->plats[i].w.peer.bus_ms < 2 * (int64_t)s->conf.beat_interval_ms)
 			json_array_append_new(hears, json_string(s->plats[i].id));
-	body = json_pack("{s:s, s:s, s:I, s:b, s:o, s:b}", "platform", s->platform, "instance", s->instance, "seq",
-			 (json_int_t)s->beat_seq, "quorum", quorum_fresh(s, now), "hears", hears, "isolated", isolated);
+	/* judges: this pms listens to the backup's pms and so can tell
+	 * isolation (the active one); a standby's "not isolated" says nothing. */
+	body = json_pack("{s:s, s:s, s:I, s:b, s:o, s:b, s:b}", "platform", s->platform, "instance", s->instance, "seq",
+			 (json_int_t)s->beat_seq, "quorum", quorum_fresh(s, now), "hears", hears, "isolated", isolated,
+			 "judges", s->started && s->backup_plat);
 	/* this platform's state as the majority holds it, read after a write
 	 * that succeeded less than half the limit ago */
 	if (body && s->own_known && now - s->own_read_ms < release_ms(s)) {

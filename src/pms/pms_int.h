@@ -129,8 +129,9 @@ struct pms {
 	/* isolation (peer_bus.c): this platform cut off from the ZooKeeper
 	 * majority and not heard by its backup platform's pms */
 	struct plat *backup_plat;
-	int64_t listen_since_ms; /* listening to the backup's pms since */
-	int64_t backup_hears_ms; /* when its beat last said it hears ours; -1: never */
+	int64_t listen_since_ms;  /* listening to the backup's pms since (or since our own loop's last stall) */
+	int64_t bus_beat_tick_ms; /* monotonic, the last bus beat (a longer gap: our own loop stood still) */
+	int64_t backup_hears_ms;  /* when its beat last said it hears ours; -1: never */
 	bool isolated;
 	/* this platform's state as read right after a successful beat write
 	 * (fresh: it tells the css whether it may act again after isolation) */

@@ -114,6 +114,10 @@ static struct rms_mcu *pick_mcu(const struct room_idx *r, const struct rms_want 
 	for (i = 0; i < r->nmcus; i++) {
 		struct rms_mcu *m = r->mcus[i];
 
+		if (!m->backup && !primaries) { /* a primary, none usable: down, drained or not heard again */
+			why->down++;
+			continue;
+		}
 		if (m->backup == primaries) /* backups only when no primary is usable */
 			continue;
 		if (m->live.state != RMS_UP || m->drain || m->unheard || excluded(w, m->id)) {
@@ -263,6 +267,8 @@ void rms_inv_allocate(struct rms_inv *inv, const struct rms_want *want, int64_t 
 		}
 		if (!m) {
 			add_detail(res, rid, &why, &w);
+			if (why.none || why.down)
+				res->unsure = true;
 			continue;
 		}
 		a = calloc(1, sizeof(*a));

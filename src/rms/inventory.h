@@ -185,6 +185,7 @@ struct rms_result {
 	const char *room;	   /* OK: the room of both; OTHER_PLATFORM: the foreign room */
 	const char *platform;
 	char reservation[48];
+	bool unsure; /* refused where an MCU was missing, down or not heard again: registrations may change it */
 };
 
 /* Picks an MCU (and a VRS when record) in the wanted room, then in its

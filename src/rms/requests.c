@@ -105,7 +105,7 @@ void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_ms
 
 	want_from(cdr_msg_body(m), &w, caps, excl, xrooms);
 	rms_inv_allocate(s->inv, &w, cdr_mono_i64(), &res);
-	if ((res.reason == RMS_NO_CAPACITY || res.reason == RMS_OTHER_PLATFORM) && rms_warming(s)) {
+	if ((res.reason == RMS_NO_CAPACITY || res.reason == RMS_OTHER_PLATFORM) && res.unsure && rms_warming(s)) {
 		/* Just elected: the MCUs are registering with us again. Not
 		 * cached: css asks again (docs/rms.md, "Warm-up"). */
 		cdr_info("allocation of %s not answered yet: the MCUs are registering again (elected %" PRId64

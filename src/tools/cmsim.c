@@ -50,6 +50,8 @@ struct req {
 	uint64_t hash;		     /* FNV-1a of the first answer's bytes */
 	uint8_t outcome;	     /* enum outcome, of the first answer */
 	bool send_failed;	     /* refused by cdr_mq_publish or by the broker's confirm */
+	uint8_t resent;		     /* sent again unanswered (--retry) */
+	uint64_t last_sent_ms;	     /* monotonic, the last time it was sent */
 	char *mcu, *room, *platform; /* of a create ACK */
 	char *reason;		     /* of a NACK */
 };
@@ -71,7 +73,7 @@ struct opts {
 	char e164_default[CDR_MSG_E164_MAX + 1];
 	int64_t duration_min, max_participants;
 	bool record, h265, raw_json, no_reply_to, quiet;
-	uint64_t timeout_ms, linger_ms;
+	uint64_t timeout_ms, linger_ms, retry_ms;
 	bool linger_given;
 	const char **e164s; /* end --e164, or from --from-json (then owned: e164_store) */
 	size_t ne164s;
@@ -428,15 +430,40 @@ static int send_one(struct sim *s, size_t i)
 			return -ENOMEM;
 		len = strlen(txt);
 	}
-	r->sent_ms = s->last_send_ms = cdr_now_ms();
+	if (!r->sent_ms)
+		r->sent_ms = s->last_send_ms = cdr_now_ms();
+	r->last_sent_ms = cdr_now_ms();
 	ret = cdr_mq_publish(s->mq, "", CDR_MQ_MAU_CONF_Q, &p, txt, len, on_confirm, r);
 	if (txt != s->raw)
 		free(txt);
-	if (ret < 0)
+	if (ret < 0 && !r->resent)
 		r->sent_ms = 0;
-	else
+	else if (ret == 0)
 		s->confirms_pending++;
 	return ret;
+}
+
+/* --retry: the requests sent, unanswered for retry_ms, sent again (at most
+ * 3 times each), once a second. */
+static void retry_unanswered(struct sim *s)
+{
+	uint64_t now = cdr_now_ms();
+	size_t n = 0;
+
+	if (!s->o.retry_ms || !s->started)
+		return;
+	for (size_t i = 0; i < s->next; i++) {
+		struct req *r = &s->reqs[i];
+
+		if (!r->sent_ms || r->send_failed || r->answers || r->resent >= 3 ||
+		    now - r->last_sent_ms < s->o.retry_ms)
+			continue;
+		r->resent++;
+		if (send_one(s, i) == 0)
+			n++;
+	}
+	if (n && !s->o.quiet)
+		cdr_warn("%zu requests unanswered for %" PRIu64 " s: sent again (same id)", n, s->o.retry_ms / 1000);
 }
 
 static void all_sent(struct sim *s)
@@ -476,6 +503,7 @@ static void on_progress(void *arg)
 	struct sim *s = arg;
 	uint64_t elapsed = (cdr_now_ms() - s->start_ms + 50) / 100 * 100; /* rounded to tenths */
 
+	retry_unanswered(s);
 	if (!s->started || s->o.quiet || s->nreqs < 2)
 		return;
 	fprintf(stderr,
@@ -751,12 +779,13 @@ static json_t *summary_json(struct sim *s, const struct summary *m)
 		if (r->sent_ms && !r->send_failed && !r->answers)
 			json_array_append_new(unanswered, json_string(r->e164));
 		if (r->sent_ms)
-			json_array_append_new(
-				history,
-				json_pack("{s:s, s:I, s:b, s:s?, s:s?, s:s?, s:i, s:b}", "e164", r->e164, "sent_ms",
-					  (json_int_t)(r->sent_ms - s->start_ms), "sent", !r->send_failed, "answer",
-					  r->answers ? answer_names[r->outcome] : NULL, "reason", r->reason, "mcu",
-					  r->mcu, "answers", (int)r->answers, "differs", r->conflicting));
+			json_array_append_new(history,
+					      json_pack("{s:s, s:I, s:b, s:s?, s:s?, s:s?, s:i, s:b, s:i}", "e164",
+							r->e164, "sent_ms", (json_int_t)(r->sent_ms - s->start_ms),
+							"sent", !r->send_failed, "answer",
+							r->answers ? answer_names[r->outcome] : NULL, "reason",
+							r->reason, "mcu", r->mcu, "answers", (int)r->answers, "differs",
+							r->conflicting, "resent", (int)r->resent));
 		if (!r->answers || r->outcome != OUT_ACK || !r->e164[0])
 			continue;
 		if (s->o.cmd == CMD_CREATE)
@@ -936,7 +965,11 @@ static void usage(FILE *f)
 		"  --json FILE           the summary and the acked conferences as JSON to FILE ('-': stdout, the\n"
 		"                        text summary then goes to stderr)\n"
 		"  --linger MS           after the last answer, wait MS for late duplicates, 0..60000 (default 500)\n"
-		"end: --e164 X (repeatable), --from-json FILE, --rate R, --json FILE, --linger MS as above\n"
+		"  --retry S             a request unanswered S seconds after it was sent is sent again, the same\n"
+		"                        (id, body): as a CM does after its answer was lost (a reply queue gone\n"
+		"                        with a broker restart); at most 3 times; 0..3600 (default 0: never)\n"
+		"end: --e164 X (repeatable), --from-json FILE, --rate R, --json FILE, --linger MS, --retry S as\n"
+		"     above\n"
 		"list: --domain UD (one), --json\n"
 		"query: --e164 X (one), --json\n"
 		"send: --file FILE (at most 4 MiB), --no-reply-to (then no answer can come: css dead-letters a\n"
@@ -978,6 +1011,7 @@ enum {
 	O_MAXP,
 	O_JSON,
 	O_LINGER,
+	O_RETRY,
 	O_E164,
 	O_FROM_JSON,
 	O_FILE,
@@ -1000,17 +1034,29 @@ static const struct {
 	int id;
 	unsigned cmds;
 } opt_cmds[] = {
-	{ O_PLATFORM, C_ALL },		{ O_AMQP, C_ALL },
-	{ O_TIMEOUT, C_ALL },		{ O_DOMAIN, C_CREATE | C_LIST },
-	{ O_COUNT, C_CREATE },		{ O_RATE, C_CREATE | C_END },
-	{ O_E164_START, C_CREATE },	{ O_DURATION, C_CREATE },
-	{ O_NAME, C_CREATE },		{ O_RECORD, C_CREATE },
-	{ O_H265, C_CREATE },		{ O_RESOLUTION, C_CREATE },
-	{ O_MAXP, C_CREATE },		{ O_JSON, C_CREATE | C_END | C_LIST | C_QUERY },
-	{ O_LINGER, C_CREATE | C_END }, { O_E164, C_END | C_QUERY },
-	{ O_FROM_JSON, C_END },		{ O_FILE, C_SEND },
-	{ O_NO_REPLY_TO, C_SEND },	{ O_OUT, C_WATCH },
-	{ O_WATCH_DURATION, C_WATCH },	{ O_EXCHANGE, C_WATCH },
+	{ O_PLATFORM, C_ALL },
+	{ O_AMQP, C_ALL },
+	{ O_TIMEOUT, C_ALL },
+	{ O_DOMAIN, C_CREATE | C_LIST },
+	{ O_COUNT, C_CREATE },
+	{ O_RATE, C_CREATE | C_END },
+	{ O_E164_START, C_CREATE },
+	{ O_DURATION, C_CREATE },
+	{ O_NAME, C_CREATE },
+	{ O_RECORD, C_CREATE },
+	{ O_H265, C_CREATE },
+	{ O_RESOLUTION, C_CREATE },
+	{ O_MAXP, C_CREATE },
+	{ O_JSON, C_CREATE | C_END | C_LIST | C_QUERY },
+	{ O_LINGER, C_CREATE | C_END },
+	{ O_E164, C_END | C_QUERY },
+	{ O_RETRY, C_CREATE | C_END },
+	{ O_FROM_JSON, C_END },
+	{ O_FILE, C_SEND },
+	{ O_NO_REPLY_TO, C_SEND },
+	{ O_OUT, C_WATCH },
+	{ O_WATCH_DURATION, C_WATCH },
+	{ O_EXCHANGE, C_WATCH },
 };
 
 static bool opt_allowed(int id, enum cmd c)
@@ -1071,6 +1117,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "max-participants", required_argument, NULL, O_MAXP },
 		{ "json", required_argument, NULL, O_JSON },
 		{ "linger", required_argument, NULL, O_LINGER },
+		{ "retry", required_argument, NULL, O_RETRY },
 		{ "e164", required_argument, NULL, O_E164 },
 		{ "from-json", required_argument, NULL, O_FROM_JSON },
 		{ "file", required_argument, NULL, O_FILE },
@@ -1195,6 +1242,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return cli_usage_error("--json wants a file name, or '-' for stdout");
 			else
 				o->json_out = optarg;
+			break;
+		case O_RETRY:
+			if (!cli_parse_uint(optarg, 0, 3600, &o->retry_ms))
+				return cli_usage_error("--retry wants seconds (0..3600), not \"%s\"", optarg);
+			o->retry_ms *= 1000;
 			break;
 		case O_LINGER:
 			if (!cli_parse_uint(optarg, 0, 60000, &o->linger_ms))

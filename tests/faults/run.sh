@@ -18,11 +18,19 @@
 #                 (from their logs: "role: active" to "role: standby", to
 #                 the start of a frozen loop, or to the next start)
 #   redis_mysql   p1's open records in Redis against confdr_p1 in MariaDB
+#   doubled_any   E164s on two MCUs in any of the samples taken every second
+#                 from the injection to the end
 # All must be 0; where a standby takes over, it must within the ZooKeeper
 # session (6 s) + 3 s. Refusals (NACKs) are answers: counted, not failed.
+# Every platform must be up and every room normal after the fault, except in
+# stop-pms-both, where p1 must be down, its conferences moved to p2, and
+# p1's css must have released them before p2 declared p1 down.
 #
 # Usage: tests/faults/run.sh [--list] [--json FILE] [--keep] [SCENARIO...]
 #   SCENARIO  the scenarios to run (default: all, in the order of --list)
+# The CM (cmsim) sends a request again, the same, when it has had no answer
+# for 10 s (--retry): an answer sent while its reply queue was gone (a
+# broker restart) is otherwise lost, and the protocol's remedy is the repeat.
 #   --json    the reports as a JSON array to FILE
 #   --keep    leave the sandbox up at the end (default: down)
 # Environment: CONFDR_PORT_BASE (default 24000) and CONFDR_RUN_DIR (default
@@ -47,7 +55,7 @@ RATE=${CONFDR_FAULT_RATE:-40}
 SESSION_S=6 # [zookeeper] session_timeout of the sandbox's daemons
 DOMAINS=(--domain ud-p1-r1-a --domain ud-p1-r1-b --domain ud-p1-r2-a --domain ud-p1-r2-b)
 
-ALL=(kill-css kill-rms kill-pms stop-css stop-rms stop-pms broker-restart redis-restart mariadb-restart zk-down)
+ALL=(kill-css kill-rms kill-pms stop-css stop-rms stop-pms broker-restart redis-restart mariadb-restart zk-down zk-expire stop-pms-both)
 describe() {
 	case $1 in
 	kill-css) echo "kill -9 p1's active css (its supervisor starts it again; the standby takes over)" ;;
@@ -60,6 +68,8 @@ describe() {
 	redis-restart) echo "p1's Redis stopped for 3 s, then started (no failover)" ;;
 	mariadb-restart) echo "p1's MariaDB stopped for 5 s, then started (history rows wait, each written once)" ;;
 	zk-down) echo "all three ZooKeeper members stopped for 15 s, then started (leaders step down, then are elected again)" ;;
+	zk-expire) echo "p1 cut from every ZooKeeper member for 10 s (nftables): the sessions of its daemons expire; its pms is still heard on its broker, so nothing is declared" ;;
+	stop-pms-both) echo "SIGSTOP both pms of p1 for 10 s: p2 declares p1 down and runs its conferences; p1's css, hearing no pms, releases them first" ;;
 	*) return 1 ;;
 	esac
 }
@@ -171,6 +181,21 @@ ms_of_wall() {
 		printf "%.0f\n", ((d[1] * 372 + d[2] * 31 + d[3]) * 86400 + t[1] * 3600 + t[2] * 60 + t[3]) * 1000 + r }'
 }
 
+# sampler_start FILE / sampler_stop: every second, the E164s on two MCUs at
+# once (one JSON array per line), until stopped; at most 120 samples.
+sampler_start() {
+	local f=$1
+	: >"$f"
+	(
+		for _ in $(seq 120); do
+			running "$f.now" 2>/dev/null && jq -c '[group_by(.e)[] | select(length > 1) | .[0].e]' "$f.now" >>"$f" 2>/dev/null
+			sleep 1
+		done
+	) &
+	SAMPLER=$!
+}
+sampler_stop() { [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null; SAMPLER=; }
+
 # ---------------------------------------------------------------- the world
 
 ensure_world() {
@@ -251,6 +276,21 @@ inject() {
 		"$SB" server stop mariadb-p1 >>"$WORK/$s.log" 2>&1
 		sleep 5
 		"$SB" server start mariadb-p1 >>"$WORK/$s.log" 2>&1 ;;
+	zk-expire)
+		"$SB" fault zk-cut p1 >>"$WORK/$s.log" 2>&1
+		sleep 10
+		"$SB" fault heal >>"$WORK/$s.log" 2>&1 ;;
+	stop-pms-both)
+		local n p
+		FAULT_PIDS=
+		for n in $(dnames p1 pms); do
+			p=$(daemon_pid "$n") && { kill -STOP "$p"; FAULT_PIDS="$FAULT_PIDS $p"; }
+		done
+		say "  SIGSTOP to p1's pms:$FAULT_PIDS"
+		sleep 10
+		# shellcheck disable=SC2086
+		kill -CONT $FAULT_PIDS 2>/dev/null
+		say "  SIGCONT after 10 s" ;;
 	zk-down)
 		# One by one (the sandbox's lock); started again together by 'up'
 		# (a member alone cannot serve, so 'server start' would wait for it).
@@ -259,6 +299,26 @@ inject() {
 		"$SB" up >>"$WORK/$s.log" 2>&1 ;;
 	esac
 	say "  fault over: $(tail -n 1 "$WORK/$s.log" 2>/dev/null)"
+}
+
+# released_before_declared FROM_MS: p1 is down, and its css's release
+# (ALARM platform_isolated, in the log of the instance active then) came
+# before p2's declaration (/state of p1, since). RBD says why not.
+released_before_declared() {
+	local st since rel n l
+	st=$(ctl status --json) || { RBD="confdrctl status failed"; return 1; }
+	[ "$(jq -r '.platforms[] | select(.platform == "p1") | .state' <<<"$st")" = down ] ||
+		{ RBD="p1 is not down after both its pms stood still for 10 s"; return 1; }
+	since=$(jq -r '.platforms[] | select(.platform == "p1") | .since' <<<"$st")
+	rel=
+	for n in $(dnames p1 css); do
+		l=$(grep -h 'ALARM critical platform_isolated' "$(logfile "$n")" 2>/dev/null | tail -n 1 | cut -c1-23)
+		[ -n "$l" ] && rel=$(date -u -d "${l/T/ }" +%s%3N)
+	done
+	[ -n "$rel" ] && [ "$rel" -ge "$1" ] || { RBD="p1's css did not release (no platform_isolated alarm since the fault)"; return 1; }
+	RELEASE_LEAD_MS=$((since - rel))
+	[ "$RELEASE_LEAD_MS" -gt 0 ] || { RBD="p1's css released $((rel - since)) ms after p2 declared p1 down"; return 1; }
+	say "  p1's css released $RELEASE_LEAD_MS ms before p2 declared p1 down"
 }
 
 # ---------------------------------------------------------------- one scenario
@@ -276,14 +336,15 @@ scenario() {
 	# The load: creates at RATE/s, and ends of the previous scenario's conferences.
 	e164=$(printf '%d%06d' $((t_from / 1000 % 100000000 + 100000000)) 0)
 	"$BUILD/cmsim" create --platform p1 "${DOMAINS[@]}" --count "$CREATES" --rate "$RATE" --e164-start "$e164" \
-		--timeout 60 --linger 3000 --json "$w/create.json" -q >"$w/create.out" 2>&1 &
+		--timeout 60 --linger 3000 --retry 10 --json "$w/create.json" -q >"$w/create.out" 2>&1 &
 	LOAD_PIDS=$!
 	if [ -s "$WORK/prev-acked.json" ]; then
-		"$BUILD/cmsim" end --platform p1 --from-json "$WORK/prev-acked.json" --rate "$RATE" --timeout 60 --linger 3000 \
+		"$BUILD/cmsim" end --platform p1 --from-json "$WORK/prev-acked.json" --rate "$RATE" --timeout 60 --linger 3000 --retry 10 \
 			--json "$w/end.json" -q >"$w/end.out" 2>&1 &
 		LOAD_PIDS="$LOAD_PIDS $!"
 	fi
 	sleep 3
+	sampler_start "$w/samples.jsonl"
 	inject "$s"
 	# shellcheck disable=SC2086
 	wait $LOAD_PIDS
@@ -312,7 +373,13 @@ scenario() {
 		sleep 1
 	done
 	t_to=$(now_ms)
-	ctl drill compare --redis "p1=$(redis_hp redis-p1),$(redis_hp redis-p1-replica)" \
+	sampler_stop
+	jq -s '[.[][]] | unique' "$w/samples.jsonl" >"$w/doubled-any.json" 2>/dev/null || echo '[]' >"$w/doubled-any.json"
+	# After a takeover p1's records live in its promoted replica (redis-p1
+	# is a master too, left behind).
+	local redis_p1="$(redis_hp redis-p1),$(redis_hp redis-p1-replica)"
+	[ "$s" = stop-pms-both ] && redis_p1=$(redis_hp redis-p1-replica)
+	ctl drill compare --redis "p1=$redis_p1" \
 		--mysql-socket "p1=$(mysql_sock p1)" --mysql-user root --retry 10 --json "$w/compare.json" >/dev/null 2>&1
 	for x in css rms pms; do
 		read -r c m < <(two_actives "$x" "$t_from" "$t_to")
@@ -320,9 +387,9 @@ scenario() {
 	done | jq -s . >"$w/actives.json"
 	over=$((SESSION_S * 1000 + 3000))
 	jq -n --arg s "$s" --arg d "$(describe "$s")" --slurpfile c "$w/create.json" --slurpfile m "$w/mcus.json" \
-		--slurpfile a "$w/actives.json" --slurpfile cmp "$w/compare.json" \
+		--slurpfile a "$w/actives.json" --slurpfile cmp "$w/compare.json" --slurpfile da "$w/doubled-any.json" \
 		--argjson endj "$(cat "$w/end.json" 2>/dev/null || echo null)" \
-		--arg tk "$TAKEOVER" --arg tkms "${TAKEOVER_MS:-}" --arg tkby "${TAKEOVER_BY:-}" --argjson over "$over" '
+		--argjson samples "$(wc -l <"$w/samples.jsonl" 2>/dev/null || echo 0)" --arg tk "$TAKEOVER" --arg tkms "${TAKEOVER_MS:-}" --arg tkby "${TAKEOVER_BY:-}" --argjson over "$over" '
 		def h: .history // [];
 		($c[0] | h) as $ch | (($endj // {}) | h) as $eh |
 		{scenario: $s, fault: $d,
@@ -332,6 +399,8 @@ scenario() {
 		 ends: ($eh | length), ends_acked: ([$eh[] | select(.answer == "ack")] | length),
 		 lost: ($m[0].lost | length), doubled: ($m[0].doubled | length),
 		 moved: ($m[0].moved | length), vanished: ($m[0].vanished | length),
+		 doubled_any: ($da[0] | length), samples: $samples,
+		 ack_latency_ms: $c[0].ack_latency_ms,
 		 unanswered: ([$ch[], $eh[] | select(.answer == null)] | length),
 		 differently: ([$ch[], $eh[] | select(.differs)] | length),
 		 answered_twice: ([$ch[], $eh[] | select(.answers > 1)] | length),
@@ -339,11 +408,13 @@ scenario() {
 		 two_actives: ([$a[0][] | .overlaps] | add), two_actives_max_ms: ([$a[0][] | .max_ms] | max),
 		 redis_mysql: (if ($cmp | length) > 0 then ([$cmp[0][] | .mismatches] | add) else null end),
 		 takeover: (if $tk == "" then null else {daemon: $tk, ms: ($tkms | tonumber? // null), by: $tkby, bound_ms: $over} end),
-		 examples: {lost: $m[0].lost[:5], doubled: $m[0].doubled[:5], moved: $m[0].moved[:5], vanished: $m[0].vanished[:5], nack_running: $m[0].nack_running[:5], end_running: $m[0].end_running[:5],
+		 examples: {lost: $m[0].lost[:5], doubled: $m[0].doubled[:5], doubled_any: $da[0][:5], moved: $m[0].moved[:5], vanished: $m[0].vanished[:5], nack_running: $m[0].nack_running[:5], end_running: $m[0].end_running[:5],
 			    unanswered: [$ch[], $eh[] | select(.answer == null) | ."e164"][:5]}}' >"$w/report.json" 2>"$w/report.err" ||
 		{ fails+=("the report could not be made: $(head -c 300 "$w/report.err")"); }
 	if [ -s "$w/report.json" ]; then
-		for x in lost doubled moved vanished unanswered differently nack_running end_running two_actives; do
+		local checks=(lost doubled doubled_any moved vanished unanswered differently nack_running end_running two_actives)
+		[ "$s" = stop-pms-both ] && checks=(lost doubled doubled_any vanished unanswered differently nack_running end_running two_actives)
+		for x in "${checks[@]}"; do
 			y=$(jq -r ".$x" "$w/report.json")
 			[ "$y" = 0 ] || fails+=("$x: $y $(jq -c ".examples.$x // empty" "$w/report.json")")
 		done
@@ -353,7 +424,11 @@ scenario() {
 			y=$(jq -r '.takeover.ms // "none"' "$w/report.json")
 			if [ "$y" = none ] || [ "$y" -gt "$over" ]; then fails+=("no $TAKEOVER standby active within $over ms (took: $y)"); fi
 		fi
-		states_clean || fails+=("a platform is down or a room abnormal after the fault: $(ctl status --json | jq -c '[.platforms[] | {platform, state}], [.rooms[] | select(.state != "normal") | {room, state}]')")
+		if [ "$s" = stop-pms-both ]; then
+			released_before_declared "$t_from" || fails+=("$RBD")
+		else
+			states_clean || fails+=("a platform is down or a room abnormal after the fault: $(ctl status --json | jq -c '[.platforms[] | {platform, state}], [.rooms[] | select(.state != "normal") | {room, state}]')")
+		fi
 	fi
 	if [ ${#fails[@]} -gt 0 ]; then
 		mkdir -p "$w/logs"
