@@ -523,6 +523,18 @@ static void on_extend(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 
 static void on_list(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
+	struct css *s = arg;
+
+	/* A list the broker delivers again was handed to another consumer
+	 * first (a css frozen, then deposed, gives its deliveries back): it
+	 * may be seconds old and miss what was created since. The MCU sends a
+	 * fresh one soon. Judged on it, the fault suite's stop-css restored 36
+	 * running conferences elsewhere and ran them twice for 4 s. */
+	if (dl && dl->redelivered) {
+		s->n.stale_lists++;
+		cdr_debug("list of %s delivered again: too old to judge by, ignored", cdr_msg_str(m, "mcu", "?"));
+		return;
+	}
 	reconcile(arg, dl, m);
 }
 
