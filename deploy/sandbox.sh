@@ -56,7 +56,8 @@
 #   drill SCENARIO [--confs N] [--json FILE] [--timeout S]
 #                      a DR drill (deploy/drill.sh --help, docs/drills.md): mcu-failure,
 #                      mcu-reboot, mcu-reboot-from-one, mcu-reboot-no-boot, room-failure,
-#                      room-switch, room-switchback, platform-failure, platform-switchback;
+#                      room-switch, room-switchback, platform-failure, platform-switchback,
+#                      platform-power-off, platform-partition, zk-partition, main-room-failure;
 #                      'drill stop' stops daemons and drill simulators
 #
 # Environment: CONFDR_SANDBOX_HOSTS (multi, default, or single; a sandbox that is up
@@ -534,7 +535,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,68p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,71p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.
