@@ -4,6 +4,7 @@
 #include "css_int.h"
 
 static void create_store_running(struct op *op);
+static void create_remove(struct op *op);
 
 /* The room rms is asked for and the rooms it must skip (plan.h), as JSON. */
 json_t *css_exclude_json(const struct css_place *pl)
@@ -24,6 +25,13 @@ static void create_refuse(struct op *op, const char *reason, const char *detail)
 
 	s->n.create_failed++;
 	cdr_info("create %s (%s) refused: %s: %s", e164 ? e164 : "?", op->req, reason, detail);
+	if (c && op->placements > 1) {
+		/* placed again after its record was written: the record goes too */
+		if (op->dl && !op->answer)
+			op->answer = css_answer_text(op, false, css_nack_body(e164, reason, detail));
+		create_remove(op);
+		return;
+	}
 	css_answer_now(op, false, css_nack_body(e164, reason, detail));
 	if (c) {
 		c->op = NULL;
@@ -34,6 +42,7 @@ static void create_refuse(struct op *op, const char *reason, const char *detail)
 }
 
 static void on_create_written(int status, const redisReply *reply, void *arg);
+static void create_place(struct op *op);
 
 /* The creating state written again (Redis was away). */
 static void create_store_creating(struct op *op)
@@ -68,6 +77,15 @@ static void on_create_written(int status, const redisReply *reply, void *arg)
 				 css_redis_err(status, reply));
 			css_rsv_add(op->s, false, op->c->reservation);
 			create_refuse(op, "internal_error", detail);
+		} else if (op->c->room && css_room_abnormal(op->c->room, op->s) && op->placements < 3) {
+			/* Its room was switched away while the record waited (Redis
+			 * away): that room's restore has run without it. Placed again
+			 * before anything runs (the fault suite's restore-redis). */
+			cdr_notice("create %s: room %s was switched away before the create went out: placed again",
+				   op->c->e164, op->c->room);
+			css_rsv_add(op->s, false, op->c->reservation);
+			op->store_tries = 0;
+			create_place(op);
 		} else {
 			op->store_tries = 0;
 			css_create_send(op);
@@ -231,7 +249,6 @@ void css_create_begin(struct css *s, struct op *op)
 	const char *e164 = cdr_msg_str(op->m, "e164", ""), *ud = cdr_msg_str(op->m, "user_domain", "");
 	struct conf *c;
 	char detail[256];
-	int r;
 
 	if ((c = cdr_hmap_get(s->confs, e164))) {
 		snprintf(detail, sizeof(detail), "conference %s is %s already (request %s)", e164,
@@ -261,9 +278,19 @@ void css_create_begin(struct css *s, struct op *op)
 	c->start_ms = cdr_wall_i64();
 	c->planned_end_ms = c->start_ms + cdr_msg_jint(c->create, "duration_min", 60) * 60000;
 	c->epoch = s->epoch;
+	create_place(op);
+}
+
+/* Capability, then allocation (on_caps, on_alloc): where the create goes. */
+static void create_place(struct op *op)
+{
+	char detail[160];
+	int r;
+
+	op->placements++;
 	css_op_ref(op);
-	if ((r = css_rms_call_patient(s, "mau_rms_capability_req", json_pack("{s:s}", "user_domain", ud), on_caps,
-				      op)) < 0) {
+	if ((r = css_rms_call_patient(op->s, "mau_rms_capability_req", json_pack("{s:s}", "user_domain", op->c->ud),
+				      on_caps, op)) < 0) {
 		css_op_unref(op);
 		snprintf(detail, sizeof(detail), "cannot ask rms: %s", strerror(-r));
 		create_refuse(op, "internal_error", detail);

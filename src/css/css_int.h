@@ -107,6 +107,7 @@ struct op {
 	char *new_name;		 /* rename */
 	char *answer;		 /* the answer to the CM, once encoded */
 	int store_tries;	 /* create: writes of the running state that failed in a row */
+	int placements;		 /* create: allocations made (placed again when its room was switched away) */
 	struct cdr_timer *timer;
 	char home[64]; /* create: the platform owning the user domain (a copy: the topology may be re-read) */
 	char room[64]; /* create: the user domain's room */

@@ -134,6 +134,11 @@ static void end_answer(struct close_ctx *x)
 	}
 	a->op = x->op; /* x's reference and the op's end go with it */
 	x->op = NULL;
+	/* c goes once its history is written, which may be before the replica
+	 * answers: the op no longer points to it (ASan: a use after free). */
+	if (c->op == a->op)
+		c->op = NULL;
+	a->op->c = NULL;
 	a->answer = x->answer;
 	x->answer = NULL;
 	snprintf(a->e164, sizeof(a->e164), "%s", c->e164);

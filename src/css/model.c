@@ -106,6 +106,8 @@ void css_conf_free(struct css *s, struct conf *c)
 {
 	if (!c)
 		return;
+	if (c->op && c->op->c == c)
+		c->op->c = NULL; /* an op waiting (for the replica, say) outlives it */
 	if (cdr_hmap_get(s->confs, c->e164) == c)
 		cdr_hmap_del(s->confs, c->e164);
 	group_leave_ud(s, c);
