@@ -29,8 +29,9 @@
 # Usage: tests/faults/run.sh [--list] [--json FILE] [--keep] [SCENARIO...]
 #   SCENARIO  the scenarios to run (default: all but restore-redis, in the order of --list)
 # The CM (cmsim) sends a request again, the same, when it has had no answer
-# for 10 s (--retry): an answer sent while its reply queue was gone (a
-# broker restart) is otherwise lost, and the protocol's remedy is the repeat.
+# for 30 s (--retry; longer than the slowest answer of any scenario, 24 s in
+# zk-down): an answer sent while its reply queue was gone (a broker restart)
+# is otherwise lost, and the protocol's remedy is the repeat.
 #   --json    the reports as a JSON array to FILE
 #   --keep    leave the sandbox up at the end (default: down)
 # Environment: CONFDR_PORT_BASE (default 24000) and CONFDR_RUN_DIR (default
@@ -352,10 +353,10 @@ scenario() {
 	# The load: creates at RATE/s, and ends of the previous scenario's conferences.
 	e164=$(printf '%d%06d' $((t_from / 1000 % 100000000 + 100000000)) 0)
 	"$BUILD/cmsim" create --platform p1 "${DOMAINS[@]}" --count "$CREATES" --rate "$RATE" --e164-start "$e164" \
-		--timeout 60 --linger 3000 --retry 10 --json "$w/create.json" -q >"$w/create.out" 2>&1 &
+		--timeout 60 --linger 3000 --retry 30 --json "$w/create.json" -q >"$w/create.out" 2>&1 &
 	LOAD_PIDS=$!
 	if [ -s "$WORK/prev-acked.json" ]; then
-		"$BUILD/cmsim" end --platform p1 --from-json "$WORK/prev-acked.json" --rate "$RATE" --timeout 60 --linger 3000 --retry 10 \
+		"$BUILD/cmsim" end --platform p1 --from-json "$WORK/prev-acked.json" --rate "$RATE" --timeout 60 --linger 3000 --retry 30 \
 			--json "$w/end.json" -q >"$w/end.out" 2>&1 &
 		LOAD_PIDS="$LOAD_PIDS $!"
 	fi
@@ -425,7 +426,8 @@ scenario() {
 		 redis_mysql: (if ($cmp | length) > 0 then ([$cmp[0][] | .mismatches] | add) else null end),
 		 takeover: (if $tk == "" then null else {daemon: $tk, ms: ($tkms | tonumber? // null), by: $tkby, bound_ms: $over} end),
 		 examples: {lost: $m[0].lost[:5], doubled: $m[0].doubled[:5], doubled_any: $da[0][:5], moved: $m[0].moved[:5], vanished: $m[0].vanished[:5], nack_running: $m[0].nack_running[:5], end_running: $m[0].end_running[:5],
-			    unanswered: [$ch[], $eh[] | select(.answer == null) | ."e164"][:5]}}' >"$w/report.json" 2>"$w/report.err" ||
+			    unanswered: [$ch[], $eh[] | select(.answer == null) | ."e164"][:5],
+			    differently: [$ch[], $eh[] | select(.differs) | {e164: ."e164", answer, reason, answers, resent}][:5]}}' >"$w/report.json" 2>"$w/report.err" ||
 		{ fails+=("the report could not be made: $(head -c 300 "$w/report.err")"); }
 	if [ -s "$w/report.json" ]; then
 		local checks=(lost doubled doubled_any moved vanished unanswered differently nack_running end_running two_actives)
