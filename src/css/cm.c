@@ -252,51 +252,18 @@ static void cm_end(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 		end_exec(arg, op, c);
 }
 
-/* Answers an extension or a rename: its ACK (op->answer), or a refusal
- * (reason, detail) when reason; then the op is over. */
-static void change_answer(struct op *op, const char *reason, const char *detail)
-{
-	if (!op->dead) {
-		if (reason) {
-			char *txt =
-				css_answer_text(op, false, css_nack_body(op->c ? op->c->e164 : NULL, reason, detail));
-
-			css_answer_send(op, txt);
-			free(txt);
-		} else {
-			css_answer_send(op, op->answer);
-		}
-		if (op->c && op->c->op == op)
-			op->c->op = NULL;
-		css_op_done(op);
-	}
-	css_op_unref(op);
-}
-
-/* An extension's or a rename's answer once the replica has the change (as
- * a create's and an end's): isolated meanwhile without its word, refused
- * platform_down (the CM asks the backup platform). */
-static void change_replicated(void *arg, enum css_repl result)
-{
-	struct op *op = arg;
-	bool refuse = result != CSS_REPL_CONFIRMED && op->s->released;
-
-	change_answer(op, refuse ? "platform_down" : NULL,
-		      "the platform is isolated and its replica did not confirm the change: ask the backup platform");
-}
-
 static void on_stored_answer(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
 	char detail[256];
 
 	if (!op->dead && status == 0 && op->c && !(op->c->home && strcmp(op->c->home, op->s->platform))) {
-		css_repl_wait(op->s, change_replicated, op); /* op's reference goes with it */
+		css_repl_wait(op->s, css_answer_replicated, op); /* op's reference goes with it */
 		return;
 	}
 	snprintf(detail, sizeof(detail), "the change could not be stored: %s",
 		 status < 0 ? css_redis_err(status, reply) : "");
-	change_answer(op, status < 0 ? "internal_error" : NULL, detail);
+	css_answer_final(op, status < 0 ? "internal_error" : NULL, detail);
 }
 
 /* Stores c with op's answer, then answers. */

@@ -332,6 +332,9 @@ void css_apply_platform(struct css *s, const char *id, bool down, int64_t epoch,
 /* fn(arg, result) once the platform's Redis replica has every write made so
  * far, or it is not waited for (replgate.c); in order. */
 void css_repl_wait(struct css *s, css_repl_fn fn, void *arg);
+/* A css_repl_fn: answers op (its ACK in op->answer, or platform_down when
+ * isolated without the replica's word), then ends op (its reference). */
+void css_answer_replicated(void *arg, enum css_repl result);
 /* Every wait resolved (CSS_REPL_NONE): at the end. */
 void css_repl_cancel_all(struct css *s);
 /* Every 250 ms: no pms of ours heard on the bus nor in ZooKeeper for
@@ -370,6 +373,7 @@ void css_op_unref(struct op *op);
 void css_op_done(struct op *op);
 char *css_answer_text(struct op *op, bool ack, json_t *body);
 void css_answer_send(struct op *op, const char *txt);
+void css_answer_final(struct op *op, const char *reason, const char *detail);
 void css_answer_now(struct op *op, bool ack, json_t *body);
 json_t *css_nack_body(const char *e164, const char *reason, const char *detail);
 void css_refuse(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, const char *reason, const char *detail);

@@ -77,72 +77,29 @@ static bool close_again(struct close_ctx *x, int status, const redisReply *reply
 	return true;
 }
 
-/* An end's answer, waiting for the Redis replica. */
-struct end_answer {
-	struct op *op;
-	char *answer;
-	char e164[40];
-};
-
-/* The CM's end is answered once the replica (which the backup platform
- * takes over from) has the ended state: acknowledged otherwise, an end
- * could come back as a running conference on the backup. Isolated
- * meanwhile without the replica's word: refused platform_down, the CM asks
- * the backup platform, which ends its copy (docs/css.md, "End"). */
-static void end_replicated(void *arg, enum css_repl result)
-{
-	struct end_answer *a = arg;
-	struct op *op = a->op;
-	struct css *s = op->s;
-
-	if (!op->dead) {
-		if (result != CSS_REPL_CONFIRMED && s->released) {
-			char *t = css_answer_text(
-				op, false,
-				css_nack_body(a->e164, "platform_down",
-					      "ended on its MCU, but the platform is isolated and its replica did not "
-					      "confirm the end: ask the backup platform"));
-			cdr_warn("end %s: the replica did not confirm and the platform is isolated: refused "
-				 "platform_down",
-				 a->e164);
-			css_answer_send(op, t);
-			free(t);
-		} else {
-			if (result == CSS_REPL_TIMEOUT)
-				cdr_warn("end %s: the replica did not confirm within %" PRIu64
-					 " ms; answered (the platform is not isolated)",
-					 a->e164, s->conf.replica_wait_ms);
-			css_answer_send(op, a->answer);
-		}
-	}
-	css_op_done(op);
-	css_op_unref(op);
-	free(a->answer);
-	free(a);
-}
-
-/* Answers the CM's end now, or once the replica has it (own records). */
+/* Answers the CM's end once the replica has the ended state (own records;
+ * css_answer_replicated): acknowledged before, the end could come back as a
+ * running conference on the backup. */
 static void end_answer(struct close_ctx *x)
 {
 	struct css *s = x->s;
 	struct conf *c = x->c;
-	struct end_answer *a;
+	struct op *op = x->op;
 
-	if ((c->home && strcmp(c->home, s->platform)) || !(a = calloc(1, sizeof(*a)))) {
-		css_answer_send(x->op, x->answer);
+	if (c->home && strcmp(c->home, s->platform)) {
+		css_answer_send(op, x->answer);
 		return;
 	}
-	a->op = x->op; /* x's reference and the op's end go with it */
+	free(op->answer);
+	op->answer = x->answer; /* the answer, x's reference and the op's end go with the wait */
+	x->answer = NULL;
 	x->op = NULL;
 	/* c goes once its history is written, which may be before the replica
 	 * answers: the op no longer points to it (ASan: a use after free). */
-	if (c->op == a->op)
+	if (c->op == op)
 		c->op = NULL;
-	a->op->c = NULL;
-	a->answer = x->answer;
-	x->answer = NULL;
-	snprintf(a->e164, sizeof(a->e164), "%s", c->e164);
-	css_repl_wait(s, end_replicated, a);
+	op->c = NULL;
+	css_repl_wait(s, css_answer_replicated, op);
 }
 
 static void on_closed(int status, const redisReply *reply, void *arg)

@@ -126,6 +126,27 @@ char *css_answer_text(struct op *op, bool ack, json_t *body)
 	return cdr_msg_encode_reply(op->m, ack, op->s->bus.src, body);
 }
 
+/* The last word on op: its ACK (op->answer), or a refusal (reason, detail)
+ * when reason; then the op is over and its reference dropped. */
+void css_answer_final(struct op *op, const char *reason, const char *detail)
+{
+	if (!op->dead) {
+		if (reason) {
+			const char *e164 = op->c ? op->c->e164 : op->m ? cdr_msg_str(op->m, "e164", NULL) : NULL;
+			char *txt = css_answer_text(op, false, css_nack_body(e164, reason, detail));
+
+			css_answer_send(op, txt);
+			free(txt);
+		} else {
+			css_answer_send(op, op->answer);
+		}
+		if (op->c && op->c->op == op)
+			op->c->op = NULL;
+		css_op_done(op);
+	}
+	css_op_unref(op);
+}
+
 /* Sends txt to the CM and acks its request. */
 void css_answer_send(struct op *op, const char *txt)
 {

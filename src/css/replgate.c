@@ -13,6 +13,29 @@
  * (docs/css.md, "Isolation"). */
 #include "css_int.h"
 
+/* An end's, an extension's or a rename's answer (op->answer) once the
+ * replica has the change, as a create's: isolated meanwhile without the
+ * replica's word, refused platform_down (the CM asks the backup platform,
+ * which ends or changes its copy). */
+void css_answer_replicated(void *arg, enum css_repl result)
+{
+	struct op *op = arg;
+
+	if (result != CSS_REPL_CONFIRMED && op->s->released) {
+		cdr_warn("request %s: the replica did not confirm and the platform is isolated: refused platform_down",
+			 op->req);
+		css_answer_final(op, "platform_down",
+				 "done here, but the platform is isolated and its replica did not confirm it: ask the "
+				 "backup platform");
+		return;
+	}
+	if (result == CSS_REPL_TIMEOUT)
+		cdr_warn("request %s: the replica did not confirm within %" PRIu64
+			 " ms; answered (the platform is not isolated)",
+			 op->req, op->s->conf.replica_wait_ms);
+	css_answer_final(op, NULL, NULL);
+}
+
 struct repl_waiter {
 	css_repl_fn fn;
 	void *arg;
