@@ -56,8 +56,10 @@ struct unit_seen {
 	int64_t reg_epoch; /* the epoch we answered it with */
 	int hbs;	   /* heartbeats since the last registration answer */
 	int64_t hb_seq, hb_epoch, hb_running;
-	bool seq_ok; /* every seq greater than the one before */
-	uint64_t first_hb_ms, last_hb_ms;
+	bool seq_ok;	     /* every seq greater than the one before */
+	bool hb_early;	     /* a heartbeat sent before its time (sender's "ts") */
+	int64_t ack_wall_ms; /* when we sent the registration answer */
+	int64_t last_hb_ts;  /* the sender's "ts" of the last heartbeat */
 };
 
 struct answer {
@@ -189,6 +191,8 @@ static void on_res(struct cdr_mq_delivery *d, void *arg)
 			u->registers++;
 			u->reg_epoch = C.rms_epoch;
 			u->hbs = 0;
+			u->hb_early = false;
+			u->ack_wall_ms = (int64_t)cdr_wall_ms();
 		}
 		txt = cdr_msg_encode_reply(m, true, "test-rms",
 					   json_pack("{s:s, s:i, s:i, s:I}", vrs ? "vrs" : "mcu",
@@ -205,13 +209,17 @@ static void on_res(struct cdr_mq_delivery *d, void *arg)
 		if (u) {
 			if (u->hbs && seq <= u->hb_seq)
 				u->seq_ok = false;
-			if (!u->hbs)
-				u->first_hb_ms = cdr_now_ms();
+			/* the n-th heartbeat after the answer (n from 0) is due
+			 * HB_MS * n after it, never sooner; the sender's own
+			 * "ts" is judged, so a late delivery to us does not
+			 * make heartbeats look fast (slack: clock steps) */
+			u->last_hb_ts = cdr_msg_ts(m);
+			if (u->last_hb_ts < u->ack_wall_ms + (int64_t)u->hbs * HB_MS - 30)
+				u->hb_early = true;
 			u->hbs++;
 			u->hb_seq = seq;
 			u->hb_epoch = cdr_msg_int(m, "epoch", -1);
 			u->hb_running = cdr_msg_int(m, vrs ? "running" : "running_confs", -1);
-			u->last_hb_ms = cdr_now_ms();
 		}
 	}
 	cdr_msg_free(m);
@@ -502,11 +510,14 @@ static void test_registration_and_heartbeats(void **state)
 		u = unit(w.ids[i], false);
 		assert_true(u->seq_ok);
 		/* at the interval rms told (200 ms), not the sim's default
-		 * (1000 ms), and never faster; a loaded machine delays timers,
-		 * so the upper bound is generous */
-		uint64_t every = (u->last_hb_ms - u->first_hb_ms) / (uint64_t)(u->hbs - 1);
+		 * (1000 ms), and never sooner than due (checked per heartbeat
+		 * on the sender's "ts"); a loaded machine delays timers, so
+		 * the upper bound is generous */
+		int64_t every = (u->last_hb_ts - u->ack_wall_ms) / (u->hbs - 1);
 
-		print_message("%s: a heartbeat every %llu ms\n", w.ids[i], (unsigned long long)every);
+		print_message("%s: %d heartbeats, one every %lld ms after the answer\n", w.ids[i], u->hbs,
+			      (long long)every);
+		assert_false(u->hb_early);
 		assert_in_range(every, HB_MS - 30, 3 * HB_MS);
 	}
 }
