@@ -1,6 +1,7 @@
 /* Publishing, answering and refusing, as every daemon does it (bus.h). */
 #include <confdr/bus.h>
 #include <confdr/daemon.h>
+#include <confdr/failpoint.h>
 #include <confdr/log.h>
 #include <confdr/msg.h>
 
@@ -80,7 +81,9 @@ char *cdr_bus_answer(struct cdr_bus *b, struct cdr_mq_delivery *dl, const struct
 		cdr_mq_nack(dl, true);
 		return NULL;
 	}
+	cdr_failpoint("answer.unsent");
 	cdr_bus_send_reply(b, dl, txt);
+	cdr_failpoint("answer.unacked");
 	cdr_mq_ack(dl);
 	if (keep)
 		return txt;

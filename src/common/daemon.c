@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include <confdr/failpoint.h>
 #include <confdr/log.h>
 #include <confdr/loop.h>
 #include <confdr/mq.h>
@@ -387,6 +388,8 @@ int daemon_run(struct cdr_daemon *d)
 	int r;
 
 	cdr_log_setup(d->ops->name, cf->platform, (enum cdr_log_level)cf->log_level, cf->log_timestamps);
+	if (cdr_failpoints_init() < 0)
+		return EXIT_CONFIG; /* logged; a test's typo, never a silent no-op */
 	if (*cf->instance) {
 		snprintf(d->instance, sizeof(d->instance), "%s", cf->instance);
 	} else {
