@@ -27,7 +27,7 @@
 # p1's css must have released them before p2 declared p1 down.
 #
 # Usage: tests/faults/run.sh [--list] [--json FILE] [--keep] [SCENARIO...]
-#   SCENARIO  the scenarios to run (default: all but restore-redis, in the order of --list)
+#   SCENARIO  the scenarios to run (default: all, in the order of --list)
 # The CM (cmsim) sends a request again, the same, when it has had no answer
 # for 30 s (--retry; longer than the slowest answer of any scenario, 24 s in
 # zk-down): an answer sent while its reply queue was gone (a broker restart)
@@ -37,7 +37,9 @@
 # Environment: CONFDR_PORT_BASE (default 24000) and CONFDR_RUN_DIR (default
 # <repo>/run/faults): the sandbox of the suite, brought up (multi-host, two
 # instances) and torn down by it; CONFDR_FAULT_CREATES (creates per scenario,
-# default 400) at CONFDR_FAULT_RATE per second (default 40).
+# default 400) at CONFDR_FAULT_RATE per second (default 40);
+# CONFDR_FAULT_FP_AT (default 300): the answer at which the instance armed by
+# a crash-* scenario kills itself.
 # Exit 0 when every scenario passed, 1 when one failed, 64 bad usage.
 set -uo pipefail
 
@@ -54,11 +56,12 @@ SB=$top/deploy/sandbox.sh
 CREATES=${CONFDR_FAULT_CREATES:-400}
 RATE=${CONFDR_FAULT_RATE:-40}
 SESSION_S=6 # [zookeeper] session_timeout of the sandbox's daemons
+FP_AT=${CONFDR_FAULT_FP_AT:-300} # crash-*: the answer at which the armed instance kills itself
 DOMAINS=(--domain ud-p1-r1-a --domain ud-p1-r1-b --domain ud-p1-r2-a --domain ud-p1-r2-b)
 
-ALL=(kill-css kill-rms kill-pms stop-css stop-rms stop-pms broker-restart redis-restart mariadb-restart zk-down zk-expire stop-pms-both)
-# Run only when named (new, not yet run in CI: docs/reliability.md).
-EXTRA=(restore-redis)
+ALL=(kill-css kill-rms kill-pms stop-css stop-rms stop-pms crash-css-unsent crash-css-unacked crash-rms-unsent crash-rms-unacked kill-mcu-rms broker-restart redis-restart mariadb-restart zk-down zk-expire restore-broker restore-redis restore-mariadb restore-zk stop-pms-both)
+# Run only when named (none at the moment).
+EXTRA=()
 describe() {
 	case $1 in
 	kill-css) echo "kill -9 p1's active css (its supervisor starts it again; the standby takes over)" ;;
@@ -72,7 +75,15 @@ describe() {
 	mariadb-restart) echo "p1's MariaDB stopped for 5 s, then started (history rows wait, each written once)" ;;
 	zk-down) echo "all three ZooKeeper members stopped for 15 s, then started (leaders step down, then are elected again)" ;;
 	zk-expire) echo "p1 cut from every ZooKeeper member for 10 s (nftables): the sessions of its daemons expire; its pms is still heard on its broker, so nothing is declared" ;;
+	crash-css-unsent) echo "p1's active css kills itself (failpoint answer.unsent) at its ${FP_AT}th answer: stored, not sent, not acked (the redelivery must be answered the same)" ;;
+	crash-css-unacked) echo "p1's active css kills itself (failpoint answer.unacked) at its ${FP_AT}th answer: stored and sent, not acked (answered again, the same)" ;;
+	crash-rms-unsent) echo "p1's active rms kills itself (failpoint answer.unsent) at its ${FP_AT}th answer: made, not sent, not acked" ;;
+	crash-rms-unacked) echo "p1's active rms kills itself (failpoint answer.unacked) at its ${FP_AT}th answer: sent, not acked" ;;
+	kill-mcu-rms) echo "kill -9 of two MCUs of room p1-r1 (a simulator of their own, started for the scenario), then 0.5 s later of p1's active rms: the new rms, which never heard them, must let them be declared down and their conferences restored" ;;
 	restore-redis) echo "p1's Redis stopped, room p1-r2 switched to its backup room p1-r1 meanwhile (its conferences to restore), Redis started 2 s later; then p1-r2 switched back (nothing may run in it after the switch)" ;;
+	restore-broker) echo "room p1-r2 switched to its backup room p1-r1 (its conferences to restore), p1's RabbitMQ stopped at once for 5 s; then p1-r2 switched back" ;;
+	restore-mariadb) echo "room p1-r2 switched to its backup room p1-r1, p1's MariaDB stopped at once for 5 s; then p1-r2 switched back" ;;
+	restore-zk) echo "room p1-r2 switched to its backup room p1-r1, all three ZooKeeper members stopped at once for 10 s; then p1-r2 switched back" ;;
 	stop-pms-both) echo "SIGSTOP both pms of p1 for 10 s: p2 declares p1 down and runs its conferences; p1's css, hearing no pms, releases them first" ;;
 	*) return 1 ;;
 	esac
@@ -83,7 +94,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--list)
 		for s in "${ALL[@]}"; do printf '%-16s %s\n' "$s" "$(describe "$s")"; done
-		for s in "${EXTRA[@]}"; do printf '%-16s %s (only when named)\n' "$s" "$(describe "$s")"; done
+		for s in "${EXTRA[@]+"${EXTRA[@]}"}"; do printf '%-16s %s (only when named)\n' "$s" "$(describe "$s")"; done
 		exit 0 ;;
 	--json) json_out=${2:?--json wants a file}; shift ;;
 	--keep) keep=1 ;;
@@ -100,6 +111,8 @@ WORK=$RUN/faults
 mkdir -p "$WORK"
 cleanup() {
 	[ -n "${LOAD_PIDS:-}" ] && kill $LOAD_PIDS 2>/dev/null
+	# a sandbox kept up keeps no failpoint armed
+	[ $keep = 1 ] && [ -n "${ARMED:-}" ] && unprepare "$ARMED"
 	for n in $(dnames p1 css) $(dnames p1 rms) $(dnames p1 pms); do
 		p=$(daemon_pid "$n" 2>/dev/null) && kill -CONT "$p" 2>/dev/null
 	done
@@ -117,7 +130,7 @@ now_ms() { date +%s%3N; }
 # [{e: E164, m: MCU}], from their state files (run/sims/<room>.json).
 running() {
 	local f p files=()
-	for f in "$RUN"/sims/p[12]-r[12].json; do
+	for f in "$RUN"/sims/p[12]-r[12].json "$RUN"/sims/$XSIM.json; do
 		[ -s "$f" ] || continue
 		p=$(jq -r '.pid // 0' "$f" 2>/dev/null) || continue
 		kill -0 "$p" 2>/dev/null && files+=("$f")
@@ -256,8 +269,85 @@ wait_takeover() {
 	echo "none -"
 }
 
+# arm DAEMON SPEC...: p1's instances of DAEMON started again, the standbys
+# first, each with CONFDR_FAILPOINTS set to the next SPEC (the last for the
+# rest; "" for none: the failpoint module, docs/testing.md). Stopping the
+# active one hands over to the first, already armed; a killed instance is
+# started again by its supervisor, armed as before.
+arm() {
+	local d=$1 a inst act name spec order=()
+	shift
+	a=$(active "$d") || true
+	read -r inst _ <<<"$a"
+	act=$(sandbox_name "${inst:-none}")
+	for name in $(dnames p1 "$d"); do [ "$name" = "$act" ] || order+=("$name"); done
+	for name in $(dnames p1 "$d"); do [ "$name" = "$act" ] && order+=("$name"); done
+	for name in "${order[@]}"; do
+		spec=$1
+		[ $# -gt 1 ] && shift
+		stop_pid "$name" 20
+		(export CONFDR_FAILPOINTS="$spec" CONFDR_FAILPOINT_MARKS="$FP_MARKS" && spawn_daemon "$name" "$d" "$(dconf_of "$name")")
+		say "  $name started again${spec:+ with CONFDR_FAILPOINTS=$spec} (pid $(pid_of "$name"))"
+		wait_for 30 "the 12 daemons up and connected" ctl status --wait 5 --expect 12 || return 1
+	done
+	wait_for 30 "an active $d on p1" has_active "$d"
+}
+
+# The simulator kill-mcu-rms kills: two MCUs of room p1-r1 in a process of
+# their own (the sandbox's simulators run four in one).
+XSIM=sim-p1-r1-x
+xsim_registered() {
+	jq -e '[.mcus[] | select(.registered)] | length == 2' "$RUN/sims/$XSIM.json" >/dev/null 2>&1
+}
+
+# prepare SCENARIO: what a scenario needs before its load.
+prepare() {
+	ARMED=$1
+	# each failpoint fires once in the scenario, not again in the instance
+	# its supervisor starts again
+	FP_MARKS=$WORK/$1/failpoints
+	mkdir -p "$FP_MARKS"
+	# crash-D-F: the standby of D armed with failpoint answer.F, the active
+	# one started again without (so the armed one takes over): one crash
+	case $1 in
+	crash-*) local x=${1#crash-}; arm "${x%-*}" "answer.${x##*-}=$FP_AT" "" ;;
+	kill-mcu-rms)
+		rm -f "$RUN/sims/$XSIM.json"
+		spawn "$XSIM" "$BUILD/mcusim" --platform p1 --room p1-r1 --count 2 --prefix mcu-p1-r1-x --capacity 500 \
+			--amqp "$(amqp_url p1)" --state "$RUN/sims/$XSIM.json" -q
+		wait_for 30 "mcu-p1-r1-x-01 and -02 registered" xsim_registered ;;
+	esac
+}
+# unprepare SCENARIO: undoes prepare.
+unprepare() {
+	ARMED=
+	case $1 in
+	crash-*) local x=${1#crash-}; arm "${x%-*}" "" ;;
+	esac
+}
+# crashes DAEMON FROM_MS: how many times p1's instances of DAEMON killed
+# themselves at a failpoint since FROM_MS.
+crashes() {
+	local n l c=0 from
+	from=$(date -u -d "@$(($2 / 1000))" +%Y-%m-%dT%H:%M:%S)
+	for n in $(dnames p1 "$1"); do
+		l=$(grep -E '^[0-9T:.-]+Z? ERROR .* failpoint .* the process kills itself' "$(logfile "$n")" 2>/dev/null |
+			awk -v f="$from" 'substr($1, 1, 19) >= f' | wc -l)
+		c=$((c + l))
+	done
+	echo "$c"
+}
+
+# restore_start: room p1-r2 switched to its backup room (its conferences to
+# restore); AT_SWITCH: how many ran in it then.
+restore_start() {
+	AT_SWITCH=$(running_in p1-r2 | wc -l)
+	ctl room switch p1-r2 --to backup --reason "fault suite" --operator faults >>"$WORK/$1.log" 2>&1 ||
+		warn "room switch p1-r2 --to backup refused (see $WORK/$1.log)"
+}
+
 inject() {
-	local s=$1 t0 r
+	local s=$1 t0 r a inst epoch p
 	TAKEOVER= TAKEOVER_MS= TAKEOVER_BY=
 	case $s in
 	kill-css | kill-rms | kill-pms)
@@ -290,13 +380,56 @@ inject() {
 		"$SB" fault zk-cut p1 >>"$WORK/$s.log" 2>&1
 		sleep 10
 		"$SB" fault heal >>"$WORK/$s.log" 2>&1 ;;
+	crash-*)
+		# The crash: the active (armed) instance's pid gone (at most 60 s).
+		TAKEOVER=${s#crash-} TAKEOVER=${TAKEOVER%-*}
+		a=$(active "$TAKEOVER") || true
+		read -r inst epoch p <<<"$a"
+		[ -n "$p" ] || { warn "no active $TAKEOVER on p1"; return 1; }
+		FAULT_PID=$p
+		r=$((SECONDS + 60))
+		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $r ]; do sleep 0.1; done
+		if kill -0 "$p" 2>/dev/null; then
+			warn "$inst (pid $p) did not reach its failpoint within 60 s"
+			TAKEOVER=
+		else
+			# from the failpoint's own line: the crash may come before
+			# this wait began (the load starts 3 s before inject)
+			r=$(grep -h 'failpoint .* the process kills itself' "$(logfile "$(sandbox_name "$inst")")" | tail -n 1 | cut -c1-23)
+			t0=$(date -u -d "${r/T/ }" +%s%3N 2>/dev/null) || t0=$(now_ms)
+			say "  $inst (pid $p, epoch $epoch) killed itself at its failpoint at ${r:-?}"
+			read -r TAKEOVER_MS TAKEOVER_BY < <(wait_takeover "$t0" "$TAKEOVER")
+		fi ;;
+	kill-mcu-rms)
+		AT_KILL=$(jq '[.mcus[].confs[]] | length' "$RUN/sims/$XSIM.json" 2>/dev/null || echo 0)
+		p=$(pid_of "$XSIM") || { warn "$XSIM does not run"; return 1; }
+		kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"
+		say "  kill -9 $XSIM (pid $p): $AT_KILL conferences ran on its two MCUs"
+		sleep 0.5
+		TAKEOVER=rms
+		t0=$(now_ms)
+		signal_active rms KILL || return 1
+		read -r TAKEOVER_MS TAKEOVER_BY < <(wait_takeover "$t0" rms) ;;
 	restore-redis)
 		"$SB" server stop redis-p1 >>"$WORK/$s.log" 2>&1
-		AT_SWITCH=$(running_in p1-r2 | wc -l)
-		ctl room switch p1-r2 --to backup --reason "fault suite" --operator faults >>"$WORK/$s.log" 2>&1 ||
-			warn "room switch p1-r2 --to backup refused (see $WORK/$s.log)"
+		restore_start "$s"
 		sleep 2
 		"$SB" server start redis-p1 >>"$WORK/$s.log" 2>&1 ;;
+	restore-broker)
+		restore_start "$s"
+		"$SB" server stop rabbitmq-p1 >>"$WORK/$s.log" 2>&1
+		sleep 5
+		"$SB" server start rabbitmq-p1 >>"$WORK/$s.log" 2>&1 ;;
+	restore-mariadb)
+		restore_start "$s"
+		"$SB" server stop mariadb-p1 >>"$WORK/$s.log" 2>&1
+		sleep 5
+		"$SB" server start mariadb-p1 >>"$WORK/$s.log" 2>&1 ;;
+	restore-zk)
+		restore_start "$s"
+		for n in 1 2 3; do "$SB" server stop "zookeeper-$n" >>"$WORK/$s.log" 2>&1; done
+		sleep 10
+		"$SB" up >>"$WORK/$s.log" 2>&1 ;;
 	stop-pms-both)
 		local n p
 		FAULT_PIDS=
@@ -348,6 +481,7 @@ scenario() {
 	: >"$WORK/$s.log"
 	say "$s: $(describe "$s")"
 	ensure_world || { fails+=("the sandbox is not ready (see $WORK/start.log)"); report "$s" "${fails[@]}"; return 1; }
+	prepare "$s" || { fails+=("could not prepare $s"); unprepare "$s"; report "$s" "${fails[@]}"; return 1; }
 	running "$w/before.json"
 	t_from=$(now_ms)
 	# The load: creates at RATE/s, and ends of the previous scenario's conferences.
@@ -437,7 +571,7 @@ scenario() {
 		# a manual switch is make-before-break: a conference runs in both
 		# rooms for a moment, which the samples (two state files read one
 		# after the other) may catch
-		restore-redis) checks=(lost doubled vanished unanswered differently nack_running end_running two_actives) ;;
+		restore-*) checks=(lost doubled vanished unanswered differently nack_running end_running two_actives) ;;
 		esac
 		for x in "${checks[@]}"; do
 			y=$(jq -r ".$x" "$w/report.json")
@@ -451,7 +585,10 @@ scenario() {
 		fi
 		if [ "$s" = stop-pms-both ]; then
 			released_before_declared "$t_from" || fails+=("$RBD")
-		elif [ "$s" = restore-redis ]; then
+		elif [ "$s" = kill-mcu-rms ]; then
+			[ "${AT_KILL:-0}" -gt 0 ] || fails+=("nothing ran on the killed MCUs: no restore was exercised")
+			states_clean || fails+=("a platform is down or a room abnormal after the fault")
+		elif [[ $s == restore-* ]]; then
 			[ "${AT_SWITCH:-0}" -gt 0 ] || fails+=("nothing ran in p1-r2 at the switch: no restore was exercised")
 			say "  $AT_SWITCH conferences ran in p1-r2 at its switch"
 			wait_for 30 "p1-r2 runs nothing" room_empty p1-r2 ||
@@ -464,6 +601,15 @@ scenario() {
 			states_clean || fails+=("a platform is down or a room abnormal after the fault: $(ctl status --json | jq -c '[.platforms[] | {platform, state}], [.rooms[] | select(.state != "normal") | {room, state}]')")
 		fi
 	fi
+	case $s in
+	crash-*)
+		x=${s#crash-} x=${x%-*}
+		c=$(crashes "$x" "$t_from")
+		say "  p1's $x instances killed themselves $c times at their failpoints"
+		[ "$c" -gt 0 ] || fails+=("no $x instance reached its failpoint: nothing was exercised")
+		unprepare "$s" || fails+=("p1's $x instances could not be started again without failpoints")
+		;;
+	esac
 	if [ ${#fails[@]} -gt 0 ]; then
 		mkdir -p "$w/logs"
 		cp "$RUN"/logs/p[12]-*.log "$w/logs/" 2>/dev/null
