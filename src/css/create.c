@@ -428,6 +428,7 @@ static void create_replicated(void *arg, enum css_repl result)
 			 cdr_now_ms() - op->t0);
 		c->op = NULL;
 		css_op_done(op);
+		css_room_recheck(s, c, "created");
 	}
 	css_op_unref(op);
 }

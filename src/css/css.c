@@ -143,6 +143,8 @@ void css_drop_view(struct css *s)
 		it = 0;
 	}
 	it = 0;
+	s->dbq.n = 0; /* emptied first: freeing a queued conference looks for it there */
+	s->restore_q.n = 0;
 	while (cdr_hmap_next(s->confs, &it, &k, &v)) {
 		struct conf *c = v;
 
@@ -151,9 +153,7 @@ void css_drop_view(struct css *s)
 		css_conf_free(s, c);
 		it = 0;
 	}
-	s->dbq.n = 0;
 	s->db_busy = false;
-	s->restore_q.n = 0;
 	s->restoring = 0;
 	s->alloc_pending = false;
 	cdr_timer_stop(s->restore_timer);

@@ -66,6 +66,7 @@ struct group {
 
 struct conf {
 	char e164[40];
+	uint64_t serial; /* unique in this process: how an async batch finds it again (history.c) */
 	char *name, *ud, *home, *host, *room, *mcu, *mcu_key, *vrs, *reservation, *req, *password, *end_reason;
 	enum css_state state;
 	json_t *create; /* the CM's create body, mcu and vrs set */
@@ -249,7 +250,8 @@ struct css {
 	struct rsv_batch confirm, release;
 	struct confvec dbq; /* conferences whose history row is to be written */
 	bool db_busy;
-	uint64_t gen; /* bumped when the view is dropped (standby): older callbacks are void */
+	uint64_t gen;	      /* bumped when the view is dropped (standby): older callbacks are void */
+	uint64_t conf_serial; /* the last conf->serial given */
 
 	struct confvec restore_q; /* pending restore, waiting for an allocation or a slot in the window */
 	size_t restoring;	  /* re-creates in flight (at most [css] restore_window) */
@@ -313,6 +315,8 @@ void css_publish_stats(void *arg);
 
 /* ---- model.c ---- */
 int css_confvec_push(struct confvec *q, struct conf *c);
+/* Removes c from q (every place), keeping the order of the rest. */
+void css_confvec_remove(struct confvec *q, const struct conf *c);
 void css_index_mcu(struct css *s, struct conf *c);
 struct conf *css_conf_new(struct css *s, const char *e164, const char *ud);
 void css_conf_free(struct css *s, struct conf *c);
@@ -439,6 +443,11 @@ void css_restore_done(struct op *op);
 void css_restore_send(struct css *s, struct conf *c);
 void css_restore_kick(void *arg);
 int css_conf_lost(struct css *s, struct conf *c, uint64_t now, enum lost_why why);
+/* c has just started running (a create, a restore; its op done): if its
+ * room went abnormal while it was in flight, after the room's sweep
+ * (css_room_failed), it is lost with the room and restored elsewhere. what:
+ * for the log ("created", "restored"). */
+void css_room_recheck(struct css *s, struct conf *c, const char *what);
 void css_mcu_lost(struct css *s, const char *mcu, const char *why);
 void css_audit_mcus(void *arg);
 

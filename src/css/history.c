@@ -17,7 +17,10 @@ struct db_batch {
 	struct css *s;
 	uint64_t gen;
 	size_t n;
-	struct conf **confs;
+	struct batch_row {
+		char e164[40];
+		uint64_t serial;
+	} * rows; /* its conferences, found again when the answer comes (batch_conf) */
 	enum css_state *written;
 	struct cdr_db_stmt *stmts;
 	struct cdr_db_param *params;
@@ -42,17 +45,27 @@ static void db_batch_free(struct db_batch *b)
 	for (size_t i = 0; b->texts && i < b->n; i++)
 		free(b->texts[i]);
 	free(b->texts);
-	free(b->confs);
+	free(b->rows);
 	free(b->written);
 	free(b->stmts);
 	free(b->params);
 	free(b);
 }
 
+/* The conference of row i, unless it was freed (ended and gone, a create
+ * removed) while the batch was written. */
+static struct conf *batch_conf(struct css *s, const struct db_batch *b, size_t i)
+{
+	struct conf *c = cdr_hmap_get(s->confs, b->rows[i].e164);
+
+	return c && c->serial == b->rows[i].serial ? c : NULL;
+}
+
 static void on_db_batch(const struct cdr_db_result *r, void *arg)
 {
 	struct db_batch *b = arg;
 	struct css *s = b->s;
+	struct conf *c;
 
 	if (r->status == -ECANCELED) {
 		db_batch_free(b);
@@ -68,12 +81,13 @@ static void on_db_batch(const struct cdr_db_result *r, void *arg)
 			css_alarm(s, "minor", "history_write_failed", s->platform, detail);
 			s->db_busy = true; /* until the retry timer */
 			for (size_t i = 0; i < b->n; i++)
-				css_db_queue(s, b->confs[i]);
+				if ((c = batch_conf(s, b, i)))
+					css_db_queue(s, c);
 			cdr_timer_start(s->db_timer, DB_RETRY_MS, false);
 		} else {
 			for (size_t i = 0; i < b->n; i++)
-				if (b->written[i] == CSS_ENDED && b->confs[i]->state == CSS_ENDED)
-					css_conf_gone(s, b->confs[i]);
+				if (b->written[i] == CSS_ENDED && (c = batch_conf(s, b, i)) && c->state == CSS_ENDED)
+					css_conf_gone(s, c);
 			css_db_kick(s);
 		}
 	}
@@ -141,7 +155,7 @@ void css_db_kick(struct css *s)
 	}
 	if (n == 0 || !db)
 		return; /* nothing to write, or that platform's MySQL has no client (yet) */
-	if (!(b = calloc(1, sizeof(*b))) || !(b->confs = calloc(n, sizeof(*b->confs))) ||
+	if (!(b = calloc(1, sizeof(*b))) || !(b->rows = calloc(n, sizeof(*b->rows))) ||
 	    !(b->written = calloc(n, sizeof(*b->written))) || !(b->stmts = calloc(n, sizeof(*b->stmts))) ||
 	    !(b->params = calloc(n * NPARAMS, sizeof(*b->params))) || !(b->texts = calloc(n, sizeof(char *)))) {
 		if (b)
@@ -157,7 +171,8 @@ void css_db_kick(struct css *s)
 		struct cdr_db_param *p = b->params + i * NPARAMS;
 
 		c->db_queued = false;
-		b->confs[i] = c;
+		memcpy(b->rows[i].e164, c->e164, sizeof(c->e164));
+		b->rows[i].serial = c->serial;
 		b->written[i] = c->state;
 		b->texts[i] = c->create ? json_dumps(c->create, JSON_COMPACT) : NULL;
 		p[0] = CDR_DB_STR(c->e164);
@@ -185,8 +200,12 @@ void css_db_kick(struct css *s)
 	if ((r = cdr_db_exec_batch(db, b->stmts, n, true, on_db_batch, b)) < 0) {
 		cdr_warn("history batch of %zu rows not queued: %s; retrying", n, strerror(-r));
 		s->db_busy = true;
-		for (size_t i = 0; i < n; i++)
-			css_db_queue(s, b->confs[i]);
+		for (size_t i = 0; i < n; i++) {
+			struct conf *c = batch_conf(s, b, i);
+
+			if (c)
+				css_db_queue(s, c);
+		}
 		db_batch_free(b);
 		cdr_timer_start(s->db_timer, DB_RETRY_MS, false);
 		return;

@@ -19,6 +19,16 @@ int css_confvec_push(struct confvec *q, struct conf *c)
 	return 0;
 }
 
+void css_confvec_remove(struct confvec *q, const struct conf *c)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < q->n; i++)
+		if (q->v[i] != c)
+			q->v[k++] = q->v[i];
+	q->n = k;
+}
+
 static struct group *group_get(struct cdr_hmap *m, const char *name, bool create)
 {
 	struct group *g = cdr_hmap_get(m, name);
@@ -89,6 +99,7 @@ struct conf *css_conf_new(struct css *s, const char *e164, const char *ud)
 	if (!c)
 		return NULL;
 	snprintf(c->e164, sizeof(c->e164), "%s", e164);
+	c->serial = ++s->conf_serial;
 	c->ud = strdup(ud);
 	c->changed_mono = cdr_now_ms();
 	if (!c->ud || !(g = group_get(s->uds, ud, true)) || cdr_hmap_put(s->confs, c->e164, c) < 0) {
@@ -108,6 +119,14 @@ void css_conf_free(struct css *s, struct conf *c)
 		return;
 	if (c->op && c->op->c == c)
 		c->op->c = NULL; /* an op waiting (for the replica, say) outlives it */
+	/* no queue keeps a pointer to it: a history row built from freed
+	 * memory failed (garbage in e164) and, retried for ever, held every
+	 * later row back (fault suite, zk-down); batches in flight find their
+	 * conferences again by E164 and serial */
+	if (c->db_queued)
+		css_confvec_remove(&s->dbq, c);
+	if (c->restore_queued)
+		css_confvec_remove(&s->restore_q, c);
 	if (cdr_hmap_get(s->confs, c->e164) == c)
 		cdr_hmap_del(s->confs, c->e164);
 	group_leave_ud(s, c);

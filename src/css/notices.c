@@ -89,6 +89,16 @@ void css_room_failed(struct css *s, const char *id)
 	cdr_warn("room %s is abnormal: %zu conferences running there to restore in its backup rooms", id, k);
 }
 
+void css_room_recheck(struct css *s, struct conf *c, const char *what)
+{
+	if (!c->room || !css_room_abnormal(c->room, s) || (c->host && strcmp(c->host, s->platform)) ||
+	    !css_acts_for(s, c) || css_conf_lost(s, c, cdr_now_ms(), LOST_ROOM) < 0)
+		return;
+	s->n.lost++;
+	cdr_warn("conference %s: %s in room %s, which went abnormal meanwhile: to restore in its backup rooms", c->e164,
+		 what, c->room);
+}
+
 void css_apply_platform(struct css *s, const char *id, bool down, int64_t epoch, const char *why)
 {
 	for (size_t i = 0; i < s->nplats; i++) {

@@ -107,6 +107,7 @@ void css_restore_done(struct op *op)
 	c->op = NULL;
 	op->c = NULL;
 	css_op_done(op);
+	css_room_recheck(s, c, "restored");
 	if (s->restore_q.n && !cdr_timer_pending(s->restore_timer))
 		cdr_timer_start(s->restore_timer, 0, false);
 }
