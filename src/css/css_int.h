@@ -64,6 +64,8 @@ struct group {
 	char name[];
 };
 
+#define CSS_CREATE_EXCLUDE 4 /* MCUs a create may find gone before it is refused */
+
 struct conf {
 	char e164[40];
 	uint64_t serial; /* unique in this process: how an async batch finds it again (history.c) */
@@ -109,7 +111,11 @@ struct op {
 	char *new_name;		 /* rename */
 	char *answer;		 /* the answer to the CM, once encoded */
 	int store_tries;	 /* create: writes of the running state that failed in a row */
-	int placements;		 /* create: allocations made (placed again when its room was switched away) */
+	int placements;		 /* create: allocations made (placed again when its room was switched away
+				  * or its MCU's queue was gone) */
+	bool unroutable;	 /* the create just sent to the MCU came back unroutable: nobody got it */
+	char exclude_mcus[CSS_CREATE_EXCLUDE][64]; /* create: MCUs found gone, not to be allocated again */
+	int nexclude_mcus;
 	struct cdr_timer *timer;
 	char home[64]; /* create: the platform owning the user domain (a copy: the topology may be re-read) */
 	char room[64]; /* create: the user domain's room */

@@ -264,6 +264,7 @@ static void on_create_published(int status, void *arg)
 
 		snprintf(detail, sizeof(detail), "%s is not connected (no queue for key %s)", nz(op->c->mcu),
 			 nz(op->c->mcu_key));
+		op->unroutable = true;
 		op->on_mcu_fail(op, "mcu_timeout", detail);
 	}
 	css_op_unref(op);
