@@ -306,7 +306,7 @@ prepare() {
 	# each failpoint fires once in the scenario, not again in the instance
 	# its supervisor starts again
 	FP_MARKS=$WORK/$1/failpoints
-	mkdir -p "$FP_MARKS"
+	case $1 in crash-*) mkdir -p "$FP_MARKS" ;; esac
 	# crash-D-F: the standby of D armed with failpoint answer.F, the active
 	# one started again without (so the armed one takes over): one crash
 	case $1 in
