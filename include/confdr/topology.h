@@ -22,6 +22,15 @@
 struct cdr_topology;
 struct cdr_zk;
 
+/* Size limits of a topology, far above any real deployment and low enough
+ * that every daemon validates one in milliseconds (a room with 80,000
+ * backup rooms took 26 s: issue 22). A topology beyond one is refused
+ * whole. */
+#define CDR_TOPO_MAX_PLATFORMS	  64
+#define CDR_TOPO_MAX_ROOMS	  1024
+#define CDR_TOPO_MAX_DOMAINS	  100000
+#define CDR_TOPO_MAX_BACKUP_ROOMS 16 /* per room */
+
 struct cdr_platform {
 	const char *id;
 	const char *name;
@@ -66,7 +75,9 @@ struct cdr_endpoint {
  * its own backup, a room whose backup list names itself, an unknown room or
  * a room twice, a user domain bound to another platform's room, endpoints of
  * unknown platforms or rooms, ports outside 1..65535, unknown services, a
- * "db" outside 0..CDR_REDIS_DB_MAX or on a service other than redis.
+ * "db" outside 0..CDR_REDIS_DB_MAX or on a service other than redis, more
+ * platforms, rooms, user domains or backup rooms of a room than the
+ * CDR_TOPO_MAX_* limits.
  * Unknown member names are ignored (newer writers). On error every problem
  * found is written to err (one per line, truncated to errlen) and -EINVAL
  * returned; -ENOMEM if out of memory. *ret written only on success. */

@@ -382,6 +382,14 @@ static int build(json_t *topo, json_t *eps, struct cdr_topology **ret, struct er
 	domains = section(topo, "user_domains", e);
 	if (!platforms || !rooms || !domains)
 		goto invalid;
+	if (json_object_size(platforms) > CDR_TOPO_MAX_PLATFORMS)
+		err_add(e, "%zu platforms: at most %d", json_object_size(platforms), CDR_TOPO_MAX_PLATFORMS);
+	if (json_object_size(rooms) > CDR_TOPO_MAX_ROOMS)
+		err_add(e, "%zu rooms: at most %d", json_object_size(rooms), CDR_TOPO_MAX_ROOMS);
+	if (json_object_size(domains) > CDR_TOPO_MAX_DOMAINS)
+		err_add(e, "%zu user domains: at most %d", json_object_size(domains), CDR_TOPO_MAX_DOMAINS);
+	if (e->n)
+		goto invalid; /* nothing more is read of it */
 
 	t->platforms = calloc(json_object_size(platforms) + 1, sizeof(*t->platforms));
 	t->rooms = calloc(json_object_size(rooms) + 1, sizeof(*t->rooms));
@@ -423,6 +431,9 @@ static int build(json_t *topo, json_t *eps, struct cdr_topology **ret, struct er
 		b = json_object_get(v, "backup_rooms");
 		if (b && !json_is_array(b)) {
 			err_add(e, "room \"%s\": \"backup_rooms\" must be an array of room ids", id);
+		} else if (b && json_array_size(b) > CDR_TOPO_MAX_BACKUP_ROOMS) {
+			err_add(e, "room \"%s\": %zu backup rooms: at most %d", id, json_array_size(b),
+				CDR_TOPO_MAX_BACKUP_ROOMS);
 		} else if (b) {
 			const char **list = calloc(json_array_size(b) + 1, sizeof(char *));
 			size_t k;

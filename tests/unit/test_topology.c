@@ -242,6 +242,54 @@ static void test_room_without_platform_and_endpoints(void **state)
 	assert_non_null(strstr(err, "room \"p1-r1\": missing \"platform\""));
 }
 
+/* A topology whose room r0 lists k backup rooms r1..rk; its length. */
+static size_t backup_doc(char *doc, size_t cap, int k)
+{
+	size_t n = (size_t)snprintf(doc, cap,
+				    "{\"platforms\": {\"p1\": {\"name\": \"P\", \"main_room\": \"r0\"}}, "
+				    "\"rooms\": {\"r0\": {\"platform\": \"p1\", \"backup_rooms\": [");
+
+	for (int i = 1; i <= k; i++)
+		n += (size_t)snprintf(doc + n, cap - n, "%s\"r%d\"", i > 1 ? ", " : "", i);
+	n += (size_t)snprintf(doc + n, cap - n, "]}");
+	for (int i = 1; i <= k; i++)
+		n += (size_t)snprintf(doc + n, cap - n, ", \"r%d\": {\"platform\": \"p1\"}", i);
+	return n + (size_t)snprintf(doc + n, cap - n, "}, \"user_domains\": {}}");
+}
+
+/* Beyond the size limits: refused whole, saying which limit. */
+static void test_limits(void **state)
+{
+	struct cdr_topology *t = NULL;
+	char err[2048];
+	size_t cap = 64 * 1024, n;
+	char *doc = malloc(cap);
+
+	(void)state;
+	assert_non_null(doc);
+	n = backup_doc(doc, cap, CDR_TOPO_MAX_BACKUP_ROOMS + 1);
+	assert_int_equal(cdr_topology_parse(doc, n, NULL, 0, &t, err, sizeof(err)), -EINVAL);
+	assert_null(t);
+	assert_non_null(strstr(err, "room \"r0\": 17 backup rooms: at most 16"));
+	n = backup_doc(doc, cap, CDR_TOPO_MAX_BACKUP_ROOMS);
+	assert_int_equal(cdr_topology_parse(doc, n, NULL, 0, &t, err, sizeof(err)), 0);
+	cdr_topology_free(t);
+	t = NULL;
+
+	/* one room more than allowed: only the limit is reported, not 1025
+	 * rooms without a platform */
+	n = (size_t)snprintf(doc, cap, "{\"platforms\": {}, \"rooms\": {");
+	for (int i = 0; i <= CDR_TOPO_MAX_ROOMS; i++)
+		n += (size_t)snprintf(doc + n, cap - n, "%s\"r%d\": {}", i ? ", " : "", i);
+	n += (size_t)snprintf(doc + n, cap - n, "}, \"user_domains\": {}}");
+	assert_true(n < cap);
+	assert_int_equal(cdr_topology_parse(doc, n, NULL, 0, &t, err, sizeof(err)), -EINVAL);
+	assert_null(t);
+	assert_non_null(strstr(err, "1025 rooms: at most 1024"));
+	assert_null(strstr(err, "missing"));
+	free(doc);
+}
+
 /* A platform without a backup is allowed (the last DR platform); unknown
  * member names are ignored. */
 static void test_optional_and_unknown_members(void **state)
@@ -354,15 +402,11 @@ static void test_missing_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_lookups),
-		cmocka_unit_test(test_without_endpoints),
-		cmocka_unit_test(test_bad_fixtures),
-		cmocka_unit_test(test_every_bad_fixture_listed),
-		cmocka_unit_test(test_bad_strings),
-		cmocka_unit_test(test_room_without_platform_and_endpoints),
-		cmocka_unit_test(test_optional_and_unknown_members),
-		cmocka_unit_test(test_nodes_round_trip),
-		cmocka_unit_test(test_services),
+		cmocka_unit_test(test_good_lookups),	 cmocka_unit_test(test_without_endpoints),
+		cmocka_unit_test(test_bad_fixtures),	 cmocka_unit_test(test_every_bad_fixture_listed),
+		cmocka_unit_test(test_bad_strings),	 cmocka_unit_test(test_room_without_platform_and_endpoints),
+		cmocka_unit_test(test_limits),		 cmocka_unit_test(test_optional_and_unknown_members),
+		cmocka_unit_test(test_nodes_round_trip), cmocka_unit_test(test_services),
 		cmocka_unit_test(test_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
