@@ -58,10 +58,67 @@ bool cdr_log_enabled(enum cdr_log_level level)
 	return (int)level >= atomic_load(&min_level);
 }
 
+/* Length of the Unicode control at s (UTF-8) that a terminal or viewer
+ * would act on rather than show: C1 controls (U+0080..U+009F) and the
+ * bidirectional marks and overrides (U+200E, U+200F, U+202A..U+202E,
+ * U+2066..U+2069); 0 if none. *cp: its code point. */
+static size_t unicode_control(const unsigned char *s, size_t len, unsigned *cp)
+{
+	if (len >= 2 && s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+		*cp = s[1];
+		return 2;
+	}
+	if (len >= 3 && s[0] == 0xe2 && s[1] == 0x80 &&
+	    (s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xaa && s[2] <= 0xae))) {
+		*cp = 0x2000u | (s[2] - 0x80u);
+		return 3;
+	}
+	if (len >= 3 && s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9) {
+		*cp = 0x2040u | (s[2] - 0x80u);
+		return 3;
+	}
+	return 0;
+}
+
+/* Copies the message m (len bytes) into out (room bytes), escaped: a
+ * newline or carriage return becomes a space (one event, one line), every
+ * other control byte \xNN, a Unicode control \uNNNN (an ESC sequence or a
+ * right-to-left override from a forged message must not act on the
+ * operator's terminal or rearrange the line). Returns the bytes written;
+ * *used: the bytes of m consumed (less than len when out was too short). */
+static size_t escape_into(char *out, size_t room, const char *m, size_t len, size_t *used)
+{
+	const unsigned char *s = (const unsigned char *)m;
+	size_t o = 0, i;
+
+	for (i = 0; i < len && o < room; i++) {
+		unsigned cp;
+		size_t k;
+
+		if (s[i] == '\n' || s[i] == '\r') {
+			out[o++] = ' ';
+		} else if (s[i] < 0x20 || s[i] == 0x7f) {
+			if (room - o < 4)
+				break;
+			o += (size_t)snprintf(out + o, room - o + 1, "\\x%02x", s[i]);
+		} else if (s[i] >= 0xc2 && (k = unicode_control(s + i, len - i, &cp))) {
+			if (room - o < 6)
+				break;
+			o += (size_t)snprintf(out + o, room - o + 1, "\\u%04x", cp);
+			i += k - 1;
+		} else {
+			out[o++] = (char)s[i];
+		}
+	}
+	*used = i;
+	return o;
+}
+
 void cdr_logv(enum cdr_log_level level, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[2048], msg[2048];
 	size_t n = 0;
+	bool cut = false;
 	int j;
 
 	if ((unsigned)level > CDR_LOG_ERR)
@@ -87,19 +144,19 @@ void cdr_logv(enum cdr_log_level level, const char *fmt, va_list ap)
 	pthread_mutex_lock(&setup_lock);
 	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s %s ", names[level], who);
 	pthread_mutex_unlock(&setup_lock);
-	if (n < sizeof(line)) {
-		int m = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		if (m > 0)
-			n += (size_t)m;
+	if (n < sizeof(line) - 1) {
+		int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+		size_t mlen = m < 0 ? 0 : (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
+		size_t used;
+
+		n += escape_into(line + n, sizeof(line) - 1 - n, msg, mlen, &used);
+		cut = m >= 0 && ((size_t)m >= sizeof(msg) || used < mlen);
 	}
-	if (n >= sizeof(line) - 1) {
-		n = sizeof(line) - 1;
+	if (n >= sizeof(line) - 1 || cut) {
+		if (n > sizeof(line) - 1)
+			n = sizeof(line) - 1;
 		memcpy(line + n - 3, "...", 3);
 	}
-	/* One event, one line: embedded newlines would break journald and grep. */
-	for (size_t i = 0; i < n; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
 	line[n++] = '\n';
 	/* Best effort: nowhere to report a failed log write. */
 	if (write(STDERR_FILENO, line, n) < 0)

@@ -1,5 +1,6 @@
 /* Logging: one line per event with daemon and platform, level filtering,
- * newlines flattened, long lines cut, level names. */
+ * newlines flattened, control characters escaped, long lines cut, level
+ * names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,6 +99,46 @@ static void test_long_lines_are_cut_not_overflowed(void **state)
 	}
 }
 
+static void emit_controls(void)
+{
+	/* ESC [2J (clear screen), a tab, DEL, U+202E (right-to-left
+	 * override), U+009B (C1 CSI), U+2066; then text that stays */
+	cdr_warn("name=%s", "a\x1b[2Jb\tc\x7f d\xe2\x80\xae"
+			    "evil\xc2\x9bx\xe2\x81\xa6y \xe4\xbc\x9a\xe8\xae\xae caf\xc3\xa9");
+}
+
+static void emit_many_controls(void)
+{
+	char big[1500];
+
+	memset(big, '\x1b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cdr_warn("%s", big);
+}
+
+/* Control characters from a message (a conference name, say) are shown,
+ * never acted on: escaped; other UTF-8 passes untouched. */
+static void test_controls_escaped(void **state)
+{
+	char buf[8192];
+	size_t n;
+
+	(void)state;
+	unsetenv("JOURNAL_STREAM");
+	cdr_log_setup("css", "p1", CDR_LOG_INFO, false);
+	capture(emit_controls, buf, sizeof(buf));
+	assert_string_equal(buf, "WARN css[p1] name=a\\x1b[2Jb\\x09c\\x7f d\\u202eevil\\u009bx\\u2066y "
+				 "\xe4\xbc\x9a\xe8\xae\xae caf\xc3\xa9\n");
+	/* escaping that outgrows the line is cut, every byte written */
+	capture(emit_many_controls, buf, sizeof(buf));
+	n = strlen(buf);
+	assert_in_range(n, 2040, 2048); /* an escape that does not fit is left out whole */
+	assert_memory_equal(buf, "WARN css[p1] \\x1b\\x1b", 21);
+	assert_memory_equal(buf + n - 4, "...\n", 4);
+	for (size_t i = 13; i < n - 4; i++)
+		assert_true(buf[i] == '\\' || buf[i] == 'x' || buf[i] == '1' || buf[i] == 'b' || buf[i] == '.');
+}
+
 static void test_level_names(void **state)
 {
 	enum cdr_log_level l;
@@ -117,6 +158,7 @@ int main(void)
 		cmocka_unit_test(test_line_format_and_filter),
 		cmocka_unit_test(test_timestamps),
 		cmocka_unit_test(test_long_lines_are_cut_not_overflowed),
+		cmocka_unit_test(test_controls_escaped),
 		cmocka_unit_test(test_level_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
