@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum cdr_log_level {
 	CDR_LOG_DEBUG,
@@ -32,6 +33,14 @@ int cdr_log_level_parse(const char *s, enum cdr_log_level *ret);
 const char *cdr_log_level_name(enum cdr_log_level level);
 
 bool cdr_log_enabled(enum cdr_log_level level);
+
+/* The length of the control character at s (len bytes of UTF-8), 0 if s
+ * does not start with one: a C0 control or DEL (1 byte), a C1 control
+ * (U+0080..U+009F) or a bidirectional mark or override (U+200E, U+200F,
+ * U+202A..U+202E, U+2066..U+2069): what a terminal or viewer would act on
+ * rather than show. *cp: its code point. Logs escape them (cdr_log);
+ * message text fields refuse them (confdr/msg.h, CDR_F_TEXT). */
+size_t cdr_text_control(const char *s, size_t len, unsigned *cp);
 
 /* Writes one line; a trailing newline in fmt is not needed. Safe from any
  * thread (one write(2) per line). */

@@ -32,6 +32,7 @@
 
 enum cdr_field_type {
 	CDR_F_STR,  /* string, length min..max (characters are bytes of UTF-8) */
+	CDR_F_TEXT, /* CDR_F_STR without control characters (cdr_text_control): names people read */
 	CDR_F_E164, /* string of ASCII digits, length min..max */
 	CDR_F_CODE, /* a stable code: [a-z][a-z0-9_]*, length min..max (reasons, kinds) */
 	CDR_F_INT,  /* integer, value min..max */

@@ -58,12 +58,14 @@ bool cdr_log_enabled(enum cdr_log_level level)
 	return (int)level >= atomic_load(&min_level);
 }
 
-/* Length of the Unicode control at s (UTF-8) that a terminal or viewer
- * would act on rather than show: C1 controls (U+0080..U+009F) and the
- * bidirectional marks and overrides (U+200E, U+200F, U+202A..U+202E,
- * U+2066..U+2069); 0 if none. *cp: its code point. */
-static size_t unicode_control(const unsigned char *s, size_t len, unsigned *cp)
+size_t cdr_text_control(const char *str, size_t len, unsigned *cp)
 {
+	const unsigned char *s = (const unsigned char *)str;
+
+	if (len >= 1 && (s[0] < 0x20 || s[0] == 0x7f)) {
+		*cp = s[0];
+		return 1;
+	}
 	if (len >= 2 && s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
 		*cp = s[1];
 		return 2;
@@ -101,7 +103,7 @@ static size_t escape_into(char *out, size_t room, const char *m, size_t len, siz
 			if (room - o < 4)
 				break;
 			o += (size_t)snprintf(out + o, room - o + 1, "\\x%02x", s[i]);
-		} else if (s[i] >= 0xc2 && (k = unicode_control(s + i, len - i, &cp))) {
+		} else if (s[i] >= 0xc2 && (k = cdr_text_control(m + i, len - i, &cp))) {
 			if (room - o < 6)
 				break;
 			o += (size_t)snprintf(out + o, room - o + 1, "\\u%04x", cp);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <confdr/log.h>
 #include <confdr/loop.h>
 
 struct cdr_msg {
@@ -107,6 +108,10 @@ static void describe(const struct cdr_field *f, char *out, size_t len)
 	case CDR_F_STR:
 		o = (size_t)snprintf(out, len, "string of %" PRId64 "..%" PRId64 " bytes", f->min, f->max);
 		break;
+	case CDR_F_TEXT:
+		o = (size_t)snprintf(out, len, "text of %" PRId64 "..%" PRId64 " bytes without control characters",
+				     f->min, f->max);
+		break;
 	case CDR_F_E164:
 		o = (size_t)snprintf(out, len, "E164 of %" PRId64 "..%" PRId64 " digits", f->min, f->max);
 		break;
@@ -169,6 +174,7 @@ static int check_value(const struct cdr_field *f, bool strict, const json_t *v, 
 		return 0;
 	switch (f->type) {
 	case CDR_F_STR:
+	case CDR_F_TEXT:
 	case CDR_F_E164:
 	case CDR_F_CODE: {
 		const char *s = json_string_value(v);
@@ -183,6 +189,12 @@ static int check_value(const struct cdr_field *f, bool strict, const json_t *v, 
 			return BAD("%s: expected %s, got %s", path, want, got);
 		if (f->type == CDR_F_CODE && len && !is_code(s))
 			return BAD("%s: expected %s, got %s", path, want, got);
+		for (size_t i = 0; f->type == CDR_F_TEXT && i < len; i++) {
+			unsigned cp;
+
+			if (cdr_text_control(s + i, len - i, &cp))
+				return BAD("%s: expected %s, got U+%04X at byte %zu", path, want, cp, i);
+		}
 		if ((int64_t)len < f->min || (int64_t)len > f->max)
 			return BAD("%s: expected %s, got %zu %s", path, want, len,
 				   f->type == CDR_F_E164 ? "digits" : "bytes");

@@ -23,7 +23,7 @@
 	}
 #define NAME_R                                                                                                         \
 	{                                                                                                              \
-		.name = "name", .type = CDR_F_STR, .required = true, .min = 1, .max = 256,                             \
+		.name = "name", .type = CDR_F_TEXT, .required = true, .min = 1, .max = 256,                            \
 		.doc = "conference name (UTF-8)"                                                                       \
 	}
 #define E164_R                                                                                                         \

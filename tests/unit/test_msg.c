@@ -263,11 +263,11 @@ static void test_every_create_field_checked(void **state)
 		     "\"duration_min\": 60}",
 		     "body.e164: expected E164 of 3..32 digits, got 33 digits");
 	refused_body("{\"e164\": \"0512\", \"user_domain\": \"u\", \"duration_min\": 60}",
-		     "body.name: missing (expected string of 1..256 bytes)");
+		     "body.name: missing (expected text of 1..256 bytes without control characters)");
 	refused_body("{\"e164\": \"0512\", \"name\": \"\", \"user_domain\": \"u\", \"duration_min\": 60}",
-		     "body.name: expected string of 1..256 bytes, got 0 bytes");
+		     "body.name: expected text of 1..256 bytes without control characters, got 0 bytes");
 	refused_body("{\"e164\": \"0512\", \"name\": null, \"user_domain\": \"u\", \"duration_min\": 60}",
-		     "body.name: expected string of 1..256 bytes, got null");
+		     "body.name: expected text of 1..256 bytes without control characters, got null");
 	refused_body("{\"e164\": \"0512\", \"name\": \"n\", \"duration_min\": 60}",
 		     "body.user_domain: missing (expected string of 1..64 bytes)");
 	refused_body("{\"e164\": \"0512\", \"name\": \"n\", \"user_domain\": [], \"duration_min\": 60}",
@@ -282,6 +282,16 @@ static void test_every_create_field_checked(void **state)
 		     "body.duration_min: expected integer 1..1440, got 0");
 	refused_body("{\"e164\": \"0512\", \"name\": \"n\", \"user_domain\": \"u\", \"duration_min\": 6.5}",
 		     "body.duration_min: expected integer 1..1440, got number");
+	/* names people read: no control characters (an ESC sequence, a
+	 * right-to-left override, a C1 control); other UTF-8 is fine */
+	refused_body("{\"e164\": \"0512\", \"name\": \"a\\u001b[2J\", \"user_domain\": \"u\", \"duration_min\": 60}",
+		     "body.name: expected text of 1..256 bytes without control characters, got U+001B at byte 1");
+	refused_body("{\"e164\": \"0512\", \"name\": \"ab\\u202e\", \"user_domain\": \"u\", \"duration_min\": 60}",
+		     "body.name: expected text of 1..256 bytes without control characters, got U+202E at byte 2");
+	refused_body("{\"e164\": \"0512\", \"name\": \"\\u009b\", \"user_domain\": \"u\", \"duration_min\": 60}",
+		     "body.name: expected text of 1..256 bytes without control characters, got U+009B at byte 0");
+	refused_body("{\"e164\": \"0512\", \"name\": \"\\t\", \"user_domain\": \"u\", \"duration_min\": 60}",
+		     "body.name: expected text of 1..256 bytes without control characters, got U+0009 at byte 0");
 	refused_body("{\"e164\": \"0512\", \"name\": \"n\", \"user_domain\": \"u\", \"duration_min\": 60, \"h265\": 1}",
 		     "body.h265: expected boolean, got integer");
 	refused_body("{\"e164\": \"0512\", \"name\": \"n\", \"user_domain\": \"u\", \"duration_min\": 60, "
@@ -317,7 +327,8 @@ static json_t *sample(const struct cdr_field *f)
 {
 	switch (f->type) {
 	case CDR_F_E164: return json_string("0512000123");
-	case CDR_F_STR: return json_string(f->min > 1 ? "abcdefgh" : "x");
+	case CDR_F_STR:
+	case CDR_F_TEXT: return json_string(f->min > 1 ? "abcdefgh" : "x");
 	case CDR_F_CODE: return json_string("some_code");
 	case CDR_F_INT: return json_integer(f->max > 1 ? f->min + 1 : f->min);
 	case CDR_F_BOOL: return json_true();
