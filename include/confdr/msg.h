@@ -27,6 +27,10 @@
 #define CDR_MSG_MAX_DEPTH   16		      /* nesting of objects and arrays, envelope included */
 #define CDR_MSG_E164_MIN    3
 #define CDR_MSG_E164_MAX    32
+/* Every epoch is a ZooKeeper counter (a sequential node's number, a node's
+ * data version): 32 bits. A larger one is forged; it is refused at decoding
+ * rather than pinning a receiver that keeps the largest seen (issue 22). */
+#define CDR_EPOCH_MAX 2147483647
 
 /* ---- The schema table ---- */
 

@@ -43,7 +43,7 @@
 #define MS_R(n, d) INT(n, 0, INT64_MAX, true, d)
 #define EPOCH                                                                                                          \
 	{                                                                                                              \
-		.name = "epoch", .type = CDR_F_INT, .required = true, .min = 0, .max = INT64_MAX,                      \
+		.name = "epoch", .type = CDR_F_INT, .required = true, .min = 0, .max = CDR_EPOCH_MAX,                  \
 		.doc = "sender's leader epoch (fencing: older ones are ignored)"                                       \
 	}
 #define BOOL(n, r, d)                                                                                                  \
@@ -469,7 +469,7 @@ static const struct cdr_field inventory_ack[] = {
 /* ---- PMS ---- */
 #define STATE_EPOCH                                                                                                    \
 	{                                                                                                              \
-		.name = "epoch", .type = CDR_F_INT, .required = true, .min = 0, .max = INT64_MAX,                      \
+		.name = "epoch", .type = CDR_F_INT, .required = true, .min = 0, .max = CDR_EPOCH_MAX,                  \
 		.doc = "epoch of this state (service-domain counter in ZooKeeper): older or equal ones are ignored"    \
 	}
 #define BY STR("by", 0, 64, false, "operator of a manual switch")
@@ -502,7 +502,7 @@ static const struct cdr_field peer_beat_ntf[] = {
 	ENUM("state", platform_states, false,
 	     "its platform's state as the ZooKeeper majority holds it, read right after a beat write that succeeded "
 	     "(absent when there is no such fresh read)"),
-	INT("state_epoch", 0, INT64_MAX, false, "the epoch of that state"),
+	INT("state_epoch", 0, CDR_EPOCH_MAX, false, "the epoch of that state"),
 	END,
 };
 static const struct cdr_field platform_ntf[] = {
@@ -527,7 +527,7 @@ static const struct cdr_field platform_state[] = {
 	CODE("reason", false, "why it is in this state"),
 	DETAIL,
 	BY,
-	INT("epoch", 0, INT64_MAX, false, "epoch of this state; 0: never written"),
+	INT("epoch", 0, CDR_EPOCH_MAX, false, "epoch of this state; 0: never written"),
 	BOOL("pms_live", false, "a pms instance of the platform is live (known to its backup platform's pms)"),
 	END,
 };
@@ -541,7 +541,7 @@ static const struct cdr_field room_state[] = {
 	CODE("reason", false, "why it is in this state"),
 	DETAIL,
 	BY,
-	INT("epoch", 0, INT64_MAX, false, "epoch of this state; 0: never written"),
+	INT("epoch", 0, CDR_EPOCH_MAX, false, "epoch of this state; 0: never written"),
 	BOOL("healthy", false, "its checks pass now (known to its own platform's pms)"),
 	END,
 };
@@ -554,7 +554,7 @@ static const struct cdr_field state_ack[] = {
 	  .type = CDR_F_INT,
 	  .required = true,
 	  .min = 0,
-	  .max = INT64_MAX,
+	  .max = CDR_EPOCH_MAX,
 	  .doc = "the highest state epoch in this answer" },
 	END,
 };

@@ -248,6 +248,7 @@ static void live_registered(struct rms_live *l, const struct rms_policy *p, int6
 	l->last_seen_ms = now;
 	l->heartbeat_ms = p->heartbeat_ms;
 	l->last_seq = -1;
+	l->back_seq = -1;
 	l->rise_count = 0;
 }
 
@@ -336,6 +337,7 @@ int rms_inv_mcu_boot(struct rms_inv *inv, const char *id, const char *boot)
 	if (r < 0)
 		return r;
 	m->live.last_seq = -1; /* a new incarnation counts from anew */
+	m->live.back_seq = -1;
 	m->rep_confs = m->rep_ports = 0;
 	m->delta_confs = m->delta_ports = 0;
 	emit_mcu(inv, m, "restarted");
@@ -397,14 +399,38 @@ int rms_inv_register_vrs(struct rms_inv *inv, const struct rms_vrs_reg *reg, int
 }
 
 /* A heartbeat of seq at now. Returns -EALREADY for an old or repeated seq,
- * 1 when it brought the MCU or VRS back up (rise consecutive heartbeats, each
- * within the detection window of the one before), else 0. */
+ * -ERANGE for one too far ahead, 1 when it brought the MCU or VRS back up
+ * (rise consecutive heartbeats, each within the detection window of the one
+ * before), else 0.
+ *
+ * One forged value never pins it (issue 22: a heartbeat with seq 2^63-1 made
+ * rms declare a live MCU down for good): a seq further ahead than the time
+ * since the last one allows (RMS_SEQ_PER_MS, RMS_SEQ_SLACK) is refused;
+ * and two heartbeats in a row older than the last accepted one, the second
+ * greater than the first, mean the counter is the MCU's own again (a high
+ * value accepted earlier, or a counter reset without a new boot): counted
+ * from them. */
 static int live_heartbeat(struct rms_live *l, const struct rms_policy *p, int64_t seq, int64_t now)
 {
 	int r = 0;
 
-	if (seq <= l->last_seq)
-		return -EALREADY;
+	if (seq <= l->last_seq) {
+		bool again = l->back_seq >= 0 && seq > l->back_seq;
+
+		l->back_seq = seq;
+		if (!again)
+			return -EALREADY;
+		l->last_seq = seq - 1; /* accepted below */
+	} else if (l->last_seq >= 0) {
+		int64_t gap = now > l->last_seen_ms ? now - l->last_seen_ms : 0;
+
+		if (gap <= (INT64_MAX - RMS_SEQ_SLACK) / RMS_SEQ_PER_MS &&
+		    seq - l->last_seq > gap * RMS_SEQ_PER_MS + RMS_SEQ_SLACK) {
+			l->seq_refused++;
+			return -ERANGE;
+		}
+	}
+	l->back_seq = -1;
 	if (l->state == RMS_DOWN) {
 		if (l->rise_count > 0 && now - l->last_seen_ms > l->heartbeat_ms * p->misses)
 			l->rise_count = 0;

@@ -26,6 +26,14 @@ struct rms_policy {
 enum rms_state { RMS_UP, RMS_DOWN };
 
 /* Liveness of an MCU or a VRS. */
+/* How far an MCU's heartbeat seq may run ahead of its last one
+ * (live_heartbeat): RMS_SEQ_PER_MS per millisecond since then, plus
+ * RMS_SEQ_SLACK. The protocol lets a seq count heartbeats or go on from a
+ * clock (section "An MCU's incarnation"): a microsecond clock with a second
+ * of slack still fits; 2^63-1 after a second does not. */
+#define RMS_SEQ_PER_MS 1000
+#define RMS_SEQ_SLACK  1000000
+
 struct rms_live {
 	enum rms_state state;
 	int64_t since_ms;     /* state since (monotonic) */
@@ -33,6 +41,8 @@ struct rms_live {
 	int64_t heartbeat_ms; /* interval it was told */
 	int64_t last_seq;     /* of its heartbeats; -1 after a registration */
 	int rise_count;	      /* consecutive heartbeats while down */
+	int64_t back_seq;     /* the last heartbeat refused as old since the last accepted one, or -1 */
+	int64_t seq_refused;  /* heartbeats refused for a seq far ahead (live_heartbeat) */
 };
 
 struct rms_mcu {

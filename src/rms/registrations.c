@@ -91,6 +91,16 @@ void rms_on_heartbeat(struct rms *s, const struct cdr_msg *m, bool vrs)
 	else
 		r = rms_inv_heartbeat_mcu(s->inv, id, cdr_msg_int(m, "seq", 0), cdr_msg_int(m, "running_confs", 0),
 					  cdr_msg_int(m, "used_ports", 0), cdr_mono_i64());
+	if (r == -ERANGE) {
+		/* logged at the 1st, 2nd, 4th, 8th, ... refusal: a flood of
+		 * forged heartbeats does not flood the log */
+		uint64_t k = ++s->seq_refused;
+
+		if ((k & (k - 1)) == 0)
+			cdr_warn("%s %s: heartbeat seq %" PRId64 " refused: further ahead of the last one than its "
+				 "interval allows (a forged or broken counter; %" PRIu64 " refused so far)",
+				 vrs ? "vrs" : "mcu", id, cdr_msg_int(m, "seq", 0), k);
+	}
 	if (r == -ENOENT) {
 		/* Registered with an earlier leader, or its registration was
 		 * lost: the restart notice makes it register again. */

@@ -56,6 +56,7 @@ struct rms {
 	int64_t epoch;
 	bool announced; /* rms_all_restarted_ntf sent for this epoch */
 	uint64_t last_reregister_ms;
+	uint64_t seq_refused;	 /* heartbeats refused for a seq far ahead (registrations.c) */
 	int64_t last_tick_ms;	 /* monotonic, of the last tick (0: none since the role) */
 	int64_t active_since_ms; /* monotonic, when this rms became active */
 	int64_t link_back_ms;	 /* monotonic, when the broker link last came back (0: never lost) */

@@ -345,6 +345,37 @@ static json_t *sample(const struct cdr_field *f)
 	return json_null();
 }
 
+/* Epochs are ZooKeeper counters (32 bits): a larger one is forged and the
+ * message refused, so that it cannot pin a receiver that keeps the largest
+ * epoch seen (a pms_all_room_ntf with epoch 2^63-1 did: issue 22). */
+static void test_epoch_beyond_32_bits_refused(void **state)
+{
+	const struct cdr_msg_type *t = cdr_msg_type_find("pms_all_room_ntf");
+	struct cdr_msg_error err;
+	struct cdr_msg *m = NULL;
+	json_t *body;
+	char *txt;
+
+	(void)state;
+	assert_non_null(t);
+	for (int i = 0; i < 3; i++) {
+		json_int_t epoch = i == 0 ? CDR_EPOCH_MAX : i == 1 ? (json_int_t)CDR_EPOCH_MAX + 1 : INT64_MAX;
+
+		body = sample_object(t->fields);
+		json_object_set_new(body, "epoch", json_integer(epoch));
+		txt = cdr_msg_encode(t->name, "id-1", "pms", 0, body);
+		assert_non_null(txt);
+		if (i == 0) {
+			assert_int_equal(decode_exact(txt, strlen(txt), 0, &m, &err), 0);
+			cdr_msg_free(m);
+		} else {
+			assert_int_equal(decode_exact(txt, strlen(txt), 0, &m, &err), -EINVAL);
+			assert_non_null(strstr(err.detail, "body.epoch: expected integer 0..2147483647"));
+		}
+		free(txt);
+	}
+}
+
 static void test_every_type_round_trips(void **state)
 {
 	size_t n = 0;
@@ -678,6 +709,7 @@ int main(void)
 		cmocka_unit_test(test_nested_schemas),
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_every_type_round_trips),
+		cmocka_unit_test(test_epoch_beyond_32_bits_refused),
 		cmocka_unit_test(test_fixtures),
 		cmocka_unit_test(test_protocol_doc),
 	};

@@ -481,6 +481,40 @@ static void test_heartbeat_loss_and_rise(void **state)
 	assert_int_equal(f->ev.n, 4);
 }
 
+/* One forged heartbeat never pins an MCU's seq (issue 22: seq 2^63-1 made
+ * rms declare a live MCU down for good): a seq further ahead than the time
+ * allows is refused; a plausible one accepted is undone by the MCU's own
+ * next two heartbeats. */
+static void test_forged_seq_does_not_pin(void **state)
+{
+	struct fix *f = *state;
+	int64_t t0 = f->now;
+
+	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
+	f->ev.n = 0;
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 1, 0, 0, t0 + HB), 0);
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", INT64_MAX, 0, 0, t0 + HB + 1), -ERANGE);
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 1 + RMS_SEQ_PER_MS + RMS_SEQ_SLACK + 1, 0, 0, t0 + HB + 1),
+			 -ERANGE);
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 2, 0, 0, t0 + 2 * HB), 0);
+	/* a clock, even in microseconds, fits: as far ahead as the time allows */
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 2 + 10 * HB * RMS_SEQ_PER_MS + RMS_SEQ_SLACK + 1, 0, 0,
+					       t0 + 12 * HB),
+			 -ERANGE);
+	assert_int_equal(
+		rms_inv_heartbeat_mcu(f->inv, "a", 2 + 10 * HB * RMS_SEQ_PER_MS + RMS_SEQ_SLACK, 0, 0, t0 + 12 * HB),
+		0);
+	/* that one was forged: the MCU's own counter, lower, comes back */
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 12, 0, 0, t0 + 13 * HB), -EALREADY);
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 12, 0, 0, t0 + 13 * HB), -EALREADY); /* repeated */
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 13, 0, 0, t0 + 14 * HB), 0);
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 14, 0, 0, t0 + 15 * HB), 0);
+	assert_int_equal(rms_inv_heartbeat_mcu(f->inv, "a", 13, 0, 0, t0 + 15 * HB), -EALREADY);
+	rms_inv_tick(f->inv, t0 + 17 * HB);
+	assert_string_equal(rms_mcu_state_name(rms_inv_mcu(f->inv, "a")), "up");
+	assert_int_equal(f->ev.n, 0); /* never declared down */
+}
+
 static void test_restart_rebuild_no_double_count(void **state)
 {
 	struct fix *f = *state;
@@ -664,6 +698,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reservation_expiry_confirm_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ports_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_loss_and_rise, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forged_seq_does_not_pin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_rebuild_no_double_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capability_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_and_room_move, setup, teardown),
