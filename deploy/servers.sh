@@ -111,8 +111,12 @@ start_epmd() {
 # confdr/confdr, password hashed as RabbitMQ's sha256 scheme: base64(salt || sha256(salt || password)).
 CONFDR_RMQ_HASH=kI3GCtabAP6RLDkpw/PBZERREHA0OOrThFYD2BPn4PeoPFuG
 
+# The bound of confdr.dead.q: 100,000 messages, 7 days each, the oldest
+# dropped first.
+RMQ_DEAD_POLICY='{"max-length": 100000, "message-ttl": 604800000, "overflow": "drop-head"}'
+
 spawn_rabbitmq() {
-	local name=$1 d=$RUN/$1 bin vh perms
+	local name=$1 d=$RUN/$1 bin vh perms policies
 	mkdir -p "$d/home" "$d/mnesia" "$d/log"
 	if [ ! -s "$d/home/.erlang.cookie" ]; then
 		(umask 077 && head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F >"$d/home/.erlang.cookie")
@@ -133,11 +137,19 @@ CONF
 	perms=$(for v in $(rmq_vhosts "$name"); do
 		printf '{"user": "confdr", "vhost": "%s", "configure": ".*", "write": ".*", "read": ".*"}\n' "$v"
 	done | paste -sd, -)
+	# The dead-letter queue is bounded (docs/amqp.md): a flood of refused
+	# messages cannot fill the broker's disk. A policy, not queue arguments:
+	# it can be changed on a live broker without declaring the queue anew.
+	policies=$(for v in $(rmq_vhosts "$name"); do
+		printf '{"vhost": "%s", "name": "confdr-dead-bound", "pattern": "^confdr\\\\.dead\\\\.q$", "apply-to": "queues", "priority": 0, "definition": %s}\n' \
+			"$v" "$RMQ_DEAD_POLICY"
+	done | paste -sd, -)
 	cat >"$d/definitions.json" <<JSON
 {"users": [{"name": "confdr", "password_hash": "$CONFDR_RMQ_HASH",
             "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}],
  "vhosts": [$vh],
- "permissions": [$perms]}
+ "permissions": [$perms],
+ "policies": [$policies]}
 JSON
 	echo '[].' >"$d/enabled_plugins"
 	: >"$d/rabbitmq-env.conf"
@@ -160,6 +172,12 @@ setup_rabbitmq() {
 		rmqctl "$name" -q list_vhosts | grep -qx "$v" || rmqctl "$name" -q add_vhost "$v" >/dev/null
 		rmqctl "$name" -q list_users | awk '{print $1}' | grep -qx confdr || rmqctl "$name" -q add_user confdr confdr >/dev/null
 		rmqctl "$name" -q set_permissions -p "$v" confdr '.*' '.*' '.*' >/dev/null
+	done
+	# a broker made before the bound: its policy set now (idempotent)
+	for v in $(rmq_vhosts "$name"); do
+		rmqctl "$name" -q list_policies -p "$v" 2>/dev/null | grep -q confdr-dead-bound && continue
+		rmqctl "$name" -q set_policy -p "$v" --apply-to queues confdr-dead-bound '^confdr\.dead\.q$' "$RMQ_DEAD_POLICY" >/dev/null ||
+			warn "RabbitMQ $name: the bound of confdr.dead.q on vhost $v could not be set"
 	done
 }
 stop_rabbitmq() {
