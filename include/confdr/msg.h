@@ -23,6 +23,7 @@
 
 /* Size limits, in bytes of the whole encoded message (envelope included). */
 #define CDR_MSG_MAX_CM	    (64 * 1024)	      /* mau.conf.q: what the CM may send */
+#define CDR_MSG_MAX_SMALL   (16 * 1024)	      /* heartbeats, registrations, beats, notices of one thing */
 #define CDR_MSG_MAX_DEFAULT (4 * 1024 * 1024) /* everything else (lists, bulk allocations) */
 #define CDR_MSG_MAX_DEPTH   16		      /* nesting of objects and arrays, envelope included */
 #define CDR_MSG_E164_MIN    3

@@ -177,6 +177,7 @@ static const struct cdr_handler beat_handlers[] = {
 static const struct cdr_dispatch beat_dispatch = {
 	.daemon = "css",
 	.queue = CDR_MQ_PMS_BEAT_EX,
+	.max_len = CDR_MSG_MAX_SMALL,
 	.nack_type = "mau_any_notice_nack",
 	.handlers = beat_handlers,
 	.bus = css_bus,

@@ -285,6 +285,7 @@ static struct cdr_bus *checks_bus(void *server)
 static const struct cdr_dispatch rms_ntf_dispatch = {
 	.daemon = "pms",
 	.queue = CDR_MQ_RMS_NTF_EX,
+	.max_len = CDR_MSG_MAX_SMALL, /* notices of one MCU, room or platform */
 	.nack_type = "pms_any_notice_nack",
 	.handlers = rms_ntf_handlers,
 	.bus = checks_bus,

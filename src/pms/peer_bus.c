@@ -145,6 +145,7 @@ static struct cdr_bus *peer_bus(void *server)
 static const struct cdr_dispatch peer_beat_dispatch = {
 	.daemon = "pms",
 	.queue = CDR_MQ_PMS_BEAT_EX,
+	.max_len = CDR_MSG_MAX_SMALL,
 	.nack_type = "pms_any_notice_nack",
 	.handlers = peer_beat_handlers,
 	.bus = peer_bus,

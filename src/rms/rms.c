@@ -162,6 +162,7 @@ static const struct cdr_dispatch req_dispatch = {
 static const struct cdr_dispatch res_dispatch = {
 	.daemon = "rms",
 	.queue = CDR_MQ_RMS_RES_Q,
+	.max_len = CDR_MSG_MAX_SMALL, /* registrations and heartbeats: refused unparsed beyond */
 	.nack_type = "rms_any_request_nack",
 	.handlers = handlers,
 	.bus = rms_bus,

@@ -470,6 +470,24 @@ static void test_refusals(void **state)
 	r = request_raw("hello, rms", 20000);
 	expect_nack(r, "rms_any_request_nack", "bad_request");
 	json_decref(r);
+	/* registrations and heartbeats are small: 20 KiB on rms.res.q is
+	 * refused before it is parsed, and answered */
+	{
+		size_t n = 20 * 1024;
+		char *big = malloc(n);
+		struct th_call c = { 0 };
+
+		assert_non_null(big);
+		memset(big, 'x', n);
+		assert_int_equal(cdr_mq_request(C.mq, "", CDR_MQ_RMS_RES_Q, big, n, 20000, th_on_reply, &c), 0);
+		assert_true(run_until(th_call_done, &c, 22000));
+		free(big);
+		assert_int_equal(c.status, 0);
+		expect_nack(c.reply, "rms_any_request_nack", "bad_request");
+		assert_non_null(strstr(json_string_value(json_object_get(rbody(c.reply), "detail")),
+				       "message of 20480 bytes, more than the limit of 16384"));
+		json_decref(c.reply);
+	}
 	/* a deposed css (older epoch) */
 	r = request("mau_rms_alloc_req",
 		    json_pack("{s:s, s:s, s:i}", "e164", "0598000006", "user_domain", "ud-p1-r1-a", "epoch", EPOCH - 1),
