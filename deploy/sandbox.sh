@@ -282,11 +282,11 @@ session_timeout = 6s
 
 [amqp]
 user = confdr
-password = confdr
+password_file = $RUN/secrets/amqp.password
 
 [mysql]
 user = confdr
-password = confdr
+password_file = $RUN/secrets/mysql.password
 CONF
 	if [ "$d" = css ]; then echo "migrations = $TOP/deploy/sql"; fi
 	if [ "$d" = pms ]; then
@@ -318,6 +318,11 @@ cmd_start() {
 	build
 	for d in "${DAEMONS[@]}" supervise; do [ -x "$BUILD/confdr-$d" ] || missing+=("$BUILD/confdr-$d"); done
 	[ ${#missing[@]} = 0 ] || die "daemon binaries missing: ${missing[*]}"
+	# The daemons' passwords, in files only their owner reads (docs/configuration.md)
+	mkdir -p "$RUN/secrets" && chmod 700 "$RUN/secrets"
+	for p in amqp mysql; do
+		(umask 077 && printf 'confdr\n' >"$RUN/secrets/$p.password")
+	done
 	for p in "${PLATFORMS[@]}"; do
 		mkdir -p "$RUN/$p"
 		for d in "${DAEMONS[@]}"; do

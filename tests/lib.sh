@@ -69,6 +69,7 @@ min = 100ms
 max = 1s
 $3
 CONF
+	chmod 600 "$work/$1-$2.conf" # it holds a password: others must not read it
 	echo "$work/$1-$2.conf"
 }
 

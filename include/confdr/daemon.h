@@ -46,6 +46,7 @@ struct cdr_daemon_conf {
 
 	char *amqp_user;
 	char *amqp_password;
+	char *amqp_password_file;
 	uint64_t amqp_heartbeat_ms;
 	int64_t amqp_prefetch;
 	uint64_t reconnect_min_ms;
@@ -55,12 +56,25 @@ struct cdr_daemon_conf {
 
 	char *mysql_user;
 	char *mysql_password;
+	char *mysql_password_file;
 	uint64_t mysql_connect_timeout_ms;
 	char *mysql_migrations;
 };
 
 /* The table behind struct cdr_daemon_conf (ended by a NULL name). */
 extern const struct cdr_conf_key cdr_daemon_conf_keys[];
+
+/* Reads a secret from path (relative: to the directory of conf_path): a
+ * regular file that others can neither read nor write (0600 or 0640), its
+ * first line without the line end, 1..1024 bytes. 0 and *ret (malloc'd), or
+ * -errno and a one-line reason in err. */
+int cdr_secret_read(const char *path, const char *conf_path, char **ret, char *err, size_t errlen);
+
+/* After a config file is loaded: each password_file read into its password
+ * (a password in the file too is an error). 0, or -EINVAL and the reason in
+ * err. *warn: set when the file itself holds a password and others may read
+ * it (logged by the caller: password_file is the remedy). */
+int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen);
 
 /* How ready the active instance is for what the broker brings; it only rises
  * while the daemon is active (cdr_daemon_ready) and is NONE on standby. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,29 @@ static int load_conf(const struct cdr_daemon_ops *ops, const struct cdr_conf_key
 		cdr_conf_errors_clear(&errs);
 		free(conf);
 		return r;
+	}
+	{
+		char why[PATH_MAX + 256];
+		bool warn = false;
+
+		if (cdr_daemon_conf_secrets(conf, path, &warn, why, sizeof(why)) < 0) {
+			if (to_log)
+				cdr_err("config: %s: %s", path, why);
+			else
+				fprintf(stderr, "%s: %s\n", path, why);
+			cdr_conf_release(tables, conf);
+			free(conf);
+			return -EINVAL;
+		}
+		if (warn && to_log)
+			cdr_warn("config: %s holds a password and others may read it: chmod o-r it, or move the "
+				 "password to password_file",
+				 path);
+		else if (warn)
+			fprintf(stderr,
+				"%s: warning: holds a password and others may read it: chmod o-r it, or move the "
+				"password to password_file\n",
+				path);
 	}
 	*ret = conf;
 	return 0;

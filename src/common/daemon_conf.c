@@ -2,7 +2,17 @@
 #include <confdr/daemon.h>
 #include <confdr/log.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECRET_MAX 1024
 
 static const char *const log_levels[] = { "debug", "info", "notice", "warn", "error", NULL };
 
@@ -27,7 +37,10 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	K("zookeeper", "session_timeout", CDR_CONF_MS, zk_session_timeout_ms, "6s", 2000, 60000, NULL, NULL,
 	  "ZooKeeper session timeout"),
 	K("amqp", "user", CDR_CONF_STR, amqp_user, "guest", 0, 0, NULL, NULL, "AMQP user"),
-	K("amqp", "password", CDR_CONF_STR, amqp_password, "guest", 0, 0, NULL, NULL, "AMQP password"),
+	K("amqp", "password", CDR_CONF_STR, amqp_password, "guest", 0, 0, NULL, NULL,
+	  "AMQP password (better: password_file)"),
+	K("amqp", "password_file", CDR_CONF_STR, amqp_password_file, "", 0, 0, NULL, NULL,
+	  "file holding the AMQP password, not readable by others (relative: to this file's directory)"),
 	K("amqp", "heartbeat", CDR_CONF_MS, amqp_heartbeat_ms, "10s", 1000, 600000, NULL, NULL,
 	  "AMQP heartbeat interval"),
 	K("amqp", "prefetch", CDR_CONF_INT, amqp_prefetch, "256", 1, 65535, NULL, NULL,
@@ -39,10 +52,107 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	K("redis", "connect_timeout", CDR_CONF_MS, redis_connect_timeout_ms, "2s", 100, 60000, NULL, NULL,
 	  "Redis connect timeout"),
 	K("mysql", "user", CDR_CONF_STR, mysql_user, "confdr", 0, 0, NULL, NULL, "MySQL user"),
-	K("mysql", "password", CDR_CONF_STR, mysql_password, "", 0, 0, NULL, NULL, "MySQL password"),
+	K("mysql", "password", CDR_CONF_STR, mysql_password, "", 0, 0, NULL, NULL,
+	  "MySQL password (better: password_file)"),
+	K("mysql", "password_file", CDR_CONF_STR, mysql_password_file, "", 0, 0, NULL, NULL,
+	  "file holding the MySQL password, not readable by others (relative: to this file's directory)"),
 	K("mysql", "connect_timeout", CDR_CONF_MS, mysql_connect_timeout_ms, "5s", 100, 60000, NULL, NULL,
 	  "MySQL connect timeout"),
 	K("mysql", "migrations", CDR_CONF_STR, mysql_migrations, "", 0, 0, NULL, NULL,
 	  "directory of schema migrations applied at start; empty: none"),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
+
+int cdr_secret_read(const char *path, const char *conf_path, char **ret, char *err, size_t errlen)
+{
+	char full[PATH_MAX], buf[SECRET_MAX + 2];
+	const char *slash = conf_path ? strrchr(conf_path, '/') : NULL;
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	int fd, r;
+
+	if (!path || !*path) {
+		snprintf(err, errlen, "no file named");
+		return -EINVAL;
+	}
+	if (path[0] != '/' && slash)
+		r = snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - conf_path), conf_path, path);
+	else
+		r = snprintf(full, sizeof(full), "%s", path);
+	if (r < 0 || (size_t)r >= sizeof(full)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", full, strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", full);
+		close(fd);
+		return -EINVAL;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		snprintf(err, errlen, "%s: mode %04o: others may read or write it (chmod o-rw %s)", full,
+			 (unsigned)(st.st_mode & 07777), full);
+		close(fd);
+		return -EPERM;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	r = n < 0 ? -errno : 0;
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "%s: %s", full, strerror(-r));
+		return r;
+	}
+	buf[n] = '\0';
+	len = strcspn(buf, "\r\n");
+	if (len == 0 || len > SECRET_MAX) {
+		snprintf(err, errlen, "%s: %s", full, len ? "longer than 1024 bytes" : "empty first line");
+		return -EINVAL;
+	}
+	buf[len] = '\0';
+	*ret = strdup(buf);
+	memset(buf, 0, sizeof(buf));
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* One password_file key: read into *password unless the file also sets
+ * password (other than its default def). */
+static int secret_key(const char *section, char **password, const char *def, const char *file, const char *conf_path,
+		      char *err, size_t errlen)
+{
+	char why[PATH_MAX + 128], *secret = NULL;
+
+	if (!file || !*file)
+		return 0;
+	if (*password && strcmp(*password, def)) {
+		snprintf(err, errlen, "[%s] password and password_file are both set: keep one", section);
+		return -EINVAL;
+	}
+	if (cdr_secret_read(file, conf_path, &secret, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "[%s] password_file: %s", section, why);
+		return -EINVAL;
+	}
+	free(*password);
+	*password = secret;
+	return 0;
+}
+
+int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen)
+{
+	struct stat st;
+	bool inline_pw =
+		(cf->amqp_password && *cf->amqp_password && strcmp(cf->amqp_password, "guest") &&
+		 !(cf->amqp_password_file && *cf->amqp_password_file)) ||
+		(cf->mysql_password && *cf->mysql_password && !(cf->mysql_password_file && *cf->mysql_password_file));
+
+	*warn = inline_pw && conf_path && stat(conf_path, &st) == 0 && (st.st_mode & S_IROTH);
+	if (secret_key("amqp", &cf->amqp_password, "guest", cf->amqp_password_file, conf_path, err, errlen) < 0 ||
+	    secret_key("mysql", &cf->mysql_password, "", cf->mysql_password_file, conf_path, err, errlen) < 0)
+		return -EINVAL;
+	return 0;
+}

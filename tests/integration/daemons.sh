@@ -39,6 +39,7 @@ user = ${CONFDR_MYSQL_USER:-confdr}
 password = ${CONFDR_MYSQL_PASSWORD:-confdr}
 $4
 CONF
+	chmod 600 "$work/$2-$3.conf" # it holds passwords: others must not read it
 	echo "$work/$2-$3.conf"
 }
 

@@ -182,6 +182,7 @@ static void write_conf(char *buf, size_t len, const char *platform, const char *
 		"[reconnect]\nmin = 100ms\nmax = 1s\n%s",
 		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot, extra);
 	fclose(f);
+	assert_int_equal(chmod(buf, 0600), 0); /* it holds passwords: others must not read it */
 }
 
 static pid_t start_daemon(const char *daemon, const char *conf, const char *log)

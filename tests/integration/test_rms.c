@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,7 @@ static void start_rms(void)
 		"broker_return_grace = 1s\n",
 		need_env("CONFDR_ZK"), getenv("CONFDR_ZK_CHROOT") ? getenv("CONFDR_ZK_CHROOT") : "/dr", HB_MS, MISSES);
 	fclose(f);
+	assert_int_equal(chmod(conf, 0600), 0); /* it holds a password: others must not read it */
 	C.rms = spawn((char *const[]){ BIN "/confdr-rms", "-c", conf, NULL }, log);
 }
 

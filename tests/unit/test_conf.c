@@ -13,6 +13,11 @@
 #include <cmocka.h>
 
 #include <confdr/conf.h>
+#include <confdr/daemon.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct cfg {
 	char *platform;
@@ -250,6 +255,57 @@ static void test_missing_file(void **state)
 	cdr_conf_errors_clear(&errs);
 }
 
+/* Writes text to dir/name with exactly mode (fchmod: not the umask's). */
+static void put(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+/* Secrets (password_file): from a regular file others cannot read or
+ * write, its first line; relative to the config file's directory. */
+static void test_secret_read(void **state)
+{
+	char dir[] = "/tmp/confdr-secret-XXXXXX", conf[256], abs[256], err[512], *v = NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/css.conf", dir);
+	put(dir, "ok", "s3cret\nsecond line ignored\n", 0600);
+	put(dir, "group", "g\r\n", 0640);
+	put(dir, "world", "w\n", 0644);
+	put(dir, "worldw", "w\n", 0602);
+	put(dir, "empty", "\n", 0600);
+	assert_int_equal(cdr_secret_read("ok", conf, &v, err, sizeof(err)), 0);
+	assert_string_equal(v, "s3cret");
+	free(v);
+	snprintf(abs, sizeof(abs), "%s/group", dir);
+	assert_int_equal(cdr_secret_read(abs, NULL, &v, err, sizeof(err)), 0);
+	assert_string_equal(v, "g");
+	free(v);
+	v = NULL;
+	assert_int_equal(cdr_secret_read("world", conf, &v, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "mode 0644: others may read or write it"));
+	assert_int_equal(cdr_secret_read("worldw", conf, &v, err, sizeof(err)), -EPERM);
+	assert_int_equal(cdr_secret_read("empty", conf, &v, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "empty first line"));
+	assert_int_equal(cdr_secret_read("missing", conf, &v, err, sizeof(err)), -ENOENT);
+	assert_int_equal(cdr_secret_read(dir, NULL, &v, err, sizeof(err)), -EINVAL); /* a directory */
+	assert_null(v);
+	for (const char *n = "ok\0group\0world\0worldw\0empty\0"; *n; n += strlen(n) + 1) {
+		snprintf(abs, sizeof(abs), "%s/%s", dir, n);
+		unlink(abs);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_named_sections),
+		cmocka_unit_test(test_secret_read),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
