@@ -6,6 +6,9 @@ set -uo pipefail
 build=${1:?usage: check-configs.sh BUILD_DIR}
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pass=0 fail=0
+# bad-*-password-*.conf want this file readable by others whatever the
+# umask of the checkout
+chmod 644 "$top/tests/fixtures/conf/world-readable.password"
 
 for d in css rms pms; do
 	f=$top/conf/$d.conf
