@@ -1,5 +1,5 @@
 /* Failpoints (confdr/failpoint.h): parsed once from CONFDR_FAILPOINTS; each
- * armed name has a countdown. */
+ * armed name counts its passes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +26,7 @@ static size_t nfps;
 static atomic_bool armed;
 static int load_result;
 static const char *marks; /* CONFDR_FAILPOINT_MARKS: a failpoint fires once per directory */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* The mark of name in marks, in buf; false when it does not fit. */
 static bool mark_path(const char *name, char *buf, size_t len)
@@ -34,7 +35,6 @@ static bool mark_path(const char *name, char *buf, size_t len)
 
 	return n > 0 && (size_t)n < len;
 }
-static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* Parses spec into fps; the number of entries, or -EINVAL. */
 static int parse(const char *spec)
