@@ -41,6 +41,11 @@ int cdr_bus_publish(struct cdr_bus *b, struct cdr_mq *mq, const char *exchange, 
 /* Sends txt to the request's reply_to (logged when it has none). */
 void cdr_bus_send_reply(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *txt);
 
+/* The last step of every answer: txt (none when NULL) to the request's
+ * reply_to, then the request acked. The failpoints answer.unsent and
+ * answer.unacked (confdr/failpoint.h) sit before each. */
+void cdr_bus_reply_and_ack(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *txt);
+
 /* Answers request m with its _ack or _nack and body (stolen), then acks dl.
  * Returns the encoded answer when keep (the caller frees it), else NULL. On
  * out of memory dl is requeued. */

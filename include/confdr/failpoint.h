@@ -13,7 +13,8 @@
  * a daemon started again by its supervisor (same environment) would fire
  * again at its N-th pass: a crash loop.
  *
- * The places (each named after what has happened and what has not):
+ * The places (each named after what has happened and what has not), both in
+ * cdr_bus_reply_and_ack, the last step of every answer of every daemon:
  *   answer.unsent   an answer to a request is stored (css) or made (rms,
  *                   pms); neither sent nor acked
  *   answer.unacked  the answer is sent; the request is not acked */

@@ -71,6 +71,15 @@ void cdr_bus_send_reply(struct cdr_bus *b, struct cdr_mq_delivery *dl, const cha
 	}
 }
 
+void cdr_bus_reply_and_ack(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *txt)
+{
+	cdr_failpoint("answer.unsent");
+	if (txt)
+		cdr_bus_send_reply(b, dl, txt);
+	cdr_failpoint("answer.unacked");
+	cdr_mq_ack(dl);
+}
+
 char *cdr_bus_answer(struct cdr_bus *b, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body,
 		     bool keep)
 {
@@ -81,10 +90,7 @@ char *cdr_bus_answer(struct cdr_bus *b, struct cdr_mq_delivery *dl, const struct
 		cdr_mq_nack(dl, true);
 		return NULL;
 	}
-	cdr_failpoint("answer.unsent");
-	cdr_bus_send_reply(b, dl, txt);
-	cdr_failpoint("answer.unacked");
-	cdr_mq_ack(dl);
+	cdr_bus_reply_and_ack(b, dl, txt);
 	if (keep)
 		return txt;
 	free(txt);

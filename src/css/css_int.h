@@ -29,7 +29,6 @@
 
 #include <confdr/bus.h>
 #include <confdr/db.h>
-#include <confdr/failpoint.h>
 #include <confdr/hmap.h>
 #include <confdr/log.h>
 #include <confdr/loop.h>

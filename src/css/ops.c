@@ -152,11 +152,7 @@ void css_answer_send(struct op *op, const char *txt)
 {
 	if (!op->dl)
 		return;
-	cdr_failpoint("answer.unsent");
-	if (txt)
-		cdr_bus_send_reply(&op->s->bus, op->dl, txt);
-	cdr_failpoint("answer.unacked");
-	cdr_mq_ack(op->dl);
+	cdr_bus_reply_and_ack(&op->s->bus, op->dl, txt);
 	op->dl = NULL;
 }
 
@@ -178,10 +174,7 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 		if (status < 0)
 			cdr_warn("answer to %s not stored (%s): sent anyway; a redelivery would be answered afresh",
 				 a->req, css_redis_err(status, reply));
-		cdr_failpoint("answer.unsent");
-		cdr_bus_send_reply(&a->s->bus, a->dl, a->txt);
-		cdr_failpoint("answer.unacked");
-		cdr_mq_ack(a->dl);
+		cdr_bus_reply_and_ack(&a->s->bus, a->dl, a->txt);
 	}
 	free(a->txt);
 	free(a);

@@ -144,8 +144,7 @@ static bool answered_before(void *server, const struct cdr_handler *h, struct cd
 		return true;
 	}
 	cdr_info("%s %s answered again (a redelivery): not executed twice", cdr_msg_type(m), cdr_msg_id(m));
-	cdr_bus_send_reply(&s->bus, dl, c->txt);
-	cdr_mq_ack(dl);
+	cdr_bus_reply_and_ack(&s->bus, dl, c->txt);
 	return true;
 }
 
