@@ -56,6 +56,16 @@ struct cdr_zk_opts {
 	unsigned reconnect_min_ms, reconnect_max_ms; /* new-session back-off; 0 = 100 / 10000 */
 	cdr_zk_session_fn on_session;		     /* may be NULL */
 	void *arg;
+	/* Digest authentication (docs/zookeeper.md, Access): when user is set,
+	 * every session (the first and each one after an expiry) authenticates
+	 * as user:password before its first request, and nodes are created
+	 * readable by all and writable only by this user (unless
+	 * cdr_zk_create_acl says otherwise). Without a user, nodes are created
+	 * open to all. A refused password ends the session like an expiry
+	 * (with an error logged) and is tried again after the back-off. Both
+	 * copied; the password is wiped when the handle is freed. */
+	const char *user;
+	const char *password;
 };
 
 /* Names a state ("connected", "disconnected", "expired"). */
@@ -142,9 +152,32 @@ enum {
 };
 
 /* Creates path with data (len bytes, copied; NULL = no data). The result's
- * path is the node made. */
+ * path is the node made. Its ACL is the handle's default (cdr_zk_opts). */
 int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags, cdr_zk_fn fn,
 		  void *arg);
+
+/* One entry of a node's ACL: ZooKeeper's permission bits, a scheme and an
+ * id. ("digest", "user:base64(sha1(user:password))") names a user;
+ * ("auth", "") the users this session authenticated as; ("world",
+ * "anyone") everybody. */
+enum {
+	CDR_ZK_PERM_READ = 0x1,
+	CDR_ZK_PERM_WRITE = 0x2,
+	CDR_ZK_PERM_CREATE = 0x4,
+	CDR_ZK_PERM_DELETE = 0x8,
+	CDR_ZK_PERM_ADMIN = 0x10,
+	CDR_ZK_PERM_ALL = 0x1f,
+};
+struct cdr_zk_acl {
+	unsigned perms;
+	const char *scheme;
+	const char *id;
+};
+
+/* cdr_zk_create with the node's ACL given (n entries; copied). Parents made
+ * for CDR_ZK_PARENTS get the handle's default ACL. -EINVAL for no entry. */
+int cdr_zk_create_acl(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags,
+		      const struct cdr_zk_acl *acl, size_t n, cdr_zk_fn fn, void *arg);
 
 /* Sets a node's data if its version is `version` (-1: any). */
 int cdr_zk_set(struct cdr_zk *zk, const char *path, const void *data, size_t len, int32_t version, cdr_zk_fn fn,

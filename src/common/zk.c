@@ -89,6 +89,9 @@ struct cdr_zk {
 	unsigned timeout_ms;
 	cdr_zk_session_fn on_session;
 	void *arg;
+	char *auth; /* "user:password" for the digest scheme, NULL for none */
+	size_t user_len;
+	struct ACL_vector acl; /* nodes' default ACL */
 
 	zhandle_t *zh;
 	struct conn *conn;
@@ -107,6 +110,14 @@ struct cdr_zk {
 };
 
 static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+/* The default ACL of an authenticated handle: everything for the users this
+ * session authenticated as (the "auth" scheme), reading for everybody. */
+static struct ACL creator_acl_entries[] = {
+	{ .perms = CDR_ZK_PERM_ALL, .id = { .scheme = (char *)"auth", .id = (char *)"" } },
+	{ .perms = CDR_ZK_PERM_READ, .id = { .scheme = (char *)"world", .id = (char *)"anyone" } },
+};
+static const struct ACL_vector creator_acl = { .count = 2, .data = creator_acl_entries };
 
 static void client_log(const char *msg)
 {
@@ -480,7 +491,7 @@ static void on_void(int rc, const void *data)
 /* Sends one request for path (absolute on the server: chroot included).
  * Returns 0 (r will be delivered) or -ENOMEM; r is consumed either way. */
 static int submit(struct cdr_zk *zk, struct req *r, const char *full, const void *data, size_t len, int flags,
-		  int32_t version)
+		  int32_t version, const struct ACL_vector *acl)
 {
 	int rc;
 	int watch = r->watch ? 1 : 0;
@@ -501,7 +512,7 @@ static int submit(struct cdr_zk *zk, struct req *r, const char *full, const void
 		case OP_EXISTS: rc = zoo_aexists(zk->zh, full, watch, on_stat, r); break;
 		case OP_CHILDREN: rc = zoo_aget_children(zk->zh, full, watch, on_strings, r); break;
 		case OP_CREATE:
-			rc = zoo_acreate(zk->zh, full, data, data ? (int)len : -1, &ZOO_OPEN_ACL_UNSAFE, flags,
+			rc = zoo_acreate(zk->zh, full, data, data ? (int)len : -1, acl ? acl : &zk->acl, flags,
 					 on_string, r);
 			break;
 		case OP_SET: rc = zoo_aset(zk->zh, full, data, (int)len, version, on_stat, r); break;
@@ -549,7 +560,8 @@ static struct req *req_new(enum op op, const char *path, cdr_zk_watch_fn watch, 
 
 /* A request on a path relative to the chroot. */
 static int request(struct cdr_zk *zk, enum op op, const char *path, cdr_zk_watch_fn watch, void *watch_arg,
-		   const void *data, size_t len, int flags, int32_t version, cdr_zk_fn fn, void *arg)
+		   const void *data, size_t len, int flags, int32_t version, const struct ACL_vector *acl, cdr_zk_fn fn,
+		   void *arg)
 {
 	struct req *r;
 	char *full;
@@ -565,25 +577,25 @@ static int request(struct cdr_zk *zk, enum op op, const char *path, cdr_zk_watch
 		free(full);
 		return -ENOMEM;
 	}
-	ret = submit(zk, r, full, data, len, flags, version);
+	ret = submit(zk, r, full, data, len, flags, version, acl);
 	free(full);
 	return ret;
 }
 
 int cdr_zk_get(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn, void *arg)
 {
-	return request(zk, OP_GET, path, watch, watch_arg, NULL, 0, 0, -1, fn, arg);
+	return request(zk, OP_GET, path, watch, watch_arg, NULL, 0, 0, -1, NULL, fn, arg);
 }
 
 int cdr_zk_exists(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn, void *arg)
 {
-	return request(zk, OP_EXISTS, path, watch, watch_arg, NULL, 0, 0, -1, fn, arg);
+	return request(zk, OP_EXISTS, path, watch, watch_arg, NULL, 0, 0, -1, NULL, fn, arg);
 }
 
 int cdr_zk_children(struct cdr_zk *zk, const char *path, cdr_zk_watch_fn watch, void *watch_arg, cdr_zk_fn fn,
 		    void *arg)
 {
-	return request(zk, OP_CHILDREN, path, watch, watch_arg, NULL, 0, 0, -1, fn, arg);
+	return request(zk, OP_CHILDREN, path, watch, watch_arg, NULL, 0, 0, -1, NULL, fn, arg);
 }
 
 /* Creates every ancestor of full (absolute on the server) below "/", in
@@ -600,15 +612,15 @@ static int create_parents(struct cdr_zk *zk, const char *full)
 		struct req *r;
 		*s = '\0';
 		r = req_new(OP_CREATE, p, NULL, NULL, NULL, NULL);
-		ret = r ? submit(zk, r, p, NULL, 0, 0, -1) : -ENOMEM;
+		ret = r ? submit(zk, r, p, NULL, 0, 0, -1, NULL) : -ENOMEM;
 		*s = '/';
 	}
 	free(p);
 	return ret;
 }
 
-int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags, cdr_zk_fn fn,
-		  void *arg)
+static int create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags,
+		  const struct ACL_vector *acl, cdr_zk_fn fn, void *arg)
 {
 	int zflags = 0;
 
@@ -625,18 +637,44 @@ int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t 
 		if (ret < 0)
 			return ret;
 	}
-	return request(zk, OP_CREATE, path, NULL, NULL, data, len, zflags, -1, fn, arg);
+	return request(zk, OP_CREATE, path, NULL, NULL, data, len, zflags, -1, acl, fn, arg);
+}
+
+int cdr_zk_create(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags, cdr_zk_fn fn,
+		  void *arg)
+{
+	return create(zk, path, data, len, flags, NULL, fn, arg);
+}
+
+int cdr_zk_create_acl(struct cdr_zk *zk, const char *path, const void *data, size_t len, unsigned flags,
+		      const struct cdr_zk_acl *acl, size_t n, cdr_zk_fn fn, void *arg)
+{
+	struct ACL v[16];
+	struct ACL_vector vec = { .count = (int32_t)n, .data = v };
+
+	/* The client serialises the request before zoo_acreate returns: the
+	 * vector may live on this stack. */
+	if (!acl || n == 0 || n > sizeof(v) / sizeof(v[0]))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!acl[i].scheme || !acl[i].id || !acl[i].perms || (acl[i].perms & ~(unsigned)CDR_ZK_PERM_ALL))
+			return -EINVAL;
+		v[i].perms = (int32_t)acl[i].perms;
+		v[i].id.scheme = (char *)acl[i].scheme;
+		v[i].id.id = (char *)acl[i].id;
+	}
+	return create(zk, path, data, len, flags, &vec, fn, arg);
 }
 
 int cdr_zk_set(struct cdr_zk *zk, const char *path, const void *data, size_t len, int32_t version, cdr_zk_fn fn,
 	       void *arg)
 {
-	return request(zk, OP_SET, path, NULL, NULL, data, len, 0, version, fn, arg);
+	return request(zk, OP_SET, path, NULL, NULL, data, len, 0, version, NULL, fn, arg);
 }
 
 int cdr_zk_delete(struct cdr_zk *zk, const char *path, int32_t version, cdr_zk_fn fn, void *arg)
 {
-	return request(zk, OP_DELETE, path, NULL, NULL, NULL, 0, 0, version, fn, arg);
+	return request(zk, OP_DELETE, path, NULL, NULL, NULL, 0, 0, version, NULL, fn, arg);
 }
 
 /* ---- the session ---- */
@@ -663,7 +701,7 @@ static void ensure_chroot(struct cdr_zk *zk)
 		return;
 	r = req_new(OP_CREATE, "/", NULL, NULL, on_chroot, zk);
 	if (r)
-		submit(zk, r, zk->chroot, NULL, 0, 0, -1);
+		submit(zk, r, zk->chroot, NULL, 0, 0, -1, NULL);
 }
 
 static void event_deliver(void *arg);
@@ -712,6 +750,11 @@ static int open_handle(struct cdr_zk *zk)
 	zk->conn = c;
 	zk->ever_connected = false;
 	zk->chroot_ok = false;
+	/* Sent before anything else on every connection of this handle (the
+	 * client keeps it and sends it again when it re-connects); a new handle
+	 * after an expiry adds it again here. */
+	if (zk->auth)
+		zoo_add_auth(zk->zh, "digest", zk->auth, (int)strlen(zk->auth), NULL, NULL);
 	ensure_chroot(zk);
 	return 0;
 }
@@ -808,8 +851,13 @@ static void event_deliver(void *arg)
 			session_up(zk);
 		else if (e->state == ZOO_CONNECTING_STATE || e->state == ZOO_ASSOCIATING_STATE)
 			session_down(zk);
-		else if (e->state == ZOO_EXPIRED_SESSION_STATE || e->state == ZOO_AUTH_FAILED_STATE)
+		else if (e->state == ZOO_EXPIRED_SESSION_STATE)
 			session_lost(zk);
+		else if (e->state == ZOO_AUTH_FAILED_STATE) {
+			cdr_err("zookeeper: %s refused the password of user %.*s; trying again", zk->hosts,
+				(int)zk->user_len, zk->auth ? zk->auth : "");
+			session_lost(zk);
+		}
 	} else {
 		const char *rel = rel_path(zk, e->path);
 		enum cdr_zk_event ev;
@@ -858,6 +906,20 @@ int cdr_zk_new(struct cdr_loop *loop, const struct cdr_zk_opts *opts, struct cdr
 	zk->chroot = strdup(chroot);
 	if (!zk->hosts || !zk->chroot)
 		goto free_zk;
+	if (opts->user && opts->user[0]) {
+		if (strchr(opts->user, ':') || !opts->password) {
+			err = -EINVAL;
+			goto free_zk;
+		}
+		if (asprintf(&zk->auth, "%s:%s", opts->user, opts->password) < 0) {
+			zk->auth = NULL;
+			goto free_zk;
+		}
+		zk->user_len = strlen(opts->user);
+		zk->acl = creator_acl;
+	} else {
+		zk->acl = ZOO_OPEN_ACL_UNSAFE;
+	}
 	if ((err = cdr_timer_new(loop, on_renew, zk, &zk->renew)) < 0 ||
 	    (err = cdr_timer_new(loop, on_suspect, zk, &zk->suspect)) < 0)
 		goto free_zk;
@@ -901,6 +963,10 @@ struct cdr_zk *cdr_zk_free(struct cdr_zk *zk)
 	}
 	free(zk->hosts);
 	free(zk->chroot);
+	if (zk->auth) {
+		explicit_bzero(zk->auth, strlen(zk->auth));
+		free(zk->auth);
+	}
 	free(zk);
 	return NULL;
 }
