@@ -26,6 +26,9 @@ struct cdr_redis_opts {
 	int port;				     /* 1..65535 */
 	int db;					     /* the database (SELECT), 0..CDR_REDIS_DB_MAX; default 0 */
 	const char *name;			     /* for debug logs, e.g. the platform; default "redis" */
+	const char *user;			     /* ACL user; NULL: the default user */
+	const char *password;			     /* NULL: no AUTH; else AUTH [user] password first on
+						      * every connection, up once accepted; copied */
 	unsigned connect_timeout_ms;		     /* 0 = 2000 */
 	unsigned reconnect_min_ms, reconnect_max_ms; /* back-off; 0 = 200 / 10000 */
 	cdr_redis_state_fn on_state;		     /* up/down changes, with why; may be NULL */

@@ -19,7 +19,9 @@ struct cdr_redis {
 	struct cdr_loop *loop;
 	char *host;
 	int port;
-	int db; /* SELECTed on every connection when not 0 */
+	int db;		       /* SELECTed on every connection when not 0 */
+	char *user, *password; /* AUTH first on every connection when password is set */
+	int hello;	       /* answers of AUTH and SELECT still awaited on this connection */
 	char *name;
 	unsigned connect_timeout_ms;
 	cdr_redis_state_fn on_state;
@@ -58,6 +60,7 @@ struct pending {
 static void connect_now(void *arg);
 static void load_scripts(struct cdr_redis *r);
 static void on_selected(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata);
 
 static void set_state(struct cdr_redis *r, bool up, const char *why)
 {
@@ -94,43 +97,78 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	cdr_backoff_reset(&r->backoff);
 	/* A dead peer that sends no FIN is noticed by TCP keepalive. */
 	redisEnableKeepAlive((redisContext *)&ac->c);
-	if (r->db) {
-		/* First on the connection; up once it is answered (on_selected). */
-		if (redisAsyncCommand(r->ac, on_selected, r, "SELECT %d", r->db) != REDIS_OK) {
-			/* Not from inside hiredis's connect callback: the timer drops it. */
-			snprintf(why, sizeof(why), "%s:%d: cannot send SELECT %d", r->host, r->port, r->db);
-			set_state(r, false, why);
-			cdr_timer_start(r->connect_timer, 0, false);
-			return;
-		}
-		load_scripts(r); /* scripts are the server's, not the database's */
-		return;
+	/* AUTH, then SELECT, first on the connection (pipelined: Redis answers
+	 * in order); up once both are answered (hello_answer). */
+	r->hello = 0;
+	if (r->password) {
+		const char *argv[] = { "AUTH", r->user ? r->user : r->password, r->password };
+		int argc = r->user ? 3 : 2;
+
+		if (redisAsyncCommandArgv(r->ac, on_auth, r, argc, argv, NULL) != REDIS_OK)
+			goto unsent;
+		r->hello++;
 	}
-	/* Ahead of anything the owner sends once told we are up. */
+	if (r->db) {
+		if (redisAsyncCommand(r->ac, on_selected, r, "SELECT %d", r->db) != REDIS_OK)
+			goto unsent;
+		r->hello++;
+	}
+	/* Ahead of anything the owner sends once told we are up (scripts are
+	 * the server's, not the database's). */
 	load_scripts(r);
+	if (r->hello)
+		return;
 	snprintf(why, sizeof(why), "%s:%d", r->host, r->port);
 	set_state(r, true, why);
+	return;
+unsent:
+	/* Not from inside hiredis's connect callback: the timer drops it. */
+	snprintf(why, sizeof(why), "%s:%d: cannot send %s", r->host, r->port,
+		 r->hello || !r->password ? "SELECT" : "AUTH");
+	set_state(r, false, why);
+	cdr_timer_start(r->connect_timer, 0, false);
 }
 
-/* The answer to the SELECT of a new connection. NULL: the connection went
- * (freed, switched or lost: on_disconnect or the owner deals with it). */
-static void on_selected(redisAsyncContext *ac, void *reply, void *privdata)
+/* One answer to AUTH or SELECT of a new connection. NULL: the connection
+ * went (freed, switched or lost: on_disconnect or the owner deals with it). */
+static void hello_answer(redisAsyncContext *ac, struct cdr_redis *r, const redisReply *rep, const char *what)
 {
-	struct cdr_redis *r = privdata;
-	const redisReply *rep = reply;
 	char why[256];
 
-	if (!rep)
+	if (!rep || r->hello < 0) /* gone, or refused already: the rest is moot */
 		return;
 	if (rep->type == REDIS_REPLY_ERROR) {
-		/* Down before on_disconnect, so that its "closed" does not hide why. */
-		snprintf(why, sizeof(why), "%s:%d refused SELECT %d: %s", r->host, r->port, r->db, rep->str);
+		/* Down before on_disconnect, so that its "closed" does not hide why.
+		 * Never the password in the text: the user only. */
+		snprintf(why, sizeof(why), "%s:%d refused %s: %s", r->host, r->port, what, rep->str);
+		r->hello = -1;
 		set_state(r, false, why);
 		redisAsyncDisconnect(ac);
 		return;
 	}
-	snprintf(why, sizeof(why), "%s:%d db %d", r->host, r->port, r->db);
+	if (r->hello <= 0 || --r->hello)
+		return;
+	snprintf(why, sizeof(why), "%s:%d db %d%s%s", r->host, r->port, r->db, r->password ? " as " : "",
+		 r->password ? (r->user ? r->user : "default") : "");
 	set_state(r, true, why);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct cdr_redis *r = privdata;
+	char what[160];
+
+	snprintf(what, sizeof(what), "AUTH of user %s", r->user ? r->user : "default");
+	hello_answer(ac, r, reply, what);
+}
+
+static void on_selected(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct cdr_redis *r = privdata;
+	char what[32];
+
+	snprintf(what, sizeof(what), "SELECT %d", r->db);
+	hello_answer(ac, r, reply, what);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -211,6 +249,15 @@ int cdr_redis_new(struct cdr_loop *loop, const struct cdr_redis_opts *opts, stru
 	r->port = opts->port;
 	r->db = opts->db;
 	r->name = strdup(opts->name ? opts->name : "redis");
+	if (opts->password && *opts->password) {
+		r->password = strdup(opts->password);
+		if (opts->user && *opts->user)
+			r->user = strdup(opts->user);
+		if (!r->password || (opts->user && *opts->user && !r->user)) {
+			cdr_redis_free(r);
+			return -ENOMEM;
+		}
+	}
 	r->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms : 2000;
 	r->on_state = opts->on_state;
 	r->arg = opts->arg;
@@ -248,6 +295,11 @@ struct cdr_redis *cdr_redis_free(struct cdr_redis *r)
 	}
 	free(r->host);
 	free(r->name);
+	free(r->user);
+	if (r->password) {
+		explicit_bzero(r->password, strlen(r->password));
+		free(r->password);
+	}
 	free(r);
 	return NULL;
 }
