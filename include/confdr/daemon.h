@@ -43,6 +43,9 @@ struct cdr_daemon_conf {
 	char *zk_hosts;
 	char *zk_chroot;
 	uint64_t zk_session_timeout_ms;
+	char *zk_user; /* digest authentication; "" for none */
+	char *zk_password;
+	char *zk_password_file;
 
 	char *amqp_user;
 	char *amqp_password;
@@ -53,12 +56,18 @@ struct cdr_daemon_conf {
 	uint64_t reconnect_max_ms;
 
 	uint64_t redis_connect_timeout_ms;
+	char *redis_user; /* ACL user (AUTH user password); "" for none */
+	char *redis_password;
+	char *redis_password_file;
 
 	char *mysql_user;
 	char *mysql_password;
 	char *mysql_password_file;
 	uint64_t mysql_connect_timeout_ms;
 	char *mysql_migrations;
+	char *mysql_migrations_user; /* "" = mysql_user */
+	char *mysql_migrations_password;
+	char *mysql_migrations_password_file;
 };
 
 /* The table behind struct cdr_daemon_conf (ended by a NULL name). */

@@ -36,6 +36,12 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	K("zookeeper", "chroot", CDR_CONF_STR, zk_chroot, "/dr", 0, 0, NULL, NULL, "chroot of confdr's tree"),
 	K("zookeeper", "session_timeout", CDR_CONF_MS, zk_session_timeout_ms, "6s", 2000, 60000, NULL, NULL,
 	  "ZooKeeper session timeout"),
+	K("zookeeper", "user", CDR_CONF_STR, zk_user, "", 0, 0, NULL, NULL,
+	  "digest user of every session; empty: none (nodes are then created open to all)"),
+	K("zookeeper", "password", CDR_CONF_STR, zk_password, "", 0, 0, NULL, NULL,
+	  "ZooKeeper user's password (better: password_file)"),
+	K("zookeeper", "password_file", CDR_CONF_STR, zk_password_file, "", 0, 0, NULL, NULL,
+	  "file holding the ZooKeeper user's password, not readable by others (relative: to this file's directory)"),
 	K("amqp", "user", CDR_CONF_STR, amqp_user, "guest", 0, 0, NULL, NULL, "AMQP user"),
 	K("amqp", "password", CDR_CONF_STR, amqp_password, "guest", 0, 0, NULL, NULL,
 	  "AMQP password (better: password_file)"),
@@ -51,6 +57,12 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "longest re-connection delay"),
 	K("redis", "connect_timeout", CDR_CONF_MS, redis_connect_timeout_ms, "2s", 100, 60000, NULL, NULL,
 	  "Redis connect timeout"),
+	K("redis", "user", CDR_CONF_STR, redis_user, "", 0, 0, NULL, NULL,
+	  "Redis ACL user, sent with AUTH first on every connection; empty: none"),
+	K("redis", "password", CDR_CONF_STR, redis_password, "", 0, 0, NULL, NULL,
+	  "Redis user's password (better: password_file)"),
+	K("redis", "password_file", CDR_CONF_STR, redis_password_file, "", 0, 0, NULL, NULL,
+	  "file holding the Redis user's password, not readable by others (relative: to this file's directory)"),
 	K("mysql", "user", CDR_CONF_STR, mysql_user, "confdr", 0, 0, NULL, NULL, "MySQL user"),
 	K("mysql", "password", CDR_CONF_STR, mysql_password, "", 0, 0, NULL, NULL,
 	  "MySQL password (better: password_file)"),
@@ -60,6 +72,12 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "MySQL connect timeout"),
 	K("mysql", "migrations", CDR_CONF_STR, mysql_migrations, "", 0, 0, NULL, NULL,
 	  "directory of schema migrations applied at start; empty: none"),
+	K("mysql", "migrations_user", CDR_CONF_STR, mysql_migrations_user, "", 0, 0, NULL, NULL,
+	  "MySQL user that applies the migrations (DDL); empty: user"),
+	K("mysql", "migrations_password", CDR_CONF_STR, mysql_migrations_password, "", 0, 0, NULL, NULL,
+	  "migrations_user's password (better: migrations_password_file)"),
+	K("mysql", "migrations_password_file", CDR_CONF_STR, mysql_migrations_password_file, "", 0, 0, NULL, NULL,
+	  "file holding migrations_user's password, not readable by others (relative: to this file's directory)"),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -148,11 +166,29 @@ int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, b
 	bool inline_pw =
 		(cf->amqp_password && *cf->amqp_password && strcmp(cf->amqp_password, "guest") &&
 		 !(cf->amqp_password_file && *cf->amqp_password_file)) ||
-		(cf->mysql_password && *cf->mysql_password && !(cf->mysql_password_file && *cf->mysql_password_file));
+		(cf->mysql_password && *cf->mysql_password && !(cf->mysql_password_file && *cf->mysql_password_file)) ||
+		(cf->zk_password && *cf->zk_password && !(cf->zk_password_file && *cf->zk_password_file)) ||
+		(cf->redis_password && *cf->redis_password && !(cf->redis_password_file && *cf->redis_password_file)) ||
+		(cf->mysql_migrations_password && *cf->mysql_migrations_password &&
+		 !(cf->mysql_migrations_password_file && *cf->mysql_migrations_password_file));
 
 	*warn = inline_pw && conf_path && stat(conf_path, &st) == 0 && (st.st_mode & S_IROTH);
 	if (secret_key("amqp", &cf->amqp_password, "guest", cf->amqp_password_file, conf_path, err, errlen) < 0 ||
-	    secret_key("mysql", &cf->mysql_password, "", cf->mysql_password_file, conf_path, err, errlen) < 0)
+	    secret_key("mysql", &cf->mysql_password, "", cf->mysql_password_file, conf_path, err, errlen) < 0 ||
+	    secret_key("zookeeper", &cf->zk_password, "", cf->zk_password_file, conf_path, err, errlen) < 0 ||
+	    secret_key("redis", &cf->redis_password, "", cf->redis_password_file, conf_path, err, errlen) < 0 ||
+	    secret_key("mysql", &cf->mysql_migrations_password, "", cf->mysql_migrations_password_file, conf_path, err,
+		       errlen) < 0)
 		return -EINVAL;
+	/* A user without a password is a mistake, not "none" (Redis takes a
+	 * password alone: the default user's). */
+	if ((cf->zk_user && *cf->zk_user) != (cf->zk_password && *cf->zk_password)) {
+		snprintf(err, errlen, "[zookeeper] user and password (or password_file) go together");
+		return -EINVAL;
+	}
+	if (cf->redis_user && *cf->redis_user && !(cf->redis_password && *cf->redis_password)) {
+		snprintf(err, errlen, "[redis] user needs a password (or password_file)");
+		return -EINVAL;
+	}
 	return 0;
 }

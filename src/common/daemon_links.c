@@ -241,6 +241,8 @@ static void apply_redis(struct cdr_daemon *d, const char *host, int port, int db
 	o.port = port;
 	o.db = db;
 	o.name = cf->platform;
+	o.user = cf->redis_user;
+	o.password = cf->redis_password;
 	o.connect_timeout_ms = (unsigned)cf->redis_connect_timeout_ms;
 	o.reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
 	o.reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
@@ -354,7 +356,13 @@ static void apply_mysql(struct cdr_daemon *d, const char *host, int port, const 
 	m->dir = strdup(d->conf->mysql_migrations);
 	fill_db_opts(d, &m->opts, m->host, port, m->database);
 	m->opts.on_state = NULL;
-	cdr_info("mysql: applying schema migrations from %s to %s:%d/%s", m->dir, host, port, database);
+	if (*d->conf->mysql_migrations_user) {
+		/* The schema's own user: the daemon's needs no DDL. */
+		m->opts.user = d->conf->mysql_migrations_user;
+		m->opts.password = d->conf->mysql_migrations_password;
+	}
+	cdr_info("mysql: applying schema migrations from %s to %s:%d/%s as %s", m->dir, host, port, database,
+		 m->opts.user);
 	if (pthread_create(&m->thread, NULL, migration_thread, m) != 0) {
 		cdr_err("mysql: cannot start the migration thread");
 		free(m->host);
@@ -547,6 +555,8 @@ int daemon_links_start(struct cdr_daemon *d)
 	o.hosts = cf->zk_hosts;
 	o.chroot = cf->zk_chroot;
 	o.session_timeout_ms = (unsigned)cf->zk_session_timeout_ms;
+	o.user = cf->zk_user;
+	o.password = cf->zk_password;
 	o.reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
 	o.reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
 	o.on_session = on_session;
@@ -555,7 +565,8 @@ int daemon_links_start(struct cdr_daemon *d)
 		cdr_err("zookeeper: cannot create a client for %s: %s", cf->zk_hosts, strerror(-r));
 		return r;
 	}
-	cdr_info("zookeeper: connecting to %s chroot %s", cf->zk_hosts, cf->zk_chroot);
+	cdr_info("zookeeper: connecting to %s chroot %s%s%s", cf->zk_hosts, cf->zk_chroot, *cf->zk_user ? " as " : "",
+		 cf->zk_user);
 	snprintf(path, sizeof(path), "/election/%s/%s", cf->platform, d->ops->name);
 	data = daemon_live_json(d);
 	r = cdr_zk_election_new(d->zk, path, data, data ? strlen(data) : 0, on_leader, d, &d->election);

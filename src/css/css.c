@@ -240,6 +240,9 @@ static void connect_redis(struct css *s)
 {
 	const char *plats[MAX_REDIS];
 	size_t n = css_redis_platforms(s->topo, s->platform, plats, MAX_REDIS);
+	/* The replicas take css's own Redis user (deploy/servers.sh gives every
+	 * Redis the same users). */
+	const struct cdr_daemon_conf *base = &((const struct css_conf *)cdr_daemon_conf(s->d))->base;
 
 	for (size_t i = 0; i < n && i < MAX_REDIS; i++) {
 		struct redis_link *l;
@@ -266,6 +269,8 @@ static void connect_redis(struct css *s)
 				.port = ep->port,
 				.db = ep->db,
 				.name = l->platform,
+				.user = base->redis_user,
+				.password = base->redis_password,
 				.connect_timeout_ms = (unsigned)s->conf.base.redis_connect_timeout_ms,
 				.on_state = on_other_redis,
 				.arg = l,

@@ -144,6 +144,8 @@ int pms_beat_zk_new(struct pms *s, const struct pms_conf *cf)
 	o.hosts = cf->base.zk_hosts;
 	o.chroot = cf->base.zk_chroot;
 	o.session_timeout_ms = (unsigned)cf->beat_session_ms;
+	o.user = cf->base.zk_user;
+	o.password = cf->base.zk_password;
 	o.reconnect_min_ms = (unsigned)cf->base.reconnect_min_ms;
 	o.reconnect_max_ms = (unsigned)cf->base.reconnect_max_ms;
 	o.on_session = on_beat_session;
