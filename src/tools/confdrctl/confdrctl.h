@@ -28,6 +28,8 @@ struct cdr_loop;
 struct cdr_timer;
 struct cdr_topology;
 struct cdr_zk;
+struct cdr_zk_acl;
+struct redisContext;
 
 struct ctl {
 	const char *hosts;
@@ -38,7 +40,18 @@ struct ctl {
 	struct cdr_timer *timer;
 	bool timed_out;
 	bool connected;
+	/* Digest authentication (docs/zookeeper.md, Access): --zk-user and
+	 * --zk-password-file ($CONFDR_ZK_USER, $CONFDR_ZK_PASSWORD_FILE). */
+	const char *zk_user;
+	const char *zk_password_file;
+	/* topology load: the daemons' ZooKeeper ids, --zk-ids ($CONFDR_ZK_IDS). */
+	const char *zk_ids;
 };
+
+/* Redis as $CONFDR_REDIS_USER (default: the default user) with the password
+ * in $CONFDR_REDIS_PASSWORD_FILE, when that is set (drill_io.c): AUTH on a
+ * new connection. 0, or -1 with the reason in err. */
+int ctl_redis_auth(struct redisContext *rc, char *err, size_t errlen);
 
 /* main.c */
 
@@ -72,6 +85,9 @@ void ctl_answer_clear(struct answer *a);
 int ctl_zk_get(struct ctl *c, const char *path, struct answer *a);
 int ctl_zk_children(struct ctl *c, const char *path, struct answer *a);
 int ctl_zk_create(struct ctl *c, const char *path, const char *data, unsigned flags, struct answer *a);
+/* ctl_zk_create with the node's ACL (n entries). */
+int ctl_zk_create_acl(struct ctl *c, const char *path, const char *data, unsigned flags, const struct cdr_zk_acl *acl,
+		      size_t n, struct answer *a);
 int ctl_zk_set(struct ctl *c, const char *path, const char *data, struct answer *a);
 
 /* Prints why the request on path failed; returns EX_FAIL. */

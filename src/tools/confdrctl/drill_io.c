@@ -1,12 +1,15 @@
 /* confdrctl drill: reading the world a drill checks: the simulators' state
  * files (docs/mcusim.md), the confinfo rows of MariaDB, the conference
  * records of Redis (drill.h). Blocking clients, every call bounded. */
+#include "confdrctl.h"
 #include "drill.h"
 
+#include <confdr/daemon.h>
 #include <confdr/hmap.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +285,35 @@ int drill_db_open_confs(struct drill_db *db, const char *platform, struct cdr_hm
 
 /* ---- Redis ---- */
 
+int ctl_redis_auth(redisContext *rc, char *err, size_t errlen)
+{
+	const char *file = getenv("CONFDR_REDIS_PASSWORD_FILE"), *user = getenv("CONFDR_REDIS_USER");
+	char *pw = NULL, why[PATH_MAX + 128];
+	redisReply *r;
+	int ret = 0;
+
+	if (!file || !*file)
+		return 0;
+	if (cdr_secret_read(file, NULL, &pw, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "the Redis password: %s", why);
+		return -1;
+	}
+	if (user && *user)
+		r = redisCommand(rc, "AUTH %s %s", user, pw);
+	else
+		r = redisCommand(rc, "AUTH %s", pw);
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		snprintf(err, errlen, "Redis %s:%d refused AUTH as %s: %s", rc->tcp.host ? rc->tcp.host : "?",
+			 rc->tcp.port, user && *user ? user : "default", r ? r->str : rc->errstr);
+		ret = -1;
+	}
+	if (r)
+		freeReplyObject(r);
+	return ret;
+}
+
 static redisContext *redis_connect(const char *host, int port, char *err, size_t errlen)
 {
 	struct timeval connect_tv = { 2, 0 }, io_tv = { 10, 0 };
@@ -294,6 +326,10 @@ static redisContext *redis_connect(const char *host, int port, char *err, size_t
 		return NULL;
 	}
 	redisSetTimeout(rc, io_tv);
+	if (ctl_redis_auth(rc, err, errlen) < 0) {
+		redisFree(rc);
+		return NULL;
+	}
 	return rc;
 }
 

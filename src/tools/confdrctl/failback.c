@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ static redisContext *redis_open(const char *host, int port)
 {
 	struct timeval tv = { 2, 0 };
 	redisContext *rc = redisConnectWithTimeout(host, port, tv);
+	char why[PATH_MAX + 256];
 
 	if (!rc || rc->err) {
 		fprintf(stderr, "confdrctl: Redis %s:%d: %s\n", host, port, rc ? rc->errstr : "out of memory");
@@ -59,6 +61,11 @@ static redisContext *redis_open(const char *host, int port)
 		return NULL;
 	}
 	redisSetTimeout(rc, tv);
+	if (ctl_redis_auth(rc, why, sizeof(why)) < 0) {
+		fprintf(stderr, "confdrctl: %s\n", why);
+		redisFree(rc);
+		return NULL;
+	}
 	return rc;
 }
 

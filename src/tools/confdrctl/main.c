@@ -24,9 +24,13 @@ struct command {
 
 static const struct command commands[] = {
 	{ { "topology", "load" },
-	  "TOPOLOGY.json [--endpoints ENDPOINTS.json]",
+	  "TOPOLOGY.json [--endpoints ENDPOINTS.json] [--zk-ids FILE]",
 	  "validate the files, then write /topology (and /endpoints, /replicas) nodes: created or\n"
-	  "      overwritten, nodes of platforms/rooms/domains no longer in the files removed",
+	  "      overwritten, nodes of platforms/rooms/domains no longer in the files removed. As an\n"
+	  "      authenticated user (--zk-user), new nodes are the user's, read by all, and with\n"
+	  "      --zk-ids FILE ($CONFDR_ZK_IDS; lines \"css|rms|pms ID\", ID as user:base64(sha1(user:pw)))\n"
+	  "      the daemons' own nodes are made for them: /election and /live of each platform and\n"
+	  "      daemon, /state and /heartbeat for pms, and each Redis endpoint writable by css",
 	  ctl_cmd_topology_load },
 	{ { "topology", "show" },
 	  "[--json]",
@@ -122,13 +126,19 @@ static const struct command commands[] = {
 
 void ctl_usage(FILE *f)
 {
-	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] COMMAND ...\n\n"
+	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] [--zk-user USER "
+		   "--zk-password-file FILE] COMMAND ...\n\n"
 		   "Options:\n"
 		   "  --zk HOSTS         ZooKeeper servers, host:port[,host:port...]\n"
 		   "                     (default: $CONFDR_ZK, else " CLI_DEFAULT_ZK ")\n"
 		   "  --chroot PATH      the service domain's root node (default: $CONFDR_ZK_CHROOT, "
 		   "else " CLI_DEFAULT_CHROOT ")\n"
 		   "  --timeout SECONDS  how long to wait to connect and for each answer (default 5)\n"
+		   "  --zk-user USER     authenticate to ZooKeeper as USER (digest; default: $CONFDR_ZK_USER);\n"
+		   "                     writing the topology needs the deploy user\n"
+		   "  --zk-password-file FILE\n"
+		   "                     its password, first line of FILE, not readable by others\n"
+		   "                     (default: $CONFDR_ZK_PASSWORD_FILE)\n"
 		   "  -h, --help         this text\n\n"
 		   "Commands:\n");
 	for (const struct command *c = commands; c->run; c++) {
@@ -172,6 +182,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = { { "zk", required_argument, NULL, 'z' },
 					      { "chroot", required_argument, NULL, 'c' },
 					      { "timeout", required_argument, NULL, 't' },
+					      { "zk-user", required_argument, NULL, 'u' },
+					      { "zk-password-file", required_argument, NULL, 'p' },
 					      { "help", no_argument, NULL, 'h' },
 					      { 0 } };
 	struct ctl c = { .timeout_s = 5 };
@@ -182,11 +194,16 @@ int main(int argc, char **argv)
 	cli_setup("confdrctl", ctl_usage);
 	c.hosts = cli_env("CONFDR_ZK", CLI_DEFAULT_ZK);
 	c.chroot = cli_env("CONFDR_ZK_CHROOT", CLI_DEFAULT_CHROOT);
+	c.zk_user = cli_env("CONFDR_ZK_USER", "");
+	c.zk_password_file = cli_env("CONFDR_ZK_PASSWORD_FILE", "");
+	c.zk_ids = cli_env("CONFDR_ZK_IDS", "");
 
-	while ((opt = getopt_long(argc, argv, "+z:c:t:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+z:c:t:u:p:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'z': c.hosts = optarg; break;
 		case 'c': c.chroot = optarg; break;
+		case 'u': c.zk_user = optarg; break;
+		case 'p': c.zk_password_file = optarg; break;
 		case 't':
 			if (!cli_parse_int(optarg, 1, 3600, &v))
 				return cli_usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);

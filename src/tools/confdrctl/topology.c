@@ -57,6 +57,111 @@ static bool nodes_under(const struct nodes *ns, const char *prefix)
 	return false;
 }
 
+/* ---- access (docs/zookeeper.md, Access) ---- */
+
+enum { ROLE_CSS, ROLE_RMS, ROLE_PMS, ROLE_COUNT };
+static const char *const role_names[ROLE_COUNT] = { "css", "rms", "pms" };
+
+/* The daemons' ids, read from FILE: lines "ROLE ID", '#' comments. */
+struct ids {
+	char id[ROLE_COUNT][256];
+};
+
+static int ids_read(const char *path, struct ids *ids)
+{
+	FILE *f = fopen(path, "re");
+	char line[512];
+	unsigned lineno = 0;
+	int ret = 0;
+
+	memset(ids, 0, sizeof(*ids));
+	if (!f) {
+		fprintf(stderr, "confdrctl: --zk-ids %s: %s\n", path, strerror(errno));
+		return EX_DATAERR;
+	}
+	while (!ret && fgets(line, sizeof(line), f)) {
+		char role[16], id[256];
+		int r = -1;
+		lineno++;
+		if (line[strspn(line, " \t\r\n")] == '\0' || line[strspn(line, " \t")] == '#')
+			continue;
+		if (sscanf(line, "%15s %255s", role, id) == 2)
+			for (int i = 0; i < ROLE_COUNT; i++)
+				if (!strcmp(role, role_names[i]))
+					r = i;
+		if (r < 0 || !strchr(id, ':')) {
+			fprintf(stderr,
+				"confdrctl: --zk-ids %s:%u: expected \"css|rms|pms "
+				"user:base64(sha1(user:password))\"\n",
+				path, lineno);
+			ret = EX_DATAERR;
+			break;
+		}
+		snprintf(ids->id[r], sizeof(ids->id[r]), "%s", id);
+	}
+	fclose(f);
+	for (int i = 0; !ret && i < ROLE_COUNT; i++)
+		if (!ids->id[i][0]) {
+			fprintf(stderr, "confdrctl: --zk-ids %s: no id for %s\n", path, role_names[i]);
+			ret = EX_DATAERR;
+		}
+	return ret;
+}
+
+/* Creates path (with parents) owned by this session's user and role's id,
+ * read by all; an existing node is left as it is. */
+static int own_node(struct ctl *c, const char *path, const char *id, unsigned perms)
+{
+	const struct cdr_zk_acl acl[] = {
+		{ CDR_ZK_PERM_ALL, "auth", "" },
+		{ perms, "digest", id },
+		{ CDR_ZK_PERM_READ, "world", "anyone" },
+	};
+	struct answer a;
+	int st = ctl_zk_create_acl(c, path, NULL, CDR_ZK_PARENTS, acl, 3, &a), ret = 0;
+
+	if (st && st != -EEXIST)
+		ret = ctl_zk_fail(c, "creating", path, &a);
+	ctl_answer_clear(&a);
+	return ret;
+}
+
+/* The nodes under which the daemons make their own, each writable by the
+ * role that makes them there: /election/P/D and /live/P/D for D's
+ * ephemerals, /state and /heartbeat for pms. */
+static int daemon_nodes(struct ctl *c, const struct nodes *ns, const struct ids *ids)
+{
+	static const char plat_dir[] = "/topology/platforms/";
+	int ret = 0;
+
+	if ((ret = own_node(c, "/state", ids->id[ROLE_PMS], CDR_ZK_PERM_ALL)) ||
+	    (ret = own_node(c, "/heartbeat", ids->id[ROLE_PMS], CDR_ZK_PERM_ALL)))
+		return ret;
+	for (size_t i = 0; i < ns->n && !ret; i++) {
+		const char *p = ns->v[i].path;
+		char path[512];
+		if (strncmp(p, plat_dir, sizeof(plat_dir) - 1) != 0)
+			continue;
+		p += sizeof(plat_dir) - 1;
+		for (int r = 0; r < ROLE_COUNT && !ret; r++) {
+			snprintf(path, sizeof(path), "/election/%s/%s", p, role_names[r]);
+			if (!(ret = own_node(c, path, ids->id[r], CDR_ZK_PERM_ALL))) {
+				snprintf(path, sizeof(path), "/live/%s/%s", p, role_names[r]);
+				ret = own_node(c, path, ids->id[r], CDR_ZK_PERM_ALL);
+			}
+		}
+	}
+	return ret;
+}
+
+/* A Redis endpoint: css publishes the promoted replica there (a takeover). */
+static bool redis_endpoint(const char *path)
+{
+	size_t n = strlen(path);
+
+	return strncmp(path, "/endpoints/", 11) == 0 && n > 6 && strcmp(path + n - 6, "/redis") == 0;
+}
+
 /* Removes what under dir is not in ns: leaves not listed, subtrees holding
  * none of ns's nodes. depth is how many levels below dir the leaves are. */
 static int remove_stale(struct ctl *c, const char *dir, int depth, const struct nodes *ns, unsigned *removed)
@@ -95,19 +200,23 @@ static int remove_stale(struct ctl *c, const char *dir, int depth, const struct 
 int ctl_cmd_topology_load(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = { { "endpoints", required_argument, NULL, 'e' },
+					      { "zk-ids", required_argument, NULL, 'i' },
 					      { "help", no_argument, NULL, 'h' },
 					      { 0 } };
 	const char *topo_path, *eps_path = NULL;
 	struct cdr_topology *t = NULL;
 	struct nodes ns = { 0 };
 	unsigned created = 0, updated = 0, unchanged = 0, removed = 0;
+	struct ids ids;
+	bool authed, have_ids = false;
 	char err[8192];
 	int opt, ret;
 
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "e:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "e:i:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'e': eps_path = optarg; break;
+		case 'i': c->zk_ids = optarg; break;
 		case 'h': ctl_usage(stdout); return 0;
 		default: return cli_usage_error("topology load: bad option");
 		}
@@ -125,6 +234,21 @@ int ctl_cmd_topology_load(struct ctl *c, int argc, char **argv)
 	}
 	if (cdr_topology_nodes(t, collect_node, &ns) < 0)
 		exit(EX_SOFTWARE);
+	authed = c->zk_user && *c->zk_user;
+	if (c->zk_ids && *c->zk_ids) {
+		if (!authed) {
+			ret = cli_usage_error("topology load: --zk-ids needs --zk-user (the nodes are that user's)");
+			goto out;
+		}
+		if ((ret = ids_read(c->zk_ids, &ids)))
+			goto out;
+		have_ids = true;
+	} else if (authed) {
+		fprintf(stderr,
+			"confdrctl: warning: no --zk-ids: the daemons' nodes are not made, and only %s may "
+			"write under the chroot\n",
+			c->zk_user);
+	}
 	if ((ret = ctl_zk_connect(c)))
 		goto out;
 
@@ -155,7 +279,16 @@ int ctl_cmd_topology_load(struct ctl *c, int argc, char **argv)
 		int st = ctl_zk_get(c, path, &a);
 		if (st == -ENOENT) {
 			ctl_answer_clear(&a);
-			st = ctl_zk_create(c, path, json, CDR_ZK_PARENTS, &a);
+			if (have_ids && redis_endpoint(path)) {
+				const struct cdr_zk_acl acl[] = {
+					{ CDR_ZK_PERM_ALL, "auth", "" },
+					{ CDR_ZK_PERM_WRITE, "digest", ids.id[ROLE_CSS] },
+					{ CDR_ZK_PERM_READ, "world", "anyone" },
+				};
+				st = ctl_zk_create_acl(c, path, json, CDR_ZK_PARENTS, acl, 3, &a);
+			} else {
+				st = ctl_zk_create(c, path, json, CDR_ZK_PARENTS, &a);
+			}
 			if (st == 0) {
 				created++;
 				ctl_answer_clear(&a);
@@ -186,6 +319,9 @@ int ctl_cmd_topology_load(struct ctl *c, int argc, char **argv)
 		ctl_answer_clear(&a);
 		updated++;
 	}
+
+	if (have_ids && (ret = daemon_nodes(c, &ns, &ids)))
+		goto out;
 
 	/* Remove what the file no longer has. */
 	if ((ret = remove_stale(c, "/topology/platforms", 1, &ns, &removed)) ||

@@ -3,11 +3,13 @@
  * topology read back. */
 #include "confdrctl.h"
 
+#include <confdr/daemon.h>
 #include <confdr/loop.h>
 #include <confdr/topology.h>
 #include <confdr/zk.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,10 +32,29 @@ int ctl_zk_connect(struct ctl *c)
 		.on_session = on_session,
 		.arg = c,
 	};
+	char *password = NULL, why[PATH_MAX + 128];
 	int ret;
 
+	if (c->zk_user && *c->zk_user) {
+		if (!c->zk_password_file || !*c->zk_password_file) {
+			fprintf(stderr,
+				"confdrctl: --zk-user %s needs --zk-password-file (or $CONFDR_ZK_PASSWORD_FILE)\n",
+				c->zk_user);
+			return EX_USAGE;
+		}
+		if (cdr_secret_read(c->zk_password_file, NULL, &password, why, sizeof(why)) < 0) {
+			fprintf(stderr, "confdrctl: the ZooKeeper password: %s\n", why);
+			return EX_DATAERR;
+		}
+		o.user = c->zk_user;
+		o.password = password;
+	}
 	answer_ctl = c;
 	ret = cdr_zk_new(c->loop, &o, &c->zk);
+	if (password) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
 	if (ret < 0) {
 		fprintf(stderr, "confdrctl: cannot reach ZooKeeper at %s: %s\n", c->hosts, strerror(-ret));
 		return EX_UNAVAILABLE;
@@ -115,6 +136,15 @@ int ctl_zk_create(struct ctl *c, const char *path, const char *data, unsigned fl
 	memset(a, 0, sizeof(*a));
 	return wait_answer(c, cdr_zk_create(c->zk, path, data, data ? strlen(data) : 0, flags, on_answer, a), a,
 			   "creating", path);
+}
+
+int ctl_zk_create_acl(struct ctl *c, const char *path, const char *data, unsigned flags, const struct cdr_zk_acl *acl,
+		      size_t n, struct answer *a)
+{
+	memset(a, 0, sizeof(*a));
+	return wait_answer(c,
+			   cdr_zk_create_acl(c->zk, path, data, data ? strlen(data) : 0, flags, acl, n, on_answer, a),
+			   a, "creating", path);
 }
 
 int ctl_zk_set(struct ctl *c, const char *path, const char *data, struct answer *a)
