@@ -290,9 +290,52 @@ redis_port() {
 	esac
 }
 redis_hp() { echo "$(addr_of "$1"):$(redis_port "$1")"; }
-rcli() { timeout 10 redis-cli -h "$(addr_of "$1")" -p "$(redis_port "$1")" "${@:2}"; }
+# rcli NAME ARGS: redis-cli on NAME as Redis's default user, the sandbox's
+# admin (its password from run/secrets, through the environment: never argv).
+rcli() {
+	REDISCLI_AUTH=$(cat "$SECRETS/redis-admin.password" 2>/dev/null) \
+		timeout 10 redis-cli -h "$(addr_of "$1")" -p "$(redis_port "$1")" "${@:2}"
+}
 replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
-# mysql_root PLATFORM ARGS: root on PLATFORM's MariaDB (the one in single-host), by its socket.
-mysql_root() { timeout 60 mariadb --no-defaults --socket="$(mysql_sock "$1")" -uroot --connect-timeout=5 "${@:2}"; }
-# confdrctl on the sandbox's ZooKeeper and chroot.
-ctl() { timeout 120 "$BUILD/confdrctl" --zk "$ZK_HOSTS" --chroot "$CHROOT" "$@" 9>&-; }
+# mysql_root PLATFORM ARGS: root on PLATFORM's MariaDB (the one in single-host), by its
+# socket (root is unix_socket or its password: servers.sh setup_mariadb).
+# MYSQL_ROOT_FRESH=1: without it (a server just installed, before setup_mariadb).
+mysql_root() {
+	local pw
+	[ -n "${MYSQL_ROOT_FRESH:-}" ] || pw=$(cat "$SECRETS/mysql-root.password" 2>/dev/null)
+	MYSQL_PWD=${pw:-} timeout 60 mariadb --no-defaults --socket="$(mysql_sock "$1")" -uroot --connect-timeout=5 "${@:2}"
+}
+# confdrctl on the sandbox's ZooKeeper and chroot, as the deploy user (the
+# sandbox is the deploy tool; docs/security.md, Stores) and Redis's admin.
+ctl() {
+	CONFDR_ZK_USER=deploy CONFDR_ZK_PASSWORD_FILE=$SECRETS/zk-deploy.password CONFDR_ZK_IDS=$SECRETS/zk.ids \
+		CONFDR_REDIS_PASSWORD_FILE=$SECRETS/redis-admin.password \
+		timeout 120 "$BUILD/confdrctl" --zk "$ZK_HOSTS" --chroot "$CHROOT" "$@" 9>&-
+}
+
+# ---------------------------------------------------------------- secrets
+
+# The stores' users (docs/security.md, "Stores"): one random password per
+# user and sandbox, each in run/secrets/NAME.password (mode 0600), made once
+# and kept (the servers' data dirs keep the users across up/down).
+# CONFDR_SECRETS (sandbox.sh env exports it): another sandbox's, for the
+# private servers tests/ns.sh starts in a run dir of their own.
+SECRETS=${CONFDR_SECRETS:-$RUN/secrets}
+SECRET_NAMES=(zk-deploy zk-css zk-rms zk-pms redis-admin redis-css redis-ops redis-replica
+	mysql-root mysql-css mysql-migrate mysql-ops)
+make_secrets() {
+	local n
+	mkdir -p "$SECRETS" && chmod 700 "$SECRETS"
+	for n in "${SECRET_NAMES[@]}"; do
+		[ -s "$SECRETS/$n.password" ] && continue
+		(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$SECRETS/$n.password.new" &&
+			echo >>"$SECRETS/$n.password.new" && mv "$SECRETS/$n.password.new" "$SECRETS/$n.password")
+	done
+	# The daemons' ZooKeeper ids, for confdrctl topology load --zk-ids (not
+	# secret, but a hash of a password: kept with them).
+	(umask 077 && for n in css rms pms; do
+		printf '%s %s:%s\n' $n $n "$(printf '%s:%s' $n "$(head -n 1 "$SECRETS/zk-$n.password")" |
+			openssl dgst -sha1 -binary | base64)"
+	done >"$SECRETS/zk.ids")
+}
+secret() { head -n 1 "$SECRETS/$1.password"; }

@@ -156,6 +156,7 @@ cmd_up() {
 	fi
 	"$TOP/deploy/install-deps.sh" 9>&- || die "dependencies missing (deploy/install-deps.sh)"
 	mkdir -p "$RUN/pids" "$RUN/logs"
+	make_secrets # before the servers: their users are made from them
 	echo "$LAYOUT" >"$RUN/hosts-mode"
 	echo "$INSTANCES" >"$RUN/instances"
 	if [ "$LAYOUT" = multi ]; then
@@ -260,6 +261,10 @@ cmd_env() {
 	q CONFDR_MYSQL_PASSWORD confdr
 	q CONFDR_P1_MYSQL_DB confdr_p1
 	q CONFDR_P2_MYSQL_DB confdr_p2
+	# The stores' users (docs/security.md, "Stores"): their password files,
+	# and Redis's admin for redis-cli (the tests' and drills' checks).
+	q CONFDR_SECRETS "$SECRETS"
+	q REDISCLI_AUTH "$(secret redis-admin 2>/dev/null)"
 }
 
 # daemon_conf PLATFORM DAEMON NAME: the configuration of instance NAME
@@ -279,16 +284,28 @@ log_timestamps = true
 hosts = $ZK_HOSTS
 chroot = $CHROOT
 session_timeout = 6s
+user = $d
+password_file = $SECRETS/zk-$d.password
 
 [amqp]
 user = confdr
 password_file = $RUN/secrets/amqp.password
 
 [mysql]
-user = confdr
-password_file = $RUN/secrets/mysql.password
+user = css
+password_file = $SECRETS/mysql-css.password
 CONF
-	if [ "$d" = css ]; then echo "migrations = $TOP/deploy/sql"; fi
+	if [ "$d" = css ]; then
+		cat <<CONF
+migrations = $TOP/deploy/sql
+migrations_user = migrate
+migrations_password_file = $SECRETS/mysql-migrate.password
+
+[redis]
+user = css
+password_file = $SECRETS/redis-css.password
+CONF
+	fi
 	if [ "$d" = pms ]; then
 		# The main room is also checked by a TCP connect to the platform's
 		# Redis (it lives there); every room by its MCUs (the default).

@@ -194,6 +194,27 @@ stop_rabbitmq() {
 
 # ---------------------------------------------------------------- Redis
 
+# redis_users NAME: the ACL users of Redis NAME (docs/security.md, "Stores"),
+# the same on every Redis of the sandbox but for css's REPLICAOF (replicas
+# only: css's takeover promotes one). In a file of mode 0600: passwords are
+# never on a command line.
+#   default  the sandbox's admin (ops tools, tests, drills): everything
+#   css      its keys only; no admin or dangerous command but INFO
+#   ops      reads anything, writes nothing
+#   replica  the replication link only (masteruser of every Redis)
+redis_users() {
+	local extra=
+	case $1 in *-replica) extra=' +replicaof' ;; esac
+	cat <<CONF
+user default on >$(secret redis-admin) ~* &* +@all
+user css on >$(secret redis-css) resetkeys ~conf:* ~confs:* ~answer:* ~templates ~templates:* ~cdr:* resetchannels +@all -@dangerous +info$extra
+user ops on >$(secret redis-ops) ~* resetchannels -@all +@read +info +ping +select +role -keys
+user replica on >$(secret redis-replica) resetkeys resetchannels -@all +psync +replconf +ping
+masteruser replica
+masterauth $(secret redis-replica)
+CONF
+}
+
 spawn_redis() {
 	local name=$1 port args=()
 	port=$(port_of "$name")
@@ -202,8 +223,10 @@ spawn_redis() {
 	redis-p1-replica) args=(--replicaof "$(addr_of redis-p1)" "$REDIS_P1") ;;
 	redis-p2-replica) args=(--replicaof "$(addr_of redis-p2)" "$REDIS_P2") ;;
 	esac
-	spawn "$name" redis-server --port "$port" --bind "$(addr_of "$name")" --dir "$RUN/$name" --daemonize no \
-		--save '' --appendonly yes --repl-timeout 5 --protected-mode no --pidfile "$RUN/$name/redis.pid" "${args[@]}"
+	(umask 077 && redis_users "$name" >"$RUN/$name/users.conf")
+	spawn "$name" redis-server "$RUN/$name/users.conf" --port "$port" --bind "$(addr_of "$name")" --dir "$RUN/$name" \
+		--daemonize no --save '' --appendonly yes --repl-timeout 5 --protected-mode yes \
+		--pidfile "$RUN/$name/redis.pid" "${args[@]}"
 }
 redis_ok() { [ "$(rcli "$1" ping 2>/dev/null)" = PONG ]; }
 
@@ -297,28 +320,57 @@ mariadb_ok() { timeout 10 mariadb-admin --no-defaults --socket="$RUN/$1/mysql.so
 # Single-host: both databases, user confdr at 127.0.0.1 and localhost;
 # multi-host: confdr_P on P's, user confdr from any address (the server
 # listens only on P's address in the sandbox's /24).
+# The users (docs/security.md, "Stores"), made again at every up (their
+# passwords from run/secrets):
+#   root     by its socket only: unix_socket (the OS user root) or its password
+#   css      SELECT, INSERT, UPDATE on the platforms' databases (a takeover
+#            writes the failed platform's)
+#   migrate  the schema (css's [mysql] migrations_user): all but GRANT there
+#   ops      SELECT there (checks, drills)
+#   confdr   the tests' user (tests/ns.sh gives it their own databases)
+# Single-host: both databases, users at 127.0.0.1 and localhost; multi-host:
+# confdr_P on P's, users from any address (the server listens only on P's
+# address in the sandbox's /24).
 setup_mariadb() {
+	local dbs hosts u h g sql
 	if [ "$1" != mariadb ]; then
-		local p=${1#mariadb-}
-		mysql_root "$p" <<SQL
-CREATE DATABASE IF NOT EXISTS confdr_$p;
-CREATE USER IF NOT EXISTS 'confdr'@'%' IDENTIFIED BY 'confdr';
-CREATE USER IF NOT EXISTS 'confdr'@'localhost' IDENTIFIED BY 'confdr';
-GRANT ALL PRIVILEGES ON confdr_$p.* TO 'confdr'@'%', 'confdr'@'localhost';
-SQL
-		return
+		dbs=(confdr_${1#mariadb-}) hosts=(% localhost)
+	else
+		dbs=(confdr_p1 confdr_p2) hosts=(127.0.0.1 localhost)
 	fi
-	mysql_root p1 <<'SQL'
-CREATE DATABASE IF NOT EXISTS confdr_p1;
-CREATE DATABASE IF NOT EXISTS confdr_p2;
-CREATE USER IF NOT EXISTS 'confdr'@'127.0.0.1' IDENTIFIED BY 'confdr';
-CREATE USER IF NOT EXISTS 'confdr'@'localhost' IDENTIFIED BY 'confdr';
-ALTER USER 'confdr'@'127.0.0.1' IDENTIFIED BY 'confdr';
-ALTER USER 'confdr'@'localhost' IDENTIFIED BY 'confdr';
-GRANT ALL PRIVILEGES ON confdr_p1.* TO 'confdr'@'127.0.0.1', 'confdr'@'localhost';
-GRANT ALL PRIVILEGES ON confdr_p2.* TO 'confdr'@'127.0.0.1', 'confdr'@'localhost';
-SQL
+	sql="ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('$(secret mysql-root)');"
+	sql+=$'\n'"DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost'; DELETE FROM mysql.global_priv WHERE User = '';"
+	for u in css migrate ops; do
+		for h in "${hosts[@]}"; do
+			sql+=$'\n'"CREATE USER IF NOT EXISTS '$u'@'$h' IDENTIFIED BY '$(secret mysql-$u)';"
+			sql+=$'\n'"ALTER USER '$u'@'$h' IDENTIFIED BY '$(secret mysql-$u)';"
+		done
+	done
+	for h in "${hosts[@]}"; do
+		sql+=$'\n'"CREATE USER IF NOT EXISTS 'confdr'@'$h' IDENTIFIED BY 'confdr';"
+		sql+=$'\n'"ALTER USER 'confdr'@'$h' IDENTIFIED BY 'confdr';"
+	done
+	for g in "${dbs[@]}"; do
+		sql+=$'\n'"CREATE DATABASE IF NOT EXISTS $g;"
+		for h in "${hosts[@]}"; do
+			sql+=$'\n'"GRANT SELECT, INSERT, UPDATE ON $g.* TO 'css'@'$h';"
+			sql+=$'\n'"GRANT ALL PRIVILEGES ON $g.* TO 'migrate'@'$h';"
+			sql+=$'\n'"GRANT SELECT ON $g.* TO 'ops'@'$h';"
+			sql+=$'\n'"GRANT ALL PRIVILEGES ON $g.* TO 'confdr'@'$h';"
+		done
+	done
+	sql+=$'\n'"FLUSH PRIVILEGES;"
+	# On stdin: the passwords are never on a command line. A server just
+	# installed has a root without a password yet.
+	local p
+	p=$(mysql_platform "$1")
+	if ! mysql_root "$p" -e 'DO 1' >/dev/null 2>&1; then
+		MYSQL_ROOT_FRESH=1 mysql_root "$p" <<<"$sql"
+	else
+		mysql_root "$p" <<<"$sql"
+	fi
 }
+mysql_platform() { if [ "$1" = mariadb ]; then echo p1; else echo "${1#mariadb-}"; fi; }
 
 # ---------------------------------------------------------------- one server
 
@@ -350,6 +402,7 @@ server_await() {
 
 server_start() {
 	check_server_name "$1"
+	make_secrets
 	server_spawn "$1"
 	server_await "$1" || die "$1 did not come up (log: $(logfile "$1"))"
 	say "$1 is up (pid $(pid_of "$1" || echo '?'), $(addr_of "$1"):$(port_of "$1"))"
