@@ -50,6 +50,13 @@ wait_for() {
 	return 1
 }
 
+# t_redis_user DAEMON: css's [redis] login as the sandbox's css user (its
+# ACL: docs/security.md, Stores), when the sandbox has users.
+t_redis_user() {
+	[ "$1" = css ] && [ -n "${CONFDR_SECRETS:-}" ] || return 0
+	printf '[redis]\nuser = css\npassword_file = %s\n' "$CONFDR_SECRETS/redis-css.password"
+}
+
 # conf PLATFORM DAEMON EXTRA: writes a config, prints its path
 conf() {
 	cat >"$work/$1-$2.conf" <<CONF
@@ -67,6 +74,7 @@ heartbeat = 2s
 [reconnect]
 min = 100ms
 max = 1s
+$(t_redis_user "$2")
 $3
 CONF
 	chmod 600 "$work/$1-$2.conf" # it holds a password: others must not read it

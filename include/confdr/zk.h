@@ -61,9 +61,12 @@ struct cdr_zk_opts {
 	 * as user:password before its first request, and nodes are created
 	 * readable by all and writable only by this user (unless
 	 * cdr_zk_create_acl says otherwise). Without a user, nodes are created
-	 * open to all. A refused password ends the session like an expiry
-	 * (with an error logged) and is tried again after the back-off. Both
-	 * copied; the password is wiped when the handle is freed. */
+	 * open to all. ZooKeeper's digest scheme takes any password (a wrong
+	 * one is another identity, whose writes are refused with -EACCES); a
+	 * login refused all the same (ZOO_AUTH_FAILED_STATE) ends the session
+	 * like an expiry, with an error logged, and is tried again after the
+	 * back-off. Both copied; the password is wiped when the handle is
+	 * freed. */
 	const char *user;
 	const char *password;
 };

@@ -37,6 +37,7 @@ max = 1s
 [mysql]
 user = ${CONFDR_MYSQL_USER:-confdr}
 password = ${CONFDR_MYSQL_PASSWORD:-confdr}
+$(t_redis_user "$2")
 $4
 CONF
 	chmod 600 "$work/$2-$3.conf" # it holds passwords: others must not read it

@@ -179,8 +179,12 @@ static void write_conf(char *buf, size_t len, const char *platform, const char *
 		"[daemon]\nplatform = %s\ninstance = tc-%s-%s\nlog_level = info\n"
 		"[zookeeper]\nhosts = %s\nchroot = %s\nsession_timeout = 4s\n"
 		"[amqp]\nuser = confdr\npassword = confdr\nheartbeat = 2s\n"
-		"[reconnect]\nmin = 100ms\nmax = 1s\n%s",
-		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot, extra);
+		"[reconnect]\nmin = 100ms\nmax = 1s\n",
+		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot);
+	/* css logs in to Redis as the sandbox's css user (its ACL), if it has one. */
+	if (getenv("CONFDR_SECRETS") && !strcmp(daemon, "css"))
+		fprintf(f, "[redis]\nuser = css\npassword_file = %s/redis-css.password\n", getenv("CONFDR_SECRETS"));
+	fprintf(f, "%s", extra);
 	fclose(f);
 	assert_int_equal(chmod(buf, 0600), 0); /* it holds passwords: others must not read it */
 }
@@ -906,6 +910,7 @@ static int group_setup(void **state)
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - redis_ep), redis_ep);
 	ro.host = host;
 	ro.port = atoi(colon + 1);
+	ro.password = getenv("REDISCLI_AUTH"); /* the sandbox's admin (default user), if any */
 	ro.db = atoi(need_env("CONFDR_P1_REDIS_DB"));
 	ro.name = "test-css";
 	assert_int_equal(cdr_redis_new(C.loop, &ro, &C.redis), 0);

@@ -183,6 +183,7 @@ static void open_client_db(struct ctx *c, const char *hostport, int db)
 	o.name = "test";
 	o.reconnect_min_ms = 50;
 	o.reconnect_max_ms = 500;
+	o.password = getenv("REDISCLI_AUTH"); /* the sandbox's admin (default user), if any */
 	o.on_state = on_state;
 	o.arg = c;
 	assert_int_equal(cdr_redis_new(c->loop, &o, &c->r), 0);
@@ -489,6 +490,7 @@ static void test_database_selected_on_every_connection(void **state)
 		o.host = host;
 		o.port = port;
 		o.db = CDR_REDIS_DB_MAX;
+		o.password = getenv("REDISCLI_AUTH");
 		o.on_state = on_state;
 		o.arg = &c;
 		o.reconnect_min_ms = 20;
@@ -507,6 +509,54 @@ static void test_database_selected_on_every_connection(void **state)
 		assert_int_equal(cdr_redis_set_endpoint(c.r, host, port, -1), -EINVAL);
 		close_client(&c);
 	}
+}
+
+/* A password Redis refuses (the sandbox's Redis has ACL users): never up,
+ * why names the AUTH and the user, never the password; after it, a right
+ * one is up. Skipped on a Redis without passwords. */
+static void test_auth_refused(void **state)
+{
+	struct ctx c = { 0 };
+	struct cdr_redis_opts o = { 0 };
+	const char *admin = getenv("REDISCLI_AUTH");
+	char host[64];
+	int port;
+
+	(void)state;
+	if (!admin || !*admin)
+		skip();
+	split(env("CONFDR_P1_REDIS"), host, sizeof(host), &port);
+	assert_int_equal(cdr_loop_new(&c.loop), 0);
+	assert_int_equal(cdr_timer_new(c.loop, on_guard, &c, &c.guard), 0);
+	assert_int_equal(cdr_timer_new(c.loop, on_tick, &c, &c.tick), 0);
+	o.host = host;
+	o.port = port;
+	o.db = 1;
+	o.user = "css";
+	o.password = "not-the-password";
+	o.on_state = on_state;
+	o.arg = &c;
+	o.reconnect_min_ms = 20;
+	o.reconnect_max_ms = 50;
+	assert_int_equal(cdr_redis_new(c.loop, &o, &c.r), 0);
+	assert_true(run_until(&c, is_down, 5000));
+	assert_non_null(strstr(c.why, "AUTH of user css"));
+	assert_null(strstr(c.why, "not-the-password"));
+	run_until(&c, never, 300); /* several attempts: none up */
+	assert_int_equal(c.ups, 0);
+	close_client(&c);
+
+	/* The default user with the admin's password: up. */
+	c = (struct ctx){ 0 };
+	assert_int_equal(cdr_loop_new(&c.loop), 0);
+	assert_int_equal(cdr_timer_new(c.loop, on_guard, &c, &c.guard), 0);
+	assert_int_equal(cdr_timer_new(c.loop, on_tick, &c, &c.tick), 0);
+	o.user = NULL;
+	o.password = admin;
+	o.arg = &c;
+	assert_int_equal(cdr_redis_new(c.loop, &o, &c.r), 0);
+	assert_true(run_until(&c, is_up, 5000));
+	close_client(&c);
 }
 
 static void test_unreachable_and_free_cancels(void **state)
@@ -549,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_replica_receives_writes),
 		cmocka_unit_test(test_switch_endpoint_and_promote),
 		cmocka_unit_test(test_unreachable_and_free_cancels),
+		cmocka_unit_test(test_auth_refused),
 		cmocka_unit_test(test_database_selected_on_every_connection),
 		cmocka_unit_test(test_restart_is_survived),
 	};
