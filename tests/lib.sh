@@ -53,7 +53,8 @@ wait_for() {
 # t_redis_user DAEMON: css's [redis] login as the sandbox's css user (its
 # ACL: docs/security.md, Stores), when the sandbox has users.
 t_redis_user() {
-	[ "$1" = css ] && [ -n "${CONFDR_SECRETS:-}" ] || return 0
+	case $1 in css*) ;; *) return 0 ;; esac
+	[ -n "${CONFDR_SECRETS:-}" ] || return 0
 	printf '[redis]\nuser = css\npassword_file = %s\n' "$CONFDR_SECRETS/redis-css.password"
 }
 

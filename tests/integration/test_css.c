@@ -182,7 +182,7 @@ static void write_conf(char *buf, size_t len, const char *platform, const char *
 		"[reconnect]\nmin = 100ms\nmax = 1s\n",
 		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot);
 	/* css logs in to Redis as the sandbox's css user (its ACL), if it has one. */
-	if (getenv("CONFDR_SECRETS") && !strcmp(daemon, "css"))
+	if (getenv("CONFDR_SECRETS") && !strncmp(daemon, "css", 3)) /* css, css-b */
 		fprintf(f, "[redis]\nuser = css\npassword_file = %s/redis-css.password\n", getenv("CONFDR_SECRETS"));
 	fprintf(f, "%s", extra);
 	fclose(f);
