@@ -72,10 +72,10 @@ session_timeout = 4s
 user = confdr
 password = confdr
 heartbeat = 2s
+$(t_redis_user "$2")
 [reconnect]
 min = 100ms
 max = 1s
-$(t_redis_user "$2")
 $3
 CONF
 	chmod 600 "$work/$1-$2.conf" # it holds a password: others must not read it

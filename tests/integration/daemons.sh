@@ -34,10 +34,10 @@ heartbeat = 2s
 [reconnect]
 min = 100ms
 max = 1s
+$(t_redis_user "$2")
 [mysql]
 user = ${CONFDR_MYSQL_USER:-confdr}
 password = ${CONFDR_MYSQL_PASSWORD:-confdr}
-$(t_redis_user "$2")
 $4
 CONF
 	chmod 600 "$work/$2-$3.conf" # it holds passwords: others must not read it
