@@ -133,7 +133,9 @@ HOLD_S=3
 checker() {
 	local cmd=$1
 	shift
-	timeout $((TIMEOUT + 120)) "$BUILD/confdrctl" drill "$cmd" "$@"
+	# Redis's admin: the checks read every key, INFO and EVAL (lib.sh: ctl)
+	CONFDR_REDIS_PASSWORD_FILE=$SECRETS/redis-admin.password \
+		timeout $((TIMEOUT + 120)) "$BUILD/confdrctl" drill "$cmd" "$@"
 }
 # Each platform's database on its MariaDB (one server in single-host, one per platform host in multi-host).
 DB=(--mysql-socket "p1=$(mysql_sock p1)" --mysql-socket "p2=$(mysql_sock p2)" --mysql-user root)
