@@ -14,8 +14,11 @@
 #                      run/endpoints.json and load it and conf/sandbox-topology.json
 #                      into ZooKeeper (confdrctl topology load; builds confdrctl if it
 #                      is missing). Idempotent: what runs stays; every link is set up.
+#                      The stores' users get random passwords, made once, in
+#                      run/secrets/ (docs/security.md, "Stores").
 #   status [--json]    servers (host, address, pid, state), links, daemons
-#   env                export lines for the tests: eval "$(deploy/sandbox.sh env)"
+#   env                export lines for the tests: eval "$(deploy/sandbox.sh env)" (with
+#                      CONFDR_SECRETS and REDISCLI_AUTH, the Redis admin's password)
 #   server stop NAME   stop one server and wait until it is gone; start one and wait
 #   server start NAME    until it answers. NAME (multi-host): rabbitmq-p1 rabbitmq-p2
 #                        zookeeper-1 zookeeper-2 zookeeper-3 redis-p1 redis-p2
