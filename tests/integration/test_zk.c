@@ -105,7 +105,8 @@ static void on_session(enum cdr_zk_state state, void *arg)
 	}
 }
 
-static struct cdr_zk *open_zk(struct session_log *s)
+/* A session as user (digest, with password), or unauthenticated (NULL). */
+static struct cdr_zk *open_zk_as(struct session_log *s, const char *user, const char *password)
 {
 	struct cdr_zk_opts o = {
 		.hosts = hosts,
@@ -115,6 +116,8 @@ static struct cdr_zk *open_zk(struct session_log *s)
 		.reconnect_max_ms = 1000,
 		.on_session = on_session,
 		.arg = s,
+		.user = user,
+		.password = password,
 	};
 	struct cdr_zk *zk = NULL;
 
@@ -122,6 +125,11 @@ static struct cdr_zk *open_zk(struct session_log *s)
 	if (!run_until(is_true, &s->up, 10000))
 		fail_msg("no ZooKeeper session at %s within 10 s", hosts);
 	return zk;
+}
+
+static struct cdr_zk *open_zk(struct session_log *s)
+{
+	return open_zk_as(s, NULL, NULL);
 }
 
 /* ---- synchronous requests ---- */
@@ -618,6 +626,70 @@ static void expire_session(struct cdr_zk *zk, struct session_log *s)
 	fail_msg("could not expire the session in 3 attempts (trace %.*s)", (int)s->ntrace, s->trace);
 }
 
+/* Digest authentication and ACLs (docs/zookeeper.md, Access): nodes of an
+ * authenticated handle are its user's and read by all; another user, a wrong
+ * password and nobody are refused their writes (-EACCES); an explicit ACL
+ * gives what it says; and after a forced expiry the new session writes as
+ * the user again (the login is added to every new handle). */
+static void test_auth_and_acl(void **state)
+{
+	struct session_log s0 = { 0 }, sa = { 0 }, sb = { 0 }, sw = { 0 };
+	struct cdr_zk *zk0 = open_zk(&s0), *za = open_zk_as(&sa, "alice", "alice-pw"),
+		      *zb = open_zk_as(&sb, "bob", "bob-pw"), *zw = open_zk_as(&sw, "alice", "not-alice-pw");
+	const struct cdr_zk_acl world_write[] = {
+		{ CDR_ZK_PERM_ALL, "auth", "" },
+		{ CDR_ZK_PERM_READ | CDR_ZK_PERM_WRITE, "world", "anyone" },
+	};
+	struct answer a = { 0 };
+	struct cdr_zk_opts bad = { .hosts = hosts, .user = "al:ice", .password = "x" };
+	struct cdr_zk *none = NULL;
+
+	(void)state;
+	assert_int_equal(cdr_zk_new(loop, &bad, &none), -EINVAL); /* ':' ends a digest user */
+	bad.user = "alice";
+	bad.password = NULL;
+	assert_int_equal(cdr_zk_new(loop, &bad, &none), -EINVAL);
+	assert_int_equal(do_create(zk0, P("/acl"), NULL, CDR_ZK_PARENTS, &a), 0); /* open: everybody's */
+	assert_int_equal(do_create(za, P("/acl/a"), "1", 0, &a), 0);
+	assert_int_equal(do_get(zk0, P("/acl/a"), &a), 0); /* read by all */
+	assert_string_equal(a.data, "1");
+	assert_int_equal(do_set(zb, P("/acl/a"), "2", -1, &a), -EACCES);
+	assert_int_equal(do_set(zk0, P("/acl/a"), "2", -1, &a), -EACCES);
+	assert_int_equal(do_set(zw, P("/acl/a"), "2", -1, &a), -EACCES); /* a wrong password: someone else */
+	assert_int_equal(do_create(zb, P("/acl/a/x"), NULL, 0, &a), -EACCES);
+	assert_int_equal(do_create(zk0, P("/acl/a/x"), NULL, 0, &a), -EACCES);
+	assert_int_equal(do_set(za, P("/acl/a"), "3", -1, &a), 0);
+	assert_int_equal(do_create(za, P("/acl/a/x"), NULL, 0, &a), 0);
+	assert_int_equal(do_delete(zb, P("/acl/a/x"), -1, &a), -EACCES);
+	assert_int_equal(do_get(zb, P("/acl/a"), &a), 0);
+	assert_string_equal(a.data, "3");
+
+	/* An explicit ACL: everybody may write, nobody but alice create under it. */
+	a.done = false;
+	assert_int_equal(cdr_zk_create_acl(za, P("/acl/w"), "w", 1, 0, world_write, 0, on_answer, &a), -EINVAL);
+	assert_int_equal(cdr_zk_create_acl(za, P("/acl/w"), "w", 1, 0, world_write, 2, on_answer, &a), 0);
+	wait_answer(&a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(do_set(zk0, P("/acl/w"), "w2", -1, &a), 0);
+	assert_int_equal(do_create(zb, P("/acl/w/x"), NULL, 0, &a), -EACCES);
+
+	/* A new session after an expiry logs in again. */
+	expire_session(za, &sa);
+	if (!run_until(is_true, &sa.up, 15000))
+		fail_msg("no new session after the expiry (trace %.*s)", (int)sa.ntrace, sa.trace);
+	assert_int_equal(do_set(za, P("/acl/a"), "4", -1, &a), 0);
+	assert_int_equal(do_create(za, P("/acl/a/y"), NULL, 0, &a), 0);
+
+	/* alice's children go by alice; the rest the teardown removes. */
+	assert_int_equal(do_delete(za, P("/acl/a/x"), -1, &a), 0);
+	assert_int_equal(do_delete(za, P("/acl/a/y"), -1, &a), 0);
+	free(a.data);
+	cdr_zk_free(zw);
+	cdr_zk_free(zb);
+	cdr_zk_free(za);
+	cdr_zk_free(zk0);
+}
+
 struct expiry {
 	struct contender *c1, *c2;
 	struct cdr_zk_election *e1;
@@ -892,7 +964,7 @@ int main(void)
 		cmocka_unit_test(test_requests_and_watches), cmocka_unit_test(test_free_cancels),
 		cmocka_unit_test(test_data_watch),	     cmocka_unit_test(test_election),
 		cmocka_unit_test(test_session_expiry),	     cmocka_unit_test(test_data_watch_after_expiry),
-		cmocka_unit_test(test_topology_fetch),
+		cmocka_unit_test(test_topology_fetch),	     cmocka_unit_test(test_auth_and_acl),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
