@@ -8,10 +8,12 @@
 # Run against a single-host sandbox (its own chroot, Redis and databases,
 # not a test namespace), with its env:
 #   eval "$(deploy/sandbox.sh env)"; bash tests/attacks/stores.sh
-# Nothing is changed for good: the nodes, keys and table it makes are its
-# own (named attack-PID) and removed; writes of real nodes write back what
-# was there. The daemons may run or not (with them, the deletion of a real
-# liveness node is tried too).
+# Nothing is changed for good while the stores refuse what they should: the
+# nodes, keys and table it makes are its own (named attack-PID) and removed;
+# writes of real nodes write back what was there. Where a store wrongly
+# allows an attack, some are destructive (FLUSHALL, SHUTDOWN, an endpoint
+# moved): a sandbox only, never a production system. The daemons may run or
+# not (with them, the deletion of a running css's liveness node is tried).
 set -uo pipefail -f # -f: the commands' words below hold '*'
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -137,7 +139,7 @@ expect "css: writes its keys" OK "$(redis "$P" css SET "answer:$tag" x EX 30)"
 expect "css: reads them" x "$(redis "$P" css GET "answer:$tag")"
 expect "css: INFO replication (its replication waits)" "# Replication" "$(redis "$P" css INFO replication)"
 expect "css: a key outside its own refused" NOPERM "$(redis "$P" css SET "other:$tag" x)"
-for cmd in "CONFIG GET maxmemory" "CONFIG SET appendonly no" FLUSHALL FLUSHDB "ACL LIST" "ACL SETUSER evil on >x +@all ~*" \
+for cmd in "CONFIG GET maxmemory" "CONFIG SET maxmemory-samples 5" FLUSHALL FLUSHDB "ACL LIST" "ACL SETUSER evil on >x +@all ~*" \
 	"SHUTDOWN NOSAVE" "REPLICAOF 127.0.0.1 1" "KEYS *" "MONITOR" "CLIENT KILL TYPE normal" "MODULE LIST" "BGSAVE"; do
 	# shellcheck disable=SC2086 # the command's words
 	expect "css: $cmd refused" NOPERM "$(redis "$P" css $cmd)"
