@@ -327,7 +327,7 @@ mariadb_ok() { timeout 10 mariadb-admin --no-defaults --socket="$RUN/$1/mysql.so
 #            writes the failed platform's)
 #   migrate  the schema (css's [mysql] migrations_user): all but GRANT there
 #   ops      SELECT there (checks, drills)
-#   confdr   the tests' user (tests/ns.sh gives it their own databases)
+#   confdr   the tests' user: nothing here (tests/ns.sh gives it their own databases)
 # Single-host: both databases, users at 127.0.0.1 and localhost; multi-host:
 # confdr_P on P's, users from any address (the server listens only on P's
 # address in the sandbox's /24).
@@ -356,9 +356,13 @@ setup_mariadb() {
 			sql+=$'\n'"GRANT SELECT, INSERT, UPDATE ON $g.* TO 'css'@'$h';"
 			sql+=$'\n'"GRANT ALL PRIVILEGES ON $g.* TO 'migrate'@'$h';"
 			sql+=$'\n'"GRANT SELECT ON $g.* TO 'ops'@'$h';"
-			sql+=$'\n'"GRANT ALL PRIVILEGES ON $g.* TO 'confdr'@'$h';"
 		done
 	done
+	# confdr (a well-known password) has no right on the platforms'
+	# databases, only on the tests' (a sandbox made before had them).
+	local in=
+	for g in "${dbs[@]}"; do in+="${in:+, }'$g'"; done
+	sql+=$'\n'"DELETE FROM mysql.db WHERE User = 'confdr' AND Db IN ($in);"
 	sql+=$'\n'"FLUSH PRIVILEGES;"
 	# On stdin: the passwords are never on a command line. A server just
 	# installed has a root without a password yet.

@@ -52,7 +52,11 @@ base=$((${CONFDR_ZK##*:} - 181))
 slots=3
 
 rcli() { timeout 10 redis-cli -h "${1%:*}" -p "${1##*:}" "${@:2}"; }
-mysql_root() { timeout 30 mariadb --no-defaults --socket="$run/mariadb/mysql.sock" -uroot --connect-timeout=5 "$@"; }
+# root by the socket: unix_socket, or its password (deploy/servers.sh setup_mariadb)
+mysql_root() {
+	MYSQL_PWD=$(cat "${CONFDR_SECRETS:-$run/secrets}/mysql-root.password" 2>/dev/null) \
+		timeout 30 mariadb --no-defaults --socket="$run/mariadb/mysql.sock" -uroot --connect-timeout=5 "$@"
+}
 # sb_private DIR BASE ARGS: deploy/sandbox.sh on a namespace's private servers.
 sb_private() { CONFDR_RUN_DIR=$1 CONFDR_PORT_BASE=$2 CONFDR_SANDBOX_HOSTS=single "$CONFDR_SANDBOX" "${@:3}"; }
 

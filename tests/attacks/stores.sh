@@ -212,6 +212,8 @@ for db in confdr_p1 confdr_p2; do
 	expect "ops: INSERT into $db.confinfo refused" "ERROR 1142" "$(sql ops "INSERT INTO $db.confinfo SELECT * FROM $db.confinfo WHERE 1 = 0")"
 	expect "ops: UPDATE of $db.confinfo refused" "ERROR 1142" "$(sql ops "UPDATE $db.confinfo SET name = name WHERE 1 = 0")"
 	expect "ops: DELETE from $db.confinfo refused" "ERROR 1142" "$(sql ops "DELETE FROM $db.confinfo WHERE 1 = 0")"
+	expect "confdr (the tests' user, a well-known password): reading $db refused" "ERROR 1142" \
+		"$(MYSQL_PWD=confdr timeout 20 mariadb --no-defaults -h "$H" -P "$PORT" -uconfdr -N -B -e "SELECT COUNT(*) FROM $db.confinfo" 2>&1)"
 done
 expect "css: CREATE USER refused" "ERROR 1227" "$(sql css "CREATE USER 'evil'@'%' IDENTIFIED BY 'x'")"
 expect "css: DROP DATABASE confdr_p1 refused" "ERROR 1044" "$(sql css "DROP DATABASE confdr_p1")"
