@@ -74,7 +74,14 @@ server_host() {
 addr_of() { host_addr "$(server_host "$1")"; }
 # srv KIND PLATFORM: the name of PLATFORM's rabbitmq, mariadb or epmd (one shared in single-host).
 srv() { if [ "$LAYOUT" = single ]; then echo "$1"; else echo "$1-$2"; fi; }
-amqp_url() { echo "amqp://confdr:confdr@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"; }
+# The broker users of the roles (docs/security.md); confdr is the administrator.
+AMQP_ROLES=(css rms pms mcu cm ops bmc)
+# amqp_url PLATFORM [USER]: PLATFORM's broker as USER (default confdr), with
+# the password of run/secrets/amqp-USER.password.
+amqp_url() {
+	local u=${2:-confdr}
+	echo "amqp://$u:$(head -1 "$RUN/secrets/amqp-$u.password" 2>/dev/null)@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"
+}
 mysql_sock() { echo "$RUN/$(srv mariadb "$1")/mysql.sock"; }
 if [ "$LAYOUT" = single ]; then
 	ZK_HOSTS=$HOST:$ZK_PORT
@@ -295,4 +302,8 @@ replica_linked() { rcli "$1" info replication 2>/dev/null | grep -q '^master_lin
 # mysql_root PLATFORM ARGS: root on PLATFORM's MariaDB (the one in single-host), by its socket.
 mysql_root() { timeout 60 mariadb --no-defaults --socket="$(mysql_sock "$1")" -uroot --connect-timeout=5 "${@:2}"; }
 # confdrctl on the sandbox's ZooKeeper and chroot.
-ctl() { timeout 120 "$BUILD/confdrctl" --zk "$ZK_HOSTS" --chroot "$CHROOT" "$@" 9>&-; }
+# As the broker's ops user: its password from its file, never on the command line.
+ctl() {
+	CONFDR_AMQP_USER=ops CONFDR_AMQP_PASSWORD_FILE=$RUN/secrets/amqp-ops.password \
+		timeout 120 "$BUILD/confdrctl" --zk "$ZK_HOSTS" --chroot "$CHROOT" "$@" 9>&-
+}

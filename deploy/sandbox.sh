@@ -16,6 +16,9 @@
 #                      is missing). Idempotent: what runs stays; every link is set up.
 #   status [--json]    servers (host, address, pid, state), links, daemons
 #   env                export lines for the tests: eval "$(deploy/sandbox.sh env)"
+#   amqp-definitions VHOST...
+#                      the broker's users (one per role), their permissions on VHOSTs
+#                      and the dead-letter bound, as RabbitMQ definitions JSON
 #   server stop NAME   stop one server and wait until it is gone; start one and wait
 #   server start NAME    until it answers. NAME (multi-host): rabbitmq-p1 rabbitmq-p2
 #                        zookeeper-1 zookeeper-2 zookeeper-3 redis-p1 redis-p2
@@ -241,8 +244,18 @@ cmd_env() {
 	q CONFDR_RUN_DIR "$RUN"
 	q CONFDR_PORT_BASE "$BASE"
 	q CONFDR_SANDBOX_HOSTS "$LAYOUT"
+	# the administrator (inspection; the daemons take nothing it sends), then
+	# one URL per role (docs/security.md), and where their passwords are
 	q CONFDR_P1_AMQP_URL "$(amqp_url p1)"
 	q CONFDR_P2_AMQP_URL "$(amqp_url p2)"
+	for u in "${AMQP_ROLES[@]}"; do
+		q "CONFDR_P1_AMQP_URL_${u^^}" "$(amqp_url p1 "$u")"
+		q "CONFDR_P2_AMQP_URL_${u^^}" "$(amqp_url p2 "$u")"
+	done
+	q CONFDR_AMQP_SECRETS "$RUN/secrets"
+	# confdrctl as the operators' broker user
+	q CONFDR_AMQP_USER ops
+	q CONFDR_AMQP_PASSWORD_FILE "$RUN/secrets/amqp-ops.password"
 	q CONFDR_P1_REDIS "$(redis_hp redis-p1)"
 	q CONFDR_P2_REDIS "$(redis_hp redis-p2)"
 	q CONFDR_P1_REDIS_REPLICA "$(redis_hp redis-p1-replica)"
@@ -281,8 +294,10 @@ chroot = $CHROOT
 session_timeout = 6s
 
 [amqp]
-user = confdr
-password_file = $RUN/secrets/amqp.password
+user = $d
+password_file = $RUN/secrets/amqp-$d.password
+# the CM simulator sets user_id: take no CM request without one
+anonymous_cm = false
 
 [mysql]
 user = confdr
@@ -320,9 +335,8 @@ cmd_start() {
 	[ ${#missing[@]} = 0 ] || die "daemon binaries missing: ${missing[*]}"
 	# The daemons' passwords, in files only their owner reads (docs/configuration.md)
 	mkdir -p "$RUN/secrets" && chmod 700 "$RUN/secrets"
-	for p in amqp mysql; do
-		(umask 077 && printf 'confdr\n' >"$RUN/secrets/$p.password")
-	done
+	(umask 077 && printf 'confdr\n' >"$RUN/secrets/mysql.password")
+	for d in "${AMQP_ROLES[@]}"; do amqp_secret "$d" >/dev/null; done
 	for p in "${PLATFORMS[@]}"; do
 		mkdir -p "$RUN/$p"
 		for d in "${DAEMONS[@]}"; do
@@ -340,7 +354,7 @@ cmd_start() {
 		name=sim-$room p=${room%%-*}
 		if running "$name"; then continue; fi
 		spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$room" --count 4 --capacity 500 --vrs 1 \
-			--amqp "$(amqp_url "$p")" --state "$RUN/sims/$room.json" -q
+			--amqp "$(amqp_url "$p" mcu)" --state "$RUN/sims/$room.json" -q
 		started+=("$name")
 		say "started $name: 4 MCUs of room $room (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
 	done
@@ -462,7 +476,7 @@ demo_confs() {
 	done
 	for p in "${PLATFORMS[@]}"; do
 		say "demo: creating 200 conferences on $p through cmsim (the CM's requests to $p's css)"
-		"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_url "$p")" \
+		"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_url "$p" cm)" \
 			--domain "ud-$p-r1-a" --domain "ud-$p-r1-b" --domain "ud-$p-r2-a" --domain "ud-$p-r2-b" \
 			--count 200 --rate 200 --timeout 30 -q --json "$RUN/demo-$p.json" >&2 || bad=1
 		n=$(jq -r .acked "$RUN/demo-$p.json" 2>/dev/null || echo 0)
@@ -554,6 +568,11 @@ case ${1:-} in
 up) lock; cmd_up ;;
 status) shift; cmd_status "$@" ;;
 env) cmd_env ;;
+amqp-definitions)
+	# VHOST...: the broker users, their permissions on VHOSTs and the
+	# dead-letter bound, as a RabbitMQ definitions file (tests/ns.sh)
+	shift
+	rmq_definitions "$@" ;;
 rabbitmqctl)
 	# --on P: P's broker (multi-host; single-host has one, --on accepted and ignored)
 	shift

@@ -108,15 +108,77 @@ start_epmd() {
 	return 1
 }
 
-# confdr/confdr, password hashed as RabbitMQ's sha256 scheme: base64(salt || sha256(salt || password)).
-CONFDR_RMQ_HASH=kI3GCtabAP6RLDkpw/PBZERREHA0OOrThFYD2BPn4PeoPFuG
+# rmq_hash PASSWORD: RabbitMQ's sha256 password hash, base64(salt || sha256(salt || password)),
+# with a random 4-byte salt.
+rmq_hash() {
+	local salt hex
+	salt=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	hex=$({ printf "$(sed 's/../\\x&/g' <<<"$salt")"; printf '%s' "$1"; } | sha256sum | cut -c1-64)
+	printf "$(sed 's/../\\x&/g' <<<"$salt$hex")" | base64 -w0
+}
+
+# The broker's users (docs/security.md): one per role, each allowed only its
+# own queues and exchanges, plus confdr, the administrator (the operator's
+# and the tests' inspection; the daemons take nothing it sends). Per role:
+# configure, write, read, as RabbitMQ permission regexes. Each daemon
+# declares every exchange, the dead-letter queue and its own work queues
+# (docs/amqp.md): declaring a queue that dead-letters takes the right to read
+# it and to write to confdr.dlx, binding confdr.dead.q to confdr.dlx takes
+# write on the queue and read on the exchange. amq.gen-* are the
+# server-named reply and subscriber queues.
+RMQ_SHARED='confdr\.dlx|mau\.cmcmu\.ex|cmu\.mau\.ex|rms\.ntf\.ex|pms\.ntf\.ex|pms\.beat\.ex|modb\.notify\.ex|upu\.ntf\.ex|cdr\.alarm\.ex|cm\.ntf\.ex|confdr\.dead\.q'
+RMQ_GEN='amq\.gen-.*'
+RMQ_DEAD='confdr\.dlx|confdr\.dead\.q'
+RMQ_NOTICES='rms\.ntf\.ex|pms\.ntf\.ex|pms\.beat\.ex|modb\.notify\.ex|confdr\.dlx'
+declare -A RMQ_PERM=(
+	[css]="^($RMQ_SHARED|mau\.conf\.q|mau\.cmu\.q|bmc\.cdr\.q|$RMQ_GEN)\$ ^(amq\.default|mau\.cmcmu\.ex|cm\.ntf\.ex|upu\.ntf\.ex|cdr\.alarm\.ex|mau\.cmu\.q|$RMQ_DEAD|$RMQ_GEN)\$ ^(mau\.conf\.q|mau\.cmu\.q|bmc\.cdr\.q|cmu\.mau\.ex|$RMQ_NOTICES|$RMQ_GEN)\$"
+	[rms]="^($RMQ_SHARED|rms\.req\.q|rms\.res\.q|$RMQ_GEN)\$ ^(amq\.default|rms\.ntf\.ex|cdr\.alarm\.ex|$RMQ_DEAD|$RMQ_GEN)\$ ^(rms\.req\.q|rms\.res\.q|$RMQ_NOTICES|$RMQ_GEN)\$"
+	[pms]="^($RMQ_SHARED|pms\.req\.q|$RMQ_GEN)\$ ^(amq\.default|pms\.ntf\.ex|pms\.beat\.ex|cdr\.alarm\.ex|$RMQ_DEAD|$RMQ_GEN)\$ ^(pms\.req\.q|$RMQ_NOTICES|$RMQ_GEN)\$"
+	[mcu]="^($RMQ_GEN)\$ ^(amq\.default|cmu\.mau\.ex|$RMQ_GEN)\$ ^(mau\.cmcmu\.ex|rms\.ntf\.ex|$RMQ_GEN)\$"
+	[cm]="^($RMQ_GEN|cmsim\..*)\$ ^(amq\.default|$RMQ_GEN|cmsim\..*)\$ ^(cm\.ntf\.ex|$RMQ_GEN|cmsim\..*)\$"
+	[ops]="^($RMQ_GEN|cmsim\..*)\$ ^(amq\.default|$RMQ_GEN|cmsim\..*)\$ ^(confdr\.dead\.q|cdr\.alarm\.ex|cm\.ntf\.ex|upu\.ntf\.ex|$RMQ_NOTICES|$RMQ_GEN|cmsim\..*)\$"
+	[bmc]="^($RMQ_GEN)\$ ^(amq\.default|modb\.notify\.ex|$RMQ_GEN)\$ ^(bmc\.cdr\.q|$RMQ_GEN)\$"
+)
+# amqp_secret USER: the password of broker user USER, made (random) the
+# first time, in a file only its owner reads.
+amqp_secret() {
+	local f=$RUN/secrets/amqp-$1.password
+	if [ ! -s "$f" ]; then
+		mkdir -p "$RUN/secrets" && chmod 700 "$RUN/secrets"
+		(umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$f")
+	fi
+	head -1 "$f"
+}
+# rmq_definitions VHOST...: users, vhosts, permissions and policies for a
+# broker serving VHOSTs, as RabbitMQ's definitions JSON.
+rmq_definitions() {
+	local u users=() perms=() v c w r
+	for u in confdr "${AMQP_ROLES[@]}"; do
+		users+=("$(jq -nc --arg n "$u" --arg h "$(rmq_hash "$(amqp_secret "$u")")" --argjson admin "$([ "$u" = confdr ] && echo true || echo false)" \
+			'{name: $n, password_hash: $h, hashing_algorithm: "rabbit_password_hashing_sha256", tags: (if $admin then ["administrator"] else [] end)}')")
+	done
+	for v in "$@"; do
+		perms+=("$(jq -nc --arg v "$v" '{user: "confdr", vhost: $v, configure: ".*", write: ".*", read: ".*"}')")
+		for u in "${AMQP_ROLES[@]}"; do
+			read -r c w r <<<"${RMQ_PERM[$u]}"
+			perms+=("$(jq -nc --arg u "$u" --arg v "$v" --arg c "$c" --arg w "$w" --arg r "$r" \
+				'{user: $u, vhost: $v, configure: $c, write: $w, read: $r}')")
+		done
+	done
+	jq -n --argjson users "[$(IFS=,; echo "${users[*]}")]" --argjson perms "[$(IFS=,; echo "${perms[*]}")]" \
+		--argjson vhosts "$(printf '%s\n' "$@" | jq -R '{name: .}' | jq -s .)" \
+		--argjson policy "$RMQ_DEAD_POLICY" \
+		'{users: $users, vhosts: $vhosts, permissions: $perms,
+		  policies: [$vhosts[] | {vhost: .name, name: "confdr-dead-bound", pattern: "^confdr\\.dead\\.q$",
+		             "apply-to": "queues", priority: 0, definition: $policy}]}'
+}
 
 # The bound of confdr.dead.q: 100,000 messages, 7 days each, the oldest
 # dropped first.
 RMQ_DEAD_POLICY='{"max-length": 100000, "message-ttl": 604800000, "overflow": "drop-head"}'
 
 spawn_rabbitmq() {
-	local name=$1 d=$RUN/$1 bin vh perms policies
+	local name=$1 d=$RUN/$1 bin
 	mkdir -p "$d/home" "$d/mnesia" "$d/log"
 	if [ ! -s "$d/home/.erlang.cookie" ]; then
 		(umask 077 && head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F >"$d/home/.erlang.cookie")
@@ -132,25 +194,12 @@ log.console = true
 log.console.level = info
 log.file = false
 CONF
-	# Single-host: vhosts p1 and p2 on the one broker; multi-host: each platform's on its own.
-	vh=$(for v in $(rmq_vhosts "$name"); do printf '{"name": "%s"}\n' "$v"; done | paste -sd, -)
-	perms=$(for v in $(rmq_vhosts "$name"); do
-		printf '{"user": "confdr", "vhost": "%s", "configure": ".*", "write": ".*", "read": ".*"}\n' "$v"
-	done | paste -sd, -)
-	# The dead-letter queue is bounded (docs/amqp.md): a flood of refused
-	# messages cannot fill the broker's disk. A policy, not queue arguments:
-	# it can be changed on a live broker without declaring the queue anew.
-	policies=$(for v in $(rmq_vhosts "$name"); do
-		printf '{"vhost": "%s", "name": "confdr-dead-bound", "pattern": "^confdr\\\\.dead\\\\.q$", "apply-to": "queues", "priority": 0, "definition": %s}\n' \
-			"$v" "$RMQ_DEAD_POLICY"
-	done | paste -sd, -)
-	cat >"$d/definitions.json" <<JSON
-{"users": [{"name": "confdr", "password_hash": "$CONFDR_RMQ_HASH",
-            "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}],
- "vhosts": [$vh],
- "permissions": [$perms],
- "policies": [$policies]}
-JSON
+	# Single-host: vhosts p1 and p2 on the one broker; multi-host: each
+	# platform's on its own. The dead-letter queue is bounded (docs/amqp.md):
+	# a flood of refused messages cannot fill the broker's disk. A policy, not
+	# queue arguments: it can be changed on a live broker without declaring
+	# the queue anew.
+	(umask 077 && rmq_definitions $(rmq_vhosts "$name") >"$d/definitions.json") || die "RabbitMQ $name: definitions not written"
 	echo '[].' >"$d/enabled_plugins"
 	: >"$d/rabbitmq-env.conf"
 	echo '[].' >"$d/advanced.config"
@@ -162,17 +211,20 @@ rabbitmq_ok() { rmqctl "$1" await_startup --timeout 5; }
 # rmq_vhosts NAME: the vhosts broker NAME serves.
 rmq_vhosts() { if [ "$LAYOUT" = single ]; then echo "${PLATFORMS[*]}"; else echo "${1#rabbitmq-}"; fi; }
 setup_rabbitmq() {
-	# The definitions file made vhosts, user and permissions at boot; check, and
-	# repair with rabbitmqctl if not.
-	local name=$1 perms v
-	perms=$(rmqctl "$name" -q list_user_permissions confdr 2>/dev/null || true)
+	# The definitions file made vhosts, users and permissions at boot; check,
+	# and import it again if not.
+	local name=$1 perms v u missing=
 	for v in $(rmq_vhosts "$name"); do
-		grep -q "^${v}[[:space:]]" <<<"$perms" && continue
-		warn "RabbitMQ $name: permissions of confdr on vhost $v missing; creating them"
-		rmqctl "$name" -q list_vhosts | grep -qx "$v" || rmqctl "$name" -q add_vhost "$v" >/dev/null
-		rmqctl "$name" -q list_users | awk '{print $1}' | grep -qx confdr || rmqctl "$name" -q add_user confdr confdr >/dev/null
-		rmqctl "$name" -q set_permissions -p "$v" confdr '.*' '.*' '.*' >/dev/null
+		perms=$(rmqctl "$name" -q list_permissions -p "$v" 2>/dev/null || true)
+		for u in confdr "${AMQP_ROLES[@]}"; do
+			grep -q "^${u}[[:space:]]" <<<"$perms" || missing+=" $u@$v"
+		done
 	done
+	if [ -n "$missing" ]; then
+		warn "RabbitMQ $name: users or permissions missing ($missing); importing its definitions again"
+		rmqctl "$name" -q import_definitions "$RUN/$name/definitions.json" >/dev/null ||
+			warn "RabbitMQ $name: importing $RUN/$name/definitions.json failed"
+	fi
 	# a broker made before the bound: its policy set now (idempotent)
 	for v in $(rmq_vhosts "$name"); do
 		rmqctl "$name" -q list_policies -p "$v" 2>/dev/null | grep -q confdr-dead-bound && continue

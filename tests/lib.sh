@@ -61,8 +61,9 @@ hosts = $CONFDR_ZK
 chroot = $chroot
 session_timeout = 4s
 [amqp]
-user = confdr
-password = confdr
+user = $2
+password_file = $CONFDR_AMQP_SECRETS/amqp-$2.password
+anonymous_cm = false
 heartbeat = 2s
 [reconnect]
 min = 100ms

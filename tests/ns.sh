@@ -137,7 +137,7 @@ ns_remove() {
 
 # ns_create PRIVATE...: everything of namespace NAME; its env in $dir/env.
 ns_create() {
-	local s n db slot amqp r1 r2 r1r r2r p
+	local s n db slot amqp r1 r2 r1r r2r p u v secrets
 	mkdir -p "$run/ns" "$dir"
 	amqp=$(sed -n 's|.*@[^:]*:\([0-9]*\)/.*|\1|p' <<<"${CONFDR_P1_AMQP_URL:-}")
 	[ -n "$amqp" ] || die "CONFDR_P1_AMQP_URL ('${CONFDR_P1_AMQP_URL:-}') names no broker port"
@@ -155,12 +155,15 @@ ns_create() {
 			esac
 		done
 	fi
-	# RabbitMQ: the vhosts and confdr's permissions, in one import.
-	cat >"$dir/vhosts.json" <<JSON
-{"vhosts": [{"name": "$ns-p1"}, {"name": "$ns-p2"}],
- "permissions": [{"user": "confdr", "vhost": "$ns-p1", "configure": ".*", "write": ".*", "read": ".*"},
-                 {"user": "confdr", "vhost": "$ns-p2", "configure": ".*", "write": ".*", "read": ".*"}]}
-JSON
+	# RabbitMQ: the vhosts, the users of every role and their permissions
+	# there, as the sandbox's own (docs/security.md), in one import.
+	secrets=$run/secrets
+	if [ -e "$dir/private-rabbitmq" ]; then
+		secrets=$dir/servers/secrets
+		sb_private "$dir/servers" "$pbase" amqp-definitions "$ns-p1" "$ns-p2" >"$dir/vhosts.json"
+	else
+		"$CONFDR_SANDBOX" amqp-definitions "$ns-p1" "$ns-p2" >"$dir/vhosts.json"
+	fi || die "$ns: the broker's definitions for $ns-p1, $ns-p2 not made"
 	rmq import_definitions "$dir/vhosts.json" >/dev/null || die "$ns: creating vhosts $ns-p1, $ns-p2 failed"
 	# Redis: a database index of its own, emptied.
 	n=$(rcli "$CONFDR_P1_REDIS" CONFIG GET databases | sed -n 2p)
@@ -200,11 +203,17 @@ JSON
 		q CONFDR_NS_ENDPOINTS "$dir/endpoints.json"
 		q CONFDR_ZK_CHROOT "/ns-$ns"
 		for p in p1 p2; do
-			q "CONFDR_${p^^}_AMQP_URL" "amqp://confdr:confdr@$host:$amqp/$ns-$p"
+			for u in confdr css rms pms mcu cm ops bmc; do
+				v=CONFDR_${p^^}_AMQP_URL
+				[ $u = confdr ] || v=${v}_${u^^}
+				q "$v" "amqp://$u:$(head -1 "$secrets/amqp-$u.password")@$host:$amqp/$ns-$p"
+			done
 			q "CONFDR_${p^^}_VHOST" "$ns-$p"
 			q "CONFDR_${p^^}_REDIS_DB" "$db"
 			q "CONFDR_${p^^}_MYSQL_DB" "confdr_${ns}_$p"
 		done
+		q CONFDR_AMQP_SECRETS "$secrets"
+		q CONFDR_AMQP_PASSWORD_FILE "$secrets/amqp-ops.password"
 		q CONFDR_P1_REDIS "$r1"
 		q CONFDR_P1_REDIS_REPLICA "$r1r"
 		if [ -d "$dir/servers" ]; then

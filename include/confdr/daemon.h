@@ -49,6 +49,8 @@ struct cdr_daemon_conf {
 	char *amqp_password_file;
 	uint64_t amqp_heartbeat_ms;
 	int64_t amqp_prefetch;
+	bool amqp_check_senders; /* refuse a message its sender's broker user may not send (bus.h) */
+	bool amqp_anonymous_cm;	 /* take CM requests without user_id (the fixed CM contract sets none) */
 	uint64_t reconnect_min_ms;
 	uint64_t reconnect_max_ms;
 
@@ -158,6 +160,10 @@ bool cdr_daemon_acting(struct cdr_daemon *d);
 /* How many stalls made the instance confirm its session. */
 uint64_t cdr_daemon_stalls(const struct cdr_daemon *d);
 int64_t cdr_daemon_epoch(struct cdr_daemon *d);
+
+/* A message refused for its sender (bus.h, cdr_dispatch): counted, and the
+ * count shown as "senders_refused" in the liveness node. Returns the count. */
+uint64_t cdr_daemon_sender_refused(struct cdr_daemon *d);
 
 /* The service domain's topology, followed: read from ZooKeeper on
  * cdr_topo_follow_fetch (say, once the session is up), again every

@@ -109,6 +109,12 @@ int cdr_mq_bind(struct cdr_mq *mq, const char *queue, const char *exchange, cons
  * every exchange, queue, type and binding). Returns 0 or -ENOMEM. */
 int cdr_mq_declare_design(struct cdr_mq *mq);
 
+/* The part of it daemon ("css", "rms" or "pms") declares: every exchange and
+ * the dead-letter queue, and the work queues it consumes (css also
+ * bmc.cdr.q, which it writes). The broker user of a role may declare no
+ * more (docs/security.md). NULL: the whole design. */
+int cdr_mq_declare_design_for(struct cdr_mq *mq, const char *daemon);
+
 /* Names of the design topology, for publishers and consumers. */
 #define CDR_MQ_MAU_CONF_Q     "mau.conf.q"
 #define CDR_MQ_MAU_CMCMU_EX   "mau.cmcmu.ex"
@@ -170,6 +176,11 @@ struct cdr_mq_delivery {
 	const char *message_id;
 	const char *content_type;
 	const char *type;
+	/* The broker user that published it (AMQP user_id). RabbitMQ refuses a
+	 * publish whose user_id is not its connection's user, and every
+	 * cdr_mq publish sets it, so it names the sender; NULL when the
+	 * publisher set none. */
+	const char *user_id;
 	unsigned delivery_mode; /* 1 transient, 2 persistent, 0 when the publisher set none */
 	bool redelivered;
 	size_t oversize; /* > 0: a body of this many bytes, more than max_body: not read (body "", len 0) */

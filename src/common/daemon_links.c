@@ -220,7 +220,7 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 		return;
 	}
 	cdr_info("amqp: connecting to %s:%d vhost %s as %s", host, port, vhost, cf->amqp_user);
-	cdr_mq_declare_design(d->mq);
+	cdr_mq_declare_design_for(d->mq, d->ops->name);
 }
 
 static void apply_redis(struct cdr_daemon *d, const char *host, int port, int db)

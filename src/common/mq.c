@@ -279,7 +279,7 @@ struct delivery {
 	struct consumer *consumer;  /* NULL for a reply */
 	uint64_t gen, tag;
 	bool live;
-	char *strs[7];
+	char *strs[8];
 	void *body;
 };
 TAILQ_HEAD(delivery_list, delivery);
@@ -892,7 +892,7 @@ static void settle(struct cdr_mq *mq, uint64_t tag, bool multiple, int status)
 
 struct content {
 	amqp_basic_properties_t props; /* strings point into the fields below */
-	char *strs[6];		       /* correlation_id, reply_to, message_id, content_type, type, seq */
+	char *strs[7];		       /* correlation_id, reply_to, message_id, content_type, type, seq, user_id */
 	void *body;
 	size_t len;
 	unsigned delivery_mode; /* 0 when absent */
@@ -942,7 +942,8 @@ static int read_content(struct cdr_mq *mq, struct content *c)
 	    copy_prop(p->_flags, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to, &c->strs[1]) < 0 ||
 	    copy_prop(p->_flags, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id, &c->strs[2]) < 0 ||
 	    copy_prop(p->_flags, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type, &c->strs[3]) < 0 ||
-	    copy_prop(p->_flags, AMQP_BASIC_TYPE_FLAG, p->type, &c->strs[4]) < 0)
+	    copy_prop(p->_flags, AMQP_BASIC_TYPE_FLAG, p->type, &c->strs[4]) < 0 ||
+	    copy_prop(p->_flags, AMQP_BASIC_USER_ID_FLAG, p->user_id, &c->strs[6]) < 0)
 		goto oom;
 	if (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG)
 		c->delivery_mode = p->delivery_mode;
@@ -1043,6 +1044,7 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 	d->strs[1] = rkey;
 	memcpy(&d->strs[2], c.strs, 5 * sizeof(char *));
 	free(c.strs[5]);
+	d->strs[7] = c.strs[6];
 	d->body = c.body;
 	d->pub.exchange = d->strs[0];
 	d->pub.routing_key = d->strs[1];
@@ -1051,6 +1053,7 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 	d->pub.message_id = d->strs[4];
 	d->pub.content_type = d->strs[5];
 	d->pub.type = d->strs[6];
+	d->pub.user_id = d->strs[7];
 	d->pub.body = d->body;
 	d->pub.len = c.len;
 	d->pub.redelivered = redelivered;
@@ -1259,6 +1262,10 @@ static int publish_one(struct cdr_mq *mq, struct pub *p)
 		props._flags |= AMQP_BASIC_TYPE_FLAG;
 		props.type = amqp_cstring_bytes(p->type);
 	}
+	/* Who sends it: the broker refuses a user_id that is not the
+	 * connection's user, so receivers can trust it (docs/security.md). */
+	props._flags |= AMQP_BASIC_USER_ID_FLAG;
+	props.user_id = amqp_cstring_bytes(mq->url.user);
 	if (p->mandatory) {
 		/* basic.return carries no delivery tag: this header ties it back. */
 		snprintf(seq, sizeof(seq), "%" PRIu64, p->seq);

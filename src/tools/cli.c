@@ -110,14 +110,18 @@ const char *cli_env(const char *name, const char *dflt)
 	return v && *v ? v : dflt;
 }
 
-const char *cli_broker_from_env(const char *platform, char *name, size_t len)
+const char *cli_broker_from_env(const char *platform, const char *role, char *name, size_t len)
 {
 	const char *v;
-	size_t n = (size_t)snprintf(name, len, "CONFDR_%s", platform);
+	char *cut;
+	size_t n = (size_t)snprintf(name, len, "CONFDR_%s_AMQP_URL_%s", platform, role ? role : "");
 
 	for (size_t i = 7; i < n && i < len; i++)
 		name[i] = name[i] == '-' ? '_' : (name[i] >= 'a' && name[i] <= 'z') ? (char)(name[i] - 32) : name[i];
-	snprintf(name + strlen(name), len - strlen(name), "_AMQP_URL");
+	if (role && (v = getenv(name)) && *v)
+		return v;
+	if ((cut = strstr(name + 7, "_AMQP_URL")))
+		cut[strlen("_AMQP_URL")] = '\0'; /* the platform's variable */
 	if ((v = getenv(name)) && *v)
 		return v;
 	if ((v = getenv("CONFDR_AMQP_URL")) && *v)

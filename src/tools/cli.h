@@ -56,9 +56,11 @@ bool cli_id_ok(const char *s);
 /* $name, or dflt when it is unset or empty. */
 const char *cli_env(const char *name, const char *dflt);
 
-/* $CONFDR_<PLATFORM>_AMQP_URL (upper-cased, '-' as '_'), then
- * $CONFDR_AMQP_URL; NULL if neither. name gets the first variable's name. */
-const char *cli_broker_from_env(const char *platform, char *name, size_t len);
+/* $CONFDR_<PLATFORM>_AMQP_URL_<ROLE> (upper-cased, '-' as '_'; the broker
+ * user of that role, as `deploy/sandbox.sh env` exports them), then
+ * $CONFDR_<PLATFORM>_AMQP_URL, then $CONFDR_AMQP_URL; NULL if none. name
+ * gets the name of the platform's variable without the role. */
+const char *cli_broker_from_env(const char *platform, const char *role, char *name, size_t len);
 
 /* The AMQP handle for o->url, with the broker in shown without its password
  * (user@host:port/vhost). Returns 0, or an exit status with the reason

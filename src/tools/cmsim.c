@@ -657,7 +657,8 @@ static int start_watch(struct sim *s, const char *url)
 	if ((r = open_broker(s, url, "cmsim-watch", on_watch_state)))
 		return r;
 	snprintf(s->reply_q, sizeof(s->reply_q), "cmsim.watch.%ld.%" PRIu64, (long)getpid(), cdr_wall_ms());
-	if ((r = cdr_mq_declare_design(s->mq)) < 0 || (r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0)
+	/* the design is the daemons' to declare (docs/security.md) */
+	if ((r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0)
 		goto fail;
 	for (size_t i = 0; i < s->o.nexchanges; i++)
 		if ((r = cdr_mq_bind(s->mq, s->reply_q, s->o.exchanges[i], "")) < 0)
@@ -1420,8 +1421,9 @@ static int start(struct sim *s, const char *url)
 		return r;
 	snprintf(s->id_prefix, sizeof(s->id_prefix), "cmsim-%ld-", (long)getpid());
 	snprintf(s->reply_q, sizeof(s->reply_q), "cmsim.reply.%ld.%" PRIu64, (long)getpid(), cdr_wall_ms());
-	/* Declarations are idempotent: cmsim works on a fresh broker. */
-	if ((r = cdr_mq_declare_design(s->mq)) < 0 || (r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0 ||
+	/* The design is the daemons' to declare: a CM's broker user may not
+	 * (docs/security.md). */
+	if ((r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0 ||
 	    (r = cdr_mq_consume(s->mq, s->reply_q, on_answer, s)) < 0 ||
 	    (r = cdr_timer_new(s->loop, on_tick, s, &s->tick)) < 0 ||
 	    (r = cdr_timer_new(s->loop, on_progress, s, &s->progress)) < 0 ||
@@ -1476,7 +1478,9 @@ int main(int argc, char **argv)
 		sim_free(s);
 		return ret;
 	}
-	url = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, envname, sizeof(envname));
+	url = s->o.amqp ? s->o.amqp
+			: cli_broker_from_env(s->o.platform, s->o.cmd == CMD_WATCH ? "ops" : "cm", envname,
+					      sizeof(envname));
 	if (!url) {
 		fprintf(stderr,
 			"cmsim: no broker: give --amqp URL, or set %s or CONFDR_AMQP_URL\n"

@@ -1348,9 +1348,10 @@ static int start(struct sim *s, const char *url)
 
 	if ((r = cli_broker_open(s->loop, &mo, &s->mq, s->url_shown, sizeof(s->url_shown))))
 		return r;
-	/* Declarations are idempotent: the simulator works on a fresh broker. */
-	if ((r = cdr_mq_declare_design(s->mq)) < 0 ||
-	    (r = cdr_mq_subscribe(s->mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s)) < 0)
+	/* The daemons declare the design (docs/amqp.md); an MCU's broker user
+	 * may not (docs/security.md). Before they have, the subscriptions are
+	 * refused and retried with the back-off. */
+	if ((r = cdr_mq_subscribe(s->mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s)) < 0)
 		goto fail;
 	for (size_t i = 0; i < s->o.count; i++)
 		if ((r = cdr_mq_subscribe(s->mq, CDR_MQ_MAU_CMCMU_EX, s->units[i].id, on_command, &s->units[i])) < 0)
@@ -1407,7 +1408,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	u = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, envname, sizeof(envname));
+	u = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, "mcu", envname, sizeof(envname));
 	if (!u) {
 		ret = lookup_broker(s, url, sizeof(url));
 		if (ret < 0) { /* signalled while looking */

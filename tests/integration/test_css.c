@@ -170,7 +170,10 @@ static int sql(const char *stmts)
 /* A daemon's config in the work dir; returns its path in buf. */
 static void write_conf(char *buf, size_t len, const char *platform, const char *daemon, const char *extra)
 {
+	char role[16]; /* "css" for "css-b" */
 	FILE *f;
+
+	snprintf(role, sizeof(role), "%.*s", (int)strcspn(daemon, "-"), daemon);
 
 	snprintf(buf, len, "%s/%s-%s.conf", C.work, platform, daemon);
 	f = fopen(buf, "w");
@@ -178,9 +181,14 @@ static void write_conf(char *buf, size_t len, const char *platform, const char *
 	fprintf(f,
 		"[daemon]\nplatform = %s\ninstance = tc-%s-%s\nlog_level = info\n"
 		"[zookeeper]\nhosts = %s\nchroot = %s\nsession_timeout = 4s\n"
-		"[amqp]\nuser = confdr\npassword = confdr\nheartbeat = 2s\n"
+		/* The daemon as its role's broker user. This test plays the CM,
+		 * the MCUs, pms and the operators on one administrator's
+		 * connection: the senders are only logged here (check_senders);
+		 * tests/attacks checks that they are refused. */
+		"[amqp]\nuser = %s\npassword_file = %s/amqp-%s.password\ncheck_senders = false\nheartbeat = 2s\n"
 		"[reconnect]\nmin = 100ms\nmax = 1s\n%s",
-		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot, extra);
+		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot, role, need_env("CONFDR_AMQP_SECRETS"),
+		role, extra);
 	fclose(f);
 	assert_int_equal(chmod(buf, 0600), 0); /* it holds passwords: others must not read it */
 }
