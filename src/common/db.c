@@ -190,12 +190,14 @@ static MYSQL *open_conn(const struct cdr_db_opts *o, char *err, size_t errlen, b
 	return c;
 }
 
-/* Errors after which the connection is unusable. */
+/* Errors after which the connection is unusable. Over TLS a connection the
+ * server ends reads as a TLS error ("unexpected eof while reading"). */
 static bool lost(unsigned code)
 {
 	return code == CR_SERVER_GONE_ERROR || code == CR_SERVER_LOST || code == CR_SERVER_LOST_EXTENDED ||
 	       code == CR_CONN_HOST_ERROR || code == CR_CONNECTION_ERROR || code == ER_CONNECTION_KILLED ||
-	       code == ER_SERVER_SHUTDOWN || code == CR_ERR_NET_READ || code == CR_ERR_NET_WRITE;
+	       code == ER_SERVER_SHUTDOWN || code == CR_ERR_NET_READ || code == CR_ERR_NET_WRITE ||
+	       code == CR_SSL_CONNECTION_ERROR;
 }
 
 /* Sleeps ms unless asked to stop; returns whether to stop. A job queued
