@@ -74,7 +74,12 @@ server_host() {
 addr_of() { host_addr "$(server_host "$1")"; }
 # srv KIND PLATFORM: the name of PLATFORM's rabbitmq, mariadb or epmd (one shared in single-host).
 srv() { if [ "$LAYOUT" = single ]; then echo "$1"; else echo "$1-$2"; fi; }
-amqp_url() { echo "amqp://confdr:confdr@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"; }
+# The brokers and MariaDB servers are TLS-only (docs/security.md, TLS), their
+# certificates signed by the sandbox's CA (servers.sh, tls_ca_make), which
+# every tool started from here is told of: CONFDR_TLS_CA.
+TLS_CA=$RUN/tls/ca.pem
+export CONFDR_TLS_CA=$TLS_CA
+amqp_url() { echo "amqps://confdr:confdr@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"; }
 mysql_sock() { echo "$RUN/$(srv mariadb "$1")/mysql.sock"; }
 if [ "$LAYOUT" = single ]; then
 	ZK_HOSTS=$HOST:$ZK_PORT

@@ -241,6 +241,8 @@ cmd_env() {
 	q CONFDR_RUN_DIR "$RUN"
 	q CONFDR_PORT_BASE "$BASE"
 	q CONFDR_SANDBOX_HOSTS "$LAYOUT"
+	# TLS: the CA that signed the brokers' and MariaDB servers' certificates.
+	q CONFDR_TLS_CA "$TLS_CA"
 	q CONFDR_P1_AMQP_URL "$(amqp_url p1)"
 	q CONFDR_P2_AMQP_URL "$(amqp_url p2)"
 	q CONFDR_P1_REDIS "$(redis_hp redis-p1)"
@@ -283,10 +285,12 @@ session_timeout = 6s
 [amqp]
 user = confdr
 password_file = $RUN/secrets/amqp.password
+tls_ca = $TLS_CA
 
 [mysql]
 user = confdr
 password_file = $RUN/secrets/mysql.password
+tls_ca = $TLS_CA
 CONF
 	if [ "$d" = css ]; then echo "migrations = $TOP/deploy/sql"; fi
 	if [ "$d" = pms ]; then
