@@ -64,6 +64,7 @@ session_timeout = 4s
 user = confdr
 password = confdr
 heartbeat = 2s
+tls_ca = ${CONFDR_TLS_CA:-}
 [reconnect]
 min = 100ms
 max = 1s
