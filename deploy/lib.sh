@@ -74,13 +74,18 @@ server_host() {
 addr_of() { host_addr "$(server_host "$1")"; }
 # srv KIND PLATFORM: the name of PLATFORM's rabbitmq, mariadb or epmd (one shared in single-host).
 srv() { if [ "$LAYOUT" = single ]; then echo "$1"; else echo "$1-$2"; fi; }
+# The brokers and MariaDB servers are TLS-only (docs/security.md, TLS), their
+# certificates signed by the sandbox's CA (servers.sh, tls_ca_make), which
+# every tool started from here is told of: CONFDR_TLS_CA.
+TLS_CA=$RUN/tls/ca.pem
+export CONFDR_TLS_CA=$TLS_CA
 # The broker users of the roles (docs/security.md); confdr is the administrator.
 AMQP_ROLES=(css rms pms mcu cm ops bmc)
 # amqp_url PLATFORM [USER]: PLATFORM's broker as USER (default confdr), with
 # the password of run/secrets/amqp-USER.password.
 amqp_url() {
 	local u=${2:-confdr}
-	echo "amqp://$u:$(head -1 "$RUN/secrets/amqp-$u.password" 2>/dev/null)@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"
+	echo "amqps://$u:$(head -1 "$RUN/secrets/amqp-$u.password" 2>/dev/null)@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"
 }
 mysql_sock() { echo "$RUN/$(srv mariadb "$1")/mysql.sock"; }
 if [ "$LAYOUT" = single ]; then

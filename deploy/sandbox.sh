@@ -14,6 +14,8 @@
 #                      run/endpoints.json and load it and conf/sandbox-topology.json
 #                      into ZooKeeper (confdrctl topology load; builds confdrctl if it
 #                      is missing). Idempotent: what runs stays; every link is set up.
+#                      AMQP and MariaDB over TCP are TLS only, with a CA and server
+#                      certificates made in run/tls/ (docs/security.md, TLS).
 #   status [--json]    servers (host, address, pid, state), links, daemons
 #   env                export lines for the tests: eval "$(deploy/sandbox.sh env)"
 #   amqp-definitions VHOST...
@@ -65,7 +67,7 @@
 #
 # Environment: CONFDR_SANDBOX_HOSTS (multi, default, or single; a sandbox that is up
 # keeps its layout until 'down'), CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE
-# (default 17000: AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382,
+# (default 17000: AMQP over TLS base+672, Erlang dist +673, epmd +369, Redis +379..+382,
 # ZooKeeper +181 (ensemble +188, +189), MariaDB +306; multi-host: namespaces
 # cdr-<base>-{p1,p2,zk}, addresses 198.18.0.0/15, one /24 per base / 128),
 # CONFDR_BUILD_DIR (default <repo>/build), CONFDR_INSTANCES (instances of each daemon
@@ -244,6 +246,8 @@ cmd_env() {
 	q CONFDR_RUN_DIR "$RUN"
 	q CONFDR_PORT_BASE "$BASE"
 	q CONFDR_SANDBOX_HOSTS "$LAYOUT"
+	# TLS: the CA that signed the brokers' and MariaDB servers' certificates.
+	q CONFDR_TLS_CA "$TLS_CA"
 	# the administrator (inspection; the daemons take nothing it sends), then
 	# one URL per role (docs/security.md), and where their passwords are
 	q CONFDR_P1_AMQP_URL "$(amqp_url p1)"
@@ -298,10 +302,12 @@ user = $d
 password_file = $RUN/secrets/amqp-$d.password
 # the CM simulator sets user_id: take no CM request without one
 anonymous_cm = false
+tls_ca = $TLS_CA
 
 [mysql]
 user = confdr
 password_file = $RUN/secrets/mysql.password
+tls_ca = $TLS_CA
 CONF
 	if [ "$d" = css ]; then echo "migrations = $TOP/deploy/sql"; fi
 	if [ "$d" = pms ]; then
@@ -554,7 +560,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,71p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,73p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.

@@ -40,6 +40,51 @@ check_server_name() {
 	die "unknown server '$1' (one of: ${SERVERS[*]})"
 }
 
+# ---------------------------------------------------------------- TLS
+
+# The sandbox's CA (run/tls/ca.pem, its key ca.key) and a certificate per
+# broker and MariaDB server (run/tls/NAME.pem, NAME.key), made when missing
+# with openssl: ECDSA P-256; the CA for 10 years, a server's for 2. A
+# server's certificate names its address as an IP and as a DNS name (the
+# AMQP client, librabbitmq 0.11, compares the host as text with the DNS
+# names only; MariaDB's checks the IP). Keys 0600. A CA already there (a
+# private server of tests/ns.sh gets the sandbox's) is kept; a server's
+# certificate for another address (another port base, layout) is made anew.
+tls_ca_make() {
+	local t=$RUN/tls
+	[ -s "$t/ca.pem" ] && [ -s "$t/ca.key" ] && return 0
+	command -v openssl >/dev/null || die "openssl is missing (package openssl; deploy/install-deps.sh installs it)"
+	mkdir -p "$t" && chmod 700 "$t"
+	(umask 077 && openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$t/ca.key.new" -out "$t/ca.pem.new" -days 3650 -subj "/O=confdr sandbox/CN=confdr sandbox CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign) >/dev/null 2>&1 ||
+		die "openssl could not make the sandbox's CA in $t"
+	chmod 644 "$t/ca.pem.new"
+	mv "$t/ca.key.new" "$t/ca.key" && mv "$t/ca.pem.new" "$t/ca.pem"
+	say "TLS: made the sandbox's CA $t/ca.pem"
+}
+# tls_server_cert NAME: NAME's certificate and key for its address.
+tls_server_cert() {
+	local name=$1 t=$RUN/tls a
+	a=$(addr_of "$name")
+	tls_ca_make
+	if [ -s "$t/$name.pem" ] && [ -s "$t/$name.key" ] &&
+		openssl x509 -in "$t/$name.pem" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:$a\(,\|\$\)" &&
+		openssl verify -CAfile "$t/ca.pem" "$t/$name.pem" >/dev/null 2>&1; then
+		return 0
+	fi
+	(umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$t/$name.key.new" \
+		-out "$t/$name.csr" -subj "/O=confdr sandbox/CN=$a" &&
+		openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -days 730 \
+			-out "$t/$name.pem.new" -extfile <(printf '%s\n' "subjectAltName=IP:$a,DNS:$a" \
+				"basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+				"extendedKeyUsage=serverAuth")) >/dev/null 2>&1 ||
+		die "openssl could not make the certificate of $name in $t"
+	chmod 644 "$t/$name.pem.new"
+	rm -f "$t/$name.csr"
+	mv "$t/$name.key.new" "$t/$name.key" && mv "$t/$name.pem.new" "$t/$name.pem"
+}
+
 # ---------------------------------------------------------------- processes
 
 # listener_pid NAME / listening NAME: who listens on NAME's port, on its host.
@@ -72,10 +117,11 @@ claim_port() {
 # /etc. AMQP on NAME's host address; epmd and the Erlang distribution on the
 # loopback of that host (in multi-host, the namespace's own 127.0.0.1).
 rmq_env() {
-	local d=$RUN/$1 a
-	a=$(addr_of "$1")
+	local d=$RUN/$1
 	export "$MARK=$RUN"
-	export RABBITMQ_NODENAME=confdr@localhost RABBITMQ_NODE_IP_ADDRESS=$a RABBITMQ_NODE_PORT=$AMQP_PORT
+	# No RABBITMQ_NODE_IP_ADDRESS / _PORT: they would open a plain AMQP
+	# listener; rabbitmq.conf has the TLS one.
+	export RABBITMQ_NODENAME=confdr@localhost
 	export RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=$HOST
 	export RABBITMQ_MNESIA_BASE=$d/mnesia RABBITMQ_LOG_BASE=$d/log RABBITMQ_LOGS=-
 	export RABBITMQ_CONFIG_FILE=$d/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$d/enabled_plugins
@@ -184,10 +230,21 @@ spawn_rabbitmq() {
 		(umask 077 && head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F >"$d/home/.erlang.cookie")
 	fi
 	chmod 600 "$d/home/.erlang.cookie"
+	tls_server_cert "$name"
 	cat >"$d/rabbitmq.conf" <<CONF
 # written by deploy/sandbox.sh
 loopback_users = none
-listeners.tcp.default = $(addr_of "$name"):$AMQP_PORT
+# AMQP over TLS only (docs/security.md, TLS): no plain listener. Clients are
+# not asked for a certificate: they log in with a password, over TLS.
+listeners.tcp = none
+listeners.ssl.default = $(addr_of "$name"):$AMQP_PORT
+ssl_options.cacertfile = $RUN/tls/ca.pem
+ssl_options.certfile = $RUN/tls/$name.pem
+ssl_options.keyfile = $RUN/tls/$name.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
 load_definitions = $d/definitions.json
 disk_free_limit.absolute = 50MB
 log.console = true
@@ -340,8 +397,13 @@ spawn_mariadb() {
 			{ show_log "$name" 60; die "mariadb-install-db failed"; }
 		mv "$d/data.new" "$d/data"
 	fi
+	# TCP clients must use TLS (require_secure_transport; the socket, root's
+	# way in, counts as secure): docs/security.md, TLS.
+	tls_server_cert "$name"
 	spawn "$name" mariadbd --no-defaults --datadir="$d/data" --tmpdir="$d/tmp" --port="$MYSQL_PORT" --bind-address="$(addr_of "$name")" \
 		--socket="$d/mysql.sock" --user=root --pid-file="$d/mariadbd.pid" --skip-name-resolve \
+		--ssl-ca="$RUN/tls/ca.pem" --ssl-cert="$RUN/tls/$name.pem" --ssl-key="$RUN/tls/$name.key" \
+		--tls-version=TLSv1.2,TLSv1.3 --require-secure-transport=ON \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 		--innodb-buffer-pool-size=128M --max-connections=500
 }

@@ -65,6 +65,7 @@ user = $2
 password_file = $CONFDR_AMQP_SECRETS/amqp-$2.password
 anonymous_cm = false
 heartbeat = 2s
+tls_ca = ${CONFDR_TLS_CA:-}
 [reconnect]
 min = 100ms
 max = 1s

@@ -145,6 +145,12 @@ ns_create() {
 	if [ $# -gt 0 ]; then
 		slot=$(claim slot $(seq 0 $((slots - 1)))) || exit 1
 		pbase=$((base + 300 + 20 * slot))
+		# Private servers get the sandbox's CA (CONFDR_TLS_CA stays good for
+		# them): their certificates are signed by it.
+		if [ -s "$run/tls/ca.key" ]; then
+			mkdir -p "$dir/servers/tls" && chmod 700 "$dir/servers/tls"
+			cp -p "$run/tls/ca.pem" "$run/tls/ca.key" "$dir/servers/tls/"
+		fi
 		for s in "$@"; do
 			sb_private "$dir/servers" "$pbase" server start "$s" >"$dir/servers.log" 2>&1 ||
 				{ cat "$dir/servers.log" >&2; die "$ns: private $s did not start"; }
@@ -206,7 +212,7 @@ JSON
 			for u in confdr css rms pms mcu cm ops bmc; do
 				v=CONFDR_${p^^}_AMQP_URL
 				[ $u = confdr ] || v=${v}_${u^^}
-				q "$v" "amqp://$u:$(head -1 "$secrets/amqp-$u.password")@$host:$amqp/$ns-$p"
+				q "$v" "${CONFDR_P1_AMQP_URL%%://*}://$u:$(head -1 "$secrets/amqp-$u.password")@$host:$amqp/$ns-$p"
 			done
 			q "CONFDR_${p^^}_VHOST" "$ns-$p"
 			q "CONFDR_${p^^}_REDIS_DB" "$db"

@@ -51,6 +51,7 @@ struct cdr_daemon_conf {
 	int64_t amqp_prefetch;
 	bool amqp_check_senders; /* refuse a message its sender's broker user may not send (bus.h) */
 	bool amqp_anonymous_cm;	 /* take CM requests without user_id (the fixed CM contract sets none) */
+	char *amqp_tls_ca;	 /* "": plain AMQP; else amqps with this CA (made absolute at load) */
 	uint64_t reconnect_min_ms;
 	uint64_t reconnect_max_ms;
 
@@ -61,6 +62,7 @@ struct cdr_daemon_conf {
 	char *mysql_password_file;
 	uint64_t mysql_connect_timeout_ms;
 	char *mysql_migrations;
+	char *mysql_tls_ca; /* "": plain; else TLS with this CA (made absolute at load) */
 };
 
 /* The table behind struct cdr_daemon_conf (ended by a NULL name). */
@@ -73,8 +75,9 @@ extern const struct cdr_conf_key cdr_daemon_conf_keys[];
 int cdr_secret_read(const char *path, const char *conf_path, char **ret, char *err, size_t errlen);
 
 /* After a config file is loaded: each password_file read into its password
- * (a password in the file too is an error). 0, or -EINVAL and the reason in
- * err. *warn: set when the file itself holds a password and others may read
+ * (a password in the file too is an error); each tls_ca made absolute
+ * (relative: to the directory of conf_path) and checked readable. 0, or
+ * -EINVAL and the reason in err. *warn: set when the file itself holds a password and others may read
  * it (logged by the caller: password_file is the remedy). */
 int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen);
 

@@ -22,19 +22,21 @@
 struct cdr_loop;
 struct cdr_mq;
 
-/* A broker address, parsed from "amqp://user:pass@host:port/vhost". */
+/* A broker address, parsed from "amqp://user:pass@host:port/vhost" or
+ * "amqps://..." (TLS). */
 struct cdr_mq_url {
 	char *user;	/* default "guest" */
 	char *password; /* default "guest" */
 	char *host;	/* default "localhost"; IPv6 literals without brackets */
 	char *vhost;	/* percent-decoded; default "/" when the URL has no path */
-	uint16_t port;	/* default 5672 */
+	uint16_t port;	/* default 5672, 5671 for amqps */
+	bool tls;	/* amqps */
 };
 
 /* Parses url into *ret (its strings owned by *ret; release them with
  * cdr_mq_url_clear). Follows RabbitMQ's URI spec: user, password and vhost
  * are percent-decoded, "amqp://h" means vhost "/", "amqp://h/" means vhost "".
- * Refused with -EINVAL: another scheme (amqps: no TLS here), a port outside
+ * Refused with -EINVAL: another scheme than amqp or amqps, a port outside
  * 1..65535, a bad %-escape, a path of more than one segment, a query or
  * fragment, spaces or control characters. On error a reason is written to
  * err (if not NULL) and *ret is untouched. Returns 0, -EINVAL or -ENOMEM. */
@@ -58,13 +60,21 @@ struct cdr_mq_opts {
 	size_t max_pending;			     /* published but not yet confirmed; 0 = default 65536 */
 	cdr_mq_state_fn on_state;		     /* may be NULL */
 	void *arg;				     /* for on_state */
+	/* CA bundle (PEM file) for an amqps URL, required with one: the broker's
+	 * certificate must be signed by one of its CAs and name the URL's host
+	 * among its DNS names (librabbitmq compares text: an address must be
+	 * listed as a DNS name too, docs/amqp.md); TLS 1.2 or later.
+	 * Not used for amqp. Read at each connection; copied. A failed
+	 * handshake or check is a failed connection: on_state(false, why) and
+	 * the back-off. */
+	const char *tls_ca;
 };
 
 /* Creates the handle and its I/O thread, which connects in the background
  * (never blocking the loop) and re-connects with back-off for ever. Until
  * connected, publishes are queued. Returns 0, -EINVAL (bad options or URL:
- * cdr_mq_url_parse tells why), -ENOMEM, or a -errno from pthread/eventfd.
- * *ret is written only on success. */
+ * cdr_mq_url_parse tells why; an amqps URL without tls_ca), -ENOMEM, or a
+ * -errno from pthread/eventfd. *ret is written only on success. */
 int cdr_mq_new(struct cdr_loop *loop, const struct cdr_mq_opts *opts, struct cdr_mq **ret);
 
 /* Stops gracefully: cancels the consumers, publishes what is queued and waits

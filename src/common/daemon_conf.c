@@ -49,6 +49,9 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "refuse a message whose broker user (user_id) may not send its type; false: log it only"),
 	K("amqp", "anonymous_cm", CDR_CONF_BOOL, amqp_anonymous_cm, "true", 0, 0, NULL, NULL,
 	  "take CM requests that carry no user_id (the fixed CM contract sets none)"),
+	K("amqp", "tls_ca", CDR_CONF_STR, amqp_tls_ca, "", 0, 0, NULL, NULL,
+	  "CA bundle (PEM): connect with TLS (amqps) and check the broker's certificate and name; empty: plain "
+	  "AMQP (relative: to this file's directory)"),
 	K("reconnect", "min", CDR_CONF_MS, reconnect_min_ms, "200ms", 10, 60000, NULL, NULL,
 	  "first re-connection delay"),
 	K("reconnect", "max", CDR_CONF_MS, reconnect_max_ms, "10s", 100, 600000, NULL, NULL,
@@ -64,6 +67,9 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "MySQL connect timeout"),
 	K("mysql", "migrations", CDR_CONF_STR, mysql_migrations, "", 0, 0, NULL, NULL,
 	  "directory of schema migrations applied at start; empty: none"),
+	K("mysql", "tls_ca", CDR_CONF_STR, mysql_tls_ca, "", 0, 0, NULL, NULL,
+	  "CA bundle (PEM): connect with TLS and check the server's certificate and name; empty: plain "
+	  "(relative: to this file's directory)"),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -146,6 +152,39 @@ static int secret_key(const char *section, char **password, const char *def, con
 	return 0;
 }
 
+/* One tls_ca key: made absolute (relative to the config file's directory)
+ * and checked readable now, so a wrong path is a config error, not a link
+ * that never comes up. */
+static int ca_key(const char *section, char **path, const char *conf_path, char *err, size_t errlen)
+{
+	const char *slash = conf_path ? strrchr(conf_path, '/') : NULL;
+	char full[PATH_MAX], *dup;
+	int n;
+
+	if (!*path || !**path)
+		return 0;
+	if (**path != '/' && slash)
+		n = snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - conf_path), conf_path, *path);
+	else
+		n = snprintf(full, sizeof(full), "%s", *path);
+	if (n < 0 || (size_t)n >= sizeof(full)) {
+		snprintf(err, errlen, "[%s] tls_ca: %s: path too long", section, *path);
+		return -EINVAL;
+	}
+	if (access(full, R_OK) < 0) {
+		snprintf(err, errlen, "[%s] tls_ca: %s: %s", section, full, strerror(errno));
+		return -EINVAL;
+	}
+	dup = strdup(full);
+	if (!dup) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	free(*path);
+	*path = dup;
+	return 0;
+}
+
 int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen)
 {
 	struct stat st;
@@ -156,7 +195,9 @@ int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, b
 
 	*warn = inline_pw && conf_path && stat(conf_path, &st) == 0 && (st.st_mode & S_IROTH);
 	if (secret_key("amqp", &cf->amqp_password, "guest", cf->amqp_password_file, conf_path, err, errlen) < 0 ||
-	    secret_key("mysql", &cf->mysql_password, "", cf->mysql_password_file, conf_path, err, errlen) < 0)
+	    secret_key("mysql", &cf->mysql_password, "", cf->mysql_password_file, conf_path, err, errlen) < 0 ||
+	    ca_key("amqp", &cf->amqp_tls_ca, conf_path, err, errlen) < 0 ||
+	    ca_key("mysql", &cf->mysql_tls_ca, conf_path, err, errlen) < 0)
 		return -EINVAL;
 	return 0;
 }

@@ -129,10 +129,29 @@ const char *cli_broker_from_env(const char *platform, const char *role, char *na
 	return NULL;
 }
 
+static const char *tls_ca_opt;
+
+void cli_set_tls_ca(const char *path)
+{
+	tls_ca_opt = path;
+}
+
+const char *cli_tls_ca(void)
+{
+	return tls_ca_opt && *tls_ca_opt ? tls_ca_opt : cli_env("CONFDR_TLS_CA", NULL);
+}
+
+const char *cli_amqp_scheme(void)
+{
+	return cli_tls_ca() ? "amqps" : "amqp";
+}
+
 int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct cdr_mq **mq, char *shown, size_t len)
 {
+	struct cdr_mq_opts with_ca = *o;
 	struct cdr_mq_url u;
 	char err[256];
+	bool tls;
 	int r;
 
 	if (cdr_mq_url_parse(o->url, &u, err, sizeof(err)) < 0) {
@@ -140,8 +159,18 @@ int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct c
 		return EX_USAGE;
 	}
 	snprintf(shown, len, "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
+	tls = u.tls;
 	cdr_mq_url_clear(&u);
-	if ((r = cdr_mq_new(loop, o, mq)) < 0) {
+	if (!with_ca.tls_ca)
+		with_ca.tls_ca = cli_tls_ca();
+	if (tls && !with_ca.tls_ca) {
+		fprintf(stderr,
+			"%s: an amqps URL needs the CA that signed the broker's certificate: --tls-ca FILE or "
+			"$CONFDR_TLS_CA\n",
+			cli_prog);
+		return EX_USAGE;
+	}
+	if ((r = cdr_mq_new(loop, &with_ca, mq)) < 0) {
 		fprintf(stderr, "%s: cannot create the AMQP client: %s\n", cli_prog, strerror(-r));
 		return EX_UNAVAILABLE;
 	}

@@ -945,6 +945,8 @@ static void usage(FILE *f)
 		"  --platform P          platform whose css is asked (required)\n"
 		"  --amqp URL            its broker, amqp://user:pass@host:port/vhost (default $CONFDR_<P>_AMQP_URL,\n"
 		"                        P upper-cased and '-' as '_', then $CONFDR_AMQP_URL)\n"
+		"  --tls-ca FILE         CA bundle that signed the broker's certificate, for an amqps URL\n"
+		"                        (default $CONFDR_TLS_CA)\n"
 		"  --timeout S           seconds to wait for the broker, and for answers after the last request,\n"
 		"                        1..3600 (default 30; 10 for list, query and send)\n"
 		"  -q, --quiet           no progress lines and no warnings on stderr\n"
@@ -999,6 +1001,7 @@ static void usage(FILE *f)
 enum {
 	O_PLATFORM = 256,
 	O_AMQP,
+	O_TLS_CA,
 	O_TIMEOUT,
 	O_DOMAIN,
 	O_COUNT,
@@ -1037,6 +1040,7 @@ static const struct {
 } opt_cmds[] = {
 	{ O_PLATFORM, C_ALL },
 	{ O_AMQP, C_ALL },
+	{ O_TLS_CA, C_ALL },
 	{ O_TIMEOUT, C_ALL },
 	{ O_DOMAIN, C_CREATE | C_LIST },
 	{ O_COUNT, C_CREATE },
@@ -1105,6 +1109,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	static const struct option lopts[] = {
 		{ "platform", required_argument, NULL, O_PLATFORM },
 		{ "amqp", required_argument, NULL, O_AMQP },
+		{ "tls-ca", required_argument, NULL, O_TLS_CA },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "domain", required_argument, NULL, O_DOMAIN },
 		{ "count", required_argument, NULL, O_COUNT },
@@ -1177,6 +1182,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		switch (opt) {
 		case O_PLATFORM: o->platform = optarg; break;
 		case O_AMQP: o->amqp = optarg; break;
+		case O_TLS_CA: cli_set_tls_ca(optarg); break;
 		case O_TIMEOUT:
 			if (!cli_parse_uint(optarg, 1, 3600, &v))
 				return cli_usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);

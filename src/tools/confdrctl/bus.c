@@ -57,9 +57,11 @@ json_t *ctl_bus_call(struct ctl *c, const struct cdr_topology *t, const char *p,
 		json_decref(body);
 		return NULL;
 	}
-	snprintf(url, sizeof(url), "amqp://%s:%s@%s:%u/%s", user, pass, ep->host, ep->port, ep->vhost ? ep->vhost : "");
+	snprintf(url, sizeof(url), "%s://%s:%s@%s:%u/%s", cli_amqp_scheme(), user, pass, ep->host, ep->port,
+		 ep->vhost ? ep->vhost : "");
 	free(secret);
 	o.url = url;
+	o.tls_ca = cli_tls_ca();
 	o.name = "confdrctl";
 	snprintf(id, sizeof(id), "confdrctl-%ld-%s", (long)getpid(), type);
 	txt = cdr_msg_encode(type, id, "confdrctl", 0, body);

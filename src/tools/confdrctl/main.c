@@ -122,13 +122,15 @@ static const struct command commands[] = {
 
 void ctl_usage(FILE *f)
 {
-	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] COMMAND ...\n\n"
+	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] [--tls-ca FILE] COMMAND ...\n\n"
 		   "Options:\n"
 		   "  --zk HOSTS         ZooKeeper servers, host:port[,host:port...]\n"
 		   "                     (default: $CONFDR_ZK, else " CLI_DEFAULT_ZK ")\n"
 		   "  --chroot PATH      the service domain's root node (default: $CONFDR_ZK_CHROOT, "
 		   "else " CLI_DEFAULT_CHROOT ")\n"
 		   "  --timeout SECONDS  how long to wait to connect and for each answer (default 5)\n"
+		   "  --tls-ca FILE      CA bundle that signed the brokers' and MariaDB servers' certificates:\n"
+		   "                     their links use TLS and check them (default: $CONFDR_TLS_CA; none: plain)\n"
 		   "  -h, --help         this text\n\n"
 		   "Commands:\n");
 	for (const struct command *c = commands; c->run; c++) {
@@ -171,11 +173,11 @@ bool ctl_run_until(struct ctl *c, const bool *done, uint64_t timeout_ms)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = { { "zk", required_argument, NULL, 'z' },
-					      { "chroot", required_argument, NULL, 'c' },
-					      { "timeout", required_argument, NULL, 't' },
-					      { "help", no_argument, NULL, 'h' },
-					      { 0 } };
+	static const struct option opts[] = {
+		{ "zk", required_argument, NULL, 'z' },	     { "chroot", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' }, { "tls-ca", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },	     { 0 }
+	};
 	struct ctl c = { .timeout_s = 5 };
 	const struct command *cmd;
 	int opt, ret, nwords;
@@ -185,7 +187,7 @@ int main(int argc, char **argv)
 	c.hosts = cli_env("CONFDR_ZK", CLI_DEFAULT_ZK);
 	c.chroot = cli_env("CONFDR_ZK_CHROOT", CLI_DEFAULT_CHROOT);
 
-	while ((opt = getopt_long(argc, argv, "+z:c:t:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+z:c:t:T:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'z': c.hosts = optarg; break;
 		case 'c': c.chroot = optarg; break;
@@ -194,6 +196,7 @@ int main(int argc, char **argv)
 				return cli_usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);
 			c.timeout_s = (unsigned)v;
 			break;
+		case 'T': cli_set_tls_ca(optarg); break;
 		case 'h': ctl_usage(stdout); return 0;
 		default: return cli_usage_error("bad option");
 		}
