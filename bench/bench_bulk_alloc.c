@@ -273,8 +273,10 @@ int main(void)
 		die("cannot write the rms config");
 	fprintf(f,
 		"[daemon]\nplatform = p1\ninstance = bench-rms\nlog_level = notice\n[zookeeper]\nhosts = %s\n"
-		"session_timeout = 4s\n[amqp]\nuser = confdr\npassword = confdr\n[rms]\nreservation_timeout = 5m\n",
-		zk);
+		"session_timeout = 4s\n[amqp]\nuser = confdr\npassword = confdr\ntls_ca = "
+		"%s\n[rms]\nreservation_timeout = "
+		"5m\n",
+		zk, th_env("CONFDR_TLS_CA") ? th_env("CONFDR_TLS_CA") : "");
 	fclose(f);
 	rms = spawn((char *const[]){ CONFDR_BINARY_DIR "/confdr-rms", "-c", conf, NULL }, log);
 	sim = spawn((char *const[]){ CONFDR_BINARY_DIR "/mcusim", "--platform", "p1", "--room", "p1-r1", "--prefix",

@@ -74,7 +74,19 @@ server_host() {
 addr_of() { host_addr "$(server_host "$1")"; }
 # srv KIND PLATFORM: the name of PLATFORM's rabbitmq, mariadb or epmd (one shared in single-host).
 srv() { if [ "$LAYOUT" = single ]; then echo "$1"; else echo "$1-$2"; fi; }
-amqp_url() { echo "amqp://confdr:confdr@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"; }
+# The brokers and MariaDB servers are TLS-only (docs/security.md, TLS), their
+# certificates signed by the sandbox's CA (servers.sh, tls_ca_make), which
+# every tool started from here is told of: CONFDR_TLS_CA.
+TLS_CA=$RUN/tls/ca.pem
+export CONFDR_TLS_CA=$TLS_CA
+# The broker users of the roles (docs/security.md); confdr is the administrator.
+AMQP_ROLES=(css rms pms mcu cm ops bmc)
+# amqp_url PLATFORM [USER]: PLATFORM's broker as USER (default confdr), with
+# the password of run/secrets/amqp-USER.password.
+amqp_url() {
+	local u=${2:-confdr}
+	echo "amqps://$u:$(head -1 "$RUN/secrets/amqp-$u.password" 2>/dev/null)@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"
+}
 mysql_sock() { echo "$RUN/$(srv mariadb "$1")/mysql.sock"; }
 if [ "$LAYOUT" = single ]; then
 	ZK_HOSTS=$HOST:$ZK_PORT
@@ -306,10 +318,12 @@ mysql_root() {
 	MYSQL_PWD=${pw:-} timeout 60 mariadb --no-defaults --socket="$(mysql_sock "$1")" -uroot --connect-timeout=5 "${@:2}"
 }
 # confdrctl on the sandbox's ZooKeeper and chroot, as the deploy user (the
-# sandbox is the deploy tool; docs/security.md, Stores) and Redis's admin.
+# sandbox is the deploy tool; docs/security.md, Stores), Redis's admin and
+# the broker's ops user: passwords from their files, never on the command line.
 ctl() {
 	CONFDR_ZK_USER=deploy CONFDR_ZK_PASSWORD_FILE=$SECRETS/zk-deploy.password CONFDR_ZK_IDS=$SECRETS/zk.ids \
 		CONFDR_REDIS_PASSWORD_FILE=$SECRETS/redis-admin.password \
+		CONFDR_AMQP_USER=ops CONFDR_AMQP_PASSWORD_FILE=$RUN/secrets/amqp-ops.password \
 		timeout 120 "$BUILD/confdrctl" --zk "$ZK_HOSTS" --chroot "$CHROOT" "$@" 9>&-
 }
 

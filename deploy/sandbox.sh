@@ -14,11 +14,16 @@
 #                      run/endpoints.json and load it and conf/sandbox-topology.json
 #                      into ZooKeeper (confdrctl topology load; builds confdrctl if it
 #                      is missing). Idempotent: what runs stays; every link is set up.
+#                      AMQP and MariaDB over TCP are TLS only, with a CA and server
+#                      certificates made in run/tls/ (docs/security.md, TLS).
 #                      The stores' users get random passwords, made once, in
 #                      run/secrets/ (docs/security.md, "Stores").
 #   status [--json]    servers (host, address, pid, state), links, daemons
 #   env                export lines for the tests: eval "$(deploy/sandbox.sh env)" (with
 #                      CONFDR_SECRETS and REDISCLI_AUTH, the Redis admin's password)
+#   amqp-definitions VHOST...
+#                      the broker's users (one per role), their permissions on VHOSTs
+#                      and the dead-letter bound, as RabbitMQ definitions JSON
 #   server stop NAME   stop one server and wait until it is gone; start one and wait
 #   server start NAME    until it answers. NAME (multi-host): rabbitmq-p1 rabbitmq-p2
 #                        zookeeper-1 zookeeper-2 zookeeper-3 redis-p1 redis-p2
@@ -65,7 +70,7 @@
 #
 # Environment: CONFDR_SANDBOX_HOSTS (multi, default, or single; a sandbox that is up
 # keeps its layout until 'down'), CONFDR_RUN_DIR (default <repo>/run), CONFDR_PORT_BASE
-# (default 17000: AMQP base+672, Erlang dist +673, epmd +369, Redis +379..+382,
+# (default 17000: AMQP over TLS base+672, Erlang dist +673, epmd +369, Redis +379..+382,
 # ZooKeeper +181 (ensemble +188, +189), MariaDB +306; multi-host: namespaces
 # cdr-<base>-{p1,p2,zk}, addresses 198.18.0.0/15, one /24 per base / 128),
 # CONFDR_BUILD_DIR (default <repo>/build), CONFDR_INSTANCES (instances of each daemon
@@ -245,8 +250,20 @@ cmd_env() {
 	q CONFDR_RUN_DIR "$RUN"
 	q CONFDR_PORT_BASE "$BASE"
 	q CONFDR_SANDBOX_HOSTS "$LAYOUT"
+	# TLS: the CA that signed the brokers' and MariaDB servers' certificates.
+	q CONFDR_TLS_CA "$TLS_CA"
+	# the administrator (inspection; the daemons take nothing it sends), then
+	# one URL per role (docs/security.md), and where their passwords are
 	q CONFDR_P1_AMQP_URL "$(amqp_url p1)"
 	q CONFDR_P2_AMQP_URL "$(amqp_url p2)"
+	for u in "${AMQP_ROLES[@]}"; do
+		q "CONFDR_P1_AMQP_URL_${u^^}" "$(amqp_url p1 "$u")"
+		q "CONFDR_P2_AMQP_URL_${u^^}" "$(amqp_url p2 "$u")"
+	done
+	q CONFDR_AMQP_SECRETS "$RUN/secrets"
+	# confdrctl as the operators' broker user
+	q CONFDR_AMQP_USER ops
+	q CONFDR_AMQP_PASSWORD_FILE "$RUN/secrets/amqp-ops.password"
 	q CONFDR_P1_REDIS "$(redis_hp redis-p1)"
 	q CONFDR_P2_REDIS "$(redis_hp redis-p2)"
 	q CONFDR_P1_REDIS_REPLICA "$(redis_hp redis-p1-replica)"
@@ -291,12 +308,16 @@ user = $d
 password_file = $SECRETS/zk-$d.password
 
 [amqp]
-user = confdr
-password_file = $RUN/secrets/amqp.password
+user = $d
+password_file = $RUN/secrets/amqp-$d.password
+# the CM simulator sets user_id: take no CM request without one
+anonymous_cm = false
+tls_ca = $TLS_CA
 
 [mysql]
 user = css
 password_file = $SECRETS/mysql-css.password
+tls_ca = $TLS_CA
 CONF
 	if [ "$d" = css ]; then
 		cat <<CONF
@@ -340,9 +361,8 @@ cmd_start() {
 	[ ${#missing[@]} = 0 ] || die "daemon binaries missing: ${missing[*]}"
 	# The daemons' passwords, in files only their owner reads (docs/configuration.md)
 	mkdir -p "$RUN/secrets" && chmod 700 "$RUN/secrets"
-	for p in amqp mysql; do
-		(umask 077 && printf 'confdr\n' >"$RUN/secrets/$p.password")
-	done
+	(umask 077 && printf 'confdr\n' >"$RUN/secrets/mysql.password")
+	for d in "${AMQP_ROLES[@]}"; do amqp_secret "$d" >/dev/null; done
 	for p in "${PLATFORMS[@]}"; do
 		mkdir -p "$RUN/$p"
 		for d in "${DAEMONS[@]}"; do
@@ -360,7 +380,7 @@ cmd_start() {
 		name=sim-$room p=${room%%-*}
 		if running "$name"; then continue; fi
 		spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$room" --count 4 --capacity 500 --vrs 1 \
-			--amqp "$(amqp_url "$p")" --state "$RUN/sims/$room.json" -q
+			--amqp "$(amqp_url "$p" mcu)" --state "$RUN/sims/$room.json" -q
 		started+=("$name")
 		say "started $name: 4 MCUs of room $room (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
 	done
@@ -482,7 +502,7 @@ demo_confs() {
 	done
 	for p in "${PLATFORMS[@]}"; do
 		say "demo: creating 200 conferences on $p through cmsim (the CM's requests to $p's css)"
-		"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_url "$p")" \
+		"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_url "$p" cm)" \
 			--domain "ud-$p-r1-a" --domain "ud-$p-r1-b" --domain "ud-$p-r2-a" --domain "ud-$p-r2-b" \
 			--count 200 --rate 200 --timeout 30 -q --json "$RUN/demo-$p.json" >&2 || bad=1
 		n=$(jq -r .acked "$RUN/demo-$p.json" 2>/dev/null || echo 0)
@@ -560,7 +580,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,71p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,73p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.
@@ -574,6 +594,11 @@ case ${1:-} in
 up) lock; cmd_up ;;
 status) shift; cmd_status "$@" ;;
 env) cmd_env ;;
+amqp-definitions)
+	# VHOST...: the broker users, their permissions on VHOSTs and the
+	# dead-letter bound, as a RabbitMQ definitions file (tests/ns.sh)
+	shift
+	rmq_definitions "$@" ;;
 rabbitmqctl)
 	# --on P: P's broker (multi-host; single-host has one, --on accepted and ignored)
 	shift

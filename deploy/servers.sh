@@ -40,6 +40,51 @@ check_server_name() {
 	die "unknown server '$1' (one of: ${SERVERS[*]})"
 }
 
+# ---------------------------------------------------------------- TLS
+
+# The sandbox's CA (run/tls/ca.pem, its key ca.key) and a certificate per
+# broker and MariaDB server (run/tls/NAME.pem, NAME.key), made when missing
+# with openssl: ECDSA P-256; the CA for 10 years, a server's for 2. A
+# server's certificate names its address as an IP and as a DNS name (the
+# AMQP client, librabbitmq 0.11, compares the host as text with the DNS
+# names only; MariaDB's checks the IP). Keys 0600. A CA already there (a
+# private server of tests/ns.sh gets the sandbox's) is kept; a server's
+# certificate for another address (another port base, layout) is made anew.
+tls_ca_make() {
+	local t=$RUN/tls
+	[ -s "$t/ca.pem" ] && [ -s "$t/ca.key" ] && return 0
+	command -v openssl >/dev/null || die "openssl is missing (package openssl; deploy/install-deps.sh installs it)"
+	mkdir -p "$t" && chmod 700 "$t"
+	(umask 077 && openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$t/ca.key.new" -out "$t/ca.pem.new" -days 3650 -subj "/O=confdr sandbox/CN=confdr sandbox CA" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign) >/dev/null 2>&1 ||
+		die "openssl could not make the sandbox's CA in $t"
+	chmod 644 "$t/ca.pem.new"
+	mv "$t/ca.key.new" "$t/ca.key" && mv "$t/ca.pem.new" "$t/ca.pem"
+	say "TLS: made the sandbox's CA $t/ca.pem"
+}
+# tls_server_cert NAME: NAME's certificate and key for its address.
+tls_server_cert() {
+	local name=$1 t=$RUN/tls a
+	a=$(addr_of "$name")
+	tls_ca_make
+	if [ -s "$t/$name.pem" ] && [ -s "$t/$name.key" ] &&
+		openssl x509 -in "$t/$name.pem" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:$a\(,\|\$\)" &&
+		openssl verify -CAfile "$t/ca.pem" "$t/$name.pem" >/dev/null 2>&1; then
+		return 0
+	fi
+	(umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$t/$name.key.new" \
+		-out "$t/$name.csr" -subj "/O=confdr sandbox/CN=$a" &&
+		openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -days 730 \
+			-out "$t/$name.pem.new" -extfile <(printf '%s\n' "subjectAltName=IP:$a,DNS:$a" \
+				"basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+				"extendedKeyUsage=serverAuth")) >/dev/null 2>&1 ||
+		die "openssl could not make the certificate of $name in $t"
+	chmod 644 "$t/$name.pem.new"
+	rm -f "$t/$name.csr"
+	mv "$t/$name.key.new" "$t/$name.key" && mv "$t/$name.pem.new" "$t/$name.pem"
+}
+
 # ---------------------------------------------------------------- processes
 
 # listener_pid NAME / listening NAME: who listens on NAME's port, on its host.
@@ -72,10 +117,11 @@ claim_port() {
 # /etc. AMQP on NAME's host address; epmd and the Erlang distribution on the
 # loopback of that host (in multi-host, the namespace's own 127.0.0.1).
 rmq_env() {
-	local d=$RUN/$1 a
-	a=$(addr_of "$1")
+	local d=$RUN/$1
 	export "$MARK=$RUN"
-	export RABBITMQ_NODENAME=confdr@localhost RABBITMQ_NODE_IP_ADDRESS=$a RABBITMQ_NODE_PORT=$AMQP_PORT
+	# No RABBITMQ_NODE_IP_ADDRESS / _PORT: they would open a plain AMQP
+	# listener; rabbitmq.conf has the TLS one.
+	export RABBITMQ_NODENAME=confdr@localhost
 	export RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=$HOST
 	export RABBITMQ_MNESIA_BASE=$d/mnesia RABBITMQ_LOG_BASE=$d/log RABBITMQ_LOGS=-
 	export RABBITMQ_CONFIG_FILE=$d/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$d/enabled_plugins
@@ -108,49 +154,109 @@ start_epmd() {
 	return 1
 }
 
-# confdr/confdr, password hashed as RabbitMQ's sha256 scheme: base64(salt || sha256(salt || password)).
-CONFDR_RMQ_HASH=kI3GCtabAP6RLDkpw/PBZERREHA0OOrThFYD2BPn4PeoPFuG
+# rmq_hash PASSWORD: RabbitMQ's sha256 password hash, base64(salt || sha256(salt || password)),
+# with a random 4-byte salt.
+rmq_hash() {
+	local salt hex
+	salt=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	hex=$({ printf "$(sed 's/../\\x&/g' <<<"$salt")"; printf '%s' "$1"; } | sha256sum | cut -c1-64)
+	printf "$(sed 's/../\\x&/g' <<<"$salt$hex")" | base64 -w0
+}
+
+# The broker's users (docs/security.md): one per role, each allowed only its
+# own queues and exchanges, plus confdr, the administrator (the operator's
+# and the tests' inspection; the daemons take nothing it sends). Per role:
+# configure, write, read, as RabbitMQ permission regexes. Each daemon
+# declares every exchange, the dead-letter queue and its own work queues
+# (docs/amqp.md): declaring a queue that dead-letters takes the right to read
+# it and to write to confdr.dlx, binding confdr.dead.q to confdr.dlx takes
+# write on the queue and read on the exchange. amq.gen-* are the
+# server-named reply and subscriber queues.
+RMQ_SHARED='confdr\.dlx|mau\.cmcmu\.ex|cmu\.mau\.ex|rms\.ntf\.ex|pms\.ntf\.ex|pms\.beat\.ex|modb\.notify\.ex|upu\.ntf\.ex|cdr\.alarm\.ex|cm\.ntf\.ex|confdr\.dead\.q'
+RMQ_GEN='amq\.gen-.*'
+RMQ_DEAD='confdr\.dlx|confdr\.dead\.q'
+RMQ_NOTICES='rms\.ntf\.ex|pms\.ntf\.ex|pms\.beat\.ex|modb\.notify\.ex|confdr\.dlx'
+declare -A RMQ_PERM=(
+	[css]="^($RMQ_SHARED|mau\.conf\.q|mau\.cmu\.q|bmc\.cdr\.q|$RMQ_GEN)\$ ^(amq\.default|mau\.cmcmu\.ex|cm\.ntf\.ex|upu\.ntf\.ex|cdr\.alarm\.ex|mau\.cmu\.q|$RMQ_DEAD|$RMQ_GEN)\$ ^(mau\.conf\.q|mau\.cmu\.q|bmc\.cdr\.q|cmu\.mau\.ex|$RMQ_NOTICES|$RMQ_GEN)\$"
+	[rms]="^($RMQ_SHARED|rms\.req\.q|rms\.res\.q|$RMQ_GEN)\$ ^(amq\.default|rms\.ntf\.ex|cdr\.alarm\.ex|$RMQ_DEAD|$RMQ_GEN)\$ ^(rms\.req\.q|rms\.res\.q|$RMQ_NOTICES|$RMQ_GEN)\$"
+	[pms]="^($RMQ_SHARED|pms\.req\.q|$RMQ_GEN)\$ ^(amq\.default|pms\.ntf\.ex|pms\.beat\.ex|cdr\.alarm\.ex|$RMQ_DEAD|$RMQ_GEN)\$ ^(pms\.req\.q|$RMQ_NOTICES|$RMQ_GEN)\$"
+	[mcu]="^($RMQ_GEN)\$ ^(amq\.default|cmu\.mau\.ex|$RMQ_GEN)\$ ^(mau\.cmcmu\.ex|rms\.ntf\.ex|$RMQ_GEN)\$"
+	[cm]="^($RMQ_GEN|cmsim\..*)\$ ^(amq\.default|$RMQ_GEN|cmsim\..*)\$ ^(cm\.ntf\.ex|$RMQ_GEN|cmsim\..*)\$"
+	[ops]="^($RMQ_GEN|cmsim\..*)\$ ^(amq\.default|$RMQ_GEN|cmsim\..*)\$ ^(confdr\.dead\.q|cdr\.alarm\.ex|cm\.ntf\.ex|upu\.ntf\.ex|$RMQ_NOTICES|$RMQ_GEN|cmsim\..*)\$"
+	[bmc]="^($RMQ_GEN)\$ ^(amq\.default|modb\.notify\.ex|$RMQ_GEN)\$ ^(bmc\.cdr\.q|$RMQ_GEN)\$"
+)
+# amqp_secret USER: the password of broker user USER, made (random) the
+# first time, in a file only its owner reads.
+amqp_secret() {
+	local f=$RUN/secrets/amqp-$1.password
+	if [ ! -s "$f" ]; then
+		mkdir -p "$RUN/secrets" && chmod 700 "$RUN/secrets"
+		(umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$f")
+	fi
+	head -1 "$f"
+}
+# rmq_definitions VHOST...: users, vhosts, permissions and policies for a
+# broker serving VHOSTs, as RabbitMQ's definitions JSON.
+rmq_definitions() {
+	local u users=() perms=() v c w r
+	for u in confdr "${AMQP_ROLES[@]}"; do
+		users+=("$(jq -nc --arg n "$u" --arg h "$(rmq_hash "$(amqp_secret "$u")")" --argjson admin "$([ "$u" = confdr ] && echo true || echo false)" \
+			'{name: $n, password_hash: $h, hashing_algorithm: "rabbit_password_hashing_sha256", tags: (if $admin then ["administrator"] else [] end)}')")
+	done
+	for v in "$@"; do
+		perms+=("$(jq -nc --arg v "$v" '{user: "confdr", vhost: $v, configure: ".*", write: ".*", read: ".*"}')")
+		for u in "${AMQP_ROLES[@]}"; do
+			read -r c w r <<<"${RMQ_PERM[$u]}"
+			perms+=("$(jq -nc --arg u "$u" --arg v "$v" --arg c "$c" --arg w "$w" --arg r "$r" \
+				'{user: $u, vhost: $v, configure: $c, write: $w, read: $r}')")
+		done
+	done
+	jq -n --argjson users "[$(IFS=,; echo "${users[*]}")]" --argjson perms "[$(IFS=,; echo "${perms[*]}")]" \
+		--argjson vhosts "$(printf '%s\n' "$@" | jq -R '{name: .}' | jq -s .)" \
+		--argjson policy "$RMQ_DEAD_POLICY" \
+		'{users: $users, vhosts: $vhosts, permissions: $perms,
+		  policies: [$vhosts[] | {vhost: .name, name: "confdr-dead-bound", pattern: "^confdr\\.dead\\.q$",
+		             "apply-to": "queues", priority: 0, definition: $policy}]}'
+}
 
 # The bound of confdr.dead.q: 100,000 messages, 7 days each, the oldest
 # dropped first.
 RMQ_DEAD_POLICY='{"max-length": 100000, "message-ttl": 604800000, "overflow": "drop-head"}'
 
 spawn_rabbitmq() {
-	local name=$1 d=$RUN/$1 bin vh perms policies
+	local name=$1 d=$RUN/$1 bin
 	mkdir -p "$d/home" "$d/mnesia" "$d/log"
 	if [ ! -s "$d/home/.erlang.cookie" ]; then
 		(umask 077 && head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F >"$d/home/.erlang.cookie")
 	fi
 	chmod 600 "$d/home/.erlang.cookie"
+	tls_server_cert "$name"
 	cat >"$d/rabbitmq.conf" <<CONF
 # written by deploy/sandbox.sh
 loopback_users = none
-listeners.tcp.default = $(addr_of "$name"):$AMQP_PORT
+# AMQP over TLS only (docs/security.md, TLS): no plain listener. Clients are
+# not asked for a certificate: they log in with a password, over TLS.
+listeners.tcp = none
+listeners.ssl.default = $(addr_of "$name"):$AMQP_PORT
+ssl_options.cacertfile = $RUN/tls/ca.pem
+ssl_options.certfile = $RUN/tls/$name.pem
+ssl_options.keyfile = $RUN/tls/$name.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
 load_definitions = $d/definitions.json
 disk_free_limit.absolute = 50MB
 log.console = true
 log.console.level = info
 log.file = false
 CONF
-	# Single-host: vhosts p1 and p2 on the one broker; multi-host: each platform's on its own.
-	vh=$(for v in $(rmq_vhosts "$name"); do printf '{"name": "%s"}\n' "$v"; done | paste -sd, -)
-	perms=$(for v in $(rmq_vhosts "$name"); do
-		printf '{"user": "confdr", "vhost": "%s", "configure": ".*", "write": ".*", "read": ".*"}\n' "$v"
-	done | paste -sd, -)
-	# The dead-letter queue is bounded (docs/amqp.md): a flood of refused
-	# messages cannot fill the broker's disk. A policy, not queue arguments:
-	# it can be changed on a live broker without declaring the queue anew.
-	policies=$(for v in $(rmq_vhosts "$name"); do
-		printf '{"vhost": "%s", "name": "confdr-dead-bound", "pattern": "^confdr\\\\.dead\\\\.q$", "apply-to": "queues", "priority": 0, "definition": %s}\n' \
-			"$v" "$RMQ_DEAD_POLICY"
-	done | paste -sd, -)
-	cat >"$d/definitions.json" <<JSON
-{"users": [{"name": "confdr", "password_hash": "$CONFDR_RMQ_HASH",
-            "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}],
- "vhosts": [$vh],
- "permissions": [$perms],
- "policies": [$policies]}
-JSON
+	# Single-host: vhosts p1 and p2 on the one broker; multi-host: each
+	# platform's on its own. The dead-letter queue is bounded (docs/amqp.md):
+	# a flood of refused messages cannot fill the broker's disk. A policy, not
+	# queue arguments: it can be changed on a live broker without declaring
+	# the queue anew.
+	(umask 077 && rmq_definitions $(rmq_vhosts "$name") >"$d/definitions.json") || die "RabbitMQ $name: definitions not written"
 	echo '[].' >"$d/enabled_plugins"
 	: >"$d/rabbitmq-env.conf"
 	echo '[].' >"$d/advanced.config"
@@ -162,17 +268,20 @@ rabbitmq_ok() { rmqctl "$1" await_startup --timeout 5; }
 # rmq_vhosts NAME: the vhosts broker NAME serves.
 rmq_vhosts() { if [ "$LAYOUT" = single ]; then echo "${PLATFORMS[*]}"; else echo "${1#rabbitmq-}"; fi; }
 setup_rabbitmq() {
-	# The definitions file made vhosts, user and permissions at boot; check, and
-	# repair with rabbitmqctl if not.
-	local name=$1 perms v
-	perms=$(rmqctl "$name" -q list_user_permissions confdr 2>/dev/null || true)
+	# The definitions file made vhosts, users and permissions at boot; check,
+	# and import it again if not.
+	local name=$1 perms v u missing=
 	for v in $(rmq_vhosts "$name"); do
-		grep -q "^${v}[[:space:]]" <<<"$perms" && continue
-		warn "RabbitMQ $name: permissions of confdr on vhost $v missing; creating them"
-		rmqctl "$name" -q list_vhosts | grep -qx "$v" || rmqctl "$name" -q add_vhost "$v" >/dev/null
-		rmqctl "$name" -q list_users | awk '{print $1}' | grep -qx confdr || rmqctl "$name" -q add_user confdr confdr >/dev/null
-		rmqctl "$name" -q set_permissions -p "$v" confdr '.*' '.*' '.*' >/dev/null
+		perms=$(rmqctl "$name" -q list_permissions -p "$v" 2>/dev/null || true)
+		for u in confdr "${AMQP_ROLES[@]}"; do
+			grep -q "^${u}[[:space:]]" <<<"$perms" || missing+=" $u@$v"
+		done
 	done
+	if [ -n "$missing" ]; then
+		warn "RabbitMQ $name: users or permissions missing ($missing); importing its definitions again"
+		rmqctl "$name" -q import_definitions "$RUN/$name/definitions.json" >/dev/null ||
+			warn "RabbitMQ $name: importing $RUN/$name/definitions.json failed"
+	fi
 	# a broker made before the bound: its policy set now (idempotent)
 	for v in $(rmq_vhosts "$name"); do
 		rmqctl "$name" -q list_policies -p "$v" 2>/dev/null | grep -q confdr-dead-bound && continue
@@ -318,8 +427,13 @@ spawn_mariadb() {
 			{ show_log "$name" 60; die "mariadb-install-db failed"; }
 		mv "$d/data.new" "$d/data"
 	fi
+	# TCP clients must use TLS (require_secure_transport; the socket, root's
+	# way in, counts as secure): docs/security.md, TLS.
+	tls_server_cert "$name"
 	spawn "$name" mariadbd --no-defaults --datadir="$d/data" --tmpdir="$d/tmp" --port="$MYSQL_PORT" --bind-address="$(addr_of "$name")" \
 		--socket="$d/mysql.sock" --user=root --pid-file="$d/mariadbd.pid" --skip-name-resolve \
+		--ssl-ca="$RUN/tls/ca.pem" --ssl-cert="$RUN/tls/$name.pem" --ssl-key="$RUN/tls/$name.key" \
+		--tls-version=TLSv1.2,TLSv1.3 --require-secure-transport=ON \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 		--innodb-buffer-pool-size=128M --max-connections=500
 }

@@ -4,6 +4,7 @@
 #include <confdr/loop.h>
 #include <confdr/mq.h>
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 
 #include <fcntl.h>
@@ -153,7 +154,18 @@ amqp_connection_state_t th_admin_open(const char *url)
 	if (cdr_mq_url_parse(url, &u, NULL, 0) < 0)
 		return NULL;
 	c = amqp_new_connection();
-	s = amqp_tcp_socket_new(c);
+	if (u.tls) {
+		/* As cdr_mq: the broker checked against $CONFDR_TLS_CA. */
+		s = th_env("CONFDR_TLS_CA") ? amqp_ssl_socket_new(c) : NULL;
+		if (s && amqp_ssl_socket_set_cacert(s, th_env("CONFDR_TLS_CA")) != AMQP_STATUS_OK)
+			s = NULL;
+		if (s) {
+			amqp_ssl_socket_set_verify_peer(s, 1);
+			amqp_ssl_socket_set_verify_hostname(s, 1);
+		}
+	} else {
+		s = amqp_tcp_socket_new(c);
+	}
 	ok = s && amqp_socket_open(s, u.host, u.port) == 0 &&
 	     amqp_login(c, u.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, u.user, u.password)
 			     .reply_type == AMQP_RESPONSE_NORMAL;

@@ -61,7 +61,8 @@ pid_t th_spawn(char *const argv[], const char *log, bool truncate);
 int th_stop(struct cdr_loop *loop, pid_t pid, int sig, unsigned ms);
 
 /* A connection with channel 1 open to the broker of url
- * ("amqp://user:pass@host:port/vhost"), or NULL. Close with th_admin_close. */
+ * ("amqp://user:pass@host:port/vhost"; amqps: TLS checked against
+ * $CONFDR_TLS_CA), or NULL. Close with th_admin_close. */
 amqp_connection_state_t th_admin_open(const char *url);
 void th_admin_close(amqp_connection_state_t c);
 

@@ -69,9 +69,11 @@ hosts = $CONFDR_ZK
 chroot = $chroot
 session_timeout = 4s
 [amqp]
-user = confdr
-password = confdr
+user = $2
+password_file = $CONFDR_AMQP_SECRETS/amqp-$2.password
+anonymous_cm = false
 heartbeat = 2s
+tls_ca = ${CONFDR_TLS_CA:-}
 $(t_redis_user "$2")
 [reconnect]
 min = 100ms

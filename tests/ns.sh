@@ -141,7 +141,7 @@ ns_remove() {
 
 # ns_create PRIVATE...: everything of namespace NAME; its env in $dir/env.
 ns_create() {
-	local s n db slot amqp r1 r2 r1r r2r p
+	local s n db slot amqp r1 r2 r1r r2r p u v secrets
 	mkdir -p "$run/ns" "$dir"
 	amqp=$(sed -n 's|.*@[^:]*:\([0-9]*\)/.*|\1|p' <<<"${CONFDR_P1_AMQP_URL:-}")
 	[ -n "$amqp" ] || die "CONFDR_P1_AMQP_URL ('${CONFDR_P1_AMQP_URL:-}') names no broker port"
@@ -149,6 +149,12 @@ ns_create() {
 	if [ $# -gt 0 ]; then
 		slot=$(claim slot $(seq 0 $((slots - 1)))) || exit 1
 		pbase=$((base + 300 + 20 * slot))
+		# Private servers get the sandbox's CA (CONFDR_TLS_CA stays good for
+		# them): their certificates are signed by it.
+		if [ -s "$run/tls/ca.key" ]; then
+			mkdir -p "$dir/servers/tls" && chmod 700 "$dir/servers/tls"
+			cp -p "$run/tls/ca.pem" "$run/tls/ca.key" "$dir/servers/tls/"
+		fi
 		for s in "$@"; do
 			sb_private "$dir/servers" "$pbase" server start "$s" >"$dir/servers.log" 2>&1 ||
 				{ cat "$dir/servers.log" >&2; die "$ns: private $s did not start"; }
@@ -159,12 +165,15 @@ ns_create() {
 			esac
 		done
 	fi
-	# RabbitMQ: the vhosts and confdr's permissions, in one import.
-	cat >"$dir/vhosts.json" <<JSON
-{"vhosts": [{"name": "$ns-p1"}, {"name": "$ns-p2"}],
- "permissions": [{"user": "confdr", "vhost": "$ns-p1", "configure": ".*", "write": ".*", "read": ".*"},
-                 {"user": "confdr", "vhost": "$ns-p2", "configure": ".*", "write": ".*", "read": ".*"}]}
-JSON
+	# RabbitMQ: the vhosts, the users of every role and their permissions
+	# there, as the sandbox's own (docs/security.md), in one import.
+	secrets=$run/secrets
+	if [ -e "$dir/private-rabbitmq" ]; then
+		secrets=$dir/servers/secrets
+		sb_private "$dir/servers" "$pbase" amqp-definitions "$ns-p1" "$ns-p2" >"$dir/vhosts.json"
+	else
+		"$CONFDR_SANDBOX" amqp-definitions "$ns-p1" "$ns-p2" >"$dir/vhosts.json"
+	fi || die "$ns: the broker's definitions for $ns-p1, $ns-p2 not made"
 	rmq import_definitions "$dir/vhosts.json" >/dev/null || die "$ns: creating vhosts $ns-p1, $ns-p2 failed"
 	# Redis: a database index of its own, emptied.
 	n=$(rcli "$CONFDR_P1_REDIS" CONFIG GET databases | sed -n 2p)
@@ -204,11 +213,17 @@ JSON
 		q CONFDR_NS_ENDPOINTS "$dir/endpoints.json"
 		q CONFDR_ZK_CHROOT "/ns-$ns"
 		for p in p1 p2; do
-			q "CONFDR_${p^^}_AMQP_URL" "amqp://confdr:confdr@$host:$amqp/$ns-$p"
+			for u in confdr css rms pms mcu cm ops bmc; do
+				v=CONFDR_${p^^}_AMQP_URL
+				[ $u = confdr ] || v=${v}_${u^^}
+				q "$v" "${CONFDR_P1_AMQP_URL%%://*}://$u:$(head -1 "$secrets/amqp-$u.password")@$host:$amqp/$ns-$p"
+			done
 			q "CONFDR_${p^^}_VHOST" "$ns-$p"
 			q "CONFDR_${p^^}_REDIS_DB" "$db"
 			q "CONFDR_${p^^}_MYSQL_DB" "confdr_${ns}_$p"
 		done
+		q CONFDR_AMQP_SECRETS "$secrets"
+		q CONFDR_AMQP_PASSWORD_FILE "$secrets/amqp-ops.password"
 		q CONFDR_P1_REDIS "$r1"
 		q CONFDR_P1_REDIS_REPLICA "$r1r"
 		if [ -d "$dir/servers" ]; then

@@ -20,6 +20,7 @@ struct cdr_msg_error;
 struct cdr_bus {
 	struct cdr_daemon *d;
 	char src[160];
+	const char *alarm_type; /* the daemon's alarm: "mau_all_alarm_ntf" (css), "<daemon>_all_alarm_ntf" */
 	uint64_t seq;
 	uint64_t not_sent; /* publishes that failed (no broker, encoding) */
 };
@@ -61,6 +62,26 @@ json_t *cdr_bus_nack_body(const char *reason, const char *detail);
 void cdr_bus_refuse(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *queue, const struct cdr_msg_error *err,
 		    const char *fallback_type);
 
+/* ---- who may send what ----
+ *
+ * Every message names its sender twice: "src" in the envelope, which anyone
+ * can write, and the AMQP user_id, which RabbitMQ checks against the
+ * connection's user. Only the second counts. A broker user belongs to the
+ * role its name begins with, up to the first '-' ("css", "rms-p1" and
+ * "mcu-p1-r2-7" are css, rms and mcu): css, rms, pms, mcu, vrs, cm, bmc, ops.
+ * A message type may be sent by one role (struct cdr_handler's from):
+ * "ctl" by ops, "vrs" by vrs or mcu (one simulator or box runs both), "any"
+ * by every user; several roles are written "ctl|pms". A CM request without user_id is taken when anonymous_cm
+ * (the fixed CM contract sets none); every other message needs one. */
+
+/* The role of broker user user into role (len bytes; "" when user is NULL or
+ * empty). */
+void cdr_sender_role(const char *user, char *role, size_t len);
+
+/* Whether user (NULL: none) may send a message of a handler whose from is
+ * from; when not, why says so in a sentence for the log and the NACK. */
+bool cdr_sender_allowed(const char *from, const char *user, bool anonymous_cm, char *why, size_t len);
+
 /* ---- a daemon's messages on one queue, as a table ----
  *
  * Each queue a daemon consumes has a table: message type -> handler, with
@@ -69,7 +90,10 @@ void cdr_bus_refuse(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *q
  * delivery the same path: requeued for the active instance when this one
  * does not serve; refused when it cannot be read (cdr_bus_refuse); NACKed
  * bad_request when it is a request of a type nobody handles, dead-lettered
- * when it is anything else unknown; otherwise handed to its handler. */
+ * when it is anything else unknown; refused when its broker user may not
+ * send it (cdr_sender_allowed: a request NACKed "forbidden", anything else
+ * dead-lettered; counted, logged and alarmed at powers of two; only logged
+ * when [amqp] check_senders is off); otherwise handed to its handler. */
 
 enum {
 	CDR_H_REQUEST = 1 << 0, /* a request: the handler answers it exactly once (which acks the delivery) */
@@ -81,7 +105,8 @@ enum {
 struct cdr_handler {
 	const char *type;
 	unsigned flags;
-	const char *from; /* who may send it: "cm", "mcu", "vrs", "css", "pms", "rms", "ctl" (operators), "bmc" */
+	const char *from; /* who may send it: "cm", "mcu", "vrs", "css", "pms", "rms", "ctl" (operators), "bmc",
+			     "any" (above: checked by cdr_dispatch against the AMQP user_id) */
 	void (*fn)(void *server, struct cdr_mq_delivery *dl, struct cdr_msg *m);
 };
 
@@ -110,6 +135,7 @@ enum cdr_dispatch_result {
 	CDR_DISPATCH_REQUEUED,	 /* not serving */
 	CDR_DISPATCH_UNREADABLE, /* refused: not a message */
 	CDR_DISPATCH_UNKNOWN,	 /* no handler for its type: NACKed bad_request or dead-lettered */
+	CDR_DISPATCH_FORBIDDEN,	 /* its sender may not send it: NACKed forbidden or dead-lettered */
 };
 
 /* The handler for type in t, or NULL. */

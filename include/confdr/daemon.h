@@ -52,6 +52,9 @@ struct cdr_daemon_conf {
 	char *amqp_password_file;
 	uint64_t amqp_heartbeat_ms;
 	int64_t amqp_prefetch;
+	bool amqp_check_senders; /* refuse a message its sender's broker user may not send (bus.h) */
+	bool amqp_anonymous_cm;	 /* take CM requests without user_id (the fixed CM contract sets none) */
+	char *amqp_tls_ca;	 /* "": plain AMQP; else amqps with this CA (made absolute at load) */
 	uint64_t reconnect_min_ms;
 	uint64_t reconnect_max_ms;
 
@@ -68,6 +71,7 @@ struct cdr_daemon_conf {
 	char *mysql_migrations_user; /* "" = mysql_user */
 	char *mysql_migrations_password;
 	char *mysql_migrations_password_file;
+	char *mysql_tls_ca; /* "": plain; else TLS with this CA (made absolute at load) */
 };
 
 /* The table behind struct cdr_daemon_conf (ended by a NULL name). */
@@ -80,8 +84,9 @@ extern const struct cdr_conf_key cdr_daemon_conf_keys[];
 int cdr_secret_read(const char *path, const char *conf_path, char **ret, char *err, size_t errlen);
 
 /* After a config file is loaded: each password_file read into its password
- * (a password in the file too is an error). 0, or -EINVAL and the reason in
- * err. *warn: set when the file itself holds a password and others may read
+ * (a password in the file too is an error); each tls_ca made absolute
+ * (relative: to the directory of conf_path) and checked readable. 0, or
+ * -EINVAL and the reason in err. *warn: set when the file itself holds a password and others may read
  * it (logged by the caller: password_file is the remedy). */
 int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen);
 
@@ -167,6 +172,10 @@ bool cdr_daemon_acting(struct cdr_daemon *d);
 /* How many stalls made the instance confirm its session. */
 uint64_t cdr_daemon_stalls(const struct cdr_daemon *d);
 int64_t cdr_daemon_epoch(struct cdr_daemon *d);
+
+/* A message refused for its sender (bus.h, cdr_dispatch): counted, and the
+ * count shown as "senders_refused" in the liveness node. Returns the count. */
+uint64_t cdr_daemon_sender_refused(struct cdr_daemon *d);
 
 /* The service domain's topology, followed: read from ZooKeeper on
  * cdr_topo_follow_fetch (say, once the session is up), again every

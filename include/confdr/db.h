@@ -31,6 +31,10 @@ struct cdr_db_opts {
 	cdr_db_state_fn on_state;		     /* may be NULL */
 	void *arg;
 	unsigned max_queue; /* jobs waiting at most; 0 = 100000 */
+	/* CA bundle (PEM file): when set, the connection is TLS (the client
+	 * refuses a server without it) and the server's certificate must be
+	 * signed by one of its CAs and name host; NULL or "": plain. */
+	const char *tls_ca;
 };
 
 /* What a job produced; borrowed for the duration of the callback.

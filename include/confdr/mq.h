@@ -22,19 +22,21 @@
 struct cdr_loop;
 struct cdr_mq;
 
-/* A broker address, parsed from "amqp://user:pass@host:port/vhost". */
+/* A broker address, parsed from "amqp://user:pass@host:port/vhost" or
+ * "amqps://..." (TLS). */
 struct cdr_mq_url {
 	char *user;	/* default "guest" */
 	char *password; /* default "guest" */
 	char *host;	/* default "localhost"; IPv6 literals without brackets */
 	char *vhost;	/* percent-decoded; default "/" when the URL has no path */
-	uint16_t port;	/* default 5672 */
+	uint16_t port;	/* default 5672, 5671 for amqps */
+	bool tls;	/* amqps */
 };
 
 /* Parses url into *ret (its strings owned by *ret; release them with
  * cdr_mq_url_clear). Follows RabbitMQ's URI spec: user, password and vhost
  * are percent-decoded, "amqp://h" means vhost "/", "amqp://h/" means vhost "".
- * Refused with -EINVAL: another scheme (amqps: no TLS here), a port outside
+ * Refused with -EINVAL: another scheme than amqp or amqps, a port outside
  * 1..65535, a bad %-escape, a path of more than one segment, a query or
  * fragment, spaces or control characters. On error a reason is written to
  * err (if not NULL) and *ret is untouched. Returns 0, -EINVAL or -ENOMEM. */
@@ -58,13 +60,21 @@ struct cdr_mq_opts {
 	size_t max_pending;			     /* published but not yet confirmed; 0 = default 65536 */
 	cdr_mq_state_fn on_state;		     /* may be NULL */
 	void *arg;				     /* for on_state */
+	/* CA bundle (PEM file) for an amqps URL, required with one: the broker's
+	 * certificate must be signed by one of its CAs and name the URL's host
+	 * among its DNS names (librabbitmq compares text: an address must be
+	 * listed as a DNS name too, docs/amqp.md); TLS 1.2 or later.
+	 * Not used for amqp. Read at each connection; copied. A failed
+	 * handshake or check is a failed connection: on_state(false, why) and
+	 * the back-off. */
+	const char *tls_ca;
 };
 
 /* Creates the handle and its I/O thread, which connects in the background
  * (never blocking the loop) and re-connects with back-off for ever. Until
  * connected, publishes are queued. Returns 0, -EINVAL (bad options or URL:
- * cdr_mq_url_parse tells why), -ENOMEM, or a -errno from pthread/eventfd.
- * *ret is written only on success. */
+ * cdr_mq_url_parse tells why; an amqps URL without tls_ca), -ENOMEM, or a
+ * -errno from pthread/eventfd. *ret is written only on success. */
 int cdr_mq_new(struct cdr_loop *loop, const struct cdr_mq_opts *opts, struct cdr_mq **ret);
 
 /* Stops gracefully: cancels the consumers, publishes what is queued and waits
@@ -108,6 +118,12 @@ int cdr_mq_bind(struct cdr_mq *mq, const char *queue, const char *exchange, cons
 /* Declares the whole topology of the design's section 4 (docs/amqp.md lists
  * every exchange, queue, type and binding). Returns 0 or -ENOMEM. */
 int cdr_mq_declare_design(struct cdr_mq *mq);
+
+/* The part of it daemon ("css", "rms" or "pms") declares: every exchange and
+ * the dead-letter queue, and the work queues it consumes (css also
+ * bmc.cdr.q, which it writes). The broker user of a role may declare no
+ * more (docs/security.md). NULL: the whole design. */
+int cdr_mq_declare_design_for(struct cdr_mq *mq, const char *daemon);
 
 /* Names of the design topology, for publishers and consumers. */
 #define CDR_MQ_MAU_CONF_Q     "mau.conf.q"
@@ -170,6 +186,11 @@ struct cdr_mq_delivery {
 	const char *message_id;
 	const char *content_type;
 	const char *type;
+	/* The broker user that published it (AMQP user_id). RabbitMQ refuses a
+	 * publish whose user_id is not its connection's user, and every
+	 * cdr_mq publish sets it, so it names the sender; NULL when the
+	 * publisher set none. */
+	const char *user_id;
 	unsigned delivery_mode; /* 1 transient, 2 persistent, 0 when the publisher set none */
 	bool redelivered;
 	size_t oversize; /* > 0: a body of this many bytes, more than max_body: not read (body "", len 0) */

@@ -16,6 +16,9 @@ void cdr_bus_init(struct cdr_bus *b, struct cdr_daemon *d, const char *daemon, c
 	memset(b, 0, sizeof(*b));
 	b->d = d;
 	snprintf(b->src, sizeof(b->src), "%s-%s", daemon, platform);
+	b->alarm_type = !strcmp(daemon, "css")	 ? "mau_all_alarm_ntf"
+			: !strcmp(daemon, "rms") ? "rms_all_alarm_ntf"
+						 : "pms_all_alarm_ntf";
 }
 
 void cdr_bus_next_id(struct cdr_bus *b, int64_t epoch, char *buf, size_t len)
@@ -117,6 +120,116 @@ void cdr_bus_refuse(struct cdr_bus *b, struct cdr_mq_delivery *dl, const char *q
 	}
 }
 
+void cdr_sender_role(const char *user, char *role, size_t len)
+{
+	size_t n = user ? strcspn(user, "-") : 0;
+
+	if (!len)
+		return;
+	if (n >= len)
+		n = len - 1;
+	memcpy(role, user ? user : "", n);
+	role[n] = '\0';
+}
+
+/* Whether role may send what sender one (n bytes of a handler's from) may. */
+static bool role_is(const char *one, size_t n, const char *role)
+{
+	if (n == 3 && !strncmp(one, "ctl", 3))
+		return !strcmp(role, "ops");
+	if (n == 3 && !strncmp(one, "vrs", 3) && !strcmp(role, "mcu"))
+		return true;
+	return strlen(role) == n && !strncmp(one, role, n);
+}
+
+/* from as roles, for a sentence: "ctl" is ops, "vrs" also mcu. */
+static void roles_text(const char *from, char *out, size_t len)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (const char *p = from; *p && o < len;) {
+		size_t n = strcspn(p, "|");
+		const char *name = n == 3 && !strncmp(p, "ctl", 3)   ? "ops"
+				   : n == 3 && !strncmp(p, "vrs", 3) ? "vrs or mcu"
+								     : NULL;
+
+		o += (size_t)snprintf(out + o, len - o, "%s%.*s", o ? " or " : "", name ? (int)strlen(name) : (int)n,
+				      name ? name : p);
+		p += n + (p[n] == '|');
+	}
+}
+
+bool cdr_sender_allowed(const char *from, const char *user, bool anonymous_cm, char *why, size_t len)
+{
+	char role[64], roles[128];
+
+	if (!strcmp(from, "any"))
+		return true;
+	roles_text(from, roles, sizeof(roles));
+	if (!user || !*user) {
+		for (const char *p = from; anonymous_cm && *p;) {
+			size_t n = strcspn(p, "|");
+
+			if (n == 2 && !strncmp(p, "cm", 2))
+				return true;
+			p += n + (p[n] == '|');
+		}
+		snprintf(why, len, "it carries no user_id; only broker users of role %s may send it", roles);
+		return false;
+	}
+	cdr_sender_role(user, role, sizeof(role));
+	for (const char *p = from; *p;) {
+		size_t n = strcspn(p, "|");
+
+		if (role_is(p, n, role))
+			return true;
+		p += n + (p[n] == '|');
+	}
+	snprintf(why, len, "broker user %s (role %s) may not send it; only role %s may", user, *role ? role : "none",
+		 roles);
+	return false;
+}
+
+/* A message its sender may not send: refused (a request NACKed forbidden,
+ * anything else dead-lettered), counted, logged and alarmed the first times
+ * and then at powers of two. True when it was refused; false when
+ * check_senders is off and it goes on to its handler. */
+static bool refuse_sender(const struct cdr_dispatch *t, struct cdr_bus *b, const struct cdr_handler *h,
+			  struct cdr_mq_delivery *dl, const struct cdr_msg *m)
+{
+	const struct cdr_daemon_conf *cf = b->d ? cdr_daemon_conf(b->d) : NULL;
+	bool check = !cf || cf->amqp_check_senders, anon = cf ? cf->amqp_anonymous_cm : true;
+	const char *plat = strchr(b->src, '-');
+	char why[300], detail[400];
+	uint64_t k;
+
+	if (cdr_sender_allowed(h->from, dl->user_id, anon, why, sizeof(why)))
+		return false;
+	snprintf(detail, sizeof(detail), "%s %s from %s: %s", cdr_msg_type(m), cdr_msg_id(m), cdr_msg_src(m), why);
+	k = b->d ? cdr_daemon_sender_refused(b->d) : 1;
+	if ((k & (k - 1)) == 0) {
+		cdr_warn("%s: %s %s (%" PRIu64 " refused for their sender so far)", t->queue,
+			 check ? "refused" : "would refuse (check_senders off)", detail, k);
+		if (b->d && b->alarm_type)
+			cdr_bus_publish(b, NULL, CDR_MQ_ALARM_EX, "", b->alarm_type, NULL, cdr_daemon_epoch(b->d),
+					json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "severity", "major", "kind",
+						  "forged_sender", "target", dl->user_id ? dl->user_id : "(none)",
+						  "platform", plat ? plat + 1 : b->src, "detail", detail, "epoch",
+						  (json_int_t)cdr_daemon_epoch(b->d)),
+					false, NULL, NULL);
+	}
+	if (!check)
+		return false;
+	if ((h->flags & CDR_H_REQUEST) && dl->reply_to)
+		cdr_bus_answer(b, dl, m, false,
+			       t->nack_body ? t->nack_body(m, "forbidden", why) : cdr_bus_nack_body("forbidden", why),
+			       false);
+	else
+		cdr_mq_nack(dl, false); /* dead-lettered: kept for an operator */
+	return true;
+}
+
 const struct cdr_handler *cdr_dispatch_find(const struct cdr_dispatch *t, const char *type)
 {
 	const struct cdr_handler *h;
@@ -178,6 +291,10 @@ enum cdr_dispatch_result cdr_dispatch(const struct cdr_dispatch *t, struct cdr_m
 			cdr_mq_nack(dl, false); /* dead-lettered */
 		cdr_msg_free(m);
 		return CDR_DISPATCH_UNKNOWN;
+	}
+	if (refuse_sender(t, b, h, dl, m)) {
+		cdr_msg_free(m);
+		return CDR_DISPATCH_FORBIDDEN;
 	}
 	if (t->before && t->before(server, h, dl, m)) {
 		cdr_msg_free(m);

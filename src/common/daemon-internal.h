@@ -56,6 +56,7 @@ struct cdr_daemon {
 	bool confirming;
 	int64_t suspect_session;
 	uint64_t stalls;
+	uint64_t senders_refused; /* messages refused for their sender (cdr_dispatch) */
 };
 
 int daemon_run(struct cdr_daemon *d);

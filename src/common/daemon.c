@@ -172,11 +172,23 @@ static char *live_json(struct cdr_daemon *d)
 	json_object_set_new(o, "zookeeper", json_string("up"));
 	if (d->stats)
 		json_object_set_new(o, "stats", json_loads(d->stats, 0, NULL));
+	json_object_set_new(o, "senders_refused", json_integer((json_int_t)d->senders_refused));
 	json_object_set_new(o, "since", json_integer((json_int_t)d->started_wall_ms));
 	json_object_set_new(o, "updated", json_integer((json_int_t)cdr_wall_ms()));
 	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return s;
+}
+
+uint64_t cdr_daemon_sender_refused(struct cdr_daemon *d)
+{
+	uint64_t k = ++d->senders_refused;
+
+	/* shown at once the first times, then at powers of two: a flood of
+	 * forgeries does not become a flood of ZooKeeper writes */
+	if ((k & (k - 1)) == 0)
+		daemon_live_changed(d);
+	return k;
 }
 
 void cdr_daemon_set_stats(struct cdr_daemon *d, json_t *stats)

@@ -51,6 +51,13 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "AMQP heartbeat interval"),
 	K("amqp", "prefetch", CDR_CONF_INT, amqp_prefetch, "256", 1, 65535, NULL, NULL,
 	  "unacknowledged deliveries per consumer"),
+	K("amqp", "check_senders", CDR_CONF_BOOL, amqp_check_senders, "true", 0, 0, NULL, NULL,
+	  "refuse a message whose broker user (user_id) may not send its type; false: log it only"),
+	K("amqp", "anonymous_cm", CDR_CONF_BOOL, amqp_anonymous_cm, "true", 0, 0, NULL, NULL,
+	  "take CM requests that carry no user_id (the fixed CM contract sets none)"),
+	K("amqp", "tls_ca", CDR_CONF_STR, amqp_tls_ca, "", 0, 0, NULL, NULL,
+	  "CA bundle (PEM): connect with TLS (amqps) and check the broker's certificate and name; empty: plain "
+	  "AMQP (relative: to this file's directory)"),
 	K("reconnect", "min", CDR_CONF_MS, reconnect_min_ms, "200ms", 10, 60000, NULL, NULL,
 	  "first re-connection delay"),
 	K("reconnect", "max", CDR_CONF_MS, reconnect_max_ms, "10s", 100, 600000, NULL, NULL,
@@ -78,6 +85,9 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "migrations_user's password (better: migrations_password_file)"),
 	K("mysql", "migrations_password_file", CDR_CONF_STR, mysql_migrations_password_file, "", 0, 0, NULL, NULL,
 	  "file holding migrations_user's password, not readable by others (relative: to this file's directory)"),
+	K("mysql", "tls_ca", CDR_CONF_STR, mysql_tls_ca, "", 0, 0, NULL, NULL,
+	  "CA bundle (PEM): connect with TLS and check the server's certificate and name; empty: plain "
+	  "(relative: to this file's directory)"),
 	{ NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -160,6 +170,39 @@ static int secret_key(const char *section, char **password, const char *def, con
 	return 0;
 }
 
+/* One tls_ca key: made absolute (relative to the config file's directory)
+ * and checked readable now, so a wrong path is a config error, not a link
+ * that never comes up. */
+static int ca_key(const char *section, char **path, const char *conf_path, char *err, size_t errlen)
+{
+	const char *slash = conf_path ? strrchr(conf_path, '/') : NULL;
+	char full[PATH_MAX], *dup;
+	int n;
+
+	if (!*path || !**path)
+		return 0;
+	if (**path != '/' && slash)
+		n = snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - conf_path), conf_path, *path);
+	else
+		n = snprintf(full, sizeof(full), "%s", *path);
+	if (n < 0 || (size_t)n >= sizeof(full)) {
+		snprintf(err, errlen, "[%s] tls_ca: %s: path too long", section, *path);
+		return -EINVAL;
+	}
+	if (access(full, R_OK) < 0) {
+		snprintf(err, errlen, "[%s] tls_ca: %s: %s", section, full, strerror(errno));
+		return -EINVAL;
+	}
+	dup = strdup(full);
+	if (!dup) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	free(*path);
+	*path = dup;
+	return 0;
+}
+
 int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen)
 {
 	struct stat st;
@@ -178,7 +221,9 @@ int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, b
 	    secret_key("zookeeper", &cf->zk_password, "", cf->zk_password_file, conf_path, err, errlen) < 0 ||
 	    secret_key("redis", &cf->redis_password, "", cf->redis_password_file, conf_path, err, errlen) < 0 ||
 	    secret_key("mysql", &cf->mysql_migrations_password, "", cf->mysql_migrations_password_file, conf_path, err,
-		       errlen) < 0)
+		       errlen) < 0 ||
+	    ca_key("amqp", &cf->amqp_tls_ca, conf_path, err, errlen) < 0 ||
+	    ca_key("mysql", &cf->mysql_tls_ca, conf_path, err, errlen) < 0)
 		return -EINVAL;
 	/* A user without a password is a mistake, not "none" (Redis takes a
 	 * password alone: the default user's). */

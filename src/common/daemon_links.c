@@ -181,7 +181,7 @@ static int amqp_url(const struct cdr_daemon_conf *cf, const char *host, int port
 	url_encode(cf->amqp_user, user, sizeof(user));
 	url_encode(cf->amqp_password, pass, sizeof(pass));
 	url_encode(vhost ? vhost : "/", vh, sizeof(vh));
-	n = snprintf(url, len, "amqp://%s:%s@%s:%d/%s", user, pass, host, port, vh);
+	n = snprintf(url, len, "%s://%s:%s@%s:%d/%s", *cf->amqp_tls_ca ? "amqps" : "amqp", user, pass, host, port, vh);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
@@ -208,6 +208,7 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 		daemon_set_link(d, LINK_AMQP, false, "endpoint changed");
 	}
 	o.url = url;
+	o.tls_ca = cf->amqp_tls_ca;
 	o.name = d->ops->name;
 	o.heartbeat_s = (unsigned)(cf->amqp_heartbeat_ms / 1000);
 	o.reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
@@ -219,8 +220,9 @@ static void apply_mq(struct cdr_daemon *d, const char *host, int port, const cha
 		cdr_err("amqp: cannot create a client for %s:%d/%s: %s", host, port, vhost, strerror(-r));
 		return;
 	}
-	cdr_info("amqp: connecting to %s:%d vhost %s as %s", host, port, vhost, cf->amqp_user);
-	cdr_mq_declare_design(d->mq);
+	cdr_info("amqp: connecting to %s:%d vhost %s as %s%s", host, port, vhost, cf->amqp_user,
+		 *cf->amqp_tls_ca ? " over TLS" : "");
+	cdr_mq_declare_design_for(d->mq, d->ops->name);
 }
 
 static void apply_redis(struct cdr_daemon *d, const char *host, int port, int db)
@@ -316,6 +318,7 @@ static void fill_db_opts(struct cdr_daemon *d, struct cdr_db_opts *o, const char
 	o->password = cf->mysql_password;
 	o->database = database;
 	o->connect_timeout_ms = (unsigned)cf->mysql_connect_timeout_ms;
+	o->tls_ca = cf->mysql_tls_ca;
 	o->reconnect_min_ms = (unsigned)cf->reconnect_min_ms;
 	o->reconnect_max_ms = (unsigned)cf->reconnect_max_ms;
 	o->on_state = on_db_state;

@@ -57,6 +57,7 @@ struct cached_stmt {
 struct cdr_db {
 	struct cdr_loop *loop;
 	char *host, *user, *password, *database;
+	char *tls_ca; /* NULL: plain */
 	int port;
 	unsigned connect_timeout_ms;
 	cdr_db_state_fn on_state;
@@ -173,22 +174,30 @@ static MYSQL *open_conn(const struct cdr_db_opts *o, char *err, size_t errlen, b
 	 * state (an open transaction, prepared statements). */
 	mysql_options(c, MYSQL_OPT_RECONNECT, &reconnect);
 	mysql_options(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if (o->tls_ca && *o->tls_ca) {
+		my_bool verify = 1;
+		mysql_options(c, MYSQL_OPT_SSL_CA, o->tls_ca);
+		mysql_options(c, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+		mysql_options(c, MARIADB_OPT_TLS_VERSION, "TLSv1.2,TLSv1.3");
+	}
 	if (!mysql_real_connect(c, o->host, o->user, o->password, o->database, (unsigned)o->port, NULL,
 				multi ? CLIENT_MULTI_STATEMENTS : 0)) {
-		snprintf(err, errlen, "cannot connect to %s:%d/%s: %s", o->host, o->port,
-			 o->database ? o->database : "", mysql_error(c));
+		snprintf(err, errlen, "cannot connect to %s:%d/%s%s: %s", o->host, o->port,
+			 o->database ? o->database : "", o->tls_ca && *o->tls_ca ? " (TLS)" : "", mysql_error(c));
 		mysql_close(c);
 		return NULL;
 	}
 	return c;
 }
 
-/* Errors after which the connection is unusable. */
+/* Errors after which the connection is unusable. Over TLS a connection the
+ * server ends reads as a TLS error ("unexpected eof while reading"). */
 static bool lost(unsigned code)
 {
 	return code == CR_SERVER_GONE_ERROR || code == CR_SERVER_LOST || code == CR_SERVER_LOST_EXTENDED ||
 	       code == CR_CONN_HOST_ERROR || code == CR_CONNECTION_ERROR || code == ER_CONNECTION_KILLED ||
-	       code == ER_SERVER_SHUTDOWN || code == CR_ERR_NET_READ || code == CR_ERR_NET_WRITE;
+	       code == ER_SERVER_SHUTDOWN || code == CR_ERR_NET_READ || code == CR_ERR_NET_WRITE ||
+	       code == CR_SSL_CONNECTION_ERROR;
 }
 
 /* Sleeps ms unless asked to stop; returns whether to stop. A job queued
@@ -240,7 +249,8 @@ static bool ensure_conn(struct cdr_db *db)
 				 .user = db->user,
 				 .password = db->password,
 				 .database = db->database,
-				 .connect_timeout_ms = db->connect_timeout_ms };
+				 .connect_timeout_ms = db->connect_timeout_ms,
+				 .tls_ca = db->tls_ca };
 	char err[512];
 
 	if (db->conn && cdr_now_ms() - db->last_used_ms > IDLE_PING_MS && mysql_ping(db->conn) != 0) {
@@ -641,6 +651,7 @@ static void db_release(struct cdr_db *db)
 	free(db->user);
 	free(db->password);
 	free(db->database);
+	free(db->tls_ca);
 	free(db);
 }
 
@@ -662,6 +673,7 @@ int cdr_db_new(struct cdr_loop *loop, const struct cdr_db_opts *o, struct cdr_db
 	db->user = strdup(o->user);
 	db->password = strdup(o->password ? o->password : "");
 	db->database = strdup(o->database);
+	db->tls_ca = o->tls_ca && *o->tls_ca ? strdup(o->tls_ca) : NULL;
 	db->port = o->port;
 	db->connect_timeout_ms = o->connect_timeout_ms;
 	db->on_state = o->on_state;
@@ -675,7 +687,7 @@ int cdr_db_new(struct cdr_loop *loop, const struct cdr_db_opts *o, struct cdr_db
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&db->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (!db->host || !db->user || !db->password || !db->database) {
+	if (!db->host || !db->user || !db->password || !db->database || (o->tls_ca && *o->tls_ca && !db->tls_ca)) {
 		db_release(db);
 		return -ENOMEM;
 	}

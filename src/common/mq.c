@@ -8,6 +8,7 @@
 #include "confdr/loop.h"
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <ctype.h>
 #include <errno.h>
@@ -109,6 +110,7 @@ void cdr_mq_url_clear(struct cdr_mq_url *u)
 int cdr_mq_url_parse(const char *url, struct cdr_mq_url *ret, char *err, size_t errlen)
 {
 	struct cdr_mq_url u = { .port = 5672 };
+	size_t skip = 7;
 	const char *rest, *slash, *at, *hp, *hend, *colon, *p;
 	int r;
 
@@ -117,13 +119,16 @@ int cdr_mq_url_parse(const char *url, struct cdr_mq_url *ret, char *err, size_t 
 	for (p = url; *p; p++)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return url_fail(err, errlen, "space or control character in URL");
-	if (strncasecmp(url, "amqps://", 8) == 0)
-		return url_fail(err, errlen, "amqps (TLS) is not supported");
-	if (strncasecmp(url, "amqp://", 7) != 0)
-		return url_fail(err, errlen, "URL must start with amqp://");
+	if (strncasecmp(url, "amqps://", 8) == 0) {
+		u.tls = true;
+		u.port = 5671;
+		skip = 8;
+	} else if (strncasecmp(url, "amqp://", 7) != 0) {
+		return url_fail(err, errlen, "URL must start with amqp:// or amqps://");
+	}
 	if (strpbrk(url, "?#"))
 		return url_fail(err, errlen, "query or fragment in URL is not supported");
-	rest = url + 7;
+	rest = url + skip;
 	slash = strchr(rest, '/');
 	if (!slash)
 		slash = rest + strlen(rest);
@@ -279,7 +284,7 @@ struct delivery {
 	struct consumer *consumer;  /* NULL for a reply */
 	uint64_t gen, tag;
 	bool live;
-	char *strs[7];
+	char *strs[8];
 	void *body;
 };
 TAILQ_HEAD(delivery_list, delivery);
@@ -304,6 +309,7 @@ struct state_ev {
 struct cdr_mq {
 	struct cdr_loop *loop;
 	struct cdr_mq_url url;
+	char *tls_ca; /* CA bundle for amqps, NULL for amqp */
 	char *name;
 	unsigned heartbeat_s, prefetch;
 	size_t max_body, max_pending;
@@ -379,6 +385,13 @@ static void set_why(struct cdr_mq *mq, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(mq->why, sizeof(mq->why), fmt, ap);
 	va_end(ap);
+}
+
+static void append_why(struct cdr_mq *mq, const char *text)
+{
+	size_t n = strlen(mq->why);
+
+	snprintf(mq->why + n, sizeof(mq->why) - n, "%s", text);
 }
 
 static void wake(struct cdr_mq *mq)
@@ -762,6 +775,45 @@ static int sync_topology(struct cdr_mq *mq)
 
 /* ---------------------------------------------------------------- I/O thread: session */
 
+/* A TLS socket that checks the broker's certificate against mq->tls_ca and
+ * its name (or address) against the URL's host. NULL with mq->why. */
+static amqp_socket_t *tls_socket(struct cdr_mq *mq)
+{
+	amqp_socket_t *sock = amqp_ssl_socket_new(mq->conn);
+	int r;
+
+	if (!sock) {
+		set_why(mq, "cannot create a TLS socket (out of memory or OpenSSL failed to initialise)");
+		return NULL;
+	}
+	amqp_ssl_socket_set_verify_peer(sock, 1);
+	amqp_ssl_socket_set_verify_hostname(sock, 1);
+	r = amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST);
+	if (r != AMQP_STATUS_OK) {
+		set_why(mq, "TLS: cannot require TLS 1.2 or later: %s", amqp_error_string2(r));
+		return NULL;
+	}
+	r = amqp_ssl_socket_set_cacert(sock, mq->tls_ca);
+	if (r != AMQP_STATUS_OK) {
+		set_why(mq, "TLS: cannot load the CA bundle %s: %s", mq->tls_ca, amqp_error_string2(r));
+		return NULL;
+	}
+	return sock;
+}
+
+/* What to check when a TLS connection failed, for the reason given. */
+static const char *tls_hint(int status)
+{
+	switch (status) {
+	case AMQP_STATUS_SSL_PEER_VERIFY_FAILED: return "; the broker's certificate is not signed by the CA of tls_ca";
+	case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+		return "; the broker's certificate does not name this host or address";
+	case AMQP_STATUS_SSL_CONNECTION_FAILED:
+		return "; TLS handshake failed (a plain AMQP port, or no TLS version or cipher in common?)";
+	default: return "";
+	}
+}
+
 static int session_open(struct cdr_mq *mq)
 {
 	struct timeval tv;
@@ -769,6 +821,7 @@ static int session_open(struct cdr_mq *mq)
 	amqp_table_entry_t caps[3], props[2];
 	amqp_table_t captab = { 3, caps }, proptab = { 2, props };
 	amqp_queue_declare_ok_t *qok;
+	amqp_rpc_reply_t login;
 	int r;
 
 	mq->conn_closed = false;
@@ -777,18 +830,16 @@ static int session_open(struct cdr_mq *mq)
 		set_why(mq, "out of memory");
 		return -1;
 	}
-	sock = amqp_tcp_socket_new(mq->conn);
-	if (!sock) {
-		set_why(mq, "out of memory");
+	sock = mq->url.tls ? tls_socket(mq) : amqp_tcp_socket_new(mq->conn);
+	if (!sock)
 		return -1;
-	}
 	ms_to_tv(CONNECT_TIMEOUT_MS, &tv);
 	errno = 0;
 	r = amqp_socket_open_noblock(sock, mq->url.host, mq->url.port, &tv);
 	if (r < 0) {
 		int e = errno;
-		set_why(mq, "connect to %s:%u: %s%s%s%s", mq->url.host, mq->url.port, amqp_error_string2(r),
-			e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
+		set_why(mq, "connect to %s:%u%s: %s%s%s%s%s", mq->url.host, mq->url.port, mq->url.tls ? " (TLS)" : "",
+			amqp_error_string2(r), e ? " (" : "", e ? strerror(e) : "", e ? ")" : "", tls_hint(r));
 		return -1;
 	}
 	pthread_mutex_lock(&mq->mu);
@@ -814,12 +865,16 @@ static int session_open(struct cdr_mq *mq)
 	props[1].key = amqp_cstring_bytes("connection_name");
 	props[1].value.kind = AMQP_FIELD_KIND_UTF8;
 	props[1].value.value.bytes = amqp_cstring_bytes(mq->name);
-	if (reply_check(mq,
-			amqp_login_with_properties(mq->conn, mq->url.vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
-						   (int)mq->heartbeat_s, &proptab, AMQP_SASL_METHOD_PLAIN, mq->url.user,
-						   mq->url.password),
-			"login") < 0)
+	login = amqp_login_with_properties(mq->conn, mq->url.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, (int)mq->heartbeat_s,
+					   &proptab, AMQP_SASL_METHOD_PLAIN, mq->url.user, mq->url.password);
+	if (reply_check(mq, login, "login") < 0) {
+		/* A TLS listener drops the plain AMQP header without a word. */
+		if (!mq->url.tls && login.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+		    (login.library_error == AMQP_STATUS_CONNECTION_CLOSED ||
+		     login.library_error == AMQP_STATUS_SOCKET_ERROR))
+			append_why(mq, " (a TLS-only port? use amqps:// and a CA)");
 		return -1;
+	}
 	amqp_channel_open(mq->conn, CH);
 	if (rpc_check(mq, "open channel") < 0)
 		return -1;
@@ -892,7 +947,7 @@ static void settle(struct cdr_mq *mq, uint64_t tag, bool multiple, int status)
 
 struct content {
 	amqp_basic_properties_t props; /* strings point into the fields below */
-	char *strs[6];		       /* correlation_id, reply_to, message_id, content_type, type, seq */
+	char *strs[7];		       /* correlation_id, reply_to, message_id, content_type, type, seq, user_id */
 	void *body;
 	size_t len;
 	unsigned delivery_mode; /* 0 when absent */
@@ -942,7 +997,8 @@ static int read_content(struct cdr_mq *mq, struct content *c)
 	    copy_prop(p->_flags, AMQP_BASIC_REPLY_TO_FLAG, p->reply_to, &c->strs[1]) < 0 ||
 	    copy_prop(p->_flags, AMQP_BASIC_MESSAGE_ID_FLAG, p->message_id, &c->strs[2]) < 0 ||
 	    copy_prop(p->_flags, AMQP_BASIC_CONTENT_TYPE_FLAG, p->content_type, &c->strs[3]) < 0 ||
-	    copy_prop(p->_flags, AMQP_BASIC_TYPE_FLAG, p->type, &c->strs[4]) < 0)
+	    copy_prop(p->_flags, AMQP_BASIC_TYPE_FLAG, p->type, &c->strs[4]) < 0 ||
+	    copy_prop(p->_flags, AMQP_BASIC_USER_ID_FLAG, p->user_id, &c->strs[6]) < 0)
 		goto oom;
 	if (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG)
 		c->delivery_mode = p->delivery_mode;
@@ -1043,6 +1099,7 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 	d->strs[1] = rkey;
 	memcpy(&d->strs[2], c.strs, 5 * sizeof(char *));
 	free(c.strs[5]);
+	d->strs[7] = c.strs[6];
 	d->body = c.body;
 	d->pub.exchange = d->strs[0];
 	d->pub.routing_key = d->strs[1];
@@ -1051,6 +1108,7 @@ static int on_deliver(struct cdr_mq *mq, amqp_basic_deliver_t *m)
 	d->pub.message_id = d->strs[4];
 	d->pub.content_type = d->strs[5];
 	d->pub.type = d->strs[6];
+	d->pub.user_id = d->strs[7];
 	d->pub.body = d->body;
 	d->pub.len = c.len;
 	d->pub.redelivered = redelivered;
@@ -1259,6 +1317,10 @@ static int publish_one(struct cdr_mq *mq, struct pub *p)
 		props._flags |= AMQP_BASIC_TYPE_FLAG;
 		props.type = amqp_cstring_bytes(p->type);
 	}
+	/* Who sends it: the broker refuses a user_id that is not the
+	 * connection's user, so receivers can trust it (docs/security.md). */
+	props._flags |= AMQP_BASIC_USER_ID_FLAG;
+	props.user_id = amqp_cstring_bytes(mq->url.user);
 	if (p->mandatory) {
 		/* basic.return carries no delivery tag: this header ties it back. */
 		snprintf(seq, sizeof(seq), "%" PRIu64, p->seq);
@@ -1463,6 +1525,19 @@ int cdr_mq_new(struct cdr_loop *loop, const struct cdr_mq_opts *opts, struct cdr
 	r = cdr_mq_url_parse(opts->url, &mq->url, NULL, 0);
 	if (r < 0)
 		goto fail;
+	if (mq->url.tls) {
+		/* amqps without a CA to check the broker against is refused: a
+		 * TLS link that trusts any certificate protects nothing. */
+		if (!opts->tls_ca || !*opts->tls_ca) {
+			r = -EINVAL;
+			goto fail;
+		}
+		mq->tls_ca = strdup(opts->tls_ca);
+		if (!mq->tls_ca) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	mq->name = strdup(opts->name && *opts->name ? opts->name : "confdr");
 	if (!mq->name) {
 		r = -ENOMEM;
@@ -1581,6 +1656,7 @@ struct cdr_mq *cdr_mq_free(struct cdr_mq *mq)
 		close(mq->wake_fd);
 	pthread_mutex_destroy(&mq->mu);
 	cdr_mq_url_clear(&mq->url);
+	free(mq->tls_ca);
 	free(mq->name);
 	free(mq);
 	return NULL;

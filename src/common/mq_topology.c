@@ -1,14 +1,21 @@
-/* The broker topology of the design (section 4), declared by every daemon so
- * that whichever starts first creates it. docs/amqp.md explains the choices. */
+/* The broker topology of the design (section 4): its exchanges declared by
+ * every daemon, so that whichever starts first creates them, and each work
+ * queue by the daemon that consumes it (declaring a queue that dead-letters
+ * takes the right to read it: docs/security.md). docs/amqp.md explains the
+ * choices. */
 #include "confdr/mq.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 /* Work queues: durable, dead-lettered to confdr.dlx so that a message a
  * consumer rejects (malformed, oversize) is kept for an operator. */
-static const char *const work_queues[] = {
-	CDR_MQ_MAU_CONF_Q, CDR_MQ_MAU_CMU_Q, CDR_MQ_RMS_REQ_Q, CDR_MQ_RMS_RES_Q, CDR_MQ_PMS_REQ_Q, CDR_MQ_BMC_CDR_Q,
+static const struct {
+	const char *name, *owner;
+} work_queues[] = {
+	{ CDR_MQ_MAU_CONF_Q, "css" }, { CDR_MQ_MAU_CMU_Q, "css" }, { CDR_MQ_RMS_REQ_Q, "rms" },
+	{ CDR_MQ_RMS_RES_Q, "rms" },  { CDR_MQ_PMS_REQ_Q, "pms" }, { CDR_MQ_BMC_CDR_Q, "css" }, /* css writes it */
 };
 
 static const struct {
@@ -28,6 +35,11 @@ static const struct {
 
 int cdr_mq_declare_design(struct cdr_mq *mq)
 {
+	return cdr_mq_declare_design_for(mq, NULL);
+}
+
+int cdr_mq_declare_design_for(struct cdr_mq *mq, const char *daemon)
+{
 	size_t i;
 	int r;
 
@@ -43,9 +55,13 @@ int cdr_mq_declare_design(struct cdr_mq *mq)
 	if (r < 0)
 		return r;
 	for (i = 0; i < sizeof(work_queues) / sizeof(work_queues[0]); i++) {
-		r = cdr_mq_declare_queue(mq, work_queues[i], true, CDR_MQ_DLX);
+		if (daemon && strcmp(daemon, work_queues[i].owner) != 0)
+			continue;
+		r = cdr_mq_declare_queue(mq, work_queues[i].name, true, CDR_MQ_DLX);
 		if (r < 0)
 			return r;
 	}
+	if (daemon && strcmp(daemon, "css") != 0)
+		return 0;
 	return cdr_mq_bind(mq, CDR_MQ_MAU_CMU_Q, CDR_MQ_CMU_MAU_EX, "#");
 }

@@ -446,11 +446,11 @@ static void cm_list(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
  * once (or the same answer again for a redelivery). */
 static const struct cdr_handler cm_handlers[] = {
 	{ "cm_mau_createconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_create },
-	{ "cm_mau_endconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_end },
+	{ "cm_mau_endconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm|ctl", cm_end },
 	{ "cm_mau_extendconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_extend },
 	{ "cm_mau_renameconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_rename },
-	{ "cm_mau_queryconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_query },
-	{ "cm_mau_listconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm", cm_list },
+	{ "cm_mau_queryconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm|ctl", cm_query },
+	{ "cm_mau_listconf_req", CDR_H_REQUEST | CDR_H_KEEPS, "cm|ctl", cm_list },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -475,6 +475,6 @@ void css_on_cm_request(struct cdr_mq_delivery *dl, void *arg)
 	struct css *s = arg;
 	enum cdr_dispatch_result r = cdr_dispatch(&cm_dispatch, dl, s);
 
-	if (r == CDR_DISPATCH_UNREADABLE || r == CDR_DISPATCH_UNKNOWN)
+	if (r == CDR_DISPATCH_UNREADABLE || r == CDR_DISPATCH_UNKNOWN || r == CDR_DISPATCH_FORBIDDEN)
 		s->n.refused++;
 }

@@ -29,6 +29,7 @@ static struct cdr_mq *mq_of_host(struct css *s, const char *host)
 	pm = &s->peers[s->npeers];
 	snprintf(name, sizeof(name), "css-%s-to-%s", s->platform, host);
 	o.url = url;
+	o.tls_ca = ((const struct css_conf *)cdr_daemon_conf(s->d))->base.amqp_tls_ca;
 	o.name = name;
 	if (cdr_mq_new(cdr_daemon_loop(s->d), &o, &pm->mq) < 0)
 		return NULL;

@@ -159,6 +159,7 @@ static void takeover_loaded(struct css *s, struct load *ld)
 			.password = cf->base.mysql_password,
 			.database = ep->database,
 			.connect_timeout_ms = (unsigned)cf->base.mysql_connect_timeout_ms,
+			.tls_ca = cf->base.mysql_tls_ca,
 			.on_state = on_peer_db,
 			.arg = l,
 		};

@@ -175,6 +175,7 @@ static void peer_start(struct plat *p)
 	}
 	snprintf(name, sizeof(name), "pms-%s-to-%s", s->platform, p->id);
 	o.url = url;
+	o.tls_ca = ((const struct pms_conf *)cdr_daemon_conf(s->d))->base.amqp_tls_ca;
 	o.name = name;
 	if (cdr_mq_new(cdr_daemon_loop(s->d), &o, &p->mq) < 0) {
 		cdr_warn("platform %s: cannot connect to its broker: its pms is judged by its ZooKeeper beat alone",

@@ -47,6 +47,7 @@ static void clear(struct rms_inv *inv)
 		free(m->key);
 		free(m->room);
 		free(m->boot);
+		free(m->owner);
 		free(m);
 	}
 	it = 0;
@@ -56,6 +57,7 @@ static void clear(struct rms_inv *inv)
 		cdr_hmap_del_at(inv->vrs, &it);
 		free(vr->id);
 		free(vr->room);
+		free(vr->owner);
 		free(vr);
 	}
 	it = 0;
@@ -238,6 +240,28 @@ static bool str_changed(char **dst, const char *src, int *r)
 
 /* ---- registration and liveness ---- */
 
+/* A registration by owner of what *cur owns now: refused while it is up and
+ * another user's (-EPERM, err says why), else the owner is taken. */
+static int owner_check(const char *kind, const char *id, const char *cur, bool up, const char *owner, char *err,
+		       size_t errlen)
+{
+	if (!up || !cur || !owner || !strcmp(cur, owner))
+		return 0;
+	snprintf(err, errlen, "%s %s is up and registered by broker user %s: %s may not register it", kind, id, cur,
+		 owner);
+	return -EPERM;
+}
+
+const char *rms_inv_owner(const struct rms_inv *inv, const char *id, bool vrs)
+{
+	if (vrs) {
+		const struct rms_vrs *v = cdr_hmap_get(inv->vrs, id);
+		return v ? v->owner : NULL;
+	}
+	const struct rms_mcu *m = cdr_hmap_get(inv->mcus, id);
+	return m ? m->owner : NULL;
+}
+
 /* A registration: up at once, heartbeats counted afresh. */
 static void live_registered(struct rms_live *l, const struct rms_policy *p, int64_t now)
 {
@@ -263,6 +287,8 @@ int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int
 	if ((r = check_room(inv, reg->room, reg->platform, err, errlen)) < 0)
 		return r;
 	m = cdr_hmap_get(inv->mcus, reg->id);
+	if (m && (r = owner_check("mcu", reg->id, m->owner, m->live.state == RMS_UP, reg->owner, err, errlen)) < 0)
+		return r;
 	if (!m) {
 		m = calloc(1, sizeof(*m));
 		if (!m || !(m->id = strdup(reg->id)) || cdr_hmap_put(inv->mcus, m->id, m) < 0) {
@@ -315,6 +341,8 @@ int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int
 	m->delta_confs = m->delta_ports = 0;
 	live_registered(&m->live, &inv->policy, now);
 	m->unheard = false;
+	if (reg->owner && *reg->owner)
+		str_changed(&m->owner, reg->owner, &r); /* out of memory: the last owner stays */
 	if (restarted)
 		emit_mcu(inv, m, "restarted");
 	else if (!was_up || moved || rekeyed)
@@ -354,6 +382,8 @@ int rms_inv_register_vrs(struct rms_inv *inv, const struct rms_vrs_reg *reg, int
 	if ((r = check_room(inv, reg->room, reg->platform, err, errlen)) < 0)
 		return r;
 	v = cdr_hmap_get(inv->vrs, reg->id);
+	if (v && (r = owner_check("vrs", reg->id, v->owner, v->live.state == RMS_UP, reg->owner, err, errlen)) < 0)
+		return r;
 	if (!v) {
 		v = calloc(1, sizeof(*v));
 		if (!v || !(v->id = strdup(reg->id)) || cdr_hmap_put(inv->vrs, v->id, v) < 0) {
@@ -393,6 +423,8 @@ int rms_inv_register_vrs(struct rms_inv *inv, const struct rms_vrs_reg *reg, int
 	v->rep = reg->running;
 	v->delta = 0;
 	live_registered(&v->live, &inv->policy, now);
+	if (reg->owner && *reg->owner)
+		str_changed(&v->owner, reg->owner, &r);
 	if (!was_up || moved)
 		emit_vrs(inv, v, "registered");
 	return 0;

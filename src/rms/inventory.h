@@ -56,6 +56,7 @@ struct rms_mcu {
 	bool drain;
 	bool unheard; /* up, but not heard since rms's broker link came back: allocated nothing until it is */
 	char *boot;   /* its incarnation, as it last told (NULL: it tells none) */
+	char *owner;  /* the broker user that registered it (NULL: none told) */
 
 	/* Load: its last report, confirmations minus releases since that report,
 	 * and reservations pending. running = max(0, rep + delta). */
@@ -66,6 +67,7 @@ struct rms_mcu {
 
 struct rms_vrs {
 	char *id, *room;
+	char *owner; /* as rms_mcu's */
 	int64_t capacity;
 	int weight, priority;
 	struct rms_live live;
@@ -107,13 +109,18 @@ struct rms_mcu_reg {
 	int weight, priority; /* defaults: 100, 100 */
 	bool backup;
 	int64_t running_confs, used_ports;
-	const char *boot; /* its incarnation, or NULL / "" */
+	const char *boot;  /* its incarnation, or NULL / "" */
+	const char *owner; /* the broker user that sent it (AMQP user_id), or NULL */
 };
 
 /* Registers (or re-registers) an MCU: it is up at once, its load is what it
  * reports. Registered again with another boot than before, it restarted
- * (its conferences are gone): the event says "restarted". Returns 0; -EAGAIN (no topology yet), -ENOENT (room unknown),
- * -EXDEV (platform or room not this rms's), -ENOMEM; err says why. */
+ * (its conferences are gone): the event says "restarted". An MCU is bound to
+ * the broker user that registered it (owner): while it is up, a registration
+ * of its id by another user is refused with -EPERM; once down, anyone of the
+ * role may register it (a box moved to other credentials). Returns 0;
+ * -EAGAIN (no topology yet), -ENOENT (room unknown), -EXDEV (platform or room
+ * not this rms's), -EPERM, -ENOMEM; err says why. */
 int rms_inv_register_mcu(struct rms_inv *inv, const struct rms_mcu_reg *reg, int64_t now, char *err, size_t errlen);
 
 struct rms_vrs_reg {
@@ -121,8 +128,13 @@ struct rms_vrs_reg {
 	int64_t capacity;
 	int weight, priority;
 	int64_t running;
+	const char *owner;
 };
 int rms_inv_register_vrs(struct rms_inv *inv, const struct rms_vrs_reg *reg, int64_t now, char *err, size_t errlen);
+
+/* The broker user that registered the MCU (vrs: the VRS) id; NULL when it is
+ * unknown or none was told. A heartbeat from another user is not its own. */
+const char *rms_inv_owner(const struct rms_inv *inv, const char *id, bool vrs);
 
 /* A heartbeat. Returns 0, -ENOENT (not registered: it must register again)
  * or -EALREADY (an old or repeated seq, ignored). */

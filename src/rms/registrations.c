@@ -9,7 +9,10 @@
 static void refuse_registration(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, const char *kind,
 				const char *id, int r, const char *err)
 {
-	const char *reason = r == -EAGAIN ? "not_active" : r == -ENOMEM ? "internal_error" : "unknown_room";
+	const char *reason = r == -EAGAIN   ? "not_active"
+			     : r == -ENOMEM ? "internal_error"
+			     : r == -EPERM  ? "forbidden"
+					    : "unknown_room";
 	json_t *b = cdr_bus_nack_body(reason, err);
 
 	json_object_set_new(b, kind, json_string(id));
@@ -35,6 +38,7 @@ void rms_on_register_mcu(struct rms *s, struct cdr_mq_delivery *dl, const struct
 		.running_confs = cdr_msg_int(m, "running_confs", 0),
 		.used_ports = cdr_msg_int(m, "used_ports", 0),
 		.boot = cdr_msg_str(m, "boot", NULL),
+		.owner = dl->user_id,
 	};
 	char err[256] = "";
 	int r = rms_inv_register_mcu(s->inv, &reg, cdr_mono_i64(), err, sizeof(err));
@@ -61,6 +65,7 @@ void rms_on_register_vrs(struct rms *s, struct cdr_mq_delivery *dl, const struct
 		.weight = (int)cdr_msg_int(m, "weight", 100),
 		.priority = (int)cdr_msg_int(m, "priority", 100),
 		.running = cdr_msg_int(m, "running", 0),
+		.owner = dl->user_id,
 	};
 	char err[256] = "";
 	int r = rms_inv_register_vrs(s->inv, &reg, cdr_mono_i64(), err, sizeof(err));
@@ -76,10 +81,23 @@ void rms_on_register_vrs(struct rms *s, struct cdr_mq_delivery *dl, const struct
 		   false);
 }
 
-void rms_on_heartbeat(struct rms *s, const struct cdr_msg *m, bool vrs)
+void rms_on_heartbeat(struct rms *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool vrs)
 {
 	const char *id = cdr_msg_str(m, vrs ? "vrs" : "mcu", "");
+	const char *owner = rms_inv_owner(s->inv, id, vrs);
 	int r;
+
+	if (owner && (!dl->user_id || strcmp(owner, dl->user_id))) {
+		/* another user's heartbeat for it: not its own (issue 22) */
+		uint64_t k = cdr_daemon_sender_refused(s->d);
+
+		if ((k & (k - 1)) == 0)
+			cdr_warn("%s %s: heartbeat from broker user %s refused: it is registered by %s (%" PRIu64
+				 " refused for their sender so far)",
+				 vrs ? "vrs" : "mcu", id, dl->user_id ? dl->user_id : "(none)", owner, k);
+		if (((const struct cdr_daemon_conf *)cdr_daemon_conf(s->d))->amqp_check_senders)
+			return;
+	}
 
 	if (!vrs && rms_inv_mcu_boot(s->inv, id, cdr_msg_str(m, "boot", NULL)) == 1)
 		cdr_warn("mcu %s: a heartbeat of a new boot (%s) without a registration: it restarted; its "

@@ -48,8 +48,7 @@ static void policy_from_conf(const struct rms_conf *c, struct rms_policy *p)
 
 static void h_heartbeat(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 {
-	(void)dl;
-	rms_on_heartbeat(arg, m, cdr_msg_type(m)[0] == 'v');
+	rms_on_heartbeat(arg, dl, m, cdr_msg_type(m)[0] == 'v');
 }
 
 static void h_register_mcu(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
@@ -107,7 +106,7 @@ static const struct cdr_handler handlers[] = {
 	{ "mau_rms_release_req", CDR_H_REQUEST, "css", h_reservations },
 	{ "mau_rms_capability_req", CDR_H_REQUEST, "css", h_capability },
 	{ "ctl_rms_drain_req", CDR_H_REQUEST, "ctl", h_drain },
-	{ "ctl_rms_inventory_req", CDR_H_REQUEST, "ctl", h_inventory },
+	{ "ctl_rms_inventory_req", CDR_H_REQUEST, "ctl|pms|css", h_inventory }, /* pms: MCU checks; css: audit */
 	{ NULL, 0, NULL, NULL },
 };
 

@@ -82,7 +82,7 @@ void rms_on_inv_event(const struct rms_event *ev, void *arg);
 /* ---- registrations.c ---- */
 void rms_on_register_mcu(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m);
 void rms_on_register_vrs(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m);
-void rms_on_heartbeat(struct rms *s, const struct cdr_msg *m, bool vrs);
+void rms_on_heartbeat(struct rms *s, const struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool vrs);
 
 /* ---- requests.c ---- */
 bool rms_fenced(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m);

@@ -110,14 +110,18 @@ const char *cli_env(const char *name, const char *dflt)
 	return v && *v ? v : dflt;
 }
 
-const char *cli_broker_from_env(const char *platform, char *name, size_t len)
+const char *cli_broker_from_env(const char *platform, const char *role, char *name, size_t len)
 {
 	const char *v;
-	size_t n = (size_t)snprintf(name, len, "CONFDR_%s", platform);
+	char *cut;
+	size_t n = (size_t)snprintf(name, len, "CONFDR_%s_AMQP_URL_%s", platform, role ? role : "");
 
 	for (size_t i = 7; i < n && i < len; i++)
 		name[i] = name[i] == '-' ? '_' : (name[i] >= 'a' && name[i] <= 'z') ? (char)(name[i] - 32) : name[i];
-	snprintf(name + strlen(name), len - strlen(name), "_AMQP_URL");
+	if (role && (v = getenv(name)) && *v)
+		return v;
+	if ((cut = strstr(name + 7, "_AMQP_URL")))
+		cut[strlen("_AMQP_URL")] = '\0'; /* the platform's variable */
 	if ((v = getenv(name)) && *v)
 		return v;
 	if ((v = getenv("CONFDR_AMQP_URL")) && *v)
@@ -125,10 +129,29 @@ const char *cli_broker_from_env(const char *platform, char *name, size_t len)
 	return NULL;
 }
 
+static const char *tls_ca_opt;
+
+void cli_set_tls_ca(const char *path)
+{
+	tls_ca_opt = path;
+}
+
+const char *cli_tls_ca(void)
+{
+	return tls_ca_opt && *tls_ca_opt ? tls_ca_opt : cli_env("CONFDR_TLS_CA", NULL);
+}
+
+const char *cli_amqp_scheme(void)
+{
+	return cli_tls_ca() ? "amqps" : "amqp";
+}
+
 int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct cdr_mq **mq, char *shown, size_t len)
 {
+	struct cdr_mq_opts with_ca = *o;
 	struct cdr_mq_url u;
 	char err[256];
+	bool tls;
 	int r;
 
 	if (cdr_mq_url_parse(o->url, &u, err, sizeof(err)) < 0) {
@@ -136,8 +159,18 @@ int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct c
 		return EX_USAGE;
 	}
 	snprintf(shown, len, "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
+	tls = u.tls;
 	cdr_mq_url_clear(&u);
-	if ((r = cdr_mq_new(loop, o, mq)) < 0) {
+	if (!with_ca.tls_ca)
+		with_ca.tls_ca = cli_tls_ca();
+	if (tls && !with_ca.tls_ca) {
+		fprintf(stderr,
+			"%s: an amqps URL needs the CA that signed the broker's certificate: --tls-ca FILE or "
+			"$CONFDR_TLS_CA\n",
+			cli_prog);
+		return EX_USAGE;
+	}
+	if ((r = cdr_mq_new(loop, &with_ca, mq)) < 0) {
 		fprintf(stderr, "%s: cannot create the AMQP client: %s\n", cli_prog, strerror(-r));
 		return EX_UNAVAILABLE;
 	}

@@ -56,13 +56,25 @@ bool cli_id_ok(const char *s);
 /* $name, or dflt when it is unset or empty. */
 const char *cli_env(const char *name, const char *dflt);
 
-/* $CONFDR_<PLATFORM>_AMQP_URL (upper-cased, '-' as '_'), then
- * $CONFDR_AMQP_URL; NULL if neither. name gets the first variable's name. */
-const char *cli_broker_from_env(const char *platform, char *name, size_t len);
+/* $CONFDR_<PLATFORM>_AMQP_URL_<ROLE> (upper-cased, '-' as '_'; the broker
+ * user of that role, as `deploy/sandbox.sh env` exports them), then
+ * $CONFDR_<PLATFORM>_AMQP_URL, then $CONFDR_AMQP_URL; NULL if none. name
+ * gets the name of the platform's variable without the role. */
+const char *cli_broker_from_env(const char *platform, const char *role, char *name, size_t len);
+
+/* The CA bundle for TLS links: the one set by a --tls-ca option
+ * (cli_set_tls_ca), else $CONFDR_TLS_CA; NULL if neither. */
+const char *cli_tls_ca(void);
+void cli_set_tls_ca(const char *path);
+
+/* The scheme of a broker URL the tool builds itself (from a ZooKeeper
+ * endpoint): "amqps" when cli_tls_ca() names a CA, else "amqp". */
+const char *cli_amqp_scheme(void);
 
 /* The AMQP handle for o->url, with the broker in shown without its password
- * (user@host:port/vhost). Returns 0, or an exit status with the reason
- * printed: EX_USAGE for a bad URL, EX_UNAVAILABLE when no client is made. */
+ * (user@host:port/vhost). o->tls_ca NULL: cli_tls_ca(). Returns 0, or an
+ * exit status with the reason printed: EX_USAGE for a bad URL or an amqps
+ * one without a CA, EX_UNAVAILABLE when no client is made. */
 int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct cdr_mq **mq, char *shown, size_t len);
 
 /* The string at key of object o, or "-". */

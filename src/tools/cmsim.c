@@ -657,7 +657,8 @@ static int start_watch(struct sim *s, const char *url)
 	if ((r = open_broker(s, url, "cmsim-watch", on_watch_state)))
 		return r;
 	snprintf(s->reply_q, sizeof(s->reply_q), "cmsim.watch.%ld.%" PRIu64, (long)getpid(), cdr_wall_ms());
-	if ((r = cdr_mq_declare_design(s->mq)) < 0 || (r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0)
+	/* the design is the daemons' to declare (docs/security.md) */
+	if ((r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0)
 		goto fail;
 	for (size_t i = 0; i < s->o.nexchanges; i++)
 		if ((r = cdr_mq_bind(s->mq, s->reply_q, s->o.exchanges[i], "")) < 0)
@@ -944,6 +945,8 @@ static void usage(FILE *f)
 		"  --platform P          platform whose css is asked (required)\n"
 		"  --amqp URL            its broker, amqp://user:pass@host:port/vhost (default $CONFDR_<P>_AMQP_URL,\n"
 		"                        P upper-cased and '-' as '_', then $CONFDR_AMQP_URL)\n"
+		"  --tls-ca FILE         CA bundle that signed the broker's certificate, for an amqps URL\n"
+		"                        (default $CONFDR_TLS_CA)\n"
 		"  --timeout S           seconds to wait for the broker, and for answers after the last request,\n"
 		"                        1..3600 (default 30; 10 for list, query and send)\n"
 		"  -q, --quiet           no progress lines and no warnings on stderr\n"
@@ -998,6 +1001,7 @@ static void usage(FILE *f)
 enum {
 	O_PLATFORM = 256,
 	O_AMQP,
+	O_TLS_CA,
 	O_TIMEOUT,
 	O_DOMAIN,
 	O_COUNT,
@@ -1036,6 +1040,7 @@ static const struct {
 } opt_cmds[] = {
 	{ O_PLATFORM, C_ALL },
 	{ O_AMQP, C_ALL },
+	{ O_TLS_CA, C_ALL },
 	{ O_TIMEOUT, C_ALL },
 	{ O_DOMAIN, C_CREATE | C_LIST },
 	{ O_COUNT, C_CREATE },
@@ -1104,6 +1109,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	static const struct option lopts[] = {
 		{ "platform", required_argument, NULL, O_PLATFORM },
 		{ "amqp", required_argument, NULL, O_AMQP },
+		{ "tls-ca", required_argument, NULL, O_TLS_CA },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "domain", required_argument, NULL, O_DOMAIN },
 		{ "count", required_argument, NULL, O_COUNT },
@@ -1176,6 +1182,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		switch (opt) {
 		case O_PLATFORM: o->platform = optarg; break;
 		case O_AMQP: o->amqp = optarg; break;
+		case O_TLS_CA: cli_set_tls_ca(optarg); break;
 		case O_TIMEOUT:
 			if (!cli_parse_uint(optarg, 1, 3600, &v))
 				return cli_usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);
@@ -1420,8 +1427,9 @@ static int start(struct sim *s, const char *url)
 		return r;
 	snprintf(s->id_prefix, sizeof(s->id_prefix), "cmsim-%ld-", (long)getpid());
 	snprintf(s->reply_q, sizeof(s->reply_q), "cmsim.reply.%ld.%" PRIu64, (long)getpid(), cdr_wall_ms());
-	/* Declarations are idempotent: cmsim works on a fresh broker. */
-	if ((r = cdr_mq_declare_design(s->mq)) < 0 || (r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0 ||
+	/* The design is the daemons' to declare: a CM's broker user may not
+	 * (docs/security.md). */
+	if ((r = cdr_mq_declare_private_queue(s->mq, s->reply_q)) < 0 ||
 	    (r = cdr_mq_consume(s->mq, s->reply_q, on_answer, s)) < 0 ||
 	    (r = cdr_timer_new(s->loop, on_tick, s, &s->tick)) < 0 ||
 	    (r = cdr_timer_new(s->loop, on_progress, s, &s->progress)) < 0 ||
@@ -1476,7 +1484,9 @@ int main(int argc, char **argv)
 		sim_free(s);
 		return ret;
 	}
-	url = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, envname, sizeof(envname));
+	url = s->o.amqp ? s->o.amqp
+			: cli_broker_from_env(s->o.platform, s->o.cmd == CMD_WATCH ? "ops" : "cm", envname,
+					      sizeof(envname));
 	if (!url) {
 		fprintf(stderr,
 			"cmsim: no broker: give --amqp URL, or set %s or CONFDR_AMQP_URL\n"

@@ -926,8 +926,8 @@ static void on_lookup_topology(int status, struct cdr_topology *t, const char *e
 		snprintf(l->err, sizeof(l->err), "no broker endpoint for platform %s (room %s) in ZooKeeper",
 			 l->platform, l->room);
 	} else {
-		snprintf(l->url, sizeof(l->url), "amqp://%s:%s@%s:%u/%s", l->user, l->password, ep->host, ep->port,
-			 ep->vhost ? ep->vhost : "");
+		snprintf(l->url, sizeof(l->url), "%s://%s:%s@%s:%u/%s", cli_amqp_scheme(), l->user, l->password,
+			 ep->host, ep->port, ep->vhost ? ep->vhost : "");
 	}
 	cdr_topology_free(t);
 }
@@ -1030,6 +1030,8 @@ static void usage(FILE *f)
 		"  --chroot PATH         its root node (default $CONFDR_ZK_CHROOT, else " CLI_DEFAULT_CHROOT ")\n"
 		"  --amqp-user USER      user for a broker found in ZooKeeper (default confdr)\n"
 		"  --amqp-password PASS  its password (default confdr)\n"
+		"  --tls-ca FILE         CA bundle that signed the broker's certificate, for amqps (default\n"
+		"                        $CONFDR_TLS_CA; a broker found in ZooKeeper is then reached with amqps)\n"
 		"\n"
 		"Behaviour:\n"
 		"  --list-interval MS    each MCU sends cmu_mau_conflist_ntf at (re)connection and then every MS,\n"
@@ -1097,6 +1099,7 @@ enum {
 	O_CHROOT,
 	O_AMQP_USER,
 	O_AMQP_PASSWORD,
+	O_TLS_CA,
 	O_LIST_INTERVAL,
 	O_REFUSE,
 	O_FAIL_RATE,
@@ -1135,6 +1138,7 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		{ "chroot", required_argument, NULL, O_CHROOT },
 		{ "amqp-user", required_argument, NULL, O_AMQP_USER },
 		{ "amqp-password", required_argument, NULL, O_AMQP_PASSWORD },
+		{ "tls-ca", required_argument, NULL, O_TLS_CA },
 		{ "list-interval", required_argument, NULL, O_LIST_INTERVAL },
 		{ "refuse", no_argument, NULL, O_REFUSE },
 		{ "fail-rate", required_argument, NULL, O_FAIL_RATE },
@@ -1214,6 +1218,7 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		case O_CHROOT: o->chroot = optarg; break;
 		case O_AMQP_USER: o->amqp_user = optarg; break;
 		case O_AMQP_PASSWORD: o->amqp_password = optarg; break;
+		case O_TLS_CA: cli_set_tls_ca(optarg); break;
 		case O_LIST_INTERVAL:
 			INT_OPT(o->list_interval_ms, 0, 86400000, "milliseconds");
 			if (o->list_interval_ms && o->list_interval_ms < 100)
@@ -1348,9 +1353,10 @@ static int start(struct sim *s, const char *url)
 
 	if ((r = cli_broker_open(s->loop, &mo, &s->mq, s->url_shown, sizeof(s->url_shown))))
 		return r;
-	/* Declarations are idempotent: the simulator works on a fresh broker. */
-	if ((r = cdr_mq_declare_design(s->mq)) < 0 ||
-	    (r = cdr_mq_subscribe(s->mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s)) < 0)
+	/* The daemons declare the design (docs/amqp.md); an MCU's broker user
+	 * may not (docs/security.md). Before they have, the subscriptions are
+	 * refused and retried with the back-off. */
+	if ((r = cdr_mq_subscribe(s->mq, CDR_MQ_RMS_NTF_EX, "", on_rms_ntf, s)) < 0)
 		goto fail;
 	for (size_t i = 0; i < s->o.count; i++)
 		if ((r = cdr_mq_subscribe(s->mq, CDR_MQ_MAU_CMCMU_EX, s->units[i].id, on_command, &s->units[i])) < 0)
@@ -1407,7 +1413,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	u = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, envname, sizeof(envname));
+	u = s->o.amqp ? s->o.amqp : cli_broker_from_env(s->o.platform, "mcu", envname, sizeof(envname));
 	if (!u) {
 		ret = lookup_broker(s, url, sizeof(url));
 		if (ret < 0) { /* signalled while looking */

@@ -174,12 +174,19 @@ expect "css: deletes its key" 1 "$(redis "$P" css DEL "answer:$tag")"
 # ---------------------------------------------------------------- MariaDB
 
 H=$CONFDR_MYSQL_HOST PORT=$CONFDR_MYSQL_PORT
+# tcp_db ARGS: the MariaDB client over TCP, with TLS when the sandbox has a
+# CA (its MariaDB then refuses plain TCP: the refusals below are the users').
+tcp_db() {
+	local tls=()
+	[ -n "${CONFDR_TLS_CA:-}" ] && tls=(--ssl --ssl-ca="$CONFDR_TLS_CA" --ssl-verify-server-cert)
+	timeout 20 mariadb --no-defaults "${tls[@]}" -h "$H" -P "$PORT" --connect-timeout=5 "$@"
+}
 # sql USER|- STATEMENT: over TCP as USER (password from the secrets), or
 # with none; prints rows or the error.
 sql() {
 	local pw=
 	[ "$1" = - ] || pw=$(cat "$CONFDR_SECRETS/mysql-$1.password")
-	MYSQL_PWD=$pw timeout 20 mariadb --no-defaults -h "$H" -P "$PORT" -u"${1/-/root}" --connect-timeout=5 -N -B -e "$2" 2>&1
+	MYSQL_PWD=$pw tcp_db -u"${1/-/root}" -N -B -e "$2" 2>&1
 }
 # root_sql STATEMENT: root by the server's socket (the only way root gets in).
 root_sql() {
@@ -190,10 +197,10 @@ root_sql() {
 echo "# MariaDB $H:$PORT"
 expect "root over TCP without a password: refused" "ERROR 1045" "$(sql - 'SELECT 1')"
 expect "root over TCP with root's password: refused (root: by the socket only)" "ERROR 1045" \
-	"$(MYSQL_PWD=$(cat "$CONFDR_SECRETS/mysql-root.password") timeout 20 mariadb --no-defaults -h "$H" -P "$PORT" -uroot -e 'SELECT 1' 2>&1)"
+	"$(MYSQL_PWD=$(cat "$CONFDR_SECRETS/mysql-root.password") tcp_db -uroot -e 'SELECT 1' 2>&1)"
 expect "root by the socket: in" 1 "$(root_sql 'SELECT 1')"
 expect "a wrong password for css: refused" "ERROR 1045" \
-	"$(MYSQL_PWD=not-the-password timeout 20 mariadb --no-defaults -h "$H" -P "$PORT" -ucss -e 'SELECT 1' 2>&1)"
+	"$(MYSQL_PWD=not-the-password tcp_db -ucss -e 'SELECT 1' 2>&1)"
 root_sql "CREATE DATABASE IF NOT EXISTS confdr_attack_other; CREATE TABLE IF NOT EXISTS confdr_attack_other.t (i INT)" >/dev/null
 
 for db in confdr_p1 confdr_p2; do
@@ -213,7 +220,7 @@ for db in confdr_p1 confdr_p2; do
 	expect "ops: UPDATE of $db.confinfo refused" "ERROR 1142" "$(sql ops "UPDATE $db.confinfo SET name = name WHERE 1 = 0")"
 	expect "ops: DELETE from $db.confinfo refused" "ERROR 1142" "$(sql ops "DELETE FROM $db.confinfo WHERE 1 = 0")"
 	expect "confdr (the tests' user, a well-known password): reading $db refused" "ERROR 1142" \
-		"$(MYSQL_PWD=confdr timeout 20 mariadb --no-defaults -h "$H" -P "$PORT" -uconfdr -N -B -e "SELECT COUNT(*) FROM $db.confinfo" 2>&1)"
+		"$(MYSQL_PWD=confdr tcp_db -uconfdr -N -B -e "SELECT COUNT(*) FROM $db.confinfo" 2>&1)"
 done
 expect "css: CREATE USER refused" "ERROR 1227" "$(sql css "CREATE USER 'evil'@'%' IDENTIFIED BY 'x'")"
 expect "css: DROP DATABASE confdr_p1 refused" "ERROR 1044" "$(sql css "DROP DATABASE confdr_p1")"

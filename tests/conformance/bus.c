@@ -289,7 +289,11 @@ static bool is_connected(struct cf *c, const void *arg)
 
 int cf_bus_open(struct cf *c)
 {
-	struct cdr_mq_opts o = { .url = c->o.url, .name = "confdr-conform", .on_state = on_state, .arg = c };
+	struct cdr_mq_opts o = { .url = c->o.url,
+				 .tls_ca = getenv("CONFDR_TLS_CA"),
+				 .name = "confdr-conform",
+				 .on_state = on_state,
+				 .arg = c };
 	int r;
 
 	if ((r = cdr_loop_new(&c->loop)) < 0 || (r = cdr_mq_new(c->loop, &o, &c->mq)) < 0)

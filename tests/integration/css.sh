@@ -25,8 +25,11 @@ set -uo pipefail
 t_init csstest
 
 redis() { redis-cli -h "${CONFDR_P1_REDIS%:*}" -p "${CONFDR_P1_REDIS#*:}" -n "$CONFDR_P1_REDIS_DB" "$@"; }
+# MariaDB over TCP is TLS-only in the sandbox: the client checks the server's certificate.
+mysql_tls=${CONFDR_TLS_CA:+--ssl-ca=$CONFDR_TLS_CA --ssl-verify-server-cert}
 sql() {
-	mysql -h "$CONFDR_MYSQL_HOST" -P "$CONFDR_MYSQL_PORT" -u"$CONFDR_MYSQL_USER" -p"$CONFDR_MYSQL_PASSWORD" \
+	# shellcheck disable=SC2086 # $mysql_tls: words
+	mysql $mysql_tls -h "$CONFDR_MYSQL_HOST" -P "$CONFDR_MYSQL_PORT" -u"$CONFDR_MYSQL_USER" -p"$CONFDR_MYSQL_PASSWORD" \
 		"$CONFDR_P1_MYSQL_DB" -N -B -e "$1"
 }
 cm() { "$bin/cmsim" "$@" --platform p1 -q; }
@@ -86,6 +89,7 @@ resume_window = 5s
 [mysql]
 user = $CONFDR_MYSQL_USER
 password = $CONFDR_MYSQL_PASSWORD
+tls_ca = ${CONFDR_TLS_CA:-}
 migrations = $CONFDR_SOURCE_DIR/deploy/sql")
 start css "$css_conf" "$work/p1-css.log"
 css_pid=$started
@@ -109,7 +113,7 @@ check "... all 1000 ACKed ($(json_field "$work/c1000.json" .acked))" [ "$(json_f
 echo "# create latency ms: $(jq -c .ack_latency_ms "$work/c1000.json")"
 check "1005 records in Redis" [ "$(redis SCARD confs:all)" = 1005 ]
 check "... all running" [ "$(redis --no-raw EVAL "local n=0 for _,e in ipairs(redis.call('SMEMBERS','confs:all')) do if redis.call('HGET','conf:'..e,'state')=='running' then n=n+1 end end return n" 0 | tr -dc 0-9)" = 1005 ]
-wait_for 10 "1005 running rows in MySQL" bash -c "[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE state = 'running'\")\" = 1005 ]"
+wait_for 10 "1005 running rows in MySQL" bash -c "[ \"\$(mysql $mysql_tls -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE state = 'running'\")\" = 1005 ]"
 check "Redis and MySQL hold the same conferences" \
 	diff <(redis SMEMBERS confs:all | sort) <(sql "SELECT e164 FROM confinfo WHERE state = 'running'" | sort)
 wait_for 5 "the MCUs run exactly those conferences" bash -c "diff <(on_mcus t-r1) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB SMEMBERS confs:all | sort)"
@@ -132,7 +136,7 @@ msg() { # TYPE ID BODY -> file
 "$bin/cmsim" send --platform p1 --file "$(msg cm_mau_endconf_req end-$$ "{\"e164\": \"$e2\"}")" >"$work/out" 2>&1
 check "end: ACKed" grep -q mau_cm_endconf_ack "$work/out"
 check "... gone from Redis" [ "$(redis EXISTS "conf:$e2")" = 0 ]
-wait_for 5 "... closed in MySQL with its reason" bash -c "[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT state, end_reason FROM confinfo WHERE e164 = '$e2'\")\" = \"ended	cm_request\" ]"
+wait_for 5 "... closed in MySQL with its reason" bash -c "[ \"\$(mysql $mysql_tls -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT state, end_reason FROM confinfo WHERE e164 = '$e2'\")\" = \"ended	cm_request\" ]"
 check "... and ended on its MCU" not_on_mcus t-r1 "^$e2\$"
 "$bin/cmsim" send --platform p1 --file "$work/msg.json" >"$work/out" 2>&1
 check "the same end request again: the same answer, not a second end" grep -q mau_cm_endconf_ack "$work/out"
@@ -229,7 +233,7 @@ now_ms=$(($(date +%s%N) / 1000000))
 wait_s=$(((planned - now_ms) / 1000))
 echo "# waiting up to $wait_s s + 60 s for the planned end"
 wait_for $((wait_s > 0 ? wait_s + 60 : 60)) "the one-minute conferences end by themselves" bash -c \
-	"[ \"\$(mysql -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE e164 LIKE '71%' AND state = 'ended' AND end_reason = 'expired'\")\" = 5 ]"
+	"[ \"\$(mysql $mysql_tls -h $CONFDR_MYSQL_HOST -P $CONFDR_MYSQL_PORT -u$CONFDR_MYSQL_USER -p$CONFDR_MYSQL_PASSWORD $CONFDR_P1_MYSQL_DB -N -B -e \"SELECT COUNT(*) FROM confinfo WHERE e164 LIKE '71%' AND state = 'ended' AND end_reason = 'expired'\")\" = 5 ]"
 # How late they end (expiry_tick 200 ms, then the MCUs' answers) is a figure
 # to report, not to assert: on a loaded machine it is seconds. Never early.
 read -r early late <<<"$(sql "SELECT MIN(end_ms - planned_end_ms), MAX(end_ms - planned_end_ms) FROM confinfo WHERE e164 LIKE '71%'")"

@@ -28,9 +28,11 @@ hosts = $CONFDR_ZK
 chroot = $chroot
 session_timeout = 4s
 [amqp]
-user = confdr
-password = confdr
+user = $2
+password_file = $CONFDR_AMQP_SECRETS/amqp-$2.password
+anonymous_cm = false
 heartbeat = 2s
+tls_ca = ${CONFDR_TLS_CA:-}
 [reconnect]
 min = 100ms
 max = 1s
@@ -38,6 +40,7 @@ $(t_redis_user "$2")
 [mysql]
 user = ${CONFDR_MYSQL_USER:-confdr}
 password = ${CONFDR_MYSQL_PASSWORD:-confdr}
+tls_ca = ${CONFDR_TLS_CA:-}
 $4
 CONF
 	chmod 600 "$work/$2-$3.conf" # it holds passwords: others must not read it

@@ -153,24 +153,36 @@ static int run_cmd(char *const argv[], const char *log, unsigned ms)
 	}
 }
 
+/* The sandbox's CA for the TLS links, "" for plain ones. */
+static const char *tls_ca(void)
+{
+	return th_env("CONFDR_TLS_CA") ? th_env("CONFDR_TLS_CA") : "";
+}
+
 /* Runs statements in p1's MySQL database (the mysql client); its exit status. */
 static int sql(const char *stmts)
 {
-	char pw[160], log[128];
+	char pw[160], log[128], ca[4200];
 
 	snprintf(pw, sizeof(pw), "-p%s", need_env("CONFDR_MYSQL_PASSWORD"));
 	snprintf(log, sizeof(log), "%s/sql.log", C.work);
+	/* TLS when the sandbox has it: its MariaDB refuses plain TCP. */
+	snprintf(ca, sizeof(ca), "--ssl-ca=%s", tls_ca());
 	return run_cmd((char *const[]){ "/usr/bin/mysql", "-h", (char *)need_env("CONFDR_MYSQL_HOST"), "-P",
 					(char *)need_env("CONFDR_MYSQL_PORT"), "-u",
 					(char *)need_env("CONFDR_MYSQL_USER"), pw,
-					(char *)need_env("CONFDR_P1_MYSQL_DB"), "-N", "-B", "-e", (char *)stmts, NULL },
+					(char *)need_env("CONFDR_P1_MYSQL_DB"), "-N", "-B", "-e", (char *)stmts,
+					*tls_ca() ? ca : NULL, "--ssl-verify-server-cert", NULL },
 		       log, 30000);
 }
 
 /* A daemon's config in the work dir; returns its path in buf. */
 static void write_conf(char *buf, size_t len, const char *platform, const char *daemon, const char *extra)
 {
+	char role[16]; /* "css" for "css-b" */
 	FILE *f;
+
+	snprintf(role, sizeof(role), "%.*s", (int)strcspn(daemon, "-"), daemon);
 
 	snprintf(buf, len, "%s/%s-%s.conf", C.work, platform, daemon);
 	f = fopen(buf, "w");
@@ -178,11 +190,17 @@ static void write_conf(char *buf, size_t len, const char *platform, const char *
 	fprintf(f,
 		"[daemon]\nplatform = %s\ninstance = tc-%s-%s\nlog_level = info\n"
 		"[zookeeper]\nhosts = %s\nchroot = %s\nsession_timeout = 4s\n"
-		"[amqp]\nuser = confdr\npassword = confdr\nheartbeat = 2s\n"
+		/* The daemon as its role's broker user. This test plays the CM,
+		 * the MCUs, pms and the operators on one administrator's
+		 * connection: the senders are only logged here (check_senders);
+		 * tests/attacks checks that they are refused. */
+		"[amqp]\nuser = %s\npassword_file = %s/amqp-%s.password\ncheck_senders = false\nheartbeat = 2s\ntls_ca "
+		"= %s\n"
 		"[reconnect]\nmin = 100ms\nmax = 1s\n",
-		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot);
+		platform, platform, daemon, need_env("CONFDR_ZK"), C.chroot, role, need_env("CONFDR_AMQP_SECRETS"),
+		role, tls_ca());
 	/* css logs in to Redis as the sandbox's css user (its ACL), if it has one. */
-	if (getenv("CONFDR_SECRETS") && !strncmp(daemon, "css", 3)) /* css, css-b */
+	if (getenv("CONFDR_SECRETS") && !strcmp(role, "css"))
 		fprintf(f, "[redis]\nuser = css\npassword_file = %s/redis-css.password\n", getenv("CONFDR_SECRETS"));
 	fprintf(f, "%s", extra);
 	fclose(f);
@@ -861,8 +879,8 @@ static void start_daemons(void)
 	C.pms1 = start_daemon("pms", conf, log);
 	snprintf(extra, sizeof(extra),
 		 "[css]\ncreate_timeout = %dms\nend_timeout = 2s\nresume_window = 5s\ntemplate_refresh = 500ms\n"
-		 "[mysql]\nuser = %s\npassword = %s\nmigrations = %s/deploy/sql\n",
-		 CREATE_TIMEOUT_MS, need_env("CONFDR_MYSQL_USER"), need_env("CONFDR_MYSQL_PASSWORD"), SRC);
+		 "[mysql]\nuser = %s\npassword = %s\nmigrations = %s/deploy/sql\ntls_ca = %s\n",
+		 CREATE_TIMEOUT_MS, need_env("CONFDR_MYSQL_USER"), need_env("CONFDR_MYSQL_PASSWORD"), SRC, tls_ca());
 	snprintf(C.css_extra, sizeof(C.css_extra), "%s", extra);
 	write_conf(C.css_conf, sizeof(C.css_conf), "p1", "css", extra);
 	snprintf(C.css_log, sizeof(C.css_log), "%s/p1-css.log", C.work);
@@ -894,6 +912,7 @@ static int group_setup(void **state)
 
 	/* the CM's connection: our reply queue, every answer counted */
 	o.url = need_env("CONFDR_P1_AMQP_URL");
+	o.tls_ca = th_env("CONFDR_TLS_CA");
 	o.name = "test-css-cm";
 	o.reconnect_min_ms = 100;
 	o.reconnect_max_ms = 1000;

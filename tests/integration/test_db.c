@@ -53,6 +53,7 @@ static struct cdr_db_opts opts(void)
 	o.user = env("CONFDR_MYSQL_USER");
 	o.password = env("CONFDR_MYSQL_PASSWORD");
 	o.database = env("CONFDR_P1_MYSQL_DB");
+	o.tls_ca = getenv("CONFDR_TLS_CA"); /* set: the sandbox's MariaDB is TLS-only over TCP */
 	o.reconnect_min_ms = 50;
 	o.reconnect_max_ms = 500;
 	return o;

@@ -397,6 +397,7 @@ static int group_setup(void **state)
 	assert_non_null(mkdtemp(C.work));
 	assert_int_equal(cdr_loop_new(&C.loop), 0);
 	o.url = C.url;
+	o.tls_ca = getenv("CONFDR_TLS_CA");
 	o.name = "test-mcusim";
 	o.reconnect_min_ms = 100;
 	o.reconnect_max_ms = 1000;

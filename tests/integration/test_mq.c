@@ -158,6 +158,7 @@ static struct cdr_mq *new_mq(const char *name)
 {
 	struct cdr_mq_opts o = {
 		.url = need_env("CONFDR_P1_AMQP_URL"),
+		.tls_ca = th_env("CONFDR_TLS_CA"),
 		.name = name,
 		.heartbeat_s = 5,
 		.reconnect_min_ms = 100,

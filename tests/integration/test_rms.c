@@ -107,14 +107,19 @@ static void start_rms(void)
 	fprintf(f,
 		"[daemon]\nplatform = p1\ninstance = test-rms\nlog_level = info\n"
 		"[zookeeper]\nhosts = %s\nchroot = %s\nsession_timeout = 4s\n"
-		"[amqp]\nuser = confdr\npassword = confdr\nheartbeat = 2s\n"
+		/* rms as its role's user; this test plays css, the MCUs and the
+		 * operators on one administrator's connection: senders only
+		 * logged here; tests/attacks checks that they are refused */
+		"[amqp]\nuser = rms\npassword_file = %s/amqp-rms.password\ncheck_senders = false\nheartbeat = "
+		"2s\ntls_ca = %s\n"
 		"[reconnect]\nmin = 100ms\nmax = 1s\n"
 		"[rms]\nheartbeat_interval = %dms\nheartbeat_misses = %d\nheartbeat_rise = 2\n"
 		"reservation_timeout = 60s\n"
 		/* the MCUs here re-connect within [reconnect] max: a short quiet
 		 * after the election keeps the loss test's 10 s bound */
 		"broker_return_grace = 1s\n",
-		need_env("CONFDR_ZK"), getenv("CONFDR_ZK_CHROOT") ? getenv("CONFDR_ZK_CHROOT") : "/dr", HB_MS, MISSES);
+		need_env("CONFDR_ZK"), getenv("CONFDR_ZK_CHROOT") ? getenv("CONFDR_ZK_CHROOT") : "/dr",
+		need_env("CONFDR_AMQP_SECRETS"), getenv("CONFDR_TLS_CA") ? getenv("CONFDR_TLS_CA") : "", HB_MS, MISSES);
 	fclose(f);
 	assert_int_equal(chmod(conf, 0600), 0); /* it holds a password: others must not read it */
 	C.rms = spawn((char *const[]){ BIN "/confdr-rms", "-c", conf, NULL }, log);
@@ -275,6 +280,7 @@ static int group_setup(void **state)
 	assert_non_null(mkdtemp(C.work));
 	assert_int_equal(cdr_loop_new(&C.loop), 0);
 	o.url = need_env("CONFDR_P1_AMQP_URL");
+	o.tls_ca = getenv("CONFDR_TLS_CA");
 	o.name = "test-rms-css";
 	o.reconnect_min_ms = 100;
 	o.reconnect_max_ms = 1000;

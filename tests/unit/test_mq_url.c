@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -20,6 +21,7 @@ static void check_ok(const char *url, const char *user, const char *pass, const 
 
 	if (cdr_mq_url_parse(url, &u, err, sizeof(err)) != 0)
 		fail_msg("%s refused: %s", url, err);
+	assert_int_equal(u.tls, strncasecmp(url, "amqps:", 6) == 0);
 	assert_string_equal(u.user, user);
 	assert_string_equal(u.password, pass);
 	assert_string_equal(u.host, host);
@@ -55,6 +57,10 @@ static void test_good_urls(void **state)
 	check_ok("amqp://u:p@[::1]:5673/vh", "u", "p", "::1", 5673, "vh");
 	check_ok("amqp://[fe80::1]", "guest", "guest", "fe80::1", 5672, "/");
 	check_ok("amqp://u:p:q@h/v", "u", "p:q", "h", 5672, "v");
+	/* TLS: port 5671 by default */
+	check_ok("amqps://confdr:confdr@127.0.0.1:17672/p1", "confdr", "confdr", "127.0.0.1", 17672, "p1");
+	check_ok("amqps://host", "guest", "guest", "host", 5671, "/");
+	check_ok("AMQPS://u:p@[::1]/v", "u", "p", "::1", 5671, "v");
 }
 
 static void test_bad_urls(void **state)
@@ -63,7 +69,9 @@ static void test_bad_urls(void **state)
 	check_bad("", "empty");
 	check_bad("http://h/v", "amqp://");
 	check_bad("amqp:/h/v", "amqp://");
-	check_bad("amqps://h/v", "TLS");
+	check_bad("amqpss://h/v", "amqps://");
+	check_bad("amqps:/h/v", "amqps://");
+	check_bad("amqps://h:0/v", "port");
 	check_bad("amqp://h:0/v", "port");
 	check_bad("amqp://h:65536/v", "port");
 	check_bad("amqp://h:99999999999999999999/v", "port");
@@ -101,6 +109,12 @@ static void test_new_refuses_bad_options(void **state)
 	opts.url = "amqp://h/v";
 	opts.reconnect_min_ms = 5000;
 	opts.reconnect_max_ms = 100;
+	assert_int_equal(cdr_mq_new(loop, &opts, &mq), -EINVAL);
+	/* amqps needs a CA to check the broker against */
+	opts.reconnect_min_ms = opts.reconnect_max_ms = 0;
+	opts.url = "amqps://h/v";
+	assert_int_equal(cdr_mq_new(loop, &opts, &mq), -EINVAL);
+	opts.tls_ca = "";
 	assert_int_equal(cdr_mq_new(loop, &opts, &mq), -EINVAL);
 	/* ret untouched on failure */
 	assert_ptr_equal(mq, (struct cdr_mq *)&mq);

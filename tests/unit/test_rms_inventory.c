@@ -515,6 +515,49 @@ static void test_forged_seq_does_not_pin(void **state)
 	assert_int_equal(f->ev.n, 0); /* never declared down */
 }
 
+/* An MCU is bound to the broker user that registered it (issue 22: a
+ * re-registration of an MCU id replaced its routing key, so its commands went
+ * elsewhere): while it is up, another user may not register it, and its
+ * key stays; once it is down, anyone may. */
+static void test_owner_binding(void **state)
+{
+	struct fix *f = *state;
+	struct rms_mcu_reg r = { .id = "a",
+				 .key = "key-a",
+				 .room = "p1-r1",
+				 .platform = "p1",
+				 .cap_confs = 10,
+				 .cap_ports = 160,
+				 .owner = "mcu-a" };
+	struct rms_vrs_reg v = { .id = "v", .room = "p1-r1", .platform = "p1", .capacity = 5, .owner = "mcu-a" };
+	char err[256];
+
+	assert_int_equal(rms_inv_register_mcu(f->inv, &r, f->now, err, sizeof(err)), 0);
+	assert_string_equal(rms_inv_owner(f->inv, "a", false), "mcu-a");
+	assert_null(rms_inv_owner(f->inv, "nobody", false));
+	/* the same user again: taken (a reconnection) */
+	assert_int_equal(rms_inv_register_mcu(f->inv, &r, f->now, err, sizeof(err)), 0);
+	/* another user, while it is up: refused, its key unchanged */
+	r.owner = "mcu-evil";
+	r.key = "key-evil";
+	assert_int_equal(rms_inv_register_mcu(f->inv, &r, f->now, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "registered by broker user mcu-a"));
+	assert_string_equal(rms_inv_mcu(f->inv, "a")->key, "key-a");
+	assert_string_equal(rms_inv_owner(f->inv, "a", false), "mcu-a");
+	/* the same for a VRS */
+	assert_int_equal(rms_inv_register_vrs(f->inv, &v, f->now, err, sizeof(err)), 0);
+	v.owner = "mcu-evil";
+	assert_int_equal(rms_inv_register_vrs(f->inv, &v, f->now, err, sizeof(err)), -EPERM);
+	assert_string_equal(rms_inv_owner(f->inv, "v", true), "mcu-a");
+	/* down (heartbeats lost): another user may register it, and owns it */
+	rms_inv_tick(f->inv, f->now + 10 * HB);
+	assert_string_equal(rms_mcu_state_name(rms_inv_mcu(f->inv, "a")), "down");
+	f->now += 10 * HB;
+	assert_int_equal(rms_inv_register_mcu(f->inv, &r, f->now, err, sizeof(err)), 0);
+	assert_string_equal(rms_inv_owner(f->inv, "a", false), "mcu-evil");
+	assert_string_equal(rms_inv_mcu(f->inv, "a")->key, "key-evil");
+}
+
 static void test_restart_rebuild_no_double_count(void **state)
 {
 	struct fix *f = *state;
@@ -699,6 +742,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ports_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_loss_and_rise, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forged_seq_does_not_pin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_binding, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_rebuild_no_double_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capability_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listing_and_room_move, setup, teardown),

@@ -2,6 +2,7 @@
  * its broker, as the daemons' own peers send them. */
 #include "confdrctl.h"
 
+#include <confdr/daemon.h>
 #include <confdr/loop.h>
 #include <confdr/mq.h>
 #include <confdr/msg.h>
@@ -35,21 +36,32 @@ json_t *ctl_bus_call(struct ctl *c, const struct cdr_topology *t, const char *p,
 		     const char *type, json_t *body, int *ex)
 {
 	const struct cdr_endpoint *ep = cdr_topology_main_endpoint(t, p, CDR_SVC_MQ);
-	const char *user = cli_env("CONFDR_AMQP_USER", "confdr"), *pass = cli_env("CONFDR_AMQP_PASSWORD", "confdr");
+	const char *user = cli_env("CONFDR_AMQP_USER", "ops"), *pass = cli_env("CONFDR_AMQP_PASSWORD", "guest");
+	const char *pass_file = cli_env("CONFDR_AMQP_PASSWORD_FILE", NULL);
 	struct cdr_mq_opts o = { 0 };
 	struct cdr_mq *mq = NULL;
 	struct rpc r = { .c = c };
-	char url[512], id[64], *txt;
+	char url[1536], id[64], err[300], *txt, *secret = NULL;
 
 	*ex = EX_UNAVAILABLE;
+	if (pass_file && cdr_secret_read(pass_file, NULL, &secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "confdrctl: $CONFDR_AMQP_PASSWORD_FILE: %s\n", err);
+		json_decref(body);
+		return NULL;
+	}
+	if (secret)
+		pass = secret;
 	if (!ep) {
 		fprintf(stderr, "confdrctl: platform %s has no broker endpoint in ZooKeeper (/endpoints/%s/...)\n", p,
 			p);
 		json_decref(body);
 		return NULL;
 	}
-	snprintf(url, sizeof(url), "amqp://%s:%s@%s:%u/%s", user, pass, ep->host, ep->port, ep->vhost ? ep->vhost : "");
+	snprintf(url, sizeof(url), "%s://%s:%s@%s:%u/%s", cli_amqp_scheme(), user, pass, ep->host, ep->port,
+		 ep->vhost ? ep->vhost : "");
+	free(secret);
 	o.url = url;
+	o.tls_ca = cli_tls_ca();
 	o.name = "confdrctl";
 	snprintf(id, sizeof(id), "confdrctl-%ld-%s", (long)getpid(), type);
 	txt = cdr_msg_encode(type, id, "confdrctl", 0, body);

@@ -202,6 +202,7 @@ static int parse(int argc, char **argv, const char *cmd, const char *allowed, st
 
 	*o = (struct drill_opts){ .prefix = "drill-", .timeout_s = 60, .hold_s = 3, .every_ms = 1000, .retry_s = 10 };
 	o->db.user = "root";
+	o->db.tls_ca = cli_tls_ca();
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (opt == 'h') {

@@ -31,6 +31,7 @@ struct drill_db_opts {
 	int port;
 	const char *user;
 	const char *password;
+	const char *tls_ca; /* over host and port: TLS with this CA; NULL: plain */
 };
 
 /* A MariaDB connection (5 s to connect, 10 s per read); NULL with err set. */

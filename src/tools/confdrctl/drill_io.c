@@ -205,6 +205,13 @@ struct drill_db *drill_db_open(const struct drill_db_opts *o, char *err, size_t 
 	mysql_options(db->c, MYSQL_OPT_CONNECT_TIMEOUT, &connect_s);
 	mysql_options(db->c, MYSQL_OPT_READ_TIMEOUT, &io_s);
 	mysql_options(db->c, MYSQL_OPT_WRITE_TIMEOUT, &io_s);
+	if (!o->socket && o->tls_ca) {
+		/* Over the network: TLS, the server's certificate and name checked. */
+		my_bool verify = 1;
+		mysql_options(db->c, MYSQL_OPT_SSL_CA, o->tls_ca);
+		mysql_options(db->c, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+		snprintf(db->where + strlen(db->where), sizeof(db->where) - strlen(db->where), " (TLS)");
+	}
 	if (!mysql_real_connect(db->c, o->socket ? "localhost" : o->host, o->user, o->password, NULL,
 				o->socket ? 0 : (unsigned)o->port, o->socket, 0)) {
 		snprintf(err, errlen, "%s: %s", db->where, mysql_error(db->c));

@@ -126,7 +126,7 @@ static const struct command commands[] = {
 
 void ctl_usage(FILE *f)
 {
-	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] [--zk-user USER "
+	fprintf(f, "usage: confdrctl [--zk HOSTS] [--chroot PATH] [--timeout SECONDS] [--tls-ca FILE] [--zk-user USER "
 		   "--zk-password-file FILE] COMMAND ...\n\n"
 		   "Options:\n"
 		   "  --zk HOSTS         ZooKeeper servers, host:port[,host:port...]\n"
@@ -134,6 +134,8 @@ void ctl_usage(FILE *f)
 		   "  --chroot PATH      the service domain's root node (default: $CONFDR_ZK_CHROOT, "
 		   "else " CLI_DEFAULT_CHROOT ")\n"
 		   "  --timeout SECONDS  how long to wait to connect and for each answer (default 5)\n"
+		   "  --tls-ca FILE      CA bundle that signed the brokers' and MariaDB servers' certificates:\n"
+		   "                     their links use TLS and check them (default: $CONFDR_TLS_CA; none: plain)\n"
 		   "  --zk-user USER     authenticate to ZooKeeper as USER (digest; default: $CONFDR_ZK_USER);\n"
 		   "                     writing the topology needs the deploy user\n"
 		   "  --zk-password-file FILE\n"
@@ -146,13 +148,15 @@ void ctl_usage(FILE *f)
 			c->usage);
 		fprintf(f, "      %s\n", c->help);
 	}
-	fprintf(f, "\nThe broker of each platform is found in ZooKeeper; its user and password are $CONFDR_AMQP_USER\n"
-		   "and $CONFDR_AMQP_PASSWORD (default confdr/confdr).\n"
-		   "\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform,\n"
-		   "a switch refused by pms, a conference no css knows or css refused; drill: not settled, Redis and\n"
-		   "MySQL differ, an E164 of --expect not running), 64 bad usage, 65 bad input file, 69 ZooKeeper,\n"
-		   "a broker, an rms, a pms, a css (drill: MariaDB or a Redis) unreachable (status: some rms did\n"
-		   "not answer; conf list: some css did not answer; the rest is printed).\n");
+	fprintf(f,
+		"\nThe broker of each platform is found in ZooKeeper. Its user is $CONFDR_AMQP_USER (default ops, the\n"
+		"operators' role: docs/security.md); the password is read from the file $CONFDR_AMQP_PASSWORD_FILE\n"
+		"(others must not be able to read it), else taken from $CONFDR_AMQP_PASSWORD (default guest).\n"
+		"\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform,\n"
+		"a switch refused by pms, a conference no css knows or css refused; drill: not settled, Redis and\n"
+		"MySQL differ, an E164 of --expect not running), 64 bad usage, 65 bad input file, 69 ZooKeeper,\n"
+		"a broker, an rms, a pms, a css (drill: MariaDB or a Redis) unreachable (status: some rms did\n"
+		"not answer; conf list: some css did not answer; the rest is printed).\n");
 }
 
 /* ---- waiting on the loop ---- */
@@ -179,13 +183,12 @@ bool ctl_run_until(struct ctl *c, const bool *done, uint64_t timeout_ms)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = { { "zk", required_argument, NULL, 'z' },
-					      { "chroot", required_argument, NULL, 'c' },
-					      { "timeout", required_argument, NULL, 't' },
-					      { "zk-user", required_argument, NULL, 'u' },
-					      { "zk-password-file", required_argument, NULL, 'p' },
-					      { "help", no_argument, NULL, 'h' },
-					      { 0 } };
+	static const struct option opts[] = {
+		{ "zk", required_argument, NULL, 'z' },	     { "chroot", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' }, { "tls-ca", required_argument, NULL, 'T' },
+		{ "zk-user", required_argument, NULL, 'u' }, { "zk-password-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },	     { 0 }
+	};
 	struct ctl c = { .timeout_s = 5 };
 	const struct command *cmd;
 	int opt, ret, nwords;
@@ -198,7 +201,7 @@ int main(int argc, char **argv)
 	c.zk_password_file = cli_env("CONFDR_ZK_PASSWORD_FILE", "");
 	c.zk_ids = cli_env("CONFDR_ZK_IDS", "");
 
-	while ((opt = getopt_long(argc, argv, "+z:c:t:u:p:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+z:c:t:T:u:p:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'z': c.hosts = optarg; break;
 		case 'c': c.chroot = optarg; break;
@@ -209,6 +212,7 @@ int main(int argc, char **argv)
 				return cli_usage_error("--timeout wants seconds (1..3600), not \"%s\"", optarg);
 			c.timeout_s = (unsigned)v;
 			break;
+		case 'T': cli_set_tls_ca(optarg); break;
 		case 'h': ctl_usage(stdout); return 0;
 		default: return cli_usage_error("bad option");
 		}
