@@ -61,6 +61,25 @@ static char *read_all(const char *path, size_t *len)
 	return buf;
 }
 
+/* The broker closed the channel or the connection: says why, returns 3. */
+static int refused(const amqp_frame_t *f)
+{
+	uint16_t code;
+	amqp_bytes_t text;
+
+	if (f->payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		const amqp_channel_close_t *m = f->payload.method.decoded;
+		code = m->reply_code;
+		text = m->reply_text;
+	} else {
+		const amqp_connection_close_t *m = f->payload.method.decoded;
+		code = m->reply_code;
+		text = m->reply_text;
+	}
+	printf("refused by the broker: %u %.*s\n", code, (int)text.len, (const char *)text.bytes);
+	return 3;
+}
+
 /* The broker's verdict on the publish: 0 acked, 5 returned, 3 the channel
  * or connection closed (printed), 1 otherwise. */
 static int await_confirm(amqp_connection_state_t c)
@@ -82,18 +101,8 @@ static int await_confirm(amqp_connection_state_t c)
 		case AMQP_BASIC_ACK_METHOD: printf(returned ? "unroutable\n" : "published\n"); return returned ? 5 : 0;
 		case AMQP_BASIC_NACK_METHOD: printf("nacked by the broker\n"); return 1;
 		case AMQP_BASIC_RETURN_METHOD: returned = true; break;
-		case AMQP_CHANNEL_CLOSE_METHOD: {
-			amqp_channel_close_t *m = f.payload.method.decoded;
-			printf("refused by the broker: %u %.*s\n", m->reply_code, (int)m->reply_text.len,
-			       (const char *)m->reply_text.bytes);
-			return 3;
-		}
-		case AMQP_CONNECTION_CLOSE_METHOD: {
-			amqp_connection_close_t *m = f.payload.method.decoded;
-			printf("refused by the broker: %u %.*s\n", m->reply_code, (int)m->reply_text.len,
-			       (const char *)m->reply_text.bytes);
-			return 3;
-		}
+		case AMQP_CHANNEL_CLOSE_METHOD:
+		case AMQP_CONNECTION_CLOSE_METHOD: return refused(&f);
 		default: break;
 		}
 	}
@@ -140,12 +149,8 @@ static int await_answer(amqp_connection_state_t c, int reply_s)
 				return 5;
 			break;
 		case AMQP_BASIC_RETURN_METHOD: returned = true; break;
-		case AMQP_CHANNEL_CLOSE_METHOD: {
-			amqp_channel_close_t *m = f.payload.method.decoded;
-			printf("refused by the broker: %u %.*s\n", m->reply_code, (int)m->reply_text.len,
-			       (const char *)m->reply_text.bytes);
-			return 3;
-		}
+		case AMQP_CHANNEL_CLOSE_METHOD:
+		case AMQP_CONNECTION_CLOSE_METHOD: return refused(&f);
 		default: break;
 		}
 	}
