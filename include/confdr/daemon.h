@@ -174,7 +174,8 @@ uint64_t cdr_daemon_stalls(const struct cdr_daemon *d);
 int64_t cdr_daemon_epoch(struct cdr_daemon *d);
 
 /* A message refused for its sender (bus.h, cdr_dispatch): counted, and the
- * count shown as "senders_refused" in the liveness node. Returns the count. */
+ * count shown as "senders_refused" in the liveness node (written at most
+ * every 200 ms). Returns the count. */
 uint64_t cdr_daemon_sender_refused(struct cdr_daemon *d);
 
 /* The service domain's topology, followed: read from ZooKeeper on

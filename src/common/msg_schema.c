@@ -88,6 +88,7 @@ static const char *const target_states[] = { "normal", "abnormal", "up", "down",
 static const char *const rms_reasons[] = {
 	"no_capacity", "unknown_room", "unknown_capability", "unknown_user_domain", "unknown_reservation",
 	"bad_request", "not_active",   "stale_epoch",	     "other_platform",	    "unknown_mcu",
+	"forbidden", /* its sender's broker user may not send it (bus.h) */
 	NULL
 };
 static const char *const severities[] = { "critical", "major", "minor", "warning", "cleared", NULL };
@@ -302,7 +303,7 @@ static const struct cdr_field vrs_heartbeat[] = {
 static const struct cdr_field res_nack[] = {
 	ID_O("mcu", "MCU MOID, when it could be read"),
 	ID_O("vrs", "VRS MOID, when it could be read"),
-	CODE("reason", true, "bad_request, unknown_room, not_active"),
+	CODE("reason", true, "bad_request, unknown_room, not_active, forbidden"),
 	DETAIL,
 	END,
 };

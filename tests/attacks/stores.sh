@@ -5,8 +5,9 @@
 # action of the role that owns it still works, so that no check passes
 # because everything is broken. TAP-style lines; exit 1 if any failed.
 #
-# Run against a single-host sandbox (its own chroot, Redis and databases,
-# not a test namespace), with its env:
+# Run against a single-host sandbox, with its env (ctest runs it as
+# attacks/stores, under tests/ns.sh: the namespace is not used), on the
+# sandbox's own chroot, Redis and databases, which hold the ACLs and grants:
 #   eval "$(deploy/sandbox.sh env)"; bash tests/attacks/stores.sh
 # Nothing is changed for good while the stores refuse what they should: the
 # nodes, keys and table it makes are its own (named attack-PID) and removed;
@@ -21,7 +22,8 @@ bin=${CONFDR_BINARY_DIR:-${CONFDR_BUILD_DIR:-$top/build}}
 : "${CONFDR_ZK:?run under the sandbox env: eval \"\$(deploy/sandbox.sh env)\"}" "${CONFDR_SECRETS:?no CONFDR_SECRETS: a sandbox with store users (deploy/sandbox.sh up)}"
 : "${CONFDR_P1_REDIS:?}" "${CONFDR_P1_REDIS_REPLICA:?}" "${CONFDR_MYSQL_HOST:?}" "${CONFDR_MYSQL_PORT:?}"
 [ -x "$bin/zk_try" ] || { echo "Bail out! $bin/zk_try missing (build it; CONFDR_BUILD_DIR)"; exit 1; }
-chroot=${CONFDR_ZK_CHROOT:-/dr}
+# The sandbox's chroot (deploy/lib.sh CHROOT), not a test namespace's.
+chroot=${CONFDR_STORES_CHROOT:-/dr}
 tag=attack-$$
 n=0 failures=0
 work=$(mktemp -d -t confdr-attacks.XXXXXX)
