@@ -164,7 +164,7 @@ spawn_sim() {
 	rm -f "$RUN/sims/$name.json"
 	spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$r" --count 2 --prefix "mcu-$r-$x" --vrs 1 \
 		--vrs-prefix "vrs-$r-$x" --capacity "$CAP" --list-interval "$LIST_MS" \
-		--amqp "$(amqp_url "$p" mcu)" --state "$RUN/sims/$name.json" -q "$@"
+		--amqp "$(amqp_at "$p" mcu)" --state "$RUN/sims/$name.json" -q "$@"
 }
 
 # start_sims [PLATFORM]: the drill's simulators (all, or one platform's).
@@ -330,7 +330,7 @@ create() {
 	local p=$1 n=$2 start=$3 out=$4 a=() d
 	shift 4
 	for d in "$@"; do a+=(--domain "$d"); done
-	"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_url "$p" cm)" "${a[@]}" \
+	"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_at "$p" cm)" "${a[@]}" \
 		--count "$n" --rate "$RATE" --e164-start "$start" --timeout 60 -q --json "$out" >"$out.txt" 2>&1
 	[ "$(jq -r .acked "$out" 2>/dev/null)" = "$n" ]
 }
@@ -397,7 +397,7 @@ start_watchers() {
 		n=drill-watch-$p
 		stop_pid $n 5
 		: >"$(logfile $n)"
-		spawn $n "$BUILD/cmsim" watch --platform $p --amqp "$(amqp_url $p ops)" \
+		spawn $n "$BUILD/cmsim" watch --platform $p --amqp "$(amqp_at $p ops)" \
 			--out "$WORK/watch-$p.jsonl" --timeout 30
 	done
 	for p in "${PLATFORMS[@]}"; do
@@ -615,7 +615,7 @@ probe_start() {
 		for ((i = 0; i < 480; i++)); do
 			[ -e "$WORK/probe.stop" ] && break
 			t=$(now_ms)
-			"$BUILD/cmsim" create --platform p1 --amqp "$(amqp_url p1 cm)" --domain ud-p1-r1-a \
+			"$BUILD/cmsim" create --platform p1 --amqp "$(amqp_at p1 cm)" --domain ud-p1-r1-a \
 				--count 1 --e164-start "${t}99" --timeout 5 -q --json "$WORK/probe-1.json" >/dev/null 2>&1
 			jq -r --arg t "$t" '"\($t) " + if .acked == 1 then "ack \(.confs[0].mcu // "-") \(.confs[0]["e164"])"
 				elif .nacked == 1 then "nack \(.nack_reasons | keys[0])" else "unanswered -" end' "$WORK/probe-1.json" \
@@ -735,7 +735,7 @@ partition_window() {
 	say "  $(tail -n 1 "$WORK/partition.log")"
 	sampler_start
 	for p in "${PLATFORMS[@]}"; do
-		"$BUILD/cmsim" create --platform $p --amqp "$(amqp_url $p cm)" --domain "ud-$p-r1-a" --domain "ud-$p-r2-a" \
+		"$BUILD/cmsim" create --platform $p --amqp "$(amqp_at $p cm)" --domain "ud-$p-r1-a" --domain "ud-$p-r2-a" \
 			--count 15 --rate 1 --e164-start "$(now_ms)${p#p}000" --timeout 60 -q --json "$WORK/create-part-$p.json" \
 			>"$WORK/create-part-$p.txt" 2>&1 &
 		j+=($!)
@@ -835,7 +835,7 @@ isolation_check() {
 history_check() {
 	local r=$WORK/report-platform-power-off.json fails=() q n e164s
 	say "platform-power-off: with p1's MariaDB down, 20 creates of p1's domains and 20 ends of p1's conferences through p2's css"
-	"$BUILD/cmsim" create --platform p2 --amqp "$(amqp_url p2 cm)" --domain ud-p1-r1-a --domain ud-p1-r1-b \
+	"$BUILD/cmsim" create --platform p2 --amqp "$(amqp_at p2 cm)" --domain ud-p1-r1-a --domain ud-p1-r1-b \
 		--domain ud-p1-r2-a --domain ud-p1-r2-b --count 20 --rate 50 --e164-start "$(now_ms)03" --timeout 30 -q \
 		--json "$WORK/create-down.json" >"$WORK/create-down.txt" 2>&1
 	n=$(jq -r '.acked // 0' "$WORK/create-down.json" 2>/dev/null || echo 0)
@@ -843,7 +843,7 @@ history_check() {
 	add_home "$WORK/create-down.json" p1
 	jq '[.confs[:20][]["e164"]]' "$WORK/create-p1.json" >"$WORK/ended.json"
 	# shellcheck disable=SC2046 # one --e164 E164 pair per word pair
-	"$BUILD/cmsim" end --platform p2 --amqp "$(amqp_url p2 cm)" $(jq -r '.[] | "--e164 " + .' "$WORK/ended.json") \
+	"$BUILD/cmsim" end --platform p2 --amqp "$(amqp_at p2 cm)" $(jq -r '.[] | "--e164 " + .' "$WORK/ended.json") \
 		--rate 50 --timeout 30 -q --json "$WORK/end-down.json" >"$WORK/end-down.txt" 2>&1
 	n=$(jq -r '.acked // 0' "$WORK/end-down.json" 2>/dev/null || echo 0)
 	[ "$n" = 20 ] || fails+=("only $n of 20 ends of p1's conferences through p2 ACKed while p1 is down")

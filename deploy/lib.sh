@@ -82,11 +82,15 @@ export CONFDR_TLS_CA=$TLS_CA
 # The broker users of the roles (docs/security.md); confdr is the administrator.
 AMQP_ROLES=(css rms pms mcu cm ops bmc)
 # amqp_url PLATFORM [USER]: PLATFORM's broker as USER (default confdr), with
-# the password of run/secrets/amqp-USER.password.
+# the password of run/secrets/amqp-USER.password (for the tests' environment).
 amqp_url() {
 	local u=${2:-confdr}
 	echo "amqps://$u:$(head -1 "$RUN/secrets/amqp-$u.password" 2>/dev/null)@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"
 }
+# amqp_at PLATFORM USER: the same without the password, for a tool's command
+# line: the tool reads it from $CONFDR_AMQP_SECRETS/amqp-USER.password.
+amqp_at() { echo "amqps://$2@$(addr_of "$(srv rabbitmq "$1")"):$AMQP_PORT/$1"; }
+export CONFDR_AMQP_SECRETS=$RUN/secrets
 mysql_sock() { echo "$RUN/$(srv mariadb "$1")/mysql.sock"; }
 if [ "$LAYOUT" = single ]; then
 	ZK_HOSTS=$HOST:$ZK_PORT

@@ -380,7 +380,7 @@ cmd_start() {
 		name=sim-$room p=${room%%-*}
 		if running "$name"; then continue; fi
 		spawn "$name" "$BUILD/mcusim" --platform "$p" --room "$room" --count 4 --capacity 500 --vrs 1 \
-			--amqp "$(amqp_url "$p" mcu)" --state "$RUN/sims/$room.json" -q
+			--amqp "$(amqp_at "$p" mcu)" --state "$RUN/sims/$room.json" -q
 		started+=("$name")
 		say "started $name: 4 MCUs of room $room (pid $(cat "$(pidfile "$name")"), log $(logfile "$name"))"
 	done
@@ -502,7 +502,7 @@ demo_confs() {
 	done
 	for p in "${PLATFORMS[@]}"; do
 		say "demo: creating 200 conferences on $p through cmsim (the CM's requests to $p's css)"
-		"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_url "$p" cm)" \
+		"$BUILD/cmsim" create --platform "$p" --amqp "$(amqp_at "$p" cm)" \
 			--domain "ud-$p-r1-a" --domain "ud-$p-r1-b" --domain "ud-$p-r2-a" --domain "ud-$p-r2-b" \
 			--count 200 --rate 200 --timeout 30 -q --json "$RUN/demo-$p.json" >&2 || bad=1
 		n=$(jq -r .acked "$RUN/demo-$p.json" 2>/dev/null || echo 0)

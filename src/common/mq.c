@@ -1525,6 +1525,16 @@ int cdr_mq_new(struct cdr_loop *loop, const struct cdr_mq_opts *opts, struct cdr
 	r = cdr_mq_url_parse(opts->url, &mq->url, NULL, 0);
 	if (r < 0)
 		goto fail;
+	if (opts->password) {
+		char *pw = strdup(opts->password);
+
+		if (!pw) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		free(mq->url.password);
+		mq->url.password = pw;
+	}
 	if (mq->url.tls) {
 		/* amqps without a CA to check the broker against is refused: a
 		 * TLS link that trusts any certificate protects nothing. */

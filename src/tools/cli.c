@@ -3,6 +3,7 @@
  * defaults, the broker's handle, and printing JSON. */
 #include "cli.h"
 
+#include <confdr/daemon.h>
 #include <confdr/mq.h>
 #include <confdr/msg.h>
 
@@ -146,11 +147,25 @@ const char *cli_amqp_scheme(void)
 	return cli_tls_ca() ? "amqps" : "amqp";
 }
 
+/* Whether url names a password ("amqp://user:pw@host"), not only a user. */
+static bool url_has_password(const char *url)
+{
+	const char *p = strstr(url, "://");
+	size_t n;
+
+	if (!p)
+		return true;
+	p += 3;
+	n = strcspn(p, "/@");
+	return p[n] != '@' || memchr(p, ':', n) != NULL;
+}
+
 int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct cdr_mq **mq, char *shown, size_t len)
 {
 	struct cdr_mq_opts with_ca = *o;
+	const char *pw_file = cli_env("CONFDR_AMQP_PASSWORD_FILE", NULL), *dir = cli_env("CONFDR_AMQP_SECRETS", NULL);
 	struct cdr_mq_url u;
-	char err[256];
+	char err[300], path[1024], *secret = NULL;
 	bool tls;
 	int r;
 
@@ -160,6 +175,10 @@ int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct c
 	}
 	snprintf(shown, len, "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
 	tls = u.tls;
+	if (!pw_file && dir && !url_has_password(o->url)) {
+		snprintf(path, sizeof(path), "%s/amqp-%s.password", dir, u.user);
+		pw_file = path;
+	}
 	cdr_mq_url_clear(&u);
 	if (!with_ca.tls_ca)
 		with_ca.tls_ca = cli_tls_ca();
@@ -170,7 +189,18 @@ int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct c
 			cli_prog);
 		return EX_USAGE;
 	}
-	if ((r = cdr_mq_new(loop, &with_ca, mq)) < 0) {
+	/* the password from a file, never from the command line */
+	if (pw_file && cdr_secret_read(pw_file, NULL, &secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: $CONFDR_AMQP_PASSWORD_FILE: %s\n", cli_prog, err);
+		return EX_USAGE;
+	}
+	with_ca.password = secret;
+	r = cdr_mq_new(loop, &with_ca, mq);
+	if (secret) {
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
+	if (r < 0) {
 		fprintf(stderr, "%s: cannot create the AMQP client: %s\n", cli_prog, strerror(-r));
 		return EX_UNAVAILABLE;
 	}

@@ -926,8 +926,9 @@ static void on_lookup_topology(int status, struct cdr_topology *t, const char *e
 		snprintf(l->err, sizeof(l->err), "no broker endpoint for platform %s (room %s) in ZooKeeper",
 			 l->platform, l->room);
 	} else {
-		snprintf(l->url, sizeof(l->url), "%s://%s:%s@%s:%u/%s", cli_amqp_scheme(), l->user, l->password,
-			 ep->host, ep->port, ep->vhost ? ep->vhost : "");
+		snprintf(l->url, sizeof(l->url), "%s://%s%s%s@%s:%u/%s", cli_amqp_scheme(), l->user,
+			 l->password ? ":" : "", l->password ? l->password : "", ep->host, ep->port,
+			 ep->vhost ? ep->vhost : "");
 	}
 	cdr_topology_free(t);
 }
@@ -1023,13 +1024,15 @@ static void usage(FILE *f)
 		"  --vrs-capacity N      recordings per VRS, 1..100000 (default 500)\n"
 		"\n"
 		"Broker:\n"
-		"  --amqp URL            amqp://user:pass@host:port/vhost (default $CONFDR_<P>_AMQP_URL, P "
-		"upper-cased\n"
-		"                        and '-' as '_', then $CONFDR_AMQP_URL, else the room's broker in ZooKeeper)\n"
+		"  --amqp URL            amqp://user[:pass]@host:port/vhost (default $CONFDR_<P>_AMQP_URL_MCU, then\n"
+		"                        $CONFDR_<P>_AMQP_URL, P upper-cased and '-' as '_', then $CONFDR_AMQP_URL,\n"
+		"                        else the room's broker in ZooKeeper)\n"
 		"  --zk HOSTS            ZooKeeper, for that last case (default $CONFDR_ZK, else " CLI_DEFAULT_ZK ")\n"
 		"  --chroot PATH         its root node (default $CONFDR_ZK_CHROOT, else " CLI_DEFAULT_CHROOT ")\n"
-		"  --amqp-user USER      user for a broker found in ZooKeeper (default confdr)\n"
-		"  --amqp-password PASS  its password (default confdr)\n"
+		"  --amqp-user USER      user for a broker found in ZooKeeper (default mcu, the MCUs' role)\n"
+		"  --amqp-password PASS  its password; better not on the command line: the password is read from\n"
+		"                        the file $CONFDR_AMQP_PASSWORD_FILE, or for a URL with a user and no\n"
+		"                        password from $CONFDR_AMQP_SECRETS/amqp-USER.password\n"
 		"  --tls-ca FILE         CA bundle that signed the broker's certificate, for amqps (default\n"
 		"                        $CONFDR_TLS_CA; a broker found in ZooKeeper is then reached with amqps)\n"
 		"\n"
@@ -1168,8 +1171,8 @@ static int parse_args(int argc, char **argv, struct opts *o, char *prefix, char 
 		.priority = 100,
 		.h265 = true,
 		.res_1080p = true,
-		.amqp_user = "confdr",
-		.amqp_password = "confdr",
+		.amqp_user = "mcu",
+		.amqp_password = NULL, /* from $CONFDR_AMQP_PASSWORD_FILE or $CONFDR_AMQP_SECRETS (cli.h) */
 		.list_interval_ms = 5000,
 		.level = CDR_LOG_INFO,
 	};

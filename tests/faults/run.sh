@@ -314,7 +314,7 @@ prepare() {
 	kill-mcu-rms)
 		rm -f "$RUN/sims/$XSIM.json"
 		spawn "$XSIM" "$BUILD/mcusim" --platform p1 --room p1-r1 --count 2 --prefix mcu-p1-r1-x --capacity 500 \
-			--amqp "$(amqp_url p1 mcu)" --state "$RUN/sims/$XSIM.json" -q
+			--amqp "$(amqp_at p1 mcu)" --state "$RUN/sims/$XSIM.json" -q
 		wait_for 30 "mcu-p1-r1-x-01 and -02 registered" xsim_registered ;;
 	esac
 }
