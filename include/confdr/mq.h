@@ -68,6 +68,9 @@ struct cdr_mq_opts {
 	 * handshake or check is a failed connection: on_state(false, why) and
 	 * the back-off. */
 	const char *tls_ca;
+	/* When not NULL, the password instead of the URL's (read from a file,
+	 * so that it is never on a command line); copied. */
+	const char *password;
 };
 
 /* Creates the handle and its I/O thread, which connects in the background

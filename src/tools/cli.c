@@ -191,7 +191,7 @@ int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct c
 	}
 	/* the password from a file, never from the command line */
 	if (pw_file && cdr_secret_read(pw_file, NULL, &secret, err, sizeof(err)) < 0) {
-		fprintf(stderr, "%s: $CONFDR_AMQP_PASSWORD_FILE: %s\n", cli_prog, err);
+		fprintf(stderr, "%s: the broker password: %s\n", cli_prog, err);
 		return EX_USAGE;
 	}
 	with_ca.password = secret;
