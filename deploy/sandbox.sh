@@ -512,7 +512,7 @@ demo_confs() {
 	echo
 	ctl status || bad=1
 	[ $bad = 0 ] || { say "demo: some request was not answered, or a daemon is unreachable (see above)"; return 1; }
-	say "demo: 400 conferences created on p1 and p2 (answers in $RUN/demo-p1.json, demo-p2.json); list them with '$BUILD/confdrctl --zk $ZK_HOSTS conf list'"
+	say "demo: 400 conferences created on p1 and p2 (answers in $RUN/demo-p1.json, demo-p2.json); list them with 'eval \"\$($SELF env)\"; $BUILD/confdrctl --zk $ZK_HOSTS conf list' (the env holds the operators' credentials)"
 }
 
 # demo_drills: the showcase: a room failure, a manual room switch and its
@@ -554,7 +554,7 @@ cmd_demo() {
 		say "demo: all $all daemons (css, rms, pms of p1 and p2, $INSTANCES of each: one active, the others standby) are up and connected ($((SECONDS - t0)) s)"
 		demo_confs || exit 1
 		demo_drills || exit 1
-		say "next: '$SELF status', '$BUILD/confdrctl --zk $ZK_HOSTS status', '$SELF drill --help', '$SELF down'"
+		say "next: '$SELF status', 'eval \"\$($SELF env)\"; $BUILD/confdrctl --zk $ZK_HOSTS status', '$SELF drill --help', '$SELF down'"
 		return 0
 	fi
 	say "demo: NOT all daemons are up and connected (confdrctl status exit $rc):"
