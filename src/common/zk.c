@@ -89,7 +89,8 @@ struct cdr_zk {
 	unsigned timeout_ms;
 	cdr_zk_session_fn on_session;
 	void *arg;
-	char *auth; /* "user:password" for the digest scheme, NULL for none */
+	char *auth;	 /* "user:password" for the digest scheme, NULL for none */
+	bool auth_again; /* the login sent again on this connection (req_deliver) */
 	size_t user_len;
 	struct ACL_vector acl; /* nodes' default ACL */
 
@@ -358,6 +359,20 @@ static void req_deliver(void *arg)
 		zk->reqs = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
+
+	/* A create refused for an invalid ACL on a handle that logged in: with
+	 * our ACLs ("auth", the session's own users), the connection has no
+	 * login. Seen after the whole ensemble restarted, on a session that
+	 * survived it: the server never logged the login that the client sends
+	 * again on every re-connection (fault suite, zk-down). The login is
+	 * sent again, once per connection, and the caller's retry works. */
+	if (r->rc == ZINVALIDACL && zk->auth && r->gen == zk->gen && zk->zh && !zk->freeing && !zk->auth_again) {
+		cdr_warn("zookeeper: %s refused for an invalid ACL: this connection lacks the login of user %.*s; "
+			 "logging in again",
+			 r->path, (int)zk->user_len, zk->auth);
+		zk->auth_again = true;
+		zoo_add_auth(zk->zh, "digest", zk->auth, (int)strlen(zk->auth), NULL, NULL);
+	}
 
 	/* ZCLOSING from a handle we closed after an expiry is the session's
 	 * end, not the caller's handle going away. */
@@ -818,6 +833,7 @@ static void session_up(struct cdr_zk *zk)
 	cdr_timer_stop(zk->suspect);
 	cdr_backoff_reset(&zk->backoff);
 	zk->ever_connected = true;
+	zk->auth_again = false;
 	ensure_chroot(zk);
 	if (zk->connected)
 		return;
@@ -1163,6 +1179,7 @@ struct cdr_zk_election {
 	bool creating, checking, check_again;
 	bool unsure; /* a create failed with the connection: it may exist */
 	struct cdr_timer *step_down;
+	struct cdr_timer *rejoin; /* a create refused (not for the connection): tried again */
 	/* finding our node after an unsure create */
 	char **cands;
 	size_t ncands, pi;
@@ -1170,6 +1187,13 @@ struct cdr_zk_election {
 
 static void el_check(struct cdr_zk_election *e);
 static void el_join(struct cdr_zk_election *e);
+
+#define EL_REJOIN_MS 500
+
+static void el_on_rejoin(void *arg)
+{
+	el_join(arg);
+}
 
 static int64_t node_seq(const char *name)
 {
@@ -1208,7 +1232,11 @@ static void el_created(const struct cdr_zk_result *r, void *arg)
 		return;
 	}
 	if (r->status != 0) {
-		cdr_debug("zk: election %s: creating a node: %s", e->path, r->error ? r->error : strerror(-r->status));
+		/* refused (an ACL, a login this connection lacks): without a
+		 * node this instance would never lead, so it tries again */
+		cdr_warn("zookeeper: election %s: creating our node: %s; trying again in %d ms", e->path,
+			 r->error ? r->error : strerror(-r->status), EL_REJOIN_MS);
+		cdr_timer_start(e->rejoin, EL_REJOIN_MS, false);
 		return;
 	}
 	slash = strrchr(r->path, '/');
@@ -1449,7 +1477,8 @@ int cdr_zk_election_new(struct cdr_zk *zk, const char *path, const void *data, s
 		memcpy(e->data, data, len);
 		e->len = len;
 	}
-	if ((err = cdr_timer_new(zk->loop, el_on_step_down, e, &e->step_down)) < 0)
+	if ((err = cdr_timer_new(zk->loop, el_on_step_down, e, &e->step_down)) < 0 ||
+	    (err = cdr_timer_new(zk->loop, el_on_rejoin, e, &e->rejoin)) < 0)
 		goto free_e;
 	if ((err = listener_add(zk, el_session, e)) < 0)
 		goto free_e;
@@ -1458,6 +1487,7 @@ int cdr_zk_election_new(struct cdr_zk *zk, const char *path, const void *data, s
 	return 0;
 free_e:
 	cdr_timer_free(e->step_down);
+	cdr_timer_free(e->rejoin);
 	free(e->data);
 	free(e->prefix);
 	free(e->path);
@@ -1492,6 +1522,7 @@ struct cdr_zk_election *cdr_zk_election_free(struct cdr_zk_election *e)
 	}
 	el_probe_clear(e);
 	cdr_timer_free(e->step_down);
+	cdr_timer_free(e->rejoin);
 	free(e->node);
 	free(e->data);
 	free(e->prefix);

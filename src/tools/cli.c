@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *cli_prog = "?";
 static void (*cli_usage)(FILE *f);
@@ -175,8 +176,13 @@ int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct c
 	}
 	snprintf(shown, len, "%s@%s:%u/%s", u.user, u.host, u.port, u.vhost);
 	tls = u.tls;
-	if (!pw_file && dir && !url_has_password(o->url)) {
-		snprintf(path, sizeof(path), "%s/amqp-%s.password", dir, u.user);
+	/* A password in the URL is used as it is. Without one: the user's own
+	 * file in $CONFDR_AMQP_SECRETS when there is one, else the file
+	 * $CONFDR_AMQP_PASSWORD_FILE. */
+	if (url_has_password(o->url)) {
+		pw_file = NULL;
+	} else if (dir && (size_t)snprintf(path, sizeof(path), "%s/amqp-%s.password", dir, u.user) < sizeof(path) &&
+		   access(path, F_OK) == 0) {
 		pw_file = path;
 	}
 	cdr_mq_url_clear(&u);

@@ -72,10 +72,9 @@ void cli_set_tls_ca(const char *path);
 const char *cli_amqp_scheme(void);
 
 /* The AMQP handle for o->url, with the broker in shown without its password
- * (user@host:port/vhost). The password is read from the file
- * $CONFDR_AMQP_PASSWORD_FILE when set, else, for a URL that names a user but
- * no password, from $CONFDR_AMQP_SECRETS/amqp-USER.password when that is
- * set (the sandbox's secrets), so that it is never on a command line. o->tls_ca NULL: cli_tls_ca(). Returns 0, or an
+ * (user@host:port/vhost). A URL without a password takes it from a file,
+ * so that it is never on a command line: $CONFDR_AMQP_SECRETS/amqp-USER.password
+ * when that exists (the sandbox's secrets), else $CONFDR_AMQP_PASSWORD_FILE. o->tls_ca NULL: cli_tls_ca(). Returns 0, or an
  * exit status with the reason printed: EX_USAGE for a bad URL or an amqps
  * one without a CA, EX_UNAVAILABLE when no client is made. */
 int cli_broker_open(struct cdr_loop *loop, const struct cdr_mq_opts *o, struct cdr_mq **mq, char *shown, size_t len);

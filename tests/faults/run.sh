@@ -228,8 +228,10 @@ ensure_world() {
 	if ! states_clean; then
 		warn "a platform is down or a room abnormal before the scenario: the sandbox is made anew (data too)"
 		"$SB" down >"$WORK/down.log" 2>&1
-		find "$RUN" -mindepth 1 -maxdepth 1 ! -name faults -exec rm -rf {} +
+		# the passwords and the CA stay: the clients here hold them (the env)
+		find "$RUN" -mindepth 1 -maxdepth 1 ! -name faults ! -name secrets ! -name tls -exec rm -rf {} +
 		"$SB" start >"$WORK/start.log" 2>&1 || { tail -n 20 "$WORK/start.log" >&2; return 1; }
+		eval "$("$SB" env)"
 		wait_for 90 "the 12 daemons up and connected" ctl status --wait 5 --expect 12 || return 1
 		states_clean || return 1
 		rm -f "$WORK/prev-acked.json"
