@@ -81,7 +81,7 @@ rc=0
 # cm_create OUT COUNT RATE: creates through p1's css as the CM (cmsim), bounded.
 cm_create() {
 	timeout 300 "$BUILD/cmsim" create --platform p1 --amqp "$(amqp_at p1 cm)" "${DOMAINS[@]}" --count "$2" \
-		--rate "$3" --timeout 60 --linger 0 -q --json "$1" >"$1.txt" 2>&1
+		--rate "$3" --timeout "${CM_TIMEOUT:-60}" --linger 0 -q --json "$1" >"$1.txt" 2>&1
 	jq -e . "$1" >/dev/null 2>&1
 }
 # cm_end FROM: ends what the create of FROM made, fast.
@@ -160,8 +160,8 @@ want=$((4 + 4 + 4 + 4))
 wait_for 60 "p1's $want MCUs up in rms" eval '[ "$(mcus_up)" -ge $want ]' || { rc=1; warn "MCUs not up: $(mcus_up) of $want"; }
 # The first creates through a fresh css: until one is ACKed, nothing is measured.
 ok=0
-for i in $(seq 30); do
-	cm_create "$WORK/probe.json" 5 50 && [ "$(jq .acked "$WORK/probe.json")" = 5 ] && { ok=1; break; }
+for i in $(seq 12); do
+	CM_TIMEOUT=5 cm_create "$WORK/probe.json" 5 50 && [ "$(jq .acked "$WORK/probe.json")" = 5 ] && { ok=1; break; }
 	sleep 2
 done
 [ $ok = 1 ] || { finish; die "css of p1 does not ACK creates: $(cat "$WORK/probe.json.txt" 2>/dev/null | tail -n 3)"; }
