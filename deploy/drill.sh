@@ -54,6 +54,9 @@
 #   --list-interval MS   the simulators' conference-list interval (default 1000)
 #   --rate R             creates per second per platform (default 500)
 #   --stop               stop the daemons and the drill's simulators at the end
+#   --one-room           room-failure only: all N conferences created in the failing room p1-r2
+#                        (through p1's css, ud-p1-r2-a and -b), every one of them moves
+#                        (the benchmarks' restore of a full room, bench/run.sh)
 #   -h, --help           this text
 #
 # Each drill starts from a clean state: daemons and simulators stopped, Redis replicas re-linked
@@ -75,7 +78,7 @@ PLATFORMS=(p1 p2)
 ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2)
 SIDES=(a b)
 
-usage() { sed -n '2,67p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,70p' "$SELF_DIR/drill.sh" | sed 's/^# \{0,1\}//'; }
 fail_setup() { printf 'drill: FAILED: %s\n' "$*" >&2; cleanup_watchers; exit 1; }
 now_ms() { date +%s%3N; }
 
@@ -96,7 +99,7 @@ case $SCENARIO in
 mcu-reboot-from-one) SIM_OPTS=--seq-from-one ;;
 mcu-reboot-no-boot) SIM_OPTS="--no-boot --seq-from-one" ;;
 esac
-N=1000 JSON_OUT= TIMEOUT= LIST_MS=1000 RATE=500 STOP_AT_END=0 DEST=
+N=1000 JSON_OUT= TIMEOUT= LIST_MS=1000 RATE=500 STOP_AT_END=0 DEST= ONE_ROOM=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--confs) N=${2:-}; shift 2 ;;
@@ -105,6 +108,7 @@ while [ $# -gt 0 ]; do
 	--list-interval) LIST_MS=${2:-}; shift 2 ;;
 	--rate) RATE=${2:-}; shift 2 ;;
 	--stop) STOP_AT_END=1; shift ;;
+	--one-room) ONE_ROOM=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) printf 'drill: unknown option "%s" (see --help)\n' "$1" >&2; exit 64 ;;
 	esac
@@ -113,6 +117,7 @@ isnum() { case ${1:-} in '' | *[!0-9]*) return 1 ;; esac; }
 isnum "$N" && [ "$N" -ge 8 ] && [ "$N" -le 100000 ] || { echo "drill: --confs wants 8..100000" >&2; exit 64; }
 isnum "$LIST_MS" && [ "$LIST_MS" -ge 100 ] || { echo "drill: --list-interval wants ms >= 100" >&2; exit 64; }
 isnum "$RATE" && [ "$RATE" -ge 1 ] || { echo "drill: --rate wants creates per second >= 1" >&2; exit 64; }
+[ $ONE_ROOM = 0 ] || [ "$SCENARIO" = room-failure ] || { echo "drill: --one-room is for room-failure only" >&2; exit 64; }
 [ -n "$TIMEOUT" ] || TIMEOUT=$((60 + N / 100))
 isnum "$TIMEOUT" && [ "$TIMEOUT" -ge 1 ] || { echo "drill: --timeout wants seconds" >&2; exit 64; }
 if [ -n "$JSON_OUT" ]; then JSON_OUT=$(realpath -m "$JSON_OUT"); fi
@@ -124,6 +129,9 @@ for t in jq redis-cli mariadb setsid; do command -v $t >/dev/null || { echo "dri
 # Capacity: half a room (one simulator, 2 MCUs) holds the room's N/4, and one
 # platform's 8 MCUs hold all N: N/8 per MCU, with half again for an uneven spread.
 CAP=$(((N * 3 + 15) / 16 + 10))
+# --one-room: the room's 4 MCUs hold all N, and so do its backup room's: N/4
+# per MCU, with half again.
+[ $ONE_ROOM = 0 ] || CAP=$(((N * 3 + 7) / 8 + 10))
 WORK=$RUN/drill/$SCENARIO
 HOLD_S=3
 
@@ -342,6 +350,15 @@ add_home() {
 create_all() {
 	local base half=$((N / 2)) ok=1 p
 	base=$(now_ms)00
+	if [ $ONE_ROOM = 1 ]; then
+		say "creating $N conferences through cmsim, all in room p1-r2 via p1's css (2 domains, $RATE/s)"
+		create p1 "$N" "$base" "$WORK/create-p1.json" ud-p1-r2-a ud-p1-r2-b ||
+			fail_setup "not every create was ACKed: $(jq -c '{acked, nacked, unanswered, nack_reasons}' "$WORK/create-p1.json" 2>/dev/null || tail -n 5 "$WORK/create-p1.json.txt")"
+		add_home "$WORK/create-p1.json" p1
+		jq '[.confs[]["e164"]]' "$WORK/create-p1.json" >"$WORK/acked.json"
+		echo '{"acked": 0, "ack_latency_ms": null, "confs": []}' >"$WORK/create-p2.json"
+		return
+	fi
 	say "creating $N conferences through cmsim: $half via p1's css, $((N - half)) via p2's (8 domains, $RATE/s each)"
 	create p1 $half "$base" "$WORK/create-p1.json" ud-p1-r1-a ud-p1-r1-b ud-p1-r2-a ud-p1-r2-b &
 	local j1=$!
@@ -1051,9 +1068,9 @@ room-switchback | platform-switchback)
 	;;
 esac
 jq --argjson li "$LIST_MS" --argjson cap "$CAP" --argjson to "$TIMEOUT" --argjson rate "$RATE" \
-	--slurpfile c1 "$WORK/create-p1.json" --slurpfile c2 "$WORK/create-p2.json" \
+	--argjson one $ONE_ROOM --slurpfile c1 "$WORK/create-p1.json" --slurpfile c2 "$WORK/create-p2.json" \
 	'.config = {list_interval_ms: $li, mcu_capacity: $cap, mcus_per_simulator: 2, simulators_per_room: 2,
-	  settle_timeout_s: $to, create_rate_per_platform: $rate} |
+	  settle_timeout_s: $to, create_rate_per_platform: $rate, one_room: ($one == 1)} |
 	 .created = {p1: $c1[0].acked, p2: $c2[0].acked,
 	  ack_latency_ms: {p1: $c1[0].ack_latency_ms, p2: $c2[0].ack_latency_ms}}' "$REPORT" >"$WORK/r.tmp" && mv "$WORK/r.tmp" "$REPORT"
 [ "$(jq -r '.pass' "$REPORT")" = true ] || rc=1

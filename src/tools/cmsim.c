@@ -38,6 +38,15 @@ enum cmd { CMD_CREATE, CMD_END, CMD_LIST, CMD_QUERY, CMD_SEND, CMD_WATCH };
 
 static const char *const cmd_names[] = { "create", "end", "list", "query", "send", "watch" };
 
+/* The monotonic clock in µs (the ACK latency at finer grain than ms). */
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* What became of one request. */
 enum outcome { OUT_NONE, OUT_ACK, OUT_NACK, OUT_BAD };
 
@@ -45,6 +54,8 @@ struct req {
 	char e164[CDR_MSG_E164_MAX + 1];
 	uint64_t sent_ms;	     /* monotonic, when handed to cdr_mq_publish; 0 = not sent */
 	uint32_t latency;	     /* ms, of the first answer */
+	uint64_t sent_us;	     /* monotonic, in µs, with sent_ms */
+	uint32_t latency_us;	     /* µs, of the first answer (bench/run.sh) */
 	uint16_t answers;	     /* how many came */
 	bool conflicting;	     /* a later answer differs from the first */
 	uint64_t hash;		     /* FNV-1a of the first answer's bytes */
@@ -341,6 +352,7 @@ static void on_answer(struct cdr_mq_delivery *d, void *arg)
 	s->answered++;
 	r->outcome = (uint8_t)out;
 	r->latency = (uint32_t)(cdr_now_ms() - r->sent_ms);
+	r->latency_us = (uint32_t)(now_us() - r->sent_us);
 	if (out == OUT_ACK) {
 		s->acked++;
 		if (s->o.cmd == CMD_CREATE)
@@ -430,8 +442,10 @@ static int send_one(struct sim *s, size_t i)
 			return -ENOMEM;
 		len = strlen(txt);
 	}
-	if (!r->sent_ms)
+	if (!r->sent_ms) {
 		r->sent_ms = s->last_send_ms = cdr_now_ms();
+		r->sent_us = now_us();
+	}
 	r->last_sent_ms = cdr_now_ms();
 	ret = cdr_mq_publish(s->mq, "", CDR_MQ_MAU_CONF_Q, &p, txt, len, on_confirm, r);
 	if (txt != s->raw)
@@ -681,6 +695,7 @@ struct summary {
 	uint64_t elapsed_ms;
 	bool have_lat;
 	uint32_t p50, p90, p99, max;
+	uint32_t p50_us, p90_us, p99_us, max_us;
 };
 
 static int cmp_u32(const void *a, const void *b)
@@ -700,7 +715,7 @@ static uint32_t pct(const uint32_t *v, size_t n, unsigned p)
 
 static void summarize(struct sim *s, struct summary *m)
 {
-	uint32_t *lat = calloc(s->nreqs, sizeof(*lat));
+	uint32_t *lat = calloc(s->nreqs, sizeof(*lat)), *lat_us = calloc(s->nreqs, sizeof(*lat_us));
 	size_t nlat = 0;
 
 	memset(m, 0, sizeof(*m));
@@ -721,8 +736,10 @@ static void summarize(struct sim *s, struct summary *m)
 			m->conflicting++;
 		if (r->answers && r->outcome == OUT_BAD)
 			m->bad++;
-		if (r->answers && r->outcome == OUT_ACK && lat)
+		if (r->answers && r->outcome == OUT_ACK && lat && lat_us) {
+			lat_us[nlat] = r->latency_us;
 			lat[nlat++] = r->latency;
+		}
 	}
 	if (nlat) {
 		qsort(lat, nlat, sizeof(*lat), cmp_u32);
@@ -731,8 +748,14 @@ static void summarize(struct sim *s, struct summary *m)
 		m->p90 = pct(lat, nlat, 90);
 		m->p99 = pct(lat, nlat, 99);
 		m->max = lat[nlat - 1];
+		qsort(lat_us, nlat, sizeof(*lat_us), cmp_u32);
+		m->p50_us = pct(lat_us, nlat, 50);
+		m->p90_us = pct(lat_us, nlat, 90);
+		m->p99_us = pct(lat_us, nlat, 99);
+		m->max_us = lat_us[nlat - 1];
 	}
 	free(lat);
+	free(lat_us);
 	m->elapsed_ms = s->started ? cdr_now_ms() - s->start_ms : 0;
 }
 
@@ -811,6 +834,11 @@ static json_t *summary_json(struct sim *s, const struct summary *m)
 			"interrupted", s->interrupted, "confs", confs, "unanswered_e164s", unanswered);
 	if (doc) {
 		json_object_set_new(doc, "answered_differently", json_integer((json_int_t)m->conflicting));
+		json_object_set_new(doc, "ack_latency_us",
+				    m->have_lat
+					    ? json_pack("{s:i, s:i, s:i, s:i}", "p50", (int)m->p50_us, "p90",
+							(int)m->p90_us, "p99", (int)m->p99_us, "max", (int)m->max_us)
+					    : json_null());
 		json_object_set_new(doc, "history", history);
 	} else {
 		json_decref(history);
