@@ -203,17 +203,20 @@ static int ca_key(const char *section, char **path, const char *conf_path, char 
 	return 0;
 }
 
+/* A password written in the config itself (not its default, no file). */
+static bool inline_secret(const char *pw, const char *dflt, const char *file)
+{
+	return pw && *pw && strcmp(pw, dflt) != 0 && !(file && *file);
+}
+
 int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen)
 {
 	struct stat st;
-	bool inline_pw =
-		(cf->amqp_password && *cf->amqp_password && strcmp(cf->amqp_password, "guest") &&
-		 !(cf->amqp_password_file && *cf->amqp_password_file)) ||
-		(cf->mysql_password && *cf->mysql_password && !(cf->mysql_password_file && *cf->mysql_password_file)) ||
-		(cf->zk_password && *cf->zk_password && !(cf->zk_password_file && *cf->zk_password_file)) ||
-		(cf->redis_password && *cf->redis_password && !(cf->redis_password_file && *cf->redis_password_file)) ||
-		(cf->mysql_migrations_password && *cf->mysql_migrations_password &&
-		 !(cf->mysql_migrations_password_file && *cf->mysql_migrations_password_file));
+	bool inline_pw = inline_secret(cf->amqp_password, "guest", cf->amqp_password_file) ||
+			 inline_secret(cf->mysql_password, "", cf->mysql_password_file) ||
+			 inline_secret(cf->zk_password, "", cf->zk_password_file) ||
+			 inline_secret(cf->redis_password, "", cf->redis_password_file) ||
+			 inline_secret(cf->mysql_migrations_password, "", cf->mysql_migrations_password_file);
 
 	*warn = inline_pw && conf_path && stat(conf_path, &st) == 0 && (st.st_mode & S_IROTH);
 	if (secret_key("amqp", &cf->amqp_password, "guest", cf->amqp_password_file, conf_path, err, errlen) < 0 ||

@@ -2,7 +2,6 @@
  * its broker, as the daemons' own peers send them. */
 #include "confdrctl.h"
 
-#include <confdr/daemon.h>
 #include <confdr/loop.h>
 #include <confdr/mq.h>
 #include <confdr/msg.h>
@@ -36,36 +35,30 @@ json_t *ctl_bus_call(struct ctl *c, const struct cdr_topology *t, const char *p,
 		     const char *type, json_t *body, int *ex)
 {
 	const struct cdr_endpoint *ep = cdr_topology_main_endpoint(t, p, CDR_SVC_MQ);
-	const char *user = cli_env("CONFDR_AMQP_USER", "ops"), *pass = cli_env("CONFDR_AMQP_PASSWORD", "guest");
-	const char *pass_file = cli_env("CONFDR_AMQP_PASSWORD_FILE", NULL);
+	const char *user = cli_env("CONFDR_AMQP_USER", "ops"), *pass = cli_env("CONFDR_AMQP_PASSWORD", NULL);
 	struct cdr_mq_opts o = { 0 };
 	struct cdr_mq *mq = NULL;
 	struct rpc r = { .c = c };
-	char url[1536], id[64], err[300], *txt, *secret = NULL;
+	char url[1536], shown[512], id[64], *txt;
 
 	*ex = EX_UNAVAILABLE;
-	if (pass_file && cdr_secret_read(pass_file, NULL, &secret, err, sizeof(err)) < 0) {
-		fprintf(stderr, "confdrctl: $CONFDR_AMQP_PASSWORD_FILE: %s\n", err);
-		json_decref(body);
-		return NULL;
-	}
-	if (secret)
-		pass = secret;
+	/* a file's password before one in the environment: cli_broker_open
+	 * reads it for a URL without one */
+	if (cli_env("CONFDR_AMQP_PASSWORD_FILE", NULL))
+		pass = NULL;
 	if (!ep) {
 		fprintf(stderr, "confdrctl: platform %s has no broker endpoint in ZooKeeper (/endpoints/%s/...)\n", p,
 			p);
 		json_decref(body);
 		return NULL;
 	}
-	snprintf(url, sizeof(url), "%s://%s:%s@%s:%u/%s", cli_amqp_scheme(), user, pass, ep->host, ep->port,
-		 ep->vhost ? ep->vhost : "");
-	free(secret);
+	snprintf(url, sizeof(url), "%s://%s%s%s@%s:%u/%s", cli_amqp_scheme(), user, pass ? ":" : "", pass ? pass : "",
+		 ep->host, ep->port, ep->vhost ? ep->vhost : "");
 	o.url = url;
-	o.tls_ca = cli_tls_ca();
 	o.name = "confdrctl";
 	snprintf(id, sizeof(id), "confdrctl-%ld-%s", (long)getpid(), type);
 	txt = cdr_msg_encode(type, id, "confdrctl", 0, body);
-	if (!txt || cdr_mq_new(c->loop, &o, &mq) < 0 ||
+	if (!txt || cli_broker_open(c->loop, &o, &mq, shown, sizeof(shown)) != 0 ||
 	    cdr_mq_request(mq, "", queue, txt, strlen(txt), c->timeout_s * 1000, on_rpc, &r) < 0) {
 		fprintf(stderr, "confdrctl: cannot send to the broker of %s\n", p);
 		free(txt);

@@ -150,8 +150,10 @@ void ctl_usage(FILE *f)
 	}
 	fprintf(f,
 		"\nThe broker of each platform is found in ZooKeeper. Its user is $CONFDR_AMQP_USER (default ops, the\n"
-		"operators' role: docs/security.md); the password is read from the file $CONFDR_AMQP_PASSWORD_FILE\n"
-		"(others must not be able to read it), else taken from $CONFDR_AMQP_PASSWORD (default guest).\n"
+		"operators' role: docs/security.md); the password is read from "
+		"$CONFDR_AMQP_SECRETS/amqp-USER.password\n"
+		"if that exists, else from the file $CONFDR_AMQP_PASSWORD_FILE (others must not be able to read\n"
+		"either), else taken from $CONFDR_AMQP_PASSWORD (default guest).\n"
 		"\nExit status: 0 done, 1 failed (or --wait timed out, or refused: unknown MCU, room, platform,\n"
 		"a switch refused by pms, a conference no css knows or css refused; drill: not settled, Redis and\n"
 		"MySQL differ, an E164 of --expect not running), 64 bad usage, 65 bad input file, 69 ZooKeeper,\n"
