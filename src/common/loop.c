@@ -34,6 +34,7 @@ struct cdr_loop {
 	struct event *wake_ev;
 	pthread_mutex_t lock;
 	struct post *head, *tail;
+	bool woken; /* the eventfd was written since the list was last taken (cdr_loop_post) */
 	struct sig *sigs;
 };
 
@@ -67,6 +68,7 @@ void cdr_loop_flush(struct cdr_loop *loop)
 		pthread_mutex_lock(&loop->lock);
 		struct post *p = loop->head;
 		loop->head = loop->tail = NULL;
+		loop->woken = false;
 		pthread_mutex_unlock(&loop->lock);
 		if (!p)
 			return;
@@ -157,6 +159,7 @@ int cdr_loop_post(struct cdr_loop *loop, cdr_loop_fn fn, void *arg)
 {
 	struct post *p = malloc(sizeof(*p));
 	uint64_t one = 1;
+	bool need;
 
 	if (!p)
 		return -ENOMEM;
@@ -169,10 +172,12 @@ int cdr_loop_post(struct cdr_loop *loop, cdr_loop_fn fn, void *arg)
 	else
 		loop->head = p;
 	loop->tail = p;
+	need = !loop->woken; /* one write per batch: the loop takes the whole list */
+	loop->woken = true;
 	pthread_mutex_unlock(&loop->lock);
 	/* An eventfd counter cannot overflow here in practice; EAGAIN would mean
 	 * it is already readable, which is all we need. */
-	if (write(loop->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (need && write(loop->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	return 0;
 }

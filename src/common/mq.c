@@ -327,6 +327,7 @@ struct cdr_mq {
 	struct decl *decls, **decls_tail;
 	struct consumer *consumers, **consumers_tail;
 	bool topo_dirty;
+	bool woken; /* the eventfd was written and the thread has not drained it yet (wake, drain_wake) */
 	int sockfd; /* of the live connection, for a forced stop; -1 */
 
 	/* I/O thread only */
@@ -394,18 +395,29 @@ static void append_why(struct cdr_mq *mq, const char *text)
 	snprintf(mq->why + n, sizeof(mq->why) - n, "%s", text);
 }
 
+/* Wakes the I/O thread: one write until it has drained the eventfd (a burst
+ * of publishes and acks costs one system call, not one each). */
 static void wake(struct cdr_mq *mq)
 {
 	uint64_t one = 1;
+	bool need;
 
-	if (write(mq->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	pthread_mutex_lock(&mq->mu);
+	need = !mq->woken;
+	mq->woken = true;
+	pthread_mutex_unlock(&mq->mu);
+	if (need && write(mq->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		cdr_debug("mq %s: wake: %s", mq->name, strerror(errno));
 }
 
+/* Before the thread reads its lists: what is queued after this wakes it. */
 static void drain_wake(struct cdr_mq *mq)
 {
 	uint64_t n;
 
+	pthread_mutex_lock(&mq->mu);
+	mq->woken = false;
+	pthread_mutex_unlock(&mq->mu);
 	if (read(mq->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		cdr_debug("mq %s: wake read: %s", mq->name, strerror(errno));
 }

@@ -86,9 +86,19 @@ static const char *const platform_states[] = { "up", "down", NULL };
 static const char *const switch_targets[] = { "room", "platform", NULL };
 static const char *const target_states[] = { "normal", "abnormal", "up", "down", NULL };
 static const char *const rms_reasons[] = {
-	"no_capacity", "unknown_room", "unknown_capability", "unknown_user_domain", "unknown_reservation",
-	"bad_request", "not_active",   "stale_epoch",	     "other_platform",	    "unknown_mcu",
+	"no_capacity",
+	"unknown_room",
+	"unknown_capability",
+	"unknown_user_domain",
+	"unknown_reservation",
+	"bad_request",
+	"not_active",
+	"stale_epoch",
+	"other_platform",
+	"unknown_mcu",
 	"forbidden", /* its sender's broker user may not send it (bus.h) */
+	"no_capability",
+	"limit_reached", /* judged in a single allocation (docs/rms.md, "Allocation") */
 	NULL
 };
 static const char *const severities[] = { "critical", "major", "minor", "warning", "cleared", NULL };
@@ -325,6 +335,11 @@ static const struct cdr_field alloc_item = ITEM_OBJ(alloc_item_fields);
 static const struct cdr_field alloc_req[] = {
 	ALLOC_FIELDS,
 	BOOL("restore", false, "a restore, not a new conference"),
+	BOOL("judge", false,
+	     "a create: refuse no_capability when no MCU of the user domain's room has what is wanted, and "
+	     "limit_reached at domain_max_confs"),
+	INT("domain_running", 0, 100000000, false,
+	    "with judge: the conferences the user domain runs (this one not counted)"),
 	EPOCH,
 	END,
 };

@@ -45,6 +45,29 @@ static void reused_id(struct op *op)
 	css_op_done(op);
 }
 
+void css_create_answered_before(struct op *op, const char *stored)
+{
+	struct css *s = op->s;
+	struct conf *c = op->c;
+	bool other = false;
+	const char *answer = css_answer_of(op, stored, &other);
+
+	if (c) {
+		css_rsv_add(s, false, c->reservation);
+		c->op = NULL;
+		op->c = NULL;
+		css_conf_free(s, c);
+	}
+	if (other) {
+		reused_id(op);
+		return;
+	}
+	s->n.duplicates++;
+	cdr_info("%s %s was answered before: the same answer again", cdr_msg_type(op->m), op->req);
+	css_answer_send(op, answer);
+	css_op_done(op);
+}
+
 static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 {
 	struct op *op = arg;
@@ -64,16 +87,7 @@ static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 			css_answer_send(op, stored);
 			css_op_done(op);
 		} else if (op->kind == OP_CREATE) {
-			struct conf *c = cdr_hmap_get(s->confs, cdr_msg_str(op->m, "e164", ""));
-
-			if (c && c->req && !strcmp(c->req, op->req) && c->state == CSS_RUNNING && !c->op) {
-				/* created by this very request; its stored answer expired */
-				s->n.duplicates++;
-				css_answer_now(op, true, css_create_ack_body(c));
-				css_op_done(op);
-			} else {
-				css_create_begin(s, op);
-			}
+			css_create_begin(s, op);
 		} else {
 			exec_request(s, op);
 		}
@@ -186,7 +200,16 @@ static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 	}
 	snprintf(op->home, sizeof(op->home), "%s", rt.home);
 	snprintf(op->room, sizeof(op->room), "%s", nz(rt.room));
-	lookup_answer(s, op, op->home);
+	if (dl->redelivered) {
+		lookup_answer(s, op, op->home); /* likely answered before: looked up first */
+		return;
+	}
+	/* A first delivery: no Redis round trip before the create. Its first
+	 * write, or its refusal, is made only if no answer is stored under its
+	 * id, and finds that answer otherwise (css_store_put_first,
+	 * css_answer_now): a create sent again by the CM is answered the same. */
+	op->unchecked = true;
+	css_create_begin(s, op);
 }
 
 /* The conference a CM request names, to act on now; or NULL: answered,

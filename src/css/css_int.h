@@ -113,6 +113,8 @@ struct op {
 	int placements;		 /* create: allocations made (placed again when its room was switched away
 				  * or its MCU's queue was gone) */
 	bool unroutable;	 /* the create just sent to the MCU came back unroutable: nobody got it */
+	bool unchecked;		 /* create: its stored answer not looked up (a first delivery): its first
+				  * write (css_store_put_first) or refusal (css_answer_now) checks it */
 	char exclude_mcus[CSS_CREATE_EXCLUDE][64]; /* create: MCUs found gone, not to be allocated again */
 	int nexclude_mcus;
 	struct cdr_timer *timer;
@@ -361,6 +363,10 @@ struct redis_link *css_link_of(struct css *s, const char *platform);
 struct cdr_redis *css_redis_of(struct css *s, const char *platform);
 struct redis_link *css_ready_link(struct css *s, const char *platform);
 int css_store_put(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg);
+/* The first write of a create: made only if no answer is stored under
+ * op's request id (the create not answered before); otherwise the reply is
+ * that stored answer (a string), and nothing is written. */
+int css_store_put_first(struct op *op, cdr_redis_fn cb, void *arg);
 int css_store_del(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg);
 const char *css_redis_err(int status, const redisReply *reply);
 bool css_store_refused(int status, const redisReply *reply);
@@ -391,6 +397,10 @@ void css_answer_key(const char *req, char *buf, size_t len);
 char *css_answer_value(const struct op *op, const char *answer);
 bool css_same_request(const struct op *op, const struct cdr_msg *m);
 const char *css_answer_of(const struct op *op, const char *stored, bool *other);
+/* op's create was answered before (stored, found by its first write):
+ * that answer again, or bad_request when another request used the id; the
+ * placeholder and its reservation go. */
+void css_create_answered_before(struct op *op, const char *stored);
 void css_mcu_create(struct op *op);
 void css_mcu_op_forget(struct op *op);
 json_t *css_create_ack_body(const struct conf *c);

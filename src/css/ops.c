@@ -40,18 +40,23 @@ char *css_answer_value(const struct op *op, const char *answer)
 /* The answer in a stored value, if it was stored for this very request;
  * NULL with *other set when the id was used by another request. A value
  * without a fingerprint (stored by an older css) is taken as it is. */
-const char *css_answer_of(const struct op *op, const char *stored, bool *other)
+static const char *answer_in(const char *fp, const char *stored, bool *other)
 {
 	const char *nl = strchr(stored, '\n');
 
 	*other = false;
 	if (!nl || stored[0] == '{')
 		return stored;
-	if ((size_t)(nl - stored) != strlen(op->fp) || strncmp(stored, op->fp, (size_t)(nl - stored))) {
+	if ((size_t)(nl - stored) != strlen(fp) || strncmp(stored, fp, (size_t)(nl - stored))) {
 		*other = true;
 		return NULL;
 	}
 	return nl + 1;
+}
+
+const char *css_answer_of(const struct op *op, const char *stored, bool *other)
+{
+	return answer_in(op->fp, stored, other);
 }
 
 struct op *css_op_new(struct css *s, enum op_kind kind, struct cdr_mq_delivery *dl, struct cdr_msg *m)
@@ -162,14 +167,31 @@ struct pending_answer {
 	struct cdr_mq_delivery *dl;
 	char *txt, req[128];
 	uint64_t gen;
+	/* stored only if none was (a create not looked up: op->unchecked) */
+	bool nx;
+	char fp[CDR_MSG_FP_LEN];
+	char *reused; /* sent when another request stored an answer under the id */
 };
 
 static void on_answer_stored(int status, const redisReply *reply, void *arg)
 {
 	struct pending_answer *a = arg;
+	bool other = false;
+	const char *before;
 
 	if (status == -ECANCELED || a->gen != a->s->gen) {
 		cdr_mq_nack(a->dl, true); /* no longer active: the active css answers it */
+	} else if (status == 0 && a->nx && reply && reply->type == REDIS_REPLY_STRING) {
+		/* answered before: that answer again, not this one */
+		before = answer_in(a->fp, reply->str, &other);
+		if (other) {
+			a->s->n.reused_ids++;
+			cdr_warn("request %s refused: its id was used before by another request", a->req);
+		} else {
+			a->s->n.duplicates++;
+			cdr_info("request %s was answered before: the same answer again", a->req);
+		}
+		cdr_bus_reply_and_ack(&a->s->bus, a->dl, other && a->reused ? a->reused : other ? a->txt : before);
 	} else {
 		if (status < 0)
 			cdr_warn("answer to %s not stored (%s): sent anyway; a redelivery would be answered afresh",
@@ -177,6 +199,7 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 		cdr_bus_reply_and_ack(&a->s->bus, a->dl, a->txt);
 	}
 	free(a->txt);
+	free(a->reused);
 	free(a);
 }
 
@@ -202,11 +225,20 @@ void css_answer_now(struct op *op, bool ack, json_t *body)
 	a->txt = txt;
 	a->gen = s->gen;
 	snprintf(a->req, sizeof(a->req), "%s", op->req);
+	if ((a->nx = op->kind == OP_CREATE && op->unchecked)) {
+		char detail[200];
+
+		snprintf(a->fp, sizeof(a->fp), "%s", op->fp);
+		snprintf(detail, sizeof(detail), "request id %s was used before by another request", op->req);
+		a->reused = css_answer_text(op, false,
+					    css_nack_body(cdr_msg_str(op->m, "e164", NULL), "bad_request", detail));
+	}
 	op->dl = NULL;
 	css_answer_key(op->req, akey, sizeof(akey));
 	snprintf(ttl, sizeof(ttl), "%" PRIu64, s->conf.answer_ttl_ms / 1000);
-	if (cdr_redis_command_argv(r, on_answer_stored, a, 5, (const char *[]){ "SET", akey, val, "EX", ttl }, NULL) <
-	    0)
+	/* SET NX GET (Redis 7): stored unless an answer is, which comes back */
+	if (cdr_redis_command_argv(r, on_answer_stored, a, a->nx ? 7 : 5,
+				   (const char *[]){ "SET", akey, val, "EX", ttl, "NX", "GET" }, NULL) < 0)
 		on_answer_stored(-ENOTCONN, NULL, a);
 	free(val);
 }

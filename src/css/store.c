@@ -5,12 +5,18 @@
 #include "css_int.h"
 
 /* KEYS[1] conf:<e164>. ARGV: epoch, e164, user domain, mcu ("" none), state,
- * planned end, answer key ("" none), answer, answer ttl (s), then field,
- * value pairs. Refuses a record written with a newer epoch (fencing). */
+ * planned end, answer key ("" none), answer, answer ttl (s), the key of an
+ * answer that must not exist ("" none: a create's first write; when it
+ * exists its value is returned and nothing written), then field, value
+ * pairs. Refuses a record written with a newer epoch (fencing). */
 static const char put_lua[] =
+	"if ARGV[10] ~= '' then\n"
+	"  local a = redis.call('GET', ARGV[10])\n"
+	"  if a then return a end\n"
+	"end\n"
 	"local cur = redis.call('HMGET', KEYS[1], 'epoch', 'writer')\n"
 	"local w = ''\n"
-	"for i = 10, #ARGV, 2 do if ARGV[i] == 'writer' then w = ARGV[i + 1] end end\n"
+	"for i = 11, #ARGV, 2 do if ARGV[i] == 'writer' then w = ARGV[i + 1] end end\n"
 	"if cur[1] and (not cur[2] or cur[2] == w) and tonumber(cur[1]) > tonumber(ARGV[1]) then\n"
 	"  return redis.error_reply('STALE record written with epoch ' .. cur[1])\n"
 	"end\n"
@@ -18,7 +24,7 @@ static const char put_lua[] =
 	"if old and old ~= '' and old ~= ARGV[4] then redis.call('SREM', 'confs:mcu:' .. old, ARGV[2]) end\n"
 	"if ARGV[4] ~= '' then redis.call('SADD', 'confs:mcu:' .. ARGV[4], ARGV[2]) end\n"
 	"redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'mcu', ARGV[4], 'state', ARGV[5], 'planned_end', ARGV[6],\n"
-	"           unpack(ARGV, 10))\n"
+	"           unpack(ARGV, 11))\n"
 	"redis.call('SADD', 'confs:all', ARGV[2])\n"
 	"redis.call('SADD', 'confs:ud:' .. ARGV[3], ARGV[2])\n"
 	"if ARGV[5] == 'ending' or ARGV[5] == 'ended' then redis.call('ZREM', 'confs:expiry', ARGV[2])\n"
@@ -113,12 +119,14 @@ struct redis_link *css_ready_link(struct css *s, const char *platform)
 #define PUT_FIELDS 18
 
 /* Writes c (its whole record) to the Redis of its home platform, with the
- * answer to the CM (akey/atxt, may be NULL) in the same atomic step. */
-int css_store_put(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg)
+ * answer to the CM (akey/atxt, may be NULL) in the same atomic step; unless
+ * an answer is stored under ckey (not NULL). */
+static int store_put(struct css *s, struct conf *c, const char *akey, const char *atxt, const char *ckey,
+		     cdr_redis_fn cb, void *arg)
 {
 	struct redis_link *l = css_ready_link(s, c->home);
 	char key[64], epoch[24], pend[24], ttl[24], start[24], gen[24], endms[24], *create = NULL;
-	const char *argv[9 + 2 * PUT_FIELDS];
+	const char *argv[10 + 2 * PUT_FIELDS];
 	int n = 0, r;
 
 	if (!l)
@@ -143,6 +151,7 @@ int css_store_put(struct css *s, struct conf *c, const char *akey, const char *a
 	argv[n++] = nz(akey);
 	argv[n++] = nz(atxt);
 	argv[n++] = ttl;
+	argv[n++] = nz(ckey);
 #define F(k, v)                                                                                                        \
 	do {                                                                                                           \
 		argv[n++] = k;                                                                                         \
@@ -174,6 +183,21 @@ int css_store_put(struct css *s, struct conf *c, const char *akey, const char *a
 	}
 	free(create);
 	return r;
+}
+
+int css_store_put(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg)
+{
+	return store_put(s, c, akey, atxt, NULL, cb, arg);
+}
+
+int css_store_put_first(struct op *op, cdr_redis_fn cb, void *arg)
+{
+	char ckey[160];
+
+	if (!op->unchecked)
+		return store_put(op->s, op->c, NULL, NULL, NULL, cb, arg);
+	css_answer_key(op->req, ckey, sizeof(ckey));
+	return store_put(op->s, op->c, NULL, NULL, ckey, cb, arg);
 }
 
 int css_store_del(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg)

@@ -96,6 +96,53 @@ bool rms_warming(const struct rms *s)
 	       (s->link_back_ms && now - s->link_back_ms < (int64_t)s->conf.return_grace_ms);
 }
 
+/* A create's judgement before its allocation ("judge": css asks nothing
+ * else): what the user domain's room can do and the domain's limit. Returns
+ * true when answered (refused, or asked to wait while the MCUs register). */
+static bool judged_out(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, const struct rms_want *w)
+{
+	bool h265, r1080, xmpu;
+	const char *room = NULL, *what = NULL;
+	int64_t running = cdr_msg_int(m, "domain_running", 0), max = s->conf.domain_max_confs;
+	char detail[256];
+
+	if (rms_inv_capability(s->inv, w->user_domain, &h265, &r1080, &xmpu, &room) < 0)
+		return false; /* no topology or no such domain: the allocation says so */
+	if (w->h265 && !h265)
+		what = "H.265";
+	else if (w->res_1080p && !r1080)
+		what = "1080p or 4k";
+	else if (w->xmpu && !xmpu)
+		what = "XMPU";
+	if (what && rms_warming(s)) {
+		rms_answer(s, dl, m, false,
+			   json_pack("{s:s, s:s}", "reason", "not_active", "detail",
+				     "rms was just elected, or its broker came back: its MCUs are registering again; "
+				     "ask again"),
+			   false);
+		return true;
+	}
+	if (what) {
+		snprintf(detail, sizeof(detail), "user domain %s may not use %s: no MCU of room %s has it",
+			 w->user_domain, what, room);
+		cdr_info("allocation of %s refused: no_capability: %s", w->e164, detail);
+		rms_answer(s, dl, m, false,
+			   json_pack("{s:s, s:s, s:s}", "e164", w->e164, "reason", "no_capability", "detail", detail),
+			   true);
+		return true;
+	}
+	if (max > 0 && running >= max) {
+		snprintf(detail, sizeof(detail), "user domain %s runs %" PRId64 " conferences, its limit is %" PRId64,
+			 w->user_domain, running, max);
+		cdr_info("allocation of %s refused: limit_reached: %s", w->e164, detail);
+		rms_answer(s, dl, m, false,
+			   json_pack("{s:s, s:s, s:s}", "e164", w->e164, "reason", "limit_reached", "detail", detail),
+			   true);
+		return true;
+	}
+	return false;
+}
+
 void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m)
 {
 	const char *caps[8], *excl[64], *xrooms[64];
@@ -104,6 +151,8 @@ void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_ms
 	json_t *b;
 
 	want_from(cdr_msg_body(m), &w, caps, excl, xrooms);
+	if (cdr_msg_bool(m, "judge", false) && judged_out(s, dl, m, &w))
+		return;
 	rms_inv_allocate(s->inv, &w, cdr_mono_i64(), &res);
 	if ((res.reason == RMS_NO_CAPACITY || res.reason == RMS_OTHER_PLATFORM) && res.unsure && rms_warming(s)) {
 		/* Just elected: the MCUs are registering with us again. Not

@@ -1400,6 +1400,35 @@ static void test_refusal_answered_again(void **state)
 	check_answers(from);
 }
 
+/* A create ACKed and since ended, sent again: the same ACK, not created
+ * again (no lookup before a first delivery: the record's first write finds
+ * the stored answer, and the reservation goes back). */
+static void test_ended_create_answered_again(void **state)
+{
+	const char *e164 = "7100000293";
+	size_t from = C.nans;
+	char id[64];
+	struct ans *a;
+	json_t *r;
+
+	(void)state;
+	a = cm_send("cm_mau_createconf_req", fresh_id(id, sizeof(id)), create_body(e164, "ud-p1-r1-a"));
+	expect_type(cm_wait(a), "mau_cm_createconf_ack");
+	wait_runs(e164, 1, bstr(a->first, "mcu"), NULL);
+	r = cm_call("cm_mau_endconf_req", json_pack("{s:s}", "e164", e164));
+	expect_type(r, "mau_cm_endconf_ack");
+	wait_runs(e164, 0, NULL, NULL);
+	a->expect = 2;
+	cm_send("cm_mau_createconf_req", id, create_body(e164, "ud-p1-r1-a"));
+	wait_answers(a, 2);
+	assert_false(a->differs);
+	assert_true(same_answer(a->first, a->last));
+	th_run_for(C.loop, LINGER_MS);
+	wait_runs(e164, 0, NULL, NULL); /* not created by the repeat */
+	assert_false(rec_exists(e164));
+	check_answers(from);
+}
+
 /* Answers are given again only to the same request: an id reused with
  * another body is refused, and the first request's answer stays its own. */
 static void test_reused_id(void **state)
@@ -1893,6 +1922,7 @@ int main(void)
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_create_refusals),
 		cmocka_unit_test(test_refusal_answered_again),
+		cmocka_unit_test(test_ended_create_answered_again),
 		cmocka_unit_test(test_reused_id),
 		cmocka_unit_test(test_mcu_refuses_or_is_silent),
 		cmocka_unit_test(test_unreadable_and_unknown),

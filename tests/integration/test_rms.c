@@ -114,7 +114,7 @@ static void start_rms(void)
 		"2s\ntls_ca = %s\n"
 		"[reconnect]\nmin = 100ms\nmax = 1s\n"
 		"[rms]\nheartbeat_interval = %dms\nheartbeat_misses = %d\nheartbeat_rise = 2\n"
-		"reservation_timeout = 60s\n"
+		"reservation_timeout = 60s\ndomain_max_confs = 1000\n"
 		/* the MCUs here re-connect within [reconnect] max: a short quiet
 		 * after the election keeps the loss test's 10 s bound */
 		"broker_return_grace = 1s\n",
@@ -207,6 +207,23 @@ static const char *rtype(json_t *r)
 static json_t *rbody(json_t *r)
 {
 	return json_object_get(r, "body");
+}
+
+/* A request asked again, as css does, while rms says not_active (just
+ * elected: its MCUs register again), for at most 15 s. */
+static json_t *request_patient(const char *type, json_t *body)
+{
+	json_t *r = NULL;
+
+	for (int i = 0; i < 75; i++) {
+		json_decref(r);
+		r = request(type, json_incref(body), NULL);
+		if (strcmp(json_string_value(json_object_get(rbody(r), "reason")) ?: "", "not_active"))
+			break;
+		th_run_for(C.loop, 200);
+	}
+	json_decref(body);
+	return r;
 }
 
 static json_t *inventory(void)
@@ -501,6 +518,21 @@ static void test_refusals(void **state)
 		    json_pack("{s:s, s:s, s:i}", "e164", "0598000006", "user_domain", "ud-p1-r1-a", "epoch", EPOCH - 1),
 		    NULL);
 	expect_nack(r, "rms_mau_alloc_nack", "stale_epoch");
+	json_decref(r);
+	/* a create's allocation ("judge"): what the domain's room cannot do is
+	 * refused no_capability, not searched for in the backup rooms; its
+	 * limit (domain_max_confs 1000) is limit_reached */
+	r = request_patient("mau_rms_alloc_req",
+			    json_pack("{s:s, s:s, s:b, s:b, s:i, s:i}", "e164", "0598000007", "user_domain",
+				      "ud-p1-r1-a", "xmpu", 1, "judge", 1, "domain_running", 0, "epoch", EPOCH));
+	expect_nack(r, "rms_mau_alloc_nack", "no_capability");
+	assert_non_null(strstr(json_string_value(json_object_get(rbody(r), "detail")), "may not use XMPU"));
+	json_decref(r);
+	r = request_patient("mau_rms_alloc_req",
+			    json_pack("{s:s, s:s, s:b, s:i, s:i}", "e164", "0598000008", "user_domain", "ud-p1-r1-a",
+				      "judge", 1, "domain_running", 1000, "epoch", EPOCH));
+	expect_nack(r, "rms_mau_alloc_nack", "limit_reached");
+	assert_non_null(strstr(json_string_value(json_object_get(rbody(r), "detail")), "its limit is 1000"));
 	json_decref(r);
 	r = request("mau_rms_capability_req", json_pack("{s:s}", "user_domain", "ud-p1-r1-a"), NULL);
 	assert_string_equal(rtype(r), "rms_mau_capability_ack");
