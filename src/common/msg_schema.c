@@ -633,6 +633,11 @@ static const struct cdr_field upu_ntf[] = {
 	ENUM("kind", upu_kinds, false, "default conference"),
 	END,
 };
+static const struct cdr_field upu_item = ITEM_OBJ(upu_ntf);
+static const struct cdr_field upu_batch_ntf[] = {
+	ARR("items", 1, 1000, &upu_item, true, "E164s that started or ended, in order (as mau_upu_e164_ntf bodies)"),
+	END,
+};
 
 #define T(n, f, t, r, k, fl, s, d)                                                                                     \
 	{                                                                                                              \
@@ -770,5 +775,7 @@ const struct cdr_msg_type cdr_msg_types[] = {
 	T("mau_bmc_cdr_ntf", "css", "bmc", "bmc.cdr.q", NULL, billing_ntf, false,
 	  "billing record of an ended conference"),
 	T("mau_upu_e164_ntf", "css", "upu", "upu.ntf.ex", NULL, upu_ntf, false, "an E164 starts or ends"),
+	T("mau_upu_e164_batch_ntf", "css", "upu", "upu.ntf.ex", NULL, upu_batch_ntf, false,
+	  "E164s that start or end, batched ([css] upu_batch)"),
 	{ .name = NULL },
 };

@@ -50,6 +50,9 @@ const struct cdr_conf_key css_conf_keys[] = {
 	K("max_duration", CDR_CONF_INT, max_duration_min, "1440", 1, 100000,
 	  "a conference lasts at most this many minutes, extensions included (limit_reached)"),
 	K("db_batch", CDR_CONF_INT, db_batch, "500", 1, 10000, "history rows written to MySQL per transaction"),
+	K("upu_batch", CDR_CONF_MS, upu_batch_ms, "20ms", 0, 10000,
+	  "E164 reports to UPU wait at most this long to go as one mau_upu_e164_batch_ntf (0: one mau_upu_e164_ntf "
+	  "each)"),
 	K("mcu_audit", CDR_CONF_MS, mcu_audit_ms, "2s", 200, 600000,
 	  "rms's MCU inventory is read this often: conferences on an MCU it does not have up (a down notice missed, "
 	  "an MCU gone while css was away) are restored"),
@@ -343,6 +346,7 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, css_ask_pms, s, &s->pms_timer) < 0 ||
 	    cdr_timer_new(loop, css_expiry_tick, s, &s->expiry_timer) < 0 ||
 	    cdr_timer_new(loop, flush_reservations, s, &s->flush_timer) < 0 ||
+	    cdr_timer_new(loop, css_upu_flush, s, &s->upu_timer) < 0 ||
 	    cdr_timer_new(loop, css_read_templates, s, &s->tpl_timer) < 0 ||
 	    cdr_timer_new(loop, css_db_retry, s, &s->db_timer) < 0 ||
 	    cdr_timer_new(loop, css_publish_stats, s, &s->stats_timer) < 0 ||
@@ -391,6 +395,7 @@ static void css_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 		css_maybe_consume(s);
 		return;
 	}
+	css_upu_flush(s); /* what it reported as active goes out */
 	css_drop_view(s); /* its queues were cancelled by the common life */
 }
 
@@ -436,6 +441,10 @@ static void css_free(void *server)
 	cdr_topo_follow_free(s->follow);
 	cdr_timer_free(s->pms_timer);
 	cdr_timer_free(s->expiry_timer);
+	if (s->upu) /* the broker link is gone by now: at most [css] upu_batch of reports */
+		cdr_warn("stopping: %zu E164 reports to UPU not sent", json_array_size(s->upu));
+	cdr_timer_free(s->upu_timer);
+	json_decref(s->upu);
 	cdr_timer_free(s->flush_timer);
 	cdr_timer_free(s->tpl_timer);
 	cdr_timer_free(s->db_timer);

@@ -25,6 +25,7 @@ struct css_conf {
 	int64_t max_confs_platform;
 	int64_t max_duration_min;
 	int64_t db_batch;
+	uint64_t upu_batch_ms;
 	uint64_t mcu_audit_ms;
 	uint64_t mcu_absent_ms;
 	int64_t restore_window;

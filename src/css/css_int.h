@@ -255,7 +255,9 @@ struct css {
 	struct cdr_timer *home_timer;
 
 	struct rsv_batch confirm, release;
-	struct confvec dbq; /* conferences whose history row is to be written */
+	json_t *upu;		     /* E164 reports waiting for upu_timer (an array), or NULL */
+	struct cdr_timer *upu_timer; /* sends them: [css] upu_batch after the first */
+	struct confvec dbq;	     /* conferences whose history row is to be written */
 	bool db_busy;
 	uint64_t gen;	      /* bumped when the view is dropped (standby): older callbacks are void */
 	uint64_t conf_serial; /* the last conf->serial given */
@@ -417,7 +419,10 @@ void css_end_on_host(struct css *s, const char *host, const char *e164, const ch
 		     const char *reason);
 void css_end_on_mcu(struct css *s, const char *e164, const char *mcu, const char *key, const char *reason);
 void css_notify(struct css *s, const char *exchange, const char *key, const char *type, json_t *body);
+/* An E164 starts or ends: to UPU, batched ([css] upu_batch). */
 void css_upu_report(struct css *s, const struct conf *c, bool start);
+/* Sends the E164 reports waiting (the timer's callback; also at stop). */
+void css_upu_flush(void *arg);
 void css_bmc_record(struct css *s, const struct conf *c);
 void css_alarm(struct css *s, const char *severity, const char *kind, const char *target, const char *detail);
 /* A request to this platform's rms (css_rms_call), or to the rms of

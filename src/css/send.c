@@ -126,11 +126,38 @@ void css_notify(struct css *s, const char *exchange, const char *key, const char
 	cdr_bus_publish(&s->bus, NULL, exchange, key, type, NULL, s->epoch, body, false, NULL, NULL);
 }
 
+#define UPU_BATCH_MAX 1000 /* items of one mau_upu_e164_batch_ntf (the schema's bound) */
+
+void css_upu_flush(void *arg)
+{
+	struct css *s = arg;
+	json_t *items = s->upu;
+
+	if (!items)
+		return;
+	s->upu = NULL;
+	cdr_timer_stop(s->upu_timer);
+	css_notify(s, CDR_MQ_UPU_NTF_EX, "", "mau_upu_e164_batch_ntf", json_pack("{s:o}", "items", items));
+}
+
 void css_upu_report(struct css *s, const struct conf *c, bool start)
 {
-	css_notify(s, CDR_MQ_UPU_NTF_EX, "", "mau_upu_e164_ntf",
-		   json_pack("{s:s, s:s, s:s, s:s, s:s}", "e164", c->e164, "user_domain", c->ud, "platform",
-			     nz(c->home), "state", start ? "start" : "end", "kind", "conference"));
+	json_t *item = json_pack("{s:s, s:s, s:s, s:s, s:s}", "e164", c->e164, "user_domain", c->ud, "platform",
+				 nz(c->home), "state", start ? "start" : "end", "kind", "conference");
+
+	if (!s->conf.upu_batch_ms || !item) {
+		css_notify(s, CDR_MQ_UPU_NTF_EX, "", "mau_upu_e164_ntf", item);
+		return;
+	}
+	if (!s->upu && !(s->upu = json_array())) {
+		css_notify(s, CDR_MQ_UPU_NTF_EX, "", "mau_upu_e164_ntf", item);
+		return;
+	}
+	json_array_append_new(s->upu, item);
+	if (json_array_size(s->upu) >= UPU_BATCH_MAX)
+		css_upu_flush(s);
+	else if (!cdr_timer_pending(s->upu_timer))
+		cdr_timer_start(s->upu_timer, s->conf.upu_batch_ms, false);
 }
 
 void css_bmc_record(struct css *s, const struct conf *c)

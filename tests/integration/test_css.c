@@ -98,6 +98,7 @@ static struct {
 	struct ans ans[MAX_ANS];
 	size_t nans;
 	uint64_t seq;
+	json_t *upu; /* every E164 report on upu.ntf.ex: {"type", "e164", "state"} */
 	bool cleaned;
 } C;
 
@@ -573,6 +574,61 @@ static void on_answer(struct cdr_mq_delivery *d, void *arg)
 	cdr_mq_ack(d);
 }
 
+/* UPU's side: every report css publishes on upu.ntf.ex, batched or not. */
+static void on_upu(struct cdr_mq_delivery *d, void *arg)
+{
+	json_t *o = json_loadb(d->body, d->len, 0, NULL), *items, *it;
+	const char *type = json_string_value(json_object_get(o, "type"));
+	size_t i;
+
+	(void)arg;
+	if (type && !strcmp(type, "mau_upu_e164_batch_ntf"))
+		items = json_incref(json_object_get(json_object_get(o, "body"), "items"));
+	else
+		items = json_pack("[O]", json_object_get(o, "body"));
+	json_array_foreach(items, i, it)
+	{
+		json_array_append_new(C.upu,
+				      json_pack("{s:s, s:O, s:O}", "type", type ? type : "?", "e164",
+						json_object_get(it, "e164"), "state", json_object_get(it, "state")));
+	}
+	json_decref(items);
+	json_decref(o);
+	cdr_mq_ack(d);
+}
+
+struct upu_want {
+	const char *e164, *state, *type;
+};
+
+static bool upu_seen(void *arg)
+{
+	const struct upu_want *w = arg;
+	json_t *it;
+	size_t i;
+
+	json_array_foreach(C.upu, i, it)
+	{
+		if (!strcmp(json_string_value(json_object_get(it, "e164")) ?: "", w->e164) &&
+		    !strcmp(json_string_value(json_object_get(it, "state")) ?: "", w->state) &&
+		    !strcmp(json_string_value(json_object_get(it, "type")) ?: "", w->type))
+			return true;
+	}
+	return false;
+}
+
+/* css told UPU that e164 reached state, in a message of type, within 10 s. */
+static void expect_upu(const char *e164, const char *state, const char *type)
+{
+	struct upu_want w = { e164, state, type };
+
+	if (!run_until(upu_seen, &w, 10000)) {
+		char *all = json_dumps(C.upu, JSON_COMPACT);
+
+		fail_msg("no %s %s of %s on upu.ntf.ex; seen: %s", type, state, e164, all ? all : "?");
+	}
+}
+
 static const char *fresh_id(char *buf, size_t len)
 {
 	snprintf(buf, len, "tc-%ld-%llu", (long)getpid(), (unsigned long long)++C.seq);
@@ -922,6 +978,8 @@ static int group_setup(void **state)
 	assert_int_equal(cdr_mq_declare_design(C.mq), 0);
 	assert_int_equal(cdr_mq_declare_private_queue(C.mq, C.reply_q), 0);
 	assert_int_equal(cdr_mq_consume(C.mq, C.reply_q, on_answer, NULL), 0);
+	C.upu = json_array();
+	assert_int_equal(cdr_mq_subscribe(C.mq, CDR_MQ_UPU_NTF_EX, "", on_upu, NULL), 0);
 	assert_true(run_until(mq_up, NULL, 30000));
 
 	/* the namespace's p1 Redis database and MariaDB database are ours; what a
@@ -968,6 +1026,7 @@ static int group_teardown(void **state)
 	}
 	C.redis = cdr_redis_free(C.redis);
 	C.mq = cdr_mq_free(C.mq);
+	json_decref(C.upu);
 	C.loop = cdr_loop_free(C.loop);
 	if (!getenv("CONFDR_KEEP_TEST_DIR")) {
 		char cmd[128];
@@ -1015,6 +1074,8 @@ static void test_create(void **state)
 	assert_int_equal(redis_int(REDIS("SISMEMBER", "confs:ud:ud-p1-r1-a", e164)), 1);
 	/* the conference, on the MCU of the ACK (its own state file) */
 	wait_runs(e164, 1, bstr(r, "mcu"), "test css");
+	/* UPU told, in a batch ([css] upu_batch, 20 ms by default) */
+	expect_upu(e164, "start", "mau_upu_e164_batch_ntf");
 	check_answers(from);
 }
 
@@ -1130,6 +1191,7 @@ static void test_query_list_extend_rename_end(void **state)
 	wait_runs(e164, 0, NULL, NULL);
 	assert_true(poll_until(rec_gone, (void *)e164, SETTLE_MS));
 	assert_int_equal(redis_int(REDIS("SISMEMBER", "confs:all", e164)), 0);
+	expect_upu(e164, "end", "mau_upu_e164_batch_ntf");
 	r = cm_call("cm_mau_queryconf_req", json_pack("{s:s}", "e164", e164));
 	expect_nack(r, "mau_cm_queryconf_nack", "unknown_conference", e164);
 	assert_null(listed("ud-p1-r1-b", e164));
