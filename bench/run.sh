@@ -171,6 +171,23 @@ cm_end "$WORK/probe.json"
 
 floor_round 1
 
+# Throughput first, on a css that has run only the probe: its memory per
+# conference is the growth from there (after the rate steps the heap keeps
+# what their conferences used, and a later run grows into it unseen).
+RSS_BEFORE=$(rss_all)
+say "create throughput: $TP_N creates as fast as they are answered"
+CPU_BEFORE=$(cpu_all)
+cm_create "$WORK/throughput.json" $TP_N 100000 || warn "cmsim create failed: $(tail -n 3 "$WORK/throughput.json.txt")"
+CPU_AFTER=$(cpu_all)
+sleep 2 # the history rows written, the records settled
+RSS_LOADED=$(rss_all)
+RUNNING=$(jq '.acked' "$WORK/throughput.json" 2>/dev/null || echo 0)
+say "ending the $RUNNING conferences"
+cm_end "$WORK/throughput.json"
+sleep 3
+RSS_ENDED=$(rss_all)
+sleep 5 # css's history writes of the ends done before the floor is measured again
+
 say "create latency at $LOW_RATE/s: $LOW_N creates"
 cm_create "$WORK/create-low.json" $LOW_N $LOW_RATE || warn "cmsim create failed: $(tail -n 3 "$WORK/create-low.json.txt")"
 cm_end "$WORK/create-low.json"
@@ -191,20 +208,6 @@ for rate in "${RATES[@]}"; do
 done
 
 [ $FLOOR_ROUNDS -ge 3 ] && floor_round 2
-
-RSS_BEFORE=$(rss_all)
-say "create throughput: $TP_N creates as fast as they are answered"
-CPU_BEFORE=$(cpu_all)
-cm_create "$WORK/throughput.json" $TP_N 100000 || warn "cmsim create failed: $(tail -n 3 "$WORK/throughput.json.txt")"
-CPU_AFTER=$(cpu_all)
-sleep 2 # the history rows written, the records settled
-RSS_LOADED=$(rss_all)
-RUNNING=$(jq '.acked' "$WORK/throughput.json" 2>/dev/null || echo 0)
-say "ending the $RUNNING conferences"
-cm_end "$WORK/throughput.json"
-sleep 3
-RSS_ENDED=$(rss_all)
-sleep 5 # css's history writes of the ends done before the floor is measured again
 
 floor_round "$FLOOR_ROUNDS"
 
@@ -288,6 +291,7 @@ jq -n --argjson quick $QUICK --argjson machine "$MACHINE" --slurpfile floor "$WO
 	 rss: {before: $before, loaded: $loaded, ended: $ended},
 	 throughput_cpu_s: ($cpu1 | with_entries(.value = r(.value - ($cpu0[.key] // 0)))),
 	 throughput_wall_s: r($tp[0].elapsed_ms / 1000),
+	 cpu_ms_per_create: r(div(($cpu1 | to_entries | map(.value - ($cpu0[.key] // 0)) | add) * 1000; $tp[0].acked)),
 	 floor: $f,
 	 skipped: (if $quick == 1 then "quick: restore of 20,000 and 50,000 not run (null); fewer and shorter rounds" else null end)}
 	' >"$WORK/result.json" || { rc=1; warn "the figures could not be computed"; }
@@ -304,6 +308,7 @@ jq -r '
 	row("create throughput /s"; n(.create_throughput; 0); n(.create_throughput_floor; 0); n(.create_throughput_ratio; 2)),
 	(.restores[] | row("restore of a room of \(.confs), s (restored \(.restored), lost \(.lost))"; n(.restore_all_s; 3); "-"; "-")),
 	row("restore rate /s (room of \(.restore_rate_of // "-"))"; n(.restore_rate; 0); n(.restore_floor_rate; 0); n(.restore_ratio; 2)),
+	row("CPU ms per create (all servers, daemons, MCU simulators)"; n(.cpu_ms_per_create; 3); "-"; "-"),
 	row("css bytes per conference"; n(.css_bytes_per_conf; 0); "-"; "-"),
 	row("rms bytes per conference"; n(.rms_bytes_per_conf; 0); "-"; "-"),
 	row("css RSS MiB after all ended"; n(.css_rss_after_end_bytes / 1048576; 1); "-"; "-"),

@@ -8,6 +8,9 @@
 # down (also on failure) and ends with one line "N passed, N failed".
 # Lane a ends with the fault suite (tests/faults/run.sh, docs/reliability.md)
 # on its multi-host sandbox: one count per scenario.
+# Lane b runs the benchmarks once (bench/run.sh --quick) after its
+# integration tests, on its single-host sandbox: one count, for running
+# through and reporting every figure, never for speed.
 #
 #   ./tests/run.sh            everything
 #   ./tests/run.sh --unit     unit tests only (no servers)
@@ -90,6 +93,30 @@ run_drills() {
 	rm -f "$log"
 }
 
+# run_bench: the benchmarks' smoke run (bench/run.sh --quick, docs/performance.md)
+# on the single-host sandbox in the environment: they run and report every
+# figure; how fast is not judged here (the machine is shared with the other lane).
+BENCH_FIELDS='create_p50_ms create_floor_p50_ms create_ratio create_max_rate create_throughput restore_10k_s
+restore_rate restore_floor_rate css_bytes_per_conf cpu_ms_per_create'
+run_bench() {
+	local log json=$res/bench.json missing
+	log=$(mktemp)
+	say "benchmarks, smoke run (bench/run.sh --quick)"
+	timeout 900 ./bench/run.sh --quick --json "$json" 2>&1 | tee "$log"
+	if [ "${PIPESTATUS[0]}" != 0 ] || ! [ -s "$json" ]; then
+		record 0 1 "bench --quick: did not run through"
+		tail -n 5 "$log" | sed 's/^/  FAILED bench: /' >>"$res/failed-tests"
+	else
+		missing=$(for f in $BENCH_FIELDS; do jq -e --arg f "$f" '.[$f] != null' "$json" >/dev/null || echo "$f"; done)
+		if [ -n "$missing" ]; then
+			record 0 1 "bench --quick: no figure for $(echo $missing)"
+		else
+			record 1 0 "bench --quick: every figure reported (create p50 $(jq .create_p50_ms "$json") ms, $(jq .create_throughput "$json")/s)"
+		fi
+	fi
+	rm -f "$log"
+}
+
 # run_faults: the multi-host sandbox's fault primitives (tests/integration/faults.sh).
 run_faults() {
 	local log ok nok
@@ -158,6 +185,7 @@ if [ "$unit_only" = 0 ]; then
 			say "lane $name: single-host sandbox (run dir $CONFDR_RUN_DIR, ports from $base)"
 			if CONFDR_SANDBOX_HOSTS=single ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
 				run_ctest "$dir" '^integration$' "$integ_jobs"
+				[ "$name" = b ] && run_bench
 			else
 				record 0 1 "lane $name: the single-host sandbox did not come up"
 			fi
