@@ -327,8 +327,9 @@ struct cdr_mq {
 	struct decl *decls, **decls_tail;
 	struct consumer *consumers, **consumers_tail;
 	bool topo_dirty;
-	bool woken; /* the eventfd was written and the thread has not drained it yet (wake, drain_wake) */
-	int sockfd; /* of the live connection, for a forced stop; -1 */
+	bool woken;		/* the eventfd was written and the thread has not drained it yet (wake, drain_wake) */
+	struct cdr_timer *kick; /* loop thread: wakes the thread once for what this loop round queued (kick) */
+	int sockfd;		/* of the live connection, for a forced stop; -1 */
 
 	/* I/O thread only */
 	amqp_connection_state_t conn;
@@ -408,6 +409,22 @@ static void wake(struct cdr_mq *mq)
 	pthread_mutex_unlock(&mq->mu);
 	if (need && write(mq->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		cdr_debug("mq %s: wake: %s", mq->name, strerror(errno));
+}
+
+/* Loop thread: publishes and acks queued in one round of the loop (the
+ * deliveries of one batch, say) wake the I/O thread once, after the round:
+ * one write and one wake-up for them all, and their frames go out together. */
+static void kick(struct cdr_mq *mq)
+{
+	if (!mq->kick)
+		wake(mq);
+	else if (!cdr_timer_pending(mq->kick))
+		cdr_timer_start(mq->kick, 0, false);
+}
+
+static void on_kick(void *arg)
+{
+	wake(arg);
 }
 
 /* Before the thread reads its lists: what is queued after this wakes it. */
@@ -1586,6 +1603,8 @@ int cdr_mq_new(struct cdr_loop *loop, const struct cdr_mq_opts *opts, struct cdr
 		r = -errno;
 		goto fail;
 	}
+	if ((r = cdr_timer_new(loop, on_kick, mq, &mq->kick)) < 0)
+		goto fail;
 	r = -pthread_create(&mq->thread, NULL, io_main, mq);
 	if (r < 0)
 		goto fail;
@@ -1674,6 +1693,7 @@ struct cdr_mq *cdr_mq_free(struct cdr_mq *mq)
 		free(c->key);
 		free(c);
 	}
+	mq->kick = cdr_timer_free(mq->kick);
 	if (mq->wake_fd >= 0)
 		close(mq->wake_fd);
 	pthread_mutex_destroy(&mq->mu);
@@ -1868,7 +1888,7 @@ static int settle_delivery(struct cdr_mq_delivery *pd, bool ack, bool requeue)
 			*mq->acks_tail = a;
 			mq->acks_tail = &a->next;
 			pthread_mutex_unlock(&mq->mu);
-			wake(mq);
+			kick(mq);
 		} else {
 			r = -ENOMEM;
 		}
@@ -1938,7 +1958,7 @@ static int enqueue(struct cdr_mq *mq, const char *exchange, const char *routing_
 	mq->npending++;
 	TAILQ_INSERT_TAIL(&mq->outgoing, p, link);
 	pthread_mutex_unlock(&mq->mu);
-	wake(mq);
+	kick(mq);
 	return 0;
 }
 
