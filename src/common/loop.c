@@ -60,25 +60,31 @@ static void evthread_setup(void)
 	evthread_use_pthreads();
 }
 
+/* Runs the callbacks posted so far (one snapshot of the list); returns
+ * whether there were any. */
+static bool flush_round(struct cdr_loop *loop)
+{
+	pthread_mutex_lock(&loop->lock);
+	struct post *p = loop->head;
+	loop->head = loop->tail = NULL;
+	loop->woken = false;
+	pthread_mutex_unlock(&loop->lock);
+	if (!p)
+		return false;
+	while (p) {
+		struct post *next = p->next;
+		p->fn(p->arg);
+		free(p);
+		p = next;
+	}
+	return true;
+}
+
 void cdr_loop_flush(struct cdr_loop *loop)
 {
-	/* Take the whole list at once: callbacks may post again; those run on
-	 * the next round (or the next flush), keeping order. */
-	for (;;) {
-		pthread_mutex_lock(&loop->lock);
-		struct post *p = loop->head;
-		loop->head = loop->tail = NULL;
-		loop->woken = false;
-		pthread_mutex_unlock(&loop->lock);
-		if (!p)
-			return;
-		while (p) {
-			struct post *next = p->next;
-			p->fn(p->arg);
-			free(p);
-			p = next;
-		}
-	}
+	/* Callbacks may post again; those run on the next round, keeping order. */
+	while (flush_round(loop))
+		;
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -88,7 +94,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
 	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		return;
-	cdr_loop_flush(loop);
+	/* One round: what is posted meanwhile wakes the loop again, after the
+	 * timers and I/O that are due (the AMQP thread's wake-up among them:
+	 * a thread posting without pause must not hold the loop here). */
+	flush_round(loop);
 }
 
 int cdr_loop_new(struct cdr_loop **ret)
