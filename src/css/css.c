@@ -5,6 +5,8 @@
  * css_int.h lists the files and what each does. */
 #include "css_int.h"
 
+#include <malloc.h>
+
 static void css_free(void *server);
 
 #define K(key, type, field, def, min, max, help)                                                                       \
@@ -167,6 +169,22 @@ void css_drop_view(struct css *s)
 }
 
 /* Conferences per state and the counters, in the liveness node (confdrctl status). */
+/* After many conferences went (ended, handed back), the memory they held
+ * goes back to the system: malloc keeps freed memory for reuse otherwise,
+ * and an idle css would stay at its peak. */
+static void give_back_memory(struct css *s)
+{
+	size_t n = cdr_hmap_count(s->confs);
+
+	if (n > s->confs_peak)
+		s->confs_peak = n;
+	if (s->confs_peak - n < 1000 || n > s->confs_peak / 2)
+		return;
+	cdr_debug("%zu conferences, %zu at the peak: freed memory given back (malloc_trim)", n, s->confs_peak);
+	malloc_trim(0);
+	s->confs_peak = n;
+}
+
 void css_publish_stats(void *arg)
 {
 	struct css *s = arg;
@@ -220,6 +238,7 @@ void css_publish_stats(void *arg)
 		json_object_set_new(o, "home_wait", json_boolean(s->home_wait));
 	}
 	cdr_daemon_set_stats(s->d, o);
+	give_back_memory(s);
 }
 
 static void flush_reservations(void *arg)

@@ -256,6 +256,7 @@ struct css {
 
 	struct rsv_batch confirm, release;
 	json_t *upu;		     /* E164 reports waiting for upu_timer (an array), or NULL */
+	size_t confs_peak;	     /* most conferences held since memory was last given back */
 	struct cdr_timer *upu_timer; /* sends them: [css] upu_batch after the first */
 	struct confvec dbq;	     /* conferences whose history row is to be written */
 	bool db_busy;
