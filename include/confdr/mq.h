@@ -248,6 +248,13 @@ typedef void (*cdr_mq_reply_fn)(int status, const struct cdr_mq_delivery *reply,
  * Returns 0 (reply_fn will run), or as cdr_mq_publish (reply_fn will not). */
 int cdr_mq_request(struct cdr_mq *mq, const char *exchange, const char *routing_key, const void *body, size_t len,
 		   unsigned timeout_ms, cdr_mq_reply_fn reply_fn, void *arg);
+/* The same, the request not persistent (delivery_mode 1): the broker keeps it
+ * in memory only, so a broker restart before it is consumed loses it, like
+ * any reply. For a caller that asks again when no answer comes (css to rms):
+ * it costs the broker about a third less CPU per request/reply (measured with
+ * bench_floor, docs/performance.md) and waits for no disk write. */
+int cdr_mq_request_transient(struct cdr_mq *mq, const char *exchange, const char *routing_key, const void *body,
+			     size_t len, unsigned timeout_ms, cdr_mq_reply_fn reply_fn, void *arg);
 
 /* Answers request: publishes body (application/json, not persistent) through
  * the default exchange to request->reply_to with request->correlation_id.

@@ -1976,10 +1976,10 @@ static void on_rpc_timeout(void *arg)
 	rpc_finish(rpc, -ETIMEDOUT, NULL);
 }
 
-int cdr_mq_request(struct cdr_mq *mq, const char *exchange, const char *routing_key, const void *body, size_t len,
-		   unsigned timeout_ms, cdr_mq_reply_fn reply_fn, void *arg)
+static int request(struct cdr_mq *mq, const char *exchange, const char *routing_key, const void *body, size_t len,
+		   unsigned timeout_ms, bool persistent, cdr_mq_reply_fn reply_fn, void *arg)
 {
-	struct cdr_mq_props props = { .persistent = true, .mandatory = true };
+	struct cdr_mq_props props = { .persistent = persistent, .mandatory = true };
 	struct rpc *rpc;
 	int r;
 
@@ -2010,6 +2010,18 @@ int cdr_mq_request(struct cdr_mq *mq, const char *exchange, const char *routing_
 	TAILQ_INSERT_TAIL(&mq->rpcs, rpc, link);
 	cdr_timer_start(rpc->timer, timeout_ms, false);
 	return 0;
+}
+
+int cdr_mq_request(struct cdr_mq *mq, const char *exchange, const char *routing_key, const void *body, size_t len,
+		   unsigned timeout_ms, cdr_mq_reply_fn reply_fn, void *arg)
+{
+	return request(mq, exchange, routing_key, body, len, timeout_ms, true, reply_fn, arg);
+}
+
+int cdr_mq_request_transient(struct cdr_mq *mq, const char *exchange, const char *routing_key, const void *body,
+			     size_t len, unsigned timeout_ms, cdr_mq_reply_fn reply_fn, void *arg)
+{
+	return request(mq, exchange, routing_key, body, len, timeout_ms, false, reply_fn, arg);
 }
 
 int cdr_mq_reply(struct cdr_mq *mq, const struct cdr_mq_delivery *request, const void *body, size_t len,

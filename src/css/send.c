@@ -213,8 +213,8 @@ static bool ask_again(struct css_rms_call *rc)
 	struct cdr_mq *mq;
 
 	return rc->txt && rc->s->active && cdr_mono_i64() < rc->deadline && (mq = mq_of_host(rc->s, NULL)) &&
-	       cdr_mq_request(mq, "", CDR_MQ_RMS_REQ_Q, rc->txt, strlen(rc->txt), (unsigned)rc->s->conf.rms_timeout_ms,
-			      on_rms_reply, rc) == 0;
+	       cdr_mq_request_transient(mq, "", CDR_MQ_RMS_REQ_Q, rc->txt, strlen(rc->txt),
+					(unsigned)rc->s->conf.rms_timeout_ms, on_rms_reply, rc) == 0;
 }
 
 static void on_ask_again(void *arg)
@@ -303,8 +303,8 @@ static int rms_call(struct css *s, const char *platform, const char *type, json_
 	rc->s = s;
 	rc->fn = fn;
 	rc->arg = arg;
-	r = cdr_mq_request(mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), (unsigned)s->conf.rms_timeout_ms, on_rms_reply,
-			   rc);
+	r = cdr_mq_request_transient(mq, "", CDR_MQ_RMS_REQ_Q, txt, strlen(txt), (unsigned)s->conf.rms_timeout_ms,
+				     on_rms_reply, rc);
 	if (r == 0 && patient && s->conf.rms_patience_ms) {
 		rc->txt = txt;
 		rc->deadline = cdr_mono_i64() + (int64_t)s->conf.rms_patience_ms;

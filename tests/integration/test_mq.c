@@ -486,7 +486,11 @@ static void on_request(struct cdr_mq_delivery *d, void *arg)
 
 	assert_non_null(d->reply_to);
 	assert_non_null(d->correlation_id);
-	snprintf(body, sizeof(body), "pong:%.*s", (int)d->len, (const char *)d->body);
+	/* the delivery mode told back: 2 persistent, 1 transient */
+	snprintf(body, sizeof(body), "pong:%.*s%s", (int)d->len, (const char *)d->body,
+		 d->delivery_mode == 2	 ? ""
+		 : d->delivery_mode == 1 ? "/transient"
+					 : "/no-mode");
 	assert_int_equal(cdr_mq_reply(responder, d, body, strlen(body), NULL, NULL), 0);
 	assert_int_equal(cdr_mq_ack(d), 0);
 }
@@ -529,19 +533,25 @@ static void test_request_reply_and_timeout(void **state)
 	assert_int_equal(C.reply_status, 0);
 	assert_string_equal(C.reply_body, "pong:ping");
 	assert_true(strlen(C.reply_corr) > 0);
+	/* the same, not persistent (css's requests to rms) */
+	want = 2;
+	assert_int_equal(cdr_mq_request_transient(C.mq, "", "test.mq.rpc", "ping", 4, 5000, on_reply, NULL), 0);
+	assert_true(run_until(C.loop, got_reply, NULL, 10000));
+	assert_int_equal(C.reply_status, 0);
+	assert_string_equal(C.reply_body, "pong:ping/transient");
 
 	/* Nobody answers: -ETIMEDOUT after ~300 ms, once. */
-	want = 2;
+	want = 3;
 	t0 = cdr_now_ms();
 	assert_int_equal(cdr_mq_request(C.mq, "", "test.mq.rpc.silent", "ping", 4, 300, on_reply, NULL), 0);
 	assert_true(run_until(C.loop, got_reply, NULL, 5000));
 	assert_int_equal(C.reply_status, -ETIMEDOUT);
 	assert_true(cdr_now_ms() - t0 >= 290);
 	run_for(C.loop, 300);
-	assert_int_equal(C.replies, 2);
+	assert_int_equal(C.replies, 3);
 
 	/* No such queue: the mandatory request is returned: -EIO at once. */
-	want = 3;
+	want = 4;
 	assert_int_equal(cdr_mq_request(C.mq, "", "test.mq.rpc.nobody", "ping", 4, 5000, on_reply, NULL), 0);
 	assert_true(run_until(C.loop, got_reply, NULL, 5000));
 	assert_int_equal(C.reply_status, -EIO);
@@ -549,7 +559,7 @@ static void test_request_reply_and_timeout(void **state)
 	/* Still pending at free: -ECANCELED. */
 	assert_int_equal(cdr_mq_request(C.mq, "", "test.mq.rpc.silent", "ping", 4, 60000, on_reply, NULL), 0);
 	C.mq = cdr_mq_free(C.mq);
-	assert_int_equal(C.replies, 4);
+	assert_int_equal(C.replies, 5);
 	assert_int_equal(C.reply_status, -ECANCELED);
 }
 
