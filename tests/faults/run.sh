@@ -133,7 +133,10 @@ running() {
 	for f in "$RUN"/sims/p[12]-r[12].json "$RUN"/sims/$XSIM.json; do
 		[ -s "$f" ] || continue
 		p=$(jq -r '.pid // 0' "$f" 2>/dev/null) || continue
-		kill -0 "$p" 2>/dev/null && files+=("$f")
+		# alive and still a simulator: a killed simulator's pid may be reused
+		# by then (kill-mcu-rms kills one; its file would show its
+		# conferences running long after)
+		kill -0 "$p" 2>/dev/null && grep -qa mcusim "/proc/$p/cmdline" 2>/dev/null && files+=("$f")
 	done
 	if [ ${#files[@]} = 0 ]; then echo '[]' >"$1"; return; fi
 	jq -s '[.[] | .mcus[] | .id as $m | .confs[] | {e: ."e164", m: $m}]' "${files[@]}" >"$1"
