@@ -143,7 +143,12 @@ void css_conf_free(struct css *s, struct conf *c)
 	free(c->req);
 	free(c->password);
 	free(c->end_reason);
-	json_decref(c->create);
+	free(c->create);
+	free(c->lost_mcu);
+	free(c->extend_req);
+	free(c->moved_mcu);
+	free(c->moved_key);
+	free(c->moved_host);
 	free(c);
 }
 
@@ -183,6 +188,60 @@ json_t *css_conf_json(const struct conf *c)
 			      css_state_name(c->state), "start", (json_int_t)c->start_ms, "planned_end",
 			      (json_int_t)c->planned_end_ms, "generation", (json_int_t)c->generation);
 	return o;
+}
+
+json_t *css_conf_create(const struct conf *c)
+{
+	return c->create ? json_loads(c->create, 0, NULL) : NULL;
+}
+
+int css_conf_set_create(struct conf *c, json_t *body)
+{
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (!txt)
+		return -ENOMEM;
+	free(c->create);
+	c->create = txt;
+	return 0;
+}
+
+/* Sets n fields of c's create body (the values' references are taken). */
+static void create_put(struct conf *c, size_t n, const char *const *keys, json_t **values)
+{
+	json_t *body = css_conf_create(c);
+
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(body, keys[i], values[i]);
+	if (body && css_conf_set_create(c, body) < 0)
+		cdr_err("conference %s: its create body not changed: out of memory", c->e164);
+}
+
+void css_conf_create_placed(struct conf *c)
+{
+	static const char *const keys[] = { "mcu", "vrs" };
+	json_t *values[] = { json_string(c->mcu), c->vrs ? json_string(c->vrs) : json_null() };
+
+	create_put(c, 2, keys, values);
+}
+
+void css_conf_create_renamed(struct conf *c)
+{
+	static const char *const keys[] = { "name" };
+	json_t *values[] = { json_string(c->name) };
+
+	create_put(c, 1, keys, values);
+}
+
+void css_conf_found(struct conf *c)
+{
+	c->restore_tries = 0;
+	c->lost_by_room = false;
+	set_str(&c->lost_mcu, NULL);
+	set_str(&c->moved_mcu, NULL);
+	set_str(&c->moved_key, NULL);
+	set_str(&c->moved_host, NULL);
 }
 
 bool css_pms_down(const struct css *s, const char *p)
