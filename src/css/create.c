@@ -138,11 +138,11 @@ static void on_alloc(struct css *s, int status, const struct cdr_msg *reply, voi
 		create_refuse(op, reason, detail);
 		goto out;
 	}
-	set_str(&c->mcu, cdr_msg_str(reply, "mcu", ""));
-	set_str(&c->mcu_key, cdr_msg_str(reply, "mcu_key", ""));
+	css_str_set(s, &c->mcu, cdr_msg_str(reply, "mcu", ""));
+	css_str_set(s, &c->mcu_key, cdr_msg_str(reply, "mcu_key", ""));
 	set_str(&c->vrs, cdr_msg_str(reply, "vrs", NULL));
-	set_str(&c->room, cdr_msg_str(reply, "room", ""));
-	set_str(&c->host, cdr_msg_str(reply, "platform", s->platform));
+	css_str_set(s, &c->room, cdr_msg_str(reply, "room", ""));
+	css_str_set(s, &c->host, cdr_msg_str(reply, "platform", s->platform));
 	set_str(&c->reservation, cdr_msg_str(reply, "reservation", ""));
 	css_conf_create_placed(c);
 	css_index_mcu(s, c);
@@ -222,7 +222,7 @@ void css_create_begin(struct css *s, struct op *op)
 	body = json_deep_copy(cdr_msg_body(op->m));
 	apply_template(s, body);
 	set_str(&c->name, cdr_msg_jstr(body, "name", ""));
-	set_str(&c->home, op->home);
+	css_str_set(s, &c->home, op->home);
 	set_str(&c->req, op->req);
 	c->start_ms = cdr_wall_i64();
 	c->planned_end_ms = c->start_ms + cdr_msg_jint(body, "duration_min", 60) * 60000;

@@ -68,7 +68,9 @@ struct group {
 struct conf {
 	char e164[40];
 	uint64_t serial; /* unique in this process: how an async batch finds it again (history.c) */
-	char *name, *ud, *home, *host, *room, *mcu, *mcu_key, *vrs, *reservation, *req, *password, *end_reason;
+	/* few distinct values, shared by many conferences: one copy each (css_str_set) */
+	const char *ud, *home, *host, *room, *mcu, *mcu_key;
+	char *name, *vrs, *reservation, *req, *password, *end_reason;
 	/* the CM's create body, mcu and vrs set: compact JSON text, as stored
 	 * (a parsed body costs ~1 KiB of small allocations per conference);
 	 * read and changed through css_conf_create and css_conf_set_create */
@@ -216,6 +218,7 @@ struct css {
 	size_t nrooms;
 
 	struct cdr_hmap *confs;	   /* e164 -> conf */
+	struct cdr_hmap *strs;	   /* the strings conferences share (model.c, css_str_set) */
 	struct cdr_hmap *uds;	   /* user domain -> group */
 	struct cdr_hmap *mcus;	   /* mcu -> group */
 	struct cdr_hmap *reqs;	   /* CM request id -> op */
@@ -337,6 +340,9 @@ int css_confvec_push(struct confvec *q, struct conf *c);
 /* Removes c from q (every place), keeping the order of the rest. */
 void css_confvec_remove(struct confvec *q, const struct conf *c);
 void css_index_mcu(struct css *s, struct conf *c);
+/* *dst becomes v (NULL: none), held once in s->strs however many
+ * conferences have it, counted; the value *dst had is let go. */
+void css_str_set(struct css *s, const char **dst, const char *v);
 struct conf *css_conf_new(struct css *s, const char *e164, const char *ud);
 void css_conf_free(struct css *s, struct conf *c);
 /* Whether ev is allowed for c now (a question: nothing changes). */

@@ -91,6 +91,39 @@ void css_index_mcu(struct css *s, struct conf *c)
 	}
 }
 
+/* A string many conferences share (a user domain, a platform, a room, an
+ * MCU or its key: a few hundred values where there are hundreds of thousands
+ * of conferences): one copy, and how many hold it. */
+struct shared_str {
+	size_t refs;
+	char s[];
+};
+
+void css_str_set(struct css *s, const char **dst, const char *v)
+{
+	struct shared_str *x = NULL, *old;
+	size_t len;
+
+	if (v && !(x = cdr_hmap_get(s->strs, v))) {
+		len = strlen(v);
+		if ((x = malloc(sizeof(*x) + len + 1))) {
+			x->refs = 0;
+			memcpy(x->s, v, len + 1);
+			if (cdr_hmap_put(s->strs, x->s, x) < 0) {
+				free(x);
+				x = NULL;
+			}
+		}
+	}
+	if (x)
+		x->refs++; /* before the old value goes: v may be that value */
+	if (*dst && (old = cdr_hmap_get(s->strs, *dst)) && old->s == *dst && --old->refs == 0) {
+		cdr_hmap_del(s->strs, old->s);
+		free(old);
+	}
+	*dst = x ? x->s : NULL;
+}
+
 struct conf *css_conf_new(struct css *s, const char *e164, const char *ud)
 {
 	struct conf *c = calloc(1, sizeof(*c));
@@ -100,10 +133,10 @@ struct conf *css_conf_new(struct css *s, const char *e164, const char *ud)
 		return NULL;
 	snprintf(c->e164, sizeof(c->e164), "%s", e164);
 	c->serial = ++s->conf_serial;
-	c->ud = strdup(ud);
+	css_str_set(s, &c->ud, ud);
 	c->changed_mono = cdr_now_ms();
 	if (!c->ud || !(g = group_get(s->uds, ud, true)) || cdr_hmap_put(s->confs, c->e164, c) < 0) {
-		free(c->ud);
+		css_str_set(s, &c->ud, NULL);
 		free(c);
 		return NULL;
 	}
@@ -132,12 +165,12 @@ void css_conf_free(struct css *s, struct conf *c)
 	group_leave_ud(s, c);
 	group_leave_mcu(s, c);
 	free(c->name);
-	free(c->ud);
-	free(c->home);
-	free(c->host);
-	free(c->room);
-	free(c->mcu);
-	free(c->mcu_key);
+	css_str_set(s, &c->ud, NULL);
+	css_str_set(s, &c->home, NULL);
+	css_str_set(s, &c->host, NULL);
+	css_str_set(s, &c->room, NULL);
+	css_str_set(s, &c->mcu, NULL);
+	css_str_set(s, &c->mcu_key, NULL);
 	free(c->vrs);
 	free(c->reservation);
 	free(c->req);

@@ -176,11 +176,11 @@ static void on_bulkalloc(struct css *s, int status, const struct cdr_msg *reply,
 			css_rsv_add(s, false, cdr_msg_jstr(v, "reservation", NULL)); /* ended meanwhile */
 			continue;
 		}
-		set_str(&c->mcu, cdr_msg_jstr(v, "mcu", ""));
-		set_str(&c->mcu_key, cdr_msg_jstr(v, "mcu_key", ""));
+		css_str_set(s, &c->mcu, cdr_msg_jstr(v, "mcu", ""));
+		css_str_set(s, &c->mcu_key, cdr_msg_jstr(v, "mcu_key", ""));
 		set_str(&c->vrs, cdr_msg_jstr(v, "vrs", NULL));
-		set_str(&c->room, cdr_msg_jstr(v, "room", ""));
-		set_str(&c->host, cdr_msg_jstr(v, "platform", s->platform));
+		css_str_set(s, &c->room, cdr_msg_jstr(v, "room", ""));
+		css_str_set(s, &c->host, cdr_msg_jstr(v, "platform", s->platform));
 		set_str(&c->reservation, cdr_msg_jstr(v, "reservation", ""));
 		c->generation++;
 		css_index_mcu(s, c);

@@ -84,11 +84,11 @@ static void on_record(int status, const redisReply *reply, void *arg)
 		    (c = css_conf_new(s, HS("e164"), HS("user_domain")))) {
 			c->state = st;
 			set_str(&c->name, HS("name"));
-			set_str(&c->home, HS("platform"));
-			set_str(&c->host, *HS("host_platform") ? HS("host_platform") : NULL);
-			set_str(&c->room, *HS("room") ? HS("room") : NULL);
-			set_str(&c->mcu, HS("mcu"));
-			set_str(&c->mcu_key, HS("mcu_key"));
+			css_str_set(s, &c->home, HS("platform"));
+			css_str_set(s, &c->host, *HS("host_platform") ? HS("host_platform") : NULL);
+			css_str_set(s, &c->room, *HS("room") ? HS("room") : NULL);
+			css_str_set(s, &c->mcu, HS("mcu"));
+			css_str_set(s, &c->mcu_key, HS("mcu_key"));
 			set_str(&c->vrs, *HS("vrs") ? HS("vrs") : NULL);
 			set_str(&c->reservation, HS("reservation"));
 			set_str(&c->req, HS("req"));
