@@ -116,7 +116,6 @@ static void on_alloc(struct css *s, int status, const struct cdr_msg *reply, voi
 	struct op *op = arg;
 	struct conf *c = op->c;
 	char detail[512];
-	json_t *create;
 	int r;
 
 	if (op->dead)
@@ -139,15 +138,13 @@ static void on_alloc(struct css *s, int status, const struct cdr_msg *reply, voi
 		create_refuse(op, reason, detail);
 		goto out;
 	}
-	set_str(&c->mcu, cdr_msg_str(reply, "mcu", ""));
-	set_str(&c->mcu_key, cdr_msg_str(reply, "mcu_key", ""));
+	css_str_set(s, &c->mcu, cdr_msg_str(reply, "mcu", ""));
+	css_str_set(s, &c->mcu_key, cdr_msg_str(reply, "mcu_key", ""));
 	set_str(&c->vrs, cdr_msg_str(reply, "vrs", NULL));
-	set_str(&c->room, cdr_msg_str(reply, "room", ""));
-	set_str(&c->host, cdr_msg_str(reply, "platform", s->platform));
+	css_str_set(s, &c->room, cdr_msg_str(reply, "room", ""));
+	css_str_set(s, &c->host, cdr_msg_str(reply, "platform", s->platform));
 	set_str(&c->reservation, cdr_msg_str(reply, "reservation", ""));
-	create = c->create;
-	json_object_set_new(create, "mcu", json_string(c->mcu));
-	json_object_set_new(create, "vrs", c->vrs ? json_string(c->vrs) : json_null());
+	css_conf_create_placed(c);
 	css_index_mcu(s, c);
 	css_op_ref(op);
 	if ((r = css_store_put_first(op, on_create_written, op)) < 0)
@@ -190,6 +187,7 @@ void css_create_begin(struct css *s, struct op *op)
 {
 	const char *e164 = cdr_msg_str(op->m, "e164", ""), *ud = cdr_msg_str(op->m, "user_domain", "");
 	struct conf *c;
+	json_t *body;
 	char detail[256];
 
 	c = cdr_hmap_get(s->confs, e164);
@@ -221,13 +219,14 @@ void css_create_begin(struct css *s, struct op *op)
 	op->c = c;
 	c->op = op;
 	c->state = CSS_CREATING;
-	c->create = json_deep_copy(cdr_msg_body(op->m));
-	apply_template(s, c->create);
-	set_str(&c->name, cdr_msg_jstr(c->create, "name", ""));
-	set_str(&c->home, op->home);
+	body = json_deep_copy(cdr_msg_body(op->m));
+	apply_template(s, body);
+	set_str(&c->name, cdr_msg_jstr(body, "name", ""));
+	css_str_set(s, &c->home, op->home);
 	set_str(&c->req, op->req);
 	c->start_ms = cdr_wall_i64();
-	c->planned_end_ms = c->start_ms + cdr_msg_jint(c->create, "duration_min", 60) * 60000;
+	c->planned_end_ms = c->start_ms + cdr_msg_jint(body, "duration_min", 60) * 60000;
+	css_conf_set_create(c, body);
 	c->epoch = s->epoch;
 	create_place(op);
 }
@@ -239,7 +238,7 @@ static void create_place(struct op *op)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
-	const json_t *b = c->create;
+	json_t *b = css_conf_create(c);
 	const char *res = cdr_msg_jstr(b, "resolution", "720p");
 	char detail[256];
 	struct css_place pl;
@@ -249,6 +248,7 @@ static void create_place(struct op *op)
 	if (css_place(s->topo, op->room, s->platform, css_room_abnormal, css_plat_down, s, &pl) < 0) {
 		snprintf(detail, sizeof(detail), "room %s of user domain %s and its backup rooms of platform %s are %s",
 			 op->room, c->ud, s->platform, pl.nexclude ? "abnormal" : "not usable");
+		json_decref(b);
 		create_refuse(op, "no_capacity", detail);
 		return;
 	}
@@ -263,6 +263,7 @@ static void create_place(struct op *op)
 			  (json_int_t)cdr_msg_jint(b, "max_participants", 16), "judge", true, "domain_running",
 			  (json_int_t)(c->by_ud && c->by_ud->n ? c->by_ud->n - 1 : 0), "epoch", (json_int_t)s->epoch),
 		on_alloc, op);
+	json_decref(b);
 	if (r < 0) {
 		css_op_unref(op);
 		snprintf(detail, sizeof(detail), "cannot ask rms: %s", strerror(-r));

@@ -68,25 +68,31 @@ struct group {
 struct conf {
 	char e164[40];
 	uint64_t serial; /* unique in this process: how an async batch finds it again (history.c) */
-	char *name, *ud, *home, *host, *room, *mcu, *mcu_key, *vrs, *reservation, *req, *password, *end_reason;
-	enum css_state state;
-	json_t *create; /* the CM's create body, mcu and vrs set */
+	/* few distinct values, shared by many conferences: one copy each (css_str_set) */
+	const char *ud, *home, *host, *room, *mcu, *mcu_key;
+	char *name, *vrs, *reservation, *req, *password, *end_reason;
+	/* the CM's create body, mcu and vrs set: compact JSON text, as stored
+	 * (a parsed body costs ~1 KiB of small allocations per conference);
+	 * read and changed through css_conf_create and css_conf_set_create */
+	char *create;
 	int64_t start_ms, planned_end_ms, end_ms, generation, epoch;
 	uint64_t changed_mono; /* last change, monotonic ms (reconciliation grace) */
 	struct op *op;	       /* the operation in flight on it, or NULL */
 	bool closing;	       /* ended: history being written, then the record goes */
 	bool db_queued;
-	bool restore_queued;	/* in s->restore_q */
-	int restore_tries;	/* allocations or re-creates that failed in a row */
-	unsigned store_waited;	/* restores put off while its Redis was down (logged once) */
-	char lost_mcu[64];	/* the MCU it was lost on: not used again for it */
+	bool restore_queued;   /* in s->restore_q */
+	bool lost_by_room;     /* pending because its room went abnormal (its MCU may still run it) */
+	int restore_tries;     /* allocations or re-creates that failed in a row */
+	unsigned store_waited; /* restores put off while its Redis was down (logged once) */
+	enum css_state state;
+	char *lost_mcu;		/* the MCU it was lost on: not used again for it (NULL: none) */
 	uint64_t restore_after; /* monotonic ms: not before (back-off after a failure) */
 	uint64_t lost_mono;	/* when it was lost (restore time) */
-	bool lost_by_room;	/* pending because its room went abnormal (its MCU may still run it) */
-	char extend_req[128];	/* id of the last extend the MCU asked, applied (a redelivery is answered again) */
-	char moved_mcu[64];	/* ... that MCU: the copy there is ended once restored elsewhere */
-	char moved_key[200];
-	char moved_host[64]; /* ... on the broker of that platform */
+	/* rarely set, so not held inline (NULL: none) */
+	char *extend_req; /* id of the last extend the MCU asked, applied (a redelivery is answered again) */
+	char *moved_mcu;  /* ... that MCU: the copy there is ended once restored elsewhere */
+	char *moved_key;
+	char *moved_host; /* ... on the broker of that platform */
 	struct group *by_ud, *by_mcu;
 	TAILQ_ENTRY(conf) ud_link, mcu_link;
 };
@@ -212,6 +218,7 @@ struct css {
 	size_t nrooms;
 
 	struct cdr_hmap *confs;	   /* e164 -> conf */
+	struct cdr_hmap *strs;	   /* the strings conferences share (model.c, css_str_set) */
 	struct cdr_hmap *uds;	   /* user domain -> group */
 	struct cdr_hmap *mcus;	   /* mcu -> group */
 	struct cdr_hmap *reqs;	   /* CM request id -> op */
@@ -295,6 +302,12 @@ static inline void set_str(char **dst, const char *v)
 	*dst = n;
 }
 
+/* Sets *dst to a copy of v, or NULL when v is NULL or empty. */
+static inline void set_opt(char **dst, const char *v)
+{
+	set_str(dst, v && *v ? v : NULL);
+}
+
 static inline const char *nz(const char *s)
 {
 	return s ? s : "";
@@ -328,6 +341,9 @@ int css_confvec_push(struct confvec *q, struct conf *c);
 /* Removes c from q (every place), keeping the order of the rest. */
 void css_confvec_remove(struct confvec *q, const struct conf *c);
 void css_index_mcu(struct css *s, struct conf *c);
+/* *dst becomes v (NULL: none), held once in s->strs however many
+ * conferences have it, counted; the value *dst had is let go. */
+void css_str_set(struct css *s, const char **dst, const char *v);
 struct conf *css_conf_new(struct css *s, const char *e164, const char *ud);
 void css_conf_free(struct css *s, struct conf *c);
 /* Whether ev is allowed for c now (a question: nothing changes). */
@@ -338,6 +354,16 @@ bool css_conf_can(const struct conf *c, enum css_event ev);
  * caller decides what to do instead. */
 int css_conf_event(struct css *s, struct conf *c, enum css_event ev) __attribute__((warn_unused_result));
 json_t *css_conf_json(const struct conf *c);
+/* c's create body parsed: a new reference, or NULL (none yet, or out of memory). */
+json_t *css_conf_create(const struct conf *c);
+/* c's create body becomes body (the reference is taken): kept as its compact
+ * text. 0, or -ENOMEM (c keeps its body; body is released). */
+int css_conf_set_create(struct conf *c, json_t *body);
+/* c's create body gets c's MCU and VRS (it is placed), or c's name (renamed). */
+void css_conf_create_placed(struct conf *c);
+void css_conf_create_renamed(struct conf *c);
+/* c runs again (restored, or adopted where it ran): what its loss kept goes. */
+void css_conf_found(struct conf *c);
 /* Whether platform p is to be treated as down here: pms says so, or it is
  * this css's own and its Redis is not home yet (homecoming.c). */
 bool css_plat_down(const char *p, void *arg);

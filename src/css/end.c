@@ -208,7 +208,7 @@ void css_conf_end(struct css *s, struct conf *c, const char *reason, struct op *
 		return;
 	}
 	if (c->state == CSS_ENDED) { /* pending restore: nothing runs where css places it */
-		if (c->moved_mcu[0]) /* its room was switched away: the MCU there may still run it */
+		if (c->moved_mcu)    /* its room was switched away: the MCU there may still run it */
 			css_end_on_host(s, c->moved_host, c->e164, c->moved_mcu, c->moved_key, reason);
 		css_conf_close(s, c, reason, op);
 		return;

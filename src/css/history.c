@@ -174,7 +174,7 @@ void css_db_kick(struct css *s)
 		memcpy(b->rows[i].e164, c->e164, sizeof(c->e164));
 		b->rows[i].serial = c->serial;
 		b->written[i] = c->state;
-		b->texts[i] = c->create ? json_dumps(c->create, JSON_COMPACT) : NULL;
+		b->texts[i] = xstrdup(c->create); /* c may go before the batch is written */
 		p[0] = CDR_DB_STR(c->e164);
 		p[1] = CDR_DB_STR(nz(c->name));
 		p[2] = CDR_DB_STR(c->ud);

@@ -85,7 +85,7 @@ static void mcu_rename_answer(struct css *s, const struct cdr_msg *m, bool ack)
 		return;
 	}
 	set_str(&c->name, op->new_name);
-	json_object_set_new(c->create, "name", json_string(op->new_name));
+	css_conf_create_renamed(c);
 	op->answer = css_answer_text(op, true, json_pack("{s:s, s:s}", "e164", c->e164, "name", c->name));
 	css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confrenamed_ntf",
 		   json_pack("{s:s, s:s}", "e164", c->e164, "name", c->name));
@@ -129,10 +129,10 @@ static void on_extend_stored(int status, const redisReply *reply, void *arg)
 		cdr_warn("conference %s: extension asked by the MCU not stored (%s): refused", x->e164,
 			 css_redis_err(status, reply));
 		if (c && c->start_ms == x->start_ms && c->planned_end_ms == x->planned_end_ms &&
-		    !strcmp(c->extend_req, x->id)) {
+		    !strcmp(nz(c->extend_req), x->id)) {
 			/* undone, nothing changed since: what is in Redis holds */
 			c->planned_end_ms = x->prev_end_ms;
-			snprintf(c->extend_req, sizeof(c->extend_req), "%s", x->prev_req);
+			set_opt(&c->extend_req, x->prev_req);
 		}
 		extend_answer(s, x->key, x->id, false,
 			      css_nack_body(x->e164, "internal_error", "the extension could not be stored"));
@@ -172,7 +172,7 @@ static void mcu_extend(struct css *s, const struct cdr_mq_delivery *dl, const st
 		extend_answer(s, key, id, false, css_nack_body(e164, "unknown_conference", detail));
 		return;
 	}
-	if (c->extend_req[0] && !strcmp(c->extend_req, id)) {
+	if (c->extend_req && !strcmp(c->extend_req, id)) {
 		s->n.repeated_extends++;
 		cdr_info("extend %s of %s asked again by %s: answered again, not extended twice", id, e164, mcu);
 		extend_answer(s, c->mcu_key && *c->mcu_key ? c->mcu_key : key, id, true, extend_ack_body(s, c));
@@ -188,7 +188,7 @@ static void mcu_extend(struct css *s, const struct cdr_mq_delivery *dl, const st
 		return;
 	}
 	x->prev_end_ms = c->planned_end_ms;
-	snprintf(x->prev_req, sizeof(x->prev_req), "%s", c->extend_req);
+	snprintf(x->prev_req, sizeof(x->prev_req), "%s", nz(c->extend_req));
 	if (css_extend(s, c, minutes, detail, sizeof(detail)) < 0) {
 		free(x);
 		extend_answer(s, key, id, false, css_nack_body(e164, "limit_reached", detail));
@@ -202,7 +202,7 @@ static void mcu_extend(struct css *s, const struct cdr_mq_delivery *dl, const st
 	snprintf(x->e164, sizeof(x->e164), "%s", e164);
 	snprintf(x->id, sizeof(x->id), "%s", id);
 	snprintf(x->key, sizeof(x->key), "%s", c->mcu_key && *c->mcu_key ? c->mcu_key : key);
-	snprintf(c->extend_req, sizeof(c->extend_req), "%s", id);
+	set_opt(&c->extend_req, id);
 	if ((r = css_store_put(s, c, NULL, NULL, on_extend_stored, x)) < 0)
 		on_extend_stored(r, NULL, x);
 }
@@ -300,7 +300,7 @@ static void mcu_notice(struct css *s, const struct cdr_msg *m, const char *type)
 		}
 	} else if (!strcmp(type, "cmu_mau_confrenamed_ntf")) {
 		set_str(&c->name, cdr_msg_str(m, "name", ""));
-		json_object_set_new(c->create, "name", json_string(c->name));
+		css_conf_create_renamed(c);
 		css_store_bg(s, c);
 		css_notify(s, CDR_MQ_CM_NTF_EX, "", "mau_cm_confrenamed_ntf",
 			   json_pack("{s:s, s:s}", "e164", c->e164, "name", c->name));
@@ -459,10 +459,7 @@ static void reconcile(struct css *s, struct cdr_mq_delivery *dl, const struct cd
 		case CSS_LISTED_ADOPT:
 			if (css_conf_event(s, c, CSS_EV_ADOPT) < 0)
 				break; /* not pending a restore (a bug, logged): left as it is */
-			c->lost_by_room = false;
-			c->moved_mcu[0] = c->moved_key[0] = c->moved_host[0] = '\0';
-			c->lost_mcu[0] = '\0';
-			c->restore_tries = 0;
+			css_conf_found(c);
 			css_store_bg(s, c);
 			s->n.adopted++;
 			cdr_notice(

@@ -91,6 +91,39 @@ void css_index_mcu(struct css *s, struct conf *c)
 	}
 }
 
+/* A string many conferences share (a user domain, a platform, a room, an
+ * MCU or its key: a few hundred values where there are hundreds of thousands
+ * of conferences): one copy, and how many hold it. */
+struct shared_str {
+	size_t refs;
+	char s[];
+};
+
+void css_str_set(struct css *s, const char **dst, const char *v)
+{
+	struct shared_str *x = NULL, *old;
+	size_t len;
+
+	if (v && !(x = cdr_hmap_get(s->strs, v))) {
+		len = strlen(v);
+		if ((x = malloc(sizeof(*x) + len + 1))) {
+			x->refs = 0;
+			memcpy(x->s, v, len + 1);
+			if (cdr_hmap_put(s->strs, x->s, x) < 0) {
+				free(x);
+				x = NULL;
+			}
+		}
+	}
+	if (x)
+		x->refs++; /* before the old value goes: v may be that value */
+	if (*dst && (old = cdr_hmap_get(s->strs, *dst)) && old->s == *dst && --old->refs == 0) {
+		cdr_hmap_del(s->strs, old->s);
+		free(old);
+	}
+	*dst = x ? x->s : NULL;
+}
+
 struct conf *css_conf_new(struct css *s, const char *e164, const char *ud)
 {
 	struct conf *c = calloc(1, sizeof(*c));
@@ -100,10 +133,10 @@ struct conf *css_conf_new(struct css *s, const char *e164, const char *ud)
 		return NULL;
 	snprintf(c->e164, sizeof(c->e164), "%s", e164);
 	c->serial = ++s->conf_serial;
-	c->ud = strdup(ud);
+	css_str_set(s, &c->ud, ud);
 	c->changed_mono = cdr_now_ms();
 	if (!c->ud || !(g = group_get(s->uds, ud, true)) || cdr_hmap_put(s->confs, c->e164, c) < 0) {
-		free(c->ud);
+		css_str_set(s, &c->ud, NULL);
 		free(c);
 		return NULL;
 	}
@@ -132,18 +165,23 @@ void css_conf_free(struct css *s, struct conf *c)
 	group_leave_ud(s, c);
 	group_leave_mcu(s, c);
 	free(c->name);
-	free(c->ud);
-	free(c->home);
-	free(c->host);
-	free(c->room);
-	free(c->mcu);
-	free(c->mcu_key);
+	css_str_set(s, &c->ud, NULL);
+	css_str_set(s, &c->home, NULL);
+	css_str_set(s, &c->host, NULL);
+	css_str_set(s, &c->room, NULL);
+	css_str_set(s, &c->mcu, NULL);
+	css_str_set(s, &c->mcu_key, NULL);
 	free(c->vrs);
 	free(c->reservation);
 	free(c->req);
 	free(c->password);
 	free(c->end_reason);
-	json_decref(c->create);
+	free(c->create);
+	free(c->lost_mcu);
+	free(c->extend_req);
+	free(c->moved_mcu);
+	free(c->moved_key);
+	free(c->moved_host);
 	free(c);
 }
 
@@ -183,6 +221,60 @@ json_t *css_conf_json(const struct conf *c)
 			      css_state_name(c->state), "start", (json_int_t)c->start_ms, "planned_end",
 			      (json_int_t)c->planned_end_ms, "generation", (json_int_t)c->generation);
 	return o;
+}
+
+json_t *css_conf_create(const struct conf *c)
+{
+	return c->create ? json_loads(c->create, 0, NULL) : NULL;
+}
+
+int css_conf_set_create(struct conf *c, json_t *body)
+{
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (!txt)
+		return -ENOMEM;
+	free(c->create);
+	c->create = txt;
+	return 0;
+}
+
+/* Sets n fields of c's create body (the values' references are taken). */
+static void create_put(struct conf *c, size_t n, const char *const *keys, json_t **values)
+{
+	json_t *body = css_conf_create(c);
+
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(body, keys[i], values[i]);
+	if (body && css_conf_set_create(c, body) < 0)
+		cdr_err("conference %s: its create body not changed: out of memory", c->e164);
+}
+
+void css_conf_create_placed(struct conf *c)
+{
+	static const char *const keys[] = { "mcu", "vrs" };
+	json_t *values[] = { json_string(c->mcu), c->vrs ? json_string(c->vrs) : json_null() };
+
+	create_put(c, 2, keys, values);
+}
+
+void css_conf_create_renamed(struct conf *c)
+{
+	static const char *const keys[] = { "name" };
+	json_t *values[] = { json_string(c->name) };
+
+	create_put(c, 1, keys, values);
+}
+
+void css_conf_found(struct conf *c)
+{
+	c->restore_tries = 0;
+	c->lost_by_room = false;
+	set_str(&c->lost_mcu, NULL);
+	set_str(&c->moved_mcu, NULL);
+	set_str(&c->moved_key, NULL);
+	set_str(&c->moved_host, NULL);
 }
 
 bool css_pms_down(const struct css *s, const char *p)

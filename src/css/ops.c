@@ -314,8 +314,8 @@ void css_mcu_create(struct op *op)
 	cdr_timer_start(op->timer, s->conf.create_timeout_ms, false);
 	css_op_ref(op);
 	r = css_mcu_send(s, c, "mau_cmu_createconf_req", id,
-			 json_pack("{s:s, s:O, s:s, s:I, s:I, s:I}", "e164", c->e164, "conf", c->create, "platform",
-				   nz(c->home), "planned_end", (json_int_t)c->planned_end_ms, "generation",
+			 json_pack("{s:s, s:o, s:s, s:I, s:I, s:I}", "e164", c->e164, "conf", css_conf_create(c),
+				   "platform", nz(c->home), "planned_end", (json_int_t)c->planned_end_ms, "generation",
 				   (json_int_t)c->generation, "epoch", (json_int_t)s->epoch),
 			 on_create_published, op);
 	if (r < 0) {

@@ -62,7 +62,7 @@ void css_restore_fail(struct op *op, const char *why)
 	if (css_conf_event(s, c, CSS_EV_TIMEOUT) < 0)
 		cdr_warn("conference %s: its failed restore leaves it %s", c->e164, css_state_name(c->state));
 	css_rsv_add(s, false, c->reservation);
-	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
+	set_opt(&c->lost_mcu, c->mcu);
 	c->op = NULL;
 	op->c = NULL;
 	css_op_done(op);
@@ -88,16 +88,13 @@ void css_restore_done(struct op *op)
 	if (css_conf_event(s, c, CSS_EV_MCU_ACK) < 0)
 		cdr_warn("conference %s: restored on %s although it is %s", c->e164, nz(c->mcu),
 			 css_state_name(c->state));
-	c->restore_tries = 0;
-	c->lost_mcu[0] = '\0';
-	if (c->moved_mcu[0] && strcmp(c->moved_mcu, nz(c->mcu))) {
+	if (c->moved_mcu && strcmp(c->moved_mcu, nz(c->mcu))) {
 		/* make before break: its room was switched away with its MCU
 		 * still up; the copy there goes now that this one runs */
 		css_end_on_host(s, c->moved_host, c->e164, c->moved_mcu, c->moved_key, "moved");
 		s->n.moved_ended++;
 	}
-	c->moved_mcu[0] = c->moved_key[0] = c->moved_host[0] = '\0';
-	c->lost_by_room = false;
+	css_conf_found(c);
 	css_store_bg(s, c);
 	css_rsv_add(s, true, c->reservation);
 	css_db_queue(s, c);
@@ -134,8 +131,7 @@ void css_restore_send(struct css *s, struct conf *c)
 	op->c = c;
 	c->op = op;
 	s->restoring++;
-	json_object_set_new(c->create, "mcu", json_string(c->mcu));
-	json_object_set_new(c->create, "vrs", c->vrs ? json_string(c->vrs) : json_null());
+	css_conf_create_placed(c);
 	op->on_mcu_ack = css_restore_done;
 	op->on_mcu_fail = restore_mcu_failed;
 	css_mcu_create(op);
@@ -180,11 +176,11 @@ static void on_bulkalloc(struct css *s, int status, const struct cdr_msg *reply,
 			css_rsv_add(s, false, cdr_msg_jstr(v, "reservation", NULL)); /* ended meanwhile */
 			continue;
 		}
-		set_str(&c->mcu, cdr_msg_jstr(v, "mcu", ""));
-		set_str(&c->mcu_key, cdr_msg_jstr(v, "mcu_key", ""));
+		css_str_set(s, &c->mcu, cdr_msg_jstr(v, "mcu", ""));
+		css_str_set(s, &c->mcu_key, cdr_msg_jstr(v, "mcu_key", ""));
 		set_str(&c->vrs, cdr_msg_jstr(v, "vrs", NULL));
-		set_str(&c->room, cdr_msg_jstr(v, "room", ""));
-		set_str(&c->host, cdr_msg_jstr(v, "platform", s->platform));
+		css_str_set(s, &c->room, cdr_msg_jstr(v, "room", ""));
+		css_str_set(s, &c->host, cdr_msg_jstr(v, "platform", s->platform));
 		set_str(&c->reservation, cdr_msg_jstr(v, "reservation", ""));
 		c->generation++;
 		css_index_mcu(s, c);
@@ -246,9 +242,9 @@ void css_restore_kick(void *arg)
 	e164s = json_array();
 	for (size_t i = 0; i < s->restore_q.n; i++) {
 		struct conf *c = s->restore_q.v[i];
-		const json_t *cr = c->create;
-		const char *res = cdr_msg_jstr(cr, "resolution", "720p");
 		struct css_place pl;
+		const char *res;
+		json_t *cr;
 
 		if (c->state != CSS_PENDING_RESTORE || c->op || c->closing || !css_acts_for(s, c)) {
 			c->restore_queued = false;
@@ -273,13 +269,16 @@ void css_restore_kick(void *arg)
 			bad[nbad++] = c;
 			continue;
 		}
+		cr = css_conf_create(c); /* what the MCU must offer, as for its create */
+		res = cdr_msg_jstr(cr, "resolution", "720p");
 		json_array_append_new(confs, json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:I, s:[s]}", "e164",
 						       c->e164, "user_domain", c->ud, "room", pl.room, "exclude_rooms",
 						       css_exclude_json(&pl), "h265", cdr_msg_jbool(cr, "h265", false),
 						       "res_1080p", !strcmp(res, "1080p") || !strcmp(res, "4k"), "xmpu",
 						       cdr_msg_jbool(cr, "xmpu", false), "record", c->vrs != NULL,
 						       "ports", (json_int_t)cdr_msg_jint(cr, "max_participants", 16),
-						       "exclude_mcus", c->lost_mcu[0] ? c->lost_mcu : nz(c->mcu)));
+						       "exclude_mcus", c->lost_mcu ? c->lost_mcu : nz(c->mcu)));
+		json_decref(cr);
 		json_array_append_new(e164s, json_string(c->e164));
 	}
 	s->restore_q.n = keep;
@@ -339,11 +338,11 @@ int css_conf_lost(struct css *s, struct conf *c, uint64_t now, enum lost_why why
 	if (c->state != CSS_RUNNING || c->op || !css_conf_can(c, CSS_EV_MCU_LOST) ||
 	    css_conf_event(s, c, CSS_EV_MCU_LOST) < 0)
 		return -1;
-	snprintf(c->lost_mcu, sizeof(c->lost_mcu), "%s", nz(c->mcu));
+	set_opt(&c->lost_mcu, c->mcu);
 	c->lost_by_room = why == LOST_ROOM;
-	snprintf(c->moved_mcu, sizeof(c->moved_mcu), "%s", moved ? nz(c->mcu) : "");
-	snprintf(c->moved_key, sizeof(c->moved_key), "%s", moved ? nz(c->mcu_key) : "");
-	snprintf(c->moved_host, sizeof(c->moved_host), "%s", moved ? nz(c->host) : "");
+	set_opt(&c->moved_mcu, moved ? c->mcu : NULL);
+	set_opt(&c->moved_key, moved ? c->mcu_key : NULL);
+	set_opt(&c->moved_host, moved ? c->host : NULL);
 	c->lost_mono = now;
 	c->restore_tries = 0;
 	c->restore_after = 0;

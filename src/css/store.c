@@ -125,9 +125,9 @@ static int store_put(struct css *s, struct conf *c, const char *akey, const char
 		     cdr_redis_fn cb, void *arg)
 {
 	struct redis_link *l = css_ready_link(s, c->home);
-	char key[64], epoch[24], pend[24], ttl[24], start[24], gen[24], endms[24], *create = NULL;
+	char key[64], epoch[24], pend[24], ttl[24], start[24], gen[24], endms[24];
 	const char *argv[10 + 2 * PUT_FIELDS];
-	int n = 0, r;
+	int n = 0;
 
 	if (!l)
 		return -ENOTCONN;
@@ -140,8 +140,6 @@ static int store_put(struct css *s, struct conf *c, const char *akey, const char
 	snprintf(start, sizeof(start), "%" PRId64, c->start_ms);
 	snprintf(gen, sizeof(gen), "%" PRId64, c->generation);
 	snprintf(endms, sizeof(endms), "%" PRId64, c->end_ms);
-	if (c->create && !(create = json_dumps(c->create, JSON_COMPACT)))
-		return -ENOMEM;
 	argv[n++] = epoch;
 	argv[n++] = c->e164;
 	argv[n++] = c->ud;
@@ -168,21 +166,15 @@ static int store_put(struct css *s, struct conf *c, const char *akey, const char
 	F("reservation", nz(c->reservation));
 	F("req", nz(c->req));
 	F("password", nz(c->password));
-	F("create", nz(create));
+	F("create", nz(c->create)); /* kept as the text stored (css_conf_set_create) */
 	F("start", start);
 	F("generation", gen);
 	F("end_ms", endms);
 	F("end_reason", nz(c->end_reason));
-	F("extend_req", c->extend_req);
+	F("extend_req", nz(c->extend_req));
 	F("writer", s->platform); /* epochs are compared between writers of one platform only */
 #undef F
-	{
-		const char *keys[1] = { key };
-
-		r = cdr_redis_script_run(l->put, cb, arg, 1, keys, n, argv);
-	}
-	free(create);
-	return r;
+	return cdr_redis_script_run(l->put, cb, arg, 1, (const char *[]){ key }, n, argv);
 }
 
 int css_store_put(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg)

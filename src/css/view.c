@@ -73,6 +73,7 @@ static void on_record(int status, const redisReply *reply, void *arg)
 	    reply->elements >= 2) {
 		json_t *h = json_object();
 		struct conf *c;
+		json_t *cr;
 		enum css_state st;
 
 		for (size_t i = 0; i + 1 < reply->elements; i += 2)
@@ -83,20 +84,19 @@ static void on_record(int status, const redisReply *reply, void *arg)
 		    (c = css_conf_new(s, HS("e164"), HS("user_domain")))) {
 			c->state = st;
 			set_str(&c->name, HS("name"));
-			set_str(&c->home, HS("platform"));
-			set_str(&c->host, *HS("host_platform") ? HS("host_platform") : NULL);
-			set_str(&c->room, *HS("room") ? HS("room") : NULL);
-			set_str(&c->mcu, HS("mcu"));
-			set_str(&c->mcu_key, HS("mcu_key"));
+			css_str_set(s, &c->home, HS("platform"));
+			css_str_set(s, &c->host, *HS("host_platform") ? HS("host_platform") : NULL);
+			css_str_set(s, &c->room, *HS("room") ? HS("room") : NULL);
+			css_str_set(s, &c->mcu, HS("mcu"));
+			css_str_set(s, &c->mcu_key, HS("mcu_key"));
 			set_str(&c->vrs, *HS("vrs") ? HS("vrs") : NULL);
 			set_str(&c->reservation, HS("reservation"));
 			set_str(&c->req, HS("req"));
 			set_str(&c->password, HS("password"));
 			set_str(&c->end_reason, *HS("end_reason") ? HS("end_reason") : NULL);
-			snprintf(c->extend_req, sizeof(c->extend_req), "%s", HS("extend_req"));
-			c->create = json_loads(HS("create"), 0, NULL);
-			if (!c->create)
-				c->create = json_object();
+			set_opt(&c->extend_req, HS("extend_req"));
+			cr = json_loads(HS("create"), 0, NULL);
+			css_conf_set_create(c, cr ? cr : json_object()); /* the text as written again */
 			c->start_ms = HI("start");
 			c->planned_end_ms = HI("planned_end");
 			c->end_ms = HI("end_ms");
