@@ -150,6 +150,8 @@ say "starting the daemons (sandbox.sh start) and the simulators"
 "$SANDBOX" drill stop >/dev/null 2>&1
 stop_pid bench-p1-r1 10
 stop_pid bench-p1-r2 10
+# daemons started afresh: a css that ran before has a heap to grow into unseen
+"$SANDBOX" stop >/dev/null 2>&1
 for r in redis-p1 redis-p2; do rcli "$r" FLUSHALL >/dev/null 2>&1; done
 "$SANDBOX" start >"$WORK/start.log" 2>&1 || { cat "$WORK/start.log" >&2; finish; die "sandbox.sh start failed"; }
 for r in p1-r1 p1-r2; do
