@@ -246,6 +246,15 @@ void css_restore_kick(void *arg)
 		const char *res;
 		json_t *cr;
 
+		if (json_array_size(confs) >= room) {
+			/* The batch is full: the rest waits as it is, not
+			 * scanned (a room of 50,000 is kicked about a hundred
+			 * times: each scan would read the whole queue). */
+			memmove(&s->restore_q.v[keep], &s->restore_q.v[i],
+				(s->restore_q.n - i) * sizeof(*s->restore_q.v));
+			keep += s->restore_q.n - i;
+			break;
+		}
 		if (c->state != CSS_PENDING_RESTORE || c->op || c->closing || !css_acts_for(s, c)) {
 			c->restore_queued = false;
 			continue;
