@@ -323,8 +323,24 @@ jq -r '
 	row("redis record p50 ms paced; /s back to back, pipelined"; "\(n(.floor.redis_paced_p50_ms; 3)); \(n(.floor.redis_b2b_rate; 0)), \(n(.floor.redis_pipelined_rate; 0))"; ""; ""),
 	row("mysql row p50 ms alone; /s batched"; "\(n(.floor.mysql_paced_p50_ms; 3)); \(n(.floor.mysql_batched_rate; 0))"; ""; ""),
 	(if .skipped then "  (\(.skipped))" else empty end)
-	' "$WORK/result.json" | awk 'BEGIN { t = 1 } /^$/ { t = 0; close("column -t -s \"\t\""); next }
-	t { print | "column -t -s \"\t\""; next } { gsub(/\t+/, " "); print }'
+	' "$WORK/result.json" | awk -F '\t' '
+	# the rows before the blank line as a table (columns padded to their widest
+	# cell; no column(1): bsdextrautils is not on a fresh machine), the rest as is
+	function flush(r, i, line) {
+		for (r = 1; r <= n; r++) {
+			line = ""
+			for (i = 1; i <= nf[r]; i++)
+				line = line (i < nf[r] ? sprintf("%-" (w[i] + 2) "s", c[r, i]) : c[r, i])
+			sub(/ +$/, "", line)
+			print line
+		}
+		n = 0
+	}
+	BEGIN { t = 1 }
+	t && /^$/ { flush(); t = 0; next }
+	t { n++; nf[n] = NF; for (i = 1; i <= NF; i++) { c[n, i] = $i; if (length($i) > w[i]) w[i] = length($i) }; next }
+	{ gsub(/\t+/, " "); print }
+	END { if (t) flush() }'
 [ -n "$JSON_OUT" ] && cp "$WORK/result.json" "$JSON_OUT"
 say "done in $((SECONDS - T_START)) s; files in $WORK"
 finish
