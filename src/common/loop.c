@@ -92,8 +92,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	struct cdr_loop *loop = arg;
 	uint64_t n;
 
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
+	/* Read to clear it. The list is taken whatever read said: with the
+	 * woken flag set, posts do not write again, so returning here would
+	 * leave them waiting for ever. */
+	if (read(fd, &n, sizeof(n)) < 0) {
+		/* EAGAIN: nothing to clear */
+	}
 	/* One round: what is posted meanwhile wakes the loop again, after the
 	 * timers and I/O that are due (the AMQP thread's wake-up among them:
 	 * a thread posting without pause must not hold the loop here). */
