@@ -45,14 +45,14 @@ static void reused_id(struct op *op)
 	css_op_done(op);
 }
 
-void css_create_answered_before(struct op *op, const char *stored)
+void css_answered_before(struct op *op, const char *stored)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
 	bool other = false;
 	const char *answer = css_answer_of(op, stored, &other);
 
-	if (c) {
+	if (c && op->kind == OP_CREATE) {
 		css_rsv_add(s, false, c->reservation);
 		c->op = NULL;
 		op->c = NULL;
@@ -74,23 +74,12 @@ static void on_answer_lookup(int status, const redisReply *reply, void *arg)
 	struct css *s = op->s;
 
 	if (!op->dead) {
-		bool other = false;
-		const char *stored = status == 0 && reply && reply->type == REDIS_REPLY_STRING
-					     ? css_answer_of(op, reply->str, &other)
-					     : NULL;
-
-		if (other) {
-			reused_id(op);
-		} else if (stored) {
-			s->n.duplicates++;
-			cdr_info("%s %s was answered before: the same answer again", cdr_msg_type(op->m), op->req);
-			css_answer_send(op, stored);
-			css_op_done(op);
-		} else if (op->kind == OP_CREATE) {
+		if (status == 0 && reply && reply->type == REDIS_REPLY_STRING)
+			css_answered_before(op, reply->str);
+		else if (op->kind == OP_CREATE)
 			css_create_begin(s, op);
-		} else {
+		else
 			exec_request(s, op);
-		}
 	}
 	css_op_unref(op);
 }

@@ -70,7 +70,7 @@ static void on_create_written(int status, const redisReply *reply, void *arg)
 
 	if (!op->dead && status == 0 && reply && reply->type == REDIS_REPLY_STRING) {
 		/* answered before: its first write found the stored answer */
-		css_create_answered_before(op, reply->str);
+		css_answered_before(op, reply->str);
 	} else if (!op->dead) {
 		/* Redis away (a restart of a few seconds): written again, as the
 		 * running state is, before the create is refused (docs/css.md,

@@ -168,7 +168,6 @@ void css_drop_view(struct css *s)
 	s->confirm.ids = s->release.ids = NULL;
 }
 
-/* Conferences per state and the counters, in the liveness node (confdrctl status). */
 /* After many conferences went (ended, handed back), the memory they held
  * goes back to the system: malloc keeps freed memory for reuse otherwise,
  * and an idle css would stay at its peak. */
@@ -185,6 +184,7 @@ static void give_back_memory(struct css *s)
 	s->confs_peak = n;
 }
 
+/* Conferences per state and the counters, in the liveness node (confdrctl status). */
 void css_publish_stats(void *arg)
 {
 	struct css *s = arg;

@@ -426,10 +426,10 @@ void css_answer_key(const char *req, char *buf, size_t len);
 char *css_answer_value(const struct op *op, const char *answer);
 bool css_same_request(const struct op *op, const struct cdr_msg *m);
 const char *css_answer_of(const struct op *op, const char *stored, bool *other);
-/* op's create was answered before (stored, found by its first write):
- * that answer again, or bad_request when another request used the id; the
- * placeholder and its reservation go. */
-void css_create_answered_before(struct op *op, const char *stored);
+/* op's request was answered before (stored: found by a lookup, or by a
+ * create's first write): that answer again, or bad_request when another
+ * request used the id; a create's placeholder and reservation go. */
+void css_answered_before(struct op *op, const char *stored);
 void css_mcu_create(struct op *op);
 void css_mcu_op_forget(struct op *op);
 json_t *css_create_ack_body(const struct conf *c);

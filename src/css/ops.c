@@ -191,7 +191,9 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 			a->s->n.duplicates++;
 			cdr_info("request %s was answered before: the same answer again", a->req);
 		}
-		cdr_bus_reply_and_ack(&a->s->bus, a->dl, other && a->reused ? a->reused : other ? a->txt : before);
+		if (other && !(before = a->reused))
+			before = a->txt; /* no memory for the refusal: this answer, not stored */
+		cdr_bus_reply_and_ack(&a->s->bus, a->dl, before);
 	} else {
 		if (status < 0)
 			cdr_warn("answer to %s not stored (%s): sent anyway; a redelivery would be answered afresh",

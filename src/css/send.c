@@ -145,12 +145,8 @@ void css_upu_report(struct css *s, const struct conf *c, bool start)
 	json_t *item = json_pack("{s:s, s:s, s:s, s:s, s:s}", "e164", c->e164, "user_domain", c->ud, "platform",
 				 nz(c->home), "state", start ? "start" : "end", "kind", "conference");
 
-	if (!s->conf.upu_batch_ms || !item) {
-		css_notify(s, CDR_MQ_UPU_NTF_EX, "", "mau_upu_e164_ntf", item);
-		return;
-	}
-	if (!s->upu && !(s->upu = json_array())) {
-		css_notify(s, CDR_MQ_UPU_NTF_EX, "", "mau_upu_e164_ntf", item);
+	if (!s->conf.upu_batch_ms || !item || (!s->upu && !(s->upu = json_array()))) {
+		css_notify(s, CDR_MQ_UPU_NTF_EX, "", "mau_upu_e164_ntf", item); /* one each */
 		return;
 	}
 	json_array_append_new(s->upu, item);

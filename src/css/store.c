@@ -186,10 +186,8 @@ int css_store_put_first(struct op *op, cdr_redis_fn cb, void *arg)
 {
 	char ckey[160];
 
-	if (!op->unchecked)
-		return store_put(op->s, op->c, NULL, NULL, NULL, cb, arg);
 	css_answer_key(op->req, ckey, sizeof(ckey));
-	return store_put(op->s, op->c, NULL, NULL, ckey, cb, arg);
+	return store_put(op->s, op->c, NULL, NULL, op->unchecked ? ckey : NULL, cb, arg);
 }
 
 int css_store_del(struct css *s, struct conf *c, const char *akey, const char *atxt, cdr_redis_fn cb, void *arg)

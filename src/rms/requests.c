@@ -96,6 +96,23 @@ bool rms_warming(const struct rms *s)
 	       (s->link_back_ms && now - s->link_back_ms < (int64_t)s->conf.return_grace_ms);
 }
 
+/* not_active: a just elected rms, its MCUs registering again (css asks again). */
+static json_t *warming_body(void)
+{
+	return json_pack("{s:s, s:s}", "reason", "not_active", "detail",
+			 "rms was just elected, or its broker came back: its MCUs are registering again; ask again");
+}
+
+/* A create's allocation refused before anything is allocated (stored: the
+ * same request again gets the same refusal). */
+static void alloc_refused(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, const char *e164,
+			  const char *reason, const char *detail)
+{
+	cdr_info("allocation of %s refused: %s: %s", e164, reason, detail);
+	rms_answer(s, dl, m, false, json_pack("{s:s, s:s, s:s}", "e164", e164, "reason", reason, "detail", detail),
+		   true);
+}
+
 /* A create's judgement before its allocation ("judge": css asks nothing
  * else): what the user domain's room can do and the domain's limit. Returns
  * true when answered (refused, or asked to wait while the MCUs register). */
@@ -115,29 +132,19 @@ static bool judged_out(struct rms *s, struct cdr_mq_delivery *dl, const struct c
 	else if (w->xmpu && !xmpu)
 		what = "XMPU";
 	if (what && rms_warming(s)) {
-		rms_answer(s, dl, m, false,
-			   json_pack("{s:s, s:s}", "reason", "not_active", "detail",
-				     "rms was just elected, or its broker came back: its MCUs are registering again; "
-				     "ask again"),
-			   false);
+		rms_answer(s, dl, m, false, warming_body(), false);
 		return true;
 	}
 	if (what) {
 		snprintf(detail, sizeof(detail), "user domain %s may not use %s: no MCU of room %s has it",
 			 w->user_domain, what, room);
-		cdr_info("allocation of %s refused: no_capability: %s", w->e164, detail);
-		rms_answer(s, dl, m, false,
-			   json_pack("{s:s, s:s, s:s}", "e164", w->e164, "reason", "no_capability", "detail", detail),
-			   true);
+		alloc_refused(s, dl, m, w->e164, "no_capability", detail);
 		return true;
 	}
 	if (max > 0 && running >= max) {
 		snprintf(detail, sizeof(detail), "user domain %s runs %" PRId64 " conferences, its limit is %" PRId64,
 			 w->user_domain, running, max);
-		cdr_info("allocation of %s refused: limit_reached: %s", w->e164, detail);
-		rms_answer(s, dl, m, false,
-			   json_pack("{s:s, s:s, s:s}", "e164", w->e164, "reason", "limit_reached", "detail", detail),
-			   true);
+		alloc_refused(s, dl, m, w->e164, "limit_reached", detail);
 		return true;
 	}
 	return false;
@@ -160,11 +167,7 @@ void rms_on_alloc(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_ms
 		cdr_info("allocation of %s not answered yet: the MCUs are registering again (elected %" PRId64
 			 " ms ago; %s)",
 			 w.e164, cdr_mono_i64() - s->active_since_ms, res.detail);
-		rms_answer(s, dl, m, false,
-			   json_pack("{s:s, s:s}", "reason", "not_active", "detail",
-				     "rms was just elected, or its broker came back: its MCUs are registering again; "
-				     "ask again"),
-			   false);
+		rms_answer(s, dl, m, false, warming_body(), false);
 		return;
 	}
 	b = result_json(&res, w.e164);
