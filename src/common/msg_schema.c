@@ -479,6 +479,8 @@ static const struct cdr_field inventory_ack[] = {
 	INT("reservations", 0, INT64_MAX, true, "reservations pending"),
 	INT("allocations", 0, INT64_MAX, true, "confirmed allocations held"),
 	EPOCH,
+	BOOL("settling", false,
+	     "just elected or its broker link down: MCUs may still be registering, an absence says nothing yet"),
 	END,
 };
 

@@ -184,8 +184,9 @@ struct peer_mq {
 	char platform[64];
 	struct cdr_mq *mq;
 	struct css *s;
-	int64_t rms_epoch;  /* the highest epoch of that platform's rms_all_mcu_ntf seen */
-	bool audit_pending; /* its rms's inventory asked (restore.c) */
+	int64_t rms_epoch;   /* the highest epoch of that platform's rms_all_mcu_ntf seen */
+	bool audit_pending;  /* its rms's inventory asked (restore.c) */
+	int64_t audit_epoch; /* the rms epoch of the last inventory audited (restore.c), 0 before */
 };
 
 struct repl_waiter;
@@ -280,6 +281,7 @@ struct css {
 	struct cdr_timer *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer, *restore_timer,
 		*audit_timer;
 	bool audit_pending;
+	int64_t audit_epoch; /* the rms epoch of the last inventory audited (restore.c), 0 before */
 
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;

@@ -399,7 +399,13 @@ void css_mcu_lost(struct css *s, const char *mcu, const char *why)
  * gone while css was away, a css that started after the notice). Each rms
  * answers for its own platform's MCUs: ours (arg NULL), or another
  * platform's (arg its struct peer_mq) hosting conferences of ours since a
- * takeover. */
+ * takeover.
+ * An rms that says it is settling (just elected, or its broker link down)
+ * has MCUs still registering with it: one whose registration a frozen,
+ * deposed rms holds is missing for seconds, and nothing is concluded from
+ * that; the grace counts from the first inventory after, and from an
+ * inventory of another epoch (docs/rms.md, "Registrations held by a
+ * frozen leader"). */
 static void on_inventory(struct css *s, int status, const struct cdr_msg *reply, void *arg)
 {
 	struct peer_mq *pm = arg;
@@ -412,6 +418,8 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 	uint64_t now = cdr_now_ms();
 	char *lost[64];
 	size_t nlost = 0;
+	int64_t *seen, epoch;
+	bool settling, fresh;
 
 	if (status == -ECANCELED)
 		return;
@@ -422,6 +430,18 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 	if (status < 0 || !s->consuming || strcmp(cdr_msg_type(reply), "rms_ctl_inventory_ack") ||
 	    !(up = cdr_hmap_new()))
 		return; /* rms silent: nothing is concluded */
+	seen = pm ? &pm->audit_epoch : &s->audit_epoch;
+	epoch = cdr_msg_int(reply, "epoch", 0);
+	settling = cdr_msg_bool(reply, "settling", false);
+	fresh = epoch != *seen;
+	if (fresh && *seen)
+		cdr_info("audit of the MCUs of %s: another rms leader (epoch %" PRId64 ", before %" PRId64
+			 "): an MCU's absence counts from %s",
+			 plat, epoch, *seen, settling ? "when it has settled (its MCUs register again)" : "now");
+	else if (settling)
+		cdr_debug("audit of the MCUs of %s: its rms (epoch %" PRId64 ") is settling: nothing concluded", plat,
+			  epoch);
+	*seen = epoch;
 	a = cdr_msg_get(reply, "mcus");
 	json_array_foreach(a, i, v)
 	{
@@ -444,10 +464,14 @@ static void on_inventory(struct css *s, int status, const struct cdr_msg *reply,
 			.inventory_of = plat,
 			.up = cdr_hmap_get(up, g->name) != NULL,
 			.running = running,
-			.absent_since = g->absent_since,
+			.absent_since = fresh || settling ? 0 : g->absent_since,
 			.now_ms = now,
 			.grace_ms = s->conf.mcu_absent_ms,
 		});
+		if (verdict != CSS_AUDIT_SKIP && (fresh || settling))
+			g->absent_since = 0; /* counted afresh */
+		if (verdict != CSS_AUDIT_SKIP && settling)
+			continue; /* not judged while its rms settles */
 		if (verdict == CSS_AUDIT_PRESENT)
 			g->absent_since = 0;
 		else if (verdict != CSS_AUDIT_SKIP && !g->absent_since)

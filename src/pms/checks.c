@@ -163,8 +163,8 @@ static void mcu_seen_set(struct pms *s, const char *id, const char *room, bool a
 }
 
 /* Every MCU known gets mcu_absent_grace from now to show up in rms's
- * inventory (its alive flag kept meanwhile). */
-static void mcu_grace_all(struct pms *s, int64_t epoch)
+ * inventory (its alive flag kept meanwhile); said in the log when loud. */
+static void mcu_grace_all(struct pms *s, int64_t epoch, bool loud)
 {
 	size_t it = 0, n = 0;
 	const char *key;
@@ -175,7 +175,7 @@ static void mcu_grace_all(struct pms *s, int64_t epoch)
 		((struct mcu_seen *)val)->listed_ms = now;
 		n++;
 	}
-	if (n)
+	if (n && loud)
 		cdr_info("rms of %s (epoch %" PRId64 ") answers after a silence or a change of leader: its %zu MCUs "
 			 "get %" PRIu64 " ms to register with it before the MCU checks judge them",
 			 s->platform, epoch, n, s->conf.mcu_absent_ms);
@@ -214,7 +214,11 @@ static void on_inventory(int status, const struct cdr_mq_delivery *reply, void *
 	 * silence: the time without an inventory was ours, not the MCUs'. */
 	epoch = cdr_msg_int(m, "epoch", 0);
 	if (s->rms_silent_logged || (s->rms_epoch_seen && epoch != s->rms_epoch_seen))
-		mcu_grace_all(s, epoch);
+		mcu_grace_all(s, epoch, true);
+	/* Still settling (just elected: an MCU whose registration a frozen,
+	 * deposed rms holds is missing for seconds): the grace starts after. */
+	else if (cdr_msg_bool(m, "settling", false))
+		mcu_grace_all(s, epoch, false);
 	s->rms_epoch_seen = epoch;
 	s->rms_silent_logged = false;
 	mcus = cdr_msg_get(m, "mcus");

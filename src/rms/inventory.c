@@ -559,12 +559,17 @@ void rms_inv_quiet(struct rms_inv *inv, int64_t until)
 	inv->quiet_until = until;
 }
 
+bool rms_inv_settling(const struct rms_inv *inv, int64_t now)
+{
+	return inv->blind || now < inv->quiet_until;
+}
+
 size_t rms_inv_tick(struct rms_inv *inv, int64_t now)
 {
 	size_t it = 0;
 	void *v;
 
-	if (inv->blind || now < inv->quiet_until)
+	if (rms_inv_settling(inv, now))
 		return rms_inv_expire(inv, now);
 	while (cdr_hmap_next(inv->mcus, &it, NULL, &v)) {
 		if (live_lost(&((struct rms_mcu *)v)->live, &inv->policy, now))

@@ -166,6 +166,12 @@ void rms_inv_blind(struct rms_inv *inv, bool blind, int64_t now, int64_t grace_m
  * held by a frozen former leader sends no heartbeat until it is answered). */
 void rms_inv_quiet(struct rms_inv *inv, int64_t until);
 
+/* Whether silence says nothing yet at now: blind (broker link down) or
+ * quiet (a new leader). An MCU missing from the inventory then may be one
+ * whose registration is still held by a frozen former leader; the
+ * inventory's readers (css's audit, pms's MCU check) conclude nothing. */
+bool rms_inv_settling(const struct rms_inv *inv, int64_t now);
+
 /* Drains an MCU (no new conferences; running ones stay) or ends the drain.
  * Returns 0 or -ENOENT. */
 int rms_inv_drain(struct rms_inv *inv, const char *id, bool drain, int64_t now);

@@ -321,8 +321,9 @@ void rms_on_inventory(struct rms *s, struct cdr_mq_delivery *dl, const struct cd
 	}
 	free(vrss);
 	rms_answer(s, dl, m, true,
-		   json_pack("{s:s, s:o, s:o, s:I, s:I, s:I}", "platform", s->platform, "mcus", jm, "vrs", jv,
+		   json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:b}", "platform", s->platform, "mcus", jm, "vrs", jv,
 			     "reservations", (json_int_t)rms_inv_nreservations(s->inv), "allocations",
-			     (json_int_t)rms_inv_nallocations(s->inv), "epoch", (json_int_t)s->epoch),
+			     (json_int_t)rms_inv_nallocations(s->inv), "epoch", (json_int_t)s->epoch, "settling",
+			     rms_inv_settling(s->inv, cdr_mono_i64())),
 		   false);
 }

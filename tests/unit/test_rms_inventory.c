@@ -656,7 +656,9 @@ static void test_blind_while_broker_down(void **state)
 	rms_inv_blind(f->inv, true, t0 + HB, 0);
 	rms_inv_tick(f->inv, t0 + 20 * HB); /* long silence, but rms could not hear */
 	assert_int_equal(f->ev.n, 0);
+	assert_true(rms_inv_settling(f->inv, t0 + 20 * HB));
 	rms_inv_blind(f->inv, false, t0 + 20 * HB, 0);
+	assert_false(rms_inv_settling(f->inv, t0 + 20 * HB));
 	rms_inv_tick(f->inv, t0 + 20 * HB + 3 * HB); /* a whole window from the link's return */
 	assert_int_equal(f->ev.n, 0);
 	rms_inv_tick(f->inv, t0 + 20 * HB + 3 * HB + 1); /* then silence counts again */
@@ -719,8 +721,11 @@ static void test_quiet_after_election(void **state)
 	mcu(f, "a", "p1-r1", 10, false, 100, 100, false);
 	f->ev.n = 0;
 	rms_inv_quiet(f->inv, t0 + 10 * HB);
+	assert_true(rms_inv_settling(f->inv, t0));
 	rms_inv_tick(f->inv, t0 + 10 * HB - 1); /* silent for more than a window, but quiet */
 	assert_int_equal(f->ev.n, 0);
+	assert_true(rms_inv_settling(f->inv, t0 + 10 * HB - 1));
+	assert_false(rms_inv_settling(f->inv, t0 + 10 * HB));
 	rms_inv_tick(f->inv, t0 + 10 * HB);
 	assert_int_equal(f->ev.n, 1);
 	assert_string_equal(f->ev.lines[0], "mcu a down heartbeat_lost");
