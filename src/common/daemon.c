@@ -297,6 +297,7 @@ void cdr_daemon_stop(struct cdr_daemon *d)
 		return;
 	d->stopping = true;
 	cdr_notice("stopping (deadline %" PRIu64 " ms)", d->conf->shutdown_timeout_ms);
+	daemon_notify_stopping(d);
 	sa.sa_handler = on_deadline;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
@@ -455,7 +456,7 @@ int daemon_run(struct cdr_daemon *d)
 		d->exit_code = 1;
 		goto out;
 	}
-	if ((r = daemon_links_start(d)) < 0 || (r = daemon_stall_start(d)) < 0) {
+	if ((r = daemon_links_start(d)) < 0 || (r = daemon_stall_start(d)) < 0 || (r = daemon_notify_start(d)) < 0) {
 		cdr_err("cannot start: %s", strerror(-r));
 		d->exit_code = 1;
 		goto out;
@@ -465,6 +466,7 @@ int daemon_run(struct cdr_daemon *d)
 		d->exit_code = 1;
 	}
 out:
+	daemon_notify_free(d);
 	daemon_stall_free(d);
 	daemon_links_free(d);
 	if (d->ops->free && d->server)
