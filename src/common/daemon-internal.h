@@ -58,8 +58,11 @@ struct cdr_daemon {
 	uint64_t stalls;
 	uint64_t senders_refused; /* messages refused for their sender (cdr_dispatch) */
 
-	/* daemon_notify.c: systemd's READY=1, STATUS=, WATCHDOG=1 (NULL timers outside systemd) */
-	struct cdr_timer *notify_timer, *watchdog_timer;
+	/* daemon_notify.c: whether it has its state ("ready" in the liveness
+	 * node); systemd's READY=1, STATUS=, WATCHDOG=1 */
+	struct cdr_timer *notify_timer, *watchdog_timer; /* watchdog: NULL unless systemd asks */
+	bool has_state;
+	bool under_systemd; /* $NOTIFY_SOCKET set */
 	bool notified_ready;
 	bool notify_failed;
 	char notified_status[256];

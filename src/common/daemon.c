@@ -163,6 +163,7 @@ static char *live_json(struct cdr_daemon *d)
 	json_object_set_new(o, "instance", json_string(d->instance));
 	json_object_set_new(o, "pid", json_integer(getpid()));
 	json_object_set_new(o, "role", json_string(d->active ? "active" : "standby"));
+	json_object_set_new(o, "ready", json_boolean(d->has_state));
 	json_object_set_new(o, "epoch", json_integer(d->epoch));
 	for (int i = LINK_AMQP; i < LINK_COUNT; i++) {
 		const char *st = !d->link_used[i] ? "unused" : d->link_up[i] ? "up" : "down";

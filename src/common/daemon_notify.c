@@ -1,7 +1,9 @@
-/* Telling systemd how the daemon is (a Type=notify unit, deploy/systemd/):
- * READY=1 once it is connected and has its state, STATUS= when that changes,
- * WATCHDOG=1 from the loop itself, STOPPING=1 at a graceful stop. Outside
- * systemd ($NOTIFY_SOCKET unset) nothing of this runs.
+/* Whether the daemon has its state, told to systemd (a Type=notify unit,
+ * deploy/systemd/) and in the liveness node ("ready", what `confdrctl status
+ * --json` shows): READY=1 once it is connected and has its state, STATUS=
+ * when that changes, WATCHDOG=1 from the loop itself, STOPPING=1 at a
+ * graceful stop. Outside systemd ($NOTIFY_SOCKET unset) nothing is sent;
+ * "ready" in the liveness node is kept either way.
  *
  * "Has its state": the ZooKeeper session is up, the platform's topology read
  * (its main room), every store it uses connected (the schema migrated), and
@@ -98,6 +100,12 @@ static void on_check(void *arg)
 	if (d->stopping)
 		return;
 	ok = describe(d, status, sizeof(status));
+	if (ok != d->has_state) {
+		d->has_state = ok;
+		daemon_live_changed(d);
+	}
+	if (!d->under_systemd)
+		return;
 	if (!d->notified_ready && ok) {
 		d->notified_ready = true;
 		snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status);
@@ -120,11 +128,12 @@ int daemon_notify_start(struct cdr_daemon *d)
 	uint64_t usec = 0;
 	int r;
 
-	if (!getenv("NOTIFY_SOCKET"))
-		return 0;
 	if ((r = cdr_timer_new(d->loop, on_check, d, &d->notify_timer)) < 0)
 		return r;
 	cdr_timer_start(d->notify_timer, CHECK_MS, true);
+	d->under_systemd = getenv("NOTIFY_SOCKET") != NULL;
+	if (!d->under_systemd)
+		return 0;
 	r = cdr_sd_watchdog_usec(&usec);
 	if (r < 0)
 		cdr_warn("systemd: $WATCHDOG_USEC or $WATCHDOG_PID is not a number; no watchdog pings");
@@ -142,7 +151,8 @@ int daemon_notify_start(struct cdr_daemon *d)
 
 void daemon_notify_stopping(struct cdr_daemon *d)
 {
-	if (d->notify_timer)
+	d->has_state = false;
+	if (d->under_systemd)
 		notify(d, "STOPPING=1\nSTATUS=stopping");
 }
 
