@@ -4,7 +4,10 @@
 # every request answered once, none refused, every ACKed conference running
 # on an MCU afterwards, a new active instance of each daemon, and every
 # instance up and ready at the end. Before that, deploy/install.sh register
-# into a ZooKeeper chroot of its own (read back, then removed).
+# into a ZooKeeper chroot of its own (read back, then removed); after it, a
+# css as systemd would run it (NOTIFY_SOCKET, WATCHDOG_USEC): READY=1 as a
+# standby, watchdog pings from its loop that stop while it stands still,
+# STOPPING=1.
 #
 # Against the sandbox that is up (either layout, at least two instances of
 # each daemon: CONFDR_INSTANCES=2, the default); its daemons are started
@@ -133,6 +136,42 @@ check "each of css, rms, pms of p1 has another active instance than before" chan
 check "after: all $expect instances up, connected and ready" within 60 all_ready
 check "confdr.sh status lists p1's $((3 * instances)) instances, each ready" \
 	eval '[ "$("$top/deploy/confdr.sh" --manager sandbox --platform p1 status | grep -c "ready true")" = $((3 * instances)) ]'
+
+# ---------------------------------------------------------------- sd_notify
+
+# A third css of p1, as systemd would run it: NOTIFY_SOCKET names a unix
+# datagram socket of this test (nc -lkuU: the datagrams end up one after the
+# other in its output), WATCHDOG_USEC 1 s (a ping every 500 ms).
+notify_sock=$work/notify.sock
+nc -lkuU "$notify_sock" >"$work/notify.out" 2>/dev/null &
+nc_pid=$!
+sed 's/^instance = .*/instance = p1-css-notify/' "$(dconf_of p1-css-2)" >"$work/css-notify.conf"
+for _ in $(seq 50); do [ -S "$notify_sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$notify_sock WATCHDOG_USEC=1000000 "$bin/confdr-css" -c "$work/css-notify.conf" >"$work/css-notify.log" 2>&1 &
+css_pid=$!
+got() { grep -q -- "$1" "$work/notify.out"; }
+pings() { grep -o 'WATCHDOG=1' "$work/notify.out" | wc -l; }
+# the datagrams run together in nc's output: READY=1\nSTATUS=standby is one
+ready_standby() { tr -d '\n' <"$work/notify.out" | grep -q 'READY=1STATUS=standby'; }
+check "sd_notify: READY=1 with STATUS=standby from a css joining as a third instance (within 30 s)" within 30 ready_standby
+sleep 2
+a=$(pings)
+check "sd_notify: WATCHDOG=1 every 500 ms from the loop (WATCHDOG_USEC 1 s): $a pings so far" [ "$a" -ge 4 ]
+kill -STOP "$css_pid"
+sleep 0.3
+a=$(pings)
+sleep 2
+b=$(pings)
+kill -CONT "$css_pid"
+check "sd_notify: no ping while the loop stands still (SIGSTOP, 2 s): $a then $b" [ "$a" = "$b" ]
+sleep 1.2
+check "sd_notify: pings again after SIGCONT" [ "$(pings)" -gt "$b" ]
+kill -TERM "$css_pid"
+wait "$css_pid"
+rc=$?
+check "sd_notify: STOPPING=1 at SIGTERM, and the daemon exits 0 ($rc)" eval '[ $rc = 0 ] && got STOPPING=1'
+kill "$nc_pid" 2>/dev/null
+wait "$nc_pid" 2>/dev/null
 
 # The conferences made here are ended (the sandbox is shared with what runs next).
 jq '{confs: [.history[] | select(.answer == "ack") | {e164: ."e164"}]}' "$work/create.json" >"$work/acked.json" 2>/dev/null &&
