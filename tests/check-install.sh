@@ -4,7 +4,8 @@
 # instance's config left alone by a second run; the installed unit templates
 # checked with systemd-analyze verify (their ExecStart pointed at the
 # prefix's binaries); bad usage of install.sh and deploy/confdr.sh refused
-# with 64. TAP output.
+# with 64; confdr.sh --manager systemd against stand-ins of systemctl and
+# confdrctl (start, status, the rolling restart's order). TAP output.
 set -uo pipefail
 build=${1:?usage: check-install.sh BUILD_DIR}
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,6 +86,64 @@ fi
 check "confdr.sh without a command: exit 64" status_is 64 "$top/deploy/confdr.sh" --manager sandbox
 check "confdr.sh --manager bogus status: exit 64" status_is 64 "$top/deploy/confdr.sh" --manager bogus status
 check "confdr.sh --help exits 0 and names rolling-restart" eval '"$top/deploy/confdr.sh" --help | grep -q rolling-restart'
+
+# confdr.sh --manager systemd against a stand-in systemctl and confdrctl (no
+# systemd runs here): units named from $CONFDR_ETC's files, the rolling
+# restart's order of stops and starts. The stand-ins keep each unit's state
+# in a file; the first instance started, or the first left running when the
+# active one stops, is active with a new epoch, as the election would do.
+fake=$work/fake
+mkdir -p "$fake/bin" "$fake/etc" "$fake/state"
+for i in 1 2; do
+	printf '[daemon]\nplatform = p1\ninstance = p1-css-%s\n' $i >"$fake/etc/css-p1-$i.conf"
+done
+cat >"$fake/bin/systemctl" <<'SH'
+#!/usr/bin/env bash
+# systemctl start|stop|show -p MainPID --value UNIT, for check-install.sh
+st=$FAKE_STATE
+echo "$*" >>"$st/calls"
+promote() { # the first running instance without a leader becomes active
+	grep -l active "$st"/*.unit >/dev/null 2>&1 && return
+	local f
+	for f in "$st"/*.unit; do [ -e "$f" ] || return; e=$(($(cat "$st/epoch" 2>/dev/null || echo 0) + 1)); echo $e >"$st/epoch"; echo "active $e $(cut -d' ' -f3 "$f")" >"$f"; return; done
+}
+case $1 in
+start) [ -e "$st/$2.unit" ] || { p=$(($(cat "$st/pid" 2>/dev/null || echo 100) + 1)); echo $p >"$st/pid"; echo "standby 0 $p" >"$st/$2.unit"; promote; } ;;
+stop) rm -f "$st/$2.unit"; promote ;;
+show) f=$st/${!#}.unit; if [ -e "$f" ]; then cut -d' ' -f3 "$f"; else echo 0; fi ;;
+esac
+SH
+cat >"$fake/bin/confdrctl" <<'SH'
+#!/usr/bin/env bash
+# confdrctl status --json, from the stand-in systemctl's state
+[ "$*" = "status --json" ] || exit 64
+for f in "$FAKE_STATE"/*.unit; do
+	[ -e "$f" ] || continue
+	u=${f##*/} u=${u%.service.unit} i=${u#*@}
+	read -r role epoch pid <"$f"
+	printf '{"daemon":"css","platform":"p1","instance":"p1-css-%s","role":"%s","epoch":%s,"pid":%s,"ready":true}\n' "${i#p1-}" "$role" "$epoch" "$pid"
+done | jq -s '{daemons: .}'
+SH
+chmod +x "$fake/bin/systemctl" "$fake/bin/confdrctl"
+fconfdr() {
+	PATH=$fake/bin:$PATH FAKE_STATE=$fake/state CONFDR_ETC=$fake/etc CONFDR_CTL=$fake/bin/confdrctl \
+		"$top/deploy/confdr.sh" --manager systemd --timeout 5 "$@"
+}
+check "confdr.sh --manager systemd start css: both units started" \
+	eval 'fconfdr start css >/dev/null && [ "$(grep -v "^show" "$fake/state/calls")" = "$(printf "start confdr-css@p1-1.service\nstart confdr-css@p1-2.service")" ]'
+fstatus=$(fconfdr status css)
+check "confdr.sh status: confdr-css@p1-1 active, @p1-2 standby" \
+	eval 'grep -q "^css@p1-1 .* active .*confdr-css@p1-1.service" <<<"$fstatus" && grep -q "^css@p1-2 .* standby " <<<"$fstatus"'
+: >"$fake/state/calls"
+fconfdr rolling-restart css >"$work/rolling.out" 2>&1
+rc=$?
+check "confdr.sh --manager systemd rolling-restart css: exit 0" [ $rc = 0 ]
+check "... the standby stopped and started first, then the active one" \
+	eval '[ "$(cat "$fake/state/calls" | grep -v "^show")" = "$(printf "stop confdr-css@p1-2.service\nstart confdr-css@p1-2.service\nstop confdr-css@p1-1.service\nstart confdr-css@p1-1.service")" ]'
+check "... and says the new active one: p1-css-2" grep -q "done in .*; active now p1-css-2" "$work/rolling.out"
+[ $rc = 0 ] || sed 's/^/# /' "$work/rolling.out"
+rm -f "$fake/state/"*.unit
+check "rolling-restart with no active instance: refused, exit 1" eval '! fconfdr rolling-restart css >/dev/null 2>&1'
 
 echo "1..$n"
 [ $failed = 0 ]
