@@ -134,6 +134,11 @@ changed() {
 }
 check "each of css, rms, pms of p1 has another active instance than before" changed
 check "after: all $expect instances up, connected and ready" within 60 all_ready
+states_clean() {
+	ctl status --json 2>/dev/null | jq -e '([.platforms[] | select(.state != "up")] | length) == 0 and
+		([.rooms[] | select(.state != "normal")] | length) == 0' >/dev/null
+}
+check "after: every platform up, every room normal (the pms hand-over declared nothing)" states_clean
 check "confdr.sh status lists p1's $((3 * instances)) instances, each ready" \
 	eval '[ "$("$top/deploy/confdr.sh" --manager sandbox --platform p1 status | grep -c "ready true")" = $((3 * instances)) ]'
 
