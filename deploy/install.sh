@@ -18,6 +18,7 @@
 #                                                 (confdr-css@p1-1: css-p1-1.conf), never overwritten
 #   etc/confdr/secrets/                           0700, owner confdr; --secrets DIR copies each
 #                                                 DIR/*.password there, mode 0600, owner confdr
+#   usr/share/confdr/examples/platforms.json      an example for register (deploy/platforms.example.json)
 #   usr/share/doc/confdr/                         operations.md, configuration.md, the units' README
 # Files already there are replaced, except the configs and secrets it does not
 # install. As root with PREFIX /, it also makes the system user and group
@@ -25,7 +26,8 @@
 # when systemd runs. Under another PREFIX no user is made; files are
 # owned by confdr only when that user exists and the script runs as root.
 #
-# register FILE.json: FILE.json is {"topology": {...}, "endpoints": {...}}:
+# register FILE.json: FILE.json is {"topology": {...}, "endpoints": {...}}
+# (deploy/platforms.example.json):
 # the service domain's topology (every platform, room and user domain:
 # docs/zookeeper.md; what is not in it is removed from ZooKeeper) and the
 # endpoints of each platform's main room (and "replicas"), as conf/
@@ -156,9 +158,10 @@ if [ -n "$secrets" ]; then
 	say "secrets: $n files in $root/etc/confdr/secrets (0600${own:+, owner confdr})"
 fi
 
+put 0644 "$top/deploy/platforms.example.json" "$root/usr/share/confdr/examples/platforms.json"
 for f in docs/operations.md docs/configuration.md; do put 0644 "$top/$f" "$root/usr/share/doc/confdr/${f##*/}"; done
 put 0644 "$top/deploy/systemd/README.md" "$root/usr/share/doc/confdr/systemd.md"
-say "docs: $root/usr/share/doc/confdr"
+say "docs: $root/usr/share/doc/confdr; an example for register: $root/usr/share/confdr/examples/platforms.json"
 
 if [ -z "$root" ] && [ -d /run/systemd/system ]; then
 	systemctl daemon-reload

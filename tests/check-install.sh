@@ -56,6 +56,13 @@ check "secret copied as it was" cmp -s "$work/secrets/amqp-css.password" "$root/
 check "schema: every deploy/sql/*.sql in usr/share/confdr/sql, 0644" \
 	eval 'for f in "$top"/deploy/sql/*.sql; do cmp -s "$f" "$root/usr/share/confdr/sql/${f##*/}" && mode_is 644 "$root/usr/share/confdr/sql/${f##*/}" || exit 1; done'
 check "docs: usr/share/doc/confdr/operations.md (the units' Documentation=)" test -s "$root/usr/share/doc/confdr/operations.md"
+# valid: confdrctl gets as far as connecting (69, nobody listens), not 65 (invalid)
+reg_example() {
+	jq .topology "$root/usr/share/confdr/examples/platforms.json" >"$work/t.json" &&
+		jq .endpoints "$root/usr/share/confdr/examples/platforms.json" >"$work/e.json" &&
+		status_is 69 timeout 30 "$root/usr/bin/confdrctl" --zk 127.0.0.1:1 --timeout 1 topology load "$work/t.json" --endpoints "$work/e.json"
+}
+check "usr/share/confdr/examples/platforms.json: a valid topology and endpoints (confdrctl topology load)" reg_example
 
 # A second run replaces what it installs and leaves an instance's config alone.
 printf '# mine\n' >"$root/etc/confdr/css-p1-1.conf"
