@@ -251,7 +251,7 @@ rolling() {
 		l=$(live_of "$inst")
 		say "$k/$steps restarting the standby $n ($inst)"
 		t0=$(now_ms)
-		do_stop "$n" >/dev/null && m_start "$n" || { warn "$n did not start again"; return 1; }
+		if ! do_stop "$n" >/dev/null || ! m_start "$n"; then warn "$n did not start again"; return 1; fi
 		wait_ready "$inst" "$(awk '{ print $4 }' <<<"$l")" || return 1
 		say "    $n up, connected and standby again in $(secs_since "$t0")"
 	done

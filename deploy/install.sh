@@ -63,7 +63,7 @@ while [ $# -gt 0 ]; do
 	-h | --help) usage; exit 0 ;;
 	-*) usage_error "unknown option $1" ;;
 	*)
-		[ "$cmd" = register ] && [ -z "$file" ] || usage_error "unexpected argument $1"
+		if [ "$cmd" != register ] || [ -n "$file" ]; then usage_error "unexpected argument $1"; fi
 		file=$1 ;;
 	esac
 	shift
