@@ -27,6 +27,8 @@ pkgs=(
 	netcat-openbsd procps iproute2 util-linux coreutils jq nftables
 	# the sandbox's CA and server certificates (deploy/servers.sh, TLS)
 	openssl
+	# systemd-analyze: tests/check-install.sh verifies the unit templates (deploy/systemd/)
+	systemd
 )
 
 case ${1:-} in

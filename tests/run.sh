@@ -7,7 +7,8 @@
 # integration tests, then multi-host for the drills; tears the sandboxes
 # down (also on failure) and ends with one line "N passed, N failed".
 # Lane a ends with the fault suite (tests/faults/run.sh, docs/reliability.md)
-# on its multi-host sandbox: one count per scenario.
+# on its multi-host sandbox: one count per scenario. Lane b ends with a
+# rolling restart under load (tests/integration/deploy.sh) on its own.
 # Lane b runs the benchmarks once (bench/run.sh --quick) after its
 # integration tests, on its single-host sandbox: one count, for running
 # through and reporting every figure, never for speed.
@@ -129,6 +130,20 @@ run_faults() {
 	rm -f "$log"
 }
 
+# run_deploy: a rolling restart of p1's daemons under load (tests/integration/deploy.sh)
+# on the multi-host sandbox in the environment, after the drills.
+run_deploy() {
+	local log ok nok
+	log=$(mktemp)
+	say "rolling restart under load (deploy/confdr.sh)"
+	CONFDR_BINARY_DIR=$top/build timeout 600 bash tests/integration/deploy.sh 2>&1 | tee "$log"
+	# a bail-out after some checks is a failure, not fewer passes
+	ok=$(grep -c '^ok ' "$log") nok=$(($(grep -c '^not ok ' "$log") + $(grep -c '^Bail out' "$log")))
+	if [ $((ok + nok)) = 0 ]; then record 0 1 "deploy: no result"; else record "$ok" "$nok" "deploy: $ok/$((ok + nok))"; fi
+	grep '^not ok \|^Bail out' "$log" | sed 's/^/  FAILED deploy: /' >>"$res/failed-tests" || true
+	rm -f "$log"
+}
+
 # run_fault_suite: tests/faults/run.sh against the sandbox in the
 # environment (a lane's), or one of its own; one count per scenario.
 run_fault_suite() {
@@ -196,6 +211,7 @@ if [ "$unit_only" = 0 ]; then
 		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
 			[ "$name" = b ] && run_faults
 			run_drills "$@"
+			[ "$name" = b ] && run_deploy
 			[ "$name" = a ] && run_fault_suite
 		else
 			record 0 1 "lane $name: the multi-host sandbox did not come up"

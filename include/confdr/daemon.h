@@ -10,7 +10,11 @@
  *   (/election/<platform>/<daemon>) -> the daemon's own work.
  *
  * It publishes the daemon's liveness and connection states as the ephemeral
- * node /live/<platform>/<daemon>/<instance> (what `confdrctl status` shows).
+ * node /live/<platform>/<daemon>/<instance> (what `confdrctl status` shows),
+ * with "ready" once it has its state (connected, topology read, placed in
+ * the election; the active one taking all its work); under systemd
+ * ($NOTIFY_SOCKET) it says READY=1 then, STATUS= as it changes, WATCHDOG=1
+ * from the loop and STOPPING=1 (deploy/systemd/README.md).
  * SIGTERM/SIGINT stop gracefully within [daemon] shutdown_timeout, a second
  * one forces the exit; SIGHUP reloads the config if the new one is valid. */
 #ifndef CONFDR_DAEMON_H

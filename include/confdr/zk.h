@@ -234,6 +234,10 @@ int cdr_zk_election_new(struct cdr_zk *zk, const char *path, const void *data, s
 
 /* Whether this contender currently leads, and its epoch (-1 if none). */
 bool cdr_zk_election_leader(const struct cdr_zk_election *e);
+/* Whether this contender knows its place: its node is in the election and
+ * it leads or watches a predecessor (a standby that has joined). False
+ * before the first answer and after its node was lost with the session. */
+bool cdr_zk_election_placed(const struct cdr_zk_election *e);
 int64_t cdr_zk_election_epoch(const struct cdr_zk_election *e);
 
 /* Leaves the election: deletes its node (a successor takes over at once)

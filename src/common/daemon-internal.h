@@ -57,6 +57,15 @@ struct cdr_daemon {
 	int64_t suspect_session;
 	uint64_t stalls;
 	uint64_t senders_refused; /* messages refused for their sender (cdr_dispatch) */
+
+	/* daemon_notify.c: whether it has its state ("ready" in the liveness
+	 * node); systemd's READY=1, STATUS=, WATCHDOG=1 */
+	struct cdr_timer *notify_timer, *watchdog_timer; /* watchdog: NULL unless systemd asks */
+	bool has_state;
+	bool under_systemd; /* $NOTIFY_SOCKET set */
+	bool notified_ready;
+	bool notify_failed;
+	char notified_status[256];
 };
 
 int daemon_run(struct cdr_daemon *d);
@@ -72,5 +81,8 @@ int daemon_stall_start(struct cdr_daemon *d);
 void daemon_stall_free(struct cdr_daemon *d);
 void daemon_stall_role(struct cdr_daemon *d);
 char *daemon_live_json(struct cdr_daemon *d);
+int daemon_notify_start(struct cdr_daemon *d);
+void daemon_notify_stopping(struct cdr_daemon *d);
+void daemon_notify_free(struct cdr_daemon *d);
 
 #endif

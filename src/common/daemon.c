@@ -163,6 +163,7 @@ static char *live_json(struct cdr_daemon *d)
 	json_object_set_new(o, "instance", json_string(d->instance));
 	json_object_set_new(o, "pid", json_integer(getpid()));
 	json_object_set_new(o, "role", json_string(d->active ? "active" : "standby"));
+	json_object_set_new(o, "ready", json_boolean(d->has_state));
 	json_object_set_new(o, "epoch", json_integer(d->epoch));
 	for (int i = LINK_AMQP; i < LINK_COUNT; i++) {
 		const char *st = !d->link_used[i] ? "unused" : d->link_up[i] ? "up" : "down";
@@ -297,6 +298,7 @@ void cdr_daemon_stop(struct cdr_daemon *d)
 		return;
 	d->stopping = true;
 	cdr_notice("stopping (deadline %" PRIu64 " ms)", d->conf->shutdown_timeout_ms);
+	daemon_notify_stopping(d);
 	sa.sa_handler = on_deadline;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
@@ -455,7 +457,7 @@ int daemon_run(struct cdr_daemon *d)
 		d->exit_code = 1;
 		goto out;
 	}
-	if ((r = daemon_links_start(d)) < 0 || (r = daemon_stall_start(d)) < 0) {
+	if ((r = daemon_links_start(d)) < 0 || (r = daemon_stall_start(d)) < 0 || (r = daemon_notify_start(d)) < 0) {
 		cdr_err("cannot start: %s", strerror(-r));
 		d->exit_code = 1;
 		goto out;
@@ -465,6 +467,7 @@ int daemon_run(struct cdr_daemon *d)
 		d->exit_code = 1;
 	}
 out:
+	daemon_notify_free(d);
 	daemon_stall_free(d);
 	daemon_links_free(d);
 	if (d->ops->free && d->server)

@@ -1175,6 +1175,7 @@ struct cdr_zk_election {
 	char *node; /* our node's name in this session, NULL if none */
 	int64_t seq;
 	bool leader;
+	bool placed; /* our node is in and its place was read: leader, or behind a predecessor */
 	int64_t epoch;
 	bool creating, checking, check_again;
 	bool unsure; /* a create failed with the connection: it may exist */
@@ -1300,15 +1301,19 @@ static void el_children(const struct cdr_zk_result *r, void *arg)
 		/* Our node was deleted under us (by an operator): join again. */
 		free(e->node);
 		e->node = NULL;
+		e->placed = false;
 		el_set(e, false);
 		el_join(e);
 		return;
 	}
 	if (!pred) {
-		if (cdr_zk_connected(e->zk))
+		if (cdr_zk_connected(e->zk)) {
 			el_set(e, true);
+			e->placed = true;
+		}
 	} else {
 		char *p;
+		e->placed = true;
 		el_set(e, false);
 		if (asprintf(&p, "%s/%s", e->path, pred) >= 0) {
 			cdr_zk_exists(e->zk, p, el_pred_event, e, el_pred, e);
@@ -1445,6 +1450,7 @@ static void el_session(enum cdr_zk_state state, void *arg)
 		el_probe_clear(e);
 		free(e->node);
 		e->node = NULL;
+		e->placed = false;
 		el_set(e, false);
 		break;
 	}
@@ -1498,6 +1504,11 @@ free_e:
 bool cdr_zk_election_leader(const struct cdr_zk_election *e)
 {
 	return e->leader;
+}
+
+bool cdr_zk_election_placed(const struct cdr_zk_election *e)
+{
+	return e->placed;
 }
 
 int64_t cdr_zk_election_epoch(const struct cdr_zk_election *e)
