@@ -47,6 +47,19 @@ int cdr_metrics_family(struct cdr_metrics *m, enum cdr_metric_type type, const c
 int cdr_metrics_histogram(struct cdr_metrics *m, const char *name, const char *help, const char *labels,
 			  const double *bounds, size_t nbounds, struct cdr_metric **ret);
 
+/* A family to register (cdr_metrics_register): where its handle goes, and
+ * what cdr_metrics_family takes. */
+struct cdr_metric_def {
+	struct cdr_metric **slot;
+	enum cdr_metric_type type; /* COUNTER or GAUGE */
+	const char *name, *labels, *help;
+};
+
+/* Registers the n families of defs in order (cdr_metrics_family), each
+ * handle into its slot. Returns 0, or the first error (the families before
+ * it stay registered). */
+int cdr_metrics_register(struct cdr_metrics *m, const struct cdr_metric_def *defs, size_t n);
+
 /* The series of family f with the label values that follow v (as many
  * const char * as the family has labels; any UTF-8 text, escaped when
  * rendered; NULL is taken as ""), created at 0 on first use. Series are

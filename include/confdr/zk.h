@@ -235,6 +235,8 @@ int cdr_zk_election_new(struct cdr_zk *zk, const char *path, const void *data, s
 /* Whether this contender currently leads, and its epoch (-1 if none). */
 bool cdr_zk_election_leader(const struct cdr_zk_election *e);
 int64_t cdr_zk_election_epoch(const struct cdr_zk_election *e);
+/* Whether our node is in the election in this session (leader or in line). */
+bool cdr_zk_election_joined(const struct cdr_zk_election *e);
 
 /* Leaves the election: deletes its node (a successor takes over at once)
  * without calling fn. Accepts NULL; returns NULL. */

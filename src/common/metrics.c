@@ -175,6 +175,17 @@ int cdr_metrics_family(struct cdr_metrics *m, enum cdr_metric_type type, const c
 	return add_family(m, type, name, help, labels, NULL, 0, ret);
 }
 
+int cdr_metrics_register(struct cdr_metrics *m, const struct cdr_metric_def *defs, size_t n)
+{
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		if ((r = cdr_metrics_family(m, defs[i].type, defs[i].name, defs[i].help, defs[i].labels,
+					    defs[i].slot)) < 0)
+			return r;
+	return 0;
+}
+
 int cdr_metrics_histogram(struct cdr_metrics *m, const char *name, const char *help, const char *labels,
 			  const double *bounds, size_t nbounds, struct cdr_metric **ret)
 {

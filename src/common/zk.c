@@ -1500,6 +1500,11 @@ bool cdr_zk_election_leader(const struct cdr_zk_election *e)
 	return e->leader;
 }
 
+bool cdr_zk_election_joined(const struct cdr_zk_election *e)
+{
+	return e->node != NULL;
+}
+
 int64_t cdr_zk_election_epoch(const struct cdr_zk_election *e)
 {
 	return e->leader ? e->epoch : -1;

@@ -125,9 +125,16 @@ void css_op_done(struct op *op)
 	css_op_unref(op);
 }
 
-/* The encoded answer to op's CM request. */
+/* The encoded answer to op's CM request; a refusal is counted (and a
+ * create's time to it observed) here, where every refusal of an operation
+ * is made. */
 char *css_answer_text(struct op *op, bool ack, json_t *body)
 {
+	if (!ack && op->m) {
+		css_metric_nack(op->s, cdr_msg_type(op->m), json_string_value(json_object_get(body, "reason")));
+		if (op->kind == OP_CREATE)
+			css_metric_create_answered(op, false);
+	}
 	return cdr_msg_encode_reply(op->m, ack, op->s->bus.src, body);
 }
 
@@ -186,6 +193,7 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 		before = answer_in(a->fp, reply->str, &other);
 		if (other) {
 			a->s->n.reused_ids++;
+			css_metric_nack(a->s, "cm_mau_createconf_req", "bad_request");
 			cdr_warn("request %s refused: its id was used before by another request", a->req);
 		} else {
 			a->s->n.duplicates++;
@@ -232,8 +240,10 @@ void css_answer_now(struct op *op, bool ack, json_t *body)
 
 		snprintf(a->fp, sizeof(a->fp), "%s", op->fp);
 		snprintf(detail, sizeof(detail), "request id %s was used before by another request", op->req);
-		a->reused = css_answer_text(op, false,
-					    css_nack_body(cdr_msg_str(op->m, "e164", NULL), "bad_request", detail));
+		/* made in case: counted (on_answer_stored) only if sent */
+		a->reused =
+			cdr_msg_encode_reply(op->m, false, s->bus.src,
+					     css_nack_body(cdr_msg_str(op->m, "e164", NULL), "bad_request", detail));
 	}
 	op->dl = NULL;
 	css_answer_key(op->req, akey, sizeof(akey));
@@ -260,6 +270,7 @@ void css_refuse(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, co
 	const char *e164 = cdr_msg_str(m, "e164", NULL);
 
 	s->n.refused++;
+	css_metric_nack(s, cdr_msg_type(m), reason);
 	cdr_info("%s %s refused: %s: %s", cdr_msg_type(m), cdr_msg_id(m), reason, detail);
 	cdr_bus_answer(&s->bus, dl, m, false, css_nack_body(e164, reason, detail), false);
 	cdr_msg_free(m);

@@ -146,7 +146,15 @@ struct pms {
 	bool inventory_pending;
 	bool rms_silent_logged;
 	int64_t rms_epoch_seen; /* of the rms whose inventory came last (0: none yet) */
+	struct pms_metrics *m;	/* metrics.c */
 };
+
+/* ---- metrics.c ---- */
+/* pms's families in cdr_daemon_metrics (docs/metrics.md); 0 or -errno. */
+int pms_metrics_init(struct pms *s);
+/* ops->metrics and ops->not_ready */
+void pms_metrics_fill(struct cdr_daemon *d, void *server);
+const char *pms_not_ready(struct cdr_daemon *d, void *server);
 
 /* The monotonic clock, in ms (checks, graces, preempt delays). */
 /* ---- state.c ---- */
