@@ -41,7 +41,7 @@ int css_metrics_init(struct css *s)
 		  "css's other counters (those of confdrctl status), by event: docs/metrics.md lists them." },
 		{ &m->history_q, CDR_METRIC_GAUGE, "css_history_queue", NULL,
 		  "Conferences whose history row waits to be written to MySQL." },
-		{ &m->plat_down, CDR_METRIC_GAUGE, "css_platform_down", "platform",
+		{ &m->plat_down, CDR_METRIC_GAUGE, "css_platform_down", "target_platform",
 		  "1 while css treats the platform as down (pms's word, or its Redis not home yet), else 0." },
 		{ &m->room_abnormal, CDR_METRIC_GAUGE, "css_room_abnormal", "room",
 		  "1 while pms's latest notice says the room is abnormal, as css heard it, else 0." },

@@ -16,13 +16,13 @@ int pms_metrics_init(struct pms *s)
 	struct cdr_metrics *reg = cdr_daemon_metrics(s->d);
 	struct pms_metrics *m = calloc(1, sizeof(*m));
 	const struct cdr_metric_def defs[] = {
-		{ &m->room_bad, CDR_METRIC_GAUGE, "pms_room_abnormal", "room,platform",
+		{ &m->room_bad, CDR_METRIC_GAUGE, "pms_room_abnormal", "room",
 		  "1 while the room's state (/state in ZooKeeper) is abnormal, else 0; every room of the topology." },
-		{ &m->room_manual, CDR_METRIC_GAUGE, "pms_room_manual", "room,platform",
+		{ &m->room_manual, CDR_METRIC_GAUGE, "pms_room_manual", "room",
 		  "1 while an operator's switch of the room is on, else 0." },
-		{ &m->plat_down, CDR_METRIC_GAUGE, "pms_platform_down", "platform",
+		{ &m->plat_down, CDR_METRIC_GAUGE, "pms_platform_down", "target_platform",
 		  "1 while the platform's state is down, else 0; every platform of the topology." },
-		{ &m->plat_manual, CDR_METRIC_GAUGE, "pms_platform_manual", "platform",
+		{ &m->plat_manual, CDR_METRIC_GAUGE, "pms_platform_manual", "target_platform",
 		  "1 while an operator's switch of the platform is on, else 0." },
 		{ &m->healthy, CDR_METRIC_GAUGE, "pms_room_healthy", "room",
 		  "1 while all checks of this platform's room pass, else 0 (its own rooms only)." },
@@ -30,7 +30,7 @@ int pms_metrics_init(struct pms *s)
 		  "1 while the check's verdict is up, else 0 (this platform's rooms)." },
 		{ &m->check_changes, CDR_METRIC_COUNTER, "pms_check_changes_total", "room,check",
 		  "Verdict changes of the check (flaps) since this pms became active." },
-		{ &m->peer, CDR_METRIC_GAUGE, "pms_peer_alive", "platform",
+		{ &m->peer, CDR_METRIC_GAUGE, "pms_peer_alive", "target_platform",
 		  "For each platform this pms backs up: 1 while its pms beats (alive, late, or heard on its broker), "
 		  "0 when judged dead, -1 before a first verdict." },
 		{ &m->isolated, CDR_METRIC_GAUGE, "pms_isolated", NULL,
@@ -77,8 +77,8 @@ void pms_metrics_fill(struct cdr_daemon *d, void *server)
 		const struct room *r = &s->rooms[i];
 
 		if (r->loaded) {
-			cdr_metric_set(m->room_bad, r->st.bad ? 1 : 0, r->id, r->platform);
-			cdr_metric_set(m->room_manual, r->st.manual ? 1 : 0, r->id, r->platform);
+			cdr_metric_set(m->room_bad, r->st.bad ? 1 : 0, r->id);
+			cdr_metric_set(m->room_manual, r->st.manual ? 1 : 0, r->id);
 		}
 		if (!r->own)
 			continue;

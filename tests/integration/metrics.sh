@@ -12,7 +12,9 @@
 #   - the figures: the role and epoch, the stores up, rms's MCUs, pms's rooms;
 #     creates move confdr_css_creates_total and the create-latency histogram,
 #     a refusal moves confdr_css_nacks_total with its reason;
-#   - an unknown path is 404, a POST 405.
+#   - an unknown path is 404, a POST 405;
+#   - deploy/monitoring/alerts.yml uses only metrics the daemons serve (and
+#     promtool checks it and prometheus.yml, when installed).
 set -uo pipefail
 . "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
 t_init metrics
@@ -150,7 +152,21 @@ check "css: its epoch is /readyz's" test "$(value "$work/css.prom" 'confdr_epoch
 check "css: redis and mysql up" test "$(value "$work/css.prom" 'confdr_store_up{store="redis"}')$(value "$work/css.prom" 'confdr_store_up{store="mysql"}')" = 11
 check "rms: the simulator's MCUs, each with its state" grep -q '^confdr_rms_mcu_state{mcu="t-m[^"]*",room="p1-r1",state="up"} 1$' "$work/rms.prom"
 check "rms: their registrations alarmed (cleared)" grep -Eq '^confdr_alarms_total\{kind="mcu_down",severity="cleared"\} [1-9]' "$work/rms.prom"
-check "pms: room p1-r1 normal" test "$(value "$work/pms.prom" 'confdr_pms_room_abnormal{room="p1-r1",platform="p1"}')" = 0
-check "pms: platform p2 up" test "$(value "$work/pms.prom" 'confdr_pms_platform_down{platform="p2"}')" = 0
+check "pms: room p1-r1 normal" test "$(value "$work/pms.prom" 'confdr_pms_room_abnormal{room="p1-r1"}')" = 0
+check "pms: platform p2 up" test "$(value "$work/pms.prom" 'confdr_pms_platform_down{target_platform="p2"}')" = 0
+
+# deploy/monitoring: every metric the alert rules use is one the daemons
+# serve (the rules are checked by promtool when it is installed).
+mon=$CONFDR_SOURCE_DIR/deploy/monitoring
+served=$(sed -n 's/^# TYPE \([^ ]*\) .*/\1/p' "$work"/*.prom | sort -u)
+missing=""
+for m in $(grep -o 'confdr_[a-z_]*' "$mon/alerts.yml" | sort -u); do
+	grep -qx "$m" <<<"$served" || grep -qx "${m%_bucket}" <<<"$served" || missing="$missing $m"
+done
+check "alerts.yml names only served metrics${missing:+ (not served:$missing)}" test -z "$missing"
+if [ -n "$promtool" ]; then
+	check "promtool check rules alerts.yml" "$promtool" check rules "$mon/alerts.yml"
+	check "promtool check config prometheus.yml" "$promtool" check config "$mon/prometheus.yml"
+fi
 
 t_done
