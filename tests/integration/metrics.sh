@@ -13,6 +13,9 @@
 #     creates move confdr_css_creates_total and the create-latency histogram,
 #     a refusal moves confdr_css_nacks_total with its reason;
 #   - an unknown path is 404, a POST 405;
+#   - the broker restarted: /readyz 503 "amqp: not connected" meanwhile, then
+#     200 again and confdr_store_reconnects_total{store="amqp"} moved by one
+#     (ctest gives the test a broker of its own: tests/ns.sh --private);
 #   - deploy/monitoring/alerts.yml uses only metrics the daemons serve (and
 #     promtool checks it and prometheus.yml, when installed).
 set -uo pipefail
@@ -154,6 +157,19 @@ check "rms: the simulator's MCUs, each with its state" grep -q '^confdr_rms_mcu_
 check "rms: their registrations alarmed (cleared)" grep -Eq '^confdr_alarms_total\{kind="mcu_down",severity="cleared"\} [1-9]' "$work/rms.prom"
 check "pms: room p1-r1 normal" test "$(value "$work/pms.prom" 'confdr_pms_room_abnormal{room="p1-r1"}')" = 0
 check "pms: platform p2 up" test "$(value "$work/pms.prom" 'confdr_pms_platform_down{target_platform="p2"}')" = 0
+
+# The broker goes away and comes back: not ready meanwhile, then one
+# reconnection counted. Left running whatever happens (the next steps use it).
+trap 't_cleanup; "$CONFDR_SANDBOX" server start rabbitmq >/dev/null 2>&1' EXIT
+"$CONFDR_SANDBOX" server stop rabbitmq >/dev/null || not_ok "stop rabbitmq"
+wait_for 30 "broker stopped: css /readyz 503 (amqp: not connected)" bash -c "[ \"\$(curl -s -m 5 http://${addr[css]}/readyz)\" = 'not ready: amqp: not connected' ]"
+"$CONFDR_SANDBOX" server start rabbitmq >/dev/null || not_ok "start rabbitmq"
+for n in css rms pms; do
+	wait_for 60 "$n ready again (/readyz 200)" bash -c "[ \"\$(curl -s -m 5 -o /dev/null -w '%{http_code}' http://${addr[$n]}/readyz)\" = 200 ]"
+	scrape "$n" || not_ok "scrape $n after the broker restart"
+	check "$n: one amqp reconnection counted ($(value "$work/$n.prom" 'confdr_store_reconnects_total{store="amqp"}'))" \
+		test "$(value "$work/$n.prom" 'confdr_store_reconnects_total{store="amqp"}')" = 1
+done
 
 # deploy/monitoring: every metric the alert rules use is one the daemons
 # serve (the rules are checked by promtool when it is installed).
