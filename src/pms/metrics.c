@@ -8,7 +8,7 @@
 
 struct pms_metrics {
 	struct cdr_metric *room_bad, *room_manual, *plat_down, *plat_manual, *healthy, *check_up, *check_changes, *peer,
-		*isolated;
+		*isolated, *nacks;
 };
 
 int pms_metrics_init(struct pms *s)
@@ -36,6 +36,9 @@ int pms_metrics_init(struct pms *s)
 		{ &m->isolated, CDR_METRIC_GAUGE, "pms_isolated", NULL,
 		  "1 while this pms is isolated (its beat not written to ZooKeeper and not heard by the backup), else "
 		  "0." },
+		{ &m->nacks, CDR_METRIC_COUNTER, "pms_nacks_total", "request,reason",
+		  "Refusals (NACKs) of requests to pms (state queries, operators' switches), by request type and "
+		  "reason." },
 	};
 
 	if (!m)
@@ -54,6 +57,12 @@ static double peer_value(enum pms_peer_verdict v)
 	case PMS_PEER_HEARD: return 1;
 	}
 	return -1;
+}
+
+void pms_metric_nack(struct pms *s, const struct cdr_msg *m, const json_t *body)
+{
+	if (s->m)
+		cdr_metric_add(s->m->nacks, 1, cdr_msg_type(m), json_string_value(json_object_get(body, "reason")));
 }
 
 void pms_metrics_fill(struct cdr_daemon *d, void *server)

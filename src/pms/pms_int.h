@@ -155,6 +155,8 @@ int pms_metrics_init(struct pms *s);
 /* ops->metrics and ops->not_ready */
 void pms_metrics_fill(struct cdr_daemon *d, void *server);
 const char *pms_not_ready(struct cdr_daemon *d, void *server);
+/* A refusal of request m with this NACK body (its reason). */
+void pms_metric_nack(struct pms *s, const struct cdr_msg *m, const json_t *body);
 
 /* The monotonic clock, in ms (checks, graces, preempt delays). */
 /* ---- state.c ---- */

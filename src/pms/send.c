@@ -79,5 +79,7 @@ void pms_alarm(struct pms *s, enum pms_target t, const char *id, const struct pm
 
 void pms_answer(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body)
 {
+	if (!ack)
+		pms_metric_nack(s, m, body); /* before the body is given away */
 	cdr_bus_answer(&s->bus, dl, m, ack, body, false);
 }

@@ -6,7 +6,8 @@
 #include <confdr/metrics.h>
 
 struct rms_metrics {
-	struct cdr_metric *mcus, *mcu_state, *mcu_confs, *mcu_cap, *vrs, *rsv, *allocs, *alloc_total, *hb_refused;
+	struct cdr_metric *mcus, *mcu_state, *mcu_confs, *mcu_cap, *vrs, *rsv, *allocs, *alloc_total, *hb_refused,
+		*nacks;
 };
 
 int rms_metrics_init(struct rms *s)
@@ -32,12 +33,21 @@ int rms_metrics_init(struct rms *s)
 		  "Allocations answered by this rms since it started: result ok or failed." },
 		{ &m->hb_refused, CDR_METRIC_COUNTER, "rms_heartbeats_refused_total", NULL,
 		  "MCU heartbeats refused for a sequence number too far ahead." },
+		{ &m->nacks, CDR_METRIC_COUNTER, "rms_nacks_total", "request,reason",
+		  "Refusals (NACKs) of requests to rms (css's allocations, MCUs' registrations, operators'), by "
+		  "request type and reason; an answer given again from the reply cache is not counted." },
 	};
 
 	if (!m)
 		return -ENOMEM;
 	s->m = m;
 	return cdr_metrics_register(reg, defs, sizeof(defs) / sizeof(defs[0]));
+}
+
+void rms_metric_nack(struct rms *s, const struct cdr_msg *m, const json_t *body)
+{
+	if (s->m)
+		cdr_metric_add(s->m->nacks, 1, cdr_msg_type(m), json_string_value(json_object_get(body, "reason")));
 }
 
 void rms_metrics_fill(struct cdr_daemon *d, void *server)

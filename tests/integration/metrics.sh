@@ -11,7 +11,8 @@
 #     standby), 503 with its reason for a css whose broker login fails;
 #   - the figures: the role and epoch, the stores up, rms's MCUs, pms's rooms;
 #     creates move confdr_css_creates_total and the create-latency histogram,
-#     a refusal moves confdr_css_nacks_total with its reason;
+#     a refusal moves confdr_css_nacks_total with its reason, a drain of an
+#     unknown MCU confdr_rms_nacks_total;
 #   - an unknown path is 404, a POST 405;
 #   - the broker restarted: /readyz 503 "amqp: not connected" meanwhile, then
 #     200 again and confdr_store_reconnects_total{store="amqp"} moved by one
@@ -131,6 +132,12 @@ check "running conferences: $(value "$work/css.prom" 'confdr_css_conferences{sta
 nack=$(value "$work/css.prom" 'confdr_css_nacks_total{request="cm_mau_createconf_req",reason="unknown_user_domain"}')
 check "a create for an unknown user domain: confdr_css_nacks_total{...,reason=\"unknown_user_domain\"} ${nack:-absent}" \
 	test "${nack:-0}" = 1
+
+# rms's refusals, by request and reason
+$ctl mcu drain no-such-mcu --platform p1 >/dev/null 2>&1
+scrape rms || not_ok "scrape rms"
+check "rms: a drain of an unknown MCU counted (confdr_rms_nacks_total{request=\"ctl_rms_drain_req\",reason=\"unknown_mcu\"} $(value "$work/rms.prom" 'confdr_rms_nacks_total{request="ctl_rms_drain_req",reason="unknown_mcu"}'))" \
+	test "$(value "$work/rms.prom" 'confdr_rms_nacks_total{request="ctl_rms_drain_req",reason="unknown_mcu"}')" = 1
 
 # Every daemon's scrape, strictly; the figures each must show.
 for n in css css2 cssbad rms pms; do
