@@ -30,7 +30,8 @@ int css_metrics_init(struct css *s)
 		{ &m->nacks, CDR_METRIC_COUNTER, "css_nacks_total", "request,reason",
 		  "Refusals (NACKs) of the CM's requests, by request type and reason." },
 		{ &m->restore_q, CDR_METRIC_GAUGE, "css_restore_queue", NULL,
-		  "Conferences waiting for an allocation or a slot in the restore window." },
+		  "Conferences this css acts for waiting to be restored (an allocation, a slot in the restore "
+		  "window)." },
 		{ &m->restoring, CDR_METRIC_GAUGE, "css_restores_in_flight", NULL,
 		  "Re-creates of restored conferences in flight (at most [css] restore_window)." },
 		{ &m->restores, CDR_METRIC_COUNTER, "css_restores_total", "result",
@@ -89,7 +90,7 @@ void css_metrics_fill(struct cdr_daemon *d, void *server)
 {
 	struct css *s = server;
 	struct css_metrics *m = s->m;
-	size_t per[CSS_NSTATES] = { 0 }, it = 0;
+	size_t per[CSS_NSTATES] = { 0 }, it = 0, queued = 0;
 	const char *k;
 	void *v;
 	const struct {
@@ -129,7 +130,11 @@ void css_metrics_fill(struct cdr_daemon *d, void *server)
 	cdr_metric_set(m->serving, s->consuming ? 1 : 0);
 	cdr_metric_set(m->creates, (double)s->n.created, "ack");
 	cdr_metric_set(m->creates, (double)s->n.create_failed, "nack");
-	cdr_metric_set(m->restore_q, (double)s->restore_q.n);
+	/* a platform handed over (declared down: its backup's css restores
+	 * them) keeps its records queued here, not this css's backlog */
+	for (size_t i = 0; i < s->restore_q.n; i++)
+		queued += css_acts_for(s, s->restore_q.v[i]);
+	cdr_metric_set(m->restore_q, (double)queued);
 	cdr_metric_set(m->restoring, (double)s->restoring);
 	cdr_metric_set(m->restores, (double)s->n.restored, "restored");
 	cdr_metric_set(m->restores, (double)s->n.restore_failed, "failed");
