@@ -346,8 +346,9 @@ void css_metrics_fill(struct cdr_daemon *d, void *server);
 const char *css_not_ready(struct cdr_daemon *d, void *server);
 /* A refusal (NACK) of a request of this type, for this reason. */
 void css_metric_nack(struct css *s, const char *request, const char *reason);
-/* op's create answered (ack) or refused: the time since its request came. */
-void css_metric_create_answered(const struct op *op, bool ack);
+/* A create answered (ack) or refused: the time since its request came (t0,
+ * monotonic ms). */
+void css_metric_create_answered(struct css *s, uint64_t t0, bool ack);
 /* c restored: the time since it was lost. */
 void css_metric_restored(struct css *s, const struct conf *c);
 

@@ -74,10 +74,10 @@ void css_metric_nack(struct css *s, const char *request, const char *reason)
 		cdr_metric_add(s->m->nacks, 1, request ? request : "", reason ? reason : "");
 }
 
-void css_metric_create_answered(const struct op *op, bool ack)
+void css_metric_create_answered(struct css *s, uint64_t t0, bool ack)
 {
-	if (op->s->m)
-		cdr_metric_observe(op->s->m->create_s, (double)(cdr_now_ms() - op->t0) / 1000.0, ack ? "ack" : "nack");
+	if (s->m)
+		cdr_metric_observe(s->m->create_s, (double)(cdr_now_ms() - t0) / 1000.0, ack ? "ack" : "nack");
 }
 
 void css_metric_restored(struct css *s, const struct conf *c)

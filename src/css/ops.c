@@ -125,16 +125,23 @@ void css_op_done(struct op *op)
 	css_op_unref(op);
 }
 
-/* The encoded answer to op's CM request; a refusal is counted (and a
- * create's time to it observed) here, where every refusal of an operation
- * is made. */
+/* A refusal of op's request for reason: counted (and a create's time to it
+ * observed). */
+static void count_refusal(struct css *s, const char *request, const char *reason, bool create, uint64_t t0)
+{
+	css_metric_nack(s, request, reason);
+	if (create)
+		css_metric_create_answered(s, t0, false);
+}
+
+/* The encoded answer to op's CM request; a refusal is counted here, where
+ * every refusal of an operation is made (css_answer_now counts its own once
+ * it knows which answer goes out). */
 char *css_answer_text(struct op *op, bool ack, json_t *body)
 {
-	if (!ack && op->m) {
-		css_metric_nack(op->s, cdr_msg_type(op->m), json_string_value(json_object_get(body, "reason")));
-		if (op->kind == OP_CREATE)
-			css_metric_create_answered(op, false);
-	}
+	if (!ack && op->m)
+		count_refusal(op->s, cdr_msg_type(op->m), json_string_value(json_object_get(body, "reason")),
+			      op->kind == OP_CREATE, op->t0);
 	return cdr_msg_encode_reply(op->m, ack, op->s->bus.src, body);
 }
 
@@ -178,6 +185,10 @@ struct pending_answer {
 	bool nx;
 	char fp[CDR_MSG_FP_LEN];
 	char *reused; /* sent when another request stored an answer under the id */
+	/* what is counted if txt goes out (a refusal: reason set) */
+	char request[64], reason[64];
+	bool create;
+	uint64_t t0;
 };
 
 static void on_answer_stored(int status, const redisReply *reply, void *arg)
@@ -193,7 +204,8 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 		before = answer_in(a->fp, reply->str, &other);
 		if (other) {
 			a->s->n.reused_ids++;
-			css_metric_nack(a->s, "cm_mau_createconf_req", "bad_request");
+			if (a->reused)
+				count_refusal(a->s, a->request, "bad_request", a->create, a->t0);
 			cdr_warn("request %s refused: its id was used before by another request", a->req);
 		} else {
 			a->s->n.duplicates++;
@@ -206,6 +218,8 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 		if (status < 0)
 			cdr_warn("answer to %s not stored (%s): sent anyway; a redelivery would be answered afresh",
 				 a->req, css_redis_err(status, reply));
+		if (a->reason[0])
+			count_refusal(a->s, a->request, a->reason, a->create, a->t0);
 		cdr_bus_reply_and_ack(&a->s->bus, a->dl, a->txt);
 	}
 	free(a->txt);
@@ -219,12 +233,19 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 void css_answer_now(struct op *op, bool ack, json_t *body)
 {
 	struct css *s = op->s;
-	char *txt = css_answer_text(op, ack, body), *val = txt ? css_answer_value(op, txt) : NULL, akey[160], ttl[24];
+	const char *request = op->m ? cdr_msg_type(op->m) : "";
+	char reason[64] = "", *txt, *val, akey[160], ttl[24];
 	const char *platform = op->kind == OP_CREATE && op->home[0] ? op->home : s->platform;
 	struct cdr_redis *r = css_redis_of(s, platform);
 	struct pending_answer *a;
 
+	if (!ack) /* counted once it is known to go out (on_answer_stored) */
+		snprintf(reason, sizeof(reason), "%s", nz(json_string_value(json_object_get(body, "reason"))));
+	txt = cdr_msg_encode_reply(op->m, ack, s->bus.src, body);
+	val = txt ? css_answer_value(op, txt) : NULL;
 	if (!op->dl || !val || !op->req[0] || !r || !(a = calloc(1, sizeof(*a)))) {
+		if (!ack && op->dl)
+			count_refusal(s, request, reason, op->kind == OP_CREATE, op->t0);
 		css_answer_send(op, txt); /* nothing to store it in: sent as it is */
 		free(txt);
 		free(val);
@@ -235,6 +256,10 @@ void css_answer_now(struct op *op, bool ack, json_t *body)
 	a->txt = txt;
 	a->gen = s->gen;
 	snprintf(a->req, sizeof(a->req), "%s", op->req);
+	snprintf(a->request, sizeof(a->request), "%s", request);
+	snprintf(a->reason, sizeof(a->reason), "%s", reason);
+	a->create = op->kind == OP_CREATE;
+	a->t0 = op->t0;
 	if ((a->nx = op->kind == OP_CREATE && op->unchecked)) {
 		char detail[200];
 

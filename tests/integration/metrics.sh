@@ -119,6 +119,8 @@ hist0=$(value "$work/css.prom" 'confdr_css_create_seconds_count{result="ack"}')
 	--json "$work/created.json" >/dev/null 2>&1
 acked=$(jq -r '.acked // .summary.acked // empty' "$work/created.json" 2>/dev/null)
 "$bin/cmsim" create --platform p1 --domain ud-nowhere --count 1 --e164-start 7600000100 -q >/dev/null 2>&1
+# an E164 that runs already: refused after css took the create up (its answer stored, then sent)
+"$bin/cmsim" create --platform p1 --domain ud-p1-r1-a --count 1 --e164-start 7600000000 -q >/dev/null 2>&1
 scrape css || not_ok "scrape css after the creates"
 acks1=$(value "$work/css.prom" 'confdr_css_creates_total{result="ack"}')
 hist1=$(value "$work/css.prom" 'confdr_css_create_seconds_count{result="ack"}')
@@ -132,6 +134,11 @@ check "running conferences: $(value "$work/css.prom" 'confdr_css_conferences{sta
 nack=$(value "$work/css.prom" 'confdr_css_nacks_total{request="cm_mau_createconf_req",reason="unknown_user_domain"}')
 check "a create for an unknown user domain: confdr_css_nacks_total{...,reason=\"unknown_user_domain\"} ${nack:-absent}" \
 	test "${nack:-0}" = 1
+nack=$(value "$work/css.prom" 'confdr_css_nacks_total{request="cm_mau_createconf_req",reason="duplicate_e164"}')
+check "a create of a running E164: confdr_css_nacks_total{...,reason=\"duplicate_e164\"} ${nack:-absent}" \
+	test "${nack:-0}" = 1
+check "... in the histogram as a refusal (confdr_css_create_seconds_count{result=\"nack\"} $(value "$work/css.prom" 'confdr_css_create_seconds_count{result="nack"}'))" \
+	test "$(value "$work/css.prom" 'confdr_css_create_seconds_count{result="nack"}')" = 1
 
 # rms's refusals, by request and reason
 $ctl mcu drain no-such-mcu --platform p1 >/dev/null 2>&1
