@@ -25,6 +25,8 @@ pkgs=(
 	# tools deploy/sandbox.sh and the test scripts use (nftables: the ZooKeeper-only cut of
 	# a platform host, sandbox.sh fault zk-cut)
 	netcat-openbsd procps iproute2 util-linux coreutils jq nftables
+	# the metrics test scrapes /metrics, /healthz and /readyz (tests/integration/metrics.sh)
+	curl
 	# the sandbox's CA and server certificates (deploy/servers.sh, TLS)
 	openssl
 	# systemd-analyze: tests/check-install.sh verifies the unit templates (deploy/systemd/)

@@ -35,6 +35,10 @@ REDIS_P1=$((BASE + 379)) REDIS_P2=$((BASE + 380))
 REDIS_P1_REPLICA=$((BASE + 381)) REDIS_P2_REPLICA=$((BASE + 382))
 ZK_PORT=$((BASE + 181)) MYSQL_PORT=$((BASE + 306))
 ZK_PEER_PORT=$((BASE + 188)) ZK_ELECTION_PORT=$((BASE + 189))
+# The daemons' /metrics, /healthz and /readyz ([daemon] metrics_listen,
+# docs/metrics.md): BASE+900 on, 12 per platform, 4 per daemon (css, rms,
+# pms), one per instance: metrics_port p1-css-2 is BASE+901.
+METRICS_PORT=$((BASE + 900))
 
 # ---------------------------------------------------------------- layout
 
@@ -209,6 +213,15 @@ dnames() {
 	local i
 	echo "$1-$2"
 	for ((i = 2; i <= INSTANCES; i++)); do echo "$1-$2-$i"; done
+}
+# metrics_port NAME: the port of an instance's metrics_listen (p1-css, p2-pms-2).
+metrics_port() {
+	local p=${1%%-*} n=${1#*-} d i=1 pi di
+	d=${n%%-*}
+	[ "$d" != "$n" ] && i=${n##*-}
+	case $p in p1) pi=0 ;; p2) pi=1 ;; *) return 1 ;; esac
+	case $d in css) di=0 ;; rms) di=1 ;; pms) di=2 ;; *) return 1 ;; esac
+	echo $((METRICS_PORT + 12 * pi + 4 * di + i - 1))
 }
 # dconf_of NAME: the configuration file of an instance.
 dconf_of() {

@@ -283,6 +283,17 @@ cmd_env() {
 	q CONFDR_P2_MYSQL_DB confdr_p2
 	# The stores' users (docs/security.md, "Stores"): their password files,
 	# and Redis's admin for redis-cli (the tests' and drills' checks).
+	# Each daemon instance's /metrics, /healthz and /readyz (docs/metrics.md),
+	# on the loopback of its platform's host (multi-host: ip netns exec
+	# cdr-<base>-<platform> curl ...): CONFDR_METRICS_P1_CSS, ..._P1_CSS_2.
+	local p d name
+	for p in "${PLATFORMS[@]}"; do
+		for d in "${DAEMONS[@]}"; do
+			for name in $(dnames "$p" "$d"); do
+				q "CONFDR_METRICS_$(tr a-z- A-Z_ <<<"$name")" "127.0.0.1:$(metrics_port "$name")"
+			done
+		done
+	done
 	q CONFDR_SECRETS "$SECRETS"
 	q REDISCLI_AUTH "$(secret redis-admin 2>/dev/null)"
 }
@@ -299,6 +310,8 @@ platform = $p
 instance = $p-$d-$i
 log_level = info
 log_timestamps = true
+# /metrics, /healthz, /readyz (docs/metrics.md), on its host's loopback
+metrics_listen = 127.0.0.1:$(metrics_port "$3")
 
 [zookeeper]
 hosts = $ZK_HOSTS

@@ -43,6 +43,8 @@ struct cdr_daemon_conf {
 	int log_level; /* enum cdr_log_level */
 	bool log_timestamps;
 	uint64_t shutdown_timeout_ms;
+	char *metrics_listen; /* "" (off), or ADDRESS:PORT of /metrics, /healthz, /readyz (docs/metrics.md) */
+	bool metrics_remote;  /* metrics_listen may be other than a loopback address */
 
 	char *zk_hosts;
 	char *zk_chroot;
@@ -94,6 +96,11 @@ int cdr_secret_read(const char *path, const char *conf_path, char **ret, char *e
  * it (logged by the caller: password_file is the remedy). */
 int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, bool *warn, char *err, size_t errlen);
 
+/* After a config file is loaded: [daemon] metrics_listen is a loopback
+ * address unless metrics_remote allows another. 0, or -EINVAL and the reason
+ * in err. */
+int cdr_daemon_conf_listen(const struct cdr_daemon_conf *cf, char *err, size_t errlen);
+
 /* How ready the active instance is for what the broker brings; it only rises
  * while the daemon is active (cdr_daemon_ready) and is NONE on standby. */
 enum cdr_ready {
@@ -137,6 +144,13 @@ struct cdr_daemon_ops {
 	void (*reload)(struct cdr_daemon *d, void *server, const void *conf);
 	/* Frees the server; called after the loop stopped. */
 	void (*free)(void *server);
+	/* Just before /metrics is rendered: the daemon copies the figures it
+	 * keeps into its families of cdr_daemon_metrics(d). May be NULL. */
+	void (*metrics)(struct cdr_daemon *d, void *server);
+	/* /readyz, once the common checks passed (ZooKeeper, the links, a
+	 * role): NULL when the daemon has its state, else why not (a static
+	 * text: "active, view not rebuilt yet"). May be NULL. */
+	const char *(*not_ready)(struct cdr_daemon *d, void *server);
 	/* What the active instance takes from the broker (ended by a NULL fn;
 	 * NULL: nothing). The common life consumes and subscribes them as the
 	 * daemon becomes ready (cdr_daemon_ready), again on a new broker handle
@@ -196,6 +210,17 @@ int cdr_topo_follow_new(struct cdr_daemon *d, const uint64_t *refresh_ms, cdr_to
 void cdr_topo_follow_fetch(struct cdr_topo_follow *f);
 /* Accepts NULL; returns NULL. */
 struct cdr_topo_follow *cdr_topo_follow_free(struct cdr_topo_follow *f);
+
+struct cdr_metrics;
+/* The registry /metrics renders (include/confdr/metrics.h), with the common
+ * families (role, epoch, links, alarms: docs/metrics.md); the daemon adds
+ * its own in ops->init. Borrowed; it lives until after ops->free. */
+struct cdr_metrics *cdr_daemon_metrics(struct cdr_daemon *d);
+
+/* An alarm raised (kind "room_abnormal", severity "major", "cleared", ...):
+ * counted in confdr_alarms_total{kind,severity}. The caller logs and
+ * publishes it. */
+void cdr_daemon_alarm(struct cdr_daemon *d, const char *kind, const char *severity);
 
 /* The daemon's own figures (an object, stolen; NULL: none), published as
  * "stats" in its liveness node when they change (at most every 200 ms):

@@ -239,6 +239,8 @@ bool cdr_zk_election_leader(const struct cdr_zk_election *e);
  * before the first answer and after its node was lost with the session. */
 bool cdr_zk_election_placed(const struct cdr_zk_election *e);
 int64_t cdr_zk_election_epoch(const struct cdr_zk_election *e);
+/* Whether our node is in the election in this session (leader or in line). */
+bool cdr_zk_election_joined(const struct cdr_zk_election *e);
 
 /* Leaves the election: deletes its node (a successor takes over at once)
  * without calling fn. Accepts NULL; returns NULL. */

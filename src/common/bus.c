@@ -212,6 +212,8 @@ static bool refuse_sender(const struct cdr_dispatch *t, struct cdr_bus *b, const
 		cdr_warn("%s: %s %s (%" PRIu64 " refused for their sender so far)", t->queue,
 			 check ? "refused" : "would refuse (check_senders off)", detail, k);
 		if (b->d && b->alarm_type)
+			cdr_daemon_alarm(b->d, "forged_sender", "major");
+		if (b->d && b->alarm_type)
 			cdr_bus_publish(b, NULL, CDR_MQ_ALARM_EX, "", b->alarm_type, NULL, cdr_daemon_epoch(b->d),
 					json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "severity", "major", "kind",
 						  "forged_sender", "target", dl->user_id ? dl->user_id : "(none)",

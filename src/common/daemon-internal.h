@@ -66,6 +66,14 @@ struct cdr_daemon {
 	bool notified_ready;
 	bool notify_failed;
 	char notified_status[256];
+	/* daemon_metrics.c: /metrics, /healthz, /readyz */
+	struct cdr_metrics *metrics;
+	struct cdr_http *http;
+	struct cdr_timer *http_retry; /* the address could not be bound: tried again */
+	struct cdr_metric *m_info, *m_active, *m_epoch, *m_ready, *m_store_up, *m_reconnects, *m_alarms, *m_stalls,
+		*m_senders_refused, *m_start;
+	bool link_was_up[LINK_COUNT]; /* up once: a later up is a reconnection */
+	uint64_t reconnects[LINK_COUNT];
 };
 
 int daemon_run(struct cdr_daemon *d);
@@ -84,5 +92,9 @@ char *daemon_live_json(struct cdr_daemon *d);
 int daemon_notify_start(struct cdr_daemon *d);
 void daemon_notify_stopping(struct cdr_daemon *d);
 void daemon_notify_free(struct cdr_daemon *d);
+extern const char *const daemon_link_names[LINK_COUNT];
+int daemon_metrics_new(struct cdr_daemon *d);
+void daemon_metrics_start(struct cdr_daemon *d);
+void daemon_metrics_free(struct cdr_daemon *d);
 
 #endif

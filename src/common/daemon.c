@@ -26,7 +26,7 @@
 #define EXIT_USAGE  64
 #define EXIT_CONFIG 78
 
-static const char *const link_names[] = { "zookeeper", "amqp", "redis", "mysql" };
+const char *const daemon_link_names[LINK_COUNT] = { "zookeeper", "amqp", "redis", "mysql" };
 
 static void usage(const struct cdr_daemon_ops *ops, FILE *out)
 {
@@ -120,7 +120,8 @@ static int load_conf(const struct cdr_daemon_ops *ops, const struct cdr_conf_key
 		char why[PATH_MAX + 256];
 		bool warn = false;
 
-		if (cdr_daemon_conf_secrets(conf, path, &warn, why, sizeof(why)) < 0) {
+		if (cdr_daemon_conf_secrets(conf, path, &warn, why, sizeof(why)) < 0 ||
+		    cdr_daemon_conf_listen(conf, why, sizeof(why)) < 0) {
 			if (to_log)
 				cdr_err("config: %s: %s", path, why);
 			else
@@ -168,7 +169,7 @@ static char *live_json(struct cdr_daemon *d)
 	for (int i = LINK_AMQP; i < LINK_COUNT; i++) {
 		const char *st = !d->link_used[i] ? "unused" : d->link_up[i] ? "up" : "down";
 
-		json_object_set_new(o, link_names[i], json_string(st));
+		json_object_set_new(o, daemon_link_names[i], json_string(st));
 	}
 	json_object_set_new(o, "zookeeper", json_string("up"));
 	if (d->stats)
@@ -216,13 +217,17 @@ void daemon_set_link(struct cdr_daemon *d, enum daemon_link link, bool up, const
 		return;
 	d->link_known[link] = true;
 	d->link_up[link] = up;
+	if (up && d->link_was_up[link])
+		d->reconnects[link]++;
 	if (up)
-		cdr_notice("%s: connected%s%s", link_names[link], why && *why ? ": " : "", why ? why : "");
+		d->link_was_up[link] = true;
+	if (up)
+		cdr_notice("%s: connected%s%s", daemon_link_names[link], why && *why ? ": " : "", why ? why : "");
 	else
-		cdr_warn("%s: connection down%s%s; re-connecting with back-off", link_names[link],
+		cdr_warn("%s: connection down%s%s; re-connecting with back-off", daemon_link_names[link],
 			 why && *why ? ": " : "", why ? why : "");
 	if (d->ops->on_link)
-		d->ops->on_link(d, d->server, link_names[link], up);
+		d->ops->on_link(d, d->server, daemon_link_names[link], up);
 	if (link == LINK_AMQP && up)
 		daemon_take_queues(d);
 	daemon_live_changed(d);
@@ -338,6 +343,8 @@ static void on_hup(int signo, void *arg)
 	oc->log_level = nc->log_level;
 	oc->log_timestamps = nc->log_timestamps;
 	oc->shutdown_timeout_ms = nc->shutdown_timeout_ms;
+	if (strcmp(nc->metrics_listen, oc->metrics_listen) || nc->metrics_remote != oc->metrics_remote)
+		cdr_warn("reload: [daemon] metrics_listen/metrics_remote take effect at restart");
 	cdr_log_setup(d->ops->name, oc->platform, (enum cdr_log_level)oc->log_level, oc->log_timestamps);
 	if (d->ops->reload)
 		d->ops->reload(d, d->server, nc);
@@ -452,6 +459,11 @@ int daemon_run(struct cdr_daemon *d)
 		goto out;
 	}
 	cdr_notice("starting: instance %s, config %s, pid %d", d->instance, d->conf_path, (int)getpid());
+	if ((r = daemon_metrics_new(d)) < 0) {
+		cdr_err("cannot set up the metrics: %s", strerror(-r));
+		d->exit_code = 1;
+		goto out;
+	}
 	if (d->ops->init && (r = d->ops->init(d, &d->server)) < 0) {
 		cdr_err("init failed: %s", strerror(-r));
 		d->exit_code = 1;
@@ -462,6 +474,7 @@ int daemon_run(struct cdr_daemon *d)
 		d->exit_code = 1;
 		goto out;
 	}
+	daemon_metrics_start(d);
 	if (cdr_loop_run(d->loop) < 0) {
 		cdr_err("event loop failed");
 		d->exit_code = 1;
@@ -473,6 +486,7 @@ out:
 	if (d->ops->free && d->server)
 		d->ops->free(d->server);
 	d->server = NULL;
+	daemon_metrics_free(d);
 	d->live_timer = cdr_timer_free(d->live_timer);
 	d->loop = cdr_loop_free(d->loop);
 	free(d->stats);
@@ -523,7 +537,7 @@ int64_t cdr_daemon_epoch(struct cdr_daemon *d)
 bool cdr_daemon_link_up(struct cdr_daemon *d, const char *link)
 {
 	for (int i = 0; i < LINK_COUNT; i++)
-		if (strcmp(link_names[i], link) == 0)
+		if (strcmp(daemon_link_names[i], link) == 0)
 			return d->link_up[i];
 	return false;
 }

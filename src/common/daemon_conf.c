@@ -1,5 +1,6 @@
 /* The keys every daemon's config file has. */
 #include <confdr/daemon.h>
+#include <confdr/http.h>
 #include <confdr/log.h>
 
 #include <errno.h>
@@ -16,6 +17,18 @@
 
 static const char *const log_levels[] = { "debug", "info", "notice", "warn", "error", NULL };
 
+/* "" or ADDRESS:PORT (whether it is loopback: cdr_daemon_conf_listen). */
+static const char *check_listen(const char *value)
+{
+	char addr[64];
+	const char *why = NULL;
+	uint16_t port;
+
+	if (!*value)
+		return NULL;
+	return cdr_http_parse_listen(value, addr, sizeof(addr), &port, &why) < 0 ? why : NULL;
+}
+
 #define K(sec, key, type, field, def, min, max, choices, check, help)                                                  \
 	{                                                                                                              \
 		sec, key, type, offsetof(struct cdr_daemon_conf, field), def, min, max, choices, check, help, NULL, 0  \
@@ -31,6 +44,11 @@ const struct cdr_conf_key cdr_daemon_conf_keys[] = {
 	  "stamp log lines (off under journald)"),
 	K("daemon", "shutdown_timeout", CDR_CONF_MS, shutdown_timeout_ms, "10s", 100, 300000, NULL, NULL,
 	  "deadline of a graceful stop"),
+	K("daemon", "metrics_listen", CDR_CONF_STR, metrics_listen, "", 0, 0, NULL, check_listen,
+	  "ADDRESS:PORT serving /metrics (Prometheus text), /healthz and /readyz over HTTP, a loopback address "
+	  "(127.0.0.1:9464, [::1]:9464); empty: off"),
+	K("daemon", "metrics_remote", CDR_CONF_BOOL, metrics_remote, "false", 0, 0, NULL, NULL,
+	  "let metrics_listen be an address other than loopback (the endpoints have no authentication: firewall it)"),
 	K("zookeeper", "hosts", CDR_CONF_STR, zk_hosts, NULL, 0, 0, NULL, cdr_conf_check_hostport,
 	  "ZooKeeper ensemble host:port[,host:port...]"),
 	K("zookeeper", "chroot", CDR_CONF_STR, zk_chroot, "/dr", 0, 0, NULL, NULL, "chroot of confdr's tree"),
@@ -236,6 +254,25 @@ int cdr_daemon_conf_secrets(struct cdr_daemon_conf *cf, const char *conf_path, b
 	}
 	if (cf->redis_user && *cf->redis_user && !(cf->redis_password && *cf->redis_password)) {
 		snprintf(err, errlen, "[redis] user needs a password (or password_file)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cdr_daemon_conf_listen(const struct cdr_daemon_conf *cf, char *err, size_t errlen)
+{
+	char addr[64];
+	const char *why;
+	uint16_t port;
+
+	if (!cf->metrics_listen || !*cf->metrics_listen || cf->metrics_remote)
+		return 0;
+	if (cdr_http_parse_listen(cf->metrics_listen, addr, sizeof(addr), &port, &why) == 0 &&
+	    !cdr_http_loopback(addr)) {
+		snprintf(err, errlen,
+			 "[daemon] metrics_listen: %s is not a loopback address (127.0.0.0/8, ::1); the endpoints have "
+			 "no authentication: set [daemon] metrics_remote = true to serve them there",
+			 cf->metrics_listen);
 		return -EINVAL;
 	}
 	return 0;

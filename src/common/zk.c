@@ -1511,6 +1511,11 @@ bool cdr_zk_election_placed(const struct cdr_zk_election *e)
 	return e->placed;
 }
 
+bool cdr_zk_election_joined(const struct cdr_zk_election *e)
+{
+	return e->node != NULL;
+}
+
 int64_t cdr_zk_election_epoch(const struct cdr_zk_election *e)
 {
 	return e->leader ? e->epoch : -1;

@@ -412,6 +412,7 @@ static void create_replicated(void *arg, enum css_repl result)
 		css_db_queue(s, c);
 		css_upu_report(s, c, true);
 		s->n.created++;
+		css_metric_create_answered(s, op->t0, true);
 		cdr_info("conference %s runs on %s (%s, %s) after %" PRIu64 " ms", c->e164, c->mcu, c->room, c->host,
 			 cdr_now_ms() - op->t0);
 		c->op = NULL;

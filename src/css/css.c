@@ -358,9 +358,9 @@ static int css_init(struct cdr_daemon *d, void **server)
 	s->conf.base.redis_connect_timeout_ms = cf->base.redis_connect_timeout_ms;
 	snprintf(s->platform, sizeof(s->platform), "%s", cf->base.platform);
 	cdr_bus_init(&s->bus, d, "css", cf->base.platform);
-	if (!(s->confs = cdr_hmap_new()) || !(s->strs = cdr_hmap_new()) || !(s->uds = cdr_hmap_new()) ||
-	    !(s->mcus = cdr_hmap_new()) || !(s->reqs = cdr_hmap_new()) || !(s->mcu_ops = cdr_hmap_new()) ||
-	    !(s->list_seq = cdr_hmap_new()) || !(s->orphans = cdr_hmap_new()) ||
+	if (css_metrics_init(s) < 0 || !(s->confs = cdr_hmap_new()) || !(s->strs = cdr_hmap_new()) ||
+	    !(s->uds = cdr_hmap_new()) || !(s->mcus = cdr_hmap_new()) || !(s->reqs = cdr_hmap_new()) ||
+	    !(s->mcu_ops = cdr_hmap_new()) || !(s->list_seq = cdr_hmap_new()) || !(s->orphans = cdr_hmap_new()) ||
 	    cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow) < 0 ||
 	    cdr_timer_new(loop, css_ask_pms, s, &s->pms_timer) < 0 ||
 	    cdr_timer_new(loop, css_expiry_tick, s, &s->expiry_timer) < 0 ||
@@ -481,6 +481,7 @@ static void css_free(void *server)
 	free(s->dbq.v);
 	json_decref(s->templates);
 	free(s->templates_txt);
+	free(s->m); /* its families are the registry's */
 	free(s);
 }
 
@@ -508,5 +509,7 @@ const struct cdr_daemon_ops css_daemon_ops = {
 	.on_role = css_on_role,
 	.reload = css_reload,
 	.free = css_free,
+	.metrics = css_metrics_fill,
+	.not_ready = css_not_ready,
 	.queues = css_queues,
 };

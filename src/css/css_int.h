@@ -283,6 +283,8 @@ struct css {
 	bool audit_pending;
 	int64_t audit_epoch; /* the rms epoch of the last inventory audited (restore.c), 0 before */
 
+	struct css_metrics *m; /* metrics.c */
+
 	struct {
 		uint64_t created, create_failed, ended, orphans_ended, missing, late_acks, duplicates, refused;
 		uint64_t lost, restored, restore_failed, moved_ended, adopted, sm_refused;
@@ -337,6 +339,20 @@ void css_maybe_consume(struct css *s);
 void css_drop_view(struct css *s);
 /* The stats into the liveness node now (also every second). */
 void css_publish_stats(void *arg);
+
+/* ---- metrics.c ---- */
+/* css's families in cdr_daemon_metrics (docs/metrics.md); 0 or -errno. */
+int css_metrics_init(struct css *s);
+/* ops->metrics and ops->not_ready */
+void css_metrics_fill(struct cdr_daemon *d, void *server);
+const char *css_not_ready(struct cdr_daemon *d, void *server);
+/* A refusal (NACK) of a request of this type, for this reason. */
+void css_metric_nack(struct css *s, const char *request, const char *reason);
+/* A create answered (ack) or refused: the time since its request came (t0,
+ * monotonic ms). */
+void css_metric_create_answered(struct css *s, uint64_t t0, bool ack);
+/* c restored: the time since it was lost. */
+void css_metric_restored(struct css *s, const struct conf *c);
 
 /* ---- model.c ---- */
 int css_confvec_push(struct confvec *q, struct conf *c);

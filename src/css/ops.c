@@ -125,9 +125,23 @@ void css_op_done(struct op *op)
 	css_op_unref(op);
 }
 
-/* The encoded answer to op's CM request. */
+/* A refusal of op's request for reason: counted (and a create's time to it
+ * observed). */
+static void count_refusal(struct css *s, const char *request, const char *reason, bool create, uint64_t t0)
+{
+	css_metric_nack(s, request, reason);
+	if (create)
+		css_metric_create_answered(s, t0, false);
+}
+
+/* The encoded answer to op's CM request; a refusal is counted here, where
+ * every refusal of an operation is made (css_answer_now counts its own once
+ * it knows which answer goes out). */
 char *css_answer_text(struct op *op, bool ack, json_t *body)
 {
+	if (!ack && op->m)
+		count_refusal(op->s, cdr_msg_type(op->m), json_string_value(json_object_get(body, "reason")),
+			      op->kind == OP_CREATE, op->t0);
 	return cdr_msg_encode_reply(op->m, ack, op->s->bus.src, body);
 }
 
@@ -171,6 +185,10 @@ struct pending_answer {
 	bool nx;
 	char fp[CDR_MSG_FP_LEN];
 	char *reused; /* sent when another request stored an answer under the id */
+	/* what is counted if txt goes out (a refusal: reason set) */
+	char request[64], reason[64];
+	bool create;
+	uint64_t t0;
 };
 
 static void on_answer_stored(int status, const redisReply *reply, void *arg)
@@ -186,6 +204,8 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 		before = answer_in(a->fp, reply->str, &other);
 		if (other) {
 			a->s->n.reused_ids++;
+			if (a->reused)
+				count_refusal(a->s, a->request, "bad_request", a->create, a->t0);
 			cdr_warn("request %s refused: its id was used before by another request", a->req);
 		} else {
 			a->s->n.duplicates++;
@@ -198,6 +218,8 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 		if (status < 0)
 			cdr_warn("answer to %s not stored (%s): sent anyway; a redelivery would be answered afresh",
 				 a->req, css_redis_err(status, reply));
+		if (a->reason[0])
+			count_refusal(a->s, a->request, a->reason, a->create, a->t0);
 		cdr_bus_reply_and_ack(&a->s->bus, a->dl, a->txt);
 	}
 	free(a->txt);
@@ -211,12 +233,19 @@ static void on_answer_stored(int status, const redisReply *reply, void *arg)
 void css_answer_now(struct op *op, bool ack, json_t *body)
 {
 	struct css *s = op->s;
-	char *txt = css_answer_text(op, ack, body), *val = txt ? css_answer_value(op, txt) : NULL, akey[160], ttl[24];
+	const char *request = op->m ? cdr_msg_type(op->m) : "";
+	char reason[64] = "", *txt, *val, akey[160], ttl[24];
 	const char *platform = op->kind == OP_CREATE && op->home[0] ? op->home : s->platform;
 	struct cdr_redis *r = css_redis_of(s, platform);
 	struct pending_answer *a;
 
+	if (!ack) /* counted once it is known to go out (on_answer_stored) */
+		snprintf(reason, sizeof(reason), "%s", nz(json_string_value(json_object_get(body, "reason"))));
+	txt = cdr_msg_encode_reply(op->m, ack, s->bus.src, body);
+	val = txt ? css_answer_value(op, txt) : NULL;
 	if (!op->dl || !val || !op->req[0] || !r || !(a = calloc(1, sizeof(*a)))) {
+		if (!ack && op->dl)
+			count_refusal(s, request, reason, op->kind == OP_CREATE, op->t0);
 		css_answer_send(op, txt); /* nothing to store it in: sent as it is */
 		free(txt);
 		free(val);
@@ -227,13 +256,19 @@ void css_answer_now(struct op *op, bool ack, json_t *body)
 	a->txt = txt;
 	a->gen = s->gen;
 	snprintf(a->req, sizeof(a->req), "%s", op->req);
+	snprintf(a->request, sizeof(a->request), "%s", request);
+	snprintf(a->reason, sizeof(a->reason), "%s", reason);
+	a->create = op->kind == OP_CREATE;
+	a->t0 = op->t0;
 	if ((a->nx = op->kind == OP_CREATE && op->unchecked)) {
 		char detail[200];
 
 		snprintf(a->fp, sizeof(a->fp), "%s", op->fp);
 		snprintf(detail, sizeof(detail), "request id %s was used before by another request", op->req);
-		a->reused = css_answer_text(op, false,
-					    css_nack_body(cdr_msg_str(op->m, "e164", NULL), "bad_request", detail));
+		/* made in case: counted (on_answer_stored) only if sent */
+		a->reused =
+			cdr_msg_encode_reply(op->m, false, s->bus.src,
+					     css_nack_body(cdr_msg_str(op->m, "e164", NULL), "bad_request", detail));
 	}
 	op->dl = NULL;
 	css_answer_key(op->req, akey, sizeof(akey));
@@ -260,6 +295,7 @@ void css_refuse(struct css *s, struct cdr_mq_delivery *dl, struct cdr_msg *m, co
 	const char *e164 = cdr_msg_str(m, "e164", NULL);
 
 	s->n.refused++;
+	css_metric_nack(s, cdr_msg_type(m), reason);
 	cdr_info("%s %s refused: %s: %s", cdr_msg_type(m), cdr_msg_id(m), reason, detail);
 	cdr_bus_answer(&s->bus, dl, m, false, css_nack_body(e164, reason, detail), false);
 	cdr_msg_free(m);

@@ -99,6 +99,7 @@ void css_restore_done(struct op *op)
 	css_rsv_add(s, true, c->reservation);
 	css_db_queue(s, c);
 	s->n.restored++;
+	css_metric_restored(s, c);
 	cdr_info("conference %s restored on %s (%s, %s), generation %" PRId64 ", %" PRIu64 " ms after its loss",
 		 c->e164, c->mcu, nz(c->room), nz(c->host), c->generation, cdr_now_ms() - c->lost_mono);
 	c->op = NULL;

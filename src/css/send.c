@@ -174,6 +174,7 @@ void css_alarm(struct css *s, const char *severity, const char *kind, const char
 {
 	cdr_log(severity[0] == 'c' && severity[1] == 'l' ? CDR_LOG_NOTICE : CDR_LOG_WARN, "ALARM %s %s %s: %s",
 		severity, kind, target, detail);
+	cdr_daemon_alarm(s->d, kind, severity);
 	css_notify(s, CDR_MQ_ALARM_EX, "", "mau_all_alarm_ntf",
 		   json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "severity", severity, "kind", kind, "target", target,
 			     "platform", s->platform, "detail", detail, "epoch", (json_int_t)s->epoch));

@@ -48,6 +48,8 @@ static bool isolation(struct pms *s, int64_t now)
 	if (!s->started || !s->backup_plat)
 		return false;
 	s->isolated = pms_isolated(&s->quorum, s->listen_since_ms, s->backup_hears_ms, release_ms(s), now, was);
+	if (was != s->isolated)
+		cdr_daemon_alarm(s->d, "isolated", s->isolated ? "critical" : "cleared");
 	if (was && !s->isolated)
 		cdr_notice("ALARM cleared isolated %s: this pms writes its beat to ZooKeeper again", s->platform);
 	if (!was && s->isolated)

@@ -318,7 +318,7 @@ static int pms_init(struct cdr_daemon *d, void **server)
 	snprintf(s->platform, sizeof(s->platform), "%s", cf->base.platform);
 	cdr_bus_init(&s->bus, d, "pms", cf->base.platform);
 	snprintf(s->instance, sizeof(s->instance), "%s", cf->base.instance ? cf->base.instance : s->bus.src);
-	if (copy_rconf(s, &cf->rooms) < 0 || !(s->mcus = cdr_hmap_new()) ||
+	if (pms_metrics_init(s) < 0 || copy_rconf(s, &cf->rooms) < 0 || !(s->mcus = cdr_hmap_new()) ||
 	    cdr_topo_follow_new(d, &s->conf.topology_refresh_ms, on_topology, s, &s->follow) < 0 ||
 	    cdr_timer_new(loop, on_tick, s, &s->tick) < 0 ||
 	    cdr_timer_new(loop, pms_poll_inventory, s, &s->mcu_timer) < 0 ||
@@ -328,6 +328,7 @@ static int pms_init(struct cdr_daemon *d, void **server)
 		cdr_topo_follow_free(s->follow);
 		cdr_timer_free(s->tick);
 		cdr_timer_free(s->mcu_timer);
+		free(s->m);
 		free(s);
 		return -ENOMEM;
 	}
@@ -414,6 +415,7 @@ static void pms_free(void *server)
 	cdr_timer_free(s->beat_timer);
 	cdr_topology_free(s->topo);
 	free_rconf(s);
+	free(s->m); /* its families are the registry's */
 	free(s);
 }
 
@@ -437,5 +439,7 @@ const struct cdr_daemon_ops pms_daemon_ops = {
 	.on_role = pms_on_role,
 	.reload = pms_reload,
 	.free = pms_free,
+	.metrics = pms_metrics_fill,
+	.not_ready = pms_not_ready,
 	.queues = pms_queues,
 };

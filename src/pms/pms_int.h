@@ -146,7 +146,17 @@ struct pms {
 	bool inventory_pending;
 	bool rms_silent_logged;
 	int64_t rms_epoch_seen; /* of the rms whose inventory came last (0: none yet) */
+	struct pms_metrics *m;	/* metrics.c */
 };
+
+/* ---- metrics.c ---- */
+/* pms's families in cdr_daemon_metrics (docs/metrics.md); 0 or -errno. */
+int pms_metrics_init(struct pms *s);
+/* ops->metrics and ops->not_ready */
+void pms_metrics_fill(struct cdr_daemon *d, void *server);
+const char *pms_not_ready(struct cdr_daemon *d, void *server);
+/* A refusal of request m with this NACK body (its reason). */
+void pms_metric_nack(struct pms *s, const struct cdr_msg *m, const json_t *body);
 
 /* The monotonic clock, in ms (checks, graces, preempt delays). */
 /* ---- state.c ---- */

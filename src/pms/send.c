@@ -71,6 +71,7 @@ void pms_alarm(struct pms *s, enum pms_target t, const char *id, const struct pm
 		cdr_warn("ALARM %s %s %s: %s (epoch %" PRId64 ")", sev, kind, id, detail, st->epoch);
 	else
 		cdr_notice("ALARM %s %s %s: %s (epoch %" PRId64 ")", sev, kind, id, detail, st->epoch);
+	cdr_daemon_alarm(s->d, kind, sev);
 	publish(s, CDR_MQ_ALARM_EX, "pms_all_alarm_ntf",
 		json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "severity", sev, "kind", kind, "target", id, "platform",
 			  s->platform, "detail", detail, "epoch", (json_int_t)st->epoch));
@@ -78,5 +79,7 @@ void pms_alarm(struct pms *s, enum pms_target t, const char *id, const struct pm
 
 void pms_answer(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body)
 {
+	if (!ack)
+		pms_metric_nack(s, m, body); /* before the body is given away */
 	cdr_bus_answer(&s->bus, dl, m, ack, body, false);
 }

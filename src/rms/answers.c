@@ -56,7 +56,11 @@ void rms_cache_prune(struct rms *s, bool all)
  * acks the delivery. */
 void rms_answer(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body, bool cache)
 {
-	char *txt = cdr_bus_answer(&s->bus, dl, m, ack, body, cache);
+	char *txt;
+
+	if (!ack)
+		rms_metric_nack(s, m, body); /* before the body is given away */
+	txt = cdr_bus_answer(&s->bus, dl, m, ack, body, cache);
 
 	if (txt)
 		cache_put(s, m, txt);

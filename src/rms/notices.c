@@ -49,6 +49,7 @@ void rms_on_inv_event(const struct rms_event *ev, void *arg)
 		char detail[256];
 
 		snprintf(detail, sizeof(detail), "%s %s in room %s: %s", ev->vrs ? "VRS" : "MCU", id, room, ev->reason);
+		cdr_daemon_alarm(s->d, ev->vrs ? "vrs_down" : "mcu_down", down ? "major" : "cleared");
 		publish(s, CDR_MQ_ALARM_EX, "rms_all_alarm_ntf",
 			json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "severity", down ? "major" : "cleared", "kind",
 				  ev->vrs ? "vrs_down" : "mcu_down", "target", id, "platform", s->platform, "detail",

@@ -239,9 +239,10 @@ static int rms_init(struct cdr_daemon *d, void **server)
 	policy_from_conf(cf, &p);
 	s->inv = rms_inv_new(s->platform, &p, rms_on_inv_event, s);
 	s->cache = cdr_hmap_new();
-	if (!s->inv || !s->cache) {
+	if (!s->inv || !s->cache || rms_metrics_init(s) < 0) {
 		rms_inv_free(s->inv);
 		cdr_hmap_free(s->cache);
+		free(s->m);
 		free(s);
 		return -ENOMEM;
 	}
@@ -250,6 +251,7 @@ static int rms_init(struct cdr_daemon *d, void **server)
 		cdr_timer_free(s->tick);
 		rms_inv_free(s->inv);
 		cdr_hmap_free(s->cache);
+		free(s->m);
 		free(s);
 		return r;
 	}
@@ -355,6 +357,7 @@ static void rms_free(void *server)
 	cdr_topo_follow_free(s->follow);
 	rms_inv_free(s->inv);
 	cdr_topology_free(s->topo);
+	free(s->m); /* its families are the registry's */
 	free(s);
 }
 
@@ -378,5 +381,7 @@ const struct cdr_daemon_ops rms_daemon_ops = {
 	.on_role = rms_on_role,
 	.reload = rms_reload,
 	.free = rms_free,
+	.metrics = rms_metrics_fill,
+	.not_ready = rms_not_ready,
 	.queues = rms_queues,
 };

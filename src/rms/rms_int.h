@@ -66,7 +66,17 @@ struct rms {
 	struct cached_list cached;
 
 	uint64_t n_alloc_ok, n_alloc_failed;
+	struct rms_metrics *m; /* metrics.c */
 };
+
+/* ---- metrics.c ---- */
+/* rms's families in cdr_daemon_metrics (docs/metrics.md); 0 or -errno. */
+int rms_metrics_init(struct rms *s);
+/* ops->metrics and ops->not_ready */
+void rms_metrics_fill(struct cdr_daemon *d, void *server);
+const char *rms_not_ready(struct cdr_daemon *d, void *server);
+/* A refusal of request m with this NACK body (its reason). */
+void rms_metric_nack(struct rms *s, const struct cdr_msg *m, const json_t *body);
 
 /* ---- answers.c ---- */
 void rms_answer(struct rms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body, bool cache);
