@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The .deb installed and run on a fresh Debian 12 root (docs/packaging.md),
+# run by hand, not by tests/run.sh:
+#
+#   ../shared/tools/fresh-machine.sh 'tests/deb-fresh.sh'            (from a checkout; commits only)
+#   ../shared/tools/fresh-machine.sh 'tests/deb-fresh.sh --lintian'  (also installs and runs lintian)
+#
+# It installs the build and sandbox dependencies (deploy/install-deps.sh),
+# builds the packages (tests/package.sh, a scratch build dir with
+# CMAKE_INSTALL_PREFIX=/usr), installs them with apt-get (which resolves their
+# Depends from the archive), checks what the install did (the user confdr,
+# /var/lib/confdr, conffiles, the daemons on PATH and their default config),
+# starts the sandbox's servers and then the INSTALLED daemons and simulators
+# against them (deploy/sandbox.sh start with CONFDR_BUILD_DIR a directory of
+# links to /usr/sbin and /usr/bin, CONFDR_PREBUILT=1), waits until the
+# installed confdrctl sees every daemon up and connected, checks each running
+# daemon is the installed program, creates conferences through the installed
+# cmsim, then stops the sandbox, reinstalls over an edited conffile and purges.
+# One line per check, "ok ..." or "not ok ...", each step's time; exit 1 if any is not ok.
+#
+# It installs packages into the system it runs on: it refuses to run unless
+# CI=true (fresh-machine.sh sets it) or --force is given.
+# Environment: CONFDR_PORT_BASE (default 33000: away from the usual sandboxes,
+# fresh-machine.sh shares this machine's network), CONFDR_SANDBOX_HOSTS
+# (single, the default here, or multi), CONFDR_INSTANCES (default 2).
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+lintian=0 force=0
+for a in "$@"; do
+	case $a in
+	--lintian) lintian=1 ;;
+	--force) force=1 ;;
+	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "deb-fresh.sh: unknown option $a (see --help)" >&2; exit 64 ;;
+	esac
+done
+[ "${CI:-}" = true ] || [ $force = 1 ] ||
+	{ echo "deb-fresh.sh: installs confdr into this system; run it in a fresh root (fresh-machine.sh) or with --force" >&2; exit 64; }
+[ "$(id -u)" = 0 ] || { echo "deb-fresh.sh: run as root" >&2; exit 64; }
+
+export CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-33000}
+export CONFDR_SANDBOX_HOSTS=${CONFDR_SANDBOX_HOSTS:-single}
+export CONFDR_INSTANCES=${CONFDR_INSTANCES:-2}
+work=$(mktemp -d /tmp/confdr-deb-fresh.XXXXXX)
+debs=$work/debs bin=$work/bin
+export CONFDR_RUN_DIR=$work/run CONFDR_BUILD_DIR=$bin CONFDR_PREBUILT=1
+export DEBIAN_FRONTEND=noninteractive
+
+n=0 nbad=0 t_all=$SECONDS
+ok() { n=$((n + 1)); echo "ok $n $*"; }
+bad() { n=$((n + 1)) nbad=$((nbad + 1)); echo "not ok $n $*"; }
+check() {
+	local what=$1 o
+	shift
+	if o=$("$@" 2>&1); then ok "$what"; else bad "$what"; [ -z "$o" ] || sed 's/^/    /' <<<"$o" | tail -n 20; fi
+}
+t=$SECONDS
+step() { echo "# $* (at $((SECONDS - t_all)) s)"; t=$SECONDS; }
+took() { echo "$((SECONDS - t)) s"; }
+# timed WHAT COMMAND...: check, with the seconds COMMAND took in the line.
+timed() {
+	local what=$1 t0=$SECONDS o rc=0
+	shift
+	o=$("$@" 2>&1) || rc=$?
+	if [ $rc = 0 ]; then ok "$what ($((SECONDS - t0)) s)"; else
+		bad "$what ($((SECONDS - t0)) s)"
+		[ -z "$o" ] || sed 's/^/    /' <<<"$o" | tail -n 30
+	fi
+	return $rc
+}
+finish() {
+	./deploy/sandbox.sh down >/dev/null 2>&1
+	echo "deb-fresh.sh: $((n - nbad)) ok, $nbad not ok, in $((SECONDS - t_all)) s (git $(git log -1 --format=%h 2>/dev/null))"
+	[ $nbad = 0 ]
+	exit
+}
+trap 'bad "interrupted"; finish' INT TERM
+
+step "dependencies (deploy/install-deps.sh)"
+timed "deploy/install-deps.sh" ./deploy/install-deps.sh
+
+step "the packages (tests/package.sh, a scratch build dir)"
+if bash tests/package.sh --out "$debs" >"$work/package.log" 2>&1; then
+	ok "tests/package.sh: $(grep -c '^ok ' "$work/package.log") checks ok ($(took))"
+else
+	bad "tests/package.sh ($(took))"
+	grep -E '^not ok|^    ' "$work/package.log" | head -n 30
+	[ -n "$(ls "$debs"/confdr_*.deb 2>/dev/null)" ] || finish
+fi
+deb=$(ls "$debs"/confdr_*.deb | head -n 1) sims=$(ls "$debs"/confdr-sims_*.deb | head -n 1)
+
+step "apt-get install ./$(basename "$deb") ./$(basename "$sims")"
+if apt-get install -y -q --no-install-recommends "$deb" "$sims" >"$work/apt.log" 2>&1; then
+	ok "apt-get install of both packages ($(took); $(grep -oE '[0-9]+ newly installed' "$work/apt.log"))"
+else
+	bad "apt-get install of both packages"
+	tail -n 20 "$work/apt.log"
+	finish
+fi
+check "dpkg: confdr and confdr-sims installed" bash -c \
+	"dpkg-query -W -f='\${db:Status-Abbrev}\n' confdr confdr-sims | grep -c '^ii' | grep -qx 2"
+check "the system user confdr (nologin, uid < 1000) and its group" bash -c \
+	'getent passwd confdr | awk -F: "\$3 < 1000 && \$7 ~ /nologin/ {f=1} END {exit !f}" && getent group confdr'
+check "/var/lib/confdr: confdr:confdr 750" test "$(stat -c '%U:%G %a' /var/lib/confdr 2>&1)" = "confdr:confdr 750"
+check "conffiles: /etc/confdr/{css,rms,pms}.conf" bash -c \
+	"[ \"\$(dpkg-query -W -f='\${Conffiles}\n' confdr | awk 'NF {print \$1}' | sort | tr '\n' ' ')\" = '/etc/confdr/css.conf /etc/confdr/pms.conf /etc/confdr/rms.conf ' ]"
+for d in css rms pms; do
+	check "confdr-$d on PATH is /usr/sbin/confdr-$d and takes its default config (-t)" \
+		bash -c "[ \"\$(command -v confdr-$d)\" = /usr/sbin/confdr-$d ] && confdr-$d -t"
+done
+check "confdrctl, mcusim, cmsim in /usr/bin" bash -c 'for p in confdrctl mcusim cmsim confdr-conform; do [ -x /usr/bin/$p ] || exit 1; done'
+check "man pages installed: confdr-css.8.gz ... confdrctl.8.gz" bash -c \
+	'for p in confdr-css confdr-rms confdr-pms confdrctl; do [ -s /usr/share/man/man8/$p.8.gz ] || exit 1; done'
+if [ $lintian = 1 ]; then
+	step "lintian (its report shown, not judged)"
+	apt-get install -y -q --no-install-recommends lintian >"$work/lintian-apt.log" 2>&1 || echo "# lintian: install failed"
+	lintian --no-tag-display-limit "$deb" "$sims" 2>&1 | sed 's/^/#   /'
+	echo "# lintian: $(took)"
+fi
+
+step "the sandbox's servers and the installed daemons ($CONFDR_SANDBOX_HOSTS-host, ports from $CONFDR_PORT_BASE)"
+mkdir -p "$bin"
+for p in confdr-css confdr-rms confdr-pms confdr-supervise; do ln -s /usr/sbin/$p "$bin/$p"; done
+for p in confdrctl mcusim cmsim; do ln -s /usr/bin/$p "$bin/$p"; done
+if ./deploy/sandbox.sh start >"$work/start.log" 2>&1; then
+	ok "sandbox.sh start with the installed programs ($(took))"
+else
+	bad "sandbox.sh start with the installed programs ($(took))"
+	tail -n 30 "$work/start.log"
+	finish
+fi
+eval "$(./deploy/sandbox.sh env)"
+all=$((6 * CONFDR_INSTANCES))
+ctl() {
+	CONFDR_ZK_USER=deploy CONFDR_ZK_PASSWORD_FILE=$CONFDR_SECRETS/zk-deploy.password \
+		timeout 120 /usr/bin/confdrctl "$@"
+}
+timed "installed confdrctl: all $all daemons up and connected (status --wait 90 --expect $all)" \
+	ctl status --wait 90 --expect $all
+exes=$(for f in "$CONFDR_RUN_DIR"/pids/p[12]-*.pid; do
+	c=$(pgrep -P "$(cat "$f")" | head -n 1)
+	[ -n "$c" ] && readlink "/proc/$c/exe"
+done | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
+check "each running daemon is an installed program: $exes" \
+	test "$exes" = "/usr/sbin/confdr-css x$((2 * CONFDR_INSTANCES)) /usr/sbin/confdr-pms x$((2 * CONFDR_INSTANCES)) /usr/sbin/confdr-rms x$((2 * CONFDR_INSTANCES)) "
+mcus_up() { [ "$(ctl mcu list --platform "$1" --json | jq '[.[] | select(.state == "up")] | length')" -ge 8 ]; }
+t=$SECONDS
+for p in p1 p2; do
+	for _ in $(seq 150); do mcus_up $p 2>/dev/null && break; sleep 0.2; done
+	check "$p's rms (installed) has the 8 MCUs of the installed mcusim up" mcus_up $p
+	check "installed cmsim: 50 conferences created on $p" bash -c \
+		"/usr/bin/cmsim create --platform $p --domain ud-$p-r1-a --domain ud-$p-r2-a --count 50 --rate 50 --timeout 30 -q \
+			--json '$work/create-$p.json' && [ \"\$(jq -r .acked '$work/create-$p.json')\" = 50 ]"
+done
+echo "# conferences: $(took)"
+check "installed confdrctl conf list: 50 on p1" bash -c \
+	"[ \"\$(CONFDR_ZK_USER=deploy CONFDR_ZK_PASSWORD_FILE=$CONFDR_SECRETS/zk-deploy.password /usr/bin/confdrctl conf list --platform p1 --json | jq length)\" = 50 ]"
+step "sandbox down"
+timed "sandbox.sh down" ./deploy/sandbox.sh down
+
+step "reinstall over an edited conffile, then purge"
+echo "# edited by tests/deb-fresh.sh" >>/etc/confdr/css.conf
+timed "apt-get install --reinstall keeps the edited /etc/confdr/css.conf" bash -c \
+	"apt-get install -y -q --reinstall '$deb' >/dev/null 2>&1 && tail -n 1 /etc/confdr/css.conf | grep -q 'edited by tests/deb-fresh.sh'"
+timed "apt-get purge confdr confdr-sims" bash -c "apt-get purge -y -q confdr confdr-sims >/dev/null 2>&1"
+check "purged: no /usr/sbin/confdr-css, no /etc/confdr, no /var/lib/confdr; the user confdr stays" bash -c \
+	'[ ! -e /usr/sbin/confdr-css ] && [ ! -e /etc/confdr ] && [ ! -e /var/lib/confdr ] && getent passwd confdr >/dev/null'
+echo "# $(took)"
+finish
