@@ -10,7 +10,9 @@
 # on its multi-host sandbox: one count per scenario.
 # Lane b runs the benchmarks once (bench/run.sh --quick) after its
 # integration tests, on its single-host sandbox: one count, for running
-# through and reporting every figure, never for speed.
+# through and reporting every figure, never for speed; then it builds the
+# .deb files from the plain build and checks them uninstalled
+# (tests/package.sh, docs/packaging.md): one count.
 #
 #   ./tests/run.sh            everything
 #   ./tests/run.sh --unit     unit tests only (no servers)
@@ -117,6 +119,25 @@ run_bench() {
 	rm -f "$log"
 }
 
+# run_package: the .deb files made from the plain build by CPack and checked
+# without installing them (tests/package.sh: content, conffiles, Depends, the
+# man pages rendered); no server. One count, its checks named in the line.
+run_package() {
+	local log ok nok rc
+	log=$(mktemp)
+	say "packages (tests/package.sh --build-dir build)"
+	timeout 600 bash tests/package.sh --build-dir "$top/build" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	ok=$(grep -c '^ok ' "$log") nok=$(grep -c '^not ok ' "$log")
+	if [ "$rc" = 0 ] && [ "$ok" -gt 0 ] && [ "$nok" = 0 ]; then
+		record 1 0 "package: $ok/$ok checks"
+	else
+		record 0 1 "package: $ok/$((ok + nok)) checks"
+		grep '^not ok ' "$log" | sed 's/^/  FAILED package: /' >>"$res/failed-tests" || true
+	fi
+	rm -f "$log"
+}
+
 # run_faults: the multi-host sandbox's fault primitives (tests/integration/faults.sh).
 run_faults() {
 	local log ok nok
@@ -192,6 +213,7 @@ if [ "$unit_only" = 0 ]; then
 			say "lane $name: single-host sandbox down"
 			./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
 		fi
+		[ "$name" = b ] && run_package # no server: between the two sandboxes
 		say "lane $name: multi-host sandbox for the drills"
 		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
 			[ "$name" = b ] && run_faults
