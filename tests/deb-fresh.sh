@@ -20,7 +20,7 @@
 #
 # It installs packages into the system it runs on: it refuses to run unless
 # CI=true (fresh-machine.sh sets it) or --force is given.
-# Environment: CONFDR_PORT_BASE (default 33000: away from the usual sandboxes,
+# Environment: CONFDR_PORT_BASE (default 45000: away from the usual sandboxes,
 # fresh-machine.sh shares this machine's network), CONFDR_SANDBOX_HOSTS
 # (single, the default here, or multi), CONFDR_INSTANCES (default 2).
 set -uo pipefail
@@ -40,7 +40,7 @@ done
 	{ echo "deb-fresh.sh: installs confdr into this system; run it in a fresh root (fresh-machine.sh) or with --force" >&2; exit 64; }
 [ "$(id -u)" = 0 ] || { echo "deb-fresh.sh: run as root" >&2; exit 64; }
 
-export CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-33000}
+export CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-45000}
 export CONFDR_SANDBOX_HOSTS=${CONFDR_SANDBOX_HOSTS:-single}
 export CONFDR_INSTANCES=${CONFDR_INSTANCES:-2}
 work=$(mktemp -d /tmp/confdr-deb-fresh.XXXXXX)
@@ -91,14 +91,28 @@ else
 fi
 deb=$(ls "$debs"/confdr_*.deb | head -n 1) sims=$(ls "$debs"/confdr-sims_*.deb | head -n 1)
 
+# The build's -dev packages pulled in the runtime libraries: without them
+# (purged, then autoremove), the install has to pull those itself.
+step "the -dev packages purged and the libraries autoremoved (so that apt has to resolve the Depends)"
+LIBS=(librabbitmq4 libhiredis0.14 libzookeeper-mt2 libmariadb3 libjansson4 libevent-core-2.1-7 libevent-pthreads-2.1-7)
+installed() { dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null | awk '$2 == "ii" {print $1}'; }
+dev=$(installed librabbitmq-dev libhiredis-dev libzookeeper-mt-dev default-libmysqlclient-dev libmariadb-dev \
+	libmariadb-dev-compat libjansson-dev libevent-dev libcmocka-dev)
+# shellcheck disable=SC2086 # $dev: package names
+timed "apt-get purge $(echo $dev); apt-get autoremove --purge" bash -c \
+	"apt-get purge -y -q $(echo $dev) >'$work/purge.log' 2>&1 && apt-get autoremove --purge -y -q >>'$work/purge.log' 2>&1"
+gone=$(comm -23 <(printf '%s\n' "${LIBS[@]}" | sort) <(installed "${LIBS[@]}" | sort) | tr '\n' ' ')
+echo "# runtime libraries not installed now: ${gone:-none}"
+
 step "apt-get install ./$(basename "$deb") ./$(basename "$sims")"
 if apt-get install -y -q --no-install-recommends "$deb" "$sims" >"$work/apt.log" 2>&1; then
-	ok "apt-get install of both packages ($(took); $(grep -oE '[0-9]+ newly installed' "$work/apt.log"))"
+	ok "apt-get install of both packages ($(took); $(grep -oE '[0-9]+ newly installed' "$work/apt.log"): $(sed -n 's/^Setting up \([^ ]*\) .*/\1/p' "$work/apt.log" | tr '\n' ' ')"
 else
 	bad "apt-get install of both packages"
 	tail -n 20 "$work/apt.log"
 	finish
 fi
+check "apt-get pulled the libraries: ${LIBS[*]} installed" test "$(installed "${LIBS[@]}" | wc -l)" = ${#LIBS[@]}
 check "dpkg: confdr and confdr-sims installed" bash -c \
 	"dpkg-query -W -f='\${db:Status-Abbrev}\n' confdr confdr-sims | grep -c '^ii' | grep -qx 2"
 check "the system user confdr (nologin, uid < 1000) and its group" bash -c \
@@ -116,7 +130,7 @@ check "man pages installed: confdr-css.8.gz ... confdrctl.8.gz" bash -c \
 if [ $lintian = 1 ]; then
 	step "lintian (its report shown, not judged)"
 	apt-get install -y -q --no-install-recommends lintian >"$work/lintian-apt.log" 2>&1 || echo "# lintian: install failed"
-	lintian --no-tag-display-limit "$deb" "$sims" 2>&1 | sed 's/^/#   /'
+	lintian --tag-display-limit 0 "$deb" "$sims" 2>&1 | sed 's/^/#   /'
 	echo "# lintian: $(took)"
 fi
 

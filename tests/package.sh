@@ -144,7 +144,7 @@ if [ "$(ls "$top"/man/*.8 | wc -l)" != 4 ]; then bad "man/ holds 4 pages (confdr
 # ---- lintian, when installed: its report, not judged (docs/packaging.md)
 if command -v lintian >/dev/null; then
 	echo "# lintian (shown, not judged):"
-	lintian --no-tag-display-limit "$deb" "$sims" 2>&1 | sed 's/^/#   /'
+	lintian --tag-display-limit 0 "$deb" "$sims" 2>&1 | sed 's/^/#   /'
 fi
 
 echo "package.sh: $nok ok, $nbad not ok; packages in $out"
