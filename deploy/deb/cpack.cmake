@@ -31,7 +31,7 @@ and the MariaDB schema in /usr/share/confdr/sql.")
 # /etc/confdr/*.conf are conffiles: an admin's edits survive an upgrade.
 set(_conffiles "")
 foreach(c css rms pms)
-  string(APPEND _conffiles "/etc/confdr/${c}.conf\n")
+  string(APPEND _conffiles "${CONFDR_CONF_DIR}/${c}.conf\n")
 endforeach()
 file(WRITE ${CMAKE_BINARY_DIR}/deb/conffiles "${_conffiles}")
 configure_file(${CMAKE_CURRENT_LIST_DIR}/postinst ${CMAKE_BINARY_DIR}/deb/postinst COPYONLY)
