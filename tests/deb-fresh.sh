@@ -15,7 +15,8 @@
 # links to /usr/sbin and /usr/bin, CONFDR_PREBUILT=1), waits until the
 # installed confdrctl sees every daemon up and connected, checks each running
 # daemon is the installed program, creates conferences through the installed
-# cmsim, then stops the sandbox, reinstalls over an edited conffile and purges.
+# cmsim, upgrades the package under the running daemons over an edited
+# conffile, then stops the sandbox and purges.
 # One line per check, "ok ..." or "not ok ...", each step's time; exit 1 if any is not ok.
 #
 # It installs packages into the system it runs on: it refuses to run unless
@@ -153,6 +154,7 @@ ctl() {
 }
 timed "installed confdrctl: all $all daemons up and connected (status --wait 90 --expect $all)" \
 	ctl status --wait 90 --expect $all
+ctl status 2>&1 | sed 's/^/#   /'
 exes=$(for f in "$CONFDR_RUN_DIR"/pids/p[12]-*.pid; do
 	c=$(pgrep -P "$(cat "$f")" | head -n 1)
 	[ -n "$c" ] && readlink "/proc/$c/exe"
@@ -171,13 +173,38 @@ done
 echo "# conferences: $(took)"
 check "installed confdrctl conf list: 50 on p1" bash -c \
 	"[ \"\$(CONFDR_ZK_USER=deploy CONFDR_ZK_PASSWORD_FILE=$CONFDR_SECRETS/zk-deploy.password /usr/bin/confdrctl conf list --platform p1 --json | jq length)\" = 50 ]"
+# An upgrade while the daemons run: the same package as version
+# <version>+up1, its css.conf changed too (a line added), over an admin's
+# edit of /etc/confdr/css.conf: with --force-confold the edit stays and the
+# package's new copy is left beside it as css.conf.dpkg-dist.
+step "upgrade while the daemons run, over an edited conffile the package changed too"
+old_version=$(dpkg-query -W -f='${Version}' confdr)
+echo "# edited by tests/deb-fresh.sh" >>/etc/confdr/css.conf
+dpkg-deb -R "$deb" "$work/up"
+sed -i 's/^Version: .*/&+up1/' "$work/up/DEBIAN/control"
+echo "# added by the next version (tests/deb-fresh.sh)" >>"$work/up/etc/confdr/css.conf"
+(cd "$work/up" && find etc usr -type f -exec md5sum {} + >DEBIAN/md5sums)
+if dpkg-deb -b --root-owner-group "$work/up" "$work/confdr-up1.deb" >/dev/null; then
+	timed "apt-get install of confdr $old_version+up1 over $old_version (--force-confold)" bash -c \
+		"apt-get install -y -q -o Dpkg::Options::=--force-confold '$work/confdr-up1.deb' >'$work/apt-up.log' 2>&1"
+else
+	bad "dpkg-deb -b of the +up1 package"
+fi
+check "confdr is $old_version+up1 now" test "$(dpkg-query -W -f='${Version}' confdr)" = "$old_version+up1"
+check "the admin's edit of /etc/confdr/css.conf is kept" grep -q 'edited by tests/deb-fresh.sh' /etc/confdr/css.conf
+check "the package's new css.conf is beside it as css.conf.dpkg-dist" \
+	grep -q 'added by the next version' /etc/confdr/css.conf.dpkg-dist
+timed "the daemons still up after the upgrade (status --wait 30 --expect $all)" ctl status --wait 30 --expect $all
+replaced=$(for f in "$CONFDR_RUN_DIR"/pids/p[12]-*.pid; do
+	c=$(pgrep -P "$(cat "$f")" | head -n 1)
+	[ -n "$c" ] && readlink "/proc/$c/exe"
+done | grep -c deleted)
+echo "# daemons running a replaced binary (restart them one instance at a time to run the new one): $replaced of $all"
+
 step "sandbox down"
 timed "sandbox.sh down" ./deploy/sandbox.sh down
 
-step "reinstall over an edited conffile, then purge"
-echo "# edited by tests/deb-fresh.sh" >>/etc/confdr/css.conf
-timed "apt-get install --reinstall keeps the edited /etc/confdr/css.conf" bash -c \
-	"apt-get install -y -q --reinstall '$deb' >/dev/null 2>&1 && tail -n 1 /etc/confdr/css.conf | grep -q 'edited by tests/deb-fresh.sh'"
+step "purge"
 timed "apt-get purge confdr confdr-sims" bash -c "apt-get purge -y -q confdr confdr-sims >/dev/null 2>&1"
 check "purged: no /usr/sbin/confdr-css, no /etc/confdr, no /var/lib/confdr; the user confdr stays" bash -c \
 	'[ ! -e /usr/sbin/confdr-css ] && [ ! -e /etc/confdr ] && [ ! -e /var/lib/confdr ] && getent passwd confdr >/dev/null'
