@@ -30,7 +30,7 @@ for a in "$@"; do
 	--unit) unit_only=1 ;;
 	--faults) faults_only=1 asan=0 ;;
 	--no-asan) asan=0 ;;
-	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $a (see --help)" >&2; exit 64 ;;
 	esac
 done
