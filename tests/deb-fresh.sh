@@ -155,12 +155,21 @@ ctl() {
 timed "installed confdrctl: all $all daemons up and connected (status --wait 90 --expect $all)" \
 	ctl status --wait 90 --expect $all
 ctl status 2>&1 | sed 's/^/#   /'
-exes=$(for f in "$CONFDR_RUN_DIR"/pids/p[12]-*.pid; do
+# Each daemon (the supervisor's child) runs the installed file: compared by
+# inode (-ef), since under 'ip netns exec' in a chroot (multi-host) its
+# /proc/PID/exe reads as a path from the machine's root.
+installed_daemons=0 others=
+for f in "$CONFDR_RUN_DIR"/pids/p[12]-*.pid; do
+	n=$(basename "$f" .pid) n=${n%-[0-9]} d=${n##*-}
 	c=$(pgrep -P "$(cat "$f")" | head -n 1)
-	[ -n "$c" ] && readlink "/proc/$c/exe"
-done | sort | uniq -c | awk '{printf "%s x%s ", $2, $1}')
-check "each running daemon is an installed program: $exes" \
-	test "$exes" = "/usr/sbin/confdr-css x$((2 * CONFDR_INSTANCES)) /usr/sbin/confdr-pms x$((2 * CONFDR_INSTANCES)) /usr/sbin/confdr-rms x$((2 * CONFDR_INSTANCES)) "
+	if [ -n "$c" ] && [ "/proc/$c/exe" -ef "/usr/sbin/confdr-$d" ]; then
+		installed_daemons=$((installed_daemons + 1))
+	else
+		others="$others $(basename "$f" .pid):$(readlink "/proc/${c:-0}/exe" 2>/dev/null)"
+	fi
+done
+check "each running daemon is the installed /usr/sbin/confdr-{css,rms,pms}: $installed_daemons of $all${others:+; not:$others}" \
+	test "$installed_daemons" = "$all"
 mcus_up() { [ "$(ctl mcu list --platform "$1" --json | jq '[.[] | select(.state == "up")] | length')" -ge 8 ]; }
 t=$SECONDS
 for p in p1 p2; do
