@@ -78,6 +78,8 @@ finish() {
 	exit
 }
 trap 'bad "interrupted"; finish' INT TERM
+# An exit from anywhere (a bug here, set -u) still takes the sandbox down.
+trap './deploy/sandbox.sh down >/dev/null 2>&1' EXIT
 
 step "dependencies (deploy/install-deps.sh)"
 timed "deploy/install-deps.sh" ./deploy/install-deps.sh
@@ -160,7 +162,7 @@ ctl status 2>&1 | sed 's/^/#   /'
 # /proc/PID/exe reads as a path from the machine's root.
 installed_daemons=0 others=
 for f in "$CONFDR_RUN_DIR"/pids/p[12]-*.pid; do
-	n=$(basename "$f" .pid) n=${n%-[0-9]} d=${n##*-}
+	inst=$(basename "$f" .pid) inst=${inst%-[0-9]} d=${inst##*-}
 	c=$(pgrep -P "$(cat "$f")" | head -n 1)
 	if [ -n "$c" ] && [ "/proc/$c/exe" -ef "/usr/sbin/confdr-$d" ]; then
 		installed_daemons=$((installed_daemons + 1))
