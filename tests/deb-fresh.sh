@@ -21,9 +21,11 @@
 #
 # It installs packages into the system it runs on: it refuses to run unless
 # CI=true (fresh-machine.sh sets it) or --force is given.
-# Environment: CONFDR_PORT_BASE (default 45000: away from the usual sandboxes,
-# fresh-machine.sh shares this machine's network), CONFDR_SANDBOX_HOSTS
-# (single, the default here, or multi), CONFDR_INSTANCES (default 2).
+# Environment: CONFDR_PORT_BASE (default 21000: away from the usual sandboxes,
+# since fresh-machine.sh shares this machine's network, and below the
+# ephemeral ports, 32768 and up, which any outgoing connection may hold),
+# CONFDR_SANDBOX_HOSTS (single, the default here, or multi), CONFDR_INSTANCES
+# (default 2).
 set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,7 +35,7 @@ for a in "$@"; do
 	case $a in
 	--lintian) lintian=1 ;;
 	--force) force=1 ;;
-	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "deb-fresh.sh: unknown option $a (see --help)" >&2; exit 64 ;;
 	esac
 done
@@ -41,7 +43,7 @@ done
 	{ echo "deb-fresh.sh: installs confdr into this system; run it in a fresh root (fresh-machine.sh) or with --force" >&2; exit 64; }
 [ "$(id -u)" = 0 ] || { echo "deb-fresh.sh: run as root" >&2; exit 64; }
 
-export CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-45000}
+export CONFDR_PORT_BASE=${CONFDR_PORT_BASE:-21000}
 export CONFDR_SANDBOX_HOSTS=${CONFDR_SANDBOX_HOSTS:-single}
 export CONFDR_INSTANCES=${CONFDR_INSTANCES:-2}
 work=$(mktemp -d /tmp/confdr-deb-fresh.XXXXXX)
