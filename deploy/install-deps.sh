@@ -17,6 +17,9 @@ pkgs=(
 	build-essential cmake pkg-config valgrind
 	librabbitmq-dev libhiredis-dev libzookeeper-mt-dev default-libmysqlclient-dev
 	libjansson-dev libevent-dev libcmocka-dev
+	# the man pages' check (tests/package.sh: groff -ww -man); dpkg-dev (dpkg-shlibdeps,
+	# for the .deb's Depends) comes with build-essential
+	groff-base
 	# servers the sandbox runs. ZooKeeper: its jars and a headless Java runtime; Debian's
 	# package "zookeeper" (the system service) depends on default-jre, a desktop JRE that
 	# pulls in Mesa, GTK's libraries, X and fonts, and the sandbox does not use its scripts.

@@ -73,8 +73,10 @@
 # (default 17000: AMQP over TLS base+672, Erlang dist +673, epmd +369, Redis +379..+382,
 # ZooKeeper +181 (ensemble +188, +189), MariaDB +306; multi-host: namespaces
 # cdr-<base>-{p1,p2,zk}, addresses 198.18.0.0/15, one /24 per base / 128),
-# CONFDR_BUILD_DIR (default <repo>/build), CONFDR_INSTANCES (instances of each daemon
-# per platform, 1..4, default 2; a sandbox that is up keeps its count until 'down').
+# CONFDR_BUILD_DIR (default <repo>/build; with CONFDR_PREBUILT=1 used as it is, not
+# built: say, links to installed programs, tests/deb-fresh.sh), CONFDR_INSTANCES
+# (instances of each daemon per platform, 1..4, default 2; a sandbox that is up keeps
+# its count until 'down').
 # Every wait is bounded; on a server that does not come up the tail of its log is shown.
 # Installs missing Debian packages first (deploy/install-deps.sh, root).
 set -euo pipefail
@@ -98,6 +100,10 @@ ROOMS=(p1-r1 p1-r2 p2-r1 p2-r2) # one mcusim each
 # build [TARGET]: cmake configure (once) and build; output in run/logs/build.log.
 build() {
 	local target=${1:-} log
+	if [ -n "${CONFDR_PREBUILT:-}" ]; then
+		say "CONFDR_PREBUILT: using the programs in $BUILD as they are (not built)"
+		return 0
+	fi
 	log=$(logfile build)
 	say "building${target:+ $target} in $BUILD (log $log)"
 	{
@@ -593,7 +599,7 @@ cmd_logs() {
 	tail -n 50 "$f"
 }
 
-usage() { sed -n '2,73p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,81p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # Commands that change the sandbox take a lock on the run dir, so that two of
 # them (say, two tests stopping servers) do not interleave.

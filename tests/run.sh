@@ -11,7 +11,9 @@
 # rolling restart under load (tests/integration/deploy.sh) on its own.
 # Lane b runs the benchmarks once (bench/run.sh --quick) after its
 # integration tests, on its single-host sandbox: one count, for running
-# through and reporting every figure, never for speed.
+# through and reporting every figure, never for speed; then it builds the
+# .deb files from the plain build and checks them uninstalled
+# (tests/package.sh, docs/packaging.md): one count.
 #
 #   ./tests/run.sh            everything
 #   ./tests/run.sh --unit     unit tests only (no servers)
@@ -29,7 +31,7 @@ for a in "$@"; do
 	--unit) unit_only=1 ;;
 	--faults) faults_only=1 asan=0 ;;
 	--no-asan) asan=0 ;;
-	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $a (see --help)" >&2; exit 64 ;;
 	esac
 done
@@ -114,6 +116,25 @@ run_bench() {
 		else
 			record 1 0 "bench --quick: every figure reported (create p50 $(jq .create_p50_ms "$json") ms, $(jq .create_throughput "$json")/s)"
 		fi
+	fi
+	rm -f "$log"
+}
+
+# run_package: the .deb files made from the plain build by CPack and checked
+# without installing them (tests/package.sh: content, conffiles, Depends, the
+# man pages rendered); no server. One count, its checks named in the line.
+run_package() {
+	local log ok nok rc
+	log=$(mktemp)
+	say "packages (tests/package.sh --build-dir build)"
+	timeout 600 bash tests/package.sh --build-dir "$top/build" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	ok=$(grep -c '^ok ' "$log") nok=$(grep -c '^not ok ' "$log")
+	if [ "$rc" = 0 ] && [ "$ok" -gt 0 ] && [ "$nok" = 0 ]; then
+		record 1 0 "package: $ok/$ok checks"
+	else
+		record 0 1 "package: $ok/$((ok + nok)) checks"
+		grep '^not ok ' "$log" | sed 's/^/  FAILED package: /' >>"$res/failed-tests" || true
 	fi
 	rm -f "$log"
 }
@@ -207,6 +228,7 @@ if [ "$unit_only" = 0 ]; then
 			say "lane $name: single-host sandbox down"
 			./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
 		fi
+		[ "$name" = b ] && run_package # no server: between the two sandboxes
 		say "lane $name: multi-host sandbox for the drills"
 		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
 			[ "$name" = b ] && run_faults
