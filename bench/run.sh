@@ -201,6 +201,8 @@ for rate in "${RATES[@]}"; do
 	say "create at $rate/s: $n creates"
 	sleep 1
 	cm_create "$WORK/step-$rate.json" $n "$rate" || { warn "cmsim create failed at $rate/s"; break; }
+	# measured from here on: 0 when not even the first rate kept p99 within 50 ms
+	[ "$MAX_RATE" = null ] && MAX_RATE=0
 	jq -c --argjson r "$rate" '{rate: $r, acked, nacked, unanswered, p50_ms: (.ack_latency_us.p50 / 1000),
 		p99_ms: (.ack_latency_us.p99 / 1000), achieved_per_s: (.acked / (.elapsed_ms / 1000))}' \
 		"$WORK/step-$rate.json" | tee -a "$WORK/steps.jsonl" | sed 's/^/    /'
