@@ -27,7 +27,17 @@ pkgs=(
 	netcat-openbsd procps iproute2 util-linux coreutils jq nftables
 	# the sandbox's CA and server certificates (deploy/servers.sh, TLS)
 	openssl
+	# curl: the console's auth checks (tests/integration/console.sh)
+	curl
 )
+
+# ---- the web console's browser test (tests/integration/console.sh, docs/console.md) ----
+# Debian's chromium, driven by playwright-core from npm (tests/console/package-lock.json).
+# npm only when no npm is there: a Node.js from elsewhere (nodesource's) brings its own,
+# and Debian's npm would conflict with it.
+pkgs+=(chromium nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+# ---- end of the console's block ----
 
 case ${1:-} in
 --list) printf '%s\n' "${pkgs[@]}"; exit 0 ;;
