@@ -170,50 +170,82 @@ static void take_css(struct pms_console *c, struct console_link *l, const char *
 	l->css_ms = now;
 }
 
-static void on_css_node(const struct cdr_zk_result *r, void *arg)
+/* One liveness node, /live/P/DAEMON/INSTANCE: kept for the daemons table;
+ * the active css's counters taken. */
+static void on_live_node(const struct cdr_zk_result *r, void *arg)
 {
 	struct console_link *l = arg;
+	const char *inst = strrchr(r->path, '/'), *d;
+	char daemon[16] = "";
 	json_t *v;
-	const char *inst;
 
-	if (l->css_wait)
-		l->css_wait--;
-	if (r->status || !r->data)
+	if (l->live_wait)
+		l->live_wait--;
+	if (r->status || !r->data || !inst || inst == r->path)
 		return;
+	for (d = inst - 1; d > r->path && *d != '/'; d--)
+		;
+	snprintf(daemon, sizeof(daemon), "%.*s", (int)(inst - d - 1), d + 1);
 	v = json_loadb(r->data, r->len, 0, NULL);
-	inst = strrchr(r->path, '/');
-	if (json_is_object(v) && inst && !strcmp(jstr(v, "role"), "active") &&
-	    json_is_object(json_object_get(v, "stats")))
-		take_css(l->c, l, inst + 1, v);
+	if (json_is_object(v)) {
+		char key[200];
+
+		if (!strcmp(daemon, "css") && !strcmp(jstr(v, "role"), "active") &&
+		    json_is_object(json_object_get(v, "stats")))
+			take_css(l->c, l, inst + 1, v);
+		json_t *e = json_copy(v); /* shallow: v itself may be the css's, with its stats */
+
+		json_object_del(e, "stats");
+		json_object_set_new(e, "platform", json_string(l->platform));
+		json_object_set_new(e, "daemon", json_string(daemon));
+		json_object_set_new(e, "instance", json_string(inst + 1));
+		json_object_set_new(e, "read_ms", json_integer((json_int_t)cdr_wall_ms()));
+		snprintf(key, sizeof(key), "%s/%s", daemon, inst + 1);
+		json_object_set_new(l->daemons, key, e);
+	}
 	json_decref(v);
 }
 
-static void on_css_list(const struct cdr_zk_result *r, void *arg)
+static void on_live_list(const struct cdr_zk_result *r, void *arg)
 {
 	struct console_link *l = arg;
 	struct cdr_zk *zk = cdr_daemon_zk(l->c->s->d);
 	char path[512];
 
-	l->css_wait = 0;
+	if (l->live_wait)
+		l->live_wait--;
 	if (r->status || !zk)
 		return;
 	for (size_t i = 0; i < r->nchildren; i++) {
-		snprintf(path, sizeof(path), "/live/%s/css/%s", l->platform, r->children[i]);
-		if (cdr_zk_get(zk, path, NULL, NULL, on_css_node, l) == 0)
-			l->css_wait++;
+		snprintf(path, sizeof(path), "%s/%s", r->path, r->children[i]);
+		if (cdr_zk_get(zk, path, NULL, NULL, on_live_node, l) == 0)
+			l->live_wait++;
 	}
 }
 
-static void ask_css(struct pms_console *c, struct console_link *l)
+/* The daemons of a platform alive in ZooKeeper, as confdrctl status lists
+ * them; a node not read again for three rounds is gone. */
+static void ask_live(struct pms_console *c, struct console_link *l)
 {
+	static const char *const daemons[] = { "css", "rms", "pms" };
 	struct cdr_zk *zk = cdr_daemon_zk(c->s->d);
+	int64_t old = (int64_t)cdr_wall_ms() - 3 * FEED_MS;
+	const char *k;
+	json_t *v, *tmp;
 	char path[256];
 
-	if (!zk || l->css_wait)
+	json_object_foreach_safe(l->daemons, tmp, k, v)
+	{
+		if (json_integer_value(json_object_get(v, "read_ms")) < old)
+			json_object_del(l->daemons, k);
+	}
+	if (!zk || l->live_wait)
 		return;
-	snprintf(path, sizeof(path), "/live/%s/css", l->platform);
-	if (cdr_zk_children(zk, path, NULL, NULL, on_css_list, l) == 0)
-		l->css_wait = 1;
+	for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++) {
+		snprintf(path, sizeof(path), "/live/%s/%s", l->platform, daemons[i]);
+		if (cdr_zk_children(zk, path, NULL, NULL, on_live_list, l) == 0)
+			l->live_wait++;
+	}
 }
 
 /* Every FEED_MS: the css counters always (the series must not have holes
@@ -224,7 +256,7 @@ static void on_feed(void *arg)
 	bool looked = cdr_mono_i64() - c->last_wanted_ms < LOOK_MS;
 
 	for (size_t i = 0; i < c->nlinks; i++) {
-		ask_css(c, &c->links[i]);
+		ask_live(c, &c->links[i]);
 		if (looked)
 			ask_inventory(c, &c->links[i]);
 	}
@@ -254,6 +286,7 @@ void console_feed_start(struct pms_console *c)
 	c->nlinks = s->nplats;
 	for (size_t i = 0; i < c->nlinks; i++) {
 		c->links[i].c = c;
+		c->links[i].daemons = json_object();
 		snprintf(c->links[i].platform, sizeof(c->links[i].platform), "%s", s->plats[i].id);
 		link_start(c, &c->links[i]);
 	}
@@ -275,6 +308,7 @@ void console_feed_stop(struct pms_console *c)
 		l->mq = cdr_mq_free(l->mq); /* pending requests: -ECANCELED */
 		json_decref(l->mcus);
 		json_decref(l->css);
+		json_decref(l->daemons);
 	}
 	free(c->links);
 	c->links = NULL;
@@ -344,7 +378,7 @@ json_t *console_status_json(struct pms_console *c)
 {
 	struct pms *s = c->s;
 	json_t *plats = json_array(), *rooms = json_array(), *mcus = json_array(), *confs = json_array();
-	json_t *src = json_object(), *o, *m;
+	json_t *src = json_object(), *daemons = json_array(), *o, *m;
 	size_t k;
 
 	c->last_wanted_ms = cdr_mono_i64();
@@ -402,15 +436,22 @@ json_t *console_status_json(struct pms_console *c)
 					  json_object_get(st, "states"), "restored", json_object_get(st, "restored"),
 					  "lost", json_object_get(st, "lost"), "read_ms", (json_int_t)l->css_ms));
 		}
+		{
+			const char *key;
+			json_t *d;
+
+			json_object_foreach(l->daemons, key, d) json_array_append(daemons, d);
+		}
 		json_object_set_new(src, l->platform,
 				    json_pack("{s:b, s:I, s:s, s:I}", "broker", l->mq && cdr_mq_connected(l->mq),
 					      "inventory_ms", (json_int_t)l->inv_ms, "inventory_error", l->inv_err,
 					      "css_ms", (json_int_t)l->css_ms));
 	}
-	return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:o, s:O, s:o}", "platform", s->platform,
+	return json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:O, s:o}", "platform", s->platform,
 			 "instance", s->instance, "user", c->user, "active", s->started, "epoch",
-			 (json_int_t)s->leader_epoch, "now", (json_int_t)cdr_wall_ms(), "platforms", plats, "rooms",
-			 rooms, "mcus", mcus, "conferences", confs, "alarms", c->alarms, "sources", src);
+			 (json_int_t)s->leader_epoch, "now", (json_int_t)cdr_wall_ms(), "daemons", daemons, "platforms",
+			 plats, "rooms", rooms, "mcus", mcus, "conferences", confs, "alarms", c->alarms, "sources",
+			 src);
 }
 
 /* The conferences running on the MCUs of room (or of every room of

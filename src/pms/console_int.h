@@ -28,8 +28,9 @@ struct console_link {
 	json_t *mcus; /* rms's last inventory (its "mcus"), or NULL */
 	int64_t inv_ms;
 	char inv_err[160];
-	unsigned css_wait; /* liveness nodes still to read this round */
-	json_t *css;	   /* the active css's liveness node, or NULL */
+	unsigned live_wait; /* /live listings and nodes still to read this round */
+	json_t *daemons;    /* "daemon/instance" -> its liveness node (with "read_ms") */
+	json_t *css;	    /* the active css's liveness node, or NULL */
 	int64_t css_ms;
 	char css_instance[160];
 	int64_t restored, lost; /* its counters when last read */

@@ -75,12 +75,13 @@ try {
     before = await until(page, "conferences in " + room, (r) => r[room] && r[room].state === "normal" && r[room].running > 0);
     return before[room].running + " conferences";
   });
-  await step("platforms, MCUs and conferences per state are shown", async () => {
+  await step("platforms, MCUs, conferences per state and daemons are shown", async () => {
     const n = await page.$$eval("#platforms tbody tr", (t) => t.length);
     const m = await page.$$eval("#mcus tbody tr", (t) => t.length);
     const c = await page.$$eval("#confs tbody tr", (t) => t.length);
-    if (!n || !m || !c) throw new Error(`platforms ${n}, MCUs ${m}, css rows ${c}`);
-    return `${n} platforms, ${m} MCUs, ${c} css`;
+    const d = await page.$$eval("#daemons tbody tr", (t) => t.length);
+    if (!n || !m || !c || !d) throw new Error(`platforms ${n}, MCUs ${m}, css rows ${c}, daemons ${d}`);
+    return `${n} platforms, ${m} MCUs, ${c} css, ${d} daemons`;
   });
   await page.click(`button[data-action="switch"][data-target="room"][data-id="${room}"][data-to="backup"]`);
   await step("the confirmation names what will move", async () => {

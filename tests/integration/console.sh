@@ -59,6 +59,9 @@ check "the operators' user: 200" [ "$(code -u "ops:$pw" "$url/api/status")" = 20
 curl -s -u "ops:$pw" "$url/api/status" >"$work/status.json"
 check "/api/status: 2 platforms, 4 rooms, a CSRF token" \
 	jq -e '(.status.platforms | length) == 2 and (.status.rooms | length) == 4 and (.csrf | length) == 32' "$work/status.json"
+# the daemons are read from ZooKeeper every 2 s
+wait_for 10 "/api/status: the active pms of p1 among the daemons" bash -c "curl -s -u 'ops:$pw' $url/api/status |
+	jq -e '[.status.daemons[] | select(.platform == \"p1\" and .daemon == \"pms\" and .role == \"active\")] | length == 1'"
 csrf=$(jq -r .csrf "$work/status.json")
 check "/api/restores: a series of buckets" bash -c "curl -s -u 'ops:$pw' $url/api/restores | jq -e '.bucket_ms > 0 and (.buckets | length) > 0'"
 check "/api/preview of p1-r1: its room and user domains" bash -c \

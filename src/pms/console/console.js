@@ -114,6 +114,13 @@ function render(st) {
     m.mcu, m.platform, m.room, badge(m.state === "down" ? "down" : m.state), m.drain ? "yes" : "no",
     m.running_confs + "/" + m.capacity_confs, loadBar(m.running_confs, m.capacity_confs),
   ], { mcu: m.mcu })));
+  const link = (v) => el("span", v, v === "up" || v === "unused" ? "" : "error");
+  const daemons = [...st.daemons].sort((a, b) =>
+    (a.platform + a.daemon + a.instance).localeCompare(b.platform + b.daemon + b.instance));
+  fill("daemons", daemons.map((d) => row([
+    d.platform, d.daemon, d.instance, d.role, d.epoch, link(d.amqp), link(d.redis), link(d.mysql), link(d.zookeeper),
+    when(d.since),
+  ], { daemon: d.daemon, instance: d.instance })));
   fill("alarms", st.alarms.map((a) => row([
     a.ts ? new Date(a.ts).toISOString() : "-", a.platform, [a.severity, "sev-" + a.severity], a.kind, a.target, a.detail,
   ])));
