@@ -83,6 +83,14 @@ try {
     if (!n || !m || !c || !d) throw new Error(`platforms ${n}, MCUs ${m}, css rows ${c}, daemons ${d}`);
     return `${n} platforms, ${m} MCUs, ${c} css, ${d} daemons`;
   });
+  await step("every table's rows have a cell per column", async () => {
+    const bad = await page.$$eval("table", (ts) => ts.flatMap((t) => {
+      const cols = t.querySelectorAll("thead th").length;
+      return [...t.querySelectorAll("tbody tr")].filter((tr) => tr.children.length !== cols)
+        .map((tr) => `${t.id}: ${tr.children.length} cells for ${cols} columns`);
+    }));
+    if (bad.length) throw new Error(bad.slice(0, 3).join("; "));
+  });
   await page.click(`button[data-action="switch"][data-target="room"][data-id="${room}"][data-to="backup"]`);
   await step("the confirmation names what will move", async () => {
     await page.waitForSelector("#confirm[open]", { timeout });

@@ -100,7 +100,7 @@ function render(st) {
     ], { platform: p.platform, state: p.state });
   }));
   fill("rooms", st.rooms.map((r) => row([
-    r.room, badge(r.state), r.manual ? "yes" : "no", r.mcus_up + "/" + r.mcus,
+    r.room, r.platform, badge(r.state), r.manual ? "yes" : "no", r.mcus_up + "/" + r.mcus,
     [r.running_confs + "/" + r.capacity_confs, "confs"], loadBar(r.running_confs, r.capacity_confs),
     (r.domains || []).join(", "), when(r.since), reasonOf(r),
     r.state === "abnormal" ? switchButton("room", r.room, "back", "Switch back")
