@@ -543,7 +543,24 @@ void pms_console_stop(struct pms *s)
 		evhttp_free(c->http);
 	c->http = NULL;
 	c->bound = NULL;
-	cdr_notice("console: closed (pms stopped acting)");
+	cdr_notice("console: closed");
+}
+
+int pms_console_reload(struct pms *s, const struct pms_conf *cf)
+{
+	struct pms_console *c = NULL;
+	int r;
+
+	if ((r = pms_console_new(s, cf, &c)) < 0)
+		return r;
+	pms_console_stop(s);
+	if (c && s->console)
+		console_feed_take_history(c, s->console);
+	pms_console_free(s->console);
+	s->console = c;
+	if (s->started)
+		pms_console_start(s);
+	return 0;
 }
 
 struct pms_console *pms_console_free(struct pms_console *c)

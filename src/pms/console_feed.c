@@ -331,6 +331,18 @@ void console_feed_free(struct pms_console *c)
 	cdr_hmap_free(c->seen);
 }
 
+void console_feed_take_history(struct pms_console *c, struct pms_console *old)
+{
+	json_t *a = c->alarms;
+	struct cdr_hmap *h = c->seen;
+
+	c->series = old->series;
+	c->alarms = old->alarms;
+	old->alarms = a;
+	c->seen = old->seen;
+	old->seen = h;
+}
+
 void pms_console_state_event(struct pms *s, enum pms_target t, const char *id, const struct pms_state *st)
 {
 	struct pms_console *c = s->console;

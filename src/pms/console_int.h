@@ -62,6 +62,8 @@ int console_feed_new(struct pms_console *c);
 void console_feed_start(struct pms_console *c);
 void console_feed_stop(struct pms_console *c);
 void console_feed_free(struct pms_console *c);
+/* c takes old's alarms and series (a reload keeps what was seen). */
+void console_feed_take_history(struct pms_console *c, struct pms_console *old);
 
 /* GET /api/status's body (a new reference). */
 json_t *console_status_json(struct pms_console *c);

@@ -383,23 +383,6 @@ static void pms_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	stop(s); /* pms.req.q was cancelled by the common life */
 }
 
-/* A new console from the new settings (its password and files read
- * again); the old one stays when the new one cannot be built. */
-static void reload_console(struct pms *s, const struct pms_conf *cf)
-{
-	struct pms_console *c = NULL;
-
-	if (pms_console_new(s, cf, &c) < 0) {
-		cdr_err("reload: the console keeps its old settings");
-		return;
-	}
-	pms_console_stop(s);
-	pms_console_free(s->console);
-	s->console = c;
-	if (s->started)
-		pms_console_start(s);
-}
-
 static int pms_check_conf(void *conf, const char *conf_path, char *err, size_t errlen)
 {
 	return pms_console_check_conf(conf, conf_path, err, errlen);
@@ -430,7 +413,8 @@ static void pms_reload(struct cdr_daemon *d, void *server, const void *conf)
 			pms_peer_setup(&s->plats[i]);
 	}
 	cdr_timer_start(s->beat_timer, s->conf.beat_interval_ms, true);
-	reload_console(s, cf);
+	if (pms_console_reload(s, cf) < 0)
+		cdr_err("reload: the console keeps its old settings");
 	cdr_info("pms settings applied: beat %" PRIu64 " ms x %" PRId64 " misses, peer grace %" PRIu64
 		 " ms, %zu room sections",
 		 s->conf.beat_interval_ms, s->conf.beat_misses, s->conf.peer_grace_ms, s->nrconf);

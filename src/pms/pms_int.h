@@ -234,6 +234,10 @@ int pms_console_new(struct pms *s, const struct pms_conf *cf, struct pms_console
 /* Opens it (the listener, the broker links) while pms acts; closes it. */
 void pms_console_start(struct pms *s);
 void pms_console_stop(struct pms *s);
+/* SIGHUP: a new console from cf (its password and files read again),
+ * keeping the alarms and the series; the old one stays when the new one
+ * cannot be built (a negative errno, logged). */
+int pms_console_reload(struct pms *s, const struct pms_conf *cf);
 /* Every tick: a listener that could not bind tries again. */
 void pms_console_tick(struct pms *s);
 /* Accepts NULL; returns NULL. */

@@ -82,6 +82,14 @@ check "p1-r2 is still normal after the refused POSTs" bash -c \
 	"$ctl status --json | jq -e '.rooms[] | select(.room == \"p1-r2\") | .state == \"normal\"'"
 check "a switch with a bad 'to': 400" [ "$(post -H 'Content-Type: application/json' -H "X-Confdr-Csrf: $csrf" \
 	-d '{"to":"sideways"}' "$url/api/rooms/p1-r2/switch")" = 400 ]
+# A platform is switched by its backup platform's pms: p2's by p1's, p1's by
+# p2's (through p2's broker). Both are up: switching them back changes nothing.
+check "platform p2 switched back (it was up): decided by the pms of p1, unchanged" bash -c "[ \"\$(curl -s -u 'ops:$pw' -X POST \
+	-H 'Content-Type: application/json' -H 'X-Confdr-Csrf: $csrf' -d '{\"to\":\"back\"}' $url/api/platforms/p2/switch |
+	jq -c '[.ok, .via, .answer.state, .answer.changed]')\" = '[true,\"p1\",\"up\",false]' ]"
+check "platform p1 switched back (it was up): decided by the pms of p2, unchanged" bash -c "[ \"\$(curl -s -u 'ops:$pw' -X POST \
+	-H 'Content-Type: application/json' -H 'X-Confdr-Csrf: $csrf' -d '{\"to\":\"back\"}' $url/api/platforms/p1/switch |
+	jq -c '[.ok, .via, .answer.state, .answer.changed]')\" = '[true,\"p2\",\"up\",false]' ]"
 check "pms logged the wrong credentials" grep -q "console: wrong credentials from 127.0.0.1" "$work/p1-pms.log"
 
 # ---- conferences in p1-r1, then the browser ----
