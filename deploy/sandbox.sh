@@ -292,12 +292,12 @@ cmd_env() {
 }
 
 # console_port PLATFORM INSTANCE: the port of a pms's web console (docs/console.md):
-# base + 440, two per platform (p1: 440, 441; p2: 442, 443), on the loopback of the
+# base + 440, five per platform (p1: 440..444, p2: 445..449), on the loopback of the
 # pms's host.
 console_port() {
 	local k=0 q
 	for q in "${PLATFORMS[@]}"; do [ "$q" = "$1" ] && break; k=$((k + 1)); done
-	echo $((BASE + 440 + 2 * k + $2 - 1))
+	echo $((BASE + 440 + 5 * k + $2 - 1))
 }
 
 # daemon_conf PLATFORM DAEMON NAME: the configuration of instance NAME

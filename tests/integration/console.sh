@@ -15,7 +15,7 @@ set -uo pipefail
 . "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
 t_init console
 
-# One console per lane: base + 450 (the sandbox's own pms use 440..443).
+# One console per lane: base + 450 (the sandbox's own pms use 440..449).
 port=$((${CONFDR_PORT_BASE:?} + 450))
 url=http://127.0.0.1:$port
 pwfile=${CONFDR_AMQP_SECRETS:?}/amqp-ops.password
