@@ -46,7 +46,7 @@ for room in p1-r1 p1-r2; do
 done
 
 wait_for 30 "the console listens ($url)" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 $url/)\" = 401 ]"
-wait_for 30 "css consumes" grep -q "consuming mau.conf.q" "$work/p1-css.log"
+wait_for 90 "css consumes" grep -q "consuming mau.conf.q" "$work/p1-css.log"
 
 # ---- the API's auth ----
 pw=$(head -n1 "$pwfile")
@@ -122,8 +122,13 @@ mkdir -p "$node_dir"
 cp "$CONFDR_SOURCE_DIR"/tests/console/{package.json,package-lock.json,console.test.mjs} "$node_dir/"
 (cd "$node_dir" && timeout 300 npm ci --prefer-offline --no-audit --no-fund >npm.log 2>&1 ||
 	timeout 120 npm ci --offline --no-audit --no-fund >>npm.log 2>&1)
-check "playwright-core installed (npm ci, $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$node_dir/node_modules/playwright-core/package.json" 2>/dev/null | head -1))" \
-	[ -f "$node_dir/node_modules/playwright-core/package.json" ]
+pw_version=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$node_dir/node_modules/playwright-core/package.json" 2>/dev/null | head -1)
+if [ -n "$pw_version" ]; then
+	ok "playwright-core $pw_version installed (npm ci)"
+else
+	not_ok "playwright-core installed (npm ci): its log follows"
+	sed 's/^/# npm: /' "$node_dir/npm.log" | tail -n 30
+fi
 
 shots_dir=${CONFDR_RUN_DIR:?}/console
 mkdir -p "$shots_dir"
