@@ -120,6 +120,11 @@ fi
 node_dir=$work/node
 mkdir -p "$node_dir"
 cp "$CONFDR_SOURCE_DIR"/tests/console/{package.json,package-lock.json,console.test.mjs} "$node_dir/"
+# Node.js trusts its own CA list, not the system's: behind a proxy that
+# re-signs TLS with a CA of the machine's, npm needs the system's bundle.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+	export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 (cd "$node_dir" && timeout 300 npm ci --prefer-offline --no-audit --no-fund >npm.log 2>&1 ||
 	timeout 120 npm ci --offline --no-audit --no-fund >>npm.log 2>&1)
 pw_version=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$node_dir/node_modules/playwright-core/package.json" 2>/dev/null | head -1)
