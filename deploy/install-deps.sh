@@ -28,13 +28,22 @@ pkgs=(
 	# tools deploy/sandbox.sh and the test scripts use (nftables: the ZooKeeper-only cut of
 	# a platform host, sandbox.sh fault zk-cut)
 	netcat-openbsd procps iproute2 util-linux coreutils jq nftables
-	# the metrics test scrapes /metrics, /healthz and /readyz (tests/integration/metrics.sh)
+	# the metrics test scrapes /metrics, /healthz and /readyz (tests/integration/metrics.sh),
+	# the console test checks its auth (tests/integration/console.sh)
 	curl
 	# the sandbox's CA and server certificates (deploy/servers.sh, TLS)
 	openssl
 	# systemd-analyze: tests/check-install.sh verifies the unit templates (deploy/systemd/)
 	systemd
 )
+
+# ---- the web console's browser test (tests/integration/console.sh, docs/console.md) ----
+# Debian's chromium, driven by playwright-core from npm (tests/console/package-lock.json).
+# npm only when no npm is there: a Node.js from elsewhere (nodesource's) brings its own,
+# and Debian's npm would conflict with it.
+pkgs+=(chromium nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+# ---- end of the console's block ----
 
 case ${1:-} in
 --list) printf '%s\n' "${pkgs[@]}"; exit 0 ;;

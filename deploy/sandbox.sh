@@ -270,6 +270,10 @@ cmd_env() {
 	# confdrctl as the operators' broker user
 	q CONFDR_AMQP_USER ops
 	q CONFDR_AMQP_PASSWORD_FILE "$RUN/secrets/amqp-ops.password"
+	# the web consoles of p1's and p2's first pms (docs/console.md; multi-host: on
+	# the loopback of the platform's host)
+	q CONFDR_P1_CONSOLE "http://127.0.0.1:$(console_port p1 1)/"
+	q CONFDR_P2_CONSOLE "http://127.0.0.1:$(console_port p2 1)/"
 	q CONFDR_P1_REDIS "$(redis_hp redis-p1)"
 	q CONFDR_P2_REDIS "$(redis_hp redis-p2)"
 	q CONFDR_P1_REDIS_REPLICA "$(redis_hp redis-p1-replica)"
@@ -302,6 +306,15 @@ cmd_env() {
 	done
 	q CONFDR_SECRETS "$SECRETS"
 	q REDISCLI_AUTH "$(secret redis-admin 2>/dev/null)"
+}
+
+# console_port PLATFORM INSTANCE: the port of a pms's web console (docs/console.md):
+# base + 440, five per platform (p1: 440..444, p2: 445..449), on the loopback of the
+# pms's host.
+console_port() {
+	local k=0 q
+	for q in "${PLATFORMS[@]}"; do [ "$q" = "$1" ] && break; k=$((k + 1)); done
+	echo $((BASE + 440 + 5 * k + $2 - 1))
 }
 
 # daemon_conf PLATFORM DAEMON NAME: the configuration of instance NAME
@@ -358,6 +371,9 @@ CONF
 beat_interval = 250ms
 beat_misses = 8
 peer_grace = 5s
+# the web console of the active pms (docs/console.md), as the operators' user
+console_listen = 127.0.0.1:$(console_port "$p" "$i")
+console_password_file = $RUN/secrets/amqp-ops.password
 
 [room $p-r1]
 tcp = redis=$(redis_hp "redis-$p")

@@ -157,6 +157,12 @@ struct cdr_daemon_ops {
 	 * (a moved endpoint), and cancels the consumed queues when the daemon
 	 * becomes standby, before on_role tells it. */
 	const struct cdr_daemon_queue *queues;
+	/* Checks what the key table cannot (files the daemon's own keys name),
+	 * after the common keys' secrets are read; conf_path is the file's path
+	 * (relative paths are taken from its directory). 0, or a negative errno
+	 * with err set: the file is refused (exit 78, or a SIGHUP refused).
+	 * May be NULL. */
+	int (*check_conf)(void *conf, const char *conf_path, char *err, size_t errlen);
 };
 
 /* Runs a daemon; returns the process exit code (0, 1, 64 usage, 78 config). */

@@ -121,7 +121,8 @@ static int load_conf(const struct cdr_daemon_ops *ops, const struct cdr_conf_key
 		bool warn = false;
 
 		if (cdr_daemon_conf_secrets(conf, path, &warn, why, sizeof(why)) < 0 ||
-		    cdr_daemon_conf_listen(conf, why, sizeof(why)) < 0) {
+		    cdr_daemon_conf_listen(conf, why, sizeof(why)) < 0 ||
+		    (ops->check_conf && ops->check_conf(conf, path, why, sizeof(why)) < 0)) {
 			if (to_log)
 				cdr_err("config: %s: %s", path, why);
 			else

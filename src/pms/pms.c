@@ -69,6 +69,17 @@ const struct cdr_conf_key pms_conf_keys[] = {
 	  "an inventory read from rms gives up after this"),
 	K("topology_refresh", CDR_CONF_MS, topology_refresh_ms, "30s", 1000, 3600000,
 	  "how often the topology is read again from ZooKeeper"),
+	{ "pms", "console_listen", CDR_CONF_STR, offsetof(struct pms_conf, console_listen), "", 0, 0, NULL,
+	  pms_console_check_listen,
+	  "the web console (docs/console.md) on this loopback ip:port, opened by the active pms; empty: off", NULL, 0 },
+	K("console_user", CDR_CONF_STR, console_user, "ops", 0, 0,
+	  "the console's HTTP Basic user, and the broker user it acts as (the operators' role, as confdrctl)"),
+	K("console_password_file", CDR_CONF_STR, console_password_file, "", 0, 0,
+	  "file holding console_user's password (its broker password), not readable by others (relative: to this "
+	  "file's directory); required with console_listen"),
+	K("console_dir", CDR_CONF_STR, console_dir, "", 0, 0,
+	  "the console's static files; empty: BIN/../share/confdr/console, the install prefix's, or the source "
+	  "tree's src/pms/console"),
 	{ "room", "room", CDR_CONF_GROUP, offsetof(struct pms_conf, rooms), NULL, 0, 0, NULL, NULL,
 	  "the checks of one room of this platform; rooms without a section get the defaults (MCU check only)",
 	  room_keys, sizeof(struct pms_room_conf) },
@@ -146,6 +157,7 @@ static void on_tick(void *arg)
 
 	if (!s->started)
 		return;
+	pms_console_tick(s);
 	if (cdr_mono_i64() - s->last_peer_poll >= (int64_t)s->conf.peer_poll_ms) {
 		s->last_peer_poll = cdr_mono_i64();
 		pms_poll_peers(s);
@@ -164,6 +176,7 @@ static void stop(struct pms *s)
 
 	if (!s->started)
 		return;
+	pms_console_stop(s); /* first: its links read rooms and platforms */
 	s->started = false;
 	s->gen++;
 	for (size_t i = 0; i < s->nrooms; i++) {
@@ -262,6 +275,7 @@ static void start(struct pms *s)
 	cdr_timer_start(s->tick, TICK_MS, true);
 	cdr_timer_start(s->mcu_timer, s->conf.mcu_poll_ms, true);
 	pms_poll_inventory(s);
+	pms_console_start(s);
 	cdr_daemon_ready(s->d, CDR_READY_SERVE);
 }
 
@@ -333,7 +347,7 @@ static int pms_init(struct cdr_daemon *d, void **server)
 		return -ENOMEM;
 	}
 	/* Active or standby, a pms beats: its platform's backup judges it by that. */
-	if (pms_beat_zk_new(s, cf) < 0) {
+	if (pms_beat_zk_new(s, cf) < 0 || pms_console_new(s, cf, &s->console) < 0) {
 		pms_free(s);
 		return -ENOMEM;
 	}
@@ -370,6 +384,11 @@ static void pms_on_role(struct cdr_daemon *d, void *server, bool active, int64_t
 	stop(s); /* pms.req.q was cancelled by the common life */
 }
 
+static int pms_check_conf(void *conf, const char *conf_path, char *err, size_t errlen)
+{
+	return pms_console_check_conf(conf, conf_path, err, errlen);
+}
+
 static void pms_reload(struct cdr_daemon *d, void *server, const void *conf)
 {
 	struct pms *s = server;
@@ -395,6 +414,8 @@ static void pms_reload(struct cdr_daemon *d, void *server, const void *conf)
 			pms_peer_setup(&s->plats[i]);
 	}
 	cdr_timer_start(s->beat_timer, s->conf.beat_interval_ms, true);
+	if (pms_console_reload(s, cf) < 0)
+		cdr_err("reload: the console keeps its old settings");
 	cdr_info("pms settings applied: beat %" PRIu64 " ms x %" PRId64 " misses, peer grace %" PRIu64
 		 " ms, %zu room sections",
 		 s->conf.beat_interval_ms, s->conf.beat_misses, s->conf.peer_grace_ms, s->nrconf);
@@ -407,6 +428,7 @@ static void pms_free(void *server)
 	if (!s)
 		return;
 	stop(s);
+	s->console = pms_console_free(s->console);
 	s->beat_zk = cdr_zk_free(s->beat_zk); /* a write in flight: cancelled, s still whole */
 	cdr_hmap_free(s->mcus);
 	cdr_topo_follow_free(s->follow);
@@ -442,4 +464,5 @@ const struct cdr_daemon_ops pms_daemon_ops = {
 	.metrics = pms_metrics_fill,
 	.not_ready = pms_not_ready,
 	.queues = pms_queues,
+	.check_conf = pms_check_conf,
 };

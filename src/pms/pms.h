@@ -34,6 +34,11 @@ struct pms_conf {
 	uint64_t mcu_absent_ms;
 	uint64_t rms_timeout_ms;
 	uint64_t topology_refresh_ms;
+	/* the web console (console.c, docs/console.md) */
+	char *console_listen;	     /* "ip:port" on loopback; "": off */
+	char *console_user;	     /* HTTP Basic user and the broker user the console acts as */
+	char *console_password_file; /* that user's password (made absolute at load) */
+	char *console_dir;	     /* the static files; "": the installed or the source tree's */
 	struct cdr_conf_group rooms; /* of struct pms_room_conf */
 };
 

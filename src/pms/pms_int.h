@@ -38,6 +38,7 @@
 enum check_kind { CK_TCP, CK_MCU, CK_CMD };
 
 struct room;
+struct pms_console;
 
 /* One check of an own room (checks.c). */
 struct check {
@@ -147,6 +148,8 @@ struct pms {
 	bool rms_silent_logged;
 	int64_t rms_epoch_seen; /* of the rms whose inventory came last (0: none yet) */
 	struct pms_metrics *m;	/* metrics.c */
+
+	struct pms_console *console; /* the web console; NULL when off */
 };
 
 /* ---- metrics.c ---- */
@@ -226,5 +229,31 @@ void pms_broadcast_plat(struct plat *p);
 void pms_alarm(struct pms *s, enum pms_target t, const char *id, const struct pms_state *st);
 /* Answers request m (pms.req.q). */
 void pms_answer(struct pms *s, struct cdr_mq_delivery *dl, const struct cdr_msg *m, bool ack, json_t *body);
+
+/* ---- console.c (its own header: console_int.h) ---- */
+
+/* [pms] console_listen's check: empty, or a numeric loopback ip:port. */
+const char *pms_console_check_listen(const char *v);
+/* The console keys' files (at load and on SIGHUP): its password file read
+ * with the checks of every password_file, paths made absolute. 0, or a
+ * negative errno with err set. */
+int pms_console_check_conf(struct pms_conf *cf, const char *conf_path, char *err, size_t errlen);
+/* The console of cf (*ret stays NULL when console_listen is empty): no I/O
+ * yet. 0 or a negative errno, logged. */
+int pms_console_new(struct pms *s, const struct pms_conf *cf, struct pms_console **ret);
+/* Opens it (the listener, the broker links) while pms acts; closes it. */
+void pms_console_start(struct pms *s);
+void pms_console_stop(struct pms *s);
+/* SIGHUP: a new console from cf (its password and files read again),
+ * keeping the alarms and the series; the old one stays when the new one
+ * cannot be built (a negative errno, logged). */
+int pms_console_reload(struct pms *s, const struct pms_conf *cf);
+/* Every tick: a listener that could not bind tries again. */
+void pms_console_tick(struct pms *s);
+/* Accepts NULL; returns NULL. */
+struct pms_console *pms_console_free(struct pms_console *c);
+/* A room's or platform's state as pms sees it change (send.c): counted in
+ * the console's series of room events. */
+void pms_console_state_event(struct pms *s, enum pms_target t, const char *id, const struct pms_state *st);
 
 #endif

@@ -49,6 +49,7 @@ json_t *pms_plat_json(const struct plat *p, bool full)
 
 void pms_broadcast_room(struct room *r)
 {
+	pms_console_state_event(r->s, PMS_ROOM, r->id, &r->st);
 	publish(r->s, CDR_MQ_PMS_NTF_EX, "pms_all_room_ntf", pms_room_json(r, false));
 }
 
