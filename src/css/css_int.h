@@ -119,6 +119,7 @@ struct op {
 	int placements;		 /* create: allocations made (placed again when its room was switched away
 				  * or its MCU's queue was gone) */
 	bool unroutable;	 /* the create just sent to the MCU came back unroutable: nobody got it */
+	bool isolated;		 /* create refused for an isolation: its removal waits for the replica too */
 	bool unchecked;		 /* create: its stored answer not looked up (a first delivery): its first
 				  * write (css_store_put_first) or refusal (css_answer_now) checks it */
 	char exclude_mcus[CSS_CREATE_EXCLUDE][64]; /* create: MCUs found gone, not to be allocated again */
