@@ -130,6 +130,17 @@ fi
 pw_version=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$node_dir/node_modules/playwright-core/package.json" 2>/dev/null | head -1)
 if [ -n "$pw_version" ]; then
 	ok "playwright-core $pw_version installed (npm ci)"
+elif why=$(grep -oE 'SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT[A-Z_]*|CERT_[A-Z_]+|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ECONNRESET' "$node_dir/npm.log" | head -n 1) && [ -n "$why" ]; then
+	# The npm registry cannot be reached from here (no network, or a TLS
+	# proxy whose CA this machine lacks: a throwaway root made by
+	# fresh-machine.sh has none of the host's extra CAs) and the lock's
+	# package is not in npm's cache: the browser part cannot run. Said as a
+	# skip with npm's reason, never counted as a pass of the browser.
+	sed 's/^/# npm: /' "$node_dir/npm.log" | tail -n 8
+	echo "ok $((checks + 1)) - # SKIP the browser test: playwright-core cannot be fetched from the npm registry here ($why)"
+	checks=$((checks + 1))
+	t_done
+	exit
 else
 	not_ok "playwright-core installed (npm ci): its log follows"
 	sed 's/^/# npm: /' "$node_dir/npm.log" | tail -n 30
