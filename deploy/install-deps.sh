@@ -38,11 +38,9 @@ pkgs=(
 )
 
 # ---- the web console's browser test (tests/integration/console.sh, docs/console.md) ----
-# Debian's chromium, driven by playwright-core from npm (tests/console/package-lock.json).
-# npm only when no npm is there: a Node.js from elsewhere (nodesource's) brings its own,
-# and Debian's npm would conflict with it.
-pkgs+=(chromium nodejs)
-command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+# Debian's chromium, driven through Debian's chromedriver (chromium-driver) over WebDriver
+# by a Node.js script that needs no npm package (tests/console/console.webdriver.mjs).
+pkgs+=(chromium chromium-driver nodejs)
 # ---- end of the console's block ----
 
 case ${1:-} in

@@ -5,12 +5,14 @@
 # First the API's auth with curl: 401 without or with wrong credentials, 200
 # with the operators' user; a POST refused (403) without the CSRF token or
 # from another origin; no file outside the console's directory. Then the
-# end-to-end test in headless Chromium (Debian's chromium, playwright-core
-# from npm: tests/console/console.test.mjs): it switches p1-r1 to its backup
-# through the confirmation step, sees the conferences move, switches it back,
-# and keeps its screenshots under the run dir (the path is printed).
-# The browser part is skipped, with the reason, only when chromium is not
-# installed and cannot be installed (deploy/install-deps.sh, as root).
+# end-to-end test in headless Chromium (Debian's chromium, driven through
+# Debian's chromedriver over WebDriver by a Node.js script with no npm
+# package: tests/console/console.webdriver.mjs): it switches p1-r1 to its
+# backup through the confirmation step, sees the conferences move, switches
+# it back, and keeps its screenshots under the run dir (the path is printed).
+# The browser part is skipped, with the reason, only when chromium,
+# chromium-driver or nodejs is not installed and cannot be installed
+# (deploy/install-deps.sh, as root).
 set -uo pipefail
 . "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
 t_init console
@@ -98,14 +100,16 @@ check "pms logged the wrong credentials" grep -q "console: wrong credentials fro
 check "20 conferences created in p1-r1 through cmsim" [ "$(jq -r .acked "$work/create.json" 2>/dev/null)" = 20 ]
 
 browser_skip=
-if ! [ -x /usr/bin/chromium ]; then
+have_browser() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && command -v node >/dev/null; }
+if ! have_browser; then
 	if [ "$(id -u)" = 0 ]; then
 		"$CONFDR_SOURCE_DIR/deploy/install-deps.sh" >"$work/install.log" 2>&1 ||
-			browser_skip="chromium is not installed and deploy/install-deps.sh could not install it: $(tail -n 1 "$work/install.log")"
+			browser_skip="chromium, chromium-driver or nodejs is not installed and deploy/install-deps.sh could not install it: $(tail -n 1 "$work/install.log")"
 	else
-		browser_skip="chromium is not installed and this user cannot install it (deploy/install-deps.sh as root)"
+		browser_skip="chromium, chromium-driver or nodejs is not installed and this user cannot install it (deploy/install-deps.sh as root)"
 	fi
-	[ -n "$browser_skip" ] || [ -x /usr/bin/chromium ] || browser_skip="chromium is still missing after deploy/install-deps.sh"
+	[ -n "$browser_skip" ] || have_browser ||
+		browser_skip="chromium, chromedriver or node is still missing after deploy/install-deps.sh"
 fi
 if [ -n "$browser_skip" ]; then
 	echo "ok $((checks + 1)) - # SKIP the browser test: $browser_skip"
@@ -114,44 +118,25 @@ if [ -n "$browser_skip" ]; then
 	exit
 fi
 
-# playwright-core from npm, in a directory of this run (the two lanes of
-# tests/run.sh run this test at once): npm ci from the lock file, from npm's
-# cache when the registry cannot be reached.
-node_dir=$work/node
-mkdir -p "$node_dir"
-cp "$CONFDR_SOURCE_DIR"/tests/console/{package.json,package-lock.json,console.test.mjs} "$node_dir/"
-# Node.js trusts its own CA list, not the system's: behind a proxy that
-# re-signs TLS with a CA of the machine's, npm needs the system's bundle.
-if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
-	export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
-fi
-(cd "$node_dir" && timeout 300 npm ci --prefer-offline --no-audit --no-fund >npm.log 2>&1 ||
-	timeout 120 npm ci --offline --no-audit --no-fund >>npm.log 2>&1)
-pw_version=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$node_dir/node_modules/playwright-core/package.json" 2>/dev/null | head -1)
-if [ -n "$pw_version" ]; then
-	ok "playwright-core $pw_version installed (npm ci)"
-elif why=$(grep -oE 'SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT[A-Z_]*|CERT_[A-Z_]+|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ECONNRESET' "$node_dir/npm.log" | head -n 1) && [ -n "$why" ]; then
-	# The npm registry cannot be reached from here (no network, or a TLS
-	# proxy whose CA this machine lacks: a throwaway root made by
-	# fresh-machine.sh has none of the host's extra CAs) and the lock's
-	# package is not in npm's cache: the browser part cannot run. Said as a
-	# skip with npm's reason, never counted as a pass of the browser.
-	sed 's/^/# npm: /' "$node_dir/npm.log" | tail -n 8
-	echo "ok $((checks + 1)) - # SKIP the browser test: playwright-core cannot be fetched from the npm registry here ($why)"
-	checks=$((checks + 1))
-	t_done
-	exit
-else
-	not_ok "playwright-core installed (npm ci): its log follows"
-	sed 's/^/# npm: /' "$node_dir/npm.log" | tail -n 30
-fi
-
 shots_dir=${CONFDR_RUN_DIR:?}/console
 mkdir -p "$shots_dir"
 shots=$shots_dir/console-$CONFDR_NS-$(date -u +%Y%m%dT%H%M%SZ)
+# chromedriver on a free loopback port of its own, started and ended by the
+# script (the two lanes of tests/run.sh run this test at once)
 CONSOLE_URL=$url/ CONSOLE_USER=ops CONSOLE_PASSWORD_FILE=$pwfile ROOM=p1-r1 SHOTS=$shots \
-	timeout 400 node "$node_dir/console.test.mjs" >"$work/browser.out" 2>&1
+	CHROMEDRIVER_LOG=$work/chromedriver.log CHROMEDRIVER_PIDFILE=$work/chromedriver.pid TOTAL_TIMEOUT_MS=360000 \
+	timeout -k 30 400 node "$CONFDR_SOURCE_DIR/tests/console/console.webdriver.mjs" >"$work/browser.out" 2>&1
 rc=$?
+# the script ends chromedriver and its browser (a process group) itself; had
+# it been killed first, they are ended here (the browser's exited processes
+# may stand in the group until init reaps them: a few seconds first)
+if cd_pid=$(cat "$work/chromedriver.pid" 2>/dev/null) && [ -n "$cd_pid" ]; then
+	for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- "-$cd_pid" 2>/dev/null && sleep 0.5; done
+	if kill -0 -- "-$cd_pid" 2>/dev/null; then
+		echo "# chromedriver's process group ($cd_pid) outlived the script: killed"
+		kill -KILL -- "-$cd_pid" 2>/dev/null
+	fi
+fi
 while IFS= read -r line; do
 	case $line in
 	PASS\ *) ok "browser: ${line#PASS }" ;;
