@@ -344,6 +344,7 @@ try {
 } catch (e) {
   fail("browser: " + String(e.message || e).split("\n")[0]);
   if (shots && session) await screenshot(shots + "-failed.png", true).catch(() => {});
+  if (session) for (const e of await pageErrors().catch(() => [])) console.log("# the page: " + e.slice(0, 300));
 } finally {
   clearTimeout(guard);
   await cleanup();
