@@ -11,8 +11,9 @@
 #
 # Against the sandbox that is up (either layout, at least two instances of
 # each daemon: CONFDR_INSTANCES=2, the default); its daemons are started
-# (sandbox.sh start) if they are not. tests/run.sh runs it in lane b after
-# the drills (ctest label "drill": it restarts the sandbox's own daemons).
+# (sandbox.sh start) if they are not; every platform must be up and every
+# room normal. tests/run.sh runs it in lane b before the drills (ctest
+# label "drill": it restarts the sandbox's own daemons).
 # TAP output. CONFDR_DEPLOY_CREATES (default 1600) at CONFDR_DEPLOY_RATE per
 # second (default 40): the load must outlast the restart (about 10 s).
 : "${CONFDR_SANDBOX:?run under the sandbox env}" "${CONFDR_RUN_DIR:?}" "${CONFDR_ZK:?}" "${CONFDR_P1_AMQP_URL:?}"
@@ -73,6 +74,13 @@ ctl status --wait 120 --expect "$expect" >/dev/null 2>&1 || bail "not all $expec
 all_ready() { [ "$(ctl status --json 2>/dev/null | jq '[.daemons[] | select(.ready)] | length')" = "$expect" ]; }
 within() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.5; done; }
 check "before: all $expect instances ready (\"ready\" in their liveness nodes)" within 60 all_ready
+clean() {
+	ctl status --json 2>/dev/null | jq -e '([.platforms[] | select(.state != "up")] | length) == 0 and
+		([.rooms[] | select(.state != "normal")] | length) == 0' >/dev/null
+}
+# A platform down or a room switched (a drill before) refuses or moves what
+# this test counts: said, not taken for the restart's fault.
+within 60 clean || bail "a platform is down or a room abnormal before the restart: $(ctl status --json 2>/dev/null | jq -c '[.platforms[] | select(.state != "up") | .platform], [.rooms[] | select(.state != "normal") | .room]')"
 actives() { ctl status --json 2>/dev/null | jq -r '[.daemons[] | select(.platform == "p1" and .role == "active") | "\(.daemon)=\(.instance)"] | sort | join(" ")'; }
 before=$(actives)
 echo "# p1's active instances before: $before"
