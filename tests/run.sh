@@ -9,7 +9,7 @@
 # Lane a ends with the fault suite (tests/faults/run.sh, docs/reliability.md)
 # on its multi-host sandbox: one count per scenario. Lane b runs a rolling
 # restart under load (tests/integration/deploy.sh) on its multi-host sandbox
-# before its drills, on its own.
+# first, on its own.
 # Lane b runs the benchmarks once (bench/run.sh --quick) after its
 # integration tests, on its single-host sandbox: one count, for running
 # through and reporting every figure, never for speed; then it builds the
@@ -153,7 +153,7 @@ run_faults() {
 }
 
 # run_deploy: a rolling restart of p1's daemons under load (tests/integration/deploy.sh)
-# on the multi-host sandbox in the environment, before the drills.
+# on the multi-host sandbox in the environment, first after it is up.
 run_deploy() {
 	local log ok nok
 	log=$(mktemp)
@@ -232,10 +232,11 @@ if [ "$unit_only" = 0 ]; then
 		[ "$name" = b ] && run_package # no server: between the two sandboxes
 		say "lane $name: multi-host sandbox for the drills"
 		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
-			[ "$name" = b ] && run_faults
-			# before the drills: they leave platforms and rooms switched
-			# (a platform drill's p1 down made all 1,600 creates platform_down)
+			# first, on the sandbox just up: after the drills p1 was down
+			# (all 1,600 creates refused platform_down), after the fault
+			# primitives 469 were refused no_capacity
 			[ "$name" = b ] && run_deploy
+			[ "$name" = b ] && run_faults
 			run_drills "$@"
 			[ "$name" = a ] && run_fault_suite
 		else

@@ -12,8 +12,9 @@
 # Against the sandbox that is up (either layout, at least two instances of
 # each daemon: CONFDR_INSTANCES=2, the default); its daemons are started
 # (sandbox.sh start) if they are not; every platform must be up and every
-# room normal. tests/run.sh runs it in lane b before the drills (ctest
-# label "drill": it restarts the sandbox's own daemons).
+# room normal. tests/run.sh runs it in lane b first on the multi-host
+# sandbox, before the fault primitives and the drills (ctest label "drill":
+# it restarts the sandbox's own daemons).
 # TAP output. CONFDR_DEPLOY_CREATES (default 1600) at CONFDR_DEPLOY_RATE per
 # second (default 40): the load must outlast the restart (about 10 s).
 : "${CONFDR_SANDBOX:?run under the sandbox env}" "${CONFDR_RUN_DIR:?}" "${CONFDR_ZK:?}" "${CONFDR_P1_AMQP_URL:?}"
@@ -113,6 +114,7 @@ echo "# cmsim: sent $sent, acked $acked, nacked $nacked, unanswered $unanswered,
 check "all $creates creates sent" [ "$sent" = "$creates" ]
 check "none unanswered" [ "$unanswered" = 0 ]
 check "none refused (NACK: $(jq -c '[.history[] | select(.answer == "nack") | .reason] | group_by(.) | map({(.[0]): length}) | add // {}' "$work/create.json" 2>/dev/null))" [ "$nacked" = 0 ]
+[ "$nacked" = 0 ] || echo "# the first refusals: $(jq -c '[.history[] | select(.answer == "nack")][:3]' "$work/create.json" 2>/dev/null)"
 check "none sent again for want of an answer (cmsim --retry 30 was not needed)" [ "$resent" = 0 ]
 check "none answered twice or differently" eval '[ "$twice" = 0 ] && [ "$differs" = 0 ]'
 
