@@ -8,8 +8,8 @@
 # down (also on failure) and ends with one line "N passed, N failed".
 # Lane a ends with the fault suite (tests/faults/run.sh, docs/reliability.md)
 # on its multi-host sandbox: one count per scenario. Lane b runs a rolling
-# restart under load (tests/integration/deploy.sh) on its multi-host sandbox
-# first, on its own.
+# restart under load (tests/integration/deploy.sh) on a new multi-host
+# sandbox of its own.
 # Lane b runs the benchmarks once (bench/run.sh --quick) after its
 # integration tests, on its single-host sandbox: one count, for running
 # through and reporting every figure, never for speed; then it builds the
@@ -153,7 +153,7 @@ run_faults() {
 }
 
 # run_deploy: a rolling restart of p1's daemons under load (tests/integration/deploy.sh)
-# on the multi-host sandbox in the environment, first after it is up.
+# on a multi-host sandbox of its own, made anew at the end of lane b.
 run_deploy() {
 	local log ok nok
 	log=$(mktemp)
@@ -209,7 +209,11 @@ if [ "$unit_only" = 0 ]; then
 	integ_jobs=${CONFDR_INTEG_JOBS:-4}
 	port_base=${CONFDR_PORT_BASE:-17000}
 	lane_down() { CONFDR_RUN_DIR=$run_base-$1 CONFDR_PORT_BASE=$2 ./deploy/sandbox.sh down; }
-	cleanup() { lane_down a "$port_base" >/dev/null 2>&1; lane_down b $((port_base + 1000)) >/dev/null 2>&1; }
+	cleanup() {
+		lane_down a "$port_base" >/dev/null 2>&1
+		lane_down b $((port_base + 1000)) >/dev/null 2>&1
+		lane_down b-deploy $((port_base + 1000)) >/dev/null 2>&1
+	}
 	trap cleanup EXIT
 	# lane NAME PORT_BASE BUILD_DIR DRILLS...: the integration tests on a
 	# single-host sandbox (tests/ns.sh needs one), then the drills on a
@@ -232,10 +236,6 @@ if [ "$unit_only" = 0 ]; then
 		[ "$name" = b ] && run_package # no server: between the two sandboxes
 		say "lane $name: multi-host sandbox for the drills"
 		if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
-			# first, on the sandbox just up: after the drills p1 was down
-			# (all 1,600 creates refused platform_down), after the fault
-			# primitives 469 were refused no_capacity
-			[ "$name" = b ] && run_deploy
 			[ "$name" = b ] && run_faults
 			run_drills "$@"
 			[ "$name" = a ] && run_fault_suite
@@ -244,6 +244,21 @@ if [ "$unit_only" = 0 ]; then
 		fi
 		say "lane $name: multi-host sandbox down"
 		./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
+		if [ "$name" = b ]; then
+			# The rolling restart on a sandbox of its own, made anew: on the
+			# lane's, after its drills p1 was down (all 1,600 creates
+			# refused platform_down), and after its other work 469 and 507
+			# creates were refused no_capacity.
+			export CONFDR_RUN_DIR=$run_base-$name-deploy
+			rm -rf "$CONFDR_RUN_DIR"
+			say "lane $name: a new multi-host sandbox for the rolling restart (run dir $CONFDR_RUN_DIR)"
+			if CONFDR_SANDBOX_HOSTS=multi ./deploy/sandbox.sh up && eval "$(./deploy/sandbox.sh env)"; then
+				run_deploy
+			else
+				record 0 1 "lane $name: the rolling restart's sandbox did not come up"
+			fi
+			./deploy/sandbox.sh down || record 0 1 "lane $name: sandbox down left processes"
+		fi
 		: >"$res/lane-$name.done"
 	}
 	say "integration tests and drills in two lanes (their lines prefixed [a] and [b])"

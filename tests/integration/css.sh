@@ -149,7 +149,9 @@ e3=$(jq -r '.confs[2]["e164"]' "$work/c1000.json")
 redis EVAL "redis.call('DEL', 'conf:' .. ARGV[1]) redis.call('SREM', 'confs:all', ARGV[1]) redis.call('SREM', 'confs:ud:ud-p1-r1-a', ARGV[1]) redis.call('SREM', 'confs:ud:ud-p1-r1-b', ARGV[1]) redis.call('ZREM', 'confs:expiry', ARGV[1]) return 1" 0 "$e3" >/dev/null
 
 # css killed in the middle of 500 creates.
-cm create --domain ud-p1-r1-a --count 500 --rate 250 --e164-start 7300000000 --timeout 60 --json "$work/r500.json" &
+# Generous bounds: a fresh-root run with both lanes loading the 2 cores left
+# 13 of 500 without an answer after 60 s.
+cm create --domain ud-p1-r1-a --count 500 --rate 250 --e164-start 7300000000 --timeout 150 --json "$work/r500.json" &
 cmpid=$!
 sleep 1
 kill -KILL $css_pid
@@ -165,7 +167,7 @@ check "css killed during 500 creates: each answered ($acked ACKed, $(json_field 
 check "... never two different answers to one request ($(json_field "$work/r500.json" .answered_twice) repeated identically)" \
 	[ "$(json_field "$work/r500.json" .answered_differently)" = 0 ]
 check "... every ACKed one is in Redis" bash -c "[ -z \"\$(comm -23 <(jq -r '.confs[][\"e164\"]' $work/r500.json | sort) <(redis-cli -h ${CONFDR_P1_REDIS%:*} -p ${CONFDR_P1_REDIS#*:} -n $CONFDR_P1_REDIS_DB SMEMBERS confs:all | sort))\" ]"
-wait_for 10 "... and the MCUs run exactly the ACKed ones of them" bash -c \
+wait_for 30 "... and the MCUs run exactly the ACKed ones of them" bash -c \
 	"diff <(on_mcus t-r1 | grep '^73') <(jq -r '.confs[][\"e164\"]' $work/r500.json | sort)"
 grep -h 'view rebuilt' "$work/p1-css.log" | tail -1 | sed 's/^/# /'
 wait_for 10 "the orphan is ended on its MCU" not_on_mcus t-r1 "^$e3\$"
