@@ -240,8 +240,20 @@ clean_state() {
 	"$SANDBOX" up >"$WORK/up.log" 2>&1 || { tail -n 20 "$WORK/up.log" >&2; fail_setup "sandbox.sh up failed"; }
 	clean_redis
 	# a takeover publishes the promoted replica as the platform's Redis: the files' endpoints again
-	ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
-		fail_setup "confdrctl topology load failed"
+	load_topology
+}
+
+# load_topology: the files' topology and endpoints into ZooKeeper; three
+# tries of 15 s each, as sandbox.sh up (a loaded machine: a fresh-root run
+# saw 'no answer ... within 5 s' right after the ensemble came back).
+load_topology() {
+	local try
+	for try in 1 2 3; do
+		ctl --timeout 15 topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null &&
+			return 0
+		[ $try = 3 ] || { warn "confdrctl topology load failed (try $try of 3); again in 2 s"; sleep 2; }
+	done
+	fail_setup "confdrctl topology load failed (3 tries)"
 }
 
 # clean_redis: each platform's Redis the master, its replica linked, both
@@ -323,8 +335,7 @@ setup() {
 		say "reset: the css stopped, Redis and endpoints made clean again, the css started"
 		for n in $(dnames p1 css) $(dnames p2 css); do stop_pid "$n" 20 2>/dev/null || :; done
 		clean_redis
-		ctl topology load "$TOP/conf/sandbox-topology.json" --endpoints "$RUN/endpoints.json" >/dev/null ||
-			fail_setup "confdrctl topology load failed"
+		load_topology
 		start_world
 	fi
 	wait_for 30 "16 drill MCUs up and no other MCU up in rms" mcus_up all || fail_setup "MCUs not as expected in rms ($(ctl mcu list 2>&1 | head -n 30))"
