@@ -39,7 +39,6 @@ static enum cdr_ready full_ready(const struct cdr_daemon *d)
 /* The state in a few words into buf; true when it is one to be ready in. */
 static bool describe(const struct cdr_daemon *d, char *buf, size_t len)
 {
-	static const char *const names[LINK_COUNT] = { "zookeeper", "amqp", "redis", "mysql" };
 	size_t n = 0;
 
 	if (!d->link_up[LINK_ZK]) {
@@ -57,7 +56,8 @@ static bool describe(const struct cdr_daemon *d, char *buf, size_t len)
 	for (int i = LINK_AMQP; i < LINK_COUNT; i++) {
 		if (!d->link_used[i] || d->link_up[i])
 			continue;
-		n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? ", " : "waiting for ", names[i]);
+		n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? ", " : "waiting for ",
+				      daemon_link_names[i]);
 	}
 	if (n)
 		return false;
