@@ -89,6 +89,9 @@ int daemon_stall_start(struct cdr_daemon *d);
 void daemon_stall_free(struct cdr_daemon *d);
 void daemon_stall_role(struct cdr_daemon *d);
 char *daemon_live_json(struct cdr_daemon *d);
+/* daemon_ready.c: true when ready; buf says "standby", "active, epoch N"
+ * or why not (docs/metrics.md "Readiness") */
+bool daemon_readiness(struct cdr_daemon *d, char *buf, size_t len);
 int daemon_notify_start(struct cdr_daemon *d);
 void daemon_notify_stopping(struct cdr_daemon *d);
 void daemon_notify_free(struct cdr_daemon *d);

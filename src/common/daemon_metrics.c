@@ -49,30 +49,6 @@ int daemon_metrics_new(struct cdr_daemon *d)
 	return cdr_metrics_register(d->metrics, defs, sizeof(defs) / sizeof(defs[0]));
 }
 
-/* Why the instance is not ready (NULL: ready). */
-static const char *not_ready(struct cdr_daemon *d)
-{
-	if (d->stopping)
-		return "stopping";
-	if (!d->link_up[LINK_ZK])
-		return "zookeeper: not connected";
-	if (!d->main_room)
-		return "topology: this platform's main room not read yet";
-	for (int i = LINK_AMQP; i < LINK_COUNT; i++) {
-		static char why[64];
-
-		if (d->link_used[i] && !d->link_up[i]) {
-			snprintf(why, sizeof(why), "%s: not connected", daemon_link_names[i]);
-			return why;
-		}
-	}
-	if (!d->active && !(d->election && cdr_zk_election_joined(d->election)))
-		return "no role yet: joining the election";
-	if (d->active && d->suspect)
-		return "active, confirming its ZooKeeper session after a stall of its loop";
-	return d->ops->not_ready ? d->ops->not_ready(d, d->server) : NULL;
-}
-
 static void common_metrics(struct cdr_daemon *d, bool ready)
 {
 	const char *name = d->ops->name, *plat = d->conf->platform;
@@ -96,7 +72,9 @@ static void on_metrics(void *arg, struct cdr_http_reply *r)
 {
 	struct cdr_daemon *d = arg;
 
-	common_metrics(d, not_ready(d) == NULL);
+	char why[256];
+
+	common_metrics(d, daemon_readiness(d, why, sizeof(why)));
 	if (d->ops->metrics)
 		d->ops->metrics(d, d->server);
 	if (cdr_metrics_render(d->metrics, &r->body, &r->len) < 0) {
@@ -130,14 +108,12 @@ static void on_healthz(void *arg, struct cdr_http_reply *r)
 static void on_readyz(void *arg, struct cdr_http_reply *r)
 {
 	struct cdr_daemon *d = arg;
-	const char *why = not_ready(d);
+	char status[256];
 
-	if (why)
-		text_reply(r, 503, "not ready: %s\n", why);
-	else if (d->active)
-		text_reply(r, 200, "ready: active, epoch %" PRId64 "\n", d->epoch);
+	if (daemon_readiness(d, status, sizeof(status)))
+		text_reply(r, 200, "ready: %s\n", status);
 	else
-		text_reply(r, 200, "ready: standby\n");
+		text_reply(r, 503, "not ready: %s\n", status);
 }
 
 static const struct cdr_http_route routes[] = {

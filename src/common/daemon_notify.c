@@ -5,12 +5,9 @@
  * graceful stop. Outside systemd ($NOTIFY_SOCKET unset) nothing is sent;
  * "ready" in the liveness node is kept either way.
  *
- * "Has its state": the ZooKeeper session is up, the platform's topology read
- * (its main room), every store it uses connected (the schema migrated), and
- * the election has placed it: a standby that has joined behind the active
- * one, or the active one once it takes all its work (css: its view rebuilt,
- * CDR_READY_SERVE). So `systemctl restart` returns when the instance can
- * take over, and a rolling restart may go on to the next one. */
+ * "Has its state": daemon_readiness (daemon_ready.c), the verdict /readyz
+ * gives too. So `systemctl restart` returns when the instance can take
+ * over, and a rolling restart may go on to the next one. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,67 +16,10 @@
 #include <confdr/log.h>
 #include <confdr/loop.h>
 #include <confdr/sdnotify.h>
-#include <confdr/zk.h>
 
 #include "daemon-internal.h"
 
 #define CHECK_MS 250
-
-/* The readiness the active instance reaches when it takes every queue. */
-static enum cdr_ready full_ready(const struct cdr_daemon *d)
-{
-	enum cdr_ready r = CDR_READY_NONE;
-
-	for (const struct cdr_daemon_queue *q = d->ops->queues; q && q->fn; q++)
-		if (q->when > r)
-			r = q->when;
-	return r;
-}
-
-/* The state in a few words into buf; true when it is one to be ready in. */
-static bool describe(const struct cdr_daemon *d, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	if (!d->link_up[LINK_ZK]) {
-		snprintf(buf, len, "connecting to ZooKeeper %s", d->conf->zk_hosts);
-		return false;
-	}
-	if (!d->main_room) {
-		snprintf(buf, len, "reading the topology of platform %s", d->conf->platform);
-		return false;
-	}
-	if (d->migration) {
-		snprintf(buf, len, "applying schema migrations (%s)", d->conf->mysql_migrations);
-		return false;
-	}
-	for (int i = LINK_AMQP; i < LINK_COUNT; i++) {
-		if (!d->link_used[i] || d->link_up[i])
-			continue;
-		n += (size_t)snprintf(buf + n, n < len ? len - n : 0, "%s%s", n ? ", " : "waiting for ",
-				      daemon_link_names[i]);
-	}
-	if (n)
-		return false;
-	if (!d->election || !cdr_zk_election_placed(d->election)) {
-		snprintf(buf, len, "joining the election");
-		return false;
-	}
-	if (!d->active) {
-		snprintf(buf, len, "standby");
-		return true;
-	}
-	if (d->suspect) {
-		snprintf(buf, len, "active, epoch %" PRId64 "; confirming its session after a stall", d->epoch);
-		return false;
-	}
-	if (d->ready < full_ready(d)) {
-		snprintf(buf, len, "active, epoch %" PRId64 "; rebuilding its state", d->epoch);
-		return false;
-	}
-	snprintf(buf, len, "active, epoch %" PRId64, d->epoch);
-	return true;
-}
 
 static void notify(struct cdr_daemon *d, const char *state)
 {
@@ -99,7 +39,7 @@ static void on_check(void *arg)
 
 	if (d->stopping)
 		return;
-	ok = describe(d, status, sizeof(status));
+	ok = daemon_readiness(d, status, sizeof(status));
 	if (ok != d->has_state) {
 		d->has_state = ok;
 		daemon_live_changed(d);
