@@ -41,6 +41,11 @@ pkgs=(
 # Debian's chromium, driven through Debian's chromedriver (chromium-driver) over WebDriver
 # by a Node.js script that needs no npm package (tests/console/console.webdriver.mjs).
 pkgs+=(chromium chromium-driver nodejs)
+
+# ---- promtool, from Debian's prometheus package (its server is never started here:
+# policy-rc.d below): tests/integration/metrics.sh checks each daemon's /metrics,
+# deploy/monitoring/prometheus.yml and alerts.yml with it ----
+pkgs+=(prometheus)
 # ---- end of the console's block ----
 
 case ${1:-} in

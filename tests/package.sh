@@ -95,7 +95,8 @@ dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/files"
 dpkg-deb -c "$sims" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/files-sims"
 want=(/usr/sbin/confdr-css /usr/sbin/confdr-rms /usr/sbin/confdr-pms /usr/sbin/confdr-supervise /usr/bin/confdrctl
 	/etc/confdr/css.conf /etc/confdr/rms.conf /etc/confdr/pms.conf
-	/usr/share/confdr/sql/001_init.sql /usr/share/doc/confdr/README.md /usr/share/doc/confdr/docs/operations.md)
+	/usr/share/confdr/sql/001_init.sql /usr/share/doc/confdr/README.md /usr/share/doc/confdr/docs/operations.md
+	/usr/share/doc/confdr/examples/monitoring/prometheus.yml /usr/share/doc/confdr/examples/monitoring/alerts.yml)
 for m in "$top"/man/*.8; do want+=("/usr/share/man/man8/$(basename "$m").gz"); done
 missing=()
 for f in "${want[@]}"; do grep -qxF "$f" "$tmp/files" || missing+=("$f"); done

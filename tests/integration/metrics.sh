@@ -18,7 +18,8 @@
 #     200 again and confdr_store_reconnects_total{store="amqp"} moved by one
 #     (ctest gives the test a broker of its own: tests/ns.sh --private);
 #   - deploy/monitoring/alerts.yml uses only metrics the daemons serve (and
-#     promtool checks it and prometheus.yml, when installed).
+#     promtool checks it and prometheus.yml, and runs its unit tests
+#     alerts.test.yml, when installed: Debian's prometheus package).
 set -uo pipefail
 . "${CONFDR_SOURCE_DIR:?}/tests/lib.sh"
 t_init metrics
@@ -197,6 +198,13 @@ check "alerts.yml names only served metrics${missing:+ (not served:$missing)}" t
 if [ -n "$promtool" ]; then
 	check "promtool check rules alerts.yml" "$promtool" check rules "$mon/alerts.yml"
 	check "promtool check config prometheus.yml" "$promtool" check config "$mon/prometheus.yml"
+	# the rules' unit tests: which alerts fire on given series, and which do not
+	if out=$(cd "$mon" && "$promtool" test rules alerts.test.yml 2>&1); then
+		ok "promtool test rules alerts.test.yml"
+	else
+		not_ok "promtool test rules alerts.test.yml"
+		sed 's/^/# /' <<<"$out"
+	fi
 fi
 
 t_done
