@@ -175,6 +175,9 @@ static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 			op = c->op;
 			op->dl = dl;
 			op->m = m;
+			/* where it is placed again if its MCU is found gone */
+			snprintf(op->home, sizeof(op->home), "%s", rt.home);
+			snprintf(op->room, sizeof(op->room), "%s", nz(rt.room));
 			snprintf(op->req, sizeof(op->req), "%s", cdr_msg_id(m));
 			cdr_hmap_put(s->reqs, op->req, op);
 			cdr_notice("create %s of %s resumed after a restart: sent to %s again", op->req, c->e164,

@@ -118,8 +118,8 @@ static void on_alloc(struct css *s, int status, const struct cdr_msg *reply, voi
 	char detail[512];
 	int r;
 
-	if (op->dead)
-		goto out;
+	if (op->dead || !c)
+		goto out; /* done, or failed meanwhile (its record being removed) */
 	if (status < 0) {
 		snprintf(detail, sizeof(detail), "rms did not answer the allocation: %s", strerror(-status));
 		create_refuse(op, "internal_error", detail);

@@ -381,6 +381,17 @@ void css_mcu_lost(struct css *s, const char *mcu, const char *why)
 		if (!css_acts_for(s, c))
 			continue;
 		if (c->op) {
+			/* Only a create or restore waiting for this MCU's answer
+			 * fails here. One between two steps (asking rms for a
+			 * place again after finding this MCU's queue gone,
+			 * storing its record) is not waiting for any MCU: its
+			 * next step places it without this one, or its timeout
+			 * resolves it. Failing it there freed its conference
+			 * under the pending allocation: css crashed (SIGSEGV) in
+			 * the fault suite's kill-mcu-rms, and three NACKed
+			 * creates stayed in Redis. */
+			if (!c->op->mcu_id[0])
+				continue;
 			if (c->op->kind == OP_CREATE)
 				css_create_fail(c->op, "mcu_timeout", "the MCU was lost");
 			else if (c->op->kind == OP_RESTORE)

@@ -27,6 +27,7 @@ static void adopt(struct css *s, struct load *ld, struct conf *c)
 		if ((op = css_op_new(s, OP_CREATE, NULL, NULL))) {
 			op->c = c;
 			c->op = op;
+			op->placements = 1; /* its record is written: a refusal removes it */
 			op->on_timer = abandon_create;
 			cdr_timer_start(op->timer, s->conf.resume_window_ms, false);
 		}
