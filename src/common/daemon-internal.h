@@ -14,6 +14,7 @@ struct cdr_daemon {
 	struct cdr_daemon_conf *conf; /* really ops->conf_size bytes */
 	char instance[160];
 	uint64_t started_wall_ms;
+	uint64_t role_wall_ms; /* when the role last changed (wall clock; 0: never) */
 	void *server;
 	int exit_code;
 	bool stopping;

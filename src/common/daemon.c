@@ -177,6 +177,8 @@ static char *live_json(struct cdr_daemon *d)
 		json_object_set_new(o, "stats", json_loads(d->stats, 0, NULL));
 	json_object_set_new(o, "senders_refused", json_integer((json_int_t)d->senders_refused));
 	json_object_set_new(o, "since", json_integer((json_int_t)d->started_wall_ms));
+	if (d->role_wall_ms) /* when it became active, or standby again */
+		json_object_set_new(o, "role_since", json_integer((json_int_t)d->role_wall_ms));
 	json_object_set_new(o, "updated", json_integer((json_int_t)cdr_wall_ms()));
 	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);

@@ -508,6 +508,7 @@ static void on_leader(bool leader, int64_t epoch, void *arg)
 	if (leader == d->active && (!leader || epoch == d->epoch))
 		return;
 	d->active = leader;
+	d->role_wall_ms = cdr_wall_ms();
 	daemon_stall_role(d);
 	if (leader)
 		d->epoch = epoch;

@@ -20,8 +20,11 @@
 #   redis_mysql   p1's open records in Redis against confdr_p1 in MariaDB
 #   doubled_any   E164s on two MCUs in any of the samples taken every second
 #                 from the injection to the end
-# All must be 0; where a standby takes over, it must within the ZooKeeper
-# session (6 s) + 3 s. Refusals (NACKs) are answers: counted, not failed.
+# All must be 0, and no daemon of either platform may crash (die of a
+# signal other than KILL or TERM: its supervisor's line in its log); where
+# a standby takes over, it must within the ZooKeeper session (6 s) + 3 s
+# (by the new leader's clock: wait_takeover). Refusals (NACKs) are answers:
+# counted, not failed.
 # Every platform must be up and every room normal after the fault, except in
 # stop-pms-both, where p1 must be down, its conferences moved to p2, and
 # p1's css must have released them before p2 declared p1 down.
@@ -148,7 +151,7 @@ running() {
 active() {
 	ctl status --json 2>/dev/null | jq -r --arg d "$1" --argjson x "${2:-0}" \
 		'[.daemons[] | select(.platform == "p1" and .daemon == $d and .role == "active" and .pid != $x)] |
-		 if length == 1 then "\(.[0].instance) \(.[0].epoch) \(.[0].pid)" else empty end'
+		 if length == 1 then "\(.[0].instance) \(.[0].epoch) \(.[0].pid) \(.[0].role_since // 0)" else empty end'
 }
 has_active() { [ -n "$(active "$1")" ]; }
 # running_in ROOM: the E164s running on ROOM's simulator (its state file).
@@ -252,21 +255,41 @@ signal_active() {
 	local a name p inst epoch
 	a=$(active "$1") || true
 	[ -n "$a" ] || { warn "no active $1 on p1"; return 1; }
-	read -r inst epoch p <<<"$a"
+	read -r inst epoch p _ <<<"$a"
 	name=$(sandbox_name "$inst")
 	[ "$(daemon_pid "$name")" = "$p" ] || { warn "$name's pid is not $p, as /live says"; return 1; }
 	kill "-$2" "$p"
 	say "  $2 to $name (pid $p, instance $inst, epoch $epoch)"
 	FAULT_PID=$p
 }
+# crash_lines: the supervisors' lines of the daemons (both platforms) that
+# died of a signal other than KILL and TERM: a crash (SIGSEGV, SIGABRT, ...).
+# kill -9 and the failpoints are KILL; a stop is TERM.
+crash_lines() {
+	local p d n
+	for p in p1 p2; do
+		for d in css rms pms; do
+			for n in $(dnames "$p" "$d"); do
+				grep -H 'died (signal ' "$(logfile "$n")" 2>/dev/null | grep -Ev 'died \(signal (9|15) '
+			done
+		done
+	done
+}
+
 # wait_takeover T0_MS DAEMON: "ms instance": when another process of DAEMON
-# became active after the fault (at most 30 s), or "none -".
+# became active after the fault (at most 30 s), or "none -". The moment is
+# the new leader's own ("role_since" in its liveness node, its wall clock:
+# the sandbox's daemons share this host's), not when this poll saw it: on
+# a loaded machine a poll of confdrctl status may take a second.
 wait_takeover() {
-	local t0=$1 d=$2 a end=$((SECONDS + 30))
+	local t0=$1 d=$2 a end=$((SECONDS + 30)) since now
 	while [ $SECONDS -lt $end ]; do
 		a=$(active "$d" "$FAULT_PID") || true
 		if [ -n "$a" ]; then
-			echo "$(($(now_ms) - t0)) ${a%% *}"
+			now=$(now_ms)
+			read -r _ _ _ since <<<"$a"
+			[ "${since:-0}" -gt "$t0" ] && [ "$since" -le "$now" ] || since=$now
+			echo "$((since - t0)) ${a%% *}"
 			return 0
 		fi
 		sleep 0.2
@@ -389,7 +412,7 @@ inject() {
 		# The crash: the active (armed) instance's pid gone (at most 60 s).
 		TAKEOVER=${s#crash-} TAKEOVER=${TAKEOVER%-*}
 		a=$(active "$TAKEOVER") || true
-		read -r inst epoch p <<<"$a"
+		read -r inst epoch p _ <<<"$a"
 		[ -n "$p" ] || { warn "no active $TAKEOVER on p1"; return 1; }
 		FAULT_PID=$p
 		r=$((SECONDS + 60))
@@ -488,6 +511,7 @@ scenario() {
 	ensure_world || { fails+=("the sandbox is not ready (see $WORK/start.log)"); report "$s" "${fails[@]}"; return 1; }
 	prepare "$s" || { fails+=("could not prepare $s"); unprepare "$s"; report "$s" "${fails[@]}"; return 1; }
 	running "$w/before.json"
+	crash_lines >"$w/crashes-before.txt"
 	t_from=$(now_ms)
 	# The load: creates at RATE/s, and ends of the previous scenario's conferences.
 	e164=$(printf '%d%06d' $((t_from / 1000 % 100000000 + 100000000)) 0)
@@ -584,6 +608,8 @@ scenario() {
 		done
 		y=$(jq -r '.redis_mysql' "$w/report.json")
 		[ "$y" = 0 ] || fails+=("Redis and MySQL differ for p1: ${y} (compare.json)")
+		crash_lines | grep -vxFf "$w/crashes-before.txt" >"$w/crashes.txt"
+		[ -s "$w/crashes.txt" ] && fails+=("daemons crashed: $(sed 's|^.*/logs/||' "$w/crashes.txt" | head -n 3 | tr '\n' ' ')")
 		if [ -n "$TAKEOVER" ]; then
 			y=$(jq -r '.takeover.ms // "none"' "$w/report.json")
 			if [ "$y" = none ] || [ "$y" -gt "$over" ]; then fails+=("no $TAKEOVER standby active within $over ms (took: $y)"); fi
