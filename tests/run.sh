@@ -93,7 +93,9 @@ run_drills() {
 	else
 		record "$ok" "$nok" "drills $*: $ok/$((ok + nok))"
 	fi
-	grep '^not ok ' "$log" | sed 's/^/  FAILED /' >>"$res/failed-tests" || true
+	# each failed drill with the reasons it gives (the summary is what a CI
+	# log keeps in view)
+	grep -E '^not ok |^#   FAILED' "$log" | sed 's/^/  FAILED /' >>"$res/failed-tests" || true
 	rm -f "$log"
 }
 

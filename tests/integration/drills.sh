@@ -31,7 +31,9 @@ for s in $scenarios; do
 		summary+=("PASS $s: $line")
 	else
 		echo "not ok $n - drill $s (exit $rc): $line"
-		jq -r '(.failures // [])[] | "#   FAILED: " + .' "$work/$s.json" 2>/dev/null
+		# its failures, and those of its first phase (switch-backs, partitions)
+		jq -r '((.failures // [])[] | "#   FAILED: " + .), ((.first_phase.failures // [])[] | "#   FAILED (first phase): " + .)' \
+			"$work/$s.json" 2>/dev/null
 		summary+=("FAIL $s: $line")
 		failed=$((failed + 1))
 	fi
