@@ -16,12 +16,35 @@ json_t *css_exclude_json(const struct css_place *pl)
 	return a;
 }
 
+/* A create that fails while its platform is released (isolated) or
+ * declared down is refused platform_down, whatever stopped it: it was in
+ * flight when that happened, and platform_down is the CM's cue to go to the
+ * backup platform (an allocation rms could not make because it lost
+ * ZooKeeper with the platform is no reason of the CM's). Its own reason
+ * goes into the detail. Returns reason, or "platform_down" with detail
+ * rewritten into buf. */
+static const char *create_reason(struct op *op, const char *reason, const char **detail, char *buf, size_t len)
+{
+	struct css *s = op->s;
+	bool own = !op->home[0] || !strcmp(op->home, s->platform);
+
+	if (!strcmp(reason, "platform_down") || !(s->released || (own && css_plat_down(s->platform, s))))
+		return reason;
+	snprintf(buf, len, "platform %s is %s; this create was in flight and failed: %s: %s", s->platform,
+		 s->released ? "isolated (its css released it)" : "declared down", reason, *detail);
+	*detail = buf;
+	return "platform_down";
+}
+
 /* Fails a create before anything was written: the placeholder goes. */
 static void create_refuse(struct op *op, const char *reason, const char *detail)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
 	const char *e164 = c ? c->e164 : cdr_msg_str(op->m, "e164", NULL);
+	char buf[600];
+
+	reason = create_reason(op, reason, &detail, buf, sizeof(buf));
 
 	s->n.create_failed++;
 	cdr_info("create %s (%s) refused: %s: %s", e164 ? e164 : "?", op->req, reason, detail);
@@ -344,6 +367,7 @@ void css_create_fail(struct op *op, const char *reason, const char *detail)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
+	char buf[600];
 
 	css_mcu_op_forget(op);
 	if (op->unroutable && c->state == CSS_CREATING && op->nexclude_mcus < CSS_CREATE_EXCLUDE) {
@@ -362,6 +386,7 @@ void css_create_fail(struct op *op, const char *reason, const char *detail)
 	op->unroutable = false;
 	if (css_conf_event(s, c, !strcmp(reason, "mcu_refused") ? CSS_EV_MCU_NACK : CSS_EV_TIMEOUT) < 0)
 		cdr_warn("create %s: removed although it was %s", c->e164, css_state_name(c->state));
+	reason = create_reason(op, reason, &detail, buf, sizeof(buf));
 	s->n.create_failed++;
 	cdr_info("create %s on %s failed: %s: %s", c->e164, nz(c->mcu), reason, detail);
 	if (op->dl && !op->answer)
