@@ -147,6 +147,11 @@ static void cm_create(void *arg, struct cdr_mq_delivery *dl, struct cdr_msg *m)
 				snprintf(detail, sizeof(detail),
 					 "platform %s is declared down; its backup platform serves %s", s->platform,
 					 ud);
+			else if (s->released)
+				snprintf(detail, sizeof(detail),
+					 "platform %s is isolated (its css released it); its backup platform serves %s "
+					 "once it declares it down",
+					 s->platform, ud);
 			else
 				snprintf(detail, sizeof(detail),
 					 "platform %s is up again but its records are still coming home (fail-back): "

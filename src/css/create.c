@@ -419,17 +419,17 @@ static void create_unstorable(struct op *op, const char *why)
 
 /* Stored, but the replica did not confirm and the platform is isolated
  * meanwhile: the backup takes it over from a replica without this record.
- * Refused (platform_down), removed, ended on its MCU (released already). */
-static void create_isolated(struct op *op)
+ * Or the MCU ran it after the platform was released or taken over, and its
+ * running state cannot be written. Refused (platform_down), removed where
+ * it may be, ended on its MCU (as the release ended the others). */
+static void create_isolated(struct op *op, const char *why)
 {
 	struct css *s = op->s;
 	struct conf *c = op->c;
 	char detail[300];
 
-	snprintf(detail, sizeof(detail),
-		 "platform %s is isolated and its backup platform's replica did not confirm the conference: ended on "
-		 "%s, try its backup platform",
-		 s->platform, nz(c->mcu));
+	snprintf(detail, sizeof(detail), "platform %s is %s: ended on %s, try its backup platform", s->platform, why,
+		 nz(c->mcu));
 	cdr_warn("create %s: %s", c->e164, detail);
 	s->n.isolated_nacks++;
 	s->n.create_failed++;
@@ -452,7 +452,7 @@ static void create_replicated(void *arg, enum css_repl result)
 		return;
 	}
 	if (result != CSS_REPL_CONFIRMED && s->released) {
-		create_isolated(op);
+		create_isolated(op, "isolated and its backup platform's replica did not confirm the conference");
 	} else {
 		if (result == CSS_REPL_TIMEOUT)
 			cdr_warn("create %s: the replica did not confirm within %" PRIu64
@@ -480,9 +480,18 @@ static void on_create_done(int status, const redisReply *reply, void *arg)
 	struct conf *c = op->c;
 
 	if (!op->dead) {
-		if (status < 0 && css_store_refused(status, reply)) {
-			/* a newer epoch wrote the record, or the platform is served
-			 * elsewhere now: not ours to answer; the active css does */
+		if (status == -EPERM && s->active && c->host && !strcmp(c->host, s->platform)) {
+			/* Still the active css, but its platform was released
+			 * (isolated) or is served elsewhere since the create went
+			 * out: the conference runs on its MCU and cannot be
+			 * recorded. Left alone it ran on unrecorded while the CM
+			 * was told platform_down for the request again (the
+			 * fault suite's stop-pms-both, nack_running 1). */
+			create_isolated(op, s->released ? "isolated (its css released it) since the create went out"
+							: "served by its backup platform since the create went out");
+		} else if (status < 0 && css_store_refused(status, reply)) {
+			/* a newer epoch wrote the record: not ours to answer;
+			 * the active css does */
 			cdr_warn("create %s: running state refused by the store (%s): left to the active css", c->e164,
 				 css_redis_err(status, reply));
 			c->op = NULL;

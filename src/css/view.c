@@ -11,8 +11,8 @@ static void abandon_create(struct op *op)
 	cdr_warn("conference %s was being created before a restart and its request did not come back in %" PRIu64
 		 " ms: abandoned (ended on %s, reservation released)",
 		 c->e164, op->s->conf.resume_window_ms, nz(c->mcu));
-	if (c->mcu && *c->mcu)
-		css_end_on_mcu(op->s, c->e164, c->mcu, c->mcu_key, "create_abandoned");
+	if (c->mcu && *c->mcu) /* through the broker of the MCU's platform: after a takeover, the failed one's */
+		css_end_on_host(op->s, c->host, c->e164, c->mcu, c->mcu_key, "create_abandoned");
 	css_create_fail(op, "mcu_timeout", "abandoned after a restart");
 }
 
