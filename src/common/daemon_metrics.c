@@ -8,7 +8,6 @@
 #include <confdr/http.h>
 #include <confdr/log.h>
 #include <confdr/metrics.h>
-#include <confdr/zk.h>
 
 #include <errno.h>
 #include <inttypes.h>
