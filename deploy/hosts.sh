@@ -27,9 +27,21 @@ check_host() {
 }
 
 # link_create A B: the veth pair of A and B (A may be ops, B never is: PAIRS' order).
+# Both ends there: done. One end without the other is not this sandbox's pair
+# (one of ours loses both ends with its namespace, a moment later): another
+# sandbox of the same port base on this network stack, e.g. in another root
+# or container that shares it, holds it; taking its name would leave this
+# namespace without its end, so that is an error that names it.
 link_create() {
-	local a=$1 b=$2
-	link_exists "$a" "$b" && return 0
+	local a=$1 b=$2 end=$((SECONDS + 5))
+	while link_exists "$a" "$b" || link_exists "$b" "$a"; do
+		link_exists "$a" "$b" && link_exists "$b" "$a" && return 0
+		[ $SECONDS -lt $end ] && { sleep 0.2; continue; }
+		if link_exists "$a" "$b"; then
+			die "link $a-$b: $a has its end $(end_name "$a" "$b") but $(ns_name "$b") has no $(end_name "$b" "$a"): another sandbox with port base $BASE uses this network stack (another root or container sharing it?); stop it, or choose another CONFDR_PORT_BASE"
+		fi
+		die "link $a-$b: $(ns_name "$b") has its end $(end_name "$b" "$a") but $a has no $(end_name "$a" "$b"): another sandbox with port base $BASE uses this network stack (another root or container sharing it?); stop it, or choose another CONFDR_PORT_BASE"
+	done
 	ipn "$a" link add "$(end_name "$a" "$b")" type veth peer name "$(end_name "$b" "$a")" netns "$(ns_name "$b")" ||
 		die "cannot create the link $a-$b"
 }
