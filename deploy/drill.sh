@@ -769,9 +769,13 @@ partition_window() {
 		j+=($!)
 	done
 	while [ $((SECONDS - t0)) -lt $PARTITION_S ]; do sleep 1; done
+	# The cut ends when the heal begins: its first step (the zk-cut's rules
+	# gone) reconnects p1 before the command returns, and what p1 does then
+	# is no longer done while cut (a fresh-root run saw p1's pms re-elected
+	# and announcing before the heal command had returned).
+	HEAL_MS=$(now_ms)
 	# shellcheck disable=SC2086
 	"$SANDBOX" fault $2 >>"$WORK/partition.log" 2>&1 || fail_setup "sandbox.sh fault $2 failed"
-	HEAL_MS=$(now_ms)
 	say "  healed after $((SECONDS - t0)) s: $(tail -n 1 "$WORK/partition.log")"
 	wait "${j[@]}"
 	say "  the creates made during the partition: $(for p in "${PLATFORMS[@]}"; do
