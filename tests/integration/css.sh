@@ -80,7 +80,7 @@ mcus = no")" "$work/p1-pms.log"
 start pms "$(conf p2 pms "[pms]
 peer_grace = 5s")" "$work/p2-pms.log" # p2 up: its domains are its own css's
 css_conf=$(conf p1 css "[css]
-create_timeout = 1500ms
+create_timeout = 10s
 end_timeout = 2s
 expiry_tick = 200ms
 list_grace = 1s
