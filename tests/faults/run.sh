@@ -250,7 +250,13 @@ ensure_world() {
 
 TAKEOVER= # the daemon whose standby must take over (set by inject)
 FAULT_PID=0
-# signal_active DAEMON SIGNAL: to p1's active instance of DAEMON (the daemon itself, not its supervisor).
+FAULT_MS=0
+# signal_active DAEMON SIGNAL: to p1's active instance of DAEMON (the daemon
+# itself, not its supervisor); FAULT_MS: when, the takeover's start, not
+# the moment before its lookup (confdrctl status): in a fresh-root run the
+# STOP went out about 2 s after that moment (its line at 246 s, SIGCONT at
+# 254 s "after 10 s"), and stop-pms failed with a takeover of 9,055 ms
+# against 9,000.
 signal_active() {
 	local a name p inst epoch
 	a=$(active "$1") || true
@@ -258,6 +264,7 @@ signal_active() {
 	read -r inst epoch p _ <<<"$a"
 	name=$(sandbox_name "$inst")
 	[ "$(daemon_pid "$name")" = "$p" ] || { warn "$name's pid is not $p, as /live says"; return 1; }
+	FAULT_MS=$(now_ms)
 	kill "-$2" "$p"
 	say "  $2 to $name (pid $p, instance $inst, epoch $epoch)"
 	FAULT_PID=$p
@@ -380,13 +387,13 @@ inject() {
 	case $s in
 	kill-css | kill-rms | kill-pms)
 		TAKEOVER=${s#kill-}
-		t0=$(now_ms)
 		signal_active "$TAKEOVER" KILL || return 1
+		t0=$FAULT_MS
 		read -r TAKEOVER_MS TAKEOVER_BY < <(wait_takeover "$t0" "$TAKEOVER") ;;
 	stop-css | stop-rms | stop-pms)
 		TAKEOVER=${s#stop-}
-		t0=$(now_ms)
 		signal_active "$TAKEOVER" STOP || return 1
+		t0=$FAULT_MS
 		read -r TAKEOVER_MS TAKEOVER_BY < <(wait_takeover "$t0" "$TAKEOVER")
 		r=$((10000 - ($(now_ms) - t0)))
 		[ $r -gt 0 ] && sleep "$((r / 1000)).$(printf '%03d' $((r % 1000)))"
