@@ -21,7 +21,8 @@ struct cdr_redis {
 	int port;
 	int db;		       /* SELECTed on every connection when not 0 */
 	char *user, *password; /* AUTH first on every connection when password is set */
-	int hello;	       /* answers of AUTH and SELECT still awaited on this connection */
+	int hello;	       /* answers of AUTH, SELECT and PING still awaited on this connection */
+	bool loading;	       /* its PING answered LOADING: asked again (ping_timer) */
 	char *name;
 	unsigned connect_timeout_ms;
 	cdr_redis_state_fn on_state;
@@ -35,8 +36,13 @@ struct cdr_redis {
 	struct cdr_backoff backoff;
 	struct cdr_timer *retry_timer;
 	struct cdr_timer *connect_timer;
+	struct cdr_timer *ping_timer; /* the PING again while Redis loads its dataset */
 	struct cdr_redis_script *scripts;
 };
+
+/* How often a Redis that answers LOADING (restarted, reading its dataset
+ * from disk) is asked again whether it is done. */
+#define LOADING_PING_MS 200
 
 struct cdr_redis_script {
 	struct cdr_redis *r;
@@ -61,6 +67,7 @@ static void connect_now(void *arg);
 static void load_scripts(struct cdr_redis *r);
 static void on_selected(redisAsyncContext *ac, void *reply, void *privdata);
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata);
+static void on_ping(redisAsyncContext *ac, void *reply, void *privdata);
 
 static void set_state(struct cdr_redis *r, bool up, const char *why)
 {
@@ -86,6 +93,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	char why[256];
 
 	cdr_timer_stop(r->connect_timer);
+	cdr_timer_stop(r->ping_timer);
+	r->loading = false;
 	if (status != REDIS_OK) {
 		/* hiredis frees the context after this callback. */
 		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", r->host, r->port, ac->errstr);
@@ -97,8 +106,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
 	cdr_backoff_reset(&r->backoff);
 	/* A dead peer that sends no FIN is noticed by TCP keepalive. */
 	redisEnableKeepAlive((redisContext *)&ac->c);
-	/* AUTH, then SELECT, first on the connection (pipelined: Redis answers
-	 * in order); up once both are answered (hello_answer). */
+	/* AUTH, then SELECT, then PING, first on the connection (pipelined:
+	 * Redis answers in order); up once all are answered (hello_answer).
+	 * The PING waits out a Redis that has just started and is still
+	 * loading its dataset: it accepts AUTH and SELECT then, but answers
+	 * every read and write LOADING, and a write refused so is a write
+	 * lost to a caller that does not try it again. */
 	r->hello = 0;
 	if (r->password) {
 		const char *argv[] = { "AUTH", r->user ? r->user : r->password, r->password };
@@ -113,18 +126,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
 			goto unsent;
 		r->hello++;
 	}
-	/* Ahead of anything the owner sends once told we are up (scripts are
-	 * the server's, not the database's). */
-	load_scripts(r);
-	if (r->hello)
-		return;
-	snprintf(why, sizeof(why), "%s:%d", r->host, r->port);
-	set_state(r, true, why);
+	if (redisAsyncCommand(r->ac, on_ping, r, "PING") != REDIS_OK)
+		goto unsent;
+	r->hello++;
 	return;
 unsent:
 	/* Not from inside hiredis's connect callback: the timer drops it. */
-	snprintf(why, sizeof(why), "%s:%d: cannot send %s", r->host, r->port,
-		 r->hello || !r->password ? "SELECT" : "AUTH");
+	snprintf(why, sizeof(why), "%s:%d: cannot send the first commands (AUTH, SELECT, PING)", r->host, r->port);
 	set_state(r, false, why);
 	cdr_timer_start(r->connect_timer, 0, false);
 }
@@ -148,9 +156,51 @@ static void hello_answer(redisAsyncContext *ac, struct cdr_redis *r, const redis
 	}
 	if (r->hello <= 0 || --r->hello)
 		return;
-	snprintf(why, sizeof(why), "%s:%d db %d%s%s", r->host, r->port, r->db, r->password ? " as " : "",
-		 r->password ? (r->user ? r->user : "default") : "");
+	/* Ahead of anything the owner sends once told we are up (scripts are
+	 * the server's, not the database's). */
+	load_scripts(r);
+	snprintf(why, sizeof(why), "%s:%d db %d%s%s%s", r->host, r->port, r->db, r->password ? " as " : "",
+		 r->password ? (r->user ? r->user : "default") : "", r->loading ? ", its dataset loaded" : "");
+	r->loading = false;
 	set_state(r, true, why);
+}
+
+/* The PING of a new connection: LOADING is "not yet" (asked again), any
+ * other answer (PONG; an error such as NOPERM from an ACL without PING)
+ * is "ready". */
+static void on_ping(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct cdr_redis *r = privdata;
+	const redisReply *rep = reply;
+	static const redisReply pong = { .type = REDIS_REPLY_STATUS };
+
+	if (!rep || r->hello <= 0)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "LOADING", 7)) {
+		if (!r->loading)
+			cdr_notice("redis %s: %s:%d is loading its dataset (%s): not up until it is done; asked "
+				   "again every %d ms",
+				   r->name, r->host, r->port, rep->str, LOADING_PING_MS);
+		r->loading = true;
+		cdr_timer_start(r->ping_timer, LOADING_PING_MS, false);
+		return;
+	}
+	hello_answer(ac, r, &pong, "PING");
+}
+
+static void ping_again(void *arg)
+{
+	struct cdr_redis *r = arg;
+	char why[256];
+
+	if (!r->ac || r->hello <= 0 || r->closing)
+		return;
+	if (redisAsyncCommand(r->ac, on_ping, r, "PING") == REDIS_OK)
+		return;
+	snprintf(why, sizeof(why), "%s:%d: cannot send PING", r->host, r->port);
+	r->hello = -1;
+	set_state(r, false, why);
+	redisAsyncDisconnect(r->ac);
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
@@ -179,6 +229,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	/* hiredis frees the context after this callback (pending callbacks
 	 * have already been answered with a NULL reply). */
 	r->ac = NULL;
+	cdr_timer_stop(r->ping_timer);
 	if (r->closing || r->switching)
 		return;
 	snprintf(why, sizeof(why), "connection to %s:%d lost: %s", r->host, r->port,
@@ -264,7 +315,8 @@ int cdr_redis_new(struct cdr_loop *loop, const struct cdr_redis_opts *opts, stru
 	cdr_backoff_init(&r->backoff, opts->reconnect_min_ms ? opts->reconnect_min_ms : 200,
 			 opts->reconnect_max_ms ? opts->reconnect_max_ms : 10000);
 	if (!r->host || !r->name || cdr_timer_new(loop, connect_now, r, &r->retry_timer) < 0 ||
-	    cdr_timer_new(loop, on_connect_timeout, r, &r->connect_timer) < 0) {
+	    cdr_timer_new(loop, on_connect_timeout, r, &r->connect_timer) < 0 ||
+	    cdr_timer_new(loop, ping_again, r, &r->ping_timer) < 0) {
 		cdr_redis_free(r);
 		return -ENOMEM;
 	}
@@ -286,6 +338,7 @@ struct cdr_redis *cdr_redis_free(struct cdr_redis *r)
 	}
 	cdr_timer_free(r->retry_timer);
 	cdr_timer_free(r->connect_timer);
+	cdr_timer_free(r->ping_timer);
 	while (r->scripts) {
 		struct cdr_redis_script *s = r->scripts;
 
@@ -325,6 +378,7 @@ int cdr_redis_set_endpoint(struct cdr_redis *r, const char *host, int port, int 
 	cdr_backoff_reset(&r->backoff);
 	cdr_timer_stop(r->retry_timer);
 	cdr_timer_stop(r->connect_timer);
+	cdr_timer_stop(r->ping_timer);
 	if (r->ac) {
 		redisAsyncContext *ac = r->ac;
 

@@ -2,8 +2,9 @@
  * each answered once, MULTI/EXEC, the Lua script helper (also after SCRIPT
  * FLUSH), errors, a server restart survived by the same client, the replica
  * receiving what p1 wrote, switching endpoints, promoting the replica
- * (re-attached afterwards), and the database of the client's options selected
- * on every connection before any command (a refused one keeps it down).
+ * (re-attached afterwards), the database of the client's options selected
+ * on every connection before any command (a refused one keeps it down),
+ * and a Redis still loading its dataset after a restart waited out.
  *
  * It flushes scripts, resets statistics, stops p1's Redis and promotes its
  * replica: tests/ns.sh gives it a private p1 and replica (ctest does), and
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -360,6 +362,61 @@ static void test_restart_is_survived(void **state)
 	close_client(&c);
 }
 
+/* A Redis that has just started answers LOADING to reads and writes until
+ * it has read its dataset (it accepts AUTH and SELECT meanwhile): the client
+ * is not up before that, so the first command of the new connection is
+ * served, not refused. 500,000 keys in the AOF: about 1.4 s of loading on a
+ * 2-core machine, more than the client's 500 ms between tries. */
+#define LOAD_KEYS "500000"
+static void test_loading_waited_out(void **state)
+{
+	struct ctx c;
+	char cmd[1024];
+	pid_t pid;
+	int st;
+
+	open_client(&c, env("CONFDR_P1_REDIS"));
+	call(&c, "SET %s %s", "test:redis:loaded", "yes");
+	c.answered = c.failed = c.errors = 0;
+	c.expected = 1;
+	assert_int_equal(
+		cdr_redis_command(c.r, on_reply, &c, "EVAL %s 0 %s",
+				  "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'test:load:' .. i, 'v') end "
+				  "return 1",
+				  LOAD_KEYS),
+		0);
+	assert_true(run_until(&c, all_answered, 60000));
+	assert_int_equal(c.answered, 1);
+	sandbox("stop", "redis-p1");
+	assert_true(run_until(&c, is_down, 10000));
+	/* started in the background: sandbox.sh returns once Redis answers
+	 * PING, i.e. after the loading, and the client must meet it before */
+	snprintf(cmd, sizeof(cmd), "\"%s\" server start redis-p1 >/dev/null 2>&1", env("CONFDR_SANDBOX"));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	c.probe = "test:redis:loaded";
+	c.answered = c.failed = c.errors = 0;
+	c.expected = 1;
+	c.last[0] = '\0';
+	assert_true(run_until(&c, is_up, 60000));
+	assert_true(run_until(&c, all_answered, 5000));
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* the first command served, not refused LOADING */
+	if (c.errors)
+		fail_msg("the first command after the restart was refused: %s", c.last);
+	assert_string_equal(c.last, "yes");
+	/* ... because the loading was met, and waited out */
+	assert_non_null(strstr(c.why, "its dataset loaded"));
+	c.probe = NULL;
+	call(&c, "FLUSHDB", NULL, NULL);
+	close_client(&c);
+}
+
 static void test_replica_receives_writes(void **state)
 {
 	struct ctx p1, replica;
@@ -602,6 +659,7 @@ int main(void)
 		cmocka_unit_test(test_auth_refused),
 		cmocka_unit_test(test_database_selected_on_every_connection),
 		cmocka_unit_test(test_restart_is_survived),
+		cmocka_unit_test(test_loading_waited_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
