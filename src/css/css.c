@@ -150,6 +150,7 @@ void css_drop_view(struct css *s)
 	it = 0;
 	s->dbq.n = 0; /* emptied first: freeing a queued conference looks for it there */
 	s->restore_q.n = 0;
+	s->storeq.n = 0;
 	while (cdr_hmap_next(s->confs, &it, &k, &v)) {
 		struct conf *c = v;
 
@@ -162,6 +163,7 @@ void css_drop_view(struct css *s)
 	s->restoring = 0;
 	s->alloc_pending = false;
 	cdr_timer_stop(s->restore_timer);
+	cdr_timer_stop(s->store_timer);
 	cdr_timer_stop(s->db_timer);
 	json_decref(s->confirm.ids);
 	json_decref(s->release.ids);
@@ -371,6 +373,7 @@ static int css_init(struct cdr_daemon *d, void **server)
 	    cdr_timer_new(loop, css_publish_stats, s, &s->stats_timer) < 0 ||
 	    cdr_timer_new(loop, css_restore_kick, s, &s->restore_timer) < 0 ||
 	    cdr_timer_new(loop, css_audit_mcus, s, &s->audit_timer) < 0 ||
+	    cdr_timer_new(loop, css_store_retry, s, &s->store_timer) < 0 ||
 	    cdr_timer_new(loop, css_takeover_tick, s, &s->takeover_timer) < 0 ||
 	    cdr_timer_new(loop, css_home_tick, s, &s->home_timer) < 0 ||
 	    cdr_timer_new(loop, css_silence_tick, s, &s->silence_timer) < 0) {
@@ -471,10 +474,12 @@ static void css_free(void *server)
 	cdr_timer_free(s->stats_timer);
 	cdr_timer_free(s->restore_timer);
 	cdr_timer_free(s->audit_timer);
+	cdr_timer_free(s->store_timer);
 	cdr_timer_free(s->takeover_timer);
 	cdr_timer_free(s->home_timer);
 	cdr_timer_free(s->silence_timer);
 	free(s->restore_q.v);
+	free(s->storeq.v);
 	cdr_topology_free(s->topo);
 	free(s->plats);
 	free(s->rooms);

@@ -81,6 +81,7 @@ struct conf {
 	bool closing;	       /* ended: history being written, then the record goes */
 	bool db_queued;
 	bool restore_queued;   /* in s->restore_q */
+	bool store_queued;     /* in s->storeq: its record to be written again (store.c) */
 	bool lost_by_room;     /* pending because its room went abnormal (its MCU may still run it) */
 	int restore_tries;     /* allocations or re-creates that failed in a row */
 	unsigned store_waited; /* restores put off while its Redis was down (logged once) */
@@ -273,6 +274,7 @@ struct css {
 	uint64_t conf_serial; /* the last conf->serial given */
 
 	struct confvec restore_q; /* pending restore, waiting for an allocation or a slot in the window */
+	struct confvec storeq;	  /* records whose background write failed for a passing reason */
 	size_t restoring;	  /* re-creates in flight (at most [css] restore_window) */
 	bool alloc_pending;	  /* one bulk allocation at a time */
 
@@ -280,7 +282,7 @@ struct css {
 	char *templates_txt;
 
 	struct cdr_timer *pms_timer, *expiry_timer, *flush_timer, *tpl_timer, *db_timer, *stats_timer, *restore_timer,
-		*audit_timer;
+		*audit_timer, *store_timer;
 	bool audit_pending;
 	int64_t audit_epoch; /* the rms epoch of the last inventory audited (restore.c), 0 before */
 
@@ -420,7 +422,13 @@ const char *css_redis_err(int status, const redisReply *reply);
 bool css_store_refused(int status, const redisReply *reply);
 /* Writes of a create's running state before it is given up (0.5, 1, 2, 4, 4 s apart). */
 #define CREATE_STORE_TRIES 6
+/* Writes c without waiting; a write that fails for a passing reason (Redis
+ * down, restarted, the connection reset) is made again, the record as it is
+ * then, until it is stored, c is gone, or it is not this css's to write. */
 void css_store_bg(struct css *s, struct conf *c);
+void css_store_retry(void *arg);
+/* The Redis that holds c's record is connected. */
+bool css_store_connected(struct css *s, const struct conf *c);
 void css_conf_gone(struct css *s, struct conf *c);
 bool css_serving(struct css *s, const char *platform);
 bool css_acts_for(struct css *s, const struct conf *c);

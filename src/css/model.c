@@ -160,6 +160,8 @@ void css_conf_free(struct css *s, struct conf *c)
 		css_confvec_remove(&s->dbq, c);
 	if (c->restore_queued)
 		css_confvec_remove(&s->restore_q, c);
+	if (c->store_queued)
+		css_confvec_remove(&s->storeq, c);
 	if (cdr_hmap_get(s->confs, c->e164) == c)
 		cdr_hmap_del(s->confs, c->e164);
 	group_leave_ud(s, c);

@@ -5,12 +5,9 @@
  * inventory audit finds MCUs lost while no notice came. */
 #include "css_int.h"
 
-/* The Redis that holds c's record is connected. */
 static bool store_up(struct css *s, const struct conf *c)
 {
-	struct cdr_redis *r = css_redis_of(s, c->home && *c->home ? c->home : s->platform);
-
-	return r && cdr_redis_connected(r);
+	return css_store_connected(s, c);
 }
 
 void css_restore_queue(struct css *s, struct conf *c)

@@ -230,24 +230,103 @@ const char *css_redis_err(int status, const redisReply *reply)
 	return strerror(-status);
 }
 
-static void on_stored_bg(int status, const redisReply *reply, void *arg)
+bool css_store_connected(struct css *s, const struct conf *c)
 {
-	char *e164 = arg;
+	struct cdr_redis *r = css_redis_of(s, c->home && *c->home ? c->home : s->platform);
 
-	if (status < 0 && status != -ECANCELED)
-		cdr_warn("conference %s: change not stored in Redis: %s", e164, css_redis_err(status, reply));
-	free(e164);
+	return r && cdr_redis_connected(r);
 }
 
-/* Writes c without waiting (a failure is logged). */
+/* A background write in flight: the conference is found again by E164 and
+ * serial, in the same view (gen). */
+struct bg_write {
+	struct css *s;
+	uint64_t gen, serial;
+	char e164[sizeof(((struct conf *)0)->e164)];
+};
+
+#define STORE_AGAIN_MS 500
+
+static void store_again(struct css *s, struct conf *c)
+{
+	if (c->store_queued)
+		return;
+	if (css_confvec_push(&s->storeq, c) < 0) {
+		cdr_err("conference %s: its record is not written again: out of memory", c->e164);
+		return;
+	}
+	c->store_queued = true;
+	if (!cdr_timer_pending(s->store_timer))
+		cdr_timer_start(s->store_timer, STORE_AGAIN_MS, false);
+}
+
+static void on_stored_bg(int status, const redisReply *reply, void *arg)
+{
+	struct bg_write *w = arg;
+	struct css *s = w->s;
+	struct conf *c = NULL;
+	bool again;
+
+	/* -ECANCELED: the client is being freed (css stopping): s is not touched */
+	if (status < 0 && status != -ECANCELED) {
+		again = !css_store_refused(status, reply) && w->gen == s->gen &&
+			(c = cdr_hmap_get(s->confs, w->e164)) && c->serial == w->serial;
+		cdr_warn("conference %s: change not stored in Redis: %s%s", w->e164, css_redis_err(status, reply),
+			 again ? "; written again once its Redis is up" : "");
+		if (again)
+			store_again(s, c);
+	}
+	free(w);
+}
+
 void css_store_bg(struct css *s, struct conf *c)
 {
-	char *e164 = strdup(c->e164);
+	struct bg_write *w = malloc(sizeof(*w));
+	int r;
 
-	if (e164 && css_store_put(s, c, NULL, NULL, on_stored_bg, e164) < 0) {
-		cdr_warn("conference %s: change not stored in Redis (not connected)", c->e164);
-		free(e164);
+	if (!w) {
+		cdr_err("conference %s: change not stored in Redis: out of memory", c->e164);
+		return;
 	}
+	*w = (struct bg_write){ .s = s, .gen = s->gen, .serial = c->serial };
+	snprintf(w->e164, sizeof(w->e164), "%s", c->e164);
+	if ((r = css_store_put(s, c, NULL, NULL, on_stored_bg, w)) < 0) {
+		free(w);
+		if (r == -EPERM) {
+			cdr_warn("conference %s: change not stored in Redis: not this css's to write now", c->e164);
+			return;
+		}
+		cdr_warn("conference %s: change not stored in Redis (%s); written again once it is up", c->e164,
+			 strerror(-r));
+		store_again(s, c);
+	}
+}
+
+/* The records whose write failed, written again: those whose Redis is
+ * up now (the others wait for the next round, without a line each). */
+void css_store_retry(void *arg)
+{
+	struct css *s = arg;
+	struct confvec q = s->storeq;
+	size_t sent = 0;
+
+	s->storeq = (struct confvec){ 0 };
+	for (size_t i = 0; i < q.n; i++)
+		q.v[i]->store_queued = false;
+	for (size_t i = 0; i < q.n; i++) {
+		struct conf *c = q.v[i];
+
+		if (!css_store_connected(s, c)) {
+			store_again(s, c);
+			continue;
+		}
+		css_store_bg(s, c);
+		sent++;
+	}
+	if (sent)
+		cdr_notice("%zu conference records written to Redis again (%zu wait for their Redis)", sent,
+			   s->storeq.n);
+	free(q.v);
 }
 
 /* The record is gone from Redis and memory (history written). */
