@@ -5,11 +5,6 @@
  * inventory audit finds MCUs lost while no notice came. */
 #include "css_int.h"
 
-static bool store_up(struct css *s, const struct conf *c)
-{
-	return css_store_connected(s, c);
-}
-
 void css_restore_queue(struct css *s, struct conf *c)
 {
 	if (c->restore_queued)
@@ -72,7 +67,7 @@ void css_restore_done(struct op *op)
 	struct css *s = op->s;
 	struct conf *c = op->c;
 
-	if (!store_up(s, c)) {
+	if (!css_store_connected(s, c)) {
 		/* its Redis went away during the re-create: the new copy could
 		 * not be recorded and must not run; restored again later */
 		css_end_on_host(s, c->host, c->e164, nz(c->mcu), c->mcu_key, "not_stored");
@@ -257,7 +252,7 @@ void css_restore_kick(void *arg)
 			c->restore_queued = false;
 			continue;
 		}
-		if (c->restore_after <= now && !store_up(s, c)) {
+		if (c->restore_after <= now && !css_store_connected(s, c)) {
 			/* a copy that could not be recorded must not run (a
 			 * takeover would run it a second time): not now */
 			c->restore_after = now + s->conf.restore_retry_ms;
